@@ -1,0 +1,124 @@
+"""The error tree of the sync core.
+
+One root, ``CoreError``; one sub-root per subsystem.  The text of every error is
+written for the person who sees it; the facts (key, path, line, expected and
+got) are attributes as well, so callers need not parse messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CoreError(Exception):
+    """Root of every error the core raises on purpose."""
+
+
+# --- repository layer ---------------------------------------------------------
+
+
+class RepoError(CoreError):
+    """Something about a repository or its content."""
+
+
+class NotARepository(RepoError):
+    def __init__(self, path: Path | str, why: str = "not a git repository") -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = Path(path)
+
+
+class UnsupportedRepository(RepoError):
+    """A repository we can read at most, and must not write (spec 13.9)."""
+
+    def __init__(self, path: Path | str, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = Path(path)
+        self.why = why
+
+
+class BadKey(RepoError):
+    """A key string that git-annex would not accept, or that is unsafe as a path."""
+
+    def __init__(self, text: str, why: str) -> None:
+        shown = text if len(text) <= 120 else text[:117] + "..."
+        super().__init__(f"bad key {shown!r}: {why}")
+        self.text = text
+        self.why = why
+
+
+class LogLineError(RepoError):
+    """A line of a git-annex branch log we cannot accept where it must be valid."""
+
+    def __init__(self, file: str, lineno: int, line: bytes, why: str) -> None:
+        super().__init__(f"{file} line {lineno}: {why}: {line[:80]!r}")
+        self.file = file
+        self.lineno = lineno
+        self.line = line
+        self.why = why
+
+
+class ContentVerifyError(RepoError):
+    """Content whose hash or size does not match its key; it was not stored."""
+
+    def __init__(self, key: str, expected: str, got: str) -> None:
+        super().__init__(f"content of {key} did not verify: expected {expected}, got {got}")
+        self.key = key
+        self.expected = expected
+        self.got = got
+
+
+class ContentMissing(RepoError):
+    def __init__(self, key: str, where: str) -> None:
+        super().__init__(f"{key}: content not present in {where}")
+        self.key = key
+        self.where = where
+
+
+class DiskReserveError(RepoError):
+    def __init__(self, path: Path, needed: int, free: int, reserve: int) -> None:
+        super().__init__(
+            f"not enough free space in {path}: need {needed} bytes plus "
+            f"annex.diskreserve {reserve}, have {free}"
+        )
+        self.needed = needed
+        self.free = free
+        self.reserve = reserve
+
+
+class DropRefused(RepoError):
+    """A drop that would go below numcopies/mincopies or break required content."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"not dropping {key}: {why}")
+        self.key = key
+        self.why = why
+
+
+class ExpressionError(RepoError):
+    """A preferred-content or largefiles expression we cannot parse."""
+
+    def __init__(self, expression: str, why: str) -> None:
+        super().__init__(f"bad expression {expression!r}: {why}")
+        self.expression = expression
+        self.why = why
+
+
+class MergeConflict(RepoError):
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__("merge conflict not resolved in: " + ", ".join(paths))
+        self.paths = paths
+
+
+# --- remotes ------------------------------------------------------------------
+
+
+class RemoteError(CoreError):
+    """A remote could not be reached or refused a request."""
+
+
+class RemoteUnavailable(RemoteError):
+    """Could not reach the remote (as opposed to: the remote said no)."""
+
+
+class RemoteRefused(RemoteError):
+    """The remote answered, and the answer was no."""
