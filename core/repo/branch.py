@@ -1,0 +1,609 @@
+"""The git-annex branch over dulwich: journal, commits, union merges.
+
+Spec: repository-format.md 4.2 (creation), 6.1 (journal), 6.4 (the commit
+rule), 7.1-7.4 (merging), 13.9 (what we refuse to write).
+
+Theory of operation
+-------------------
+A branch file is read from the journal (``<gitdir>/annex/journal/``) when a
+journal file exists, else from ``refs/heads/git-annex`` (6.1).  Every change
+happens in a *transaction* holding an exclusive POSIX ``fcntl`` lock on
+``<gitdir>/annex/journal.lck`` -- the lock git-annex takes -- so a
+read-modify-write never interleaves with git-annex's.  Changes collect in
+memory; when the transaction ends they either go to journal files (written
+to ``othertmp/`` then renamed, method A of 6.4), or, when the transaction was
+opened with ``commit=...``, straight into a branch commit (method B) without
+touching the journal at all: that is what makes adding many files cheap.
+
+Committing (method B of 6.4), always under the lock: tree = tip tree + every
+journal file + our pending changes, parent = tip, ref moved with
+compare-and-swap, then exactly the journal files staged are deleted.  There is
+no other way in this module to move ``refs/heads/git-annex``: committing
+behind the journal's back loses lines (6.4, pitfall 1).
+
+Merging (7.1, 7.2): every ref whose last component is ``git-annex`` and which
+is not already contained in the tip is union-merged, after the journal is
+committed (git-annex stages its journal before merging, for the same reason).
+
+Locks: ``fcntl`` locks belong to the process and vanish when any descriptor of
+the file is closed, and they do not exclude threads.  So one ``_JournalLock``
+per lock file per process, with a thread lock and a depth count; a nested
+transaction in the same thread joins the outer one.
+
+No hooks run: commits are built as objects and the ref is set directly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from dulwich.graph import can_fast_forward
+from dulwich.objects import Blob, Commit, ShaFile, Tree
+from dulwich.repo import Repo
+
+from core.errors import UnsupportedRepository
+from core.repo.logs import union_blob
+
+logger = logging.getLogger(__name__)
+
+BRANCH = b"refs/heads/git-annex"
+ORIGIN_BRANCH = b"refs/remotes/origin/git-annex"
+EMPTY_TREE = b"4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+FILE_MODE = 0o100644
+DIR_MODE = 0o040000
+PACK_THRESHOLD = 64  # more new objects than this go into one pack, not loose files
+
+Change = Callable[[bytes | None], bytes | None]
+
+
+# --- journal file names (6.1) -------------------------------------------------
+
+
+def journal_name(path: str) -> str:
+    """``e7d/d01/K.log`` -> ``e7d_d01_K.log``; ``_`` is doubled first."""
+    return path.replace("_", "__").replace("/", "_")
+
+
+def journal_path(name: str) -> str:
+    """Reverse of ``journal_name``: ``__`` -> ``_``, a single ``_`` -> ``/``."""
+    out: list[str] = []
+    i = 0
+    while i < len(name):
+        if name.startswith("__", i):
+            out.append("_")
+            i += 2
+        else:
+            out.append("/" if name[i] == "_" else name[i])
+            i += 1
+    return "".join(out)
+
+
+def complete_lines(data: bytes) -> bytes:
+    """Drop an incomplete last line (a journal file being written, 6.1)."""
+    if not data or data.endswith(b"\n"):
+        return data
+    return data[: data.rfind(b"\n") + 1]
+
+
+# --- the journal lock ---------------------------------------------------------
+
+
+class _JournalLock:
+    """One per lock file per process: thread lock + fcntl lock + depth."""
+
+    _registry: ClassVar[dict[str, _JournalLock]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.thread_lock = threading.RLock()
+        self.depth = 0
+        self.fd = -1
+
+    @classmethod
+    def for_path(cls, path: Path) -> _JournalLock:
+        key = os.path.abspath(path)
+        with cls._registry_lock:
+            return cls._registry.setdefault(key, cls(path))
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self.thread_lock:
+            if self.depth == 0:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.lockf(self.fd, fcntl.LOCK_EX)
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+                if self.depth == 0:
+                    os.close(self.fd)  # closing releases the fcntl lock
+                    self.fd = -1
+
+
+# --- transactions -------------------------------------------------------------
+
+
+@dataclass
+class Transaction:
+    """Changes made under one hold of the journal lock; see ``AnnexBranch.transaction``."""
+
+    branch: AnnexBranch
+    commit_message: str | None
+    pending: dict[str, bytes] = field(default_factory=dict)
+
+    def read(self, path: str) -> bytes | None:
+        if path in self.pending:
+            return self.pending[path]
+        return self.branch._read_unlocked(path)
+
+    def change(self, path: str, fn: Change) -> None:
+        """Apply ``fn`` to the current content; ``fn`` returning None changes nothing."""
+        new = fn(self.read(path))
+        if new is not None:
+            self.pending[path] = new
+
+
+# --- the branch ---------------------------------------------------------------
+
+
+class AnnexBranch:
+    def __init__(self, repo: Repo, gitdir: Path) -> None:
+        self.repo = repo
+        self.gitdir = Path(gitdir)
+        self.annexdir = self.gitdir / "annex"
+        self.journal = self.annexdir / "journal"
+        self._lock = _JournalLock.for_path(self.annexdir / "journal.lck")
+        self._local = threading.local()
+        self._tree_cache: dict[bytes, Tree] = {}
+
+    # --- reading --------------------------------------------------------------
+
+    def tip(self) -> bytes | None:
+        try:
+            return bytes(self.repo.refs[BRANCH])
+        except KeyError:
+            return None
+
+    def read(self, path: str) -> bytes | None:
+        """Journal file if present (complete lines only), else the branch blob (6.1)."""
+        tx = self._current()
+        if tx is not None:
+            return tx.read(path)
+        return self._read_unlocked(path)
+
+    def _read_unlocked(self, path: str) -> bytes | None:
+        try:
+            with open(self.journal / journal_name(path), "rb") as f:
+                return complete_lines(f.read())
+        except FileNotFoundError:
+            pass
+        tip = self.tip()
+        if tip is None:
+            return None
+        return self.read_tree_file(self._commit_tree(tip), path)
+
+    def read_tree_file(self, tree_id: bytes, path: str) -> bytes | None:
+        """The blob at ``path`` in a tree, or None."""
+        sha = tree_id
+        for part in path.encode().split(b"/"):
+            tree = self._tree(sha)
+            if tree is None or part not in tree:
+                return None
+            _mode, sha = tree[part]
+        obj = self.repo.object_store[sha]
+        return obj.data if isinstance(obj, Blob) else None
+
+    def journal_files(self) -> dict[str, bytes]:
+        """branch path -> content of every journal file (complete lines)."""
+        out: dict[str, bytes] = {}
+        try:
+            names = os.listdir(self.journal)
+        except FileNotFoundError:
+            return out
+        for name in names:
+            try:
+                with open(self.journal / name, "rb") as f:
+                    out[journal_path(name)] = complete_lines(f.read())
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+        return out
+
+    def _tree(self, sha: bytes) -> Tree | None:
+        tree = self._tree_cache.get(sha)
+        if tree is None:
+            obj = self.repo.object_store[sha]
+            if not isinstance(obj, Tree):
+                return None
+            if len(self._tree_cache) > 4096:
+                self._tree_cache.clear()
+            tree = self._tree_cache[sha] = obj
+        return tree
+
+    def _commit_tree(self, commit_id: bytes) -> bytes:
+        obj = self.repo.object_store[commit_id]
+        assert isinstance(obj, Commit)
+        return bytes(obj.tree)
+
+    # --- changing -------------------------------------------------------------
+
+    def _current(self) -> Transaction | None:
+        tx: Transaction | None = getattr(self._local, "tx", None)
+        return tx
+
+    @contextmanager
+    def transaction(self, commit: str | None = None) -> Iterator[Transaction]:
+        """Hold the journal lock; batch changes; flush them once at the end.
+
+        With ``commit=None`` the changes go to journal files (6.4 A).  With a
+        message they are committed together with the journal (6.4 B) and no
+        journal file is written.  On an exception, changes made so far still go
+        to the journal (each is a complete fact).  A nested transaction in the
+        same thread joins the outer one.
+        """
+        outer = self._current()
+        if outer is not None:
+            yield outer
+            return
+        with self._lock.held():
+            tx = Transaction(self, commit)
+            self._local.tx = tx
+            try:
+                yield tx
+            except BaseException:
+                self._write_journal(tx.pending)
+                raise
+            finally:
+                self._local.tx = None
+            if commit is None:
+                self._write_journal(tx.pending)
+            else:
+                self._commit_locked(commit, tx.pending)
+
+    def change(self, path: str, fn: Change) -> None:
+        """Read journal-or-branch, apply ``fn`` (None = no change), write the journal."""
+        with self.transaction() as tx:
+            tx.change(path, fn)
+
+    def change_many(self, changes: dict[str, Change], commit: str | None = None) -> None:
+        with self.transaction(commit) as tx:
+            for path, fn in changes.items():
+                tx.change(path, fn)
+
+    def _write_journal(self, pending: dict[str, bytes]) -> None:
+        if not pending:
+            return
+        tmpdir = self.annexdir / "othertmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        self.journal.mkdir(parents=True, exist_ok=True)
+        for path, data in pending.items():
+            fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="journal.")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.journal / journal_name(path))
+
+    # --- committing (6.4 B) ---------------------------------------------------
+
+    def commit(self, message: str = "update") -> bytes | None:
+        """Commit every journal file; return the new commit, or None if nothing changed."""
+        with self._lock.held():
+            return self._commit_locked(message, {})
+
+    def _commit_locked(self, message: str, extra: dict[str, bytes]) -> bytes | None:
+        journal = self.journal_files()
+        files = {**journal, **extra}
+        tip = self.tip()
+        if tip is None:
+            tip = self._create_locked()
+        base = self._commit_tree(tip)
+        objects: list[ShaFile] = []
+        tree = self._build_tree(base, files, objects)
+        new: bytes | None = None
+        if tree != base:
+            new = self._make_commit(tree, [tip], message, objects)
+            self._add_objects(objects)
+            self._move_ref(tip, new, message)
+        for path in journal:
+            with _ignore_missing():
+                os.unlink(self.journal / journal_name(path))
+        return new
+
+    def _move_ref(self, old: bytes, new: bytes, message: str) -> None:
+        """Compare-and-swap; if the branch moved, union-merge our commit into it."""
+        while not self.repo.refs.set_if_equals(BRANCH, old, new):
+            moved = self.tip()
+            assert moved is not None
+            logger.info("git-annex branch moved during commit; merging")
+            objects: list[ShaFile] = []
+            tree = self._union_trees(self._commit_tree(moved), self._commit_tree(new), objects)
+            text = f"{message} (recovery from race)"
+            new = self._make_commit(tree, [moved, new], text, objects)
+            self._add_objects(objects)
+            old = moved
+
+    # --- trees, commits, objects ----------------------------------------------
+
+    def _build_tree(self, base: bytes | None, files: dict[str, bytes], out: list[ShaFile]) -> bytes:
+        """``base`` with every path in ``files`` replaced; new objects go to ``out``."""
+        nested: dict[bytes, dict[str, bytes]] = {}
+        leaves: dict[bytes, bytes] = {}
+        for path, data in files.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                nested.setdefault(head.encode(), {})[rest] = data
+            else:
+                leaves[head.encode()] = data
+        old = self._tree(base) if base else None
+        tree = Tree()
+        if old is not None:
+            for entry in old.iteritems():
+                tree.add(entry.path, entry.mode, entry.sha)
+        for name, data in leaves.items():
+            blob = Blob.from_string(data)
+            out.append(blob)
+            tree.add(name, FILE_MODE, blob.id)
+        for name, sub in nested.items():
+            sub_base = tree[name][1] if name in tree and tree[name][0] == DIR_MODE else None
+            tree.add(name, DIR_MODE, self._build_tree(sub_base, sub, out))
+        return self._keep(tree, out)
+
+    def _keep(self, tree: Tree, out: list[ShaFile]) -> bytes:
+        sha = bytes(tree.id)
+        self._tree_cache[sha] = tree
+        out.append(tree)
+        return sha
+
+    def _union_trees(self, local: bytes, incoming: bytes, out: list[ShaFile]) -> bytes:
+        """7.2 applied path by path; merges never delete."""
+        if local == incoming:
+            return local
+        a, b = self._tree(local), self._tree(incoming)
+        assert a is not None and b is not None
+        tree = Tree()
+        for entry in a.iteritems():
+            tree.add(entry.path, entry.mode, entry.sha)
+        for entry in b.iteritems():
+            if entry.path not in a:
+                tree.add(entry.path, entry.mode, entry.sha)
+                continue
+            mode, sha = a[entry.path]
+            if sha == entry.sha:
+                continue
+            tree.add(entry.path, mode, self._union_entry(mode, sha, entry.mode, entry.sha, out))
+        if tree.id == local:
+            return local
+        return self._keep(tree, out)
+
+    def _union_entry(
+        self, mode: int, sha: bytes, in_mode: int, in_sha: bytes, out: list[ShaFile]
+    ) -> bytes:
+        if mode == DIR_MODE and in_mode == DIR_MODE:
+            return self._union_trees(sha, in_sha, out)
+        if mode == DIR_MODE or in_mode == DIR_MODE:
+            return sha  # a file against a directory: keep ours, nothing to union
+        local = self.repo.object_store[sha]
+        incoming = self.repo.object_store[in_sha]
+        assert isinstance(local, Blob) and isinstance(incoming, Blob)
+        local_data, incoming_data = local.data, incoming.data
+        merged = union_blob(local_data, incoming_data)
+        if merged is incoming_data:
+            return in_sha
+        if merged is local_data:
+            return sha
+        blob = Blob.from_string(merged)
+        out.append(blob)
+        return bytes(blob.id)
+
+    def _make_commit(
+        self, tree: bytes, parents: list[bytes], message: str, out: list[ShaFile]
+    ) -> bytes:
+        ident = self._identity()
+        now = int(time.time())
+        tz = time.localtime(now).tm_gmtoff
+        c = Commit()
+        c.tree = tree
+        c.parents = parents
+        c.author = c.committer = ident
+        c.author_time = c.commit_time = now
+        c.author_timezone = c.commit_timezone = tz
+        c.encoding = None
+        c.message = message.encode() + b"\n"
+        out.append(c)
+        return bytes(c.id)
+
+    def _identity(self) -> bytes:
+        config = self.repo.get_config_stack()
+        name = _config_get(config, b"user", b"name") or os.environ.get("GIT_COMMITTER_NAME")
+        email = _config_get(config, b"user", b"email") or os.environ.get("GIT_COMMITTER_EMAIL")
+        user = getpass.getuser()
+        name = name or user
+        email = email or f"{user}@{socket.gethostname()}"
+        return f"{name} <{email}>".encode()
+
+    def _add_objects(self, objects: list[ShaFile]) -> None:
+        store = self.repo.object_store
+        fresh = {bytes(o.id): o for o in objects}
+        new = [o for sha, o in fresh.items() if sha not in store]
+        if len(new) > PACK_THRESHOLD:
+            store.add_objects([(o, None) for o in new])
+        else:
+            for o in new:
+                store.add_object(o)
+
+    # --- creation (4.2) -------------------------------------------------------
+
+    def create(self) -> bytes:
+        """Make refs/heads/git-annex if missing: from origin's, else a root commit."""
+        with self._lock.held():
+            tip = self.tip()
+            return tip if tip is not None else self._create_locked()
+
+    def _create_locked(self) -> bytes:
+        try:
+            origin: bytes | None = bytes(self.repo.refs[ORIGIN_BRANCH])
+        except KeyError:
+            origin = None
+        if origin is not None:
+            new = origin
+        else:
+            objects: list[ShaFile] = [Tree()]
+            new = self._make_commit(EMPTY_TREE, [], "branch created", objects)
+            self._add_objects(objects)
+        if not self.repo.refs.set_if_equals(BRANCH, None, new):
+            tip = self.tip()
+            assert tip is not None
+            return tip
+        return new
+
+    # --- merging (7.1-7.4) ----------------------------------------------------
+
+    def merge_refs(self) -> list[bytes]:
+        """Union-merge every ``*/git-annex`` ref not yet in the tip; return their names.
+
+        Raises:
+            UnsupportedRepository: an incoming ref's transitions.log or
+                difference.log differs from ours (7.4).
+        """
+        with self._lock.held():
+            candidates = self._unmerged_refs()
+            if not candidates:
+                return []
+            if self.journal_files():
+                self._commit_locked("update", {})
+            tip = self.tip()
+            if tip is None:
+                tip = self._create_locked()
+            todo = [(r, s) for r, s in candidates if not self._contains(tip, s)]
+            for ref, sha in todo:
+                self._check_compatible(tip, sha, ref)
+            if todo:
+                self._merge_into(tip, todo)
+            self._record_merged(candidates)
+            return [r for r, _ in todo]
+
+    def _unmerged_refs(self) -> list[tuple[bytes, bytes]]:
+        done = self._merged_record()
+        out = []
+        for ref in sorted(self.repo.refs.allkeys()):
+            if ref == BRANCH or not ref.endswith(b"/git-annex"):
+                continue
+            try:
+                sha = bytes(self.repo.refs[ref])
+            except KeyError:
+                continue
+            if (sha, ref) not in done:
+                out.append((ref, sha))
+        return out
+
+    def _contains(self, tip: bytes, sha: bytes) -> bool:
+        return sha == tip or bool(can_fast_forward(self.repo, sha, tip))
+
+    def _check_compatible(self, tip: bytes, sha: bytes, ref: bytes) -> None:
+        mine, theirs = self._commit_tree(tip), self._commit_tree(sha)
+        for name in ("transitions.log", "difference.log"):
+            if self.read_tree_file(mine, name) != self.read_tree_file(theirs, name):
+                raise UnsupportedRepository(
+                    self.gitdir,
+                    f"{ref.decode(errors='replace')} has a different {name}; "
+                    "run `git annex sync` with git-annex to merge it",
+                )
+
+    def _merge_into(self, tip: bytes, todo: list[tuple[bytes, bytes]]) -> None:
+        shas = list(dict.fromkeys(s for _, s in todo))
+        if len(shas) == 1 and self._contains(shas[0], tip):
+            if self.repo.refs.set_if_equals(BRANCH, tip, shas[0]):
+                return
+        objects: list[ShaFile] = []
+        tree = self._commit_tree(tip)
+        for sha in shas:
+            tree = self._union_trees(tree, self._commit_tree(sha), objects)
+        names = " ".join(_short_ref(r) for r, _ in todo)
+        message = f"merging {names} into git-annex"
+        new = self._make_commit(tree, [tip, *shas], message, objects)
+        self._add_objects(objects)
+        self._move_ref(tip, new, message)
+
+    def _merged_record(self) -> set[tuple[bytes, bytes]]:
+        try:
+            data = (self.annexdir / "mergedrefs").read_bytes()
+        except FileNotFoundError:
+            return set()
+        out = set()
+        for line in data.splitlines():
+            sha, tab, ref = line.partition(b"\t")
+            if tab:
+                out.add((sha, ref))
+        return out
+
+    def _record_merged(self, refs: list[tuple[bytes, bytes]]) -> None:
+        """Add to ``mergedrefs`` (git-annex's ``SHA<TAB>REF`` format, 6.2)."""
+        lines = {f"{s.decode()}\t{r.decode()}" for s, r in self._merged_record()}
+        lines |= {f"{s.decode()}\t{r.decode()}" for r, s in refs}
+        tmpdir = self.annexdir / "othertmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="mergedrefs.")
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(line + "\n" for line in sorted(lines)))
+        os.replace(tmp, self.annexdir / "mergedrefs")
+
+    # --- refusing to write (6.1, 13.9) ----------------------------------------
+
+    def check_writable(self) -> None:
+        """Raises UnsupportedRepository where our writes could damage the repository."""
+        for name in ("difference.log", "transitions.log"):
+            if self.read(name):
+                raise UnsupportedRepository(
+                    self.gitdir, f"the git-annex branch has {name}; we do not write such repositories"
+                )
+        config = self.repo.get_config()
+        if _config_true(config, (b"annex",), b"private"):
+            raise UnsupportedRepository(self.gitdir, "annex.private is set")
+        for section in config.sections():
+            if section[:1] == (b"remote",) and _config_true(config, section, b"annex-private"):
+                raise UnsupportedRepository(self.gitdir, "a remote has annex-private set")
+
+
+def _short_ref(ref: bytes) -> str:
+    text = ref.decode(errors="replace")
+    for prefix in ("refs/heads/", "refs/remotes/", "refs/"):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text
+
+
+def _config_get(config: object, section: bytes, name: bytes) -> str | None:
+    try:
+        value = config.get((section,), name)  # type: ignore[attr-defined]
+    except KeyError:
+        return None
+    return value.decode() if isinstance(value, bytes) else None
+
+
+def _config_true(config: object, section: tuple[bytes, ...], name: bytes) -> bool:
+    try:
+        value = config.get(section, name)  # type: ignore[attr-defined]
+    except KeyError:
+        return False
+    return isinstance(value, bytes) and value.strip().lower() in (b"true", b"yes", b"on", b"1")
+
+
+@contextmanager
+def _ignore_missing() -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,335 @@
+"""The annex object store: where content lives under its key.
+
+Spec: repository-format.md section 2.
+
+Layout: ``<gitdir>/annex/objects/<hashdir>/<keyFile>/<keyFile>``, with mixed
+hash directories in non-bare repositories and lower ones in bare repositories;
+readers try both.  A stored object is 0444 inside a 0555 directory.
+
+Rules kept here and nowhere else:
+
+* Content received from elsewhere is written to ``annex/tmp/<keyFile>``,
+  hashed while it streams, and renamed under its key only when hash and size
+  match the key (``Incoming``).  A partial temporary file is kept for resume.
+* Content added from the work tree was hashed by the adder, so ``ingest`` only
+  moves, copies or hard-links it into place.
+* Every path that receives content checks annex.diskreserve first.
+* Locks are POSIX ``fcntl`` record locks (``lockf``) on ``<object>.lck``, the
+  lock family git-annex uses; ``flock`` would not exclude it (spec 2.4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from core.errors import ContentMissing, ContentVerifyError, DiskReserveError, RepoError
+from core.repo.key import Hasher, Key
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+DEFAULT_DISK_RESERVE = 1_000_000  # git-annex's default annex.diskreserve: one megabyte
+
+
+class ContentLocked(RepoError):
+    def __init__(self, key: Key) -> None:
+        super().__init__(f"{key}: content is locked by another process")
+        self.key = key
+
+
+class ObjectStore:
+    def __init__(
+        self,
+        gitdir: Path,
+        bare: bool,
+        hash_lower: bool = False,
+        disk_reserve: int = DEFAULT_DISK_RESERVE,
+    ) -> None:
+        self.gitdir = gitdir
+        self.root = gitdir / "annex" / "objects"
+        self.tmp = gitdir / "annex" / "tmp"
+        self.lower_first = bare or hash_lower
+        self.disk_reserve = disk_reserve
+
+    # --- paths ----------------------------------------------------------------
+
+    def relpath(self, key: Key) -> str:
+        """Canonical object path relative to the git dir (spec 2.1, 2.3)."""
+        hashdir = key.hashdir_lower() if self.lower_first else key.hashdir_mixed()
+        kf = key.file_name()
+        return f"annex/objects/{hashdir}/{kf}/{kf}"
+
+    def path(self, key: Key) -> Path:
+        return self.gitdir / self.relpath(key)
+
+    def _candidates(self, key: Key) -> list[Path]:
+        kf = key.file_name()
+        dirs = [key.hashdir_mixed(), key.hashdir_lower()]
+        if self.lower_first:
+            dirs.reverse()
+        return [self.root / d / kf / kf for d in dirs]
+
+    def find(self, key: Key) -> Path | None:
+        for p in self._candidates(key):
+            if p.is_file():
+                return p
+        return None
+
+    def has(self, key: Key) -> bool:
+        return self.find(key) is not None
+
+    @contextlib.contextmanager
+    def open(self, key: Key) -> Iterator[BinaryIO]:
+        p = self.find(key)
+        if p is None:
+            raise ContentMissing(str(key), str(self.gitdir))
+        with p.open("rb") as f:
+            yield f
+
+    def keys(self) -> Iterator[Key]:
+        """Every key with content here (used by info/fsck-like reports)."""
+        if not self.root.is_dir():
+            return
+        for a in self.root.iterdir():
+            for b in a.iterdir():
+                for kd in b.iterdir():
+                    if (kd / kd.name).is_file():
+                        with contextlib.suppress(RepoError):
+                            yield Key.from_file_name(kd.name)
+
+    # --- disk reserve ---------------------------------------------------------
+
+    def check_reserve(self, needed: int) -> None:
+        """Raise DiskReserveError unless ``needed`` bytes fit above the reserve."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        st = os.statvfs(self.root)
+        free = st.f_bavail * st.f_frsize
+        if needed + self.disk_reserve > free:
+            raise DiskReserveError(self.root, needed, free, self.disk_reserve)
+
+    # --- putting content in place --------------------------------------------
+
+    def _place(self, key: Key, move_in: Path | None, copy_from: Path | None, link: bool) -> Path:
+        dest = self.path(key)
+        if dest.is_file():
+            if move_in is not None:
+                move_in.unlink()
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.chmod(0o755)
+        try:
+            if move_in is not None:
+                os.replace(move_in, dest)
+            elif copy_from is not None and link:
+                os.link(copy_from, dest)
+            elif copy_from is not None:
+                shutil.copyfile(copy_from, dest)
+            dest.chmod(0o444)
+        finally:
+            dest.parent.chmod(0o555)
+        return dest
+
+    def ingest(self, key: Key, src: Path, how: str = "move") -> Path:
+        """Put an already hashed work-tree file under its key.
+
+        ``how`` is ``move`` (locked add: the file becomes the object),
+        ``copy`` or ``hardlink`` (unlocked add, annex.thin).
+        """
+        if how == "move":
+            return self._place(key, src, None, False)
+        if how == "copy":
+            self.check_reserve(src.stat().st_size)
+        try:
+            return self._place(key, None, src, how == "hardlink")
+        except OSError as e:
+            if how == "hardlink" and e.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                return self._place(key, None, src, False)
+            raise
+
+    def incoming(self, key: Key) -> Incoming:
+        """Receive content from elsewhere, verified before it is kept."""
+        return Incoming(self, key)
+
+    # --- removing -------------------------------------------------------------
+
+    def remove(self, key: Key) -> bool:
+        """Remove the content of ``key`` under an exclusive content lock.
+
+        Returns False when there was nothing to remove.  Raises ContentLocked
+        when another process holds a shared lock (it relies on this copy), and
+        RepoError when an unexpired retention timestamp (``.rtm``) forbids it.
+        """
+        p = self.find(key)
+        if p is None:
+            return False
+        kd = p.parent
+        with self._writable(kd), self.lock(key, exclusive=True, path=p):
+            self._check_retention(key, p)
+            p.chmod(0o644)
+            p.unlink()
+            for extra in kd.iterdir():
+                extra.unlink()
+        kd.rmdir()
+        for d in (kd.parent, kd.parent.parent):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        return True
+
+    @staticmethod
+    def _check_retention(key: Key, p: Path) -> None:
+        rtm = p.with_name(p.name + ".rtm")
+        try:
+            until = float(rtm.read_text().strip().rstrip("s") or 0)
+        except (OSError, ValueError):
+            return
+        if until > time.time():
+            raise RepoError(f"{key}: content is retained until {time.ctime(until)}")
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _writable(d: Path) -> Iterator[None]:
+        mode = stat.S_IMODE(d.stat().st_mode)
+        d.chmod(mode | stat.S_IWUSR)
+        try:
+            yield
+        finally:
+            if d.exists():
+                d.chmod(mode)
+
+    # --- locks ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, key: Key, exclusive: bool = False, path: Path | None = None) -> Iterator[None]:
+        """Hold git-annex's content lock on ``<object>.lck`` (spec 2.4).
+
+        Shared while a copy is relied on, exclusive while removing.  Raises
+        ContentMissing when there is no content, ContentLocked when the lock is
+        held in the conflicting mode by another process.
+        """
+        p = path or self.find(key)
+        if p is None:
+            raise ContentMissing(str(key), str(self.gitdir))
+        lck = p.with_name(p.name + ".lck")
+        with self._writable(p.parent):
+            fd = os.open(lck, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except OSError as e:
+                raise ContentLocked(key) from e
+            yield
+        finally:
+            os.close(fd)
+
+
+class Incoming:
+    """A download in progress into ``annex/tmp/<keyFile>``.
+
+    ``offset`` tells how much a previous attempt left (resume).  ``write``
+    appends and hashes; ``commit`` checks size and hash and only then renames
+    the file under its key.  On a mismatch the temporary file is deleted and
+    ContentVerifyError raised.  Use as a context manager: leaving without
+    ``commit`` keeps the partial file for a later resume.
+    """
+
+    def __init__(self, store: ObjectStore, key: Key) -> None:
+        self.store = store
+        self.key = key
+        self.tmp = store.tmp / key.file_name()
+        self._file: BinaryIO | None = None
+        self._hasher: Hasher | None = key.new_hasher()
+        self.written = 0
+
+    @property
+    def offset(self) -> int:
+        try:
+            return self.tmp.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def open(self, offset: int | None = None) -> int:
+        """Open for appending at ``offset`` (default: what is there). Returns it."""
+        self.store.tmp.mkdir(parents=True, exist_ok=True)
+        have = self.offset
+        start = have if offset is None else min(offset, have)
+        if self.key.size is not None:
+            self.store.check_reserve(max(self.key.size - start, 0))
+        f = self.tmp.open("r+b" if self.tmp.exists() else "w+b")
+        f.truncate(start)
+        if self._hasher is not None and start:
+            f.seek(0)
+            remaining = start
+            while remaining:
+                buf = f.read(min(CHUNK, remaining))
+                if not buf:
+                    break
+                self._hasher.update(buf)
+                remaining -= len(buf)
+        f.seek(start)
+        self._file = f
+        self.written = start
+        return start
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            self.open()
+        assert self._file is not None
+        if self.key.size is not None and self.written + len(data) > self.key.size:
+            self.discard()
+            raise ContentVerifyError(str(self.key), f"{self.key.size} bytes", "more")
+        self._file.write(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
+        self.written += len(data)
+
+    def commit(self) -> Path:
+        if self._file is None:
+            self.open()
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        try:
+            self._verify()
+        except ContentVerifyError:
+            self.tmp.unlink(missing_ok=True)
+            raise
+        return self.store._place(self.key, self.tmp, None, False)
+
+    def _verify(self) -> None:
+        key = self.key
+        if key.size is not None and self.written != key.size:
+            raise ContentVerifyError(str(key), f"{key.size} bytes", f"{self.written} bytes")
+        if self._hasher is None:
+            if key.backend not in ("WORM", "URL", "VURL"):
+                raise ContentVerifyError(str(key), key.backend, "no way to verify this backend")
+            return
+        got = self._hasher.hexdigest()
+        if got != key.expected_digest():
+            raise ContentVerifyError(str(key), key.expected_digest(), got)
+
+    def discard(self) -> None:
+        self.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> Incoming:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

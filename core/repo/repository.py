@@ -1,0 +1,250 @@
+"""An initialised git-annex repository: identity, configuration, stores.
+
+Spec: repository-format.md section 4 (configuration, init, auto-init) and 13.9
+(what we refuse to write).
+
+``AnnexRepo`` is the one object the operations work on.  It opens the git
+repository with dulwich, reads the annex configuration once, and offers the
+object store, the git-annex branch and the typed views over the branch.
+Opening never writes; anything that writes first calls ``require_writable``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import socket
+import uuid as uuidlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.config import ConfigFile, StackedConfig
+from dulwich.repo import Repo
+
+from core.errors import NotARepository, RepoError, UnsupportedRepository
+from core.repo.branch import AnnexBranch
+from core.repo.objects import DEFAULT_DISK_RESERVE, ObjectStore
+from core.repo.preferred import parse_size
+from core.repo.state import AnnexState
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_VERSION = "10"
+READABLE_VERSIONS = frozenset({"8", "9", "10"})
+
+# What annexsync writes into repositories it creates, for unlocked files
+# (spec 3.3): its own filter, so plain git works where git-annex is absent.
+FILTER_CONFIG = {
+    "smudge": "annexsync smudge -- %f",
+    "clean": "annexsync smudge --clean -- %f",
+    "process": "annexsync filter-process",
+}
+
+
+@dataclass(frozen=True)
+class AnnexConfig:
+    """The annex.* settings we act on, read once from git config."""
+
+    uuid: str
+    version: str
+    thin: bool = False
+    add_unlocked: bool = False
+    dotfiles: bool = False
+    backend: str = "SHA256E"
+    largefiles: str | None = None
+    disk_reserve: int = DEFAULT_DISK_RESERVE
+    max_extension_length: int = 4
+    max_extensions: int = 2
+    hash_lower: bool = False
+    numcopies_override: int | None = None
+
+
+def _get(cfg: StackedConfig, section: bytes | tuple[bytes, bytes], name: bytes) -> str | None:
+    try:
+        value = cfg.get(section, name)
+    except KeyError:
+        return None
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+def _bool(text: str | None, default: bool = False) -> bool:
+    if text is None:
+        return default
+    return text.strip().lower() in ("true", "yes", "on", "1", "")
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
+def read_annex_config(cfg: StackedConfig) -> AnnexConfig:
+    reserve = _get(cfg, b"annex", b"diskreserve")
+    return AnnexConfig(
+        uuid=_get(cfg, b"annex", b"uuid") or "",
+        version=_get(cfg, b"annex", b"version") or "",
+        thin=_bool(_get(cfg, b"annex", b"thin")),
+        add_unlocked=_bool(_get(cfg, b"annex", b"addunlocked")),
+        dotfiles=_bool(_get(cfg, b"annex", b"dotfiles")),
+        backend=_get(cfg, b"annex", b"backend") or "SHA256E",
+        largefiles=_get(cfg, b"annex", b"largefiles"),
+        disk_reserve=parse_size(reserve) if reserve else DEFAULT_DISK_RESERVE,
+        max_extension_length=_int(_get(cfg, b"annex", b"maxextensionlength"), 4),
+        max_extensions=_int(_get(cfg, b"annex", b"maxextensions"), 2),
+        hash_lower=_bool(_get(cfg, b"annex", b"tune.objecthashlower")),
+    )
+
+
+def default_description(path: Path) -> str:
+    """``user@host:path``, as git-annex describes a repository (spec 4.2)."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is not an error here
+        user = "user"
+    return f"{user}@{socket.gethostname()}:{path}"
+
+
+class AnnexRepo:
+    def __init__(self, git: Repo) -> None:
+        self.git = git
+        self.bare = git.bare
+        self.gitdir = Path(git.controldir())
+        self.path = Path(git.path)
+        self.config = read_annex_config(git.get_config_stack())
+        if not self.config.uuid:
+            raise NotARepository(self.path, "not a git-annex repository (annex.uuid unset)")
+        self.uuid = self.config.uuid
+        self.objects = ObjectStore(
+            self.gitdir, self.bare, self.config.hash_lower, self.config.disk_reserve
+        )
+        self.branch = AnnexBranch(git, self.gitdir)
+        self.state = AnnexState(self.branch)
+
+    # --- opening --------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str, auto_init: bool = True) -> AnnexRepo:
+        """Open the repository containing ``path``.
+
+        A clone that has a ``*/git-annex`` ref but was never initialised is
+        initialised silently, as git-annex does (spec 4.3).
+
+        Raises:
+            NotARepository: no git repository, or not a git-annex one.
+        """
+        try:
+            git = Repo.discover(str(path))
+        except Exception as e:  # dulwich raises NotGitRepository and OSErrors
+            raise NotARepository(path) from e
+        cfg = read_annex_config(git.get_config_stack())
+        if not cfg.uuid:
+            if auto_init and any(r.endswith(b"/git-annex") for r in git.refs.allkeys()):
+                return cls._initialise(git, None)
+            raise NotARepository(git.path, "not a git-annex repository; run 'annexsync init'")
+        return cls(git)
+
+    @classmethod
+    def init(
+        cls, path: Path | str, description: str | None = None, bare: bool = False
+    ) -> AnnexRepo:
+        """Create (or initialise an existing) git repository as a git-annex one."""
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        try:
+            git = Repo(str(p))
+        except Exception:
+            git = Repo.init_bare(str(p)) if bare else Repo.init(str(p))
+            _set_default_branch(git)
+        cfg = read_annex_config(git.get_config_stack())
+        if cfg.uuid:
+            repo = cls(git)
+            if description is not None:
+                repo.require_writable()
+                repo.state.set_description(repo.uuid, description)
+                repo.branch.commit()
+            return repo
+        return cls._initialise(git, description)
+
+    @classmethod
+    def _initialise(cls, git: Repo, description: str | None) -> AnnexRepo:
+        config = git.get_config()
+        config.set(b"annex", b"uuid", str(uuidlib.uuid4()).encode())
+        config.set(b"annex", b"version", SUPPORTED_VERSION.encode())
+        if not git.bare:
+            for name, value in FILTER_CONFIG.items():
+                config.set((b"filter", b"annex"), name.encode(), value.encode())
+            attributes = Path(git.controldir()) / "info" / "attributes"
+            attributes.parent.mkdir(parents=True, exist_ok=True)
+            if "filter=annex" not in (attributes.read_text() if attributes.exists() else ""):
+                with attributes.open("a") as f:
+                    f.write("\n* filter=annex\n")
+        assert isinstance(config, ConfigFile)
+        config.write_to_path()
+        repo = cls(git)
+        repo.require_writable()
+        repo.branch.create()
+        repo.state.set_description(repo.uuid, description or default_description(repo.path))
+        repo.branch.commit()
+        (repo.gitdir / "annex" / "objects").mkdir(parents=True, exist_ok=True)
+        return repo
+
+    # --- what we may do -------------------------------------------------------
+
+    def unsupported_reason(self) -> str | None:
+        """Why we must not write to this repository, or None (spec 13.9)."""
+        version = self.config.version
+        if version not in READABLE_VERSIONS:
+            return f"repository version {version!r} is not supported (only 10)"
+        if version != SUPPORTED_VERSION:
+            return (
+                f"repository version {version} must be upgraded first: "
+                "run any git-annex command in it once"
+            )
+        cfg = self.git.get_config_stack()
+        for tune in ("tune.objecthash1", "tune.branchhash1"):
+            if _bool(_get(cfg, b"annex", tune.encode())):
+                return f"repository is tuned with annex.{tune}, which is not supported yet"
+        head = self.head_ref()
+        if head and head.startswith(b"refs/heads/adjusted/"):
+            return "an adjusted branch is checked out, which is not supported yet"
+        return self.branch.unsupported_reason()
+
+    def require_writable(self) -> None:
+        reason = self.unsupported_reason()
+        if reason:
+            raise UnsupportedRepository(self.path, reason)
+
+    # --- git helpers ----------------------------------------------------------
+
+    def head_ref(self) -> bytes | None:
+        """The ref HEAD points to (``refs/heads/main``), None when detached."""
+        try:
+            chain, _ = self.git.refs.follow(b"HEAD")
+        except (KeyError, RepoError):
+            return None
+        return chain[-1] if len(chain) > 1 else None
+
+    def current_branch(self) -> str | None:
+        ref = self.head_ref()
+        return ref.removeprefix(b"refs/heads/").decode() if ref else None
+
+    def close(self) -> None:
+        self.git.close()
+
+    def __enter__(self) -> AnnexRepo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AnnexRepo({str(self.path)!r}, uuid={self.uuid})"
+
+
+def _set_default_branch(git: Repo) -> None:
+    """Point HEAD at init.defaultBranch (git's own default: master)."""
+    name = _get(StackedConfig.default(), b"init", b"defaultBranch") or "master"
+    git.refs.set_symbolic_ref(b"HEAD", b"refs/heads/" + name.encode())
+
