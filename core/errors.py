@@ -122,3 +122,36 @@ class RemoteUnavailable(RemoteError):
 
 class RemoteRefused(RemoteError):
     """The remote answered, and the answer was no."""
+
+
+# --- wire protocols -----------------------------------------------------------
+
+
+class ProtocolError(CoreError):
+    """A protocol rule was broken; raised only by sans-IO protocol code.
+
+    ``error_hint`` is the text of the ``ERROR`` line to send to the peer before
+    closing (P2P spec section 8), or None when nothing should be sent (an
+    overlong line, say).  After a protocol error the machine that raised it is
+    terminal.
+    """
+
+    def __init__(self, why: str, error_hint: str | None = None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.error_hint = error_hint
+
+    @property
+    def error_line(self) -> bytes | None:
+        """The ``ERROR`` line to send, LF included, or None."""
+        if self.error_hint is None:
+            return None
+        return b"ERROR " + self.error_hint.encode("utf-8", "surrogateescape") + b"\n"
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to break the protocol: a bug in the caller."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer broke the protocol (or sent bytes we cannot parse)."""

@@ -44,13 +44,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from dulwich.graph import can_fast_forward
-from dulwich.objects import Blob, Commit, ShaFile, Tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from core.errors import UnsupportedRepository
@@ -58,9 +59,9 @@ from core.repo.logs import union_blob
 
 logger = logging.getLogger(__name__)
 
-BRANCH = b"refs/heads/git-annex"
-ORIGIN_BRANCH = b"refs/remotes/origin/git-annex"
-EMPTY_TREE = b"4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+BRANCH = Ref(b"refs/heads/git-annex")
+ORIGIN_BRANCH = Ref(b"refs/remotes/origin/git-annex")
+EMPTY_TREE = ObjectID(b"4b825dc642cb6eb9a060e54bf8d69288fbee4904")
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 PACK_THRESHOLD = 64  # more new objects than this go into one pack, not loose files
@@ -151,6 +152,7 @@ class Transaction:
             return self.pending[path]
         return self.branch._read_unlocked(path)
 
+
     def change(self, path: str, fn: Change) -> None:
         """Apply ``fn`` to the current content; ``fn`` returning None changes nothing."""
         new = fn(self.read(path))
@@ -166,16 +168,16 @@ class AnnexBranch:
         self.repo = repo
         self.gitdir = Path(gitdir)
         self.annexdir = self.gitdir / "annex"
-        self.journal = self.annexdir / "journal"
+        self.journal_dir = self.annexdir / "journal"
         self._lock = _JournalLock.for_path(self.annexdir / "journal.lck")
         self._local = threading.local()
-        self._tree_cache: dict[bytes, Tree] = {}
+        self._tree_cache: dict[ObjectID, Tree] = {}
 
     # --- reading --------------------------------------------------------------
 
-    def tip(self) -> bytes | None:
+    def tip(self) -> ObjectID | None:
         try:
-            return bytes(self.repo.refs[BRANCH])
+            return ObjectID(bytes(self.repo.refs[BRANCH]))
         except KeyError:
             return None
 
@@ -188,7 +190,7 @@ class AnnexBranch:
 
     def _read_unlocked(self, path: str) -> bytes | None:
         try:
-            with open(self.journal / journal_name(path), "rb") as f:
+            with open(self.journal_dir / journal_name(path), "rb") as f:
                 return complete_lines(f.read())
         except FileNotFoundError:
             pass
@@ -197,7 +199,7 @@ class AnnexBranch:
             return None
         return self.read_tree_file(self._commit_tree(tip), path)
 
-    def read_tree_file(self, tree_id: bytes, path: str) -> bytes | None:
+    def read_tree_file(self, tree_id: ObjectID, path: str) -> bytes | None:
         """The blob at ``path`` in a tree, or None."""
         sha = tree_id
         for part in path.encode().split(b"/"):
@@ -212,18 +214,18 @@ class AnnexBranch:
         """branch path -> content of every journal file (complete lines)."""
         out: dict[str, bytes] = {}
         try:
-            names = os.listdir(self.journal)
+            names = os.listdir(self.journal_dir)
         except FileNotFoundError:
             return out
         for name in names:
             try:
-                with open(self.journal / name, "rb") as f:
+                with open(self.journal_dir / name, "rb") as f:
                     out[journal_path(name)] = complete_lines(f.read())
             except (FileNotFoundError, IsADirectoryError):
                 continue
         return out
 
-    def _tree(self, sha: bytes) -> Tree | None:
+    def _tree(self, sha: ObjectID) -> Tree | None:
         tree = self._tree_cache.get(sha)
         if tree is None:
             obj = self.repo.object_store[sha]
@@ -234,10 +236,10 @@ class AnnexBranch:
             tree = self._tree_cache[sha] = obj
         return tree
 
-    def _commit_tree(self, commit_id: bytes) -> bytes:
+    def _commit_tree(self, commit_id: ObjectID) -> ObjectID:
         obj = self.repo.object_store[commit_id]
         assert isinstance(obj, Commit)
-        return bytes(obj.tree)
+        return ObjectID(bytes(obj.tree))
 
     # --- changing -------------------------------------------------------------
 
@@ -274,6 +276,11 @@ class AnnexBranch:
             else:
                 self._commit_locked(commit, tx.pending)
 
+
+    def journal(self, commit: str | None = None) -> AbstractContextManager[Transaction]:
+        """Same as ``transaction`` (the name core.ops uses)."""
+        return self.transaction(commit)
+
     def change(self, path: str, fn: Change) -> None:
         """Read journal-or-branch, apply ``fn`` (None = no change), write the journal."""
         with self.transaction() as tx:
@@ -289,21 +296,21 @@ class AnnexBranch:
             return
         tmpdir = self.annexdir / "othertmp"
         tmpdir.mkdir(parents=True, exist_ok=True)
-        self.journal.mkdir(parents=True, exist_ok=True)
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
         for path, data in pending.items():
             fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="journal.")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            os.replace(tmp, self.journal / journal_name(path))
+            os.replace(tmp, self.journal_dir / journal_name(path))
 
     # --- committing (6.4 B) ---------------------------------------------------
 
-    def commit(self, message: str = "update") -> bytes | None:
+    def commit(self, message: str = "update") -> ObjectID | None:
         """Commit every journal file; return the new commit, or None if nothing changed."""
         with self._lock.held():
             return self._commit_locked(message, {})
 
-    def _commit_locked(self, message: str, extra: dict[str, bytes]) -> bytes | None:
+    def _commit_locked(self, message: str, extra: dict[str, bytes]) -> ObjectID | None:
         journal = self.journal_files()
         files = {**journal, **extra}
         tip = self.tip()
@@ -312,17 +319,17 @@ class AnnexBranch:
         base = self._commit_tree(tip)
         objects: list[ShaFile] = []
         tree = self._build_tree(base, files, objects)
-        new: bytes | None = None
+        new: ObjectID | None = None
         if tree != base:
             new = self._make_commit(tree, [tip], message, objects)
             self._add_objects(objects)
             self._move_ref(tip, new, message)
         for path in journal:
             with _ignore_missing():
-                os.unlink(self.journal / journal_name(path))
+                os.unlink(self.journal_dir / journal_name(path))
         return new
 
-    def _move_ref(self, old: bytes, new: bytes, message: str) -> None:
+    def _move_ref(self, old: ObjectID, new: ObjectID, message: str) -> None:
         """Compare-and-swap; if the branch moved, union-merge our commit into it."""
         while not self.repo.refs.set_if_equals(BRANCH, old, new):
             moved = self.tip()
@@ -337,7 +344,9 @@ class AnnexBranch:
 
     # --- trees, commits, objects ----------------------------------------------
 
-    def _build_tree(self, base: bytes | None, files: dict[str, bytes], out: list[ShaFile]) -> bytes:
+    def _build_tree(
+        self, base: ObjectID | None, files: dict[str, bytes], out: list[ShaFile]
+    ) -> ObjectID:
         """``base`` with every path in ``files`` replaced; new objects go to ``out``."""
         nested: dict[bytes, dict[str, bytes]] = {}
         leaves: dict[bytes, bytes] = {}
@@ -361,13 +370,15 @@ class AnnexBranch:
             tree.add(name, DIR_MODE, self._build_tree(sub_base, sub, out))
         return self._keep(tree, out)
 
-    def _keep(self, tree: Tree, out: list[ShaFile]) -> bytes:
-        sha = bytes(tree.id)
+    def _keep(self, tree: Tree, out: list[ShaFile]) -> ObjectID:
+        sha = ObjectID(bytes(tree.id))
         self._tree_cache[sha] = tree
         out.append(tree)
         return sha
 
-    def _union_trees(self, local: bytes, incoming: bytes, out: list[ShaFile]) -> bytes:
+    def _union_trees(
+        self, local: ObjectID, incoming: ObjectID, out: list[ShaFile]
+    ) -> ObjectID:
         """7.2 applied path by path; merges never delete."""
         if local == incoming:
             return local
@@ -389,8 +400,8 @@ class AnnexBranch:
         return self._keep(tree, out)
 
     def _union_entry(
-        self, mode: int, sha: bytes, in_mode: int, in_sha: bytes, out: list[ShaFile]
-    ) -> bytes:
+        self, mode: int, sha: ObjectID, in_mode: int, in_sha: ObjectID, out: list[ShaFile]
+    ) -> ObjectID:
         if mode == DIR_MODE and in_mode == DIR_MODE:
             return self._union_trees(sha, in_sha, out)
         if mode == DIR_MODE or in_mode == DIR_MODE:
@@ -406,11 +417,11 @@ class AnnexBranch:
             return sha
         blob = Blob.from_string(merged)
         out.append(blob)
-        return bytes(blob.id)
+        return ObjectID(bytes(blob.id))
 
     def _make_commit(
-        self, tree: bytes, parents: list[bytes], message: str, out: list[ShaFile]
-    ) -> bytes:
+        self, tree: ObjectID, parents: list[ObjectID], message: str, out: list[ShaFile]
+    ) -> ObjectID:
         ident = self._identity()
         now = int(time.time())
         tz = time.localtime(now).tm_gmtoff
@@ -423,7 +434,7 @@ class AnnexBranch:
         c.encoding = None
         c.message = message.encode() + b"\n"
         out.append(c)
-        return bytes(c.id)
+        return ObjectID(bytes(c.id))
 
     def _identity(self) -> bytes:
         config = self.repo.get_config_stack()
@@ -436,7 +447,7 @@ class AnnexBranch:
 
     def _add_objects(self, objects: list[ShaFile]) -> None:
         store = self.repo.object_store
-        fresh = {bytes(o.id): o for o in objects}
+        fresh = {ObjectID(bytes(o.id)): o for o in objects}
         new = [o for sha, o in fresh.items() if sha not in store]
         if len(new) > PACK_THRESHOLD:
             store.add_objects([(o, None) for o in new])
@@ -446,15 +457,15 @@ class AnnexBranch:
 
     # --- creation (4.2) -------------------------------------------------------
 
-    def create(self) -> bytes:
+    def create(self) -> ObjectID:
         """Make refs/heads/git-annex if missing: from origin's, else a root commit."""
         with self._lock.held():
             tip = self.tip()
             return tip if tip is not None else self._create_locked()
 
-    def _create_locked(self) -> bytes:
+    def _create_locked(self) -> ObjectID:
         try:
-            origin: bytes | None = bytes(self.repo.refs[ORIGIN_BRANCH])
+            origin: ObjectID | None = ObjectID(bytes(self.repo.refs[ORIGIN_BRANCH]))
         except KeyError:
             origin = None
         if origin is not None:
@@ -495,24 +506,24 @@ class AnnexBranch:
             self._record_merged(candidates)
             return [r for r, _ in todo]
 
-    def _unmerged_refs(self) -> list[tuple[bytes, bytes]]:
+    def _unmerged_refs(self) -> list[tuple[Ref, ObjectID]]:
         done = self._merged_record()
         out = []
         for ref in sorted(self.repo.refs.allkeys()):
             if ref == BRANCH or not ref.endswith(b"/git-annex"):
                 continue
             try:
-                sha = bytes(self.repo.refs[ref])
+                sha = ObjectID(bytes(self.repo.refs[ref]))
             except KeyError:
                 continue
             if (sha, ref) not in done:
                 out.append((ref, sha))
         return out
 
-    def _contains(self, tip: bytes, sha: bytes) -> bool:
+    def _contains(self, tip: ObjectID, sha: ObjectID) -> bool:
         return sha == tip or bool(can_fast_forward(self.repo, sha, tip))
 
-    def _check_compatible(self, tip: bytes, sha: bytes, ref: bytes) -> None:
+    def _check_compatible(self, tip: ObjectID, sha: ObjectID, ref: bytes) -> None:
         mine, theirs = self._commit_tree(tip), self._commit_tree(sha)
         for name in ("transitions.log", "difference.log"):
             if self.read_tree_file(mine, name) != self.read_tree_file(theirs, name):
@@ -522,7 +533,7 @@ class AnnexBranch:
                     "run `git annex sync` with git-annex to merge it",
                 )
 
-    def _merge_into(self, tip: bytes, todo: list[tuple[bytes, bytes]]) -> None:
+    def _merge_into(self, tip: ObjectID, todo: list[tuple[Ref, ObjectID]]) -> None:
         shas = list(dict.fromkeys(s for _, s in todo))
         if len(shas) == 1 and self._contains(shas[0], tip):
             if self.repo.refs.set_if_equals(BRANCH, tip, shas[0]):
@@ -549,7 +560,7 @@ class AnnexBranch:
                 out.add((sha, ref))
         return out
 
-    def _record_merged(self, refs: list[tuple[bytes, bytes]]) -> None:
+    def _record_merged(self, refs: list[tuple[Ref, ObjectID]]) -> None:
         """Add to ``mergedrefs`` (git-annex's ``SHA<TAB>REF`` format, 6.2)."""
         lines = {f"{s.decode()}\t{r.decode()}" for s, r in self._merged_record()}
         lines |= {f"{s.decode()}\t{r.decode()}" for r, s in refs}
@@ -562,19 +573,25 @@ class AnnexBranch:
 
     # --- refusing to write (6.1, 13.9) ----------------------------------------
 
-    def check_writable(self) -> None:
-        """Raises UnsupportedRepository where our writes could damage the repository."""
+    def unsupported_reason(self) -> str | None:
+        """Why our writes could damage this repository (6.1, 7.4, 13.9), or None."""
         for name in ("difference.log", "transitions.log"):
             if self.read(name):
-                raise UnsupportedRepository(
-                    self.gitdir, f"the git-annex branch has {name}; we do not write such repositories"
-                )
+                return f"the git-annex branch has {name}, which we do not support yet"
         config = self.repo.get_config()
         if _config_true(config, (b"annex",), b"private"):
-            raise UnsupportedRepository(self.gitdir, "annex.private is set")
+            return "annex.private is set, which we do not support yet"
         for section in config.sections():
             if section[:1] == (b"remote",) and _config_true(config, section, b"annex-private"):
-                raise UnsupportedRepository(self.gitdir, "a remote has annex-private set")
+                name = b".".join(section[1:]).decode(errors="replace")
+                return f"remote.{name}.annex-private is set, which we do not support yet"
+        return None
+
+    def check_writable(self) -> None:
+        """Raises UnsupportedRepository when ``unsupported_reason`` gives a reason."""
+        reason = self.unsupported_reason()
+        if reason is not None:
+            raise UnsupportedRepository(self.gitdir, reason)
 
 
 def _short_ref(ref: bytes) -> str:

@@ -1,0 +1,248 @@
+"""The ``annexsync`` command line.
+
+Each subcommand opens the repository, calls one operation in ``core.ops`` and
+prints the outcome; progress goes to stderr.  Errors the core raises on
+purpose (``CoreError``) are printed as one line and exit 1; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from core.errors import CoreError
+
+logger = logging.getLogger(__name__)
+
+
+class TerminalProgress:
+    """Progress on stderr: a rewritten line on a terminal, a few lines otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.2) -> None:
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.tty = self.stream.isatty()
+        self._reset("", 0, None)
+
+    def _reset(self, what: str, items: int, total: int | None) -> None:
+        self.what, self.items, self.total = what, items, total
+        self.done_items = 0
+        self.done_bytes = 0
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def start(self, what: str, items: int, total_bytes: int | None) -> None:
+        self._reset(what, items, total_bytes)
+
+    def advance(self, items: int = 0, nbytes: int = 0, current: str = "") -> None:
+        self.done_items += items
+        self.done_bytes += nbytes
+        now = time.monotonic()
+        if now - self.last >= (self.interval if self.tty else 5.0):
+            self.last = now
+            self._show(current)
+
+    def _show(self, current: str) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.done_bytes / elapsed / 1e6
+        pct = f" {100 * self.done_bytes // self.total}%" if self.total else ""
+        line = (
+            f"{self.what}: {self.done_items}/{self.items} files{pct} "
+            f"{rate:.1f} MB/s {current[-40:]}"
+        )
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty and self.last:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _repo(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from core.repo.repository import AnnexRepo
+
+    return AnnexRepo.open(Path.cwd())
+
+
+def _print_outcomes(what: str, outcomes: Sequence[object], as_json: bool) -> int:
+    failed = 0
+    for o in outcomes:
+        ok = getattr(o, "ok", True)
+        failed += not ok
+        path, note = getattr(o, "path", ""), getattr(o, "note", "")
+        if as_json:
+            print(json.dumps({"command": what, "file": path, "success": ok, "note": note}))
+        else:
+            print(f"{what} {path} ({note}) {'ok' if ok else 'failed'}")
+    return 1 if failed else 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from core.repo.repository import AnnexRepo
+
+    repo = AnnexRepo.init(args.directory or Path.cwd(), args.description, bare=args.bare)
+    print(f"init {repo.path} ({repo.uuid}) ok")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from core.ops.add import add
+
+    added = add(_repo(args), args.paths or ["."], TerminalProgress())
+    for a in added:
+        where = "annex" if a.key else "git"
+        print(f"add {a.path} ({where}) ok")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from core.ops.transfer import get
+
+    return _print_outcomes("get", get(_repo(args), args.paths, args.source, TerminalProgress()), args.json)
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from core.ops.transfer import copy
+
+    outcomes = copy(_repo(args), args.paths, args.to, args.source, TerminalProgress())
+    return _print_outcomes("copy", outcomes, args.json)
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    from core.ops.transfer import drop
+
+    return _print_outcomes("drop", drop(_repo(args), args.paths, args.source, TerminalProgress()), args.json)
+
+
+def cmd_whereis(args: argparse.Namespace) -> int:
+    from core.ops.query import whereis
+
+    for w in whereis(_repo(args), args.paths):
+        if args.json:
+            print(json.dumps(w.json()))
+            continue
+        print(f"whereis {w.path} ({len(w.copies)} copies)")
+        for c in w.copies:
+            print(f"  \t{c.uuid} -- {c.label()}")
+        if w.untrusted:
+            print(f"  untrusted: {len(w.untrusted)}")
+            for c in w.untrusted:
+                print(f"  \t{c.uuid} -- {c.label()}")
+        print("ok")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from core.ops.query import info
+
+    data = info(_repo(args)).json()
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    for name, value in data.items():
+        if name in ("command", "success"):
+            continue
+        if isinstance(value, list):
+            print(f"{name}: {len(value)}")
+            for r in value:
+                here = " [here]" if r["here"] and "[here]" not in r["description"] else ""
+                print(f"\t{r['uuid']} -- {r['description']}{here}")
+        else:
+            print(f"{name}: {value}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from core.ops.sync import sync
+
+    result = sync(_repo(args), args.remotes or None, message=args.message, content=args.content,
+                  progress=TerminalProgress())
+    print(result)
+    return 0
+
+
+def cmd_filter_process(args: argparse.Namespace) -> int:
+    from core.filterprocess import run_filter_process
+
+    return run_filter_process(sys.stdin.buffer, sys.stdout.buffer)
+
+
+def cmd_smudge(args: argparse.Namespace) -> int:
+    from core.filterprocess import run_smudge
+
+    return run_smudge(args.file, args.clean, sys.stdin.buffer, sys.stdout.buffer)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="annexsync", description="Sync git-annex repositories.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    sp = command("init", cmd_init, "make a directory a git-annex repository")
+    sp.add_argument("description", nargs="?")
+    sp.add_argument("--directory", "-C", type=Path)
+    sp.add_argument("--bare", action="store_true")
+    sp = command("add", cmd_add, "add files to the annex (small files and dotfiles to git)")
+    sp.add_argument("paths", nargs="*")
+    for name, fn, help in (
+        ("get", cmd_get, "get the content of files from remotes"),
+        ("copy", cmd_copy, "copy content to or from a remote"),
+        ("drop", cmd_drop, "remove content where enough other copies exist"),
+    ):
+        sp = command(name, fn, help)
+        sp.add_argument("paths", nargs="*")
+        sp.add_argument("--from", dest="source")
+        if name == "copy":
+            sp.add_argument("--to")
+        sp.add_argument("--json", action="store_true")
+    sp = command("whereis", cmd_whereis, "list the repositories holding each file")
+    sp.add_argument("paths", nargs="*")
+    sp.add_argument("--json", action="store_true")
+    sp = command("info", cmd_info, "describe the repository and the ones it knows")
+    sp.add_argument("--json", action="store_true")
+    sp = command("sync", cmd_sync, "commit, pull, merge and push with remotes")
+    sp.add_argument("remotes", nargs="*")
+    sp.add_argument("--message", "-m")
+    sp.add_argument("--content", action="store_true", help="also transfer content")
+    command("filter-process", cmd_filter_process, "git long-running filter for unlocked files")
+    sp = command("smudge", cmd_smudge, "git smudge/clean filter for one file")
+    sp.add_argument("--clean", action="store_true")
+    sp.add_argument("file", nargs="?", default="")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args))
+    except CoreError as e:
+        print(f"annexsync: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Which work-tree files are annexed, and under which keys.
+
+The answer comes from the git index (what ``git annex`` commands act on): a
+symlink entry whose target names a key (locked) or a regular entry whose blob
+is a pointer (unlocked).  Work-tree helpers that fill or empty unlocked files
+after content arrives or leaves also live here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.index import Index, index_entry_from_stat
+from dulwich.objects import Blob
+
+from core.errors import RepoError
+from core.repo.key import Key
+from core.repo.pointer import format_pointer, parse_link_target, parse_pointer
+from core.repo.repository import AnnexRepo
+
+MODE_LINK = 0o120000
+
+
+@dataclass(frozen=True)
+class AnnexedFile:
+    path: str  # relative to the repository top, '/' separated
+    key: Key
+    locked: bool
+
+
+def _entry_key(repo: AnnexRepo, entry: object) -> tuple[Key, bool] | None:
+    sha = getattr(entry, "sha", None)
+    mode = getattr(entry, "mode", None)
+    if sha is None or mode is None:
+        return None  # conflicted entry
+    blob = repo.git.object_store[sha]
+    if not isinstance(blob, Blob):
+        return None
+    if mode == MODE_LINK:
+        key = parse_link_target(blob.data)
+        return (key, True) if key else None
+    key = parse_pointer(blob.data)
+    return (key, False) if key else None
+
+
+def _selected(rel: str, prefixes: list[str]) -> bool:
+    return not prefixes or any(
+        p in ("", ".") or rel == p or rel.startswith(p.rstrip("/") + "/") for p in prefixes
+    )
+
+
+def _prefixes(repo: AnnexRepo, paths: Iterable[str]) -> list[str]:
+    top = repo.path.resolve()
+    out = []
+    for given in paths:
+        p = (Path.cwd() / given).resolve()
+        if not p.is_relative_to(top) and not (Path.cwd() / given).absolute().is_relative_to(top):
+            raise RepoError(f"{given}: outside the repository {repo.path}")
+        rel = os.path.relpath(Path.cwd() / given, repo.path)
+        out.append("" if rel == "." else rel.replace(os.sep, "/"))
+    return out
+
+
+def annexed_files(repo: AnnexRepo, paths: Iterable[str] = ()) -> Iterator[AnnexedFile]:
+    """Annexed files in the index under ``paths`` (all when empty), sorted by path."""
+    if repo.bare:
+        return
+    prefixes = _prefixes(repo, paths)
+    index = repo.git.open_index()
+    for raw in sorted(index.paths()):
+        rel = raw.decode("utf-8", "surrogateescape")
+        if not _selected(rel, prefixes):
+            continue
+        found = _entry_key(repo, index[raw])
+        if found:
+            yield AnnexedFile(rel, found[0], found[1])
+
+
+def files_by_key(repo: AnnexRepo) -> dict[Key, list[AnnexedFile]]:
+    out: dict[Key, list[AnnexedFile]] = {}
+    for f in annexed_files(repo):
+        out.setdefault(f.key, []).append(f)
+    return out
+
+
+def _restage_stat(index: Index, rel: str, path: Path) -> None:
+    entry = index[rel.encode()]
+    index[rel.encode()] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
+
+
+def populate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
+    """Put content into unlocked files that hold only their pointer (after get)."""
+    index = repo.git.open_index()
+    changed = False
+    for f in files:
+        path = repo.path / f.path
+        src = repo.objects.find(f.key)
+        if f.locked or src is None or not path.is_file() or path.is_symlink():
+            continue
+        if path.stat().st_size > 32768 or parse_pointer(path.read_bytes()) != f.key:
+            continue  # the file holds something else: leave it alone
+        tmp = path.with_name(f".{path.name}.annexsync-tmp")
+        if repo.config.thin:
+            os.link(src, tmp)
+        else:
+            with src.open("rb") as i, tmp.open("wb") as o:
+                while chunk := i.read(1 << 20):
+                    o.write(chunk)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+        _restage_stat(index, f.path, path)
+        changed = True
+    if changed:
+        index.write()
+
+
+def depopulate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
+    """Turn unlocked files back into pointers after their content was dropped.
+
+    Only files that still hold exactly the dropped content are changed; a file
+    edited since keeps its edit.
+    """
+    from core.ops.add import hash_file
+
+    index = repo.git.open_index()
+    changed = False
+    for f in files:
+        path = repo.path / f.path
+        if f.locked or path.is_symlink() or not path.is_file():
+            continue
+        if f.key.size is not None and path.stat().st_size != f.key.size:
+            continue
+        if not f.key.verifiable:
+            continue
+        got = hash_file(path, f.key.backend, f.path, 64, 64)
+        if got.expected_digest() != f.key.expected_digest():
+            continue
+        tmp = path.with_name(f".{path.name}.annexsync-tmp")
+        tmp.write_bytes(format_pointer(f.key))
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+        _restage_stat(index, f.path, path)
+        changed = True
+    if changed:
+        index.write()

@@ -1,0 +1,144 @@
+"""whereis and info: what the logs say, in git-annex's terms.
+
+Spec: repository-format.md 5.4 (info lists every known repository by trust,
+omits dead ones; whereis shows ``description [remotename]``), 5.5 (reading
+location logs: dead repositories removed, untrusted listed apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from core.ops.files import annexed_files
+from core.remotes import list_remotes
+from core.repo.key import Key
+from core.repo.repository import AnnexRepo
+
+WEB_UUID = "00000000-0000-0000-0000-000000000001"
+BITTORRENT_UUID = "00000000-0000-0000-0000-000000000002"
+SPECIAL_DESCRIPTIONS = {WEB_UUID: "web", BITTORRENT_UUID: "bittorrent"}
+
+
+@dataclass(frozen=True)
+class Copy:
+    uuid: str
+    description: str
+    here: bool
+    remote: str | None
+
+    def label(self) -> str:
+        if self.remote is None or self.remote == self.description:
+            return f"[{self.remote}]" if self.remote and not self.description else self.description
+        return f"{self.description} [{self.remote}]"
+
+
+@dataclass(frozen=True)
+class Whereis:
+    path: str
+    key: Key
+    copies: tuple[Copy, ...]
+    untrusted: tuple[Copy, ...] = field(default=())
+
+    def json(self) -> dict[str, object]:
+        def one(c: Copy) -> dict[str, object]:
+            return {"uuid": c.uuid, "description": c.description, "here": c.here}
+
+        return {
+            "command": "whereis",
+            "file": self.path,
+            "key": str(self.key),
+            "whereis": [one(c) for c in self.copies],
+            "untrusted": [one(c) for c in self.untrusted],
+            "success": True,
+        }
+
+
+def _remote_names(repo: AnnexRepo) -> dict[str, str]:
+    return {r.uuid: r.name for r in list_remotes(repo) if r.uuid}
+
+
+def _description(repo: AnnexRepo, descriptions: dict[str, str], uuid: str) -> str:
+    if uuid == repo.uuid:
+        base = descriptions.get(uuid, "")
+        return f"{base} [here]" if base else "here"
+    return descriptions.get(uuid) or SPECIAL_DESCRIPTIONS.get(uuid, "")
+
+
+def whereis(repo: AnnexRepo, paths: Iterable[str] = ()) -> list[Whereis]:
+    descriptions = repo.state.descriptions()
+    trust = repo.state.trust_levels()
+    names = _remote_names(repo)
+    out = []
+    for f in annexed_files(repo, paths):
+        good: list[Copy] = []
+        untrusted: list[Copy] = []
+        for uuid in sorted(repo.state.locations(f.key)):
+            level = trust.get(uuid, "semitrusted")
+            if level == "dead":
+                continue
+            c = Copy(uuid, _description(repo, descriptions, uuid), uuid == repo.uuid, names.get(uuid))
+            (untrusted if level == "untrusted" else good).append(c)
+        out.append(Whereis(f.path, f.key, tuple(good), tuple(untrusted)))
+    return out
+
+
+@dataclass(frozen=True)
+class RepoSummary:
+    uuid: str
+    description: str
+    trust: str
+    here: bool
+
+
+@dataclass(frozen=True)
+class Info:
+    repositories: tuple[RepoSummary, ...]
+    local_keys: int
+    local_bytes: int
+    annexed_files: int
+    numcopies: int
+    mincopies: int
+
+    def json(self) -> dict[str, object]:
+        groups: dict[str, list[dict[str, object]]] = {
+            "trusted repositories": [],
+            "semitrusted repositories": [],
+            "untrusted repositories": [],
+        }
+        for r in self.repositories:
+            groups[f"{r.trust} repositories"].append(
+                {"uuid": r.uuid, "description": r.description, "here": r.here}
+            )
+        return {
+            **groups,
+            "local annex keys": self.local_keys,
+            "local annex size": self.local_bytes,
+            "annexed files in working tree": self.annexed_files,
+            "numcopies": self.numcopies,
+            "mincopies": self.mincopies,
+            "command": "info",
+            "success": True,
+        }
+
+
+def info(repo: AnnexRepo) -> Info:
+    descriptions = repo.state.descriptions()
+    trust = repo.state.trust_levels()
+    uuids = set(descriptions) | {WEB_UUID, BITTORRENT_UUID} | set(repo.state.remote_log())
+    uuids |= {r.uuid for r in list_remotes(repo) if r.uuid}
+    repos = []
+    for uuid in sorted(uuids):
+        level = trust.get(uuid, "semitrusted")
+        if level == "dead":
+            continue
+        repos.append(RepoSummary(uuid, _description(repo, descriptions, uuid), level, uuid == repo.uuid))
+    keys = list(repo.objects.keys())
+    return Info(
+        repositories=tuple(repos),
+        local_keys=len(keys),
+        local_bytes=sum(k.size or 0 for k in keys),
+        annexed_files=sum(1 for _ in annexed_files(repo)),
+        numcopies=repo.state.numcopies(),
+        mincopies=repo.state.mincopies(),
+    )

@@ -1,0 +1,253 @@
+"""get, copy and drop: moving content between this repository and remotes.
+
+Spec: repository-format.md 5.5 (location logs after a transfer), 9 (when a
+drop is safe).
+
+Content that arrives is always verified (``Incoming``) before it is kept.
+Drops follow git-annex's rules: the repository losing its copy needs enough
+*verified* copies elsewhere — trusted ones on the log's word, semitrusted ones
+only while this process holds a lock on them (or, for remotes that cannot
+lock, after a fresh presence check) — and never removes content that is
+required content.  The locks are held until the content is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from core.errors import CoreError, DropRefused, RemoteError
+from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
+from core.progress import NullProgress, Progress
+from core.remotes import Remote, find_remote, list_remotes, open_remote
+from core.repo.key import Key
+from core.repo.preferred import ExpressionError, MatchContext, wants_get
+from core.repo.repository import AnnexRepo
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: str
+    key: Key
+    ok: bool
+    note: str = ""
+
+
+# --- copying ------------------------------------------------------------------
+
+
+def _sources(repo: AnnexRepo, key: Key, only: str | None) -> list[Remote]:
+    """Remotes that should have ``key``, cheapest first."""
+    holders = repo.state.locations(key)
+    out: list[Remote] = []
+    for info in list_remotes(repo):
+        if only is not None and only not in (info.name, info.uuid):
+            continue
+        if only is None and info.uuid not in holders:
+            continue
+        with contextlib.suppress(RemoteError):
+            out.append(open_remote(repo, info))
+    return out
+
+
+def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = None) -> str:
+    """Fetch ``key`` into this repository. Returns a note for the user."""
+    if repo.objects.has(key):
+        return "already present"
+    repo.require_writable()
+    errors: list[str] = []
+    for remote in _sources(repo, key, source):
+        try:
+            with repo.objects.incoming(key) as inc:
+                remote.retrieve(key, inc, lambda n: progress.advance(0, n))
+                inc.commit()
+        except CoreError as e:
+            errors.append(f"{remote.info.name}: {e}")
+            continue
+        repo.state.set_location(key, repo.uuid, True)
+        return f"from {remote.info.name}"
+    if not errors:
+        raise RemoteError(f"{key}: no reachable remote has this content")
+    raise RemoteError("; ".join(errors))
+
+
+def copy_key_to(repo: AnnexRepo, key: Key, remote: Remote, progress: Progress) -> str:
+    if remote.check_present(key):
+        repo.state.set_location(key, _uuid(remote), True)
+        return "already there"
+    path = repo.objects.find(key)
+    if path is None:
+        raise RemoteError(f"{key}: content not present here")
+    with repo.objects.lock(key):
+        remote.store(key, path, lambda n: progress.advance(0, n))
+    repo.state.set_location(key, _uuid(remote), True)
+    return f"to {remote.info.name}"
+
+
+def _uuid(remote: Remote) -> str:
+    if remote.info.uuid is None:
+        raise RemoteError(f"{remote.info.name}: unknown repository uuid")
+    return remote.info.uuid
+
+
+# --- dropping -----------------------------------------------------------------
+
+
+@dataclass
+class _Verified:
+    uuids: set[str]
+    strong: set[str]  # trusted or locked: counts for mincopies
+
+
+def _verify_copies(
+    repo: AnnexRepo,
+    key: Key,
+    exclude: str,
+    stack: contextlib.ExitStack,
+) -> _Verified:
+    """Copies of ``key`` outside ``exclude`` we can vouch for (spec 9.2).
+
+    Locks taken are held in ``stack`` until the caller's drop is done.
+    """
+    trust = repo.state.trust_levels()
+    found = _Verified(set(), set())
+    candidates = repo.state.locations(key) - {exclude}
+    for uuid in sorted(candidates):
+        level = trust.get(uuid, "semitrusted")
+        if level in ("untrusted", "dead"):
+            continue
+        if level == "trusted":
+            found.uuids.add(uuid)
+            found.strong.add(uuid)
+    if repo.uuid != exclude and repo.uuid not in found.uuids and repo.objects.has(key):
+        with contextlib.suppress(CoreError):
+            stack.enter_context(repo.objects.lock(key))
+            found.uuids.add(repo.uuid)
+            found.strong.add(repo.uuid)
+    for info in list_remotes(repo):
+        if info.uuid in (None, exclude) or info.uuid in found.uuids:
+            continue
+        if info.uuid not in candidates or trust.get(info.uuid) in ("untrusted", "dead"):
+            continue
+        try:
+            remote = open_remote(repo, info)
+            stack.enter_context(remote.lock_content(key))
+        except CoreError as e:
+            logger.info("cannot verify %s on %s: %s", key, info.name, e)
+            continue
+        found.uuids.add(info.uuid)
+        found.strong.add(info.uuid)
+    return found
+
+
+def _check_drop(repo: AnnexRepo, key: Key, files: list[AnnexedFile], uuid: str,
+                stack: contextlib.ExitStack) -> None:
+    numcopies = repo.state.numcopies()
+    mincopies = repo.state.mincopies()
+    required = repo.state.required_content().get(uuid)
+    if required:
+        for f in files or [None]:  # type: ignore[list-item]
+            ctx = _context(repo, key, f.path if f else None, uuid)
+            try:
+                if wants_get(required, ctx):
+                    raise DropRefused(str(key), "it is required content of that repository")
+            except ExpressionError:
+                raise DropRefused(str(key), "its required content expression cannot be parsed") from None
+    found = _verify_copies(repo, key, uuid, stack)
+    need = max(numcopies, mincopies) if uuid == repo.uuid else numcopies
+    if len(found.uuids) < need:
+        raise DropRefused(
+            str(key),
+            f"could only verify the existence of {len(found.uuids)} out of {need} necessary copies",
+        )
+    if len(found.strong) < mincopies:
+        raise DropRefused(str(key), f"fewer than mincopies ({mincopies}) locked or trusted copies")
+
+
+def _context(repo: AnnexRepo, key: Key, path: str | None, uuid: str) -> MatchContext:
+    return repo.state.match_context(key, path, uuid)
+
+
+def drop_key(repo: AnnexRepo, key: Key, files: list[AnnexedFile], remote_name: str | None) -> str:
+    """Drop ``key`` here, or from a remote, when it is safe (spec 9.3)."""
+    with contextlib.ExitStack() as stack:
+        if remote_name is None:
+            if not repo.objects.has(key):
+                return "not present"
+            repo.require_writable()
+            _check_drop(repo, key, files, repo.uuid, stack)
+            repo.objects.remove(key)
+            repo.state.set_location(key, repo.uuid, False)
+            depopulate_unlocked(repo, files)
+            return "dropped"
+        remote = open_remote(repo, find_remote(repo, remote_name))
+        if not remote.check_present(key):
+            repo.state.set_location(key, _uuid(remote), False)
+            return "not present there"
+        _check_drop(repo, key, files, _uuid(remote), stack)
+        remote.remove(key)
+        repo.state.set_location(key, _uuid(remote), False)
+        return f"dropped from {remote.info.name}"
+
+
+# --- commands over files ------------------------------------------------------
+
+
+def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progress,
+         act: callable) -> list[Outcome]:  # type: ignore[valid-type]
+    total = sum(f.key.size or 0 for f in files)
+    progress.start(what, len(files), total)
+    out: list[Outcome] = []
+    try:
+        with repo.branch.transaction():
+            for f in files:
+                try:
+                    note = act(f)
+                    out.append(Outcome(f.path, f.key, True, note))
+                except CoreError as e:
+                    out.append(Outcome(f.path, f.key, False, str(e)))
+                progress.advance(1, 0, f.path)
+    finally:
+        repo.branch.commit()
+        progress.finish()
+    return out
+
+
+def get(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
+        progress: Progress | None = None) -> list[Outcome]:
+    p = progress or NullProgress()
+    files = list(annexed_files(repo, paths))
+
+    def act(f: AnnexedFile) -> str:
+        note = get_key(repo, f.key, p, source)
+        populate_unlocked(repo, [f])
+        return note
+
+    return _run(repo, "get", files, p, act)
+
+
+def copy(repo: AnnexRepo, paths: Iterable[str] = (), to: str | None = None,
+         source: str | None = None, progress: Progress | None = None) -> list[Outcome]:
+    if (to is None) == (source is None):
+        raise CoreError("copy needs exactly one of --to or --from")
+    if source is not None:
+        return get(repo, paths, source, progress)
+    p = progress or NullProgress()
+    assert to is not None
+    remote = open_remote(repo, find_remote(repo, to))
+    files = [f for f in annexed_files(repo, paths) if repo.objects.has(f.key)]
+    return _run(repo, "copy", files, p, lambda f: copy_key_to(repo, f.key, remote, p))
+
+
+def drop(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
+         progress: Progress | None = None) -> list[Outcome]:
+    p = progress or NullProgress()
+    files = list(annexed_files(repo, paths))
+    by_key: dict[Key, list[AnnexedFile]] = {}
+    for f in annexed_files(repo):
+        by_key.setdefault(f.key, []).append(f)
+    return _run(repo, "drop", files, p, lambda f: drop_key(repo, f.key, by_key[f.key], source))

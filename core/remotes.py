@@ -1,0 +1,246 @@
+"""Remotes: the places content and git history go to and come from.
+
+Every remote, whatever carries it, offers the same small interface
+(``Remote``): check presence, lock a copy while a drop relies on it, retrieve
+into a verifying ``Incoming``, store, remove.  The kinds:
+
+* ``path``: another repository on this machine (``remote.NAME.url`` is a path
+  or ``file://`` URL) — built here;
+* ``p2p``: the git-annex P2P protocol (ssh ``git-annex-shell``/``annexsync
+  p2pstdio``, or the TCP listener with AUTH tokens) — P2P issue;
+* ``http``: ``annex+http`` p2phttp remotes (``remote.NAME.annexUrl``) — HTTP issue;
+* ``xmpp``: buddies reached through XMPP (git push only) — XMPP issue;
+* ``special``: directory, rsync, S3, external … found in remote.log; shown, and
+  their copies counted from the logs; moving content comes later;
+* ``cluster``: a git-annex cluster reached through a proxy — cluster issue.
+
+``list_remotes`` finds them all from git config and remote.log; ``open_remote``
+gives the ``Remote`` for those that can move content today.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import ContextManager, Protocol
+from urllib.parse import unquote, urlparse
+
+from dulwich.config import StackedConfig
+
+from core.errors import ContentMissing, RemoteRefused, RemoteUnavailable, RepoError
+from core.repo.key import Key
+from core.repo.objects import CHUNK, Incoming
+from core.repo.repository import AnnexRepo
+
+logger = logging.getLogger(__name__)
+
+Advance = Callable[[int], None]
+
+
+class RemoteKind(Enum):
+    PATH = "path"
+    P2P = "p2p"
+    HTTP = "http"
+    XMPP = "xmpp"
+    SPECIAL = "special"
+    CLUSTER = "cluster"
+    GIT = "git"  # a git URL we can fetch and push, no content access yet
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    name: str
+    uuid: str | None
+    kind: RemoteKind
+    url: str | None = None
+    cost: float = 100.0
+    sync: bool = True
+    pull: bool = True
+    push: bool = True
+    readonly: bool = False
+    special_type: str | None = None
+
+
+class Remote(Protocol):
+    info: RemoteInfo
+
+    def check_present(self, key: Key) -> bool: ...
+
+    def lock_content(self, key: Key) -> ContextManager[None]: ...
+
+    def retrieve(self, key: Key, into: Incoming, advance: Advance) -> None: ...
+
+    def store(self, key: Key, source: Path, advance: Advance) -> None: ...
+
+    def remove(self, key: Key) -> None: ...
+
+
+def local_path(url: str, base: Path) -> Path | None:
+    """The directory a remote URL names when it is on this machine."""
+    if url.startswith("file://"):
+        return Path(unquote(urlparse(url).path))
+    if "://" in url or (":" in url.split("/", 1)[0] and not url.startswith("/")):
+        return None  # ssh-style host:path or another scheme
+    p = Path(url)
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _cfg(cfg: StackedConfig, name: str, item: str) -> str | None:
+    try:
+        value = cfg.get((b"remote", name.encode()), item.encode())
+    except KeyError:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _flag(cfg: StackedConfig, name: str, item: str, default: bool) -> bool:
+    v = _cfg(cfg, name, item)
+    return default if v is None else v.strip().lower() in ("true", "yes", "on", "1")
+
+
+def _remote_names(cfg: StackedConfig) -> list[str]:
+    names: list[str] = []
+    for backend in cfg.backends:
+        for section in backend.sections():
+            if len(section) == 2 and section[0] == b"remote":
+                name = section[1].decode()
+                if name not in names:
+                    names.append(name)
+    return names
+
+
+def _kind(cfg: StackedConfig, name: str, url: str | None, base: Path) -> RemoteKind:
+    if _cfg(cfg, name, "annexurl") or (url or "").startswith("annex+http"):
+        return RemoteKind.HTTP
+    if url and url.startswith("xmpp::"):
+        return RemoteKind.XMPP
+    if _cfg(cfg, name, "annex-type"):
+        return RemoteKind.SPECIAL
+    if url and (url.startswith("p2p-annex::") or url.startswith("tor-annex::")):
+        return RemoteKind.P2P
+    if url and _cfg(cfg, name, "annex-shell"):
+        return RemoteKind.P2P
+    if url and local_path(url, base) is not None:
+        return RemoteKind.PATH
+    return RemoteKind.GIT
+
+
+def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
+    """Every remote: git remotes from config, special remotes from remote.log."""
+    cfg = repo.git.get_config_stack()
+    found: list[RemoteInfo] = []
+    for name in _remote_names(cfg):
+        url = _cfg(cfg, name, "url")
+        kind = _kind(cfg, name, url, repo.path)
+        cost = _cfg(cfg, name, "annex-cost")
+        found.append(
+            RemoteInfo(
+                name=name,
+                uuid=_cfg(cfg, name, "annex-uuid"),
+                kind=kind,
+                url=url,
+                cost=float(cost) if cost else (100.0 if kind is RemoteKind.PATH else 200.0),
+                sync=_flag(cfg, name, "annex-sync", True),
+                pull=_flag(cfg, name, "annex-pull", True),
+                push=_flag(cfg, name, "annex-push", True),
+                readonly=_flag(cfg, name, "annex-readonly", False),
+                special_type=_cfg(cfg, name, "annex-type"),
+            )
+        )
+    known = {r.uuid for r in found}
+    for uuid, settings in repo.state.remote_log().items():
+        if uuid not in known:
+            found.append(
+                RemoteInfo(
+                    name=settings.get("name", uuid),
+                    uuid=uuid,
+                    kind=RemoteKind.SPECIAL,
+                    special_type=settings.get("type"),
+                    sync=False,
+                )
+            )
+    return sorted(found, key=lambda r: (r.cost, r.name))
+
+
+def find_remote(repo: AnnexRepo, name_or_uuid: str) -> RemoteInfo:
+    for r in list_remotes(repo):
+        if name_or_uuid in (r.name, r.uuid):
+            return r
+    raise RepoError(f"there is no remote named {name_or_uuid!r}")
+
+
+def open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
+    """A ``Remote`` that can move content.
+
+    Raises:
+        RemoteUnavailable: the remote cannot be reached, or content access for
+            its kind is not built yet.
+    """
+    if info.kind is RemoteKind.PATH and info.url:
+        path = local_path(info.url, repo.path)
+        assert path is not None
+        return PathRemote(info, path)
+    raise RemoteUnavailable(
+        f"{info.name}: moving content to {info.kind.value} remotes is not supported yet"
+    )
+
+
+class PathRemote:
+    """A git-annex repository elsewhere on this machine."""
+
+    def __init__(self, info: RemoteInfo, path: Path) -> None:
+        try:
+            self.repo = AnnexRepo.open(path)
+        except RepoError as e:
+            raise RemoteUnavailable(f"{info.name}: {e}") from e
+        if info.uuid and info.uuid != self.repo.uuid:
+            raise RemoteUnavailable(
+                f"{info.name}: expected repository {info.uuid}, found {self.repo.uuid}"
+            )
+        self.info = RemoteInfo(**{**info.__dict__, "uuid": self.repo.uuid})
+
+    def check_present(self, key: Key) -> bool:
+        return self.repo.objects.has(key)
+
+    @contextlib.contextmanager
+    def lock_content(self, key: Key) -> Iterator[None]:
+        with self.repo.objects.lock(key):
+            yield
+
+    def retrieve(self, key: Key, into: Incoming, advance: Advance) -> None:
+        offset = into.open()
+        with self.repo.objects.open(key) as f:
+            f.seek(offset)
+            while chunk := f.read(CHUNK):
+                into.write(chunk)
+                advance(len(chunk))
+
+    def store(self, key: Key, source: Path, advance: Advance) -> None:
+        if self.info.readonly:
+            raise RemoteRefused(f"{self.info.name} is read-only")
+        self.repo.require_writable()
+        if not self.repo.objects.has(key):
+            with self.repo.objects.incoming(key) as inc:
+                offset = inc.open()
+                with source.open("rb") as f:
+                    f.seek(offset)
+                    while chunk := f.read(CHUNK):
+                        inc.write(chunk)
+                        advance(len(chunk))
+                inc.commit()
+        self.repo.state.set_location(key, self.repo.uuid, True)
+        self.repo.branch.commit()
+
+    def remove(self, key: Key) -> None:
+        self.repo.require_writable()
+        if not self.repo.objects.remove(key):
+            raise ContentMissing(str(key), self.info.name)
+        self.repo.state.set_location(key, self.repo.uuid, False)
+        self.repo.branch.commit()
+
+    def close(self) -> None:
+        self.repo.close()
