@@ -152,7 +152,7 @@ def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
             )
         )
     known = {r.uuid for r in found}
-    for uuid, settings in repo.state.remote_log().items():
+    for uuid, settings in repo.state.remotes().items():
         if uuid not in known:
             found.append(
                 RemoteInfo(

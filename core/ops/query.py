@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from core.ops.files import annexed_files
 from core.remotes import list_remotes
 from core.repo.key import Key
-from core.repo.repository import AnnexRepo
+from core.repo.repository import AnnexRepo, trust_levels
 
 WEB_UUID = "00000000-0000-0000-0000-000000000001"
 BITTORRENT_UUID = "00000000-0000-0000-0000-000000000002"
@@ -67,7 +67,7 @@ def _description(repo: AnnexRepo, descriptions: dict[str, str], uuid: str) -> st
 
 def whereis(repo: AnnexRepo, paths: Iterable[str] = ()) -> list[Whereis]:
     descriptions = repo.state.descriptions()
-    trust = repo.state.trust_levels()
+    trust = trust_levels(repo)
     names = _remote_names(repo)
     out = []
     for f in annexed_files(repo, paths):
@@ -124,8 +124,8 @@ class Info:
 
 def info(repo: AnnexRepo) -> Info:
     descriptions = repo.state.descriptions()
-    trust = repo.state.trust_levels()
-    uuids = set(descriptions) | {WEB_UUID, BITTORRENT_UUID} | set(repo.state.remote_log())
+    trust = trust_levels(repo)
+    uuids = set(descriptions) | {WEB_UUID, BITTORRENT_UUID} | set(repo.state.remotes())
     uuids |= {r.uuid for r in list_remotes(repo) if r.uuid}
     repos = []
     for uuid in sorted(uuids):

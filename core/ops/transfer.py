@@ -24,7 +24,7 @@ from core.progress import NullProgress, Progress
 from core.remotes import Remote, find_remote, list_remotes, open_remote
 from core.repo.key import Key
 from core.repo.preferred import ExpressionError, MatchContext, wants_get
-from core.repo.repository import AnnexRepo
+from core.repo.repository import AnnexRepo, trust_levels
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _verify_copies(
 
     Locks taken are held in ``stack`` until the caller's drop is done.
     """
-    trust = repo.state.trust_levels()
+    trust = trust_levels(repo)
     found = _Verified(set(), set())
     candidates = repo.state.locations(key) - {exclude}
     for uuid in sorted(candidates):

@@ -248,3 +248,7 @@ def _set_default_branch(git: Repo) -> None:
     name = _get(StackedConfig.default(), b"init", b"defaultBranch") or "master"
     git.refs.set_symbolic_ref(b"HEAD", b"refs/heads/" + name.encode())
 
+
+def trust_levels(repo: AnnexRepo) -> dict[str, str]:
+    """uuid -> ``trusted``/``semitrusted``/``untrusted``/``dead`` (unlisted: semitrusted)."""
+    return {u: t.name.lower() for u, t in repo.state.trust().items()}

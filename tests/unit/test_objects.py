@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from core.errors import ContentVerifyError, DiskReserveError
+from core.repo.key import Key
+from core.repo.objects import ContentLocked, ObjectStore
+
+DATA = b"hello world\n"
+K = Key.parse("SHA256E-s12--" + hashlib.sha256(DATA).hexdigest() + ".txt")
+
+
+def store(tmp_path: Path, bare: bool = False) -> ObjectStore:
+    return ObjectStore(tmp_path / ".git", bare=bare, disk_reserve=0)
+
+
+def test_incoming_verified_and_read_only(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    with s.incoming(K) as inc:
+        inc.write(DATA[:5])
+        inc.write(DATA[5:])
+        path = inc.commit()
+    assert path == tmp_path / ".git" / f"annex/objects/J7/0G/{K}/{K}"
+    assert path.read_bytes() == DATA
+    assert path.stat().st_mode & 0o777 == 0o444
+    assert path.parent.stat().st_mode & 0o777 == 0o555
+    assert s.has(K)
+
+
+def test_bare_uses_lower(tmp_path: Path) -> None:
+    s = store(tmp_path, bare=True)
+    assert s.relpath(K) == f"annex/objects/e7d/d01/{K}/{K}"
+
+
+def test_corrupt_content_never_stored(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    with s.incoming(K) as inc:
+        inc.write(b"hello WORLD\n")
+        with pytest.raises(ContentVerifyError):
+            inc.commit()
+    assert not s.has(K)
+    assert not (s.tmp / K.file_name()).exists()
+
+
+def test_short_and_long_content_refused(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    with s.incoming(K) as inc:
+        inc.write(DATA[:3])
+        with pytest.raises(ContentVerifyError):
+            inc.commit()
+    with s.incoming(K) as inc, pytest.raises(ContentVerifyError):
+        inc.write(DATA + b"x")
+    assert not s.has(K)
+
+
+def test_resume_keeps_partial(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    with s.incoming(K) as inc:
+        inc.write(DATA[:7])  # interrupted: no commit
+    with s.incoming(K) as inc:
+        assert inc.open() == 7
+        inc.write(DATA[7:])
+        inc.commit()
+    assert s.find(K) is not None
+
+
+def test_remove_and_lock(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    src = tmp_path / "f"
+    src.write_bytes(DATA)
+    s.ingest(K, src, "move")
+    assert not src.exists()
+    assert s.remove(K)
+    assert not s.has(K)
+    assert not s.remove(K)
+
+
+def test_lock_conflicts_with_other_process(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    src = tmp_path / "f"
+    src.write_bytes(DATA)
+    s.ingest(K, src, "copy")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: hold a shared lock until told to stop
+        os.close(w)
+        with s.lock(K):
+            os.read(r, 1)
+        os._exit(0)
+    os.close(r)
+    try:
+        import time
+
+        time.sleep(0.2)
+        with pytest.raises(ContentLocked):
+            s.remove(K)
+        assert s.has(K)
+    finally:
+        os.write(w, b"x")
+        os.waitpid(pid, 0)
+    assert s.remove(K)
+
+
+def test_disk_reserve(tmp_path: Path) -> None:
+    s = ObjectStore(tmp_path / ".git", bare=False, disk_reserve=10**18)
+    big = Key.parse("SHA256-s100--" + "0" * 64)
+    with s.incoming(big) as inc, pytest.raises(DiskReserveError):
+        inc.open()
