@@ -155,3 +155,18 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer broke the protocol (or sent bytes we cannot parse)."""
+
+
+# --- running git --------------------------------------------------------------
+
+
+class GitCommandError(RepoError):
+    """The git binary failed, or did not finish in time (``returncode`` None)."""
+
+    def __init__(self, args: list[str], returncode: int | None, stderr: str) -> None:
+        what = "timed out" if returncode is None else f"failed ({returncode})"
+        detail = stderr.strip().splitlines()[-3:] if stderr.strip() else []
+        super().__init__(f"git {' '.join(args)} {what}" + "".join("\n  " + d for d in detail))
+        self.args_ = args
+        self.returncode = returncode
+        self.stderr = stderr

@@ -32,6 +32,7 @@ def git_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
         "[protocol \"file\"]\n\tallow = always\n"
     )
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)  # restored after the test, whatever it changed
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))

@@ -78,7 +78,11 @@ def journal_name(path: str) -> str:
 
 
 def journal_path(name: str) -> str:
-    """Reverse of ``journal_name``: ``__`` -> ``_``, a single ``_`` -> ``/``."""
+    """Reverse of ``journal_name``: ``__`` -> ``_``, a single ``_`` -> ``/``.
+
+    Read greedily; a path component starting with ``_`` does not survive the
+    round trip (no branch path has one).
+    """
     out: list[str] = []
     i = 0
     while i < len(name):
@@ -145,6 +149,7 @@ class Transaction:
 
     branch: AnnexBranch
     commit_message: str | None
+    base: ObjectID | None  # the tip our reads of the branch saw
     pending: dict[str, bytes] = field(default_factory=dict)
 
     def read(self, path: str) -> bytes | None:
@@ -262,7 +267,7 @@ class AnnexBranch:
             yield outer
             return
         with self._lock.held():
-            tx = Transaction(self, commit)
+            tx = Transaction(self, commit, self.tip())
             self._local.tx = tx
             try:
                 yield tx
@@ -274,7 +279,7 @@ class AnnexBranch:
             if commit is None:
                 self._write_journal(tx.pending)
             else:
-                self._commit_locked(commit, tx.pending)
+                self._commit_locked(commit, tx.pending, tx.base)
 
 
     def journal(self, commit: str | None = None) -> AbstractContextManager[Transaction]:
@@ -310,10 +315,13 @@ class AnnexBranch:
         with self._lock.held():
             return self._commit_locked(message, {})
 
-    def _commit_locked(self, message: str, extra: dict[str, bytes]) -> ObjectID | None:
+    def _commit_locked(
+        self, message: str, extra: dict[str, bytes], base: ObjectID | None = None
+    ) -> ObjectID | None:
+        """Commit journal + ``extra`` on ``base`` (default: the tip); a moved tip is merged."""
         journal = self.journal_files()
         files = {**journal, **extra}
-        tip = self.tip()
+        tip = base or self.tip()
         if tip is None:
             tip = self._create_locked()
         base = self._commit_tree(tip)
