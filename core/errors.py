@@ -167,6 +167,6 @@ class GitCommandError(RepoError):
         what = "timed out" if returncode is None else f"failed ({returncode})"
         detail = stderr.strip().splitlines()[-3:] if stderr.strip() else []
         super().__init__(f"git {' '.join(args)} {what}" + "".join("\n  " + d for d in detail))
-        self.args_ = args
+        self.command = args
         self.returncode = returncode
         self.stderr = stderr

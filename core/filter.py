@@ -45,6 +45,10 @@ tells git the filter failed; a filter that is not ``required`` makes git use
 its own copy of the content (checked live with git 2.39), so the file still
 goes to git intact.
 
+A repository we must not write (spec 13.9: an adjusted branch, an old
+version, a tuned layout; ``AnnexRepo.unsupported_reason``) gets no new
+annexed files: clean passes everything through, smudge still works.
+
 smudge (git checkout, git stash pop): a pointer whose object is present ->
 the object's content; anything else -> the input unchanged.
 """
@@ -274,6 +278,13 @@ class AnnexFilter:
         self.settings = settings or read_clean_settings(repo)
         self._index: tuple[tuple[str, int, int], Index] | None = None
         self._recorded = False
+        self._unsupported: str | None = None
+        try:
+            self._unsupported = repo.unsupported_reason()
+        except Exception as e:  # noqa: BLE001 - cannot tell: do not write
+            self._unsupported = str(e)
+        if self._unsupported:
+            logger.warning("not annexing files here: %s", self._unsupported)
 
     # --- clean ----------------------------------------------------------------------
 
@@ -288,7 +299,7 @@ class AnnexFilter:
             spool.write(data)
         if spool.error is not None:
             return Output(Outcome.FAILED)
-        if spool.pointer_key() is not None or hasher is None:
+        if spool.pointer_key() is not None or hasher is None or self._unsupported:
             return Output(Outcome.ORIGINAL, spool=spool)
         try:
             if not should_annex(path, spool.size, self.settings, self.was_annexed(path)):

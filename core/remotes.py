@@ -23,10 +23,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import ContextManager, Protocol
+from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from dulwich.config import StackedConfig
@@ -70,7 +71,7 @@ class Remote(Protocol):
 
     def check_present(self, key: Key) -> bool: ...
 
-    def lock_content(self, key: Key) -> ContextManager[None]: ...
+    def lock_content(self, key: Key) -> AbstractContextManager[None]: ...
 
     def retrieve(self, key: Key, into: Incoming, advance: Advance) -> None: ...
 

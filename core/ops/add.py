@@ -114,11 +114,11 @@ class Adder:
             target = os.readlink(path)
             if parse_link_target(target) is not None:
                 return False  # already an annexed (locked) file
-            entry = self.index.get(rel.encode())
+            entry = _index_get(self.index, rel)
             return entry is None or getattr(entry, "mode", 0) != MODE_LINK
         if not stat.S_ISREG(st.st_mode):
             return False
-        entry = self.index.get(rel.encode())
+        entry = _index_get(self.index, rel)
         if entry is None or not hasattr(entry, "mtime"):
             return True
         fresh = index_entry_from_stat(st, entry.sha, entry.mode)
@@ -180,7 +180,7 @@ class Adder:
 
     def _was_unlocked(self, rel: str) -> bool:
         """A file committed unlocked stays unlocked when re-added (as git-annex does)."""
-        entry = self.index.get(rel.encode())
+        entry = _index_get(self.index, rel)
         if entry is None or getattr(entry, "mode", MODE_LINK) == MODE_LINK:
             return False
         blob = self.repo.git.object_store[entry.sha]
@@ -199,6 +199,13 @@ class Adder:
         blob = Blob.from_string(data)
         self.repo.git.object_store.add_object(blob)
         self.index[rel.encode()] = index_entry_from_stat(st, blob.id, mode)
+
+
+def _index_get(index: Index, rel: str) -> object | None:
+    try:
+        return index[rel.encode()]
+    except KeyError:
+        return None
 
 
 def _join(reldir: str, name: str) -> str:

@@ -28,9 +28,11 @@ class Copy:
     remote: str | None
 
     def label(self) -> str:
-        if self.remote is None or self.remote == self.description:
-            return f"[{self.remote}]" if self.remote and not self.description else self.description
-        return f"{self.description} [{self.remote}]"
+        """``description [remote]`` as git-annex prints it (``[here]`` for this one)."""
+        tag = "here" if self.here else self.remote
+        if tag is None or tag == self.description:
+            return self.description or f"[{tag}]"
+        return f"{self.description} [{tag}]" if self.description else f"[{tag}]"
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,7 @@ def _remote_names(repo: AnnexRepo) -> dict[str, str]:
     return {r.uuid: r.name for r in list_remotes(repo) if r.uuid}
 
 
-def _description(repo: AnnexRepo, descriptions: dict[str, str], uuid: str) -> str:
-    if uuid == repo.uuid:
-        base = descriptions.get(uuid, "")
-        return f"{base} [here]" if base else "here"
+def _description(descriptions: dict[str, str], uuid: str) -> str:
     return descriptions.get(uuid) or SPECIAL_DESCRIPTIONS.get(uuid, "")
 
 
@@ -77,7 +76,7 @@ def whereis(repo: AnnexRepo, paths: Iterable[str] = ()) -> list[Whereis]:
             level = trust.get(uuid, "semitrusted")
             if level == "dead":
                 continue
-            c = Copy(uuid, _description(repo, descriptions, uuid), uuid == repo.uuid, names.get(uuid))
+            c = Copy(uuid, _description(descriptions, uuid), uuid == repo.uuid, names.get(uuid))
             (untrusted if level == "untrusted" else good).append(c)
         out.append(Whereis(f.path, f.key, tuple(good), tuple(untrusted)))
     return out
@@ -132,7 +131,7 @@ def info(repo: AnnexRepo) -> Info:
         level = trust.get(uuid, "semitrusted")
         if level == "dead":
             continue
-        repos.append(RepoSummary(uuid, _description(repo, descriptions, uuid), level, uuid == repo.uuid))
+        repos.append(RepoSummary(uuid, _description(descriptions, uuid), level, uuid == repo.uuid))
     keys = list(repo.objects.keys())
     return Info(
         repositories=tuple(repos),

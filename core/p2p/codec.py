@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 from core.errors import BadKey, LocalProtocolError, RemoteProtocolError
 from core.p2p.messages import (
@@ -187,9 +188,12 @@ def parse_message(line: bytes) -> Message:
                 raise _Unparsable("arguments after a message that takes none")
             return cls()
         if cls.SHAPE == (Shape.WORDS,):
-            return cls(_parse_field(Shape.WORDS, args))
-        raws = _split(args, len(cls.SHAPE))
-        return cls(*(_parse_field(s, r) for s, r in zip(cls.SHAPE, raws, strict=True)))
+            values = [_parse_field(Shape.WORDS, args)]
+        else:
+            raws = _split(args, len(cls.SHAPE))
+            values = [_parse_field(s, r) for s, r in zip(cls.SHAPE, raws, strict=True)]
+        factory: Callable[..., Message] = cls  # the dataclass __init__, fields in SHAPE order
+        return factory(*values)
     except (_Unparsable, LocalProtocolError) as e:
         shown = line[:60]
         raise RemoteProtocolError(f"unparsable line {shown!r}: {e}", UNKNOWN_COMMAND) from None

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, fields
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import ClassVar
 
 from core.errors import BadKey, LocalProtocolError
@@ -54,7 +54,7 @@ class Shape(Enum):
     WORDS = "words"  # whitespace-separated list, the whole argument string
 
 
-class Service(str, Enum):
+class Service(StrEnum):
     """The git services CONNECT can tunnel (spec 6.8)."""
 
     UPLOAD_PACK = "git-upload-pack"
@@ -130,6 +130,7 @@ def _check_field(message: Message, shape: Shape, value: object) -> None:
 class Message:
     """Base of all messages.  ``COMMAND`` is the wire word, ``SHAPE`` the fields."""
 
+    __slots__ = ()
     COMMAND: ClassVar[bytes]
     SHAPE: ClassVar[tuple[Shape, ...]] = ()
     SINCE: ClassVar[int] = 0  # protocol version that introduced it (spec section 5)

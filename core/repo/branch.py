@@ -177,6 +177,7 @@ class AnnexBranch:
         self._lock = _JournalLock.for_path(self.annexdir / "journal.lck")
         self._local = threading.local()
         self._tree_cache: dict[ObjectID, Tree] = {}
+        self._commit_trees: dict[ObjectID, ObjectID] = {}
 
     # --- reading --------------------------------------------------------------
 
@@ -199,7 +200,8 @@ class AnnexBranch:
                 return complete_lines(f.read())
         except FileNotFoundError:
             pass
-        tip = self.tip()
+        tx = self._current()
+        tip = tx.base if tx is not None else self.tip()
         if tip is None:
             return None
         return self.read_tree_file(self._commit_tree(tip), path)
@@ -242,9 +244,12 @@ class AnnexBranch:
         return tree
 
     def _commit_tree(self, commit_id: ObjectID) -> ObjectID:
-        obj = self.repo.object_store[commit_id]
-        assert isinstance(obj, Commit)
-        return ObjectID(bytes(obj.tree))
+        tree = self._commit_trees.get(commit_id)
+        if tree is None:
+            obj = self.repo.object_store[commit_id]
+            assert isinstance(obj, Commit)
+            tree = self._commit_trees[commit_id] = ObjectID(bytes(obj.tree))
+        return tree
 
     # --- changing -------------------------------------------------------------
 
@@ -454,13 +459,15 @@ class AnnexBranch:
         return f"{name} <{email}>".encode()
 
     def _add_objects(self, objects: list[ShaFile]) -> None:
+        """Few objects: loose files.  Many: one pack (no existence checks: a
+        duplicate in a pack is harmless and checking costs more than it saves)."""
         store = self.repo.object_store
-        fresh = {ObjectID(bytes(o.id)): o for o in objects}
-        new = [o for sha, o in fresh.items() if sha not in store]
-        if len(new) > PACK_THRESHOLD:
-            store.add_objects([(o, None) for o in new])
-        else:
-            for o in new:
+        fresh = list({ObjectID(bytes(o.id)): o for o in objects}.values())
+        if len(fresh) > PACK_THRESHOLD:
+            store.add_objects([(o, None) for o in fresh])
+            return
+        for o in fresh:
+            if o.id not in store:
                 store.add_object(o)
 
     # --- creation (4.2) -------------------------------------------------------

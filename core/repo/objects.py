@@ -38,7 +38,7 @@ from core.repo.key import Hasher, Key
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-DEFAULT_DISK_RESERVE = 1_000_000  # git-annex's default annex.diskreserve: one megabyte
+DEFAULT_DISK_RESERVE = 100_000_000  # git-annex 10.2026 reports "+100 megabytes reserved"
 
 
 class ContentLocked(RepoError):

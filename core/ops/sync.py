@@ -1,0 +1,555 @@
+"""``sync``: what ``git annex sync`` does to branches, for git remotes.
+
+Spec: repository-format.md 8.1-8.4 (refs, sequence, obligations, conflicts),
+7 (git-annex branch merges), 3.2/3.5 (unlocked files with git's filter off).
+
+Theory of operation
+-------------------
+``sync`` runs the steps of 8.2 for the checked-out branch B:
+
+1. commit: the journal to the git-annex branch; then, with annex.autocommit,
+   the work tree: deleted tracked files leave the index, changed plain files
+   and symlinks are restaged, and an unlocked annexed file whose content
+   changed is re-added through ``Adder`` (content unchanged -> only its stat
+   is refreshed, so git with the filter off keeps seeing it clean);
+   message ``git-annex in <description>``;
+2. merge ``refs/heads/synced/B`` (pushed here by others) into B and delete
+   it if it did not move meanwhile -- the receive side of 8.3, also offered
+   alone as ``receive``;
+3. per remote in cost order (skipping annex-sync=false and annex-pull=false):
+   ``git fetch``, then merge ``R/B`` and ``R/synced/B`` when not contained;
+4. union-merge every ``*/git-annex`` ref (``AnnexBranch.merge_refs``);
+5. content, only when ``content=True``: the ``content_sync`` hook (the
+   transfer code's job), then steps 1, 3 and 4 again as 8.2 says;
+6. per remote (skipping annex-readonly and annex-push=false, and remotes
+   already holding our tips): push B to B; if refused, B to synced/B; force
+   git-annex to synced/git-annex; then git-annex to git-annex, whose refusal
+   is expected and ignored.
+
+Merges run ``git merge`` through ``core.gitops`` (filter off).  git then
+writes pointer text for unlocked files it checks out, so after every merge
+``_fix_worktree`` does what git-annex's post-merge hook does: each unlocked
+file the merge touched whose object is present gets its content back (copy,
+or hard link with annex.thin) and a fresh index stat.  Conflicts go to
+``conflicts.resolve`` (8.4).  A conflict it cannot resolve stops further
+merges of B, lets the git-annex branch merge and pushes still run, and is
+raised at the end as ``MergeConflict``; the next ``sync`` refuses to start
+until the user resolved it (a resolved-but-uncommitted merge is committed).
+
+Errors talking to one remote are recorded in ``SyncResult.errors`` and the
+other remotes still sync, as git-annex does.  ``SyncResult`` is built step by
+step, so unlike most of our values it is a plain (mutable) dataclass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dulwich.diff_tree import tree_changes
+from dulwich.graph import can_fast_forward
+from dulwich.index import ConflictedIndexEntry, Index, IndexEntry, index_entry_from_stat
+from dulwich.object_store import iter_tree_contents
+from dulwich.objects import Blob, Commit, ObjectID
+from dulwich.refs import Ref
+
+from core import gitops
+from core.errors import GitCommandError, MergeConflict, RepoError
+from core.ops.add import Adder
+from core.ops.conflicts import place_unlocked, resolve
+from core.progress import NullProgress, Progress
+from core.repo.key import Key
+from core.repo.pointer import MAX_POINTER, parse_pointer
+from core.repo.repository import AnnexRepo
+
+logger = logging.getLogger(__name__)
+
+MODE_LINK = 0o120000
+MODE_FILE = 0o100644
+MODE_EXEC = 0o100755
+MODE_GITLINK = 0o160000
+CHEAP_COST = 100.0  # a remote on a local path (git-annex's cheapRemoteCost)
+NETWORK_COST = 200.0  # any other git remote (expensiveRemoteCost)
+ANNEX_BRANCH = "refs/heads/git-annex"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A git remote as ``sync`` sees it (git config ``remote.<name>.*``)."""
+
+    name: str
+    url: str
+    cost: float
+    sync: bool = True
+    pull: bool = True
+    push: bool = True
+    readonly: bool = False
+
+
+ContentSync = Callable[[AnnexRepo, Sequence[Remote], Progress], None]
+"""Step 5 hook: transfer content with these remotes (provided by the transfer code)."""
+
+
+@dataclass
+class SyncResult:
+    committed: bytes | None = None  # the work-tree commit of step 1
+    merged: list[str] = field(default_factory=list)  # refs merged into B
+    resolved: list[str] = field(default_factory=list)  # conflicts fixed with variants
+    fetched: list[str] = field(default_factory=list)
+    annex_merged: list[str] = field(default_factory=list)  # */git-annex refs merged
+    pushed: dict[str, dict[str, bool]] = field(default_factory=dict)  # remote -> ref -> ok
+    errors: dict[str, str] = field(default_factory=dict)  # remote (or step) -> message
+    content_synced: bool = False
+
+
+# --- remotes ------------------------------------------------------------------
+
+
+def list_remotes(repo: AnnexRepo) -> list[Remote]:
+    """Git remotes with a URL, cheapest first (config order breaks ties)."""
+    config = repo.git.get_config()
+    found = []
+    for section in config.sections():
+        if len(section) != 2 or section[0] != b"remote":
+            continue
+        values = {k.decode(): v.decode("utf-8", "replace") for k, v in config.items(section)}
+        if "url" in values:
+            found.append(_remote(section[1].decode("utf-8", "replace"), values))
+    return sorted(found, key=lambda r: r.cost)
+
+
+def _remote(name: str, values: dict[str, str]) -> Remote:
+    url = values["url"]
+    local = url.startswith(("/", "./", "../", "file://")) or os.path.isdir(url)
+    try:
+        cost = float(values["annex-cost"])
+    except (KeyError, ValueError):
+        cost = CHEAP_COST if local else NETWORK_COST
+    return Remote(
+        name, url, cost,
+        sync=_flag(values.get("annex-sync"), True),
+        pull=_flag(values.get("annex-pull"), True),
+        push=_flag(values.get("annex-push"), True),
+        readonly=_flag(values.get("annex-readonly"), False),
+    )
+
+
+def _flag(text: str | None, default: bool) -> bool:
+    if text is None:
+        return default
+    return text.strip().lower() in ("true", "yes", "on", "1")
+
+
+def _chosen(repo: AnnexRepo, names: Sequence[str] | None, result: SyncResult) -> list[Remote]:
+    remotes = list_remotes(repo)
+    if names is None:
+        return [r for r in remotes if r.sync]
+    by_name = {r.name: r for r in remotes}
+    for missing in [n for n in names if n not in by_name]:
+        result.errors[missing] = f"there is no git remote named {missing!r}"
+    return [r for r in remotes if r.name in names]
+
+
+# --- step 1: committing the work tree -----------------------------------------
+
+
+def commit_worktree(repo: AnnexRepo, message: str | None = None) -> bytes | None:
+    """Step 1 (8.2): journal, then tracked changes; return the new commit or None.
+
+    Raises:
+        MergeConflict: an earlier merge left conflicts the user must resolve.
+    """
+    repo.branch.commit()
+    if repo.bare or repo.current_branch() is None:
+        return None
+    _check_no_conflicts(repo)
+    autocommit = _config_bool(repo, b"autocommit", True)
+    _refresh(repo, stage=autocommit)
+    heads = gitops.merge_heads(repo.gitdir)
+    if not autocommit and not heads:
+        return None
+    if _unborn_and_empty(repo):
+        return None
+    commit = gitops.commit_index(repo.git, message or _default_message(repo), heads)
+    gitops.clear_merge_state(repo.gitdir)
+    return commit
+
+
+def _default_message(repo: AnnexRepo) -> str:
+    description = repo.state.descriptions().get(repo.uuid) or str(repo.path)
+    return f"git-annex in {description}"
+
+
+def _config_bool(repo: AnnexRepo, name: bytes, default: bool) -> bool:
+    try:
+        value = repo.git.get_config_stack().get((b"annex",), name)
+    except KeyError:
+        return default
+    return _flag(value.decode() if isinstance(value, bytes) else str(value), default)
+
+
+def _check_no_conflicts(repo: AnnexRepo) -> None:
+    index = repo.git.open_index()
+    paths = [n.decode("utf-8", "surrogateescape") for n, e in index.items()
+             if isinstance(e, ConflictedIndexEntry)]
+    if paths:
+        raise MergeConflict(sorted(paths))
+
+
+def _unborn_and_empty(repo: AnnexRepo) -> bool:
+    head = repo.head_ref()
+    return head is not None and ref_sha(repo, head) is None and len(repo.git.open_index()) == 0
+
+
+def _refresh(repo: AnnexRepo, stage: bool) -> None:
+    """Restage what changed in the work tree (or only refresh stats of the unchanged)."""
+    index = repo.git.open_index()
+    touched: list[bytes] = []
+    readd: list[str] = []
+    for name, entry in list(index.items()):
+        if not isinstance(entry, IndexEntry) or entry.mode == MODE_GITLINK:
+            continue
+        verdict = _examine(repo, index, name, entry, stage)
+        if verdict == "readd":
+            readd.append(name.decode("utf-8", "surrogateescape"))
+        elif verdict == "touched":
+            touched.append(name)
+    gitops.settle_index(index, repo.path, touched)
+    if readd:
+        Adder(repo).add([str(repo.path / rel) for rel in readd])
+        gitops.settle_index(repo.git.open_index(), repo.path, [r.encode() for r in readd])
+
+
+def _examine(repo: AnnexRepo, index: Index, name: bytes, entry: IndexEntry, stage: bool) -> str:
+    """Update one index entry from the work tree; say what happened."""
+    path = repo.path / os.fsdecode(name)
+    try:
+        st = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        if stage:
+            del index[name]
+        return "removed"
+    fresh = index_entry_from_stat(st, entry.sha, entry.mode)
+    if (fresh.mtime, fresh.ctime, fresh.size, fresh.ino) == (
+        entry.mtime, entry.ctime, entry.size, entry.ino
+    ):
+        return "same"
+    data, mode = _worktree_blob(path, st, entry, repo)
+    if data is None:
+        return "readd" if stage else "same"
+    if isinstance(data, Key) or (Blob.from_string(data).id == entry.sha and mode == entry.mode):
+        index[name] = fresh
+        return "touched"
+    if not stage:
+        return "same"
+    blob = Blob.from_string(data)
+    repo.git.object_store.add_object(blob)
+    index[name] = index_entry_from_stat(st, blob.id, mode)
+    return "touched"
+
+
+def _worktree_blob(
+    path: Path, st: os.stat_result, entry: IndexEntry, repo: AnnexRepo
+) -> tuple[bytes | Key | None, int]:
+    """What git should hold for the file now: blob data, or the unchanged key
+    of an unlocked file (stat refresh only), or None (re-add through Adder)."""
+    if stat.S_ISLNK(st.st_mode):
+        return os.readlink(path).encode("utf-8", "surrogateescape"), MODE_LINK
+    if not stat.S_ISREG(st.st_mode):
+        return b"", entry.mode  # a directory now: leave it to the user
+    mode = MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
+    old_key = _entry_key(repo, entry)
+    if old_key is None:
+        return (path.read_bytes(), mode) if entry.mode != MODE_LINK else (None, mode)
+    head = _read_head(path)
+    if parse_pointer(head) is not None:
+        return head, entry.mode  # pointer text: content absent, or another key
+    if _content_matches(path, old_key):
+        return old_key, mode
+    return None, mode
+
+
+def _entry_key(repo: AnnexRepo, entry: IndexEntry) -> Key | None:
+    """The key of an unlocked (pointer) entry; None for anything else."""
+    if entry.mode == MODE_LINK or entry.size > MAX_POINTER * 64:
+        return None
+    obj = repo.git.object_store[entry.sha]
+    return parse_pointer(obj.data) if isinstance(obj, Blob) else None
+
+
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(MAX_POINTER + 1)
+
+
+def _content_matches(path: Path, key: Key) -> bool:
+    if key.size is not None and path.stat().st_size != key.size:
+        return False
+    hasher = key.new_hasher()
+    if hasher is None:
+        return False
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest() == key.expected_digest()
+
+
+# --- merging into B -------------------------------------------------------------
+
+
+def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
+    """Merge ``ref`` into the checked-out branch unless it is already contained.
+
+    Raises:
+        MergeConflict: conflicts without an annexed side remain (8.4).
+        GitCommandError: git refused the merge (e.g. local changes in the way).
+    """
+    theirs = ref_sha(repo, ref)
+    if theirs is None:
+        return False
+    old = _head_sha(repo)
+    if old is not None and (theirs == old or can_fast_forward(repo.git, theirs, old)):
+        return False
+    name = ref.decode("utf-8", "surrogateescape")
+    conflicts = gitops.merge(repo.path, name)
+    try:
+        if conflicts:
+            result.resolved += resolve(repo, conflicts)
+    finally:
+        _fix_worktree(repo, old, [theirs, _head_sha(repo)])
+    result.merged.append(name)
+    return True
+
+
+def _head_sha(repo: AnnexRepo) -> ObjectID | None:
+    return ref_sha(repo, b"HEAD")
+
+
+def ref_sha(repo: AnnexRepo, ref: bytes | str) -> ObjectID | None:
+    """The commit a ref (or HEAD) points to, None when it does not exist."""
+    name = Ref(ref.encode() if isinstance(ref, str) else ref)
+    try:
+        return repo.git.refs[name]
+    except KeyError:
+        return None
+
+
+def _fix_worktree(
+    repo: AnnexRepo, old: ObjectID | None, new: Sequence[ObjectID | None]
+) -> None:
+    """Post-merge: give unlocked files the merge touched their content back (3.2)."""
+    index = repo.git.open_index()
+    touched: list[bytes] = []
+    for name in sorted(set(_changed_paths(repo, old, new))):
+        entry = index[name] if name in index else None
+        if not isinstance(entry, IndexEntry) or entry.mode == MODE_LINK:
+            continue
+        key = _entry_key(repo, entry)
+        rel = name.decode("utf-8", "surrogateescape")
+        if key is None or not repo.objects.has(key) or not _shows_pointer(repo.path / rel):
+            continue
+        place_unlocked(repo, index, rel, key, entry.mode, bytes(entry.sha))
+        touched.append(name)
+    gitops.settle_index(index, repo.path, touched)
+
+
+def _shows_pointer(path: Path) -> bool:
+    try:
+        return not path.is_symlink() and parse_pointer(_read_head(path)) is not None
+    except (FileNotFoundError, IsADirectoryError):
+        return False
+
+
+def _changed_paths(
+    repo: AnnexRepo, old: ObjectID | None, new: Sequence[ObjectID | None]
+) -> Iterator[bytes]:
+    store = repo.git.object_store
+    old_tree = _tree(repo, old)
+    for commit in new:
+        tree = _tree(repo, commit)
+        if tree is None or tree == old_tree:
+            continue
+        if old_tree is None:
+            yield from (e.path for e in iter_tree_contents(store, tree) if e.path is not None)
+            continue
+        for change in tree_changes(store, old_tree, tree):
+            if change.new is not None and change.new.path is not None:
+                yield change.new.path
+
+
+def _tree(repo: AnnexRepo, commit: ObjectID | None) -> ObjectID | None:
+    if commit is None:
+        return None
+    obj = repo.git.object_store[commit]
+    return obj.tree if isinstance(obj, Commit) else None
+
+
+# --- step 2 / the receive side (8.3) ------------------------------------------
+
+
+def merge_synced_branch(repo: AnnexRepo, result: SyncResult) -> None:
+    """Step 2: merge local ``synced/B`` into B, then delete it if it did not move.
+
+    Not done in bare repositories (8.2).
+
+    Raises:
+        MergeConflict: see ``merge_ref``.
+    """
+    branch = repo.current_branch()
+    if branch is None or repo.bare:
+        return
+    synced = Ref(f"refs/heads/synced/{branch}".encode())
+    before = ref_sha(repo, synced)
+    if before is None:
+        return
+    merge_ref(repo, synced, result)
+    repo.git.refs.remove_if_equals(synced, before)
+
+
+def receive(repo: AnnexRepo, result: SyncResult | None = None) -> SyncResult:
+    """Merge what others pushed here: ``synced/B`` into B, and every ``*/git-annex``.
+
+    ``synced/B`` is deleted afterwards if it did not move; ``synced/git-annex``
+    is never deleted (8.3).
+
+    Raises:
+        MergeConflict: see ``merge_ref``.
+    """
+    result = result if result is not None else SyncResult()
+    merge_synced_branch(repo, result)
+    result.annex_merged += [r.decode() for r in repo.branch.merge_refs()]
+    return result
+
+
+# --- steps 3 and 6: one remote ------------------------------------------------
+
+
+def pull(repo: AnnexRepo, remote: Remote, result: SyncResult, merge: bool = True) -> None:
+    """Fetch ``remote`` and (with ``merge``) merge its B and synced/B into ours (8.2 step 3).
+
+    Raises:
+        MergeConflict: see ``merge_ref``.
+    """
+    try:
+        gitops.fetch(repo.path, remote.name)
+    except GitCommandError as e:
+        result.errors[remote.name] = str(e)
+        return
+    result.fetched.append(remote.name)
+    branch = repo.current_branch()
+    if branch is None or repo.bare or not merge:
+        return
+    for ref in (f"refs/remotes/{remote.name}/{branch}",
+                f"refs/remotes/{remote.name}/synced/{branch}"):
+        merge_ref(repo, ref.encode(), result)
+
+
+def push(repo: AnnexRepo, remote: Remote, result: SyncResult) -> None:
+    """8.2 step 6: B direct, else B:synced/B; +git-annex:synced/git-annex; git-annex."""
+    branch = repo.current_branch()
+    b = f"refs/heads/{branch}" if branch and ref_sha(repo, f"refs/heads/{branch}") else None
+    if not _needs_push(repo, remote, branch if b else None):
+        return
+    outcome: dict[str, bool] = {}
+    try:
+        if b is not None:
+            outcome.update(gitops.push(repo.path, remote.name, [f"{b}:{b}"]))
+        specs = [f"+{ANNEX_BRANCH}:refs/heads/synced/git-annex"]
+        if b is not None and not outcome.get(b, False):
+            specs.insert(0, f"{b}:refs/heads/synced/{branch}")
+        outcome.update(gitops.push(repo.path, remote.name, specs))
+        quiet = gitops.push(repo.path, remote.name, [f"{ANNEX_BRANCH}:{ANNEX_BRANCH}"])
+        outcome.update(quiet)
+    except GitCommandError as e:
+        result.errors[remote.name] = str(e)
+    result.pushed[remote.name] = outcome
+    if not outcome.get("refs/heads/synced/git-annex", False):
+        result.errors.setdefault(remote.name, f"could not push to {remote.name}")
+
+
+def _needs_push(repo: AnnexRepo, remote: Remote, branch: str | None) -> bool:
+    def tip(ref: str) -> ObjectID | None:
+        return ref_sha(repo, ref)
+
+    prefix = f"refs/remotes/{remote.name}/"
+    annex = tip(ANNEX_BRANCH)
+    if annex is not None and annex != tip(prefix + "synced/git-annex"):
+        return True
+    if branch is None:
+        return False
+    mine = tip(f"refs/heads/{branch}")
+    return mine not in (tip(prefix + branch), tip(prefix + "synced/" + branch))
+
+
+# --- the whole sequence -------------------------------------------------------
+
+
+def sync(
+    repo: AnnexRepo,
+    remotes: Sequence[str] | None = None,
+    message: str | None = None,
+    content: bool = False,
+    progress: Progress | None = None,
+    content_sync: ContentSync | None = None,
+) -> SyncResult:
+    """Run ``git annex sync``'s branch steps (8.2) with the git remotes.
+
+    ``remotes`` names the remotes to use (default: every remote without
+    annex-sync=false).  ``content=True`` runs ``content_sync`` as step 5.
+
+    Raises:
+        ValueError: ``content=True`` without a ``content_sync`` hook.
+        UnsupportedRepository: we must not write to this repository.
+        MergeConflict: a conflict without an annexed side is left for the
+            user, after the other steps ran; or one was left by an earlier sync.
+    """
+    if content and content_sync is None:
+        raise ValueError("content=True needs a content_sync hook (the transfer code)")
+    repo.require_writable()
+    prog = progress or NullProgress()
+    result = SyncResult()
+    chosen = _chosen(repo, remotes, result)
+    prog.start("sync", 2 + 2 * len(chosen), None)
+    result.committed = commit_worktree(repo, message)
+    conflict = _pull_all(repo, chosen, result, prog)
+    if content and content_sync is not None:
+        content_sync(repo, chosen, prog)
+        result.content_synced = True
+        commit_worktree(repo, message)
+        conflict = conflict or _pull_all(repo, chosen, result, prog)
+    for remote in chosen:
+        if remote.push and not remote.readonly:
+            push(repo, remote, result)
+        prog.advance(1, 0, f"push {remote.name}")
+    prog.finish()
+    if conflict is not None:
+        raise conflict
+    return result
+
+
+def _pull_all(
+    repo: AnnexRepo, chosen: Sequence[Remote], result: SyncResult, prog: Progress
+) -> MergeConflict | None:
+    """Steps 2-4; after a MergeConflict remotes are only fetched, not merged into B."""
+    conflict: MergeConflict | None = None
+    try:
+        merge_synced_branch(repo, result)
+    except MergeConflict as e:
+        conflict = e
+    prog.advance(1, 0, "merge synced branch")
+    for remote in chosen:
+        if remote.pull:
+            try:
+                pull(repo, remote, result, merge=conflict is None)
+            except MergeConflict as e:
+                conflict = e
+            except RepoError as e:
+                result.errors[remote.name] = str(e)
+        prog.advance(1, 0, f"pull {remote.name}")
+    result.annex_merged += [r.decode() for r in repo.branch.merge_refs()]
+    prog.advance(1, 0, "merge git-annex branches")
+    return conflict
