@@ -8,6 +8,7 @@ after content arrives or leaves also live here.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from core.repo.key import Key
 from core.repo.pointer import format_pointer, parse_link_target, parse_pointer
 from core.repo.repository import AnnexRepo
 
+logger = logging.getLogger(__name__)
+
 MODE_LINK = 0o120000
 
 
@@ -31,7 +34,7 @@ class AnnexedFile:
     locked: bool
 
 
-def _entry_key(repo: AnnexRepo, entry: object) -> tuple[Key, bool] | None:
+def _entry_key(repo: AnnexRepo, rel: str, entry: object) -> tuple[Key, bool] | None:
     sha = getattr(entry, "sha", None)
     mode = getattr(entry, "mode", None)
     if sha is None or mode is None:
@@ -39,11 +42,22 @@ def _entry_key(repo: AnnexRepo, entry: object) -> tuple[Key, bool] | None:
     blob = repo.git.object_store[sha]
     if not isinstance(blob, Blob):
         return None
-    if mode == MODE_LINK:
-        key = parse_link_target(blob.data)
-        return (key, True) if key else None
-    key = parse_pointer(blob.data)
-    return (key, False) if key else None
+    locked = mode == MODE_LINK
+    key = parse_link_target(blob.data) if locked else parse_pointer(blob.data)
+    if key is None:
+        if b"/annex/objects/" in blob.data[:1024]:
+            _warn_bad_key(rel, blob.data)
+        return None
+    return key, locked
+
+
+def _warn_bad_key(rel: str, data: bytes) -> None:
+    """A link or pointer naming an invalid key: say which file, touch nothing."""
+    name = data.split(b"\n", 1)[0].rsplit(b"/", 1)[-1].decode("utf-8", "replace")
+    try:
+        Key.from_file_name(name)
+    except RepoError as e:
+        logger.warning("%s: not treated as an annexed file: %s", rel, e)
 
 
 def _selected(rel: str, prefixes: list[str]) -> bool:
@@ -74,7 +88,7 @@ def annexed_files(repo: AnnexRepo, paths: Iterable[str] = ()) -> Iterator[Annexe
         rel = raw.decode("utf-8", "surrogateescape")
         if not _selected(rel, prefixes):
             continue
-        found = _entry_key(repo, index[raw])
+        found = _entry_key(repo, rel, index[raw])
         if found:
             yield AnnexedFile(rel, found[0], found[1])
 

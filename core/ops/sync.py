@@ -208,6 +208,7 @@ def _unborn_and_empty(repo: AnnexRepo) -> bool:
 def _refresh(repo: AnnexRepo, stage: bool) -> None:
     """Restage what changed in the work tree (or only refresh stats of the unchanged)."""
     index = repo.git.open_index()
+    racy_after = _index_mtime(index)
     touched: list[bytes] = []
     readd: list[str] = []
     for name, entry in list(index.items()):
@@ -216,12 +217,24 @@ def _refresh(repo: AnnexRepo, stage: bool) -> None:
         verdict = _examine(repo, index, name, entry, stage)
         if verdict == "readd":
             readd.append(name.decode("utf-8", "surrogateescape"))
-        elif verdict == "touched":
-            touched.append(name)
+        elif verdict == "touched" or (verdict == "same" and _mtime(entry) >= racy_after):
+            touched.append(name)  # "same" but racily clean, e.g. just staged by add
     gitops.settle_index(index, repo.path, touched)
     if readd:
         Adder(repo).add([str(repo.path / rel) for rel in readd])
         gitops.settle_index(repo.git.open_index(), repo.path, [r.encode() for r in readd])
+
+
+def _index_mtime(index: Index) -> int:
+    try:
+        return int(os.stat(index.path).st_mtime)
+    except FileNotFoundError:
+        return 0
+
+
+def _mtime(entry: IndexEntry) -> int:
+    m = entry.mtime
+    return int(m[0]) if isinstance(m, tuple) else int(m)
 
 
 def _examine(repo: AnnexRepo, index: Index, name: bytes, entry: IndexEntry, stage: bool) -> str:

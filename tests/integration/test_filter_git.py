@@ -243,3 +243,13 @@ def test_filter_in_process(tmp_path: Path) -> None:
     assert plain.outcome is Outcome.ORIGINAL and b"".join(plain.chunks()) == b"not a pointer"
     f.finish()
     assert a.uuid in AnnexRepo.open(a.path).state.locations(key)
+
+
+def test_unsupported_repository_gets_no_new_annexed_files(tmp_path: Path) -> None:
+    top = AnnexRepo.init(tmp_path / "r").path
+    git(top, "config", "annex.largefiles", "anything")
+    git(top, "config", "annex.version", "8")  # spec 13.9: read, but never write
+    (top / "m.txt").write_bytes(MEDIUM)
+    p = run(["git", "add", "m.txt"], top)
+    assert cat(top, "m.txt") == MEDIUM
+    assert "not annexing" in p.stderr

@@ -122,7 +122,7 @@ _BY_SHAPE: dict[Shape, st.SearchStrategy[object]] = {
 
 
 def _message(cls: type[Message]) -> st.SearchStrategy[Message]:
-    return st.tuples(*(_BY_SHAPE[s] for s in cls.SHAPE)).map(lambda args: cls(*args))  # type: ignore[call-arg]
+    return st.tuples(*(_BY_SHAPE[s] for s in cls.SHAPE)).map(lambda args: cls(*args))
 
 
 MESSAGES = st.sampled_from(ALL_MESSAGES).flatmap(_message)

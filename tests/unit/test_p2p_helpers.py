@@ -52,6 +52,7 @@ from core.p2p import (
     Error,
     Event,
     Failure,
+    FailurePlus,
     Get,
     GetTimestamp,
     Invalid,
@@ -68,7 +69,6 @@ from core.p2p import (
     Sentinel,
     Success,
     SuccessPlus,
-    FailurePlus,
     Timestamp,
     UnlockContent,
     Valid,
@@ -154,8 +154,8 @@ class MemoryServer:
         elif isinstance(ev, PayloadEnd):  # relay: the client's git input ended
             return [ConnectDone(0)]
         elif isinstance(ev, DataPresent):
-            key, self.put_key = self.put_key, None
-            return [Success() if key in self.store else Failure()]
+            placed, self.put_key = self.put_key, None
+            return [Success() if placed in self.store else Failure()]
         elif isinstance(ev, Error):
             self.put_key = None
         elif isinstance(ev, NotifyChange):
@@ -218,7 +218,7 @@ class Transcript:
 
 
 def unescape(text: str) -> bytes:
-    return codecs.escape_decode(text.encode("utf-8"))[0]  # type: ignore[no-any-return]
+    return codecs.escape_decode(text.encode("utf-8"))[0]
 
 
 def load_transcript(path: Path) -> Transcript:
