@@ -39,8 +39,10 @@ Example: a server over asyncio streams::
                 break
             elif isinstance(ev, AutoReply):
                 writer.write(conn.send(ev.reply))
-            elif ev is not PAUSED or conn.our_turn:
-                for out in await handler(ev):   # local effects, off the loop
+            elif ev is PAUSED:                  # handler left a request unanswered
+                raise RuntimeError(conn.state)
+            else:                               # local effects, off the loop
+                for out in await handler(ev):   # replies: Message or Payload
                     writer.write(conn.send(out))
             await writer.drain()
     except RemoteProtocolError as e:

@@ -141,6 +141,10 @@ class Key:
         return key
 
     def _check_safe(self, text: str) -> None:
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise BadKey(text, "not valid UTF-8") from None
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
             raise BadKey(text, "control character in key")
         if self.backend.endswith("E"):

@@ -1,0 +1,636 @@
+"""Preferred-content and annex.largefiles expressions: parse, then evaluate.
+
+Spec: repository-format.md section 10 (preferred content), 11 (largefiles),
+9.2 (how copies are counted) and 12.11 (the interop check).  Pure: no I/O.
+
+Theory of operation
+-------------------
+``parse`` turns text into an immutable tree of frozen dataclasses.  Tokens are
+whitespace-separated words, and ``(`` / ``)`` are always tokens of their own
+(10.1).  There is no precedence: every operator combines everything read so far
+with the one operand that follows it, strictly left to right, so
+``A or B and C`` is ``(A or B) and C``.  The operand after ``and``, ``or`` or
+``not`` is read the same way, starting from "anything", which is why a missing
+operand counts as ``anything`` (``A or`` matches everything, ``not`` alone
+matches nothing) and ``not ( A )`` negates the group.  Two operands side by side
+are joined by ``and``.  A missing ``)`` is tolerated and a stray one at top
+level is ignored.  These corner cases follow real git-annex 10.20261026.
+
+A term is ``name=value`` (split at the first ``=``) or a bare word; a known
+name written without ``=`` gets an empty value (``include`` matches only an
+empty path; ``largerthan`` is a bad size).  Unknown terms, bad numbers and bad
+sizes raise ``ExpressionError``.  Where the expression is someone's preferred
+content, such an error is never guessed at: the expression acts as ``present``
+(10.2, last paragraph) -- see ``parse_or_present``.
+
+``standard`` and ``groupwanted`` depend on the repository's groups, so they
+stay terms in the tree and are expanded at evaluation time; when the
+repository is in no standard group or several (or in no group with a
+group-preferred-content expression, or several), the whole expression is
+unusable and acts as ``present`` too.  An expression holding ``present``
+under an odd number of ``not`` never matches at all (unstable negation).
+
+Evaluation answers one question for one (file, key): ``wants_get`` evaluates
+with the current locations; ``wants_drop`` evaluates as if the repository no
+longer had the content (10.5) and negates.  Real git-annex removes the
+repository from the locations for ``copies``, ``inallgroup`` and the lacking
+counts, but ``present`` still looks at actual presence -- which is what lets
+a ``present`` fallback want neither gets nor drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Union
+
+from core.errors import ExpressionError
+from core.repo.key import Key
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "And", "Const", "Context", "Copies", "Expression", "Glob", "GroupWanted", "InAllGroup",
+    "InBackend", "Lacking", "Node", "Not", "Or", "Present", "SecureHash", "Size", "Standard",
+    "STANDARD_GROUPS", "TRUST_LEVELS", "is_large", "matches", "parse", "parse_or_present",
+    "parse_size", "tokenize", "wants_drop", "wants_get",
+]
+
+TRUST_LEVELS = ("dead", "untrusted", "semitrusted", "trusted")  # lowest first
+
+
+# --- the tree -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """``anything`` / ``nothing``; also a missing operand (``anything``)."""
+
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Glob:
+    """``include=GLOB`` (``exclude`` when ``negate``).  ``regex`` is None for a
+    glob git-annex cannot compile (unclosed ``[``, reversed range): never matches."""
+
+    pattern: str
+    negate: bool
+    regex: re.Pattern[str] | None = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    limit: int
+    larger: bool  # largerthan when True, smallerthan when False
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Copies:
+    """``copies=N``, ``copies=GROUP:N``, ``copies=LEVEL:N``, ``copies=LEVEL+:N``."""
+
+    count: int
+    group: str | None = None
+    trust: str | None = None
+    or_higher: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InAllGroup:
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lacking:
+    """``approxlackingcopies=N`` (``approx``) or ``lackingcopies=N``."""
+
+    count: int
+    approx: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SecureHash:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class InBackend:
+    backend: str
+
+
+@dataclass(frozen=True, slots=True)
+class Standard:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GroupWanted:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    left: Node
+    right: Node
+
+
+Node = Union[  # noqa: UP007 - a runtime alias used before the classes are complete
+    Const, Glob, Size, Present, Copies, InAllGroup, Lacking, SecureHash, InBackend,
+    Standard, GroupWanted, Not, And, Or,
+]
+
+ANY = Const(True)
+PRESENT_FALLBACK = Present()
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A parsed expression and the text it came from."""
+
+    text: str
+    tree: Node
+
+
+# --- tokens and structure (10.1) ----------------------------------------------
+
+
+def tokenize(text: str) -> list[str]:
+    """Whitespace-separated words, with every ``(`` and ``)`` a token of its own."""
+    return [t for t in re.split(r"\s+|([()])", text) if t]
+
+
+def _join_and(left: Node, right: Node) -> Node:
+    if left == ANY:
+        return right
+    return And(left, right)
+
+
+class _Parser:
+    """Left-to-right reader; see the module header for the rules."""
+
+    def __init__(self, text: str, largefiles: bool) -> None:
+        self.text = text
+        self.largefiles = largefiles
+        self.tokens = tokenize(text)
+        self.pos = 0
+
+    def top(self) -> Node:
+        acc: Node = ANY
+        while self.pos < len(self.tokens):
+            if self.tokens[self.pos] == ")":  # stray close: ignored
+                self.pos += 1
+                continue
+            acc = self.unit(acc)
+        return acc
+
+    def group(self) -> Node:
+        acc: Node = ANY
+        while self.pos < len(self.tokens) and self.tokens[self.pos] != ")":
+            acc = self.unit(acc)
+        self.pos += 1  # past ")" (or past the end: a missing ")" is tolerated)
+        return acc
+
+    def operand(self) -> Node:
+        if self.pos >= len(self.tokens) or self.tokens[self.pos] == ")":
+            return ANY
+        return self.unit(ANY)
+
+    def unit(self, acc: Node) -> Node:
+        tok = self.tokens[self.pos]
+        self.pos += 1
+        if tok == "and":
+            return _join_and(acc, self.operand())
+        if tok == "or":
+            return Or(acc, self.operand())
+        if tok == "not":
+            return _join_and(acc, Not(self.operand()))
+        if tok == "(":
+            return _join_and(acc, self.group())
+        return _join_and(acc, _term(self.text, tok, self.largefiles))
+
+
+def parse(text: str, *, largefiles: bool = False) -> Expression | None:
+    """Parse an expression; None when it is empty ("not configured").
+
+    With ``largefiles`` only the file terms of section 11 are allowed.
+
+    Raises:
+        ExpressionError: an unknown term, a bad number, size or glob value.
+    """
+    if not text.strip():
+        return None
+    return Expression(text, _Parser(text, largefiles).top())
+
+
+def parse_or_present(text: str) -> Expression | None:
+    """Parse a preferred-content expression; an unparsable one acts as ``present`` (10.2)."""
+    try:
+        return parse(text)
+    except ExpressionError as e:
+        logger.info("%s; treating it as 'present'", e)
+        return Expression(text, PRESENT_FALLBACK)
+
+
+# --- terms (10.2) -------------------------------------------------------------
+
+_FILE_TERMS = frozenset({"include", "exclude", "largerthan", "smallerthan", "anything", "nothing"})
+_BARE = {
+    "anything": Const(True), "nothing": Const(False), "present": Present(),
+    "securehash": SecureHash(), "standard": Standard(), "groupwanted": GroupWanted(),
+}
+_NUMBER = re.compile(r"-?[0-9]+")
+
+
+def _term(text: str, tok: str, largefiles: bool) -> Node:
+    name, sep, value = tok.partition("=")
+    if largefiles and name not in _FILE_TERMS:
+        raise ExpressionError(text, f"{tok!r} is not allowed in annex.largefiles")
+    if name in _BARE and not sep:
+        return _BARE[name]
+    if name in ("include", "exclude"):
+        return Glob(value, name == "exclude", compile_glob(value))
+    if name in ("largerthan", "smallerthan"):
+        return Size(_size(text, value), name == "largerthan")
+    if name == "copies":
+        return _copies(text, value)
+    if name in ("approxlackingcopies", "lackingcopies"):
+        return Lacking(_count(text, value, name), name.startswith("approx"))
+    if name == "inallgroup":
+        return InAllGroup(value)
+    if name == "inbackend":
+        return InBackend(value)
+    raise ExpressionError(text, f"unknown or unsupported term {tok!r}")
+
+
+def _count(text: str, value: str, what: str) -> int:
+    if not _NUMBER.fullmatch(value):
+        raise ExpressionError(text, f"bad number {value!r} for {what}")
+    return int(value)
+
+
+def _copies(text: str, value: str) -> Copies:
+    where, sep, number = value.partition(":")
+    if not sep:
+        return Copies(_count(text, value, "copies"))
+    count = _count(text, number, "copies")
+    level, plus = (where[:-1], True) if where.endswith("+") else (where, False)
+    if level in TRUST_LEVELS:
+        return Copies(count, trust=level, or_higher=plus)
+    return Copies(count, group=where)
+
+
+def _size(text: str, value: str) -> int:
+    try:
+        return parse_size(value)
+    except ExpressionError as e:
+        raise ExpressionError(text, e.why) from None
+
+
+# --- sizes (10.3) -------------------------------------------------------------
+
+_SIZE_NUMBER = re.compile(
+    r"-?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
+)
+_DECIMAL = ("kilo", "mega", "giga", "tera", "peta", "exa", "zetta", "yotta", "ronna", "quetta")
+_BINARY = ("kibi", "mebi", "gibi", "tebi", "pebi", "exbi", "zebi", "yobi")
+
+
+def _unit_table() -> dict[str, int]:
+    units = {"": 1, "b": 1, "byte": 1, "bytes": 1}
+    for power, name in enumerate(_DECIMAL, 1):
+        for form in (name[0], name[0] + "b", name + "byte", name + "bytes"):
+            units[form] = 1000**power
+    for power, name in enumerate(_BINARY, 1):
+        for form in (name[0] + "i", name[0] + "ib", name + "byte", name + "bytes"):
+            units[form] = 1024**power
+    return units
+
+
+_UNITS = _unit_table()
+
+
+def _number(text: str) -> float:
+    if text.lstrip("-")[:2].lower() in ("0x", "0o"):
+        sign = -1 if text.startswith("-") else 1
+        return float(sign * int(text.lstrip("-"), 0))
+    return float(text)
+
+
+def parse_size(text: str) -> int:
+    """A size in bytes: number (fraction, exponent, 0x/0o allowed), then a unit (10.3).
+
+    Units are case-insensitive; ``kB``/``k``/``kilobytes`` are powers of 1000 and
+    ``KiB``/``Ki``/``kibibytes`` powers of 1024.  Like git-annex, the value is
+    computed in floating point and rounded half to even, a minus sign is
+    accepted, and anything after the unit that is not a letter is ignored
+    (``1mb1`` is one megabyte).  Used for annex.diskreserve too.
+
+    Raises:
+        ExpressionError: no number, an unknown unit, or no finite value.
+    """
+    m = _SIZE_NUMBER.match(text)
+    if not m:
+        raise ExpressionError(text, "bad size: no number")
+    unit = re.match(r"[A-Za-z]*", text[m.end():])
+    letters = unit.group(0).lower() if unit else ""
+    if letters not in _UNITS:
+        raise ExpressionError(text, f"bad size: unknown unit {letters!r}")
+    try:
+        value = _number(m.group(0)) * _UNITS[letters]
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise ExpressionError(text, "bad size: too large")
+    return round(value)
+
+
+# --- globs (10.3) -------------------------------------------------------------
+
+_POSIX_CLASSES = {
+    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "blank": " \\t", "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~",
+    "punct": "!-/:-@\\[-`{-~", "space": " \\t\\n\\r\\f\\v", "upper": "A-Z",
+    "xdigit": "0-9A-Fa-f",
+}
+
+
+def compile_glob(glob: str) -> re.Pattern[str] | None:
+    """The regex matching whole paths like ``glob``; None if git-annex could not compile it.
+
+    ``*`` and ``?`` match ``/`` too, a ``/`` matches one or more ``/``, a
+    backslash is an ordinary character, ``[...]``/``[!...]``/``[^...]`` hold
+    characters, ranges and ASCII POSIX classes.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "[":
+            cls, i = _glob_class(glob, i + 1)
+            if cls is None:
+                return None
+            out.append(cls)
+            continue
+        out.append({"*": ".*", "?": ".", "/": "/+"}.get(c) or re.escape(c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _glob_class(glob: str, i: int) -> tuple[str | None, int]:
+    """Translate the class starting after ``[``; returns (regex or None, next index)."""
+    negate = i < len(glob) and glob[i] in "!^"
+    i += negate
+    items: list[str] = []
+    first = True
+    while i < len(glob) and (first or glob[i] != "]"):
+        first = False
+        posix = re.match(r"\[:([a-z]*):\]", glob[i:])
+        if posix:
+            items.append(_POSIX_CLASSES.get(posix.group(1), ""))
+            i += posix.end()
+        elif i + 2 < len(glob) and glob[i + 1] == "-" and glob[i + 2] != "]":
+            if glob[i] > glob[i + 2]:
+                return None, i
+            items.append(re.escape(glob[i]) + "-" + re.escape(glob[i + 2]))
+            i += 3
+        else:
+            items.append(re.escape(glob[i]) if glob[i] not in "-" else "\\-")
+            i += 1
+    if i >= len(glob):
+        return None, i
+    body = "".join(items)
+    if not body:
+        return ("." if negate else "(?!)"), i + 1
+    return ("[^" if negate else "[") + body + "]", i + 1
+
+
+# --- evaluation (10.5) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an expression is evaluated against, for one file and key.
+
+    ``size`` is used when the key has no size (and is the file's size for
+    largefiles).  ``holders`` are the repositories with the content (location
+    log); ``uuid`` is the repository whose expression this is.  Trust levels
+    missing from ``trust`` are ``semitrusted``.  ``group_wanted`` maps a group
+    to its group-preferred-content expression.  ``file_numcopies`` is the
+    numcopies of this file (gitattributes included), for ``lackingcopies``.
+    """
+
+    path: str | None = None
+    key: Key | None = None
+    size: int | None = None
+    holders: frozenset[str] = frozenset()
+    uuid: str = ""
+    trust: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    group_wanted: Mapping[str, str] = field(default_factory=dict)
+    numcopies: int = 1
+    file_numcopies: int | None = None
+    cluster_uuids: frozenset[str] = frozenset()
+    present_holders: frozenset[str] | None = None  # set by wants_drop: actual holders
+
+    def trust_of(self, uuid: str) -> str:
+        return self.trust.get(uuid, "semitrusted")
+
+    def counted(self) -> frozenset[str]:
+        return self.holders - self.cluster_uuids
+
+    def key_size(self) -> int | None:
+        if self.key is not None and self.key.size is not None:
+            return self.key.size
+        return self.size
+
+
+def _copies_match(node: Copies, ctx: Context) -> bool:
+    holders = ctx.counted()
+    if node.trust is not None:
+        rank = TRUST_LEVELS.index(node.trust)
+        levels = TRUST_LEVELS[rank:] if node.or_higher else (node.trust,)
+        n = sum(1 for u in holders if ctx.trust_of(u) in levels)
+    else:
+        live = [u for u in holders if ctx.trust_of(u) != "dead"]
+        n = sum(1 for u in live if node.group is None or node.group in ctx.groups.get(u, ()))
+    return n >= node.count
+
+
+def _lacking_match(node: Lacking, ctx: Context) -> bool:
+    good = sum(1 for u in ctx.counted() if ctx.trust_of(u) in ("semitrusted", "trusted"))
+    wanted = ctx.numcopies if node.approx or ctx.file_numcopies is None else ctx.file_numcopies
+    return wanted - good >= node.count
+
+
+def _present_match(ctx: Context) -> bool:
+    holders = ctx.holders if ctx.present_holders is None else ctx.present_holders
+    return ctx.uuid in holders
+
+
+_SECURE_PREFIXES = ("SHA224", "SHA256", "SHA384", "SHA512", "SHA3_", "SKEIN", "BLAKE2", "BLAKE3")
+
+
+def _leaf_match(node: Node, ctx: Context) -> bool:  # noqa: C901 - one dispatch table
+    if isinstance(node, Const):
+        return node.value
+    if isinstance(node, Glob):
+        if ctx.path is None or node.regex is None:
+            return False
+        return (node.regex.fullmatch(ctx.path) is not None) != node.negate
+    if isinstance(node, Size):
+        size = ctx.key_size()
+        if size is None:
+            return not node.larger
+        return size > node.limit if node.larger else size < node.limit
+    if isinstance(node, Present):
+        return _present_match(ctx)
+    if isinstance(node, Copies):
+        return _copies_match(node, ctx)
+    if isinstance(node, InAllGroup):
+        members = {u for u, gs in ctx.groups.items() if node.group in gs}
+        return members <= ctx.holders
+    if isinstance(node, Lacking):
+        return _lacking_match(node, ctx)
+    if isinstance(node, SecureHash):
+        return ctx.key is not None and ctx.key.hash_backend.startswith(_SECURE_PREFIXES)
+    if isinstance(node, InBackend):
+        return ctx.key is not None and ctx.key.backend == node.backend
+    raise ExpressionError(repr(node), "standard/groupwanted must be expanded before matching")
+
+
+def matches(tree: Node, ctx: Context) -> bool:
+    """Evaluate an expanded tree (no ``standard``/``groupwanted`` left)."""
+    if isinstance(tree, And):
+        return matches(tree.left, ctx) and matches(tree.right, ctx)
+    if isinstance(tree, Or):
+        return matches(tree.left, ctx) or matches(tree.right, ctx)
+    if isinstance(tree, Not):
+        return not matches(tree.child, ctx)
+    return _leaf_match(tree, ctx)
+
+
+def _unstable(tree: Node, negated: bool = False) -> bool:
+    """``present`` under an odd number of ``not``: the whole expression never matches."""
+    if isinstance(tree, (And, Or)):
+        return _unstable(tree.left, negated) or _unstable(tree.right, negated)
+    if isinstance(tree, Not):
+        return _unstable(tree.child, not negated)
+    return negated and isinstance(tree, Present)
+
+
+# --- standard groups (10.4) ---------------------------------------------------
+
+_NA = "not (copies=archive:1 or copies=smallarchive:1)"
+_CLIENT = f"(include=* and ((exclude=*/archive/* and exclude=archive/*) or ({_NA}))) or approxlackingcopies=1"
+_ARCHIVE = f"({_NA}) or approxlackingcopies=1"
+STANDARD_GROUPS: dict[str, str] = {
+    "client": _CLIENT,
+    "transfer": f"(not (inallgroup=client and copies=client:2) and ({_CLIENT})) or approxlackingcopies=1",
+    "backup": "anything",
+    "incrementalbackup": "((not copies=backup:1) and (not copies=incrementalbackup:1)) or approxlackingcopies=1",
+    "smallarchive": f"((include=*/archive/* or include=archive/*) and ({_ARCHIVE})) or approxlackingcopies=1",
+    "archive": _ARCHIVE,
+    "source": "not (copies=1)",
+    "manual": f"present and ({_CLIENT})",
+    "public": "inpreferreddir",  # not supported: unusable, acts as present
+    "unwanted": "not anything",
+}
+
+
+def _single(names: set[str], what: str, text: str) -> str:
+    if len(names) != 1:
+        raise ExpressionError(text, f"repository is in {len(names)} {what}, not exactly one")
+    return names.pop()
+
+
+def expand(expr: Expression, ctx: Context) -> Node:
+    """Replace ``standard`` and ``groupwanted`` by the expressions they stand for.
+
+    Raises:
+        ExpressionError: the repository has no single standard group / group
+            with a wanted expression, or that expression does not parse.
+    """
+    return _expand(expr.tree, ctx, expr.text, nested=False)
+
+
+def _expand(tree: Node, ctx: Context, text: str, nested: bool) -> Node:
+    if isinstance(tree, (And, Or)):
+        return type(tree)(_expand(tree.left, ctx, text, nested), _expand(tree.right, ctx, text, nested))
+    if isinstance(tree, Not):
+        return Not(_expand(tree.child, ctx, text, nested))
+    if isinstance(tree, (Standard, GroupWanted)) and nested:
+        raise ExpressionError(text, "standard/groupwanted inside a group expression")
+    groups = set(ctx.groups.get(ctx.uuid, frozenset()))
+    if isinstance(tree, Standard):
+        sub = STANDARD_GROUPS[_single(groups & set(STANDARD_GROUPS), "standard groups", text)]
+    elif isinstance(tree, GroupWanted):
+        sub = ctx.group_wanted[_single(groups & set(ctx.group_wanted), "groups with groupwanted", text)]
+    else:
+        return tree
+    parsed = parse(sub)
+    return _expand(parsed.tree, ctx, text, nested=True) if parsed else ANY
+
+
+def _decide(expr: str | Expression | None, ctx: Context) -> bool | None:
+    """Evaluate a preferred-content expression; None when it is not configured."""
+    parsed = parse_or_present(expr) if isinstance(expr, str) else expr
+    if parsed is None:
+        return None
+    try:
+        tree = expand(parsed, ctx)
+    except ExpressionError as e:
+        logger.info("%s; treating it as 'present'", e)
+        tree = PRESENT_FALLBACK
+    return False if _unstable(tree) else matches(tree, ctx)
+
+
+def wants_get(expr: str | Expression | None, ctx: Context, *, unset: bool = False) -> bool:
+    """Does repository ``ctx.uuid`` want this content (10.5)?
+
+    ``unset`` is the answer when no expression is configured: git-annex's
+    ``find --want-get-by`` says no, ``sync --content`` acts as if yes.
+    An unparsable or unusable expression acts as ``present``.
+    """
+    decided = _decide(expr, ctx)
+    return unset if decided is None else decided
+
+
+def wants_drop(expr: str | Expression | None, ctx: Context, *, unset: bool = False) -> bool:
+    """Would ``ctx.uuid`` drop this content: its expression is false as if it had
+    no copy (10.5).  The caller must still check numcopies (9.3) and every
+    other file using the key.  ``unset`` as in ``wants_get``."""
+    dropped = replace(ctx, holders=ctx.holders - {ctx.uuid}, present_holders=ctx.holders)
+    decided = _decide(expr, dropped)
+    return (not unset) if decided is None else not decided
+
+
+def is_large(expr: str | Expression | None, path: str, size: int) -> bool:
+    """annex.largefiles (11): is this file large (annexed)?  An unset expression
+    gives True, the ``git annex add`` default.
+
+    Raises:
+        ExpressionError: the expression does not parse or uses a non-file term.
+    """
+    parsed = parse(expr, largefiles=True) if isinstance(expr, str) else expr
+    if parsed is None:
+        return True
+    return matches(parsed.tree, Context(path=path, size=size))
