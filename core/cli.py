@@ -72,7 +72,10 @@ class TerminalProgress:
 def _repo(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from core.repo.repository import AnnexRepo
 
-    return AnnexRepo.open(Path.cwd())
+    repo = AnnexRepo.open(Path.cwd())
+    if repo.unsupported_reason() is None:
+        repo.branch.merge_refs()  # as git-annex does first, so answers match it (spec 7.1)
+    return repo
 
 
 def _print_outcomes(what: str, outcomes: Sequence[object], as_json: bool) -> int:

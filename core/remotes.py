@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from dulwich.config import StackedConfig
+from dulwich.config import ConfigFile, StackedConfig
 
 from core.errors import ContentMissing, RemoteRefused, RemoteUnavailable, RepoError
 from core.repo.key import Key
@@ -130,6 +130,20 @@ def _kind(cfg: StackedConfig, name: str, url: str | None, base: Path) -> RemoteK
     return RemoteKind.GIT
 
 
+def _probe_uuid(path: Path | None) -> str | None:
+    """annex.uuid of a repository on this machine (git-annex caches it as annex-uuid)."""
+    if path is None:
+        return None
+    for config in (path / ".git" / "config", path / "config"):
+        if config.is_file():
+            try:
+                value = ConfigFile.from_path(str(config)).get(b"annex", b"uuid")
+            except (KeyError, OSError, ValueError):
+                return None
+            return value.decode() if isinstance(value, bytes) else None
+    return None
+
+
 def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
     """Every remote: git remotes from config, special remotes from remote.log."""
     cfg = repo.git.get_config_stack()
@@ -138,10 +152,13 @@ def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
         url = _cfg(cfg, name, "url")
         kind = _kind(cfg, name, url, repo.path)
         cost = _cfg(cfg, name, "annex-cost")
+        uuid = _cfg(cfg, name, "annex-uuid")
+        if uuid is None and kind is RemoteKind.PATH and url:
+            uuid = _probe_uuid(local_path(url, repo.path))
         found.append(
             RemoteInfo(
                 name=name,
-                uuid=_cfg(cfg, name, "annex-uuid"),
+                uuid=uuid,
                 kind=kind,
                 url=url,
                 cost=float(cost) if cost else (100.0 if kind is RemoteKind.PATH else 200.0),

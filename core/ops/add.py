@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.ignore import IgnoreFilterManager
-from dulwich.index import Index, index_entry_from_stat
+from dulwich.index import Index, IndexEntry, index_entry_from_stat
 from dulwich.objects import Blob
 
 from core.errors import RepoError
@@ -115,11 +115,11 @@ class Adder:
             if parse_link_target(target) is not None:
                 return False  # already an annexed (locked) file
             entry = _index_get(self.index, rel)
-            return entry is None or getattr(entry, "mode", 0) != MODE_LINK
+            return entry is None or entry.mode != MODE_LINK
         if not stat.S_ISREG(st.st_mode):
             return False
         entry = _index_get(self.index, rel)
-        if entry is None or not hasattr(entry, "mtime"):
+        if entry is None:
             return True
         fresh = index_entry_from_stat(st, entry.sha, entry.mode)
         return (fresh.mtime, fresh.size, fresh.ino) != (entry.mtime, entry.size, entry.ino)
@@ -149,7 +149,7 @@ class Adder:
                 ),
                 large,
             )
-            with self.repo.branch.journal():
+            with self.repo.branch.transaction(commit="update"):
                 for rel, key in zip(large, keys, strict=True):
                     self._annex(rel, key)
                     results.append(Added(rel, key))
@@ -160,7 +160,6 @@ class Adder:
                 results.append(Added(rel, None))
                 self.progress.advance(1, sizes[rel], rel)
         self.index.write()
-        self.repo.branch.commit()
         self.progress.finish()
         return results
 
@@ -181,7 +180,7 @@ class Adder:
     def _was_unlocked(self, rel: str) -> bool:
         """A file committed unlocked stays unlocked when re-added (as git-annex does)."""
         entry = _index_get(self.index, rel)
-        if entry is None or getattr(entry, "mode", MODE_LINK) == MODE_LINK:
+        if entry is None or entry.mode == MODE_LINK:
             return False
         blob = self.repo.git.object_store[entry.sha]
         return isinstance(blob, Blob) and parse_pointer(blob.data) is not None
@@ -201,11 +200,13 @@ class Adder:
         self.index[rel.encode()] = index_entry_from_stat(st, blob.id, mode)
 
 
-def _index_get(index: Index, rel: str) -> object | None:
+def _index_get(index: Index, rel: str) -> IndexEntry | None:
+    """The index entry at ``rel``; None when absent or in conflict."""
     try:
-        return index[rel.encode()]
+        entry = index[rel.encode()]
     except KeyError:
         return None
+    return entry if isinstance(entry, IndexEntry) else None
 
 
 def _join(reldir: str, name: str) -> str:

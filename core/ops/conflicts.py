@@ -181,30 +181,73 @@ def resolve(repo: AnnexRepo, paths: Iterable[str]) -> list[str]:
             ones are resolved), and no commit is made.
     """
     index = repo.git.open_index()
-    plans: list[Plan] = []
+    sides = {p: s for p in paths if (s := _sides(repo, index, p)) is not None}
+    plans: list[tuple[Plan, tuple[str, ...]]] = []
     unresolved: list[str] = []
-    for path in paths:
-        p = _plan_entry(repo, index, path)
-        (plans.append(p) if p is not None else unresolved.append(path))
+    for path, (ours, theirs, extra) in pair_renamed(sides).items():
+        p = plan(path, ours, theirs, repo.config.hash_lower)
+        if p is None:
+            unresolved += [path, *extra]
+        else:
+            plans.append((p, extra))
     touched: list[bytes] = []
-    for p in plans:
-        touched += _apply(repo, index, p)
-    _clean_cruft(repo, index, plans)
+    for p, extra in plans:
+        touched += _apply(repo, index, p, extra)
+    _clean_cruft(repo, index, [p for p, _ in plans])
     gitops.settle_index(index, repo.path, touched)
     if unresolved:
         raise MergeConflict(sorted(unresolved))
     _commit_fix(repo)
-    return [p.path for p in plans]
+    return [p.path for p, _ in plans]
 
 
-def _plan_entry(repo: AnnexRepo, index: Index, path: str) -> Plan | None:
+Sides = tuple[Side | None, Side | None]
+
+
+def pair_renamed(
+    sides: dict[str, Sides],
+) -> dict[str, tuple[Side | None, Side | None, tuple[str, ...]]]:
+    """Join the halves git split apart: with a file on one side and a symlink
+    on the other ("distinct types"), git records ours as ``P~HEAD`` (stage 2
+    only) and theirs at ``P`` (stage 3 only), or the reverse.  git-annex
+    resolves them as one conflict on ``P``; so do we.
+    """
+    out: dict[str, tuple[Side | None, Side | None, tuple[str, ...]]] = {}
+    joined: set[str] = set()
+    for path in sorted(sides):
+        base = _split_half(path, sides)
+        if base is None:
+            continue
+        (o1, t1), (o2, t2) = sides[base], sides[path]
+        out[base] = (o1 or o2, t1 or t2, (path,))
+        joined |= {base, path}
+    for path, (ours, theirs) in sides.items():
+        if path not in joined:
+            out[path] = (ours, theirs, ())
+    return out
+
+
+def _split_half(path: str, sides: dict[str, Sides]) -> str | None:
+    """The base path ``P`` when ``path`` is ``P~<label>`` and the halves complement."""
+    ours, theirs = sides[path]
+    at = path.find("~")
+    while at > 0:
+        base = path[:at]
+        if base in sides:
+            bo, bt = sides[base]
+            if (ours is None) != (theirs is None) and (bo is None) == (ours is not None) \
+                    and (bt is None) == (theirs is not None):
+                return base
+        at = path.find("~", at + 1)
+    return None
+
+
+def _sides(repo: AnnexRepo, index: Index, path: str) -> Sides | None:
     name = path.encode("utf-8", "surrogateescape")
     entry = index[name] if name in index else None
     if not isinstance(entry, ConflictedIndexEntry):
         return None
-    ours = _side(repo, entry.this)
-    theirs = _side(repo, entry.other)
-    return plan(path, ours, theirs, repo.config.hash_lower)
+    return _side(repo, entry.this), _side(repo, entry.other)
 
 
 def _side(repo: AnnexRepo, entry: IndexEntry | None) -> Side | None:
@@ -215,10 +258,12 @@ def _side(repo: AnnexRepo, entry: IndexEntry | None) -> Side | None:
     return Side(entry.mode, bytes(entry.sha), key)
 
 
-def _apply(repo: AnnexRepo, index: Index, p: Plan) -> list[bytes]:
-    name = p.path.encode("utf-8", "surrogateescape")
-    del index[name]
-    _remove_file(repo.path / p.path)
+def _apply(repo: AnnexRepo, index: Index, p: Plan, extra: tuple[str, ...]) -> list[bytes]:
+    for path in (p.path, *extra):
+        name = path.encode("utf-8", "surrogateescape")
+        if name in index:
+            del index[name]
+        _remove_file(repo.path / path)
     touched = []
     for placement in p.place:
         if placement.key is None:
@@ -334,6 +379,7 @@ __all__ = [
     "Plan",
     "Side",
     "place_unlocked",
+    "pair_renamed",
     "plan",
     "resolve",
     "side_key",

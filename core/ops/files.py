@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.index import Index, index_entry_from_stat
+from dulwich.index import Index, IndexEntry, index_entry_from_stat
 from dulwich.objects import Blob
 
 from core.errors import RepoError
@@ -102,7 +102,8 @@ def files_by_key(repo: AnnexRepo) -> dict[Key, list[AnnexedFile]]:
 
 def _restage_stat(index: Index, rel: str, path: Path) -> None:
     entry = index[rel.encode()]
-    index[rel.encode()] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
+    if isinstance(entry, IndexEntry):
+        index[rel.encode()] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
 
 
 def populate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.errors import CoreError, DropRefused, RemoteError
@@ -23,7 +23,8 @@ from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, popu
 from core.progress import NullProgress, Progress
 from core.remotes import Remote, find_remote, list_remotes, open_remote
 from core.repo.key import Key
-from core.repo.preferred import ExpressionError, MatchContext, wants_get
+from core.errors import ExpressionError
+from core.repo.preferred import wants_get
 from core.repo.repository import AnnexRepo, trust_levels
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _check_drop(repo: AnnexRepo, key: Key, files: list[AnnexedFile], uuid: str,
     required = repo.state.required_content().get(uuid)
     if required:
         for f in files or [None]:  # type: ignore[list-item]
-            ctx = _context(repo, key, f.path if f else None, uuid)
+            ctx = repo.match_context(key, f.path if f else None, uuid)
             try:
                 if wants_get(required, ctx):
                     raise DropRefused(str(key), "it is required content of that repository")
@@ -166,10 +167,6 @@ def _check_drop(repo: AnnexRepo, key: Key, files: list[AnnexedFile], uuid: str,
         )
     if len(found.strong) < mincopies:
         raise DropRefused(str(key), f"fewer than mincopies ({mincopies}) locked or trusted copies")
-
-
-def _context(repo: AnnexRepo, key: Key, path: str | None, uuid: str) -> MatchContext:
-    return repo.state.match_context(key, path, uuid)
 
 
 def drop_key(repo: AnnexRepo, key: Key, files: list[AnnexedFile], remote_name: str | None) -> str:
@@ -198,7 +195,7 @@ def drop_key(repo: AnnexRepo, key: Key, files: list[AnnexedFile], remote_name: s
 
 
 def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progress,
-         act: callable) -> list[Outcome]:  # type: ignore[valid-type]
+         act: Callable[[AnnexedFile], str]) -> list[Outcome]:
     total = sum(f.key.size or 0 for f in files)
     progress.start(what, len(files), total)
     out: list[Outcome] = []

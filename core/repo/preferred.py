@@ -192,6 +192,7 @@ class _Parser:
         self.largefiles = largefiles
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0  # open groups; a ")" at depth 0 is stray and skipped everywhere
 
     def top(self) -> Node:
         acc: Node = ANY
@@ -210,6 +211,8 @@ class _Parser:
         return acc
 
     def operand(self) -> Node:
+        while self.depth == 0 and self.pos < len(self.tokens) and self.tokens[self.pos] == ")":
+            self.pos += 1
         if self.pos >= len(self.tokens) or self.tokens[self.pos] == ")":
             return ANY
         return self.unit(ANY)
@@ -224,7 +227,10 @@ class _Parser:
         if tok == "not":
             return _join_and(acc, Not(self.operand()))
         if tok == "(":
-            return _join_and(acc, self.group())
+            self.depth += 1
+            inner = self.group()
+            self.depth -= 1
+            return _join_and(acc, inner)
         return _join_and(acc, _term(self.text, tok, self.largefiles))
 
 
@@ -253,7 +259,7 @@ def parse_or_present(text: str) -> Expression | None:
 # --- terms (10.2) -------------------------------------------------------------
 
 _FILE_TERMS = frozenset({"include", "exclude", "largerthan", "smallerthan", "anything", "nothing"})
-_BARE = {
+_BARE: dict[str, Node] = {
     "anything": Const(True), "nothing": Const(False), "present": Present(),
     "securehash": SecureHash(), "standard": Standard(), "groupwanted": GroupWanted(),
 }
@@ -413,7 +419,7 @@ def _glob_class(glob: str, i: int) -> tuple[str | None, int]:
             items.append(re.escape(glob[i]) + "-" + re.escape(glob[i + 2]))
             i += 3
         else:
-            items.append(re.escape(glob[i]) if glob[i] not in "-" else "\\-")
+            items.append(re.escape(glob[i]))
             i += 1
     if i >= len(glob):
         return None, i
@@ -574,7 +580,9 @@ def expand(expr: Expression, ctx: Context) -> Node:
 
 def _expand(tree: Node, ctx: Context, text: str, nested: bool) -> Node:
     if isinstance(tree, (And, Or)):
-        return type(tree)(_expand(tree.left, ctx, text, nested), _expand(tree.right, ctx, text, nested))
+        left = _expand(tree.left, ctx, text, nested)
+        right = _expand(tree.right, ctx, text, nested)
+        return And(left, right) if isinstance(tree, And) else Or(left, right)
     if isinstance(tree, Not):
         return Not(_expand(tree.child, ctx, text, nested))
     if isinstance(tree, (Standard, GroupWanted)) and nested:

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.config import ConfigFile, StackedConfig
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from core.errors import NotARepository, RepoError, UnsupportedRepository
 from core.repo.branch import AnnexBranch
 from core.repo.objects import DEFAULT_DISK_RESERVE, ObjectStore
-from core.repo.preferred import parse_size
+from core.repo.key import Key
+from core.repo.preferred import Context, parse_size
 from core.repo.state import AnnexState
 
 logger = logging.getLogger(__name__)
@@ -216,12 +218,29 @@ class AnnexRepo:
         if reason:
             raise UnsupportedRepository(self.path, reason)
 
+    # --- preferred content -----------------------------------------------------
+
+    def match_context(self, key: Key, path: str | None, uuid: str) -> Context:
+        """What a preferred/required content expression of ``uuid`` is evaluated on."""
+        st = self.state
+        return Context(
+            path=path,
+            key=key,
+            holders=st.locations(key),
+            uuid=uuid,
+            trust=trust_levels(self),
+            groups=st.groups(),
+            group_wanted=st.group_preferred_content(),
+            numcopies=st.numcopies(),
+            cluster_uuids=frozenset(st.clusters()),
+        )
+
     # --- git helpers ----------------------------------------------------------
 
     def head_ref(self) -> bytes | None:
         """The ref HEAD points to (``refs/heads/main``), None when detached."""
         try:
-            chain, _ = self.git.refs.follow(b"HEAD")
+            chain, _ = self.git.refs.follow(Ref(b"HEAD"))
         except (KeyError, RepoError):
             return None
         return chain[-1] if len(chain) > 1 else None
@@ -246,7 +265,7 @@ class AnnexRepo:
 def _set_default_branch(git: Repo) -> None:
     """Point HEAD at init.defaultBranch (git's own default: master)."""
     name = _get(StackedConfig.default(), b"init", b"defaultBranch") or "master"
-    git.refs.set_symbolic_ref(b"HEAD", b"refs/heads/" + name.encode())
+    git.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(b"refs/heads/" + name.encode()))
 
 
 def trust_levels(repo: AnnexRepo) -> dict[str, str]:

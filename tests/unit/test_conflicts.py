@@ -159,3 +159,20 @@ def test_side_key() -> None:
     assert side_key(MODE_FILE, format_pointer(K1)) == K1
     assert side_key(MODE_FILE, b"hello\n") is None
     assert side_key(MODE_LINK, b"elsewhere") is None
+
+
+def test_distinct_type_halves_are_joined() -> None:
+    # git split a file/symlink conflict: ours at doc.txt~HEAD, theirs at doc.txt
+    sides = {
+        "doc.txt": (None, locked(K2)),
+        "doc.txt~HEAD": (unlocked(K1), None),
+        "other.txt": (unlocked(K1), locked(K2)),
+        "a~b": (PLAIN, PLAIN),  # a real name with a tilde stays on its own
+    }
+    from core.ops.conflicts import pair_renamed
+
+    joined = pair_renamed(sides)
+    assert joined["doc.txt"] == (unlocked(K1), locked(K2), ("doc.txt~HEAD",))
+    assert "doc.txt~HEAD" not in joined
+    assert joined["other.txt"] == (unlocked(K1), locked(K2), ())
+    assert joined["a~b"] == (PLAIN, PLAIN, ())
