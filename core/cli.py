@@ -168,11 +168,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from core.ops.sync import sync
+    from core.ops.transfer import sync_content
 
     result = sync(_repo(args), args.remotes or None, message=args.message, content=args.content,
-                  progress=TerminalProgress())
-    print(result)
-    return 0
+                  progress=TerminalProgress(), content_sync=sync_content)
+    for name, refs in result.pushed.items():
+        print(f"push {name}: " + ", ".join(f"{r} {'ok' if ok else 'rejected'}" for r, ok in refs.items()))
+    for name, error in result.errors.items():
+        print(f"sync {name}: {error}", file=sys.stderr)
+    return 1 if result.errors else 0
 
 
 def cmd_filter_process(args: argparse.Namespace) -> int:
@@ -227,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("smudge", cmd_smudge, "git smudge/clean filter for one file")
     sp.add_argument("--clean", action="store_true")
     sp.add_argument("file", nargs="?", default="")
+    from core.p2p.shell import register as register_p2p_shell
+
+    register_p2p_shell(sub)
     return p
 
 

@@ -35,7 +35,7 @@ from dulwich.config import ConfigFile, StackedConfig
 from core.errors import ContentMissing, RemoteRefused, RemoteUnavailable, RepoError
 from core.repo.key import Key
 from core.repo.objects import CHUNK, Incoming
-from core.repo.repository import AnnexRepo
+from core.repo.repository import AnnexRepo, config_value, parse_bool
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +91,11 @@ def local_path(url: str, base: Path) -> Path | None:
 
 
 def _cfg(cfg: StackedConfig, name: str, item: str) -> str | None:
-    try:
-        value = cfg.get((b"remote", name.encode()), item.encode())
-    except KeyError:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return config_value(cfg, (b"remote", name.encode()), item.encode())
 
 
 def _flag(cfg: StackedConfig, name: str, item: str, default: bool) -> bool:
-    v = _cfg(cfg, name, item)
-    return default if v is None else v.strip().lower() in ("true", "yes", "on", "1")
+    return parse_bool(_cfg(cfg, name, item), default)
 
 
 def _remote_names(cfg: StackedConfig) -> list[str]:

@@ -62,9 +62,12 @@ from core.errors import GitCommandError, MergeConflict, RepoError
 from core.ops.add import Adder
 from core.ops.conflicts import place_unlocked, resolve
 from core.progress import NullProgress, Progress
+from core.remotes import RemoteInfo as Remote
+from core.remotes import RemoteKind
+from core.remotes import list_remotes as all_remotes
 from core.repo.key import Key
 from core.repo.pointer import MAX_POINTER, parse_pointer
-from core.repo.repository import AnnexRepo
+from core.repo.repository import AnnexRepo, config_value, parse_bool
 
 logger = logging.getLogger(__name__)
 
@@ -72,22 +75,7 @@ MODE_LINK = 0o120000
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
 MODE_GITLINK = 0o160000
-CHEAP_COST = 100.0  # a remote on a local path (git-annex's cheapRemoteCost)
-NETWORK_COST = 200.0  # any other git remote (expensiveRemoteCost)
 ANNEX_BRANCH = "refs/heads/git-annex"
-
-
-@dataclass(frozen=True)
-class Remote:
-    """A git remote as ``sync`` sees it (git config ``remote.<name>.*``)."""
-
-    name: str
-    url: str
-    cost: float
-    sync: bool = True
-    pull: bool = True
-    push: bool = True
-    readonly: bool = False
 
 
 ContentSync = Callable[[AnnexRepo, Sequence[Remote], Progress], None]
@@ -110,38 +98,8 @@ class SyncResult:
 
 
 def list_remotes(repo: AnnexRepo) -> list[Remote]:
-    """Git remotes with a URL, cheapest first (config order breaks ties)."""
-    config = repo.git.get_config()
-    found = []
-    for section in config.sections():
-        if len(section) != 2 or section[0] != b"remote":
-            continue
-        values = {k.decode(): v.decode("utf-8", "replace") for k, v in config.items(section)}
-        if "url" in values:
-            found.append(_remote(section[1].decode("utf-8", "replace"), values))
-    return sorted(found, key=lambda r: r.cost)
-
-
-def _remote(name: str, values: dict[str, str]) -> Remote:
-    url = values["url"]
-    local = url.startswith(("/", "./", "../", "file://")) or os.path.isdir(url)
-    try:
-        cost = float(values["annex-cost"])
-    except (KeyError, ValueError):
-        cost = CHEAP_COST if local else NETWORK_COST
-    return Remote(
-        name, url, cost,
-        sync=_flag(values.get("annex-sync"), True),
-        pull=_flag(values.get("annex-pull"), True),
-        push=_flag(values.get("annex-push"), True),
-        readonly=_flag(values.get("annex-readonly"), False),
-    )
-
-
-def _flag(text: str | None, default: bool) -> bool:
-    if text is None:
-        return default
-    return text.strip().lower() in ("true", "yes", "on", "1")
+    """Remotes git can fetch from and push to, cheapest first."""
+    return [r for r in all_remotes(repo) if r.url and r.kind is not RemoteKind.SPECIAL]
 
 
 def _chosen(repo: AnnexRepo, names: Sequence[str] | None, result: SyncResult) -> list[Remote]:
@@ -185,11 +143,7 @@ def _default_message(repo: AnnexRepo) -> str:
 
 
 def _config_bool(repo: AnnexRepo, name: bytes, default: bool) -> bool:
-    try:
-        value = repo.git.get_config_stack().get((b"annex",), name)
-    except KeyError:
-        return default
-    return _flag(value.decode() if isinstance(value, bytes) else str(value), default)
+    return parse_bool(config_value(repo.git.get_config_stack(), b"annex", name), default)
 
 
 def _check_no_conflicts(repo: AnnexRepo) -> None:

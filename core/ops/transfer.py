@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from core.errors import CoreError, DropRefused, RemoteError
+from core.errors import CoreError, DropRefused, ExpressionError, RemoteError
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
 from core.progress import NullProgress, Progress
-from core.remotes import Remote, find_remote, list_remotes, open_remote
+from core.remotes import Remote, RemoteInfo, find_remote, list_remotes, open_remote
 from core.repo.key import Key
-from core.errors import ExpressionError
 from core.repo.preferred import wants_get
 from core.repo.repository import AnnexRepo, trust_levels
 
@@ -248,3 +247,53 @@ def drop(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
     for f in annexed_files(repo):
         by_key.setdefault(f.key, []).append(f)
     return _run(repo, "drop", files, p, lambda f: drop_key(repo, f.key, by_key[f.key], source))
+
+
+# --- content sync (git annex sync --content, spec 8.2 step 5) -------------------
+
+
+def _wanted(repo: AnnexRepo, key: Key, path: str, uuid: str, expr: str | None) -> bool:
+    """Preferred content of ``uuid``; with none configured, sync --content wants all."""
+    if not expr:
+        return True
+    try:
+        return wants_get(expr, repo.match_context(key, path, uuid))
+    except ExpressionError:
+        return repo.objects.has(key) if uuid == repo.uuid else False
+
+
+def sync_content(repo: AnnexRepo, remotes: Sequence[RemoteInfo], progress: Progress) -> None:
+    """Get what this repository wants, send each remote what it wants.
+
+    Only remotes that can move content take part; the others are skipped with
+    a log line.  Drops of unwanted content are left to ``drop`` for now.
+    """
+    preferred = repo.state.preferred_content()
+    usable: list[Remote] = []
+    for info in remotes:
+        try:
+            usable.append(open_remote(repo, info))
+        except CoreError as e:
+            logger.info("content sync skips %s: %s", info.name, e)
+    files = list(annexed_files(repo))
+    progress.start("sync content", len(files), None)
+    with repo.branch.transaction():
+        for f in files:
+            if not repo.objects.has(f.key) and _wanted(repo, f.key, f.path, repo.uuid,
+                                                     preferred.get(repo.uuid)):
+                with contextlib.suppress(CoreError):
+                    get_key(repo, f.key, progress)
+                    populate_unlocked(repo, [f])
+            if repo.objects.has(f.key):
+                for remote in usable:
+                    uuid = remote.info.uuid or ""
+                    if uuid in repo.state.locations(f.key) or remote.info.readonly:
+                        continue
+                    if _wanted(repo, f.key, f.path, uuid, preferred.get(uuid)):
+                        try:
+                            copy_key_to(repo, f.key, remote, progress)
+                        except CoreError as e:
+                            logger.warning("%s: could not send to %s: %s", f.path, remote.info.name, e)
+            progress.advance(1, 0, f.path)
+    repo.branch.commit()
+    progress.finish()

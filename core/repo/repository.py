@@ -24,8 +24,8 @@ from dulwich.repo import Repo
 
 from core.errors import NotARepository, RepoError, UnsupportedRepository
 from core.repo.branch import AnnexBranch
-from core.repo.objects import DEFAULT_DISK_RESERVE, ObjectStore
 from core.repo.key import Key
+from core.repo.objects import DEFAULT_DISK_RESERVE, ObjectStore
 from core.repo.preferred import Context, parse_size
 from core.repo.state import AnnexState
 
@@ -61,7 +61,7 @@ class AnnexConfig:
     numcopies_override: int | None = None
 
 
-def _get(cfg: StackedConfig, section: bytes | tuple[bytes, bytes], name: bytes) -> str | None:
+def config_value(cfg: StackedConfig, section: bytes | tuple[bytes, bytes], name: bytes) -> str | None:
     try:
         value = cfg.get(section, name)
     except KeyError:
@@ -69,7 +69,8 @@ def _get(cfg: StackedConfig, section: bytes | tuple[bytes, bytes], name: bytes) 
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
 
 
-def _bool(text: str | None, default: bool = False) -> bool:
+def parse_bool(text: str | None, default: bool = False) -> bool:
+    """git's boolean values (a key with no value is true)."""
     if text is None:
         return default
     return text.strip().lower() in ("true", "yes", "on", "1", "")
@@ -83,19 +84,19 @@ def _int(text: str | None, default: int) -> int:
 
 
 def read_annex_config(cfg: StackedConfig) -> AnnexConfig:
-    reserve = _get(cfg, b"annex", b"diskreserve")
+    reserve = config_value(cfg, b"annex", b"diskreserve")
     return AnnexConfig(
-        uuid=_get(cfg, b"annex", b"uuid") or "",
-        version=_get(cfg, b"annex", b"version") or "",
-        thin=_bool(_get(cfg, b"annex", b"thin")),
-        add_unlocked=_bool(_get(cfg, b"annex", b"addunlocked")),
-        dotfiles=_bool(_get(cfg, b"annex", b"dotfiles")),
-        backend=_get(cfg, b"annex", b"backend") or "SHA256E",
-        largefiles=_get(cfg, b"annex", b"largefiles"),
+        uuid=config_value(cfg, b"annex", b"uuid") or "",
+        version=config_value(cfg, b"annex", b"version") or "",
+        thin=parse_bool(config_value(cfg, b"annex", b"thin")),
+        add_unlocked=parse_bool(config_value(cfg, b"annex", b"addunlocked")),
+        dotfiles=parse_bool(config_value(cfg, b"annex", b"dotfiles")),
+        backend=config_value(cfg, b"annex", b"backend") or "SHA256E",
+        largefiles=config_value(cfg, b"annex", b"largefiles"),
         disk_reserve=parse_size(reserve) if reserve else DEFAULT_DISK_RESERVE,
-        max_extension_length=_int(_get(cfg, b"annex", b"maxextensionlength"), 4),
-        max_extensions=_int(_get(cfg, b"annex", b"maxextensions"), 2),
-        hash_lower=_bool(_get(cfg, b"annex", b"tune.objecthashlower")),
+        max_extension_length=_int(config_value(cfg, b"annex", b"maxextensionlength"), 4),
+        max_extensions=_int(config_value(cfg, b"annex", b"maxextensions"), 2),
+        hash_lower=parse_bool(config_value(cfg, b"annex", b"tune.objecthashlower")),
     )
 
 
@@ -206,7 +207,7 @@ class AnnexRepo:
             )
         cfg = self.git.get_config_stack()
         for tune in ("tune.objecthash1", "tune.branchhash1"):
-            if _bool(_get(cfg, b"annex", tune.encode())):
+            if parse_bool(config_value(cfg, b"annex", tune.encode())):
                 return f"repository is tuned with annex.{tune}, which is not supported yet"
         head = self.head_ref()
         if head and head.startswith(b"refs/heads/adjusted/"):
@@ -264,7 +265,7 @@ class AnnexRepo:
 
 def _set_default_branch(git: Repo) -> None:
     """Point HEAD at init.defaultBranch (git's own default: master)."""
-    name = _get(StackedConfig.default(), b"init", b"defaultBranch") or "master"
+    name = config_value(StackedConfig.default(), b"init", b"defaultBranch") or "master"
     git.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(b"refs/heads/" + name.encode()))
 
 

@@ -1,0 +1,162 @@
+"""The asyncio pump between a byte stream and a sans-IO ``Connection``.
+
+Theory of operation
+-------------------
+``core.p2p`` (see its package docstring, "Adapter contract") decides *what*
+goes on the wire; this module only moves bytes, with a timeout around every
+network wait (style 5) and the close in ``finally``.  A ``Channel`` owns one
+``asyncio.StreamReader``/``StreamWriter`` pair (a subprocess's stdout/stdin,
+a TCP socket, or our own stdin/stdout) and the ``Connection`` talking over
+it:
+
+- ``next_event()`` returns the machine's next event, reading (and feeding)
+  while the machine says ``NEED_DATA``; a read that takes longer than
+  ``read_timeout`` raises ``P2PTimeout``.  EOF is fed as ``b""``, so the
+  machine reports ``ConnectionClosed`` itself (spec 2.3, 8).
+- ``send(*events)`` writes what ``Connection.send`` returns and drains with
+  ``write_timeout``.
+- ``aclose()`` closes the writer; it never raises and waits for the close a
+  bounded time.
+
+Content never goes through here whole: payloads travel as the chunks the
+caller hands to ``send`` and the chunks ``next_event`` yields (spec 2.3).
+
+Errors (style 4): ``P2PTimeout`` (a ``TimeoutError`` too) and
+``ConnectionLost`` (an ``OSError``-ish "broken") are both
+``RemoteUnavailable``: we could not talk to the peer, as opposed to the peer
+saying no (``RemoteRefused``).  Protocol violations stay
+``RemoteProtocolError`` from the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from core.errors import RemoteUnavailable
+from core.p2p.events import NEED_DATA, Event, Payload, Sentinel
+from core.p2p.machine import Connection
+from core.p2p.messages import Message
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 1 << 16
+DEFAULT_READ_TIMEOUT = 120.0  # a peer silent this long is gone (style 5: finite)
+DEFAULT_WRITE_TIMEOUT = 120.0
+CLOSE_TIMEOUT = 5.0
+
+
+class P2PTimeout(RemoteUnavailable, TimeoutError):
+    """The peer did not send (or accept) bytes in time."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        super().__init__(f"peer silent for {seconds:g}s while {what}")
+        self.what = what
+        self.seconds = seconds
+
+
+class ConnectionLost(RemoteUnavailable):
+    """The transport broke (peer gone, pipe closed) while we used it."""
+
+
+class Channel:
+    """One ``Connection`` over one asyncio stream pair.
+
+    Args:
+        conn: the protocol machine (client or server).
+        reader, writer: the byte stream.
+        read_timeout: longest wait for the peer's next bytes.
+        write_timeout: longest wait for a write to drain.
+        peer: a name for logs and errors.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        peer: str = "peer",
+    ) -> None:
+        self.conn = conn
+        self.reader = reader
+        self.writer = writer
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self.peer = peer
+        self._closed = False
+
+    async def next_event(self, timeout: float | None = None) -> Event | Sentinel:
+        """The next event or sentinel other than ``NEED_DATA``.
+
+        Raises:
+            P2PTimeout: nothing arrived within ``timeout`` (default
+                ``read_timeout``).
+            RemoteProtocolError: from the machine (terminal).
+        """
+        limit = self.read_timeout if timeout is None else timeout
+        while True:
+            ev = self.conn.next_event()
+            if ev is not NEED_DATA:
+                return ev
+            self.conn.receive_data(await self._read(limit))
+
+    async def _read(self, limit: float) -> bytes:
+        try:
+            async with asyncio.timeout(limit):
+                return await self.reader.read(READ_SIZE)
+        except TimeoutError:
+            raise P2PTimeout(f"waiting for {self.peer}", limit) from None
+        except (ConnectionError, OSError) as e:
+            logger.debug("%s: read failed: %s", self.peer, e)
+            return b""  # the machine turns EOF into ConnectionClosed
+
+    async def send(self, *events: Message | Payload) -> None:
+        """Put ``events`` on the wire in order and drain.
+
+        Raises:
+            LocalProtocolError: an illegal move (our bug).
+            ConnectionLost: the transport is gone.
+            P2PTimeout: the peer stopped reading.
+        """
+        for ev in events:
+            data = self.conn.send(ev)
+            if data:
+                self.writer.write(data)
+        await self.drain()
+
+    async def drain(self) -> None:
+        if self.writer.is_closing():
+            raise ConnectionLost(f"connection to {self.peer} is closed")
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                await self.writer.drain()
+        except TimeoutError:
+            raise P2PTimeout(f"writing to {self.peer}", self.write_timeout) from None
+        except (ConnectionError, OSError) as e:
+            raise ConnectionLost(f"connection to {self.peer} broke: {e}") from e
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes the machine already produced (an ``error_line``)."""
+        self.writer.write(data)
+        await self.drain()
+
+    async def aclose(self) -> None:
+        """Close the writer; bounded, never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.writer.wait_closed()
+
+
+__all__ = [
+    "CLOSE_TIMEOUT", "DEFAULT_READ_TIMEOUT", "DEFAULT_WRITE_TIMEOUT", "Channel",
+    "ConnectionLost", "P2PTimeout",
+]  # fmt: skip

@@ -1,0 +1,512 @@
+"""Serving one repository over the P2P protocol (the server side of spec 6).
+
+Theory of operation
+-------------------
+``ServedRepo`` is what all connections to one repository share: the
+``AnnexRepo``, the server mode (spec 7), the timestamp clock (spec 6.4), a
+lock serialising git-annex branch writes, and the table of content locks held
+for peers.  ``Session`` runs one connection: it pumps a ``Channel`` (see
+``runtime``) and performs the local effect of every request the machine hands
+it (the package docstring's adapter contract).  Blocking work (files, git)
+runs in ``asyncio.to_thread``; network waits carry timeouts.
+
+Rules kept here, each from the spec:
+
+- CHECKPRESENT answers from the object store (6.1).
+- LOCKCONTENT takes the shared content lock and writes the retention
+  timestamp ``<object>.rtm`` = now + 600 s (6.2, repository-format 2.4); a
+  clean unlock (UNLOCKCONTENT, a rejected line, EOF, any end of the session)
+  releases both, a killed server leaves the ``.rtm`` to expire.  ``fcntl``
+  locks belong to the process and die when *any* descriptor of the file is
+  closed, so locks are counted per key in ``ServedRepo`` and a REMOVE of a
+  key some connection of this process holds is refused without touching the
+  lock file.
+- REMOVE removes under the exclusive lock, honouring other processes' locks
+  and unexpired ``.rtm`` files; a locked key gets FAILURE (git-annex-shell
+  dies instead, spec 6.3: both mean "failed" to a client).  REMOVE-BEFORE
+  removes only while our clock is below the timestamp (6.4).  No numcopies
+  check: that is the client's job (6.3).
+- GET streams the object from the offset, then VALID, or ``DATA 0`` +
+  INVALID when the content is absent (6.7).
+- PUT offers ``PUT-FROM <size of annex/tmp/KEY>`` (resume, 6.5), appends the
+  payload through ``Incoming``, and keeps it only if it verifies against the
+  key, whatever VALID/INVALID said: nothing unverified is ever stored.  A
+  payload cut short stays in ``annex/tmp`` for the next PUT.  DATA-PRESENT
+  (6.6) succeeds if the content is in the store by then.
+- A successful PUT (or DATA-PRESENT) logs the key present under the served
+  UUID, a REMOVE logs it absent, and the git-annex branch is committed, as
+  git-annex-shell does (6.5).
+- NOTIFYCHANGE and CONNECT are answered with an ERROR naming what is not
+  available (git-annex-shell exits instead, spec 4.1; an ERROR keeps a
+  networked session usable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import ContentVerifyError, CoreError, RemoteProtocolError, RepoError
+from core.p2p.events import (
+    DONE,
+    PAUSED,
+    AutoReply,
+    ConnectionClosed,
+    Event,
+    Payload,
+    PayloadEnd,
+    Rejected,
+    Sentinel,
+)
+from core.p2p.machine import Connection
+from core.p2p.machine import server as server_machine
+from core.p2p.messages import (
+    AlreadyHave,
+    Auth,
+    AuthFailure,
+    AuthSuccess,
+    CheckPresent,
+    Connect,
+    Data,
+    DataPresent,
+    Error,
+    Failure,
+    Get,
+    GetTimestamp,
+    Invalid,
+    LockContent,
+    Message,
+    NotifyChange,
+    Put,
+    PutFrom,
+    Remove,
+    RemoveBefore,
+    Success,
+    Timestamp,
+    UnlockContent,
+    Valid,
+)
+from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
+from core.p2p.state import Mode, State
+from core.repo.key import Key
+from core.repo.objects import ContentLocked, Incoming
+from core.repo.repository import AnnexRepo
+
+logger = logging.getLogger(__name__)
+
+SEND_CHUNK = 1 << 18
+RETENTION_SECONDS = 600  # spec 6.2: a peer's lock is good for 10 minutes
+DEFAULT_IDLE_TIMEOUT = 3600.0  # between requests (git-annex keeps sessions open)
+_IDLE_STATES = frozenset({State.IDLE, State.START, State.LOCKED, State.GET_RESULT})
+
+
+def monotonic_seconds() -> int:
+    """The server clock of spec 6.4: boot time in whole seconds where we have it."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    if clock is not None:
+        return int(time.clock_gettime(clock))
+    return int(time.monotonic())
+
+
+def mode_from_env(env: dict[str, str] | None = None) -> Mode:
+    """git-annex-shell's mode variables; read-only wins (spec 4.1, 7)."""
+    e = os.environ if env is None else env
+    if e.get("GIT_ANNEX_SHELL_READONLY"):
+        return Mode.READ_ONLY
+    if e.get("GIT_ANNEX_SHELL_APPENDONLY"):
+        return Mode.APPEND_ONLY
+    return Mode.READ_WRITE
+
+
+@dataclass
+class _Held:
+    count: int
+    stack: contextlib.ExitStack
+    rtm: Path
+
+
+class ServedRepo:
+    """A repository served to any number of sessions in this process."""
+
+    def __init__(
+        self,
+        repo: AnnexRepo,
+        *,
+        mode: Mode = Mode.READ_WRITE,
+        clock: Callable[[], int] = monotonic_seconds,
+    ) -> None:
+        self.repo = repo
+        self.uuid = repo.uuid
+        self.mode = mode
+        self.clock = clock
+        self._branch_lock = threading.Lock()
+        self._locks_lock = threading.Lock()
+        self._held: dict[Key, _Held] = {}
+        self._receiving: set[Key] = set()
+
+    # --- content locks (spec 6.2) -------------------------------------------------
+
+    def lock(self, key: Key) -> bool:
+        """Take (or share) the peer lock on ``key``; False if absent or unlockable."""
+        with self._locks_lock:
+            held = self._held.get(key)
+            if held is not None:
+                held.count += 1
+                return True
+            stack = contextlib.ExitStack()
+            try:
+                stack.enter_context(self.repo.objects.lock(key))
+            except RepoError as e:
+                logger.info("LOCKCONTENT %s: %s", key, e)
+                stack.close()
+                return False
+            path = self.repo.objects.find(key)
+            assert path is not None  # the lock needs the content
+            rtm = path.with_name(path.name + ".rtm")
+            with contextlib.suppress(OSError), _writable(path.parent):
+                rtm.write_text(f"{time.time() + RETENTION_SECONDS:.9f}s")
+            self._held[key] = _Held(1, stack, rtm)
+            return True
+
+    def unlock(self, key: Key) -> None:
+        with self._locks_lock:
+            held = self._held.get(key)
+            if held is None:
+                return
+            held.count -= 1
+            if held.count:
+                return
+            del self._held[key]
+            with contextlib.suppress(OSError), _writable(held.rtm.parent):
+                held.rtm.unlink(missing_ok=True)
+            held.stack.close()
+
+    def locked_here(self, key: Key) -> bool:
+        with self._locks_lock:
+            return key in self._held
+
+    # --- removal (spec 6.3, 6.4) ----------------------------------------------
+
+    def remove(self, key: Key, before: int | None = None) -> bool:
+        """Remove ``key``'s content; True on success or when it was absent."""
+        if self.locked_here(key):
+            logger.info("REMOVE %s refused: locked by another session", key)
+            return False
+        if before is not None and not self.clock() < before:
+            return False
+        try:
+            removed = self.repo.objects.remove(key)
+        except (ContentLocked, RepoError) as e:
+            logger.info("REMOVE %s: %s", key, e)
+            return False
+        if removed:
+            self.record(key, False)
+        return True
+
+    # --- location log ---------------------------------------------------------
+
+    def record(self, key: Key, present: bool) -> None:
+        """Log the served UUID as having (or not) ``key``, and commit (spec 6.5)."""
+        with self._branch_lock:
+            try:
+                self.repo.state.set_location(key, self.uuid, present)
+                self.repo.branch.commit()
+            except CoreError as e:  # content moved anyway; the log is advisory
+                logger.warning("could not record %s in the location log: %s", key, e)
+
+    # --- receiving ------------------------------------------------------------
+
+    def begin_receive(self, key: Key) -> bool:
+        with self._locks_lock:
+            if key in self._receiving:
+                return False
+            self._receiving.add(key)
+            return True
+
+    def end_receive(self, key: Key) -> None:
+        with self._locks_lock:
+            self._receiving.discard(key)
+
+
+@contextlib.contextmanager
+def _writable(d: Path) -> Iterator[None]:
+    mode = stat.S_IMODE(d.stat().st_mode)
+    d.chmod(mode | stat.S_IWUSR)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            d.chmod(mode)
+
+
+@dataclass
+class _Put:
+    key: Key
+    incoming: Incoming
+    offset: int
+    failed: str | None = None
+    extra: list[str] = field(default_factory=list)
+
+
+Authenticator = Callable[[str, str], bool]  # (client uuid, token) -> accepted
+
+
+class Session:
+    """One P2P connection served from a ``ServedRepo``.
+
+    Args:
+        served: the repository and its shared state.
+        channel: the stream and the server ``Connection``.
+        authenticate: for networked sessions (spec 4.2), checks AUTH tokens.
+        idle_timeout: longest wait for the next request.
+    """
+
+    def __init__(
+        self,
+        served: ServedRepo,
+        channel: Channel,
+        *,
+        authenticate: Authenticator | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        self.served = served
+        self.ch = channel
+        self.authenticate = authenticate
+        self.idle_timeout = idle_timeout
+        self._locked: Key | None = None
+        self._put: _Put | None = None
+
+    async def run(self, *, greet: bool) -> None:
+        """Serve until the client leaves; always releases locks and closes.
+
+        ``greet``: p2pstdio sends AUTH-SUCCESS first (spec 4.1).
+        Raises:
+            P2PTimeout, ConnectionLost: the transport failed.
+        """
+        try:
+            if greet:
+                await self.ch.send(AuthSuccess(self.served.uuid))
+            await self._loop()
+        except RemoteProtocolError as e:
+            logger.info("%s: %s", self.ch.peer, e)
+            if e.error_line:
+                with contextlib.suppress(CoreError, OSError):
+                    await self.ch.send_raw(e.error_line)
+        finally:
+            await self._abandon()
+            await self.ch.aclose()
+
+    async def _loop(self) -> None:
+        conn = self.ch.conn
+        while True:
+            idle = conn.state in _IDLE_STATES
+            ev = await self.ch.next_event(self.idle_timeout if idle else None)
+            if ev is DONE:
+                return
+            if ev is PAUSED or isinstance(ev, Sentinel):
+                raise RuntimeError(f"request left unanswered in state {conn.state}")
+            await self._handle(ev)
+
+    async def _handle(self, ev: Event) -> None:
+        if isinstance(ev, AutoReply):
+            await self.ch.send(ev.reply)
+            if isinstance(ev, Rejected) and ev.abandoned:
+                await self._abandon()
+        elif isinstance(ev, Payload):
+            await self._payload(ev.data)
+        elif isinstance(ev, PayloadEnd):
+            await self._put_done(ev.valid)
+        elif isinstance(ev, ConnectionClosed):
+            await self._abandon()
+        elif isinstance(ev, Message):
+            await self._request(ev)
+
+    async def _request(self, msg: Message) -> None:  # noqa: C901 - one branch per request
+        s = self.served
+        if isinstance(msg, Auth):
+            ok = self.authenticate is not None and self.authenticate(msg.uuid, msg.token)
+            await self.ch.send(AuthSuccess(s.uuid) if ok else AuthFailure())
+        elif isinstance(msg, CheckPresent):
+            has = await asyncio.to_thread(s.repo.objects.has, msg.key)
+            await self.ch.send(Success() if has else Failure())
+        elif isinstance(msg, LockContent):
+            ok = await asyncio.to_thread(s.lock, msg.key)
+            self._locked = msg.key if ok else None
+            await self.ch.send(Success() if ok else Failure())
+        elif isinstance(msg, UnlockContent):
+            await self._unlock()
+        elif isinstance(msg, (Remove, RemoveBefore)):
+            before = msg.timestamp if isinstance(msg, RemoveBefore) else None
+            ok = await asyncio.to_thread(s.remove, msg.key, before)
+            await self.ch.send(Success() if ok else Failure())
+        elif isinstance(msg, GetTimestamp):
+            await self.ch.send(Timestamp(s.clock()))
+        elif isinstance(msg, Get):
+            await self._get(msg)
+        elif isinstance(msg, Put):
+            await self._put_offer(msg)
+        elif isinstance(msg, Data):
+            self._put_length(msg.length)
+        elif isinstance(msg, DataPresent):
+            await self._data_present()
+        elif isinstance(msg, Error):  # client abandoned a PUT or GET (spec 6.5, 6.7, 8)
+            await self._abandon()
+        elif isinstance(msg, NotifyChange):
+            await self.ch.send(Error("change notification not available"))
+        elif isinstance(msg, Connect):
+            await self.ch.send(Error("relaying to git not supported on this connection"))
+        # Bypass, and the client's SUCCESS/FAILURE after GET, need nothing.
+
+    # --- GET (spec 6.7) ---------------------------------------------------------
+
+    async def _get(self, msg: Get) -> None:
+        path = await asyncio.to_thread(self.served.repo.objects.find, msg.key)
+        f = None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                f = await asyncio.to_thread(path.open, "rb")
+        if f is None:
+            await self.ch.send(Data(0), Invalid())
+            return
+        try:
+            before = os.fstat(f.fileno())
+            left = max(before.st_size - msg.offset, 0)
+            await self.ch.send(Data(left))
+            if left:
+                await asyncio.to_thread(f.seek, msg.offset)
+            while left:
+                chunk = await asyncio.to_thread(f.read, min(SEND_CHUNK, left))
+                if not chunk:  # shrank under us: no way to abort in band (spec 2.3)
+                    raise ConnectionLost(f"{msg.key} shrank while being sent")
+                left -= len(chunk)
+                await self.ch.send(Payload(chunk))
+            after = os.fstat(f.fileno())
+            same = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+            await self.ch.send(Valid() if same else Invalid())
+        finally:
+            f.close()
+
+    # --- PUT (spec 6.5, 6.6) ----------------------------------------------------
+
+    async def _put_offer(self, msg: Put) -> None:
+        s = self.served
+        if await asyncio.to_thread(s.repo.objects.has, msg.key):
+            await self.ch.send(AlreadyHave())
+            return
+        if not s.begin_receive(msg.key):
+            await self.ch.send(Error("transfer already in progress"))
+            return
+        inc = s.repo.objects.incoming(msg.key)
+        try:
+            await asyncio.to_thread(s.repo.require_writable)
+            offset = await asyncio.to_thread(inc.open)
+        except (CoreError, OSError) as e:
+            inc.close()
+            s.end_receive(msg.key)
+            await self.ch.send(Error(_one_line(str(e))))
+            return
+        self._put = _Put(msg.key, inc, offset)
+        await self.ch.send(PutFrom(offset))
+
+    def _put_length(self, length: int) -> None:
+        put = self._put
+        if put is None:
+            return
+        size = put.key.size
+        if size is not None and put.offset + length != size:
+            put.failed = f"DATA {length} from offset {put.offset} does not make {size} bytes"
+
+    async def _payload(self, data: bytes) -> None:
+        put = self._put
+        if put is None or put.failed is not None:
+            return  # consume and ignore: the reply will be FAILURE
+        try:
+            await asyncio.to_thread(put.incoming.write, data)
+        except ContentVerifyError as e:  # more bytes than the key's size
+            put.failed = str(e)
+
+    async def _put_done(self, valid: bool | None) -> None:
+        put, self._put = self._put, None
+        if put is None:
+            return
+        s = self.served
+        try:
+            if put.failed is None:
+                # Verified whatever VALID/INVALID said: spec 6.5 allows trusting
+                # VALID, but nothing unverified is kept here.
+                await asyncio.to_thread(put.incoming.commit)
+                await asyncio.to_thread(s.record, put.key, True)
+            elif put.incoming.written > put.offset:
+                await asyncio.to_thread(put.incoming.discard)
+            # else: DATA 0 + INVALID, the agreed abandon (6.5): keep the partial file
+        except ContentVerifyError as e:
+            put.failed = str(e)
+        finally:
+            put.incoming.close()
+            s.end_receive(put.key)
+        if put.failed is not None:
+            logger.info("PUT %s refused (%s): %s", put.key, valid, put.failed)
+        await self.ch.send(Success() if put.failed is None else Failure())
+
+    async def _data_present(self) -> None:
+        put, self._put = self._put, None
+        if put is None:
+            return
+        s = self.served
+        put.incoming.close()
+        s.end_receive(put.key)
+        has = await asyncio.to_thread(s.repo.objects.has, put.key)
+        if has:
+            await asyncio.to_thread(s.record, put.key, True)
+        await self.ch.send(Success() if has else Failure())
+
+    # --- ending transactions ------------------------------------------------------
+
+    async def _unlock(self) -> None:
+        key, self._locked = self._locked, None
+        if key is not None:
+            await asyncio.to_thread(self.served.unlock, key)
+
+    async def _abandon(self) -> None:
+        """End whatever transaction is open; a partial PUT stays for resume."""
+        await self._unlock()
+        put, self._put = self._put, None
+        if put is not None:
+            put.incoming.close()
+            self.served.end_receive(put.key)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+async def serve_channel(
+    served: ServedRepo,
+    channel: Channel,
+    *,
+    greet: bool = True,
+    authenticate: Authenticator | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+) -> None:
+    """Serve one connection to the end (see ``Session``)."""
+    session = Session(served, channel, authenticate=authenticate, idle_timeout=idle_timeout)
+    await session.run(greet=greet)
+
+
+def new_server_connection(served: ServedRepo, *, networked: bool = False) -> Connection:
+    return server_machine(networked=networked, mode=served.mode)
+
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT", "DEFAULT_READ_TIMEOUT", "RETENTION_SECONDS", "Authenticator",
+    "ServedRepo", "Session", "mode_from_env", "monotonic_seconds", "new_server_connection",
+    "serve_channel",
+]  # fmt: skip

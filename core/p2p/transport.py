@@ -1,0 +1,141 @@
+"""Byte streams for P2P sessions: a subprocess, a TCP socket, our own stdio.
+
+Theory of operation
+-------------------
+Every transport ends up as an ``asyncio.StreamReader``/``StreamWriter``
+pair wrapped in a ``Link``, so ``runtime.Channel`` and everything above it
+does not care which one it is (spec 1: one message set, three transports):
+
+- ``open_subprocess``: the ssh transport's client side (spec 4.1): run
+  ``ssh HOST "git-annex-shell 'p2pstdio' ..."`` (or any command) and talk
+  over its stdin/stdout.  ``aclose`` closes stdin (the server exits 0 on
+  EOF), then waits a bounded time and kills what is left.
+- ``open_tcp``: a networked peer (spec 4.2), with a connect timeout.
+- ``stdio_link``: the ssh transport's server side: our stdin/stdout.
+- ``ssh_command``: how git-annex builds the ssh command line (spec 4.1,
+  12.2 step 1), honouring ``GIT_ANNEX_USE_GIT_SSH`` with ``GIT_SSH_COMMAND``
+  or ``GIT_SSH``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+
+from core.errors import RemoteUnavailable
+from core.p2p.runtime import CLOSE_TIMEOUT
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 30.0
+STREAM_LIMIT = 1 << 17
+
+
+@dataclass
+class Link:
+    """An open byte stream, and the process behind it if any."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    name: str
+    process: asyncio.subprocess.Process | None = None
+
+    async def aclose(self) -> None:
+        """Close our end; reap the process (bounded, kills if needed). Never raises."""
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.writer.wait_closed()
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await proc.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await proc.wait()
+
+
+async def open_subprocess(argv: list[str], env: dict[str, str] | None = None) -> Link:
+    """Run ``argv`` and talk over its stdin/stdout (stderr passes through).
+
+    Raises:
+        RemoteUnavailable: the program could not be started.
+    """
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            limit=STREAM_LIMIT,
+        )
+    except OSError as e:
+        raise RemoteUnavailable(f"cannot run {argv[0]}: {e}") from e
+    assert proc.stdin is not None and proc.stdout is not None
+    return Link(proc.stdout, proc.stdin, shlex.join(argv[:3]), proc)
+
+
+async def open_tcp(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> Link:
+    """Connect to a networked P2P server.
+
+    Raises:
+        RemoteUnavailable: refused, unreachable or timed out.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port, limit=STREAM_LIMIT)
+    except TimeoutError:
+        raise RemoteUnavailable(f"connecting to {host}:{port} timed out") from None
+    except OSError as e:
+        raise RemoteUnavailable(f"cannot connect to {host}:{port}: {e}") from e
+    return Link(reader, writer, f"{host}:{port}")
+
+
+async def stdio_link() -> Link:
+    """Our own stdin/stdout as a stream pair (the p2pstdio server side)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+    protocol = asyncio.StreamReaderProtocol(reader)
+    stdin = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
+    stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    await loop.connect_read_pipe(lambda: protocol, stdin)
+    transport, wprotocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdout)
+    writer = asyncio.StreamWriter(transport, wprotocol, None, loop)
+    return Link(reader, writer, "stdio")
+
+
+def ssh_command(
+    host: str,
+    remote_command: str,
+    *,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """The argv that runs ``remote_command`` on ``host`` as git-annex would.
+
+    With ``GIT_ANNEX_USE_GIT_SSH=1``, ``GIT_SSH_COMMAND`` (a shell snippet)
+    or ``GIT_SSH`` (a program) replaces ``ssh``, as for git itself.
+    """
+    e = os.environ if env is None else env
+    opts = ["-p", str(port)] if port is not None else []
+    if e.get("GIT_ANNEX_USE_GIT_SSH") == "1":
+        if e.get("GIT_SSH_COMMAND"):
+            snippet = e["GIT_SSH_COMMAND"] + ' "$@"'
+            return ["sh", "-c", snippet, "ssh", *opts, host, remote_command]
+        if e.get("GIT_SSH"):
+            return [e["GIT_SSH"], *opts, host, remote_command]
+    return ["ssh", "-T", *opts, host, remote_command]
+
+
+__all__ = ["CONNECT_TIMEOUT", "Link", "open_subprocess", "open_tcp", "ssh_command", "stdio_link"]
