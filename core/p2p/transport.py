@@ -24,7 +24,10 @@ import contextlib
 import logging
 import os
 import shlex
+import socket
+import stat
 import sys
+import threading
 from dataclasses import dataclass
 
 from core.errors import RemoteUnavailable
@@ -44,6 +47,7 @@ class Link:
     writer: asyncio.StreamWriter
     name: str
     process: asyncio.subprocess.Process | None = None
+    flusher: threading.Thread | None = None  # stdio relay still writing out
 
     async def aclose(self) -> None:
         """Close our end; reap the process (bounded, kills if needed). Never raises."""
@@ -52,6 +56,8 @@ class Link:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.writer.wait_closed()
+        if self.flusher is not None:
+            await asyncio.to_thread(self.flusher.join, CLOSE_TIMEOUT)
         proc = self.process
         if proc is None or proc.returncode is not None:
             return
@@ -103,16 +109,50 @@ async def open_tcp(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> Li
 
 
 async def stdio_link() -> Link:
-    """Our own stdin/stdout as a stream pair (the p2pstdio server side)."""
+    """Our own stdin/stdout as a stream pair (the p2pstdio server side).
+
+    Pipes, sockets and terminals are used directly; anything else (a regular
+    file, as in ``annexsync p2pstdio ... <requests >replies``) goes through a
+    socket pair fed by two daemon threads.
+    """
     loop = asyncio.get_running_loop()
+    in_fd, out_fd = sys.stdin.fileno(), sys.stdout.fileno()
+    if not (_streamable(in_fd) and _streamable(out_fd)):
+        ours, theirs = socket.socketpair()
+        threading.Thread(target=_pump_in, args=(in_fd, theirs), daemon=True).start()
+        flusher = threading.Thread(target=_pump_out, args=(theirs, out_fd), daemon=True)
+        flusher.start()
+        reader, writer = await asyncio.open_connection(sock=ours, limit=STREAM_LIMIT)
+        return Link(reader, writer, "stdio", flusher=flusher)
     reader = asyncio.StreamReader(limit=STREAM_LIMIT)
     protocol = asyncio.StreamReaderProtocol(reader)
-    stdin = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
-    stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    stdin = os.fdopen(os.dup(in_fd), "rb", buffering=0)
+    stdout = os.fdopen(os.dup(out_fd), "wb", buffering=0)
     await loop.connect_read_pipe(lambda: protocol, stdin)
     transport, wprotocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdout)
     writer = asyncio.StreamWriter(transport, wprotocol, None, loop)
     return Link(reader, writer, "stdio")
+
+
+def _streamable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+def _pump_in(fd: int, sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := os.read(fd, STREAM_LIMIT):
+            sock.sendall(data)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+
+
+def _pump_out(sock: socket.socket, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        while data := sock.recv(STREAM_LIMIT):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
 
 
 def ssh_command(

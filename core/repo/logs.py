@@ -122,7 +122,8 @@ def _parse_all(
         except ValueError as e:
             if strict:
                 raise LogLineError(file, lineno, line, str(e)) from None
-            logger.debug("%s line %d skipped: %s", file, lineno, e)
+            # git-annex skips such lines too; say which one, keep the rest (5.1)
+            logger.warning("%s", LogLineError(file or "log", lineno, line, f"skipped: {e}"))
     return out
 
 

@@ -96,7 +96,7 @@ def read_annex_config(cfg: StackedConfig) -> AnnexConfig:
         disk_reserve=parse_size(reserve) if reserve else DEFAULT_DISK_RESERVE,
         max_extension_length=_int(config_value(cfg, b"annex", b"maxextensionlength"), 4),
         max_extensions=_int(config_value(cfg, b"annex", b"maxextensions"), 2),
-        hash_lower=parse_bool(config_value(cfg, b"annex", b"tune.objecthashlower")),
+        hash_lower=parse_bool(config_value(cfg, (b"annex", b"tune"), b"objecthashlower")),
     )
 
 
@@ -206,9 +206,9 @@ class AnnexRepo:
                 "run any git-annex command in it once"
             )
         cfg = self.git.get_config_stack()
-        for tune in ("tune.objecthash1", "tune.branchhash1"):
-            if parse_bool(config_value(cfg, b"annex", tune.encode())):
-                return f"repository is tuned with annex.{tune}, which is not supported yet"
+        for tune in ("objecthash1", "branchhash1"):  # git keeps them as [annex "tune"]
+            if parse_bool(config_value(cfg, (b"annex", b"tune"), tune.encode())):
+                return f"repository is tuned with annex.tune.{tune}, which is not supported yet"
         head = self.head_ref()
         if head and head.startswith(b"refs/heads/adjusted/"):
             return "an adjusted branch is checked out, which is not supported yet"
