@@ -197,6 +197,14 @@ def open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
         path = local_path(info.url, repo.path)
         assert path is not None
         return PathRemote(info, path)
+    if info.kind is RemoteKind.P2P and info.url:
+        from core.p2p.remote import ssh_remote, tcp_remote
+
+        cfg = repo.git.get_config_stack()
+        if info.url.startswith("p2p-annex::"):
+            return tcp_remote(info, repo.uuid, _cfg(cfg, info.name, "annexsync-p2p-authtoken"))
+        if not info.url.startswith("tor-annex::"):
+            return ssh_remote(info, repo.uuid, _cfg(cfg, info.name, "annex-shell"))
     raise RemoteUnavailable(
         f"{info.name}: moving content to {info.kind.value} remotes is not supported yet"
     )

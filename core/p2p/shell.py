@@ -179,7 +179,22 @@ class _ShellParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         cleaned = strip_fields(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(cleaned, namespace)
+        return super().parse_known_args(_options_last(cleaned), namespace)
+
+
+def _options_last(args: list[str]) -> list[str]:
+    """Positionals first: git-annex puts ``--debug`` between them (observed)."""
+    words: list[str] = []
+    options: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a == "--uuid":
+            options += [a, next(it, "")]
+        elif a.startswith("-") and a != "-":
+            options.append(a)
+        else:
+            words.append(a)
+    return words + options
 
 
 def register(subparsers: Any) -> None:

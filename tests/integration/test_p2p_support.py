@@ -22,6 +22,10 @@ while [ $# -gt 1 ]; do
   esac
 done
 echo "$*" >> "{log}"
+# Test knobs: cut the server's output or input after N bytes; trace its input.
+if [ -n "$P2P_CUT_OUTPUT" ]; then sh -c "$*" | head -c "$P2P_CUT_OUTPUT"; exit 0; fi
+if [ -n "$P2P_CUT_INPUT" ]; then head -c "$P2P_CUT_INPUT" | sh -c "$*"; exit 0; fi
+if [ -n "$P2P_TRACE_INPUT" ]; then tee -a "$P2P_TRACE_INPUT" | sh -c "$*"; exit $?; fi
 exec sh -c "$*"
 """
 

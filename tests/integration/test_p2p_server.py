@@ -1,0 +1,264 @@
+"""A real git-annex client against our server over (fake) ssh (spec 12.2).
+
+The client's ``remote.origin.annex-shell`` is ``annexsync``, so git-annex
+runs ``annexsync 'configlist' DIR`` and ``annexsync 'p2pstdio' DIR UUID
+--uuid X`` through the fake ssh of ``test_p2p_support``.  Raw peers (our
+client machine over pipes to ``annexsync p2pstdio``) cover what git-annex
+will not do on purpose: corrupted payloads, a cut in the middle of DATA,
+two sessions racing for a lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.p2p import (
+    AlreadyHave,
+    AuthSuccess,
+    CheckPresent,
+    ConnectionClosed,
+    Data,
+    Failure,
+    Get,
+    GetTimestamp,
+    Invalid,
+    LockContent,
+    Payload,
+    PayloadEnd,
+    Put,
+    PutFrom,
+    Remove,
+    RemoveBefore,
+    Success,
+    Timestamp,
+    UnlockContent,
+    Valid,
+    Version,
+)
+from core.repo.key import Key
+from tests.conftest import annex, git, run
+from tests.integration.test_p2p_support import (
+    CLIENT_UUID,
+    RawPeer,
+    content_of,
+    install_fake_ssh,
+    joined,
+)
+
+pytestmark = pytest.mark.interop
+
+
+@dataclass
+class Pair:
+    server: Path
+    client: Path
+    server_uuid: str
+    ssh_log: Path
+
+
+@pytest.fixture
+def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
+    log = install_fake_ssh(tmp_path, monkeypatch)
+    server = tmp_path / "server"
+    server.mkdir()
+    git(server, "init", "-q")
+    annex(server, "init", "-q", "server")
+    (server / "a.txt").write_bytes(b"served content\n")
+    annex(server, "add", "-q", "a.txt")
+    git(server, "commit", "-q", "-m", "add a")
+    client = tmp_path / "client"
+    git(tmp_path, "clone", "-q", str(server), str(client))
+    git(client, "remote", "set-url", "origin", f"ssh://localhost{server}")
+    git(client, "config", "remote.origin.annex-shell", "annexsync")
+    git(client, "config", "annex.sshcaching", "false")
+    annex(client, "init", "-q", "client")
+    uuid = git(server, "config", "annex.uuid").strip()
+    yield Pair(server, client, uuid, log)
+
+
+def _key(repo: Path, path: str) -> str:
+    return annex(repo, "lookupkey", path).strip()
+
+
+def _server_peer(p: Pair, env: dict[str, str] | None = None) -> RawPeer:
+    peer = RawPeer(["annexsync", "p2pstdio", str(p.server), CLIENT_UUID], env)
+    assert peer.until_our_turn() == [AuthSuccess(p.server_uuid)]
+    assert peer.request(Version(4)) == [Version(4)]
+    return peer
+
+
+def _new_content(repo: Path, name: str, data: bytes) -> str:
+    (repo / name).write_bytes(data)
+    annex(repo, "add", "-q", name)
+    git(repo, "commit", "-q", "-m", f"add {name}")
+    return _key(repo, name)
+
+
+def test_configlist_and_uuid_probe(pair: Pair) -> None:
+    assert git(pair.client, "config", "remote.origin.annex-uuid").strip() == pair.server_uuid
+    assert "annexsync 'configlist'" in pair.ssh_log.read_text()
+
+
+def test_get_copy_drop_with_real_client(pair: Pair) -> None:
+    c, s = pair.client, pair.server
+    annex(c, "get", "a.txt")
+    assert (c / "a.txt").read_bytes() == b"served content\n"
+    annex(c, "fsck", "a.txt")
+    assert "annexsync 'p2pstdio'" in pair.ssh_log.read_text()
+
+    key = _new_content(c, "b.txt", b"to the server\n")
+    annex(c, "copy", "--to", "origin", "b.txt")
+    assert content_of(s, key) == b"to the server\n"
+    # The server logged its own copy in its git-annex branch (spec 6.5).
+    assert "here" in annex(s, "whereis", "--key", key)
+
+    # Local drop with numcopies 1: the only other copy is locked (spec 6.2).
+    out = run(["git", "annex", "drop", "--debug", "a.txt"], c).stderr
+    assert "LOCKCONTENT" in out and "UNLOCKCONTENT" in out
+    assert content_of(c, _key(c, "a.txt")) is None
+
+    annex(c, "drop", "--from", "origin", "b.txt")
+    assert content_of(s, key) is None
+    assert "(0 copies)" in annex(s, "whereis", "--key", key, check=False)
+    # Nothing left behind by the lock.
+    assert not list((s / ".git" / "annex" / "objects").rglob("*.rtm"))
+
+
+def test_put_payload_is_verified(pair: Pair) -> None:
+    good = b"exactly these bytes"
+    key = Key("SHA256E", hashlib.sha256(good).hexdigest() + ".bin", size=len(good))
+    peer = _server_peer(pair)
+    try:
+        assert peer.request(Put(b"f.bin", key)) == [PutFrom(0)]
+        bad = b"X" * len(good)
+        assert peer.request(Data(len(bad)), Payload(bad), Valid()) == [Failure()]
+        assert peer.request(CheckPresent(key)) == [Failure()]
+        # Right bytes flagged INVALID: re-verified and kept (spec 6.5).
+        assert peer.request(Put(b"", key)) == [PutFrom(0)]
+        assert peer.request(Data(len(good)), Payload(good), Invalid()) == [Success()]
+        assert peer.request(Put(b"", key)) == [AlreadyHave()]
+    finally:
+        assert peer.close() == 0
+    assert content_of(pair.server, str(key)) == good
+    assert not any((pair.server / ".git" / "annex" / "tmp").iterdir())
+
+
+def test_put_cut_then_resumed_by_real_client(pair: Pair) -> None:
+    c, s = pair.client, pair.server
+    data = os.urandom(200_000)
+    key = _new_content(c, "big.bin", data)
+    peer = _server_peer(pair)
+    assert peer.request(Put(b"big.bin", Key.parse(key))) == [PutFrom(0)]
+    peer.write(Data(len(data)), Payload(data[:70_000]))
+    peer.close()  # cut in the middle of DATA (spec 2.3)
+    tmp = s / ".git" / "annex" / "tmp" / Key.parse(key).file_name()
+    assert tmp.stat().st_size == 70_000
+    # Offer-only probe: DATA 0 + INVALID keeps the partial file (spec 6.5).
+    peer = _server_peer(pair)
+    assert peer.request(Put(b"", Key.parse(key))) == [PutFrom(70_000)]
+    assert peer.request(Data(0), Invalid()) == [Failure()]
+    assert peer.close() == 0
+    assert tmp.stat().st_size == 70_000
+
+    out = run(["git", "annex", "copy", "--debug", "--to", "origin", "big.bin"], c).stderr
+    assert "PUT-FROM 70000" in out
+    assert "DATA 130000" in out
+    assert content_of(s, key) == data
+
+
+def test_get_from_offset_and_missing(pair: Pair) -> None:
+    key = Key.parse(_key(pair.server, "a.txt"))
+    missing = Key("SHA256E", "0" * 64, size=5)
+    peer = _server_peer(pair)
+    try:
+        got = joined(peer.request(Get(7, b"a.txt", key)))
+        assert got == [Data(8), Payload(b"content\n"), PayloadEnd(True)]
+        assert peer.request(Success()) == []
+        assert peer.request(Get(0, b"", missing)) == [Data(0), PayloadEnd(False)]
+        assert peer.request(Failure()) == []
+        assert peer.request(Get(100, b"", key)) == [Data(0), PayloadEnd(True)]
+        assert peer.request(Success()) == []
+    finally:
+        assert peer.close() == 0
+
+
+def test_lock_blocks_remove_from_other_session(pair: Pair) -> None:
+    key = Key.parse(_key(pair.server, "a.txt"))
+    holder = _server_peer(pair)
+    other = _server_peer(pair)
+    try:
+        assert holder.request(LockContent(key)) == [Success()]
+        assert other.request(Remove(key)) == [Failure()]
+        # Real git-annex honours our lock too.
+        out = run(["git", "annex", "drop", "--force", "a.txt"], pair.server, check=False)
+        assert out.returncode != 0
+        assert holder.request(UnlockContent()) == []
+        (ts,) = other.request(GetTimestamp())
+        assert isinstance(ts, Timestamp)
+        assert other.request(RemoveBefore(max(ts.timestamp - 1, 0), key)) == [Failure()]
+        assert other.request(CheckPresent(key)) == [Success()]
+        assert other.request(RemoveBefore(ts.timestamp + 60, key)) == [Success()]
+        assert other.request(CheckPresent(key)) == [Failure()]
+    finally:
+        holder.close()
+        other.close()
+
+
+def test_lock_released_on_disconnect(pair: Pair) -> None:
+    key = Key.parse(_key(pair.server, "a.txt"))
+    holder = _server_peer(pair)
+    assert holder.request(LockContent(key)) == [Success()]
+    assert list((pair.server / ".git" / "annex" / "objects").rglob("*.rtm"))
+    holder.close()
+    assert not list((pair.server / ".git" / "annex" / "objects").rglob("*.rtm"))
+    annex(pair.server, "drop", "--force", "a.txt")
+
+
+def test_read_only_and_append_only_modes(pair: Pair) -> None:
+    key = Key.parse(_key(pair.server, "a.txt"))
+    peer = _server_peer(pair, {"GIT_ANNEX_SHELL_READONLY": "1"})
+    try:
+        (denied,) = peer.request(Remove(key))
+        assert "read-only" in str(denied)
+        assert peer.request(CheckPresent(key)) == [Success()]
+    finally:
+        peer.close()
+    peer = _server_peer(pair, {"GIT_ANNEX_SHELL_APPENDONLY": "1"})
+    try:
+        (denied,) = peer.request(Remove(key))
+        assert "append-only" in str(denied)
+    finally:
+        peer.close()
+
+
+def test_startup_failures(pair: Pair, tmp_path: Path) -> None:
+    out = run(["annexsync", "p2pstdio", str(pair.server)], tmp_path, check=False)
+    assert out.returncode == 1 and out.stdout == "" and "missing UUID" in out.stderr
+    out = run(["annexsync", "p2pstdio", str(pair.server), CLIENT_UUID, "--uuid", "nope"],
+              tmp_path, check=False)  # fmt: skip
+    assert out.returncode == 1 and out.stdout == "" and "expected repository UUID" in out.stderr
+    out = run(["annexsync", "p2pstdio", str(tmp_path), CLIENT_UUID], tmp_path, check=False)
+    assert out.returncode == 1 and "Not a git-annex" in out.stderr
+    # Requests in a regular file, as from a script (stdio relay path).
+    req = tmp_path / "req"
+    req.write_bytes(b"VERSION 4\nFROBNICATE\n")
+    with req.open("rb") as f:
+        out = run(["annexsync", "p2pstdio", str(pair.server), CLIENT_UUID], tmp_path, stdin=f)
+    assert out.stdout.splitlines() == [
+        f"AUTH-SUCCESS {pair.server_uuid}", "VERSION 4", "ERROR unknown command",
+    ]  # fmt: skip
+
+
+def test_eof_mid_get_result_is_clean(pair: Pair) -> None:
+    key = Key.parse(_key(pair.server, "a.txt"))
+    peer = _server_peer(pair)
+    got = joined(peer.request(Get(0, b"", key)))
+    assert got[0] == Data(15)
+    assert peer.close() == 0
+    assert not isinstance(got[-1], ConnectionClosed)
