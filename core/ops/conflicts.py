@@ -38,7 +38,6 @@ import hashlib
 import logging
 import os
 import posixpath
-import shutil
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,11 +49,13 @@ from dulwich.objects import Blob, ObjectID
 
 from core import gitops
 from core.errors import MergeConflict
+from core.ops.files import install_object
 from core.repo.key import Key
 from core.repo.pointer import format_pointer, link_target, parse_link_target, parse_pointer
 
 if TYPE_CHECKING:
-    from core.repo.repository import AnnexRepo
+    from core.ops.files import install_object
+from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
 
@@ -326,14 +327,7 @@ def place_unlocked(
     dest = repo.path / rel
     obj = repo.objects.find(key)
     if obj is not None:
-        tmp = dest.with_name(f".{dest.name}.annexsync-tmp")
-        _remove_file(tmp)
-        if repo.config.thin:
-            os.link(obj, tmp)
-        else:
-            shutil.copyfile(obj, tmp)
-        os.chmod(tmp, 0o755 if mode == MODE_EXEC else 0o644)
-        os.replace(tmp, dest)
+        install_object(repo, obj, dest, 0o755 if mode == MODE_EXEC else 0o644)
     name = rel.encode("utf-8", "surrogateescape")
     index[name] = index_entry_from_stat(dest.lstat(), blob, mode)
 

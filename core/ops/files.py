@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,33 @@ def _restage_stat(index: Index, rel: str, path: Path) -> None:
         index[rel.encode()] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
 
 
+def _temp_beside(dest: Path) -> Path:
+    tmp = dest.with_name(f".{dest.name}.annexsync-tmp")
+    tmp.unlink(missing_ok=True)
+    return tmp
+
+
+def install_object(repo: AnnexRepo, obj: Path, dest: Path, mode: int) -> None:
+    """Replace ``dest`` atomically with the object's content (3.2).
+
+    A copy, or a hard link with annex.thin; ``mode`` is the file's permission bits.
+    """
+    tmp = _temp_beside(dest)
+    if repo.config.thin:
+        os.link(obj, tmp)
+    else:
+        shutil.copyfile(obj, tmp)
+    os.chmod(tmp, mode)
+    os.replace(tmp, dest)
+
+
+def _install_pointer(key: Key, dest: Path) -> None:
+    tmp = _temp_beside(dest)
+    tmp.write_bytes(format_pointer(key))
+    os.chmod(tmp, dest.stat().st_mode & 0o777)
+    os.replace(tmp, dest)
+
+
 def populate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
     """Put content into unlocked files that hold only their pointer (after get)."""
     index = repo.git.open_index()
@@ -117,15 +145,7 @@ def populate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
             continue
         if path.stat().st_size > 32768 or parse_pointer(path.read_bytes()) != f.key:
             continue  # the file holds something else: leave it alone
-        tmp = path.with_name(f".{path.name}.annexsync-tmp")
-        if repo.config.thin:
-            os.link(src, tmp)
-        else:
-            with src.open("rb") as i, tmp.open("wb") as o:
-                while chunk := i.read(1 << 20):
-                    o.write(chunk)
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
+        install_object(repo, src, path, path.stat().st_mode & 0o777)
         _restage_stat(index, f.path, path)
         changed = True
     if changed:
@@ -153,10 +173,7 @@ def depopulate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
         got = hash_file(path, f.key.backend, f.path, 64, 64)
         if got.expected_digest() != f.key.expected_digest():
             continue
-        tmp = path.with_name(f".{path.name}.annexsync-tmp")
-        tmp.write_bytes(format_pointer(f.key))
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
+        _install_pointer(f.key, path)
         _restage_stat(index, f.path, path)
         changed = True
     if changed:
