@@ -83,12 +83,15 @@ def rate(ds: Dataset, seconds: float) -> str:
 
 def tool_line(ds: Dataset, res: ToolResult) -> str:
     name = f"{res.tool:<10}"
-    if not res.ok:
+    if not res.samples:
         return f"{name} ERROR {res.note}\n{res.error or 'no runs'}"
     runs = ", ".join(f"{s.seconds:.2f}" for s in res.samples)
     note = f"  [{res.note}]" if res.note else ""
-    return (f"{name} {res.seconds:8.2f} s  {rate(ds, res.seconds):>15}  "
+    line = (f"{name} {res.seconds:8.2f} s  {rate(ds, res.seconds):>15}  "
             f"peak {res.maxrss_mib:7.1f} MiB  tree {res.tree_mib:7.1f} MiB  (runs {runs}){note}")
+    if res.error:
+        line += f"\n{' ' * len(name)} ERROR after {len(res.samples)} good run(s):\n{res.error}"
+    return line
 
 
 def row_block(r: RowResult) -> str:

@@ -42,7 +42,6 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dulwich.index import ConflictedIndexEntry, Index, IndexEntry, index_entry_from_stat
 from dulwich.objects import Blob, ObjectID
@@ -52,9 +51,6 @@ from core.errors import MergeConflict
 from core.ops.files import install_object
 from core.repo.key import Key
 from core.repo.pointer import format_pointer, link_target, parse_link_target, parse_pointer
-
-if TYPE_CHECKING:
-    from core.ops.files import install_object
 from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
