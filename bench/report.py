@@ -111,7 +111,7 @@ def flatness(big: RowResult | None, small: RowResult | None) -> str:
     if big is None or small is None:
         return "memory flatness: needs rows add-large and flat"
     a, b = big.tools[SUBJECT], small.tools[SUBJECT]
-    if not (a.ok and b.ok):
+    if not (a.samples and b.samples):
         return "memory flatness: ERROR (annexsync add failed)"
     grow = a.maxrss_mib - b.maxrss_mib
     verdict = "PASS" if grow <= FLAT_SLACK_MIB else "FAIL"
