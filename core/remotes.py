@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -139,8 +140,36 @@ def _probe_uuid(path: Path | None) -> str | None:
     return None
 
 
+class _Pool:
+    """The remotes of one repository, listed once and opened on first use.
+
+    Valid while git config and the git-annex branch are unchanged, so a long
+    operation does not re-read config and re-open remotes for every key.
+    """
+
+    def __init__(self, stamp: tuple[int, bytes | None], infos: list[RemoteInfo]) -> None:
+        self.stamp = stamp
+        self.infos = infos
+        self.opened: dict[str, Remote | RemoteUnavailable] = {}
+
+
+_pools: weakref.WeakKeyDictionary[AnnexRepo, _Pool] = weakref.WeakKeyDictionary()
+
+
+def _pool(repo: AnnexRepo) -> _Pool:
+    stamp = repo.state_stamp()
+    pool = _pools.get(repo)
+    if pool is None or pool.stamp != stamp:
+        pool = _pools[repo] = _Pool(stamp, _list_remotes(repo))
+    return pool
+
+
 def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
     """Every remote: git remotes from config, special remotes from remote.log."""
+    return list(_pool(repo).infos)
+
+
+def _list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
     cfg = repo.git.get_config_stack()
     found: list[RemoteInfo] = []
     for name in _remote_names(cfg):
@@ -187,12 +216,25 @@ def find_remote(repo: AnnexRepo, name_or_uuid: str) -> RemoteInfo:
 
 
 def open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
-    """A ``Remote`` that can move content.
+    """A ``Remote`` that can move content, opened once per repository state.
 
     Raises:
         RemoteUnavailable: the remote cannot be reached, or content access for
             its kind is not built yet.
     """
+    opened = _pool(repo).opened
+    if info.name not in opened:
+        try:
+            opened[info.name] = _open_remote(repo, info)
+        except RemoteUnavailable as e:
+            opened[info.name] = e
+    found = opened[info.name]
+    if isinstance(found, RemoteUnavailable):
+        raise found
+    return found
+
+
+def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
     if info.kind is RemoteKind.PATH and info.url:
         path = local_path(info.url, repo.path)
         assert path is not None

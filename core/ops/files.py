@@ -136,19 +136,18 @@ def _install_pointer(key: Key, dest: Path) -> None:
 
 def populate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
     """Put content into unlocked files that hold only their pointer (after get)."""
-    index = repo.git.open_index()
-    changed = False
+    index: Index | None = None
     for f in files:
         path = repo.path / f.path
-        src = repo.objects.find(f.key)
-        if f.locked or src is None or not path.is_file() or path.is_symlink():
+        if f.locked or path.is_symlink() or not path.is_file():
             continue
-        if path.stat().st_size > 32768 or parse_pointer(path.read_bytes()) != f.key:
-            continue  # the file holds something else: leave it alone
+        src = repo.objects.find(f.key)
+        if src is None or path.stat().st_size > 32768 or parse_pointer(path.read_bytes()) != f.key:
+            continue  # no content, or the file holds something else: leave it alone
         install_object(repo, src, path, path.stat().st_mode & 0o777)
+        index = index or repo.git.open_index()
         _restage_stat(index, f.path, path)
-        changed = True
-    if changed:
+    if index is not None:
         index.write()
 
 

@@ -25,8 +25,10 @@ import errno
 import fcntl
 import logging
 import os
+import queue
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,7 @@ from core.repo.key import Hasher, Key
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+THREADED_HASH_FROM = 16 << 20  # below this, a thread costs more than it saves
 DEFAULT_DISK_RESERVE = 100_000_000  # git-annex 10.2026 reports "+100 megabytes reserved"
 
 
@@ -232,6 +235,36 @@ class ObjectStore:
             os.close(fd)
 
 
+class _ThreadedHasher:
+    """Hashes on a helper thread so hashing and writing overlap (both release the GIL).
+
+    At most ``depth`` chunks wait, so memory stays flat whatever the file size.
+    ``hexdigest`` or ``close`` always joins the thread.
+    """
+
+    def __init__(self, hasher: Hasher, depth: int = 4) -> None:
+        self._hasher = hasher
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="hasher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._hasher.update(chunk)
+
+    def update(self, data: bytes, /) -> None:
+        self._queue.put(data)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._hasher.hexdigest()
+
+
 class Incoming:
     """A download in progress into ``annex/tmp/<keyFile>``.
 
@@ -247,7 +280,7 @@ class Incoming:
         self.key = key
         self.tmp = store.tmp / key.file_name()
         self._file: BinaryIO | None = None
-        self._hasher: Hasher | None = key.new_hasher()
+        self._hasher: Hasher | _ThreadedHasher | None = key.new_hasher()
         self.written = 0
 
     @property
@@ -275,6 +308,8 @@ class Incoming:
                     break
                 self._hasher.update(buf)
                 remaining -= len(buf)
+        if self._hasher is not None and (self.key.size or 0) - start >= THREADED_HASH_FROM:
+            self._hasher = _ThreadedHasher(self._hasher)
         f.seek(start)
         self._file = f
         self.written = start
@@ -297,7 +332,7 @@ class Incoming:
             self.open()
         assert self._file is not None
         self._file.flush()
-        os.fsync(self._file.fileno())
+        os.fdatasync(self._file.fileno())
         self._file.close()
         self._file = None
         try:
@@ -324,6 +359,8 @@ class Incoming:
         self.tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
+        if isinstance(self._hasher, _ThreadedHasher):
+            self._hasher.close()
         if self._file is not None:
             self._file.close()
             self._file = None

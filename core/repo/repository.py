@@ -124,6 +124,7 @@ class AnnexRepo:
         )
         self.branch = AnnexBranch(git, self.gitdir)
         self.state = AnnexState(self.branch)
+        self._reason: tuple[tuple[int, bytes | None], str | None] | None = None
 
     # --- opening --------------------------------------------------------------
 
@@ -195,8 +196,22 @@ class AnnexRepo:
 
     # --- what we may do -------------------------------------------------------
 
+    def state_stamp(self) -> tuple[int, bytes | None]:
+        """Changes when git config or the git-annex branch changes (for caches)."""
+        try:
+            mtime = (self.gitdir / "config").stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        return mtime, self.branch.tip()
+
     def unsupported_reason(self) -> str | None:
         """Why we must not write to this repository, or None (spec 13.9)."""
+        stamp = self.state_stamp()
+        if self._reason is None or self._reason[0] != stamp:
+            self._reason = (stamp, self._find_unsupported_reason())
+        return self._reason[1]
+
+    def _find_unsupported_reason(self) -> str | None:
         version = self.config.version
         if version not in READABLE_VERSIONS:
             return f"repository version {version!r} is not supported (only 10)"

@@ -110,3 +110,25 @@ def test_disk_reserve(tmp_path: Path) -> None:
     big = Key.parse("SHA256-s100--" + "0" * 64)
     with s.incoming(big) as inc, pytest.raises(DiskReserveError):
         inc.open()
+
+
+def test_threaded_hashing_verifies_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import core.repo.objects as objects
+
+    monkeypatch.setattr(objects, "THREADED_HASH_FROM", 0)
+    s = store(tmp_path)
+    before = threading.active_count()
+    with s.incoming(K) as inc:
+        inc.write(b"hello WORLD\n")
+        with pytest.raises(ContentVerifyError):
+            inc.commit()
+    with s.incoming(K) as inc:
+        inc.write(DATA[:4])  # abandoned mid-way: the thread must still end
+    with s.incoming(K) as inc:
+        assert inc.open() == 4
+        inc.write(DATA[4:])
+        inc.commit()
+    assert s.has(K)
+    assert threading.active_count() == before
