@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -194,6 +195,9 @@ def cmd_smudge(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="annexsync", description="Sync git-annex repositories.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.add_argument("--config-dir", type=Path, default=None,
+                   help="the daemon's config directory (default: $ANNEXSYNC_CONFIG_DIR, "
+                        "else the platform's user config directory)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -234,7 +238,33 @@ def build_parser() -> argparse.ArgumentParser:
     from core.p2p.shell import register as register_p2p_shell
 
     register_p2p_shell(sub)
+    from core.daemon.cli import register as register_daemon
+
+    register_daemon(sub)
     return p
+
+
+def has_display() -> bool:
+    """Whether a GUI can start: an X or Wayland display, or an explicit Qt platform."""
+    return any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
+def start_default(args: argparse.Namespace) -> int:
+    """``annexsync`` with no command: the tray app, or the daemon when there is no display.
+
+    The GUI is imported only here, so the rest of the command line never loads Qt.
+    """
+    config_dir = getattr(args, "config_dir", None)
+    if has_display():
+        from gui.app import main as gui_main
+
+        return gui_main(config_dir)
+    print("annexsync: no display (DISPLAY, WAYLAND_DISPLAY and QT_QPA_PLATFORM are unset); "
+          "running the daemon instead, as `annexsync daemon` does", file=sys.stderr)
+    dargs = build_parser().parse_args(["daemon"])
+    if config_dir is not None:
+        dargs.config_dir = config_dir
+    return int(dargs.func(dargs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,11 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(name)s: %(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    func = getattr(args, "func", None) or start_default
     try:
-        return int(args.func(args))
+        return int(func(args))
     except CoreError as e:
         print(f"annexsync: {e}", file=sys.stderr)
         return 1

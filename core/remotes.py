@@ -80,6 +80,8 @@ class Remote(Protocol):
 
     def remove(self, key: Key) -> None: ...
 
+    def close(self) -> None: ...
+
 
 def local_path(url: str, base: Path) -> Path | None:
     """The directory a remote URL names when it is on this machine."""
@@ -162,6 +164,21 @@ def _pool(repo: AnnexRepo) -> _Pool:
     if pool is None or pool.stamp != stamp:
         pool = _pools[repo] = _Pool(stamp, _list_remotes(repo))
     return pool
+
+
+def close_remotes(repo: AnnexRepo) -> None:
+    """Close the remotes opened for ``repo`` (connections, other repositories).
+
+    Operations call this when they finish, so a session lives exactly as long
+    as the operation that needed it.
+    """
+    pool = _pools.pop(repo, None)
+    for remote in pool.opened.values() if pool else ():
+        if not isinstance(remote, RemoteUnavailable):
+            try:
+                remote.close()
+            except Exception as e:  # noqa: BLE001 - closing must not mask the result
+                logger.warning("closing %s: %s", remote.info.name, e)
 
 
 def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from core.errors import CoreError, DropRefused, ExpressionError, RemoteError
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
 from core.progress import NullProgress, Progress
-from core.remotes import Remote, RemoteInfo, find_remote, list_remotes, open_remote
+from core.remotes import (
+    Remote,
+    RemoteInfo,
+    close_remotes,
+    find_remote,
+    list_remotes,
+    open_remote,
+)
 from core.repo.key import Key
 from core.repo.preferred import wants_get
 from core.repo.repository import AnnexRepo, trust_levels
@@ -209,6 +216,7 @@ def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progres
                 progress.advance(1, 0, f.path)
     finally:
         repo.branch.commit()
+        close_remotes(repo)
         progress.finish()
     return out
 
@@ -296,4 +304,5 @@ def sync_content(repo: AnnexRepo, remotes: Sequence[RemoteInfo], progress: Progr
                             logger.warning("%s: could not send to %s: %s", f.path, remote.info.name, e)
             progress.advance(1, 0, f.path)
     repo.branch.commit()
+    close_remotes(repo)
     progress.finish()

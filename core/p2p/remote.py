@@ -441,10 +441,22 @@ class P2PRemote:
 
 
 def _shutdown(runner: asyncio.Runner, idle: list[P2PClient]) -> None:
+    """Close idle sessions (the server exits on EOF) and the private loop.
+
+    Also runs from the garbage collector, possibly while another loop runs in
+    this thread; then only the pipes are closed, synchronously.
+    """
+
     async def close_all() -> None:
         for s in idle:
             await s.aclose()
 
+    if asyncio._get_running_loop() is not None:
+        for s in idle:
+            with contextlib.suppress(Exception):
+                s.link.writer.close()
+        idle.clear()
+        return
     with contextlib.suppress(Exception):
         if idle:
             runner.run(close_all())

@@ -42,7 +42,7 @@ from typing import Any
 
 from core.errors import CoreError
 from core.p2p.runtime import Channel
-from core.p2p.server import ServedRepo, Session, mode_from_env, new_server_connection
+from core.p2p.serving import ServedRepo, Session, mode_from_env, new_server_connection
 from core.p2p.transport import stdio_link
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo

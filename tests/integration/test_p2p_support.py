@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from core.p2p import DONE, NEED_DATA, PAUSED, Connection, Event, Message, Payload, Sentinel, client
@@ -23,10 +24,35 @@ while [ $# -gt 1 ]; do
 done
 echo "$*" >> "{log}"
 # Test knobs: cut the server's output or input after N bytes; trace its input.
-if [ -n "$P2P_CUT_OUTPUT" ]; then sh -c "$*" | head -c "$P2P_CUT_OUTPUT"; exit 0; fi
-if [ -n "$P2P_CUT_INPUT" ]; then head -c "$P2P_CUT_INPUT" | sh -c "$*"; exit 0; fi
+if [ -n "$P2P_CUT_OUTPUT" ]; then exec "{cut}" out "$P2P_CUT_OUTPUT" "$*"; fi
+if [ -n "$P2P_CUT_INPUT" ]; then exec "{cut}" in "$P2P_CUT_INPUT" "$*"; fi
 if [ -n "$P2P_TRACE_INPUT" ]; then tee -a "$P2P_TRACE_INPUT" | sh -c "$*"; exit $?; fi
 exec sh -c "$*"
+"""
+
+
+CUT = """#!{python}
+# Run a command, passing only the first N bytes of its output ("out") or of
+# its input ("in"), then end: a connection cut in the middle of a transfer.
+import os, subprocess, sys
+direction, n, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if direction == "out":
+    child = subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.PIPE)
+    src, dst = child.stdout.fileno(), 1
+else:
+    child = subprocess.Popen(["sh", "-c", cmd], stdin=subprocess.PIPE)
+    src, dst = 0, child.stdin.fileno()
+while n > 0:
+    d = os.read(src, min(n, 65536))
+    if not d:
+        break
+    os.write(dst, d)
+    n -= len(d)
+if direction == "out":
+    child.kill()
+else:
+    child.stdin.close()
+child.wait()
 """
 
 
@@ -34,8 +60,11 @@ def install_fake_ssh(tmp: Path, monkeypatch: object) -> Path:
     """Write the fake ssh and point git and git-annex at it; returns its log."""
     log = tmp / "ssh.log"
     log.touch()
+    cut = tmp / "cut"
+    cut.write_text(CUT.replace("{python}", sys.executable))
+    cut.chmod(0o755)
     script = tmp / "fakessh"
-    script.write_text(FAKE_SSH.replace("{log}", str(log)))
+    script.write_text(FAKE_SSH.replace("{log}", str(log)).replace("{cut}", str(cut)))
     script.chmod(0o755)
     setenv = monkeypatch.setenv  # type: ignore[attr-defined]
     setenv("GIT_SSH_COMMAND", str(script))
