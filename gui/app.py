@@ -1,0 +1,279 @@
+"""The tray app's composition root and its event loop.
+
+``main`` makes the ``QApplication`` (kept alive with no window:
+``setQuitOnLastWindowClosed(False)``), a ``core.api.Core`` for the config
+directory, and runs ``run_app`` on a qasync ``QEventLoop`` through
+``asyncio.Runner(loop_factory=...)`` (``asyncio.run`` takes a loop factory only
+from Python 3.12).  ``run_app`` owns the core's task in a ``TaskGroup``, builds
+``App`` and waits for *Quit*; then it closes the views and stops the core.
+
+``App`` builds and wires every part (bridge, actions, tray, windows) and is
+the only object that knows them all; the parts only know the bridge, the
+actions and the callbacks they were given.  Windows are built on first use.
+
+Signals: SIGTERM quits cleanly; SIGINT (Ctrl-C) cancels the run as
+``asyncio.Runner`` does.  Qt's loop does not run Python code while idle, so a
+socket pair registered with ``signal.set_wakeup_fd`` and watched by a
+``QSocketNotifier`` wakes the interpreter -- no polling timer, no idle CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QApplication, QWidget
+
+from core.api import Core
+from core.settings import Settings, load_settings, resolve_config_dir
+from core.status import Conflict
+from gui.actions import Actions
+from gui.bridge import Bridge
+from gui.icons import app_icon
+from gui.tray import Tray
+from gui.windows.conflict import ConflictDialog
+from gui.windows.main_window import MainWindow
+from gui.windows.settings import SettingsDialog
+from gui.windows.wizard import FirstRunWizard
+
+logger = logging.getLogger(__name__)
+
+TRACE_ENV = "ANNEXSYNC_STARTUP_TRACE"  # bench/gui_startup.py: report when the tray icon is up
+
+
+def open_path(path: str) -> None:
+    """Open a folder or file with the desktop's default application."""
+    QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+
+class App(QObject):
+    """Builds and wires the tray app's parts for one core."""
+
+    def __init__(
+        self,
+        core: Core,
+        config_dir: Path | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        opener: Callable[[str], None] = open_path,
+    ) -> None:
+        super().__init__()
+        self.core, self.config_dir, self.opener = core, config_dir, opener
+        self.bridge = Bridge(core, clock=clock, parent=self)
+        self.actions = Actions(core, self)
+        self.tray = Tray(
+            self.bridge, self.actions,
+            open_window=self.open_window, open_settings=self.open_settings,
+            open_folder=self.open_folder, resolve_conflict=self.resolve_conflict,
+            quit=self.quit, parent=self,
+        )
+        self.window: MainWindow | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.wizard: FirstRunWizard | None = None
+        self.conflict_dialogs: dict[tuple[str, str], ConflictDialog] = {}
+        self._quit = asyncio.Event()
+        self.actions.failed.connect(self._on_failed)
+        if hasattr(core, "on_handover"):  # a second `annexsync` launch shows the window
+            core.on_handover = self._on_handover
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        """The current settings (the core's view when it offers one, else the file)."""
+        s = getattr(self.core, "settings", None)
+        if isinstance(s, Settings):
+            return s
+        return load_settings(self.config_dir) if self.config_dir else Settings()
+
+    def first_run(self) -> bool:
+        """No repository configured yet."""
+        return not self.bridge.status.repos and not self.settings().repositories
+
+    def start(self) -> None:
+        """Show the tray icon, the current state, and the wizard on first run."""
+        self.tray.show()
+        self.bridge.start()
+        if self.first_run():
+            self.open_wizard()
+
+    def quit(self) -> None:
+        """Ask ``run_app`` to stop (the Quit menu item, SIGTERM)."""
+        self._quit.set()
+
+    async def wait_quit(self) -> None:
+        """Return once ``quit`` was called."""
+        await self._quit.wait()
+
+    async def aclose(self) -> None:
+        """Finish or cancel running commands, close every window, remove the icon."""
+        await self.actions.aclose()
+        self.bridge.close()
+        for w in self._windows():
+            w.hide()  # Python owns the windows; they go with the App
+        self.tray.dispose()
+
+    def _windows(self) -> list[QWidget]:
+        ws: list[QWidget | None] = [self.window, self.settings_dialog, self.wizard]
+        ws += list(self.conflict_dialogs.values())
+        return [w for w in ws if w is not None]
+
+    # --- opening things ---------------------------------------------------------------
+
+    @staticmethod
+    def _raise(w: QWidget) -> None:
+        w.show()
+        w.raise_()
+        w.activateWindow()
+
+    def open_window(self) -> MainWindow:
+        """Show (building on first use) the main window."""
+        if self.window is None:
+            self.window = MainWindow(
+                self.bridge, self.actions, resolve_conflict=self.resolve_conflict,
+                open_settings=self.open_settings, open_folder=self.open_folder)
+        self._raise(self.window)
+        return self.window
+
+    def open_settings(self) -> SettingsDialog:
+        """Show the settings dialog."""
+        if self.settings_dialog is None:
+            self.settings_dialog = SettingsDialog(
+                self.bridge, self.actions, settings=self.settings, config_dir=self.config_dir,
+                add_folder=self.open_wizard)
+        else:
+            self.settings_dialog.load()
+        self._raise(self.settings_dialog)
+        return self.settings_dialog
+
+    def open_wizard(self) -> FirstRunWizard:
+        """Show the wizard that adds a folder (first run, or *Add folder* in settings)."""
+        if self.wizard is None or not self.wizard.isVisible():
+            if self.wizard is not None:
+                self.wizard.deleteLater()
+            self.wizard = FirstRunWizard(self.actions)
+        self._raise(self.wizard)
+        return self.wizard
+
+    def open_folder(self, path: str) -> None:
+        """Open a repository folder in the file manager."""
+        self.opener(path)
+
+    def resolve_conflict(self, conflict: Conflict) -> ConflictDialog:
+        """Show the resolver for one conflict (one dialog per file)."""
+        key = (conflict.repo, conflict.path)
+        dlg = self.conflict_dialogs.get(key)
+        if dlg is None or not dlg.isVisible():
+            dlg = ConflictDialog(conflict, self.actions, self.opener)
+            dlg.finished.connect(lambda _r, k=key: self.conflict_dialogs.pop(k, None))
+            self.conflict_dialogs[key] = dlg
+        self._raise(dlg)
+        return dlg
+
+    def _on_handover(self, _argv: list[str]) -> None:
+        self.open_window()
+
+    def _on_failed(self, text: str) -> None:
+        if self.wizard is not None and self.wizard.isVisible():
+            return  # the wizard shows its own error
+        self.tray._message(self.tr("annexsync"), text, self.tray.icon.MessageIcon.Warning)
+
+
+async def run_app(core: Core, config_dir: Path | None = None, *,
+                  on_started: Callable[[App], None] | None = None) -> int:
+    """Run the core and the tray app until Quit; returns the exit status."""
+    app = App(core, config_dir)
+    async with asyncio.TaskGroup() as tg:
+        core_task = tg.create_task(core.run(), name="core")
+        core_task.add_done_callback(lambda _t: app.quit())
+        app.start()
+        if on_started is not None:
+            on_started(app)
+        try:
+            await app.wait_quit()
+        finally:
+            await app.aclose()
+            if not core_task.done():
+                await core.stop()
+    return 0
+
+
+class _SignalWaker:
+    """Wakes the interpreter for Unix signals while Qt's loop idles (see module header)."""
+
+    def __init__(self, on_term: Callable[[], None]) -> None:
+        self.rsock, self.wsock = socket.socketpair()
+        self.rsock.setblocking(False)
+        self.wsock.setblocking(False)
+        self.old_fd = signal.set_wakeup_fd(self.wsock.fileno())
+        self.notifier = QSocketNotifier(self.rsock.fileno(), QSocketNotifier.Type.Read)
+        self.notifier.activated.connect(self._drain)
+        self.old_term = signal.signal(signal.SIGTERM, lambda *_: on_term())
+
+    def _drain(self) -> None:
+        try:
+            self.rsock.recv(64)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self.old_fd)
+        signal.signal(signal.SIGTERM, self.old_term)
+        self.notifier.setEnabled(False)
+        self.rsock.close()
+        self.wsock.close()
+
+
+def _trace_startup(app: App, t0: float) -> None:
+    """For the startup bench: print once the tray icon has a place on screen."""
+    timer = QTimer(app)
+
+    def check() -> None:
+        if not app.tray.icon.geometry().isEmpty():
+            timer.stop()
+            print(f"tray-visible {time.time():.6f} {time.time() - t0:.3f}", file=sys.stderr, flush=True)
+
+    timer.timeout.connect(check)
+    timer.start(10)
+
+
+def main(config_dir: Path | str | None = None, argv: list[str] | None = None) -> int:
+    """Start the tray app; returns the exit status."""
+    import qasync  # type: ignore[import-untyped]
+
+    t0 = time.time()
+    qapp = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    assert isinstance(qapp, QApplication)
+    qapp.setApplicationName("annexsync")
+    qapp.setDesktopFileName("annexsync")
+    qapp.setQuitOnLastWindowClosed(False)
+    qapp.setWindowIcon(app_icon())
+    cfg = resolve_config_dir(config_dir)
+    core = Core(cfg)
+    started: list[App] = []
+
+    def on_started(app: App) -> None:
+        started.append(app)
+        if os.environ.get(TRACE_ENV):
+            _trace_startup(app, t0)
+
+    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(qapp)) as runner:
+        waker = _SignalWaker(lambda: started[0].quit() if started else None)
+        try:
+            return runner.run(run_app(core, cfg, on_started=on_started))
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            waker.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else None))

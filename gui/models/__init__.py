@@ -1,0 +1,1 @@
+"""Qt item models over status values (read-only; rebuilt from each snapshot)."""

@@ -1,0 +1,173 @@
+"""Render the screenshots in ``docs/screenshots/``: main window, tray menu, first-run wizard.
+
+    python -m gui.screenshots [OUT_DIR]      # under X (Xvfb + trayer for the tray shot)
+
+The views are handed a fixed, representative snapshot (a transfer running, a
+device waiting, a conflict) through ``StaticCore`` so every screenshot shows
+the same thing; the app, tray and windows are the real ones.  With a tray host
+the tray shot is a grab of the screen around the real tray icon and its open
+menu; without one it is the menu alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
+
+from core.settings import Settings
+from core.status import Alert, Conflict, RemoteStatus, RepoStatus, Status, TransferStatus
+
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def sample_status(now: float) -> Status:
+    """A representative snapshot."""
+    home = str(Path.home() / "Annex")
+    transfers = (
+        TransferStatus(1, home, "Photos/2026/harbour.jpg", "SHA256E-s4812331--a.jpg", "upload",
+                       "phone", 2_950_000, 4_812_331, 1_450_000.0, "running"),
+        TransferStatus(2, home, "Music/concert.flac", "SHA256E-s38112000--b.flac", "download",
+                       "nas", 9_400_000, 38_112_000, 3_200_000.0, "running"),
+        TransferStatus(3, home, "Videos/birthday.mp4", "SHA256E-s210000000--c.mp4", "upload",
+                       "phone", 0, 210_000_000, 0.0, "queued"),
+    )
+    remotes = (
+        RemoteStatus("phone", "5b1c", "p2p", True, now - 95, None, now + 24),
+        RemoteStatus("nas", "9e07", "path", True, now - 600),
+        RemoteStatus("laptop", "c4d2", "p2p", False, now - 7300, now - 5400),
+    )
+    conflict = Conflict(home, "Documents/notes.txt",
+                        ("Documents/notes.variant-1a2b.txt", "Documents/notes.variant-9f8e.txt"))
+    return Status(
+        repos=(RepoStatus(home, "e1f0", "desktop", 0, 1, transfers, remotes, (conflict,)),),
+        alerts=(
+            Alert(3, "warning", "Documents/notes.txt was changed on two devices", now - 40, True),
+            Alert(2, "success", "Synced with phone, nas", now - 95),
+            Alert(1, "info", "Waiting for laptop", now - 5400),
+        ),
+        activity=("Uploading harbour.jpg to phone", "Downloading concert.flac from nas",
+                  "Synced with phone, nas", "Added 14 files", "Committed 14 changes"),
+    )
+
+
+class StaticCore:
+    """A core stand-in holding one snapshot, for screenshots only (tests use the real Core)."""
+
+    def __init__(self, status: Status) -> None:
+        self.status = status
+        self.settings = Settings(repositories=tuple(r.path for r in status.repos))
+
+    def subscribe(self, callback: Callable[[Status], None]) -> Callable[[], None]:
+        return lambda: None
+
+    async def _nothing(self, *args: object, **kw: object) -> None:
+        return None
+
+    pause = resume = sync_now = add_repository = remove_repository = add_remote = _nothing
+    cancel_transfer = resolve_conflict = update_settings = dismiss_alert = _nothing
+
+
+def _save(widget: QWidget, out: Path, name: str) -> Path:
+    QApplication.processEvents()
+    path = out / name
+    widget.grab().save(str(path))
+    return path
+
+
+async def _settle(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        await asyncio.sleep(0.02)
+
+
+async def capture(out: Path) -> list[Path]:
+    """Render the three screenshots into ``out``; returns their paths."""
+    from gui.app import App
+
+    out.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    first_run = App(StaticCore(Status()), None, opener=lambda p: None)  # type: ignore[arg-type]
+    app = App(StaticCore(sample_status(now)), None, opener=lambda p: None)  # type: ignore[arg-type]
+    written = []
+    try:
+        wizard = first_run.open_wizard()
+        wizard.folder_page.path.setText(str(Path.home() / "Annex"))
+        wizard.folder_page.description.setText("desktop")
+        await _settle(0.2)
+        written.append(_save(wizard, out, "first-run-wizard.png"))
+        wizard.hide()
+
+        window = app.open_window()
+        window.resize(720, 460)
+        window.tabs.setCurrentIndex(1)
+        await _settle(0.2)
+        written.append(_save(window, out, "main-window-transfers.png"))
+        window.tabs.setCurrentIndex(0)
+        await _settle(0.2)
+        written.append(_save(window, out, "main-window.png"))
+        window.hide()
+
+        written.append(await _tray_shot(app, out))
+    finally:
+        await first_run.aclose()
+        await app.aclose()
+    return written
+
+
+async def _tray_shot(app: object, out: Path) -> Path:
+    from gui.app import App
+
+    assert isinstance(app, App)
+    tray = app.tray
+    tray.show()
+    deadline = time.monotonic() + 3
+    while QSystemTrayIcon.isSystemTrayAvailable() and tray.icon.geometry().isEmpty():
+        if time.monotonic() > deadline:
+            break
+        await _settle(0.05)
+    geo = tray.icon.geometry()
+    path = out / "tray-menu.png"
+    if geo.isEmpty():  # no tray host: the menu alone
+        tray.rebuild_menu()
+        tray.menu.adjustSize()
+        return _save(tray.menu, out, path.name)
+    await _settle(0.6)  # embedding finishes after the geometry is known: read it again
+    geo = tray.icon.geometry()
+    tray.menu.popup(QPoint(geo.right() - tray.menu.sizeHint().width(), geo.bottom() + 2))
+    await _settle(0.4)
+    screen = QApplication.primaryScreen()
+    area = QRect(tray.menu.geometry()).united(geo).adjusted(-8, 0, 8, 8) & screen.geometry()
+    shot = screen.grabWindow(0, area.x(), area.y(), area.width(), area.height())
+    tray.menu.hide()
+    shot.save(str(path))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render the screenshots (into ``docs/screenshots`` unless a directory is given)."""
+    import qasync  # type: ignore[import-untyped]
+
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0]) if args else DEFAULT_OUT
+    if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    qapp = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(qapp, QApplication)
+    qapp.setQuitOnLastWindowClosed(False)
+    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(qapp)) as runner:
+        for p in runner.run(capture(out)):
+            print(p)
+    return 0
+
+
+if __name__ == "__main__":
+
+    sys.exit(main())

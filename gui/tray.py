@@ -1,0 +1,253 @@
+"""The tray icon and its menu.
+
+The icon follows ``Status.health(now)`` (so it never shows *synced* while work
+is pending), with a progress ring while transfers run; the tooltip is
+``Status.tooltip``.  The menu is rebuilt from the current status each time it is
+about to show (as vorta's ``tray_menu.py``), and while it is open a one-second
+timer refreshes the lines that count (last sync "ago", a push's timeout).  No
+timer runs while the menu is closed, so an idle tray costs no CPU.
+
+Where the platform has no tray (``isSystemTrayAvailable()`` false) the icon is
+still created -- Qt then simply shows nothing -- and notifications fall back to
+the log (a null object, ``supportsMessages``), so the app keeps running.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from core.status import Alert, Conflict, Health, RemoteStatus, Status
+from gui import format as fmt
+from gui.actions import Actions
+from gui.bridge import Bridge
+from gui.icons import progress_icon, state_icon
+
+logger = logging.getLogger(__name__)
+
+
+def remote_line(rm: RemoteStatus, now: float, tr: Callable[[str], str]) -> str:
+    """One menu line for a remote or device: its state and last sync."""
+    if rm.push_deadline is not None:
+        left = max(0.0, rm.push_deadline - now)
+        return tr("%1: pushing, times out in %2").replace("%1", rm.name).replace("%2", fmt.duration(left))
+    if rm.error:
+        return tr("%1: %2").replace("%1", rm.name).replace("%2", rm.error)
+    if rm.reachable is False:
+        since = rm.waiting_since
+        if since is not None:
+            return tr("%1: waiting since %2").replace("%1", rm.name).replace("%2", fmt.clock(since, now))
+        return tr("%1: waiting").replace("%1", rm.name)
+    return tr("%1: last sync %2").replace("%1", rm.name).replace("%2", fmt.ago(rm.last_sync, now))
+
+
+def headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
+    """The menu's first line, translated."""
+    h = status.health(now)
+    if h is Health.PAUSED:
+        until = status.paused_until
+        if until is None or math.isinf(until):
+            return tr("Paused")
+        return tr("Paused until %1").replace("%1", fmt.clock(until, now))
+    if h is Health.SYNCING:
+        pct = status.progress()
+        if pct is not None:
+            return tr("Syncing… %1%").replace("%1", str(int(pct * 100)))
+        return tr("Syncing…")
+    if h is Health.WAITING:
+        since = [rm.waiting_since for r in status.repos for rm in r.remotes
+                 if rm.reachable is False and rm.waiting_since is not None]
+        if since:
+            return tr("Waiting for a device since %1").replace("%1", fmt.clock(min(since), now))
+        return tr("Waiting for a device")
+    n_conflicts = sum(len(r.conflicts) for r in status.repos)
+    return {
+        Health.SYNCED: tr("Everything synced") if status.repos else tr("No folders synced yet"),
+        Health.OFFLINE: tr("Offline, waiting for the network"),
+        Health.ATTENTION: tr("%1 conflict(s) need you").replace("%1", str(n_conflicts)),
+        Health.ERROR: tr("Error: %1").replace(
+            "%1", next((r.error or "" for r in status.repos if r.error), "")),
+    }[h]
+
+
+class Tray(QObject):
+    """The system tray icon; the menu's actions call the app's callbacks and ``Actions``."""
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        actions: Actions,
+        *,
+        open_window: Callable[[], object],
+        open_settings: Callable[[], object],
+        open_folder: Callable[[str], None],
+        resolve_conflict: Callable[[Conflict], object],
+        quit: Callable[[], object],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.bridge, self.actions = bridge, actions
+        self._open_window, self._open_settings = open_window, open_settings
+        self._open_folder, self._resolve, self._quit = open_folder, resolve_conflict, quit
+        self.icon = QSystemTrayIcon(self)
+        self.menu = QMenu()
+        self.menu.setObjectName("tray-menu")
+        self.icon.setContextMenu(self.menu)
+        self.named: dict[str, QAction] = {}
+        self._live: list[tuple[QAction, Callable[[], str]]] = []
+        self._shown: tuple[Health, int] | None = None
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(1000)
+        self._ticker.timeout.connect(self._refresh_live)
+        self.menu.aboutToShow.connect(self.rebuild_menu)
+        self.menu.aboutToShow.connect(self._ticker.start)
+        self.menu.aboutToHide.connect(self._ticker.stop)
+        self.icon.activated.connect(self._on_activated)
+        bridge.statusChanged.connect(self.update)
+        bridge.alertRaised.connect(self.notify_alert)
+        bridge.conflictFound.connect(self.notify_conflict)
+        self.update(bridge.status)
+        self.rebuild_menu()
+
+    # --- icon -----------------------------------------------------------------------
+
+    def show(self) -> None:
+        """Put the icon in the tray."""
+        self.icon.show()
+
+    def hide(self) -> None:
+        """Take the icon out of the tray."""
+        self.icon.hide()
+
+    def update(self, status: Status) -> None:
+        """Redraw the icon (only when its state or progress step changed) and the tooltip."""
+        now = self.bridge.now()
+        health = status.health(now)
+        pct = status.progress() if health is Health.SYNCING else None
+        step = -1 if pct is None else int(pct * 20)  # 5 % steps: no redraw per byte
+        if (health, step) != self._shown:
+            self._shown = (health, step)
+            self.icon.setIcon(progress_icon(pct) if pct is not None else state_icon(health))
+        self.icon.setToolTip(status.tooltip(now))
+
+    @property
+    def health(self) -> Health | None:
+        """The state the icon shows now."""
+        return self._shown[0] if self._shown else None
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger,
+                      QSystemTrayIcon.ActivationReason.DoubleClick):
+            self._open_window()
+
+    # --- notifications --------------------------------------------------------------
+
+    def _message(self, title: str, text: str, icon: QSystemTrayIcon.MessageIcon) -> None:
+        if QSystemTrayIcon.supportsMessages() and self.icon.isVisible():
+            self.icon.showMessage(title, text, icon, 10_000)
+        else:
+            logger.info("notification: %s: %s", title, text)
+
+    def notify_alert(self, alert: Alert) -> None:
+        """A desktop notification for an alert that asks for one."""
+        kind = {
+            "error": QSystemTrayIcon.MessageIcon.Critical,
+            "warning": QSystemTrayIcon.MessageIcon.Warning,
+        }.get(alert.level, QSystemTrayIcon.MessageIcon.Information)
+        self._message(self.tr("annexsync"), alert.text, kind)
+
+    def notify_conflict(self, conflict: Conflict) -> None:
+        """Tell the user once that two versions of a file exist."""
+        self._message(
+            self.tr("Conflicting versions"),
+            self.tr("%1 was changed on two devices; both versions were kept.").replace(
+                "%1", conflict.path),
+            QSystemTrayIcon.MessageIcon.Warning,
+        )
+
+    # --- menu -----------------------------------------------------------------------
+
+    def _add(self, name: str, text: str, slot: Callable[[], object] | None = None,
+             menu: QMenu | None = None) -> QAction:
+        action = (menu or self.menu).addAction(text)
+        action.setObjectName(f"action-{name}")
+        if slot is None:
+            action.setEnabled(False)
+        else:
+            action.triggered.connect(lambda _checked=False: slot())
+        self.named[name] = action
+        return action
+
+    def _live_line(self, name: str, render: Callable[[], str]) -> None:
+        self._live.append((self._add(name, render()), render))
+
+    def _refresh_live(self) -> None:
+        for action, render in self._live:
+            action.setText(render())
+
+    def rebuild_menu(self) -> None:
+        """Build the menu from the newest status (called when it is about to show)."""
+        self.menu.clear()
+        self.named.clear()
+        self._live.clear()
+        status, tr = self.bridge.status, self.tr
+        self._live_line("status", lambda: headline(self.bridge.status, self.bridge.now(), tr))
+        for i, repo in enumerate(status.repos):
+            for j, rm in enumerate(repo.remotes):
+                def render(repo_path: str = repo.path, name: str = rm.name) -> str:
+                    cur = self._remote(repo_path, name)
+                    return "   " + (remote_line(cur, self.bridge.now(), tr) if cur else name)
+                self._live_line(f"remote-{i}-{j}", render)
+            for c in repo.conflicts:
+                self._add(f"conflict-{c.path}", tr("Resolve conflict: %1…").replace("%1", c.path),
+                          functools.partial(self._resolve, c))
+        self.menu.addSeparator()
+        self._add_open_folder(status)
+        self._add("open-window", tr("Open window"), self._open_window)
+        self.menu.addSeparator()
+        now = self.bridge.now()
+        if status.paused(now):
+            self._add("resume", tr("Resume syncing"), self.actions.resume)
+        else:
+            self._add("pause", tr("Pause syncing"), self.actions.pause)
+            self._add("pause-hour", tr("Pause for 1 hour"),
+                      lambda: self.actions.pause(self.bridge.now() + 3600))
+            self._add("pause-tomorrow", tr("Pause until tomorrow"),
+                      lambda: self.actions.pause(fmt.tomorrow_morning(self.bridge.now())))
+        sync = self._add("sync-now", tr("Sync now"), self.actions.sync_now)
+        sync.setEnabled(bool(status.repos))
+        self.menu.addSeparator()
+        self._add("settings", tr("Settings…"), self._open_settings)
+        self._add("quit", tr("Quit annexsync"), self._quit)
+
+    def _add_open_folder(self, status: Status) -> None:
+        repos = status.repos
+        if len(repos) <= 1:
+            act = self._add("open-folder", self.tr("Open folder"),
+                            lambda: self._open_folder(repos[0].path) if repos else None)
+            act.setEnabled(bool(repos))
+            return
+        sub = self.menu.addMenu(self.tr("Open folder"))
+        for i, r in enumerate(repos):
+            self._add(f"open-folder-{i}", os.path.basename(r.path) or r.path,
+                      functools.partial(self._open_folder, r.path), menu=sub)
+
+    def _remote(self, repo_path: str, name: str) -> RemoteStatus | None:
+        for r in self.bridge.status.repos:
+            if r.path == repo_path:
+                return next((rm for rm in r.remotes if rm.name == name), None)
+        return None
+
+    def dispose(self) -> None:
+        """Hide the icon and stop the menu's timer."""
+        self._ticker.stop()
+        self.icon.hide()
+
+

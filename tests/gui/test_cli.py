@@ -1,0 +1,73 @@
+"""``annexsync`` with no command: the tray app under X, the daemon without a display."""
+
+from __future__ import annotations
+
+import os  # noqa: F401 - used by the requires_x condition
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.gui.conftest import requires_x
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spawn(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "core.cli", "--config-dir", str(config)],
+                            cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _read_until(p: subprocess.Popen[bytes], needle: str, timeout: float) -> str:
+    assert p.stderr is not None
+    out = b""
+    deadline = time.monotonic() + timeout
+    while needle not in out.decode(errors="replace"):
+        if time.monotonic() > deadline or p.poll() is not None:
+            break
+        if select.select([p.stderr], [], [], 0.2)[0]:
+            out += os.read(p.stderr.fileno(), 4096)
+    return out.decode(errors="replace")
+
+
+def _stop(p: subprocess.Popen[bytes]) -> int:
+    p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        pytest.fail("did not stop on SIGTERM")
+
+
+@pytest.mark.tray
+@requires_x
+def test_no_command_starts_the_tray_app_and_sigterm_quits(tmp_path: Path) -> None:
+    env = {**os.environ, "ANNEXSYNC_STARTUP_TRACE": "1"}
+    env.pop("QT_QPA_PLATFORM", None)
+    p = _spawn(tmp_path / "cfg", env)
+    try:
+        out = _read_until(p, "tray-visible", 20)
+        assert "tray-visible" in out, out
+    finally:
+        code = _stop(p)
+    assert code == 0
+
+
+def test_no_display_runs_the_daemon(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    p = _spawn(tmp_path / "cfg", env)
+    try:
+        out = _read_until(p, "running the daemon instead", 20)
+        assert "no display" in out and "running the daemon instead" in out, out
+        time.sleep(0.5)
+        assert p.poll() is None, "the daemon keeps running"
+    finally:
+        _stop(p)
+    assert "PySide6" not in out

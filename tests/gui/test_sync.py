@@ -1,0 +1,174 @@
+"""Two instances syncing a folder through a path remote, driven through the GUI.
+
+As the core's own tests/integration/test_daemon.py, but every step goes through
+the tray app: the first-run wizard makes both repositories (B is a git clone of
+A), A's settings dialog adds B as a remote and sets a bandwidth limit, and the
+results are read from the main windows: the transfer's progress, the conflict
+row, the resolver dialog.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox, QWizard
+
+from core.status import Health
+from gui.models.transfers import PROGRESS_ROLE, TRANSFER_ROLE
+from tests.conftest import git
+
+BOUND = 45.0
+
+
+@dataclass
+class Pair:
+    a: Any
+    b: Any
+    pa: Path
+    pb: Path
+
+
+def _wizard(app: Any, folder: Path, name: str, wait: Any) -> None:
+    wz = app.wizard
+    assert wz is not None and wz.isVisible()
+    wz.folder_page.path.setText(str(folder))
+    wz.folder_page.description.setText(name)
+    wz.button(QWizard.WizardButton.FinishButton).click()
+    wait(lambda: not wz.isVisible() and app.bridge.status.repos, BOUND, f"wizard {name}")
+
+
+def _synced(app: Any) -> bool:
+    s = app.bridge.status
+    return s.health(time.time()) is Health.SYNCED and all(
+        rm.reachable for r in s.repos for rm in r.remotes)
+
+
+def _pair(make_app: Any, wait: Any, tmp_path: Path, bandwidth_kb: int = 0) -> Pair:
+    pa, pb = tmp_path / "A", tmp_path / "B"
+    a = make_app("a")
+    _wizard(a, pa, "A", wait)
+    (pa / "seed.txt").write_text("seed\n")
+    wait(lambda: _synced(a) and git(pa, "log", "--oneline", check=False).strip(), BOUND, "seed")
+    git(tmp_path, "clone", "-q", str(pa), "B")
+    b = make_app("b")
+    _wizard(b, pb, "B", wait)
+    for app in (a, b):
+        if bandwidth_kb:
+            dlg = app.open_settings()
+            dlg.bandwidth.setValue(bandwidth_kb)
+            dlg.buttons.button(QDialogButtonBox.StandardButton.Apply).click()
+            wait(lambda app=app: app.core.settings.bandwidth_limit == bandwidth_kb * 1000, 10)
+    dlg = a.open_settings()
+    dlg.tabs.setCurrentIndex(1)
+    dlg.remote_repo.setCurrentText(str(pa))
+    dlg.remote_name.setText("b")
+    dlg.remote_url.setText(str(pb))
+    dlg.add_remote_button.click()
+    wait(lambda: dlg.remotes.count() == 1 and dlg.remotes.item(0).text().startswith("b "), BOUND,
+         "remote listed in settings")
+    wait(lambda: (pb / "seed.txt").exists() and (pb / "seed.txt").read_text() == "seed\n",
+         BOUND, "seed in B")
+    wait(lambda: _synced(a) and _synced(b), BOUND, "both synced")
+    return Pair(a, b, pa, pb)
+
+
+def test_change_in_one_instance_appears_in_the_other(make_app: Any, wait: Any,
+                                                     tmp_path: Path) -> None:
+    p = _pair(make_app, wait, tmp_path)
+    win_b = p.b.open_window()
+    data = os.urandom(200_000)
+    (p.pa / "photo.jpg").write_bytes(data)
+    wait(lambda: (p.pb / "photo.jpg").exists() and (p.pb / "photo.jpg").read_bytes() == data,
+         BOUND, "photo.jpg in B")
+    wait(lambda: _synced(p.a) and _synced(p.b), BOUND, "synced again")
+    # B's window lists its remote with a last-sync time, and the icon says synced.
+    top = win_b.repos.topLevelItem(0)
+    assert top.childCount() == 1
+    wait(lambda: any(w in win_b.repos.topLevelItem(0).child(0).text(1) for w in ("ago", "just now"))
+         and _synced(p.b), BOUND, "last sync shown in B's window")
+    p.b.tray.rebuild_menu()
+    assert p.b.tray.named["remote-0-0"].text().strip().startswith("origin: last sync")
+    # Sync now from B's tray menu is accepted and leaves both synced.
+    p.b.tray.rebuild_menu()
+    p.b.tray.named["sync-now"].trigger()
+    wait(lambda: p.b.actions.pending == 0, 10)
+    wait(lambda: _synced(p.a) and _synced(p.b), BOUND, "synced after sync now")
+
+
+def test_transfer_shows_progress_and_finishes(make_app: Any, wait: Any, tmp_path: Path) -> None:
+    p = _pair(make_app, wait, tmp_path, bandwidth_kb=1500)
+    windows = [p.a.open_window(), p.b.open_window()]
+    for w in windows:
+        w.tabs.setCurrentIndex(1)
+    seen: list[tuple[str, int, str]] = []
+
+    def record(_status: object) -> None:
+        for w in windows:
+            m = w.transfers_model
+            for row in range(m.rowCount()):
+                t = m.index(row, 0).data(TRANSFER_ROLE)
+                seen.append((t.state, m.index(row, 2).data(PROGRESS_ROLE), t.path))
+
+    for app in (p.a, p.b):
+        app.bridge.statusChanged.connect(record)
+    data = os.urandom(3_000_000)
+    (p.pa / "video.mkv").write_bytes(data)
+    wait(lambda: (p.pb / "video.mkv").exists() and (p.pb / "video.mkv").read_bytes() == data,
+         BOUND, "video.mkv in B")
+    wait(lambda: any(s == "done" and f == "video.mkv" for s, _, f in seen), BOUND, "done row")
+    partial = [pct for s, pct, f in seen if s == "running" and f == "video.mkv" and 0 < pct < 100]
+    assert partial, f"no partial progress shown: {seen[:20]}"
+    assert not any(w.no_transfers.isVisibleTo(w) for w in windows if w.transfers_model.rowCount())
+
+
+def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: Any,
+                                                          tmp_path: Path) -> None:
+    p = _pair(make_app, wait, tmp_path)
+    flagged: list[str] = []
+    p.a.bridge.conflictFound.connect(lambda c: flagged.append(c.path))
+    notified: list[str] = []
+    p.a.tray._message = lambda title, text, icon: notified.append(text)  # type: ignore[method-assign]
+    for app in (p.a, p.b):
+        app.tray.rebuild_menu()
+        app.tray.named["pause"].trigger()
+    wait(lambda: p.a.core.status.paused_until and p.b.core.status.paused_until, 10)
+    (p.pa / "seed.txt").write_text("from A\n")
+    (p.pb / "seed.txt").write_text("from B\n")
+    wait(lambda: p.a.bridge.status.repos[0].uncommitted and p.b.bridge.status.repos[0].uncommitted,
+         BOUND, "changes seen while paused")
+    for app in (p.a, p.b):
+        app.tray.rebuild_menu()
+        app.tray.named["resume"].trigger()
+    win = p.a.open_window()
+    wait(lambda: win.conflicts.count() == 1 and len(
+        win.conflicts.item(0).data(Qt.ItemDataRole.UserRole + 10).variants) == 2, BOUND,
+        "conflict row in A's window")
+    assert p.a.tray.health is Health.ATTENTION
+    conflict = win.conflicts.item(0).data(Qt.ItemDataRole.UserRole + 10)
+    wait(lambda: any((p.pa / v).exists() and (p.pa / v).read_text() == "from B\n"
+                     for v in conflict.variants), BOUND, "B's variant in A")
+    assert flagged == ["seed.txt"]
+    assert len([n for n in notified if "seed.txt was changed on two devices" in n]) == 1, notified
+
+    # The resolver: open both, then keep B's version.
+    win.conflicts.itemActivated.emit(win.conflicts.item(0))
+    dlg = p.a.conflict_dialogs[(str(p.pa), "seed.txt")]
+    assert dlg.isVisible()
+    dlg.open_both.click()
+    assert sorted(p.a.opened) == sorted(str(p.pa / v) for v in conflict.variants)
+    keep = next(v for v in conflict.variants if (p.pa / v).read_text() == "from B\n")
+    dlg.variants.setCurrentRow(list(conflict.variants).index(keep))
+    dlg.pick.click()
+    wait(lambda: not dlg.isVisible(), BOUND, "dialog closes once resolved")
+    wait(lambda: not p.a.bridge.status.repos[0].conflicts, BOUND, "conflict gone")
+    assert (p.pa / "seed.txt").read_text() == "from B\n"
+    wait(lambda: win.conflicts.count() == 0 and not win.conflicts.isVisibleTo(win), 5)
+    wait(lambda: not p.b.bridge.status.repos[0].conflicts
+         and (p.pb / "seed.txt").read_text() == "from B\n", BOUND, "B follows")
+    wait(lambda: _synced(p.a) and _synced(p.b), BOUND, "both synced after resolving")
+    assert flagged == ["seed.txt"], "flagged once"

@@ -1,0 +1,160 @@
+"""Render checks: views handed real ``core.status`` values (no core needed)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPalette
+
+from core.status import Alert, Conflict, Health, RemoteStatus, RepoStatus, Status, TransferStatus
+from gui import format as fmt
+from gui.icons import ICON_DIR, progress_icon, state_icon, state_path
+from gui.models.transfers import PROGRESS, PROGRESS_ROLE, STATE, TransfersModel
+from gui.tray import headline, remote_line
+
+NOW = 1_800_000_000.0
+
+
+def tr(s: str) -> str:
+    return s
+
+
+def repo(**kw: object) -> RepoStatus:
+    return RepoStatus(path="/r", uuid="u", description="here", **kw)  # type: ignore[arg-type]
+
+
+def test_every_state_has_its_own_icon_shape_and_colour(qapp: object) -> None:
+    images: dict[Health, QImage] = {}
+    for h in Health:
+        assert state_path(h).is_file(), h
+        img = state_icon(h).pixmap(32, 32).toImage()
+        assert not img.isNull()
+        images[h] = img
+    # Shapes differ: the set of opaque pixels differs for every pair of states.
+    masks = {h: tuple(img.pixelColor(x, y).alpha() > 128 for x in range(32) for y in range(32))
+             for h, img in images.items()}
+    assert len(set(masks.values())) == len(Health)
+    fills = {h: img.pixelColor(16, 16).name() for h, img in images.items()}
+    assert len({state_path(h).read_text() for h in Health}) == len(Health)
+    assert fills  # rendered
+    assert sorted(p.name for p in ICON_DIR.glob("tray-*.svg")) == sorted(
+        f"tray-{h.name.lower()}.svg" for h in Health)
+
+
+def test_progress_icon_draws_over_syncing(qapp: object) -> None:
+    a = progress_icon(0.1).pixmap(32, 32).toImage()
+    b = progress_icon(0.9).pixmap(32, 32).toImage()
+    assert a != b
+
+
+def test_headline_never_says_synced_while_work_is_pending() -> None:
+    pending = Status(repos=(repo(uncommitted=1),))
+    assert pending.health(NOW) is Health.SYNCING
+    assert headline(pending, NOW, tr).startswith("Syncing")
+    assert headline(Status(repos=(repo(),)), NOW, tr) == "Everything synced"
+    paused = Status(repos=(repo(),), paused_until=math.inf)
+    assert headline(paused, NOW, tr) == "Paused"
+    until = Status(repos=(repo(),), paused_until=NOW + 3600)
+    assert headline(until, NOW, tr) == "Paused until " + fmt.clock(NOW + 3600, NOW)
+    waiting = Status(repos=(repo(remotes=(RemoteStatus("nas", None, "path", False, None, NOW - 60),)),))
+    assert headline(waiting, NOW, tr).startswith("Waiting for a device since")
+    assert headline(Status(repos=(repo(),), online=False), NOW, tr).startswith("Offline")
+    c = Conflict("/r", "a.txt", ("a.variant-1.txt", "a.variant-2.txt"))
+    assert headline(Status(repos=(repo(conflicts=(c,)),)), NOW, tr) == "1 conflict(s) need you"
+    assert headline(Status(repos=(repo(error="broken"),)), NOW, tr) == "Error: broken"
+
+
+def test_remote_lines_count_down_and_show_waiting() -> None:
+    push = RemoteStatus("phone", "u2", "p2p", True, NOW - 120, None, NOW + 25)
+    assert remote_line(push, NOW, tr) == "phone: pushing, times out in 25 s"
+    assert remote_line(push, NOW + 10, tr) == "phone: pushing, times out in 15 s"
+    synced = RemoteStatus("phone", "u2", "p2p", True, NOW - 120)
+    assert remote_line(synced, NOW, tr) == "phone: last sync 2 min ago"
+    never = RemoteStatus("usb", None, "path", None)
+    assert remote_line(never, NOW, tr) == "usb: last sync never"
+    gone = RemoteStatus("nas", None, "path", False, None, NOW - 60)
+    assert remote_line(gone, NOW, tr).startswith("nas: waiting since ")
+
+
+def test_transfers_model_updates_rows_in_place(qapp: object) -> None:
+    m = TransfersModel()
+    t = TransferStatus(1, "/r", "big.bin", "K", "download", "a", 0, 1000, 0.0, "running")
+    m.set_status(Status(repos=(repo(transfers=(t,)),)))
+    assert m.rowCount() == 1
+    changed: list[int] = []
+    m.dataChanged.connect(lambda a, b, *_: changed.append(a.row()))
+    resets: list[int] = []
+    m.modelReset.connect(lambda: resets.append(1))
+    t2 = TransferStatus(1, "/r", "big.bin", "K", "download", "a", 500, 1000, 2e6, "running")
+    m.set_status(Status(repos=(repo(transfers=(t2,)),)))
+    assert changed == [0] and not resets
+    assert m.index(0, PROGRESS).data(PROGRESS_ROLE) == 50
+    assert "50%" in m.index(0, PROGRESS).data(Qt.ItemDataRole.DisplayRole)
+    assert m.index(0, STATE).data() == "running"
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_main_window_renders_small_and_dark(qapp, qtbot, dark: bool) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard fits 360×300 and uses the palette (no fixed light colours)."""
+    from PySide6.QtWidgets import QApplication
+
+    from gui.windows.main_window import MainWindow
+
+    class StaticBridge:  # a bridge over a fixed snapshot: render-only check
+        from PySide6.QtCore import QObject, Signal
+
+        def __init__(self, status: Status) -> None:
+            self.status = status
+
+            class _S(self.QObject):  # type: ignore[name-defined,misc]
+                statusChanged = self.Signal(object)
+
+            self._s = _S()
+            self.statusChanged = self._s.statusChanged
+
+        def now(self) -> float:
+            return NOW
+
+    old = QApplication.palette()
+    if dark:
+        pal = QPalette()
+        for role, colour in ((QPalette.ColorRole.Window, "#202124"),
+                             (QPalette.ColorRole.WindowText, "#e8eaed"),
+                             (QPalette.ColorRole.Base, "#292a2d"),
+                             (QPalette.ColorRole.Text, "#e8eaed"),
+                             (QPalette.ColorRole.Button, "#303134"),
+                             (QPalette.ColorRole.ButtonText, "#e8eaed")):
+            pal.setColor(role, colour)
+        QApplication.setPalette(pal)
+    try:
+        t = TransferStatus(1, "/r", "big.bin", "K", "upload", "a", 300, 1000, 1e5, "running")
+        status = Status(repos=(repo(transfers=(t,), remotes=(
+            RemoteStatus("a", "u1", "path", True, NOW - 30),)),),
+            alerts=(Alert(1, "info", "Synced with a", NOW - 5),), activity=("Synced with a",))
+        w = MainWindow(StaticBridge(status), None, resolve_conflict=lambda c: None,  # type: ignore[arg-type]
+                       open_settings=lambda: None, open_folder=lambda p: None)
+        qtbot.addWidget(w)
+        w.resize(360, 300)
+        w.show()
+        qtbot.waitExposed(w)
+        assert w.minimumSizeHint().width() <= 360
+        img = w.grab().toImage()
+        bg = img.pixelColor(2, img.height() - 2)
+        assert (bg.lightness() < 100) == dark
+        assert w.headline.text() == "Syncing… 30%"
+        assert w.repos.topLevelItem(0).child(0).text(1) == "last sync 30 s ago"
+        assert w.headline.palette().color(QPalette.ColorRole.WindowText).lightness() > 128 or not dark
+    finally:
+        QApplication.setPalette(old)
+
+
+def test_format_helpers() -> None:
+    assert fmt.duration(5) == "5 s"
+    assert fmt.duration(125) == "2 min"
+    assert fmt.ago(None, NOW) == "never"
+    assert fmt.ago(NOW - 1, NOW) == "just now"
+    t = fmt.tomorrow_morning(time.mktime((2026, 3, 4, 22, 0, 0, 0, 0, -1)))
+    assert time.localtime(t)[:5] == (2026, 3, 5, 8, 0)
