@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.daemon.cli import register as register_daemon
 
     register_daemon(sub)
+    from core.p2phttp.cli import register as register_p2phttp
+
+    register_p2phttp(sub)
     return p
 
 

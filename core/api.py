@@ -1,0 +1,483 @@
+"""The facade: ``Core``, the one door between front ends and the sync core.
+
+Contract: docs/facade.md.  Spec: assistant-behaviour.md (the daemon), style.md
+3 and 5 (small facade, immutable status, structured concurrency).
+
+Theory of operation
+-------------------
+``Core`` is the composition root (style 2).  ``run`` takes the instance lock
+of the config directory, attaches the rotating log, and opens the root
+TaskGroup, which owns:
+
+* the transfer queue's scheduler (``core.daemon.transferqueue``), shared by
+  all repositories (``transfer_slots`` slots, one per remote at a time);
+* the NetWatch (``core.daemon.netwatch``): online/offline, sleep/resume,
+  re-probing waiting remotes;
+* the instance socket (``core.instance``): ``annexsync status`` and hand-over
+  of a second launch's arguments;
+* the pause timer (``pause(until)`` resumes by itself);
+* one ``RepoWorker`` task per repository (``core.daemon.repoworker``), each
+  with its own child group (watchers and loop).
+
+``stop`` sets an event; ``run`` then cancels what it started, the TaskGroup
+waits for every child, cleanup runs in ``finally`` blocks, and ``run``
+returns: no task outlives it.
+
+Status: every change anywhere calls ``changed``, which derives a new frozen
+``Status`` from the parts and, when it differs from the last one, hands it to
+each subscriber (on the event loop's thread; a failing subscriber is logged
+and kept).  Commands are coroutines that return once accepted; they raise
+``CoreError`` subclasses written for the user.  Blocking work (repository
+checks, git) runs in threads (``core.daemon.threads``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core import gitops
+from core.daemon import jobs
+from core.daemon.alerts import AlertBook
+from core.daemon.jobs import TransferMeter
+from core.daemon.netwatch import NetEvents, NetWatch, route_probe
+from core.daemon.repoworker import NETWORK_KINDS, RepoWorker
+from core.daemon.threads import run_blocking
+from core.daemon.timings import Timings
+from core.daemon.transferqueue import Transfer, TransferQueue
+from core.errors import CoreError, GitCommandError
+from core.instance import InstanceLock, serve
+from core.settings import (
+    Settings,
+    close_logging,
+    load_settings,
+    save_settings,
+    setup_logging,
+)
+from core.status import AlertLevel, Status, to_json
+
+logger = logging.getLogger(__name__)
+
+ACKS_FILE = "conflicts.json"
+ACTIVITY_KEEP = 20
+_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class UnknownRepository(CoreError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is not one of the synced repositories")
+        self.path = path
+
+
+class Core:
+    def __init__(
+        self,
+        config_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        timings: Timings | None = None,
+        net_probe: Callable[[], bool] | None = None,
+    ) -> None:
+        """Raises: SettingsError when the saved settings cannot be read."""
+        self.config_dir = Path(config_dir)
+        self.clock = clock
+        self.timings = timings or Timings()
+        self.settings = load_settings(self.config_dir)
+        self.on_handover: Callable[[list[str]], None] | None = None
+        self._net_probe = net_probe or route_probe
+        self._subscribers: list[Callable[[Status], None]] = []
+        self._status = Status()
+        self._workers: dict[str, RepoWorker] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._stop = asyncio.Event()
+        self._done = asyncio.Event()
+        self._pause_changed = asyncio.Event()
+        self._paused_until: float | None = math.inf if self.settings.paused else None
+        self.alerts = AlertBook(clock)
+        self._activity: deque[str] = deque(maxlen=ACTIVITY_KEEP)
+        self._acks = self._load_acks()
+        self.queue = TransferQueue(
+            self._run_transfer, slots=self.settings.transfer_slots, on_change=self.changed,
+            unreachable=self._unreachable, paused=self.paused,
+            bandwidth=lambda: self.settings.bandwidth_limit, retry_base=self.timings.retry_base,
+        )
+        self.netwatch = NetWatch(
+            NetEvents(self._online_changed, self._resumed, self._reprobe),
+            interval=self.timings.probe_interval, tolerance=self.timings.clock_tolerance,
+            probe=self._probe, wall=clock,
+        )
+
+    # --- the Host protocol of RepoWorker ------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def paused(self) -> bool:
+        return self._paused_until is not None and self._paused_until > self.clock()
+
+    def online(self) -> bool:
+        return self.netwatch.online
+
+    def activity(self, text: str) -> None:
+        logger.info("%s", text)
+        self._activity.appendleft(text)
+        self.changed()
+
+    def alert(self, level: str, text: str, *, name: str | None = None,
+              notify: bool = False) -> None:
+        lvl: AlertLevel = level if level in ("info", "success", "warning", "error") else "info"  # type: ignore[assignment]
+        self.alerts.add(lvl, text, name=name, notify=notify)
+        self.changed()
+
+    def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool:
+        return [repo, path, list(variants)] in self._acks
+
+    # --- status ------------------------------------------------------------------------
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    def subscribe(self, callback: Callable[[Status], None]) -> Callable[[], None]:
+        """Call ``callback`` with every new Status (on the loop's thread); returns unsubscribe."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def changed(self) -> None:
+        """Derive a new Status; push it when it differs from the last one."""
+        new = Status(
+            repos=tuple(w.status() for w in self._workers.values()),
+            online=self.netwatch.online if hasattr(self, "netwatch") else True,
+            paused_until=self._paused_until,
+            alerts=self.alerts.alerts(),
+            activity=tuple(self._activity),
+        )
+        if new == self._status:
+            return
+        self._status = new
+        for cb in list(self._subscribers):
+            try:
+                cb(new)
+            except Exception:  # noqa: BLE001 - a front end's bug must not stop the core
+                logger.exception("status subscriber failed")
+
+    # --- lifetime ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until ``stop``.
+
+        Raises:
+            AlreadyRunning: another instance uses this config directory.
+        """
+        lock = InstanceLock(self.config_dir)
+        handler = setup_logging(self.config_dir)
+        self._stop.clear()
+        self._done.clear()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                services = [
+                    tg.create_task(self.queue.run(), name="transfer-queue"),
+                    tg.create_task(self.netwatch.run(), name="netwatch"),
+                    tg.create_task(serve(self.config_dir, self._on_request), name="instance"),
+                    tg.create_task(self._pause_timer(), name="pause-timer"),
+                ]
+                for path in self.settings.repositories:
+                    self._start_worker(path)
+                await self.netwatch.check()
+                self.changed()
+                await self._stop.wait()
+                for task in [*services, *self._tasks.values()]:
+                    task.cancel()
+        finally:
+            self._tg = None
+            self._tasks.clear()
+            self._workers.clear()
+            close_logging(handler)
+            lock.release()
+            self._done.set()
+
+    async def stop(self) -> None:
+        """Ask ``run`` to finish and wait (bounded) until it has."""
+        self._stop.set()
+        if self._tg is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timings.stop_grace + 5):
+                await self._done.wait()
+
+    def _start_worker(self, path: str, *, create: bool = False,
+                      description: str | None = None) -> RepoWorker:
+        assert self._tg is not None
+        worker = RepoWorker(path, self, create=create, description=description,
+                            largefiles=self.settings.largefiles)
+        self._workers[worker.path] = worker
+        self._tasks[worker.path] = self._tg.create_task(self._guard(worker),
+                                                        name=f"repo {worker.path}")
+        self.changed()
+        return worker
+
+    async def _guard(self, worker: RepoWorker) -> None:
+        """A crashing worker shows its error instead of taking the core down."""
+        try:
+            await worker.run()
+        except Exception as e:  # noqa: BLE001 - shown in status, restartable by sync_now
+            logger.exception("worker for %s crashed", worker.path)
+            worker.error = f"stopped after an internal error: {e}"
+            self.changed()
+
+    def _worker(self, repo: str) -> RepoWorker:
+        key = str(Path(repo).absolute())
+        w = self._workers.get(key)
+        if w is None:
+            raise UnknownRepository(repo)
+        return w
+
+    async def _pause_timer(self) -> None:
+        while True:
+            self._pause_changed.clear()
+            until = self._paused_until
+            delay = None if until is None or math.isinf(until) else max(0.0, until - self.clock())
+            try:
+                async with asyncio.timeout(delay):
+                    await self._pause_changed.wait()
+            except TimeoutError:
+                if self._paused_until is not None and self._paused_until <= self.clock():
+                    await self.resume()
+
+    # --- network events --------------------------------------------------------------------
+
+    def _probe(self) -> bool:
+        """Online when a route exists, or when no remote needs the network anyway."""
+        needs_net = any(r.info.kind in NETWORK_KINDS
+                        for w in self._workers.values() for r in w.remotes.values())
+        return self._net_probe() or not needs_net
+
+    async def _online_changed(self, online: bool) -> None:
+        self.alert("info" if online else "warning",
+                   "Network is back" if online else "Offline: waiting for the network",
+                   name="network")
+        if online:
+            for w in self._workers.values():
+                w.desync_all()
+        self.queue.wake()
+        self.changed()
+
+    async def _resumed(self) -> None:
+        self.activity("Resumed from sleep: reconnecting")
+        for w in self._workers.values():
+            w.desync_all()
+
+    async def _reprobe(self) -> None:
+        for w in list(self._workers.values()):
+            if w.ready.is_set() and w.error is None:
+                try:
+                    await w.reprobe()
+                except CoreError as e:
+                    logger.info("%s: probe failed: %s", w.path, e)
+
+    def _unreachable(self, repo: str, remote: str) -> None:
+        w = self._workers.get(repo)
+        if w is not None:
+            w.mark_unreachable(remote, f"{remote} is not reachable")
+        self.netwatch.kick()
+
+    async def _run_transfer(self, t: Transfer, meter: TransferMeter) -> None:
+        w = self._workers.get(t.repo)
+        if w is None:
+            raise CoreError(f"{t.repo} is no longer synced")
+        await w.run_transfer(t, meter)
+
+    # --- the instance socket -------------------------------------------------------------------
+
+    async def _on_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "status":
+            return {"ok": True, "status": to_json(self._status)}
+        if op == "handover":
+            argv = [str(a) for a in request.get("argv", [])]
+            cwd = Path(str(request.get("cwd") or "."))
+            await self._handover(argv, cwd)
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown request {op!r}"}
+
+    async def _handover(self, argv: list[str], cwd: Path) -> None:
+        """A second launch: its repository arguments are added; the rest goes to the front end."""
+        self.activity("Another launch handed over " + (" ".join(argv) or "no arguments"))
+        rest: list[str] = []
+        for a in argv:
+            if a.startswith("-"):
+                rest.append(a)
+                continue
+            path = (cwd / a).absolute()
+            if str(path) in self._workers:
+                continue
+            await self.add_repository(str(path), create=not (path / ".git").exists())
+        if self.on_handover is not None:
+            self.on_handover(rest)
+
+    # --- commands ----------------------------------------------------------------------------------
+
+    async def pause(self, until: float | None = None) -> None:
+        """Pause syncing until the epoch time ``until`` (None: until ``resume``)."""
+        self._paused_until = math.inf if until is None else until
+        self._pause_changed.set()
+        if until is None:
+            await self._save(self.settings.replace(paused=True))
+        self.activity("Paused syncing")
+
+    async def resume(self) -> None:
+        self._paused_until = None
+        self._pause_changed.set()
+        if self.settings.paused:
+            await self._save(self.settings.replace(paused=False))
+        for w in self._workers.values():
+            w.kick()
+        self.queue.wake()
+        self.activity("Resumed syncing")
+
+    async def sync_now(self, repo: str | None = None) -> None:
+        """Merge, reconnect every remote, push, rescan (a crashed worker restarts)."""
+        workers = [self._worker(repo)] if repo else list(self._workers.values())
+        for w in workers:
+            task = self._tasks.get(w.path)
+            if task is not None and task.done():
+                self._start_worker(w.path)
+                continue
+            w.need_receive = True
+            w.scan_keys = None
+            w.desync_all()
+            for r in w.remotes.values():
+                if r.reachable is False:
+                    r.reachable = None  # try again now
+                r.retry_at = None
+        self.netwatch.kick()
+
+    async def add_repository(self, path: str, *, create: bool,
+                             description: str | None = None) -> None:
+        """Start syncing a repository (``create``: make it first, files unlocked).
+
+        Raises:
+            NotARepository: ``create`` is False and ``path`` is no git-annex repository.
+            CoreError: it is synced already.
+        """
+        key = str(Path(path).absolute())
+        if key in self._workers:
+            raise CoreError(f"{key} is synced already")
+        await run_blocking(jobs.prepare, key, create, description, self.settings.largefiles)
+        await self._save(self.settings.replace(
+            repositories=(*self.settings.repositories, key)))
+        if self._tg is not None:
+            self._start_worker(key)
+        self.alert("info", f"Syncing {key}")
+
+    async def remove_repository(self, path: str) -> None:
+        """Stop syncing (the repository itself stays as it is)."""
+        w = self._worker(path)
+        task = self._tasks.pop(w.path, None)
+        self.queue.drop_repo(w.path)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(self.timings.stop_grace):
+                    await asyncio.wait({task})
+        self._workers.pop(w.path, None)
+        await self._save(self.settings.replace(
+            repositories=tuple(p for p in self.settings.repositories if p != w.path)))
+        self.changed()
+
+    async def add_remote(self, repo: str, name: str, url: str) -> None:
+        """``git remote add`` and sync with it.
+
+        Raises:
+            CoreError: a bad name, or git refused (the name exists, say).
+        """
+        w = self._worker(repo)
+        if not _REMOTE_NAME.match(name):
+            raise CoreError(f"{name!r} is not a usable remote name")
+        try:
+            async with w.lock:
+                await run_blocking(gitops.run_git, Path(w.path), ["remote", "add", name, url])
+        except GitCommandError as e:
+            raise CoreError(f"cannot add remote {name}: {e}") from e
+        await w.refresh_facts()
+        w.desync_all()
+
+    async def cancel_transfer(self, transfer_id: int) -> None:
+        if not self.queue.cancel(transfer_id):
+            raise CoreError(f"there is no queued or running transfer {transfer_id}")
+
+    async def resolve_conflict(self, repo: str, path: str, keep: str | None) -> None:
+        """``keep=None``: keep both variants (acknowledge); else that variant becomes ``path``.
+
+        Raises:
+            CoreError: no such conflict, or ``keep`` is not one of its variants.
+        """
+        w = self._worker(repo)
+        found = await run_blocking(jobs.find_conflicts, w.path)
+        variants = found.get(path)
+        if variants is None:
+            raise CoreError(f"there is no conflict on {path} in {w.path}")
+        if keep is None:
+            self._acks.append([w.path, path, list(variants)])
+            await run_blocking(self._save_acks)
+        else:
+            async with w.lock:
+                await run_blocking(jobs.keep_variant, w.path, path, keep, variants)
+            w._schedule_push()
+        w._conflicts_stale = True
+        w.kick()
+        self.activity(f"Resolved the conflict on {path}")
+
+    async def update_settings(self, settings: Settings) -> None:
+        """Save and apply: slots at once, repositories added or removed."""
+        old = self.settings
+        await self._save(settings)
+        self.queue.slots = settings.transfer_slots
+        self.queue.wake()
+        if self._tg is not None:
+            for gone in set(old.repositories) - set(settings.repositories):
+                if gone in self._workers:
+                    await self.remove_repository(gone)
+            for new in settings.repositories:
+                if new not in self._workers:
+                    self._start_worker(new)
+        self.changed()
+
+    async def dismiss_alert(self, alert_id: int) -> None:
+        if self.alerts.dismiss(alert_id):
+            self.changed()
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    async def _save(self, settings: Settings) -> None:
+        await run_blocking(save_settings, self.config_dir, settings)
+        self.settings = settings
+
+    def _load_acks(self) -> list[list[Any]]:
+        try:
+            data = json.loads((self.config_dir / ACKS_FILE).read_text())
+        except (OSError, ValueError):
+            return []
+        return [a for a in data if isinstance(a, list) and len(a) == 3] if isinstance(data, list) else []
+
+    def _save_acks(self) -> None:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_dir / (ACKS_FILE + ".tmp")
+        tmp.write_text(json.dumps(self._acks))
+        tmp.replace(self.config_dir / ACKS_FILE)

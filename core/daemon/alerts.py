@@ -1,0 +1,65 @@
+"""Alerts: short messages for the window and, for some, desktop notifications.
+
+Spec: assistant-behaviour.md 5.2 (alerts combine by name, change tense, about
+a dozen are kept), 8 (Message/Error class with high priority become
+notifications; activity only shows in the window).
+
+Theory of operation
+-------------------
+``AlertBook`` keeps at most ``keep`` alerts, newest first.  An alert added
+with a ``name`` replaces the live alert of the same name (same id, new text
+and time), so "Added a, b" becomes "Added a, b, c" and "Syncing with X"
+becomes "Synced with X" instead of piling up.  ``dismiss`` removes one.
+The clock is injected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from core.status import Alert, AlertLevel
+
+logger = logging.getLogger(__name__)
+
+KEEP = 12
+
+
+@dataclass
+class _Entry:
+    alert: Alert
+    name: str | None
+
+
+class AlertBook:
+    def __init__(self, clock: Callable[[], float], keep: int = KEEP) -> None:
+        self.clock = clock
+        self.keep = keep
+        self._entries: list[_Entry] = []
+        self._next = 1
+
+    def add(self, level: AlertLevel, text: str, *, name: str | None = None,
+            notify: bool = False) -> Alert:
+        now = self.clock()
+        for i, e in enumerate(self._entries):
+            if name is not None and e.name == name:
+                alert = replace(e.alert, level=level, text=text, time=now, notify=notify)
+                del self._entries[i]
+                self._entries.insert(0, _Entry(alert, name))
+                return alert
+        alert = Alert(self._next, level, text, now, notify)
+        self._next += 1
+        self._entries.insert(0, _Entry(alert, name))
+        del self._entries[self.keep:]
+        return alert
+
+    def dismiss(self, alert_id: int) -> bool:
+        for i, e in enumerate(self._entries):
+            if e.alert.id == alert_id:
+                del self._entries[i]
+                return True
+        return False
+
+    def alerts(self) -> tuple[Alert, ...]:
+        return tuple(e.alert for e in self._entries)

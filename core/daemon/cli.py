@@ -1,0 +1,141 @@
+"""``annexsync daemon`` and ``annexsync status``: the headless front end.
+
+Theory of operation
+-------------------
+``daemon [REPO ...]`` runs one ``Core`` for the config directory (global
+``--config-dir``, else ``$ANNEXSYNC_CONFIG_DIR``, else the platform's).  If
+an instance already runs there, the arguments are handed to it over its
+socket (``core.instance.hand_over``) and this process exits 0: the running
+instance adds the named repositories.  Otherwise each REPO is added (created
+when it is not a git repository yet) and the core runs until SIGINT/SIGTERM.
+
+``status [--json]`` asks the running instance; when none runs it reads the
+repositories named in the settings directly (``offline_status``): no network
+is touched, remotes show as not tried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from core.errors import CoreError
+from core.instance import AlreadyRunning, hand_over, request
+from core.settings import load_settings, resolve_config_dir
+from core.status import RemoteStatus, RepoStatus, Status, status_from_json, to_json
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sp = sub.add_parser("daemon", help="run the sync assistant without a window",
+                        description="Run the sync assistant without a window (one per config dir).")
+    sp.add_argument("repos", nargs="*", help="repositories to sync (created when missing)")
+    sp.add_argument("--config-dir", type=Path, default=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_daemon)
+    sp = sub.add_parser("status", help="show what the sync assistant is doing",
+                        description="Show what the sync assistant is doing.")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--config-dir", type=Path, default=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_status)
+
+
+def _config_dir(args: argparse.Namespace) -> Path:
+    return resolve_config_dir(getattr(args, "config_dir", None))
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    config_dir = _config_dir(args)
+    repos = [str(Path(r).absolute()) for r in args.repos]
+    if hand_over(config_dir, repos):
+        print(f"annexsync: handed over to the running instance for {config_dir}")
+        return 0
+    try:
+        return asyncio.run(_run_daemon(config_dir, repos))
+    except AlreadyRunning:
+        # Lost a start-up race with another launch: hand over after all.
+        if hand_over(config_dir, repos):
+            print(f"annexsync: handed over to the running instance for {config_dir}")
+            return 0
+        raise
+
+
+async def _run_daemon(config_dir: Path, repos: list[str]) -> int:
+    from core.api import Core
+
+    core = Core(config_dir)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with asyncio.TaskGroup() as tg:
+        runner = tg.create_task(core.run(), name="core")
+        while core._tg is None and not runner.done():
+            await asyncio.sleep(0.01)
+        for r in repos:
+            if r in core.settings.repositories:
+                continue
+            try:
+                await core.add_repository(r, create=not (Path(r) / ".git").exists())
+            except CoreError as e:
+                print(f"annexsync: {e}", file=sys.stderr)
+        print(f"annexsync: daemon running for {config_dir}", flush=True)
+        await stop.wait()
+        await core.stop()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config_dir = _config_dir(args)
+    reply = request(config_dir, {"op": "status"})
+    if reply is not None and reply.get("ok"):
+        status = status_from_json(reply["status"])
+        running = True
+    else:
+        status = offline_status(config_dir)
+        running = False
+    now = time.time()
+    if args.json:
+        data = to_json(status)
+        data["running"] = running
+        data["health"] = status.health(now).value
+        print(json.dumps(data))
+        return 0
+    print(status.tooltip(now) + ("" if running else " (daemon not running)"))
+    for r in status.repos:
+        print(f"{r.path}: {r.uncommitted} uncommitted, {r.queued} queued"
+              + (f", error: {r.error}" if r.error else ""))
+        for rm in r.remotes:
+            state = {True: "reachable", False: "unreachable", None: "not tried"}[rm.reachable]
+            print(f"  {rm.name} ({rm.kind}): {state}")
+        for c in r.conflicts:
+            print(f"  conflict: {c.path}: {', '.join(c.variants)}")
+    return 0
+
+
+def offline_status(config_dir: Path) -> Status:
+    """Status read from the repositories themselves, when no daemon runs."""
+    from core.daemon import jobs
+
+    repos = []
+    for path in load_settings(config_dir).repositories:
+        try:
+            f = jobs.facts(path)
+            conflicts = jobs.find_conflicts(path)
+            from core.status import Conflict
+
+            repos.append(RepoStatus(
+                path=f.path, uuid=f.uuid, description=f.description,
+                uncommitted=jobs.count_uncommitted(path),
+                remotes=tuple(RemoteStatus(r.name, r.uuid, r.kind.value) for r in f.remotes),
+                conflicts=tuple(Conflict(f.path, p, v) for p, v in sorted(conflicts.items())),
+            ))
+        except CoreError as e:
+            repos.append(RepoStatus(path=path, uuid="", description="", error=str(e)))
+    return Status(repos=tuple(repos))

@@ -1,0 +1,541 @@
+"""The daemon's blocking work: every dulwich / git / content call it makes.
+
+Spec: assistant-behaviour.md 3 (commit, push, merge, transfer), 4 (re-check
+before a transfer), 8 (single-writer fallback refs kept).
+
+Theory of operation
+-------------------
+Style 2: blocking libraries stay off the event loop, in one module.  Every
+function here is synchronous and is run by the daemon through
+``asyncio.to_thread``.  Each opens the repository afresh (``_open``) and closes
+it at the end, so no dulwich object is shared between threads and every job
+sees the refs and index as they are on disk now.
+
+Serialization: jobs that write the index or the work tree (commit, receive,
+pull, push, finish_download, resolve_conflict) must run one at a time per
+repository; ``core.daemon.repoworker`` holds an ``asyncio.Lock`` around them.
+The content-moving half of a transfer (``run_transfer``) only touches the
+object store and the journal (which has its own process-wide lock), so it runs
+outside that lock, in parallel slots.
+
+Waits are bounded inside: git runs with the subprocess timeouts of
+``core.gitops``; P2P remotes time out in ``core.p2p.runtime``; transfers check
+a cancel flag on every chunk.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dulwich.index import IndexEntry, index_entry_from_stat
+
+from core import gitops
+from core.errors import CoreError, GitCommandError, MergeConflict, RemoteUnavailable
+from core.ops import sync as syncops
+from core.ops.add import Adder
+from core.ops.conflicts import VARIANT_MARKER
+from core.ops.files import AnnexedFile, annexed_files, populate_unlocked
+from core.ops.transfer import _wanted, copy_key_to, get_key
+from core.remotes import RemoteInfo, RemoteKind, list_remotes, local_path, open_remote
+from core.repo.key import Key
+from core.repo.repository import AnnexRepo
+
+logger = logging.getLogger(__name__)
+
+TMP_SUFFIX = ".annexsync-tmp"
+CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P)  # kinds that move content today
+_UNREACHABLE_HINTS = (
+    "does not appear to be a git repository", "could not read from remote", "connection refused",
+    "could not resolve", "network is unreachable", "connection timed out", "no route to host",
+    "unable to access", "connection reset", "timed out", "host is down",
+)
+
+
+# --- opening ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepoFacts:
+    path: str
+    uuid: str
+    description: str
+    remotes: tuple[RemoteInfo, ...]
+    branch: str | None
+
+
+def _open(path: str) -> AnnexRepo:
+    return AnnexRepo.open(path, auto_init=True)
+
+
+def prepare(path: str, create: bool, description: str | None, largefiles: str | None) -> None:
+    """Open (or with ``create``, create) a repository for the daemon.
+
+    A repository the daemon creates gets ``annex.addunlocked=true`` so the
+    folder holds ordinary editable files, and the default largefiles.
+
+    Raises:
+        NotARepository: not a git-annex repository and ``create`` is False.
+    """
+    if create:
+        p = Path(path)
+        fresh = not (p / ".git").exists()
+        repo = AnnexRepo.init(p, description)
+        try:
+            if fresh:
+                cfg = repo.git.get_config()
+                cfg.set(b"annex", b"addunlocked", b"true")
+                if largefiles:
+                    cfg.set(b"annex", b"largefiles", largefiles.encode())
+                cfg.write_to_path()
+        finally:
+            repo.close()
+        return
+    with _open(path) as repo:
+        if description is not None:
+            repo.require_writable()
+            repo.state.set_description(repo.uuid, description)
+            repo.branch.commit()
+
+
+def facts(path: str) -> RepoFacts:
+    """uuid, description and remotes of a repository."""
+    with _open(path) as repo:
+        desc = repo.state.descriptions().get(repo.uuid, str(repo.path))
+        remotes = tuple(r for r in syncops.list_remotes(repo))
+        return RepoFacts(str(repo.path), repo.uuid, desc, remotes, repo.current_branch())
+
+
+def remote_reachable(repo_path: str, info: RemoteInfo) -> bool | None:
+    """A cheap reachability probe; None when only a real exchange can tell."""
+    if info.kind is RemoteKind.PATH and info.url:
+        p = local_path(info.url, Path(repo_path))
+        return p is not None and ((p / ".git").exists() or (p / "HEAD").exists())
+    return None
+
+
+def classify(error: Exception) -> bool:
+    """True when ``error`` means "could not reach the remote" (not "it said no")."""
+    if isinstance(error, RemoteUnavailable):
+        return True
+    if isinstance(error, GitCommandError):
+        text = str(error).lower()
+        return getattr(error, "returncode", 0) is None or any(h in text for h in _UNREACHABLE_HINTS)
+    return False
+
+
+# --- committing ---------------------------------------------------------------
+
+
+@dataclass
+class CommitOutcome:
+    commit: bytes | None = None
+    added_keys: list[tuple[str, Key]] = field(default_factory=list)
+
+
+def ignored(rel: str) -> bool:
+    """Paths the committer never looks at: git's own, our temp files."""
+    parts = rel.split("/")
+    return ".git" in parts or parts[-1].endswith(TMP_SUFFIX)
+
+
+def commit_changes(path: str, changed: Iterable[str], message: str | None) -> CommitOutcome:
+    """Annex (unlocked) or stage the changed paths, then commit the work tree (3.1 steps 3-4).
+
+    Raises:
+        MergeConflict: a merge left conflicts that need the user.
+        UnsupportedRepository: the repository must not be written.
+    """
+    out = CommitOutcome()
+    with _open(path) as repo:
+        top = repo.path
+        targets: set[str] = set()
+        for rel in changed:
+            if ignored(rel):
+                continue
+            p = top / rel
+            if p.is_symlink():
+                # Adder resolves symlinks; hand it the directory instead.
+                targets.add(str(p.parent))
+            elif p.exists():
+                targets.add(str(p))
+        if targets:
+            adder = Adder(repo)
+            adder.unlocked = True  # the folder holds ordinary files (facade contract)
+            try:
+                added = adder.add(sorted(targets))
+            except FileNotFoundError:
+                still = sorted(t for t in targets if Path(t).exists())
+                adder = Adder(repo)
+                adder.unlocked = True
+                added = adder.add(still)
+            out.added_keys = [(a.path, a.key) for a in added if a.key is not None]
+        out.commit = syncops.commit_worktree(repo, message)
+        repo.branch.commit()
+    return out
+
+
+def scan_all(path: str) -> list[str]:
+    """Startup scan: every path that may need committing (untracked or changed)."""
+    with _open(path) as repo:
+        return list(Adder(repo).candidates([str(repo.path)]))
+
+
+def count_uncommitted(path: str) -> int:
+    """Untracked-or-changed files plus deleted tracked ones (read only)."""
+    with _open(path) as repo:
+        n = sum(1 for _ in Adder(repo).candidates([str(repo.path)]))
+        index = repo.git.open_index()
+        for name in index.paths():
+            p = repo.path / os.fsdecode(name)
+            if not p.exists() and not p.is_symlink():
+                n += 1
+        return n
+
+
+# --- pushing, pulling, receiving (3.1 step 5, 3.3 step 1) ----------------------
+
+
+@dataclass
+class RemoteOutcome:
+    ok: bool
+    unreachable: bool = False
+    error: str | None = None
+    changed: bool = False  # something merged into the work tree
+
+
+def _find(repo: AnnexRepo, name: str) -> RemoteInfo:
+    for r in syncops.list_remotes(repo):
+        if r.name == name:
+            return r
+    raise CoreError(f"there is no git remote named {name!r}")
+
+
+def _outcome(name: str, result: syncops.SyncResult, probe: bool | None) -> RemoteOutcome:
+    error = result.errors.get(name)
+    if error is None:
+        return RemoteOutcome(True, changed=bool(result.merged or result.resolved))
+    unreachable = probe is False or any(h in error.lower() for h in _UNREACHABLE_HINTS)
+    return RemoteOutcome(False, unreachable, error)
+
+
+def push_remote(path: str, name: str) -> RemoteOutcome:
+    """Push to one remote; on refusal pull and retry, then single-writer refs (3.1 step 5)."""
+    with _open(path) as repo:
+        info = _find(repo, name)
+        probe = remote_reachable(path, info)
+        if probe is False:
+            return RemoteOutcome(False, True, f"{name} is not reachable")
+        repo.branch.commit()
+        result = syncops.SyncResult()
+        syncops.push(repo, info, result)
+        if name not in result.errors:
+            return RemoteOutcome(True)
+        first = _outcome(name, result, remote_reachable(path, info))
+        if first.unreachable:
+            return first
+        # Refused: fetch and merge, push again (spec 3.1 step 5).
+        retry = syncops.SyncResult()
+        try:
+            syncops.pull(repo, info, retry)
+        except MergeConflict as e:
+            return RemoteOutcome(False, False, str(e))
+        syncops.push(repo, info, retry)
+        if name not in retry.errors:
+            return RemoteOutcome(True, changed=bool(retry.merged))
+        return _push_single_writer(repo, info)
+
+
+def _push_single_writer(repo: AnnexRepo, info: RemoteInfo) -> RemoteOutcome:
+    """Refs only we write, so they cannot conflict: refs/synced/<uuid>/... (spec 3.1 step 5)."""
+    branch = repo.current_branch()
+    specs = [f"+{syncops.ANNEX_BRANCH}:refs/synced/{repo.uuid}/git-annex"]
+    if branch:
+        specs.append(f"+refs/heads/{branch}:refs/synced/{repo.uuid}/{branch}")
+    try:
+        pushed = gitops.push(repo.path, info.name, specs)
+    except GitCommandError as e:
+        return RemoteOutcome(False, classify(e), str(e))
+    if all(pushed.values()):
+        return RemoteOutcome(True)
+    return RemoteOutcome(False, False, f"{info.name} refused our pushes")
+
+
+def pull_remote(path: str, name: str) -> RemoteOutcome:
+    """Fetch one remote, merge its branches and git-annex branch (3.3 step 1).
+
+    Raises:
+        MergeConflict: a conflict the user must resolve.
+    """
+    with _open(path) as repo:
+        info = _find(repo, name)
+        probe = remote_reachable(path, info)
+        if probe is False:
+            return RemoteOutcome(False, True, f"{name} is not reachable")
+        result = syncops.SyncResult()
+        try:
+            syncops.pull(repo, info, result)
+        except GitCommandError as e:
+            return RemoteOutcome(False, classify(e), str(e))
+        result.annex_merged += [r.decode() for r in repo.branch.merge_refs()]
+        return _outcome(name, result, remote_reachable(path, info))
+
+
+_SINGLE_WRITER = re.compile(rb"^refs/synced/[0-9a-fA-F-]+/(.+)$")
+
+
+@dataclass(frozen=True)
+class Received:
+    merged: bool  # the work tree or the git-annex branch changed
+    resolved: bool  # conflicts were resolved with variants (a new commit to push)
+    annex_tip: bytes | None = None  # refs/heads/git-annex afterwards
+
+
+def receive(path: str) -> Received:
+    """Merge what others pushed here (synced/B, single-writer refs, */git-annex).
+
+    Raises:
+        MergeConflict: a conflict the user must resolve.
+        GitCommandError: git refused the merge (local changes in the way).
+    """
+    with _open(path) as repo:
+        result = syncops.receive(repo)
+        branch = repo.current_branch()
+        if branch is not None and not repo.bare:
+            for ref in sorted(repo.git.refs.allkeys()):
+                m = _SINGLE_WRITER.match(bytes(ref))
+                if m and m.group(1).decode() == branch:
+                    syncops.merge_ref(repo, bytes(ref), result)
+        tip = repo.branch.tip()
+        return Received(bool(result.merged or result.annex_merged), bool(result.resolved),
+                        bytes(tip) if tip is not None else None)
+
+
+# --- transfers (spec 4) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    direction: str  # "download" | "upload"
+    key: Key
+    path: str
+    remotes: tuple[str, ...]  # candidate remotes, cheapest first (downloads: any one)
+
+
+def plan_transfers(path: str, usable: Sequence[str], only: set[str] | None = None) -> list[Planned]:
+    """Downloads this repository wants and uploads each usable remote wants (spec 3.1/3.3).
+
+    ``usable`` names the remotes that are currently reachable; ``only``
+    restricts the scan to some keys (serialized).
+    """
+    out: list[Planned] = []
+    with _open(path) as repo:
+        infos = [r for r in list_remotes(repo)
+                 if r.name in usable and r.uuid and r.kind in CONTENT_KINDS]
+        preferred = repo.state.preferred_content()
+        seen: set[Key] = set()
+        for f in annexed_files(repo):
+            if f.key in seen or (only is not None and str(f.key) not in only):
+                continue
+            seen.add(f.key)
+            out += _plan_one(repo, f, infos, preferred)
+    return out
+
+
+def _plan_one(repo: AnnexRepo, f: AnnexedFile, infos: list[RemoteInfo],
+              preferred: dict[str, str]) -> list[Planned]:
+    holders = repo.state.locations(f.key)
+    if not repo.objects.has(f.key):
+        if not _wanted(repo, f.key, f.path, repo.uuid, preferred.get(repo.uuid)):
+            return []
+        sources = tuple(i.name for i in infos if i.uuid in holders)
+        return [Planned("download", f.key, f.path, sources)] if sources else []
+    out = []
+    for info in infos:
+        uuid = info.uuid or ""
+        if uuid in holders or info.readonly:
+            continue
+        if _wanted(repo, f.key, f.path, uuid, preferred.get(uuid)):
+            out.append(Planned("upload", f.key, f.path, (info.name,)))
+    return out
+
+
+class Cancelled(Exception):  # noqa: N818 - a signal, not an error the user sees
+    """Raised from a progress callback to stop a transfer (partial data is kept)."""
+
+
+class TransferMeter:
+    """The Progress a transfer thread reports into; checks the cancel flag per chunk."""
+
+    def __init__(self, report: Callable[[int], None]) -> None:
+        self.cancel = threading.Event()
+        self.done = 0
+        self._report = report
+
+    def start(self, what: str, items: int, total_bytes: int | None) -> None:
+        pass
+
+    def advance(self, items: int = 0, nbytes: int = 0, current: str = "") -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+        self.done += nbytes
+        self._report(self.done)
+
+    def finish(self) -> None:
+        pass
+
+
+def still_needed(path: str, direction: str, key: Key, fpath: str, remote: str) -> bool:
+    """The re-check before a transfer starts (spec 4)."""
+    with _open(path) as repo:
+        preferred = repo.state.preferred_content()
+        if direction == "download":
+            return not repo.objects.has(key) and _wanted(
+                repo, key, fpath, repo.uuid, preferred.get(repo.uuid))
+        info = _find(repo, remote)
+        uuid = info.uuid or ""
+        return (repo.objects.has(key) and uuid not in repo.state.locations(key)
+                and _wanted(repo, key, fpath, uuid, preferred.get(uuid)))
+
+
+class TransferBusy(CoreError):
+    """Another transfer of the same key into the same repository is running."""
+
+
+@contextmanager
+def transfer_lock(gitdir: Path, key: Key) -> Iterator[None]:
+    """Exclusive while content of ``key`` is written into the repository at ``gitdir``.
+
+    ``flock`` (not ``fcntl``): it excludes other open files in this process
+    too, so two daemons in one process (tests) or an upload from a peer and
+    our own download never write one temp file together.
+
+    Raises:
+        TransferBusy: someone else holds it.
+    """
+    d = gitdir / "annex" / "transfer" / "annexsync"
+    d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(d / (key.file_name() + ".lck"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TransferBusy(f"{key}: another transfer of it is running") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_transfer(path: str, direction: str, key: Key, remote: str, meter: TransferMeter) -> str:
+    """Move the content (no index or work-tree writes).
+
+    Raises:
+        Cancelled: the meter's cancel flag was set (a download keeps its partial file).
+        TransferBusy: the same content is being written there by another transfer.
+        CoreError: the transfer failed.
+    """
+    with _open(path) as repo:
+        if direction == "download":
+            meter.done = repo.objects.incoming(key).offset
+            with transfer_lock(repo.gitdir, key):
+                note = get_key(repo, key, meter, remote)
+        else:
+            r = open_remote(repo, _find(repo, remote))
+            target = getattr(r, "repo", None)
+            try:
+                if isinstance(target, AnnexRepo):
+                    with transfer_lock(target.gitdir, key):
+                        note = copy_key_to(repo, key, r, meter)
+                else:
+                    note = copy_key_to(repo, key, r, meter)
+            finally:
+                close = getattr(r, "close", None)
+                if callable(close):
+                    close()
+        repo.branch.commit()
+        return note
+
+
+def populate_present(path: str) -> None:
+    """Fill unlocked files that show a pointer although the content is here
+    (it arrived by a peer's upload, not by our download)."""
+    with _open(path) as repo:
+        populate_unlocked(repo, [f for f in annexed_files(repo)
+                                 if not f.locked and repo.objects.has(f.key)])
+
+
+def finish_download(path: str, key: Key) -> None:
+    """Put arrived content into the unlocked files that show its pointer."""
+    with _open(path) as repo:
+        populate_unlocked(repo, [f for f in annexed_files(repo) if f.key == key])
+
+
+# --- conflicts (spec 8.4 results, shown to the user) ---------------------------
+
+def original_name(variant: str) -> str:
+    """``dir/a.variant-1234.txt`` -> ``dir/a.txt``."""
+    d, _, name = variant.rpartition("/")
+    stem, marker, rest = name.partition(VARIANT_MARKER)
+    if not marker:
+        return variant
+    ext = rest[rest.index("."):] if "." in rest else ""
+    base = stem + ext
+    if not stem:  # ``sub.variant-XXXX.bashrc`` came from ``sub/.bashrc``
+        return f"{d}/{ext}" if d else ext
+    return f"{d}/{base}" if d else base
+
+
+def find_conflicts(path: str) -> dict[str, tuple[str, ...]]:
+    """original path -> variant paths, for every ``.variant-`` file in the index."""
+    groups: dict[str, list[str]] = {}
+    with _open(path) as repo:
+        index = repo.git.open_index()
+        for raw in index.paths():
+            rel = raw.decode("utf-8", "surrogateescape")
+            if VARIANT_MARKER in rel.rpartition("/")[2]:
+                groups.setdefault(original_name(rel), []).append(rel)
+        if gitops.merge_in_progress(repo.gitdir):
+            for rel in gitops.conflicted_paths(repo.path):
+                groups.setdefault(rel, [])
+    return {k: tuple(sorted(v)) for k, v in groups.items()}
+
+
+def keep_variant(path: str, original: str, keep: str, variants: Sequence[str]) -> bytes | None:
+    """The chosen variant becomes ``original`` (index entry and file); the others go.
+
+    Works on index entries, so a variant whose content is not here yet moves
+    as its pointer.  Commits the result.
+
+    Raises:
+        CoreError: ``keep`` is not a variant, or ``original`` exists again.
+    """
+    if keep not in variants:
+        raise CoreError(f"{keep} is not a variant of {original}")
+    with _open(path) as repo:
+        top = repo.path
+        dest = top / original
+        if dest.exists() or dest.is_symlink():
+            raise CoreError(f"{original} exists again; move it away before choosing a variant")
+        index = repo.git.open_index()
+        entry = index[keep.encode()]
+        if not isinstance(entry, IndexEntry):
+            raise CoreError(f"{keep} is itself in conflict; resolve it with git first")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(top / keep, dest)
+        index[original.encode()] = index_entry_from_stat(dest.lstat(), entry.sha, entry.mode)
+        for v in variants:
+            del index[v.encode()]
+            if v != keep:
+                (top / v).unlink(missing_ok=True)
+        index.write()
+        gitops.settle_index(repo.git.open_index(), top, [original.encode()])
+        commit = syncops.commit_worktree(repo, f"resolved conflict on {original}")
+        repo.branch.commit()
+        return commit

@@ -1,0 +1,557 @@
+"""One repository under the daemon: watcher, committer, pusher, merger, scanner.
+
+Spec: assistant-behaviour.md 2 (threads), 3 (the event flow), 6 (loss and
+reconnect); section 8 keeps the batching numbers, the 2 s push delay,
+single-writer fallback refs, deferred downloads, spread after download and
+the re-check before transfers.
+
+Theory of operation
+-------------------
+``RepoWorker.run`` owns a TaskGroup with three tasks:
+
+* ``_watch_tree``: ``watchfiles.awatch`` on the work tree (``.git`` and our
+  temp files filtered out) records changed paths in the ``Batcher``;
+* ``_watch_refs``: ``awatch`` on ``.git/refs``: a change of ``synced/`` refs,
+  single-writer ``refs/synced/`` refs or a foreign ``*/git-annex`` ref means a
+  peer pushed here, so a *receive* is due (the Merger, 3.3 step 1);
+* ``_loop``: the one place that acts.  Each round (``step``), in order:
+  commit what the batching rules release (everything, before a merge); merge
+  what was received; reconnect *desynced* remotes (fetch+merge, then a push
+  and a full scan: 6.2 (3)); push to every remote when the push delay has
+  passed; scan for transfers and queue them.  It then sleeps until the next
+  timer (batcher, push) or until woken.
+
+All repository work runs in threads (``core.daemon.jobs``) under
+``self.lock``, an ``asyncio.Lock``: one writer per repository (style 5).  The
+transfer queue is shared by all repositories; it calls ``run_transfer`` here,
+which moves content outside the lock and finishes (fills unlocked files)
+inside it.  Content is queued the assistant's way: uploads of new files at the
+front after a commit, downloads (and uploads) found by scans at the back;
+downloads no remote has yet are *deferred*: the scan after the next git-annex
+merge finds them again.  After a download the same key is rescanned so it
+spreads to the other remotes that want it.
+
+Remote state: ``reachable`` (None until tried), ``waiting_since`` when a
+remote could not be reached, ``pending`` while a push is owed, ``desynced``
+after loss, resume or start (a reconnect is owed).  Failures are silent but
+retried: a push refused twice falls back to single-writer refs, a failed one
+is retried after ``push_retry``; an unreachable remote is re-probed by the
+NetWatch and reconnected when it answers.
+
+Pause: watchers keep recording (the uncommitted count shows), nothing else
+runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from watchfiles import Change, awatch
+
+from core.daemon import jobs
+from core.daemon.batching import Batcher
+from core.daemon.jobs import TransferMeter
+from core.daemon.threads import run_blocking, run_blocking_cancellable
+from core.daemon.timings import Timings
+from core.daemon.transferqueue import NotNeeded, Transfer, TransferQueue, Unreachable
+from core.errors import CoreError, GitCommandError, MergeConflict
+from core.remotes import RemoteInfo, RemoteKind
+from core.status import Conflict, RemoteStatus, RepoStatus
+
+logger = logging.getLogger(__name__)
+
+NETWORK_KINDS = (RemoteKind.P2P, RemoteKind.HTTP, RemoteKind.GIT, RemoteKind.XMPP)
+
+
+class Host(Protocol):
+    """What a worker needs from the daemon (``core.api.Core``)."""
+
+    queue: TransferQueue
+    timings: Timings
+
+    def now(self) -> float: ...
+    def paused(self) -> bool: ...
+    def online(self) -> bool: ...
+    def changed(self) -> None: ...
+    def activity(self, text: str) -> None: ...
+    def alert(self, level: str, text: str, *, name: str | None = None,
+              notify: bool = False) -> None: ...
+    def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
+
+
+@dataclass
+class RemoteState:
+    info: RemoteInfo
+    reachable: bool | None = None
+    last_sync: float | None = None
+    waiting_since: float | None = None
+    push_deadline: float | None = None
+    error: str | None = None
+    pending: bool = False
+    desynced: bool = True
+    retry_at: float | None = None
+
+    def status(self) -> RemoteStatus:
+        return RemoteStatus(
+            name=self.info.name, uuid=self.info.uuid, kind=self.info.kind.value,
+            reachable=self.reachable, last_sync=self.last_sync,
+            waiting_since=self.waiting_since, push_deadline=self.push_deadline,
+            error=self.error, pending=self.pending,
+        )
+
+
+class RepoWorker:
+    def __init__(self, path: str, host: Host, *, create: bool = False,
+                 description: str | None = None, largefiles: str | None = None) -> None:
+        self.path = str(Path(path).absolute())
+        self.host = host
+        self.t = host.timings
+        self.create = create
+        self.description_arg = description
+        self.largefiles = largefiles
+        self.uuid = ""
+        self.description = ""
+        self.error: str | None = None
+        self.scanning = False
+        self.batcher = Batcher(self.t.batch)
+        self.remotes: dict[str, RemoteState] = {}
+        self.conflicts: tuple[Conflict, ...] = ()
+        self.lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.need_receive = True
+        self.scan_keys: set[str] | None = set()  # None = full scan due; empty = none
+        self.front_keys: set[str] = set()
+        self.push_at: float | None = None
+        self.last_reconnect = 0.0
+        self._conflicts_stale = True
+        self.annex_tip: bytes | None = None
+
+    # --- status ------------------------------------------------------------------
+
+    def status(self) -> RepoStatus:
+        q = self.host.queue
+        return RepoStatus(
+            path=self.path, uuid=self.uuid, description=self.description,
+            uncommitted=self.batcher.pending, queued=q.queued(self.path),
+            transfers=q.transfers(self.path),
+            remotes=tuple(r.status() for r in self.remotes.values()),
+            conflicts=self.conflicts, scanning=self.scanning, error=self.error,
+        )
+
+    def kick(self) -> None:
+        self.wake.set()
+
+    # --- running ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await run_blocking(jobs.prepare, self.path, self.create, self.description_arg,
+                               self.largefiles)
+            await self.refresh_facts()
+        except CoreError as e:
+            self.error = str(e)
+            self.host.changed()
+            self.ready.set()
+            return  # shown in status; remove_repository or a restart retries
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._watch_tree(), name=f"watch-tree {self.path}")
+            tg.create_task(self._watch_refs(), name=f"watch-refs {self.path}")
+            tg.create_task(self._loop(), name=f"worker {self.path}")
+
+    async def refresh_facts(self) -> None:
+        f = await run_blocking(jobs.facts, self.path)
+        self.uuid, self.description = f.uuid, f.description
+        for info in f.remotes:
+            state = self.remotes.get(info.name)
+            if state is None:
+                self.remotes[info.name] = RemoteState(info)
+            else:
+                state.info = info
+        for gone in set(self.remotes) - {i.name for i in f.remotes}:
+            del self.remotes[gone]
+        self.host.changed()
+
+    async def _startup(self) -> None:
+        """Startup scan (spec 2, Watcher): find changes made while we were not running."""
+        self.scanning = True
+        self.host.changed()
+        try:
+            paths = await run_blocking(jobs.scan_all, self.path)
+            self.batcher.record(paths, self.host.now() - self.t.batch.quiet)
+            self.scan_keys = None
+        finally:
+            self.scanning = False
+            self.ready.set()
+            self.host.changed()
+
+    async def _loop(self) -> None:
+        await self._startup()
+        while True:
+            await self._sleep()
+            if self.host.paused():
+                continue
+            try:
+                await self.step()
+            except (CoreError, OSError) as e:
+                logger.warning("%s: %s", self.path, e)
+                self.error = str(e)
+                self.host.changed()
+                await asyncio.sleep(min(self.t.idle_tick, 5.0))
+
+    def _due(self, now: float) -> float | None:
+        """Seconds until the next timer; 0 when work is waiting; None when idle."""
+        if self.host.paused():
+            return None
+        if self.need_receive or self.scan_keys is None or self.scan_keys:
+            return 0.0
+        if any(r.desynced and self._usable(r) for r in self.remotes.values()):
+            return 0.0
+        times = [t for t in (self.batcher.next_check(now), self.push_at,
+                             *(r.retry_at for r in self.remotes.values())) if t is not None]
+        return max(0.0, min(times) - now) if times else None
+
+    async def _sleep(self) -> None:
+        due = self._due(self.host.now())
+        if due == 0.0:
+            await asyncio.sleep(0)
+            return
+        timeout = self.t.idle_tick if due is None else min(due, self.t.idle_tick)
+        try:
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
+        except TimeoutError:
+            pass
+        self.wake.clear()
+
+    async def step(self) -> None:
+        now = self.host.now()
+        for r in self.remotes.values():
+            if r.retry_at is not None and now >= r.retry_at:
+                r.retry_at, r.pending = None, True
+                self.push_at = now
+        reconnect = [r for r in self.remotes.values() if r.desynced and self._usable(r)]
+        flush = self.need_receive or bool(reconnect)
+        paths = self.batcher.flush() if flush else self.batcher.decide(now)
+        if paths:
+            await self._commit(paths)
+        if self.need_receive:
+            await self._receive()
+        for r in reconnect:
+            await self._reconnect(r)
+        if self.push_at is not None and self.host.now() >= self.push_at:
+            await self._push_all()
+        if self.scan_keys is None or self.scan_keys:
+            await self._scan()
+        if self._conflicts_stale:
+            await self._refresh_conflicts()
+
+    def _usable(self, r: RemoteState) -> bool:
+        if r.info.kind in NETWORK_KINDS and not self.host.online():
+            return False
+        return r.reachable is not False
+
+    # --- committer -------------------------------------------------------------------
+
+    async def _commit(self, paths: list[str]) -> None:
+        self.host.changed()
+        try:
+            async with self.lock:
+                out = await run_blocking(jobs.commit_changes, self.path, paths, None)
+        except MergeConflict as e:
+            self.batcher.requeue(paths, self.host.now())
+            self.error = None
+            self._conflicts_stale = True
+            logger.info("%s: commit waits for a conflict: %s", self.path, e)
+            return
+        except (OSError, CoreError) as e:
+            self.batcher.requeue(paths, self.host.now() + self.t.batch.quiet)
+            logger.warning("%s: commit failed, will retry: %s", self.path, e)
+            return
+        if out.commit is not None:
+            self.host.activity(f"Committed {len(paths)} change{'s' if len(paths) != 1 else ''} "
+                               f"in {Path(self.path).name}")
+            self._schedule_push()
+            self._conflicts_stale = True
+        if out.added_keys:
+            self.host.alert("info", _files_text("Added", [p for p, _ in out.added_keys]),
+                            name=f"added {self.path}")
+            if self.scan_keys is not None:
+                keys = {str(k) for _, k in out.added_keys}
+                self.scan_keys |= keys
+                self.front_keys |= keys
+        self.host.changed()
+
+    def _schedule_push(self) -> None:
+        for r in self.remotes.values():
+            if r.info.push and not r.info.readonly:
+                r.pending = True
+        at = self.host.now() + self.t.push_delay
+        self.push_at = at if self.push_at is None else min(self.push_at, at)
+        self.kick()
+
+    # --- merger ----------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        self.need_receive = False
+        try:
+            async with self.lock:
+                got = await run_blocking(jobs.receive, self.path)
+        except MergeConflict as e:
+            self._conflicts_stale = True
+            logger.info("%s: merge left conflicts: %s", self.path, e)
+            return
+        except GitCommandError as e:
+            logger.info("%s: merge deferred: %s", self.path, e)
+            return
+        logger.debug("%s: received %s", self.path, got)
+        if got.merged or got.annex_tip != self.annex_tip:
+            # New files, or new location information (a peer may also push our
+            # git-annex branch directly, 8.2 step 6): downloads may be due.
+            self.annex_tip = got.annex_tip
+            self.scan_keys = None  # new files or new location information
+            self._conflicts_stale = True
+            self.host.activity(f"Merged changes into {Path(self.path).name}")
+        if got.resolved:
+            self._schedule_push()
+            self.host.alert("warning", f"Conflicting changes in {Path(self.path).name}",
+                            name=f"conflict {self.path}", notify=True)
+        self.host.changed()
+
+    async def _refresh_conflicts(self) -> None:
+        self._conflicts_stale = False
+        found = await run_blocking(jobs.find_conflicts, self.path)
+        shown = tuple(
+            Conflict(self.path, path, variants) for path, variants in sorted(found.items())
+            if not self.host.acknowledged(self.path, path, variants)
+        )
+        if shown != self.conflicts:
+            self.conflicts = shown
+            self.host.changed()
+
+    # --- pusher and reconnects ------------------------------------------------------------
+
+    async def _push_all(self) -> None:
+        self.push_at = None
+        for r in list(self.remotes.values()):
+            if not r.pending or not self._usable(r):
+                continue
+            await self._push(r)
+
+    async def _push(self, r: RemoteState) -> None:
+        now = self.host.now()
+        r.push_deadline = now + self.t.push_timeout
+        self.host.changed()
+        try:
+            async with self.lock:
+                out = await run_blocking(jobs.push_remote, self.path, r.info.name)
+        finally:
+            r.push_deadline = None
+        self._remote_outcome(r, out, pushed=True)
+
+    async def _reconnect(self, r: RemoteState) -> None:
+        """6.2 (3): fetch and merge, push, rescan."""
+        r.desynced = False
+        if r.info.pull:
+            try:
+                async with self.lock:
+                    out = await run_blocking(jobs.pull_remote, self.path, r.info.name)
+            except MergeConflict as e:
+                logger.info("%s: merging %s left conflicts: %s", self.path, r.info.name, e)
+                self._conflicts_stale = True
+                out = jobs.RemoteOutcome(True, changed=True)
+            self._remote_outcome(r, out, pushed=False)
+            if not out.ok:
+                return
+            if out.changed:
+                self._conflicts_stale = True
+        if r.info.push and not r.info.readonly:
+            r.pending = True
+            await self._push(r)
+        self.scan_keys = None
+
+    def _remote_outcome(self, r: RemoteState, out: jobs.RemoteOutcome, pushed: bool) -> None:
+        now = self.host.now()
+        if out.ok:
+            self.mark_reachable(r)
+            if pushed:
+                r.pending = False
+                r.last_sync = now
+            r.error = None
+        elif out.unreachable:
+            self.mark_unreachable(r.info.name, out.error)
+        else:
+            r.error = out.error
+            r.retry_at = now + self.t.push_retry  # PushRetrier (spec 2)
+            self.host.alert("warning", f"Failed to sync with {r.info.name}",
+                            name=f"sync {self.path} {r.info.name}")
+        if out.changed:
+            self.scan_keys = None
+            self._conflicts_stale = True
+        self.host.changed()
+
+    def mark_reachable(self, r: RemoteState) -> None:
+        if r.reachable is False:
+            r.desynced = True
+            self.host.activity(f"{r.info.name} is reachable again")
+        r.reachable = True
+        r.waiting_since = None
+        r.error = None
+        self.kick()
+
+    def mark_unreachable(self, name: str, error: str | None) -> None:
+        r = self.remotes.get(name)
+        if r is None:
+            return
+        if r.reachable is not False:
+            r.waiting_since = self.host.now()
+            self.host.activity(f"Waiting for {name}")
+        r.reachable = False
+        r.error = error
+        r.desynced = True
+        self.host.queue.drop_remote(self.path, name)
+        self.host.changed()
+
+    async def reprobe(self) -> None:
+        """NetWatch round: reload remotes, probe waiting ones, notice path remotes vanishing."""
+        with contextlib.suppress(CoreError):
+            await self.refresh_facts()
+        for r in list(self.remotes.values()):
+            probe = await run_blocking(jobs.remote_reachable, self.path, r.info)
+            if probe is True and r.reachable is False:
+                self.mark_reachable(r)
+            elif probe is False and r.reachable is not False:
+                self.mark_unreachable(r.info.name, f"{r.info.name} is not reachable")
+            elif probe is None and r.reachable is False:
+                r.reachable, r.desynced = None, True  # network kinds: only a real try tells
+                self.kick()
+        now = self.host.now()
+        if now - self.last_reconnect >= self.t.fallback_reconnect:
+            self.desync_all()
+
+    def desync_all(self) -> None:
+        """Network up, resume from sleep, hourly fallback: reconnect every remote (6.2)."""
+        self.last_reconnect = self.host.now()
+        for r in self.remotes.values():
+            r.desynced = True
+        self.kick()
+
+    # --- scanner and transfers ---------------------------------------------------------------
+
+    async def _scan(self) -> None:
+        only, self.scan_keys = self.scan_keys, set()
+        front, self.front_keys = self.front_keys, set()
+        usable = [r.info.name for r in self.remotes.values() if self._usable(r)]
+        self.scanning = only is None
+        self.host.changed()
+        try:
+            if only is None:
+                async with self.lock:
+                    await run_blocking(jobs.populate_present, self.path)
+            planned = await run_blocking(jobs.plan_transfers, self.path, usable, only)
+        finally:
+            self.scanning = False
+            self.host.changed()
+        for p in planned:
+            await self.host.queue.put(self.path, p.direction, p.key, p.path, list(p.remotes),
+                                      front=str(p.key) in front)
+
+    async def run_transfer(self, t: Transfer, meter: TransferMeter) -> None:
+        """The Runner for this repository's entries (see transferqueue)."""
+        needed = await run_blocking(jobs.still_needed, self.path, t.direction, t.key, t.path,
+                                    t.remote)
+        if not needed:
+            raise NotNeeded()
+        r = self.remotes.get(t.remote)
+        if r is None or not self._usable(r):
+            raise Unreachable(f"{t.remote} is not usable now")
+        try:
+            await run_blocking_cancellable(meter.cancel.set, self.t.stop_grace,
+                                           jobs.run_transfer, self.path, t.direction, t.key,
+                                           t.remote, meter)
+        except jobs.TransferBusy:
+            raise
+        except CoreError as e:
+            probe = await run_blocking(jobs.remote_reachable, self.path, r.info)
+            if probe is False or (probe is None and jobs.classify(e)):
+                raise Unreachable(str(e)) from e
+            raise
+        if t.direction == "download":
+            async with self.lock:
+                await run_blocking(jobs.finish_download, self.path, t.key)
+            if self.scan_keys is not None:
+                self.scan_keys.add(str(t.key))  # spread after download (3.3 step 4)
+        self.mark_reachable(r)
+        verb = "Downloaded" if t.direction == "download" else "Uploaded"
+        self.host.alert("success", f"{verb} {t.path}", name=f"{verb} {self.path}")
+        self._schedule_push()  # the location log changed
+
+    # --- watchers ------------------------------------------------------------------------
+
+    def _tree_filter(self, change: Change, path: str) -> bool:
+        rel = _rel(self.path, path)
+        return rel is not None and not jobs.ignored(rel)
+
+    async def _watch_tree(self) -> None:
+        stop = asyncio.Event()
+        try:
+            async for changes in awatch(self.path, watch_filter=self._tree_filter,
+                                        debounce=self.t.watch_debounce_ms,
+                                        step=self.t.watch_step_ms, stop_event=stop):
+                rels = {r for _, p in changes if (r := _rel(self.path, p))}
+                if rels:
+                    self.batcher.record(rels, self.host.now())
+                    self.host.changed()
+                    self.kick()
+        finally:
+            stop.set()
+
+    def _refs_filter(self, change: Change, path: str) -> bool:
+        rel = _rel(str(Path(self.path) / ".git"), path)
+        return rel is not None and is_incoming_ref(rel)
+
+    async def _watch_refs(self) -> None:
+        refs = Path(self.path) / ".git" / "refs"
+        if not refs.is_dir():
+            return
+        stop = asyncio.Event()
+        try:
+            async for _ in awatch(refs, watch_filter=self._refs_filter,
+                                  debounce=self.t.watch_debounce_ms,
+                                  step=self.t.watch_step_ms, stop_event=stop):
+                logger.debug("%s: incoming refs changed", self.path)
+                self.need_receive = True
+                self.kick()
+        finally:
+            stop.set()
+
+
+def is_incoming_ref(rel: str) -> bool:
+    """Refs a peer's push writes here (``rel`` relative to the git dir)."""
+    if rel.endswith(".lock") or rel.startswith("refs/remotes/"):
+        return False
+    if rel.startswith(("refs/heads/synced/", "refs/synced/")):
+        return True
+    return rel.endswith("/git-annex")  # ours too: a peer may push it directly
+
+
+def _rel(top: str, path: str) -> str | None:
+    try:
+        rel = Path(path).relative_to(top).as_posix()
+    except ValueError:
+        return None
+    return None if rel in ("", ".") else rel
+
+
+def _files_text(verb: str, paths: list[str], limit: int = 10) -> str:
+    """``Added a, b and N other files`` (spec 5.2: file lists keep the last 10 names)."""
+    names = [Path(p).name for p in paths[-limit:]]
+    more = len(paths) - len(names)
+    text = f"{verb} " + ", ".join(names)
+    return text + (f" and {more} other file{'s' if more != 1 else ''}" if more else "")
+

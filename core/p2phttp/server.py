@@ -1,0 +1,630 @@
+"""``annexsync p2phttp``: the git-annex P2P HTTP API served with aiohttp.
+
+Spec: /work/shared/spec/p2phttp.md sections 3 (server), 5 (endpoints), 6
+(authorisation), 7 (status codes), 9 (pitfalls).
+
+Theory of operation
+-------------------
+``make_app(settings)`` builds the ``web.Application`` (style 2: app factory,
+typed ``web.AppKey``s); ``start_server`` runs it with a runner and a site and
+returns a ``RunningServer`` whose ``aclose`` stops it.  One catch-all route
+hands every request to ``handle``, which only translates: parse the raw
+request target (``models.parse_request``), find the repository by UUID
+(``Repositories``: one repository, or every repository below ``--directory``
+rescanned when an unknown UUID is asked for, spec 2.2), decide access
+(``auth.AuthPolicy``), then run one handler.  ``HttpError`` becomes its
+status and plain-text body; anything unexpected is ``500 Something went
+wrong``, as git-annex answers (spec 7.2).
+
+Repository semantics are ``core.p2p.serving.ServedRepo``'s, the same object
+the P2P server uses and already checked against git-annex: content locks with
+``.rtm`` retention, removal refused while locked, remove-before against the
+boot clock, location log and branch commit after a store or removal.  All
+blocking work runs in ``asyncio.to_thread``.
+
+Resources, all bounded and released in ``finally``:
+
+- ``jobs`` worker slots per repository (``-J``): every request except
+  ``keeplocked`` holds one while it runs; excess requests wait (spec 3).
+- ``LockTable``: at most ``--lockedfiles`` locks; a lock expires
+  ``lock_seconds`` (600) after ``lockcontent`` unless a ``keeplocked`` for it
+  starts, then lives exactly as long as that request's body (spec 5.10,
+  5.11).  A reaper task owned by the app's cleanup context expires locks.
+- Every network wait has a timeout: ``io_timeout`` per body chunk read or
+  written, ``keeplocked_timeout`` between keeplocked body lines.
+
+Streaming (spec 5.2, 5.9, pitfall 3): downloads are sent chunk by chunk from
+the object file with ``X-git-annex-data-length``; on versioned routes the last
+byte is held back until the file is checked unchanged (size and mtime), and
+left out if it changed.  Uploads stream through ``Incoming`` into
+``annex/tmp`` and are renamed under the key only once size and hash verify; a
+body cut short stays for resume (``putoffset``), an overlong one is
+discarded.
+
+Departures from git-annex, on purpose: v5 and later versions answer 404, not
+``400 bad version`` (pitfall 4); ``remove`` of a key locked by this server is
+``500 Something went wrong`` like git-annex, a key locked by another process
+gets ``removed:false``; a clean shutdown releases held locks (the ``.rtm``
+files go too), a killed server leaves ``.rtm`` retention behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import ssl
+import time
+import uuid as uuidlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from aiohttp import web
+from dulwich.config import ConfigFile
+
+from core.errors import ContentVerifyError, CoreError, RepoError
+from core.p2p.serving import ServedRepo, monotonic_seconds
+from core.p2phttp import models as m
+from core.p2phttp.auth import Access, AuthPolicy
+from core.repo.key import Key
+from core.repo.repository import AnnexRepo
+
+logger = logging.getLogger(__name__)
+
+SEND_CHUNK = 1 << 20
+WRITE_BATCH = 1 << 20
+LOCK_SECONDS = 600.0  # spec 5.10
+KEEPLOCKED_TIMEOUT = 1200.0  # the git-annex client's Keep-Alive: timeout=1200
+IO_TIMEOUT = 300.0
+SOMETHING_WRONG = "Something went wrong"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``make_app`` serves and how (the ``p2phttp`` options)."""
+
+    repositories: Sequence[Path] = ()
+    directories: Sequence[Path] = ()
+    policy: AuthPolicy = field(default_factory=AuthPolicy)
+    https: bool = False
+    jobs: int = 2
+    locked_files: int = 100
+    lock_seconds: float = LOCK_SECONDS
+    keeplocked_timeout: float = KEEPLOCKED_TIMEOUT
+    io_timeout: float = IO_TIMEOUT
+    clock: Callable[[], int] = monotonic_seconds
+
+
+# --- repositories ----------------------------------------------------------------
+
+
+class Served:
+    """One repository and its worker slots."""
+
+    def __init__(self, repo: AnnexRepo, jobs: int, clock: Callable[[], int]) -> None:
+        self.served = ServedRepo(repo, clock=clock)
+        self.workers = asyncio.Semaphore(jobs)
+
+    @property
+    def repo(self) -> AnnexRepo:
+        return self.served.repo
+
+
+def find_repositories(top: Path) -> list[Path]:
+    """git repositories at or below ``top``; symlinks are not followed (spec 3)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        here = Path(dirpath)
+        if ".git" in dirnames or ".git" in filenames:
+            found.append(here)
+            dirnames[:] = [d for d in dirnames if d != ".git"]
+        elif {"HEAD", "config"} <= set(filenames) and "objects" in dirnames:
+            found.append(here)  # bare
+            dirnames[:] = []
+        dirnames.sort()
+    return found
+
+
+def _annex_uuid(path: Path) -> str | None:
+    for config in (path / ".git" / "config", path / "config"):
+        if config.is_file():
+            try:
+                value = ConfigFile.from_path(str(config)).get(b"annex", b"uuid")
+            except (KeyError, OSError, ValueError):
+                return None
+            return value.decode() if isinstance(value, bytes) and value else None
+    return None
+
+
+class Repositories:
+    """UUID -> ``Served``; with directories, rescanned on an unknown UUID (spec 2.2)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._by_uuid: dict[str, Served] = {}
+        self._scan_lock = asyncio.Lock()
+        self._scans = 0
+
+    def _add(self, path: Path) -> None:
+        uuid = _annex_uuid(path)
+        if uuid is None or uuid in self._by_uuid:
+            return
+        try:
+            repo = AnnexRepo.open(path, auto_init=False)
+        except RepoError as e:
+            logger.info("not serving %s: %s", path, e)
+            return
+        self._by_uuid[repo.uuid] = Served(repo, self.settings.jobs, self.settings.clock)
+        logger.info("serving %s (%s)", path, repo.uuid)
+
+    def _scan(self) -> None:
+        for top in self.settings.directories:
+            for path in find_repositories(top):
+                self._add(path)
+
+    def open_initial(self) -> None:
+        """Open the single repositories and scan the directories (blocking)."""
+        for path in self.settings.repositories:
+            repo = AnnexRepo.open(path, auto_init=False)
+            self._by_uuid[repo.uuid] = Served(repo, self.settings.jobs, self.settings.clock)
+        self._scan()
+
+    async def lookup(self, uuid: str) -> Served:
+        """Raises: HttpError 404 when no repository has this UUID."""
+        found = self._by_uuid.get(uuid)
+        if found is None and self.settings.directories:
+            seen = self._scans
+            async with self._scan_lock:
+                if self._scans == seen:  # nobody scanned while we waited
+                    await asyncio.to_thread(self._scan)
+                    self._scans += 1
+            found = self._by_uuid.get(uuid)
+        if found is None:
+            raise m.HttpError(404)
+        return found
+
+    def all(self) -> list[Served]:
+        return list(self._by_uuid.values())
+
+    def close(self) -> None:
+        for s in self._by_uuid.values():
+            s.repo.close()
+        self._by_uuid.clear()
+
+
+# --- locks (spec 5.10, 5.11) --------------------------------------------------------
+
+
+@dataclass
+class HeldLock:
+    served: Served
+    key: Key
+    expires: float | None  # monotonic; None while a keeplocked request holds it
+
+
+class LockTable:
+    def __init__(self, limit: int, lifetime: float) -> None:
+        self.limit = limit
+        self.lifetime = lifetime
+        self._locks: dict[str, HeldLock] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    async def take(self, served: Served, key: Key) -> str | None:
+        """Lock ``key``; the lock id, or None (absent, locked out, table full)."""
+        if len(self._locks) >= self.limit:
+            return None
+        if not await asyncio.to_thread(served.served.lock, key):
+            return None
+        lock_id = str(uuidlib.uuid4())
+        self._locks[lock_id] = HeldLock(served, key, time.monotonic() + self.lifetime)
+        return lock_id
+
+    def claim(self, lock_id: str) -> HeldLock | None:
+        """The lock for a starting keeplocked: its expiry stops (spec 5.11)."""
+        held = self._locks.get(lock_id)
+        if held is None or held.expires is None:
+            return None
+        held.expires = None
+        return held
+
+    async def release(self, lock_id: str) -> None:
+        held = self._locks.pop(lock_id, None)
+        if held is not None:
+            await asyncio.to_thread(held.served.served.unlock, held.key)
+
+    async def expire(self, now: float) -> None:
+        for lock_id, held in list(self._locks.items()):
+            if held.expires is not None and held.expires <= now:
+                logger.info("lock %s on %s expired", lock_id, held.key)
+                await self.release(lock_id)
+
+    def next_expiry(self) -> float | None:
+        return min((h.expires for h in self._locks.values() if h.expires is not None),
+                   default=None)  # fmt: skip
+
+    async def release_all(self) -> None:
+        for lock_id in list(self._locks):
+            await self.release(lock_id)
+
+
+# --- the application ---------------------------------------------------------------
+
+SETTINGS = web.AppKey("settings", Settings)
+REPOS = web.AppKey("repos", Repositories)
+LOCKS = web.AppKey("locks", LockTable)
+
+
+def make_app(settings: Settings, repos: Repositories | None = None) -> web.Application:
+    """The API as an aiohttp application.
+
+    ``repos`` may be given already opened; otherwise the repositories are
+    opened on startup.  Raises nothing itself; startup raises ``RepoError``
+    when a single repository cannot be opened.
+    """
+    app = web.Application(client_max_size=1 << 20)
+    app[SETTINGS] = settings
+    app[REPOS] = repos if repos is not None else Repositories(settings)
+    app[LOCKS] = LockTable(settings.locked_files, settings.lock_seconds)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    repos, locks = app[REPOS], app[LOCKS]
+    if not repos.all():
+        await asyncio.to_thread(repos.open_initial)
+    reaper = asyncio.get_running_loop().create_task(_reap(locks), name="p2phttp-lock-reaper")
+    try:
+        yield
+    finally:
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+        await locks.release_all()
+        await asyncio.to_thread(repos.close)
+
+
+async def _reap(locks: LockTable) -> None:
+    while True:
+        nxt = locks.next_expiry()
+        delay = 1.0 if nxt is None else min(max(nxt - time.monotonic(), 0.0), 1.0)
+        await asyncio.sleep(delay)
+        await locks.expire(time.monotonic())
+
+
+def _json(body: m.Json) -> web.Response:
+    return web.Response(body=m.dump(body), headers={"Content-Type": m.JSON_CONTENT_TYPE})
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Route, authorise and run one API request (spec 5, 6, 7)."""
+    app = request.app
+    try:
+        req = m.parse_request(request.method, request.raw_path, request.headers.get)
+        served = await app[REPOS].lookup(req.server_uuid)
+        access = app[SETTINGS].policy.decide(
+            req.action, request.headers.get("Authorization"), app[SETTINGS].https
+        )
+        if req.op is m.Op.KEEPLOCKED:
+            return await _keeplocked(request, req)
+        async with served.workers:
+            return await HANDLERS[req.op](request, req, served, access)
+    except m.HttpError as e:
+        return web.Response(status=e.status, text=e.text or None, headers=e.headers)
+    except (ConnectionError, TimeoutError) as e:
+        logger.info("%s %s: %s", request.method, request.path, e)
+        raise
+    except Exception:
+        logger.exception("%s %s failed", request.method, request.path)
+        return web.Response(status=500, text=SOMETHING_WRONG)
+
+
+# --- handlers ------------------------------------------------------------------------
+
+Handler = Callable[[web.Request, m.ApiRequest, Served, Access], Awaitable[web.StreamResponse]]
+
+
+def _key(req: m.ApiRequest) -> Key:
+    assert req.key is not None
+    return req.key
+
+
+async def _checkpresent(request: web.Request, req: m.ApiRequest, s: Served,
+                        access: Access) -> web.StreamResponse:  # fmt: skip
+    return _json(m.present_body(await asyncio.to_thread(s.repo.objects.has, _key(req))))
+
+
+async def _gettimestamp(request: web.Request, req: m.ApiRequest, s: Served,
+                        access: Access) -> web.StreamResponse:  # fmt: skip
+    return _json(m.timestamp_body(s.served.clock()))
+
+
+async def _remove(request: web.Request, req: m.ApiRequest, s: Served,
+                  access: Access) -> web.StreamResponse:  # fmt: skip
+    key = _key(req)
+    if s.served.locked_here(key):
+        raise m.HttpError(500, SOMETHING_WRONG)  # as git-annex (spec 5.5)
+    try:
+        await asyncio.to_thread(s.repo.require_writable)
+        removed = await asyncio.to_thread(s.served.remove, key, req.timestamp)
+    except CoreError as e:
+        logger.info("remove %s: %s", key, e)
+        removed = False
+    return _json(m.removed_body(req.api_version, removed))
+
+
+async def _lockcontent(request: web.Request, req: m.ApiRequest, s: Served,
+                       access: Access) -> web.StreamResponse:  # fmt: skip
+    lock_id = await request.app[LOCKS].take(s, _key(req))
+    return _json(m.locked_body(lock_id))
+
+
+async def _keeplocked(request: web.Request, req: m.ApiRequest) -> web.StreamResponse:
+    """Hold the lock while the request body lasts (spec 5.11)."""
+    locks = request.app[LOCKS]
+    timeout = request.app[SETTINGS].keeplocked_timeout
+    assert req.lock_id is not None
+    held = locks.claim(req.lock_id)
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    line = await request.content.readline()
+            except (TimeoutError, ConnectionError, ValueError, OSError) as e:
+                logger.info("keeplocked %s ends: %s", req.lock_id, e or type(e).__name__)
+                break
+            except Exception as e:  # noqa: BLE001 - payload errors: the client went away
+                logger.info("keeplocked %s ends: %s", req.lock_id, e)
+                break
+            if not line:
+                break
+            if _unlock_requested(line):
+                break
+    finally:
+        if held is not None:
+            await locks.release(req.lock_id)
+    return _json(m.locked_body(None))
+
+
+def _unlock_requested(line: bytes) -> bool:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get("unlock") is True
+
+
+async def _putoffset(request: web.Request, req: m.ApiRequest, s: Served,
+                     access: Access) -> web.StreamResponse:  # fmt: skip
+    key = _key(req)
+    if await asyncio.to_thread(s.repo.objects.has, key):
+        return _json(m.offset_body(req.api_version, None))
+    offset = await asyncio.to_thread(lambda: s.repo.objects.incoming(key).offset)
+    return _json(m.offset_body(req.api_version, offset))
+
+
+async def _put(request: web.Request, req: m.ApiRequest, s: Served,
+               access: Access) -> web.StreamResponse:  # fmt: skip
+    key = _key(req)
+    v = req.api_version
+    if await asyncio.to_thread(s.repo.objects.has, key):
+        if req.data_present:
+            await asyncio.to_thread(s.served.record, key, True)
+        return _json(m.stored_body(v, True))
+    if req.data_present:
+        return _json(m.stored_body(v, False))
+    try:
+        await asyncio.to_thread(s.repo.require_writable)
+    except CoreError as e:
+        logger.info("put %s: %s", key, e)
+        return _json(m.stored_body(v, False))
+    if not s.served.begin_receive(key):
+        logger.info("put %s: another upload of it is in progress", key)
+        return _json(m.stored_body(v, False))
+    try:
+        stored = await _receive(request, req, s, key)
+    finally:
+        s.served.end_receive(key)
+    if stored:
+        await asyncio.to_thread(s.served.record, key, True)
+    return _json(m.stored_body(v, stored))
+
+
+async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key) -> bool:
+    """Stream the body into ``Incoming``; True when stored under ``key`` (spec 5.9)."""
+    inc = s.repo.objects.incoming(key)
+    timeout = request.app[SETTINGS].io_timeout
+    length = req.data_length or 0
+    try:
+        have = await asyncio.to_thread(lambda: inc.offset)
+        offset = req.offset or 0
+        if offset > have:
+            # git-annex drops its partial copy here too (checked: putoffset says 0 after)
+            logger.info("put %s from %d, but only %d bytes are here", key, offset, have)
+            await asyncio.to_thread(inc.discard)
+            return False
+        await asyncio.to_thread(inc.open)
+        skip = have - offset
+        received = 0
+        buf = bytearray()
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    chunk = await request.content.read(SEND_CHUNK)
+            except (TimeoutError, ConnectionError, OSError) as e:
+                logger.info("put %s cut short: %s", key, e or type(e).__name__)
+                break
+            except Exception as e:  # noqa: BLE001 - payload errors from a broken body
+                logger.info("put %s cut short: %s", key, e)
+                break
+            if not chunk:
+                break
+            received += len(chunk)
+            if received > length:  # invalid; what came before stays, as git-annex keeps it
+                logger.info("put %s: body longer than %d bytes", key, length)
+                break
+            if skip:
+                cut = min(skip, len(chunk))
+                chunk, skip = chunk[cut:], skip - cut
+            buf += chunk
+            if len(buf) >= WRITE_BATCH:
+                await asyncio.to_thread(inc.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await asyncio.to_thread(inc.write, bytes(buf))
+        if received != length:  # invalid: keep the partial file for resume
+            logger.info("put %s: got %d of %d bytes", key, received, length)
+            return False
+        await asyncio.to_thread(inc.commit)
+        return True
+    except (ContentVerifyError, RepoError) as e:
+        logger.info("put %s refused: %s", key, e)
+        return False
+    finally:
+        await asyncio.to_thread(inc.close)
+
+
+async def _download(request: web.Request, req: m.ApiRequest, s: Served,
+                    access: Access) -> web.StreamResponse:  # fmt: skip
+    """Spec 5.2, 5.3: body length is the validity signal."""
+    key = _key(req)
+    f = await asyncio.to_thread(_open_object, s, key)
+    try:
+        before = os.fstat(f.fileno()) if f is not None else None
+        size = before.st_size if before is not None else 0
+        offset = req.offset or 0
+        length = max(size - offset, 0) if f is not None else 0
+        resp = web.StreamResponse(headers={"Content-Type": m.OCTET_STREAM,
+                                           m.DATA_LENGTH: str(length)})  # fmt: skip
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        if request.method == "HEAD" or f is None or not length:
+            await resp.write_eof()
+            return resp
+        hold_back = req.version is not None  # the plain path never shortens (5.3)
+        await asyncio.to_thread(f.seek, offset)
+        await _send(resp, f, length - 1 if hold_back else length,
+                    request.app[SETTINGS].io_timeout)  # fmt: skip
+        if hold_back:
+            after = os.fstat(f.fileno())
+            assert before is not None
+            if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+                await _send(resp, f, 1, request.app[SETTINGS].io_timeout)
+            else:
+                logger.info("%s changed while being sent; sending one byte less", key)
+        await resp.write_eof()
+        return resp
+    finally:
+        if f is not None:
+            await asyncio.to_thread(f.close)
+
+
+def _open_object(s: Served, key: Key) -> BinaryIO | None:
+    path = s.repo.objects.find(key)
+    if path is None:
+        return None
+    try:
+        return path.open("rb")
+    except OSError:
+        return None
+
+
+async def _send(resp: web.StreamResponse, f: BinaryIO, count: int, timeout: float) -> None:
+    while count > 0:
+        chunk = await asyncio.to_thread(f.read, min(SEND_CHUNK, count))
+        if not chunk:
+            raise ConnectionError("object shrank while being sent")
+        count -= len(chunk)
+        async with asyncio.timeout(timeout):
+            await resp.write(chunk)
+
+
+HANDLERS: dict[m.Op, Handler] = {
+    m.Op.KEY: _download,
+    m.Op.CHECKPRESENT: _checkpresent,
+    m.Op.REMOVE: _remove,
+    m.Op.REMOVE_BEFORE: _remove,
+    m.Op.GETTIMESTAMP: _gettimestamp,
+    m.Op.PUT: _put,
+    m.Op.PUTOFFSET: _putoffset,
+    m.Op.LOCKCONTENT: _lockcontent,
+}  # fmt: skip
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def ssl_context(certfile: Path, keyfile: Path, chainfiles: Sequence[Path] = ()) -> ssl.SSLContext:
+    """A server TLS context; chain certificates are appended to the certificate."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if not chainfiles:
+        ctx.load_cert_chain(certfile, keyfile)
+        return ctx
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as combined:
+        for part in (certfile, *chainfiles):
+            combined.write(part.read_bytes().rstrip(b"\n") + b"\n")
+        combined.flush()
+        ctx.load_cert_chain(combined.name, keyfile)
+    return ctx
+
+
+@dataclass
+class RunningServer:
+    runner: web.AppRunner
+    addresses: list[tuple[str, int]]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    async def aclose(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(
+    settings: Settings,
+    *,
+    host: str | None = "127.0.0.1",
+    port: int = m.DEFAULT_PORT,
+    socket_path: Path | None = None,
+    tls: ssl.SSLContext | None = None,
+    shutdown_timeout: float = 5.0,
+) -> RunningServer:
+    """Start serving; ``port=0`` picks a free port (see ``RunningServer.port``).
+
+    Raises:
+        RepoError: a repository cannot be opened.
+        OSError: the address is in use.
+    """
+    app = make_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=shutdown_timeout)  # fmt: skip
+    await runner.setup()
+    try:
+        site: web.BaseSite
+        if socket_path is not None:
+            site = web.UnixSite(runner, str(socket_path), ssl_context=tls)
+        else:
+            site = web.TCPSite(runner, host, port, ssl_context=tls)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    addresses = [a[:2] for a in runner.addresses if isinstance(a, tuple)]
+    return RunningServer(runner, addresses)
+
+
+__all__ = [
+    "IO_TIMEOUT", "KEEPLOCKED_TIMEOUT", "LOCKS", "LOCK_SECONDS", "REPOS", "SETTINGS",
+    "HeldLock", "LockTable", "Repositories", "RunningServer", "Served", "Settings",
+    "find_repositories", "handle", "make_app", "ssl_context", "start_server",
+]  # fmt: skip

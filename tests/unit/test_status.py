@@ -1,0 +1,196 @@
+"""Status values: every Health state, the priority between them, tooltip, progress, JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from core.status import (
+    Alert,
+    Conflict,
+    Health,
+    RemoteStatus,
+    RepoStatus,
+    Status,
+    TransferStatus,
+    status_from_json,
+    to_json,
+)
+
+NOW = 1_000_000.0
+
+
+def remote(**kw: object) -> RemoteStatus:
+    base: dict[str, object] = dict(name="laptop", uuid="u-1", kind="path", reachable=True,
+                                   last_sync=NOW - 5)
+    base.update(kw)
+    return RemoteStatus(**base)  # type: ignore[arg-type]
+
+
+def transfer(state: str = "running", done: int = 50, total: int | None = 100) -> TransferStatus:
+    return TransferStatus(id=1, repo="/r", path="a.jpg", key="SHA256E-s100--x.jpg",
+                          direction="download", remote="laptop", bytes_done=done,
+                          bytes_total=total, speed=10.0, state=state)  # type: ignore[arg-type]
+
+
+def repo(**kw: object) -> RepoStatus:
+    base: dict[str, object] = dict(path="/r", uuid="u-0", description="here",
+                                   remotes=(remote(),))
+    base.update(kw)
+    return RepoStatus(**base)  # type: ignore[arg-type]
+
+
+def status(*repos: RepoStatus, **kw: object) -> Status:
+    return Status(repos=repos, **kw)  # type: ignore[arg-type]
+
+
+# --- each state ----------------------------------------------------------------
+
+
+def test_synced_when_nothing_is_pending() -> None:
+    s = status(repo())
+    assert s.health(NOW) is Health.SYNCED
+    assert s.tooltip(NOW) == "annexsync: everything synced"
+
+
+def test_no_repositories_is_synced_and_says_so() -> None:
+    assert Status().health(NOW) is Health.SYNCED
+    assert "no repositories" in Status().tooltip(NOW)
+
+
+@pytest.mark.parametrize("pending", [
+    dict(uncommitted=1),
+    dict(queued=2),
+    dict(scanning=True),
+    dict(transfers=(transfer("running"),)),
+    dict(transfers=(transfer("queued"),)),
+    dict(remotes=(remote(pending=True),)),
+])
+def test_syncing_while_anything_is_pending(pending: dict[str, object]) -> None:
+    s = status(repo(**pending))
+    assert s.health(NOW) is Health.SYNCING
+    assert s.tooltip(NOW).startswith("annexsync: syncing")
+
+
+def test_finished_transfers_do_not_keep_it_syncing() -> None:
+    for state in ("done", "failed", "cancelled"):
+        assert status(repo(transfers=(transfer(state),))).health(NOW) is Health.SYNCED
+
+
+def test_waiting_when_a_remote_is_unreachable() -> None:
+    s = status(repo(remotes=(remote(reachable=False, waiting_since=NOW - 60, pending=True),)))
+    assert s.health(NOW) is Health.WAITING  # its pending push waits for it: not SYNCED
+    assert s.tooltip(NOW) == "annexsync: waiting for laptop"
+
+
+def test_unreachable_remote_with_local_work_is_syncing() -> None:
+    s = status(repo(uncommitted=3, remotes=(remote(reachable=False),)))
+    assert s.health(NOW) is Health.SYNCING
+    assert "3 changes to commit" in s.tooltip(NOW)
+
+
+def test_never_tried_remote_is_not_waiting() -> None:
+    assert status(repo(remotes=(remote(reachable=None),))).health(NOW) is Health.SYNCED
+
+
+def test_offline() -> None:
+    s = status(repo(uncommitted=1), online=False)
+    assert s.health(NOW) is Health.OFFLINE
+    assert "offline" in s.tooltip(NOW)
+
+
+def test_paused_until_a_time_then_not() -> None:
+    s = status(repo(uncommitted=1), paused_until=NOW + 60)
+    assert s.health(NOW) is Health.PAUSED
+    assert "paused until" in s.tooltip(NOW)
+    assert s.health(NOW + 61) is Health.SYNCING
+
+
+def test_paused_indefinitely() -> None:
+    s = status(repo(), paused_until=math.inf)
+    assert s.health(NOW) is Health.PAUSED
+    assert s.tooltip(NOW) == "annexsync: paused"
+
+
+def test_attention_for_conflicts() -> None:
+    c = Conflict("/r", "doc.txt", ("doc.variant-aaaa.txt", "doc.variant-bbbb.txt"))
+    s = status(repo(conflicts=(c,)), paused_until=math.inf, online=False)
+    assert s.health(NOW) is Health.ATTENTION  # above paused and offline
+    assert "1 conflict to resolve" in s.tooltip(NOW)
+
+
+def test_error_beats_everything() -> None:
+    c = Conflict("/r", "doc.txt", ())
+    s = status(repo(error="cannot open", conflicts=(c,)), paused_until=math.inf)
+    assert s.health(NOW) is Health.ERROR
+    assert "cannot open" in s.tooltip(NOW)
+
+
+def test_every_health_state_is_reachable() -> None:
+    c = Conflict("/r", "x", ())
+    examples = {
+        Health.SYNCED: status(repo()),
+        Health.SYNCING: status(repo(uncommitted=1)),
+        Health.WAITING: status(repo(remotes=(remote(reachable=False),))),
+        Health.OFFLINE: status(repo(), online=False),
+        Health.PAUSED: status(repo(), paused_until=math.inf),
+        Health.ATTENTION: status(repo(conflicts=(c,))),
+        Health.ERROR: status(repo(error="boom")),
+    }
+    assert set(examples) == set(Health)
+    for want, s in examples.items():
+        assert s.health(NOW) is want
+        assert s.tooltip(NOW).startswith("annexsync: ")
+
+
+# --- progress and tooltip details ---------------------------------------------------
+
+
+def test_progress_over_running_transfers_with_sizes() -> None:
+    ts = (transfer("running", 50, 100), dataclasses.replace(transfer("running", 150, 300), id=2),
+          dataclasses.replace(transfer("running", 7, None), id=3), transfer("queued", 0, 1000))
+    s = status(repo(transfers=ts))
+    assert s.progress() == pytest.approx(200 / 400)
+    assert "3 transfers running (50%)" in s.tooltip(NOW)
+    assert status(repo()).progress() is None
+
+
+def test_tooltip_counts_queued_transfers() -> None:
+    s = status(repo(queued=4))
+    assert "4 transfers queued" in s.tooltip(NOW)
+
+
+# --- values ---------------------------------------------------------------------
+
+
+def test_values_are_frozen() -> None:
+    s = status(repo())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.online = False  # type: ignore[misc]
+
+
+def test_json_round_trip() -> None:
+    s = status(
+        repo(transfers=(transfer(),), conflicts=(Conflict("/r", "a", ("a.variant-1",)),),
+             remotes=(remote(reachable=False, waiting_since=NOW),)),
+        paused_until=math.inf,
+        alerts=(Alert(1, "warning", "Failed to sync with laptop", NOW, True),),
+        activity=("Committed 1 change",),
+    )
+    data = json.loads(json.dumps(to_json(s)))
+    assert data["paused_until"] == "inf"
+    assert status_from_json(data) == s
+
+
+def test_facade_does_not_import_qt() -> None:
+    # In a fresh interpreter: pytest-qt has already imported PySide6 here.
+    code = ("import sys, core.api, core.status, core.settings, core.secrets, core.instance; "
+            "print([m for m in sys.modules if m.startswith('PySide6')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"
