@@ -34,6 +34,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QWidget
 
 from core.api import Core
+from core.instance import hand_over
 from core.settings import Settings, load_settings, resolve_config_dir
 from core.status import Conflict
 from gui.actions import Actions
@@ -250,13 +251,15 @@ def main(config_dir: Path | str | None = None, argv: list[str] | None = None) ->
     import qasync  # type: ignore[import-untyped]
 
     t0 = time.time()
+    cfg = resolve_config_dir(config_dir)
+    if hand_over(cfg, list(argv[1:] if argv else [])):
+        return 0  # the running instance opens its window instead
     qapp = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     assert isinstance(qapp, QApplication)
     qapp.setApplicationName("annexsync")
     qapp.setDesktopFileName("annexsync")
     qapp.setQuitOnLastWindowClosed(False)
     qapp.setWindowIcon(app_icon())
-    cfg = resolve_config_dir(config_dir)
     core = Core(cfg)
     started: list[App] = []
 
