@@ -109,6 +109,7 @@ class Listener:
             finally:
                 server.close()
                 self._tg = None
+                await asyncio.to_thread(self.served.flush)
 
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._tg is None or self.active >= self.max_connections:

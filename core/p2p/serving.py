@@ -102,6 +102,8 @@ from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
 
+COMMIT_INTERVAL = 1.0  # seconds between git-annex branch commits while serving
+
 SEND_CHUNK = 1 << 18
 RETENTION_SECONDS = 600  # spec 6.2: a peer's lock is good for 10 minutes
 DEFAULT_IDLE_TIMEOUT = 3600.0  # between requests (git-annex keeps sessions open)
@@ -148,6 +150,8 @@ class ServedRepo:
         self.mode = mode
         self.clock = clock
         self._branch_lock = threading.Lock()
+        self._dirty = False
+        self._committed = 0.0
         self._locks_lock = threading.Lock()
         self._held: dict[Key, _Held] = {}
         self._receiving: set[Key] = set()
@@ -214,13 +218,34 @@ class ServedRepo:
     # --- location log ---------------------------------------------------------
 
     def record(self, key: Key, present: bool) -> None:
-        """Log the served UUID as having (or not) ``key``, and commit (spec 6.5)."""
+        """Log the served UUID as having (or not) ``key`` (spec 6.5).
+
+        The line goes to the journal at once (readers, git-annex's included,
+        see it there); the branch is committed at most once a second while
+        content keeps arriving, and by ``flush`` when serving ends.
+        """
         with self._branch_lock:
             try:
                 self.repo.state.set_location(key, self.uuid, present)
-                self.repo.branch.commit()
+                self._dirty = True
+                if time.monotonic() - self._committed >= COMMIT_INTERVAL:
+                    self._commit()
             except CoreError as e:  # content moved anyway; the log is advisory
                 logger.warning("could not record %s in the location log: %s", key, e)
+
+    def flush(self) -> None:
+        """Commit what ``record`` left in the journal."""
+        with self._branch_lock:
+            if self._dirty:
+                try:
+                    self._commit()
+                except CoreError as e:
+                    logger.warning("could not commit the location log: %s", e)
+
+    def _commit(self) -> None:
+        self.repo.branch.commit()
+        self._dirty = False
+        self._committed = time.monotonic()
 
     # --- receiving ------------------------------------------------------------
 

@@ -97,7 +97,10 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
         if args.uuid and args.uuid != repo.uuid:
             raise ShellError(f"expected repository UUID {args.uuid} but found UUID {repo.uuid}")
         served = ServedRepo(repo, mode=mode_from_env())
-        asyncio.run(_serve_stdio(served))
+        try:
+            asyncio.run(_serve_stdio(served))
+        finally:
+            served.flush()
     finally:
         repo.close()
     return 0

@@ -192,6 +192,7 @@ class Repositories:
 
     def close(self) -> None:
         for s in self._by_uuid.values():
+            s.served.flush()
             s.repo.close()
         self._by_uuid.clear()
 
