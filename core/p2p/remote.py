@@ -95,6 +95,8 @@ from core.repo.objects import Incoming
 
 logger = logging.getLogger(__name__)
 
+WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
+
 T = TypeVar("T")
 SEND_CHUNK = 1 << 18
 LOCK_PROOF_SECONDS = 600.0  # spec 6.2: how long a P2P lock proves a copy
@@ -222,15 +224,24 @@ class P2PClient:
         await self.ch.send(Get(offset, file, key))
         got = 0
         valid: bool | None = None
+        batch = bytearray()  # one thread hand-off per WRITE_BATCH, not per chunk
         while True:
             ev = await _next(self.ch)
             if ev is PAUSED:
                 break
             if isinstance(ev, Payload):
-                await asyncio.to_thread(into.write, ev.data)
+                batch += ev.data
                 got += len(ev.data)
-                advance(len(ev.data))
-            elif isinstance(ev, PayloadEnd):
+                if len(batch) >= WRITE_BATCH:
+                    await asyncio.to_thread(into.write, bytes(batch))
+                    advance(len(batch))
+                    batch.clear()
+                continue
+            if batch:
+                await asyncio.to_thread(into.write, bytes(batch))
+                advance(len(batch))
+                batch.clear()
+            if isinstance(ev, PayloadEnd):
                 valid = ev.valid
             elif isinstance(ev, Error):
                 raise RemoteRefused(f"{self.link.name}: GET {key}: {ev.text}")
