@@ -225,26 +225,31 @@ class P2PClient:
         got = 0
         valid: bool | None = None
         batch = bytearray()  # one thread hand-off per WRITE_BATCH, not per chunk
-        while True:
-            ev = await _next(self.ch)
-            if ev is PAUSED:
-                break
-            if isinstance(ev, Payload):
-                batch += ev.data
-                got += len(ev.data)
-                if len(batch) >= WRITE_BATCH:
-                    await asyncio.to_thread(into.write, bytes(batch))
-                    advance(len(batch))
-                    batch.clear()
-                continue
+
+        async def flush() -> None:
             if batch:
                 await asyncio.to_thread(into.write, bytes(batch))
                 advance(len(batch))
                 batch.clear()
-            if isinstance(ev, PayloadEnd):
-                valid = ev.valid
-            elif isinstance(ev, Error):
-                raise RemoteRefused(f"{self.link.name}: GET {key}: {ev.text}")
+
+        try:
+            while True:
+                ev = await _next(self.ch)
+                if ev is PAUSED:
+                    break
+                if isinstance(ev, Payload):
+                    batch += ev.data
+                    got += len(ev.data)
+                    if len(batch) >= WRITE_BATCH:
+                        await flush()
+                    continue
+                await flush()
+                if isinstance(ev, PayloadEnd):
+                    valid = ev.valid
+                elif isinstance(ev, Error):
+                    raise RemoteRefused(f"{self.link.name}: GET {key}: {ev.text}")
+        finally:
+            await flush()  # what arrived before a cut is kept for resume
         if valid is False:
             await self.ch.send(Failure())
             if got == 0:
