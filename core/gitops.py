@@ -167,6 +167,26 @@ def merge(top: Path, ref: str, directory_renames: bool = False) -> list[str]:
     return paths
 
 
+def fast_forward(top: Path, commit: bytes) -> None:
+    """``git merge --ff-only <commit>``: move HEAD's branch and the work tree forward.
+
+    Used for a merge commit built as an object (sync's settled merges, 8.2);
+    git checks the work tree as for any merge.
+
+    Raises:
+        GitCommandError: ``commit`` does not descend from HEAD, or local
+            changes would be overwritten; nothing was changed.
+    """
+    run_git(top, ["merge", "--ff-only", "--no-edit", commit.decode("ascii")])
+
+
+def make_commit(git: Repo, tree: bytes, parents: Sequence[bytes], message: str) -> bytes:
+    """Store a commit object (no ref moves) and return its id."""
+    commit = _new_commit(git, ObjectID(tree), [ObjectID(p) for p in parents], message)
+    git.object_store.add_object(commit)
+    return bytes(commit.id)
+
+
 def conflicted_paths(top: Path) -> list[str]:
     out = run_git(top, ["diff", "--name-only", "--diff-filter=U", "-z"]).stdout
     return sorted({p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p})

@@ -26,6 +26,33 @@ Theory of operation
    git-annex to synced/git-annex; then git-annex to git-annex, whose refusal
    is expected and ignored.
 
+Settled merges: before asking git, ``merge_ref`` checks whether one side
+already holds a state of the other *by content* (``_settle``), looking at the
+commits of each side after the merge bases:
+
+* our tip's tree is the tree of an incoming commit: the other side continued
+  from exactly our state, so the result is the incoming tip's tree;
+* the incoming tip's tree is the tree of one of our commits: the result is
+  our tree (identical tips are where both rules meet; when both hold with
+  different trees, git decides);
+* otherwise, an incoming commit with the tree of one of our commits (both
+  passed through that state, then both went on) is first recorded as merged
+  with our tree, so git's three-way merge of the incoming tip uses it as the
+  merge base.
+
+A settled result is a merge commit with both parents, built as an object and
+fast-forwarded to with git (which checks the work tree as for any merge).
+Why: two repositories resolving the same conflict (8.4) make two different
+fix commits with one tree.  If one of them resolves the variants (keeps one
+as the original name) before it merged the other's fix, git's merge base is
+the state *before* the conflict (a criss-cross), so git sees the original
+name modified on one side and deleted on the other, and the variants come
+back.  A matching commit is verified not to be an ancestor of the side it is
+compared with; a walk longer than ``SETTLED_WALK_LIMIT`` commits, a shallow
+history or unrelated histories leave the merge to git as before.  The
+results are ordinary commits, so git-annex peers merge them as usual, and two
+identical conflict fixes still merge to their common tree (8.4).
+
 Merges run ``git merge`` through ``core.gitops`` (filter off).  git then
 writes pointer text for unlocked files it checks out, so after every merge
 ``_fix_worktree`` does what git-annex's post-merge hook does: each unlocked
@@ -43,6 +70,7 @@ step, so unlike most of our values it is a plain (mutable) dataclass.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import stat
@@ -51,7 +79,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dulwich.diff_tree import tree_changes
-from dulwich.graph import can_fast_forward
+from dulwich.graph import can_fast_forward, find_merge_base
 from dulwich.index import ConflictedIndexEntry, Index, IndexEntry, index_entry_from_stat
 from dulwich.object_store import iter_tree_contents
 from dulwich.objects import Blob, Commit, ObjectID
@@ -76,6 +104,7 @@ MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
 MODE_GITLINK = 0o160000
 ANNEX_BRANCH = "refs/heads/git-annex"
+SETTLED_WALK_LIMIT = 1000  # commits looked at per side for a settled merge
 
 
 ContentSync = Callable[[AnnexRepo, Sequence[Remote], Progress], None]
@@ -271,6 +300,9 @@ def _content_matches(path: Path, key: Key) -> bool:
 def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
     """Merge ``ref`` into the checked-out branch unless it is already contained.
 
+    A side that already holds the other's state by content is settled without
+    git's three-way merge (module header, "Settled merges").
+
     Raises:
         MergeConflict: conflicts without an annexed side remain (8.4).
         GitCommandError: git refused the merge (e.g. local changes in the way).
@@ -282,6 +314,18 @@ def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
     if old is not None and (theirs == old or can_fast_forward(repo.git, theirs, old)):
         return False
     name = ref.decode("utf-8", "surrogateescape")
+    settle = _settle(repo, old, theirs) if old is not None else None
+    if old is not None and settle is not None and settle.tree is not None:
+        _merge_as(repo, settle.tree, old, theirs, _merge_message(repo, name))
+        _fix_worktree(repo, old, [theirs, _head_sha(repo)])
+        result.merged.append(name)
+        return True
+    if old is not None and settle is not None and settle.link is not None:
+        # Their commit ``link`` holds a state our history passed through:
+        # record it as merged (our tree), so git's merge base becomes it.
+        link_id = settle.link.decode("ascii")
+        _merge_as(repo, _tree_id(repo, old), old, settle.link,
+                  _merge_message(repo, link_id))
     conflicts = gitops.merge(repo.path, name)
     try:
         if conflicts:
@@ -290,6 +334,108 @@ def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
         _fix_worktree(repo, old, [theirs, _head_sha(repo)])
     result.merged.append(name)
     return True
+
+
+@dataclass(frozen=True)
+class _Settle:
+    """A settled merge: the result ``tree``, or a ``link`` commit to record first."""
+
+    tree: ObjectID | None = None
+    link: ObjectID | None = None
+
+
+def _settle(repo: AnnexRepo, ours: ObjectID, theirs: ObjectID) -> _Settle | None:
+    """How to merge when one side already holds a state of the other (module header)."""
+    ours_tree, theirs_tree = _tree(repo, ours), _tree(repo, theirs)
+    if ours_tree is None or theirs_tree is None:
+        return None
+    try:
+        bases = set(find_merge_base(repo.git, [ours, theirs]))
+    except KeyError:  # a shallow history: leave it to git
+        return None
+    if ours in bases:
+        return None  # git fast-forwards
+    if ours_tree == theirs_tree:
+        return _Settle(tree=ours_tree)
+    if not bases:
+        return None  # unrelated histories: nothing was seen by both sides
+    ours_side = _after_base(repo, ours, bases)
+    theirs_side = _after_base(repo, theirs, bases)
+    if ours_side is None or theirs_side is None:
+        return None
+    ours_seen = _seen(repo, ours_tree, theirs_side, ours)
+    theirs_seen = _seen(repo, theirs_tree, ours_side, theirs)
+    if ours_seen != theirs_seen:
+        return _Settle(tree=theirs_tree if ours_seen else ours_tree)
+    if ours_seen:
+        return None  # each holds the other's tip state: ambiguous, let git decide
+    our_trees = {c.tree for c in ours_side}
+    for c in theirs_side:  # newest first
+        if c.tree in our_trees and _seen(repo, c.tree, ours_side, theirs) \
+                and not can_fast_forward(repo.git, c.id, ours):
+            return _Settle(link=c.id)
+    return None
+
+
+def _after_base(repo: AnnexRepo, tip: ObjectID, bases: set[ObjectID]) -> list[Commit] | None:
+    """Commits from ``tip`` down to the merge bases, newest first; None past the limit.
+
+    A path around the bases can reach older history, so callers still check
+    ancestry before trusting a commit found here.
+    """
+    store = repo.git.object_store
+    out: list[Commit] = []
+    seen: set[ObjectID] = set()
+    heap: list[tuple[int, int, ObjectID]] = [(0, 0, tip)]
+    while heap:
+        _, _, cid = heapq.heappop(heap)
+        if cid in seen or cid in bases:
+            continue
+        seen.add(cid)
+        if len(seen) > SETTLED_WALK_LIMIT:
+            return None
+        try:
+            commit = store[cid]
+        except KeyError:  # beyond a shallow boundary
+            continue
+        if not isinstance(commit, Commit):
+            continue
+        out.append(commit)
+        for parent in commit.parents:
+            heapq.heappush(heap, (-int(commit.commit_time), len(seen), parent))
+    return out
+
+
+def _seen(repo: AnnexRepo, tree: ObjectID, side: Sequence[Commit], other: ObjectID) -> bool:
+    """Whether a commit of ``side`` that ``other`` does not contain has ``tree``."""
+    return any(c.tree == tree and not can_fast_forward(repo.git, c.id, other) for c in side)
+
+
+def _merge_as(
+    repo: AnnexRepo, tree: ObjectID, ours: ObjectID, theirs: ObjectID, message: str
+) -> None:
+    """Commit the merge of ``theirs`` as ``tree`` and move the branch and work tree to it."""
+    merge = gitops.make_commit(repo.git, tree, [ours, theirs], message)
+    gitops.fast_forward(repo.path, merge)
+
+
+def _tree_id(repo: AnnexRepo, commit: ObjectID) -> ObjectID:
+    tree = _tree(repo, commit)
+    assert tree is not None
+    return tree
+
+
+def _merge_message(repo: AnnexRepo, name: str) -> str:
+    """The message ``git merge --no-edit <name>`` would write."""
+    if name.startswith("refs/heads/"):
+        what = f"branch '{name}'"
+    elif name.startswith("refs/remotes/"):
+        what = f"remote-tracking branch '{name}'"
+    else:
+        what = f"commit '{name}'"
+    branch = repo.current_branch()
+    into = f" into {branch}" if branch and branch not in ("main", "master") else ""
+    return f"Merge {what}{into}"
 
 
 def _head_sha(repo: AnnexRepo) -> ObjectID | None:
