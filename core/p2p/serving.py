@@ -47,10 +47,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +96,7 @@ from core.p2p.messages import (
 from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
 from core.p2p.state import Mode, State
 from core.repo.key import Key
-from core.repo.objects import ContentLocked, Incoming
+from core.repo.objects import ContentLocked, Incoming, writable_dir
 from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
@@ -175,7 +174,7 @@ class ServedRepo:
             path = self.repo.objects.find(key)
             assert path is not None  # the lock needs the content
             rtm = path.with_name(path.name + ".rtm")
-            with contextlib.suppress(OSError), _writable(path.parent):
+            with contextlib.suppress(OSError), writable_dir(path.parent):
                 rtm.write_text(f"{time.time() + RETENTION_SECONDS:.9f}s")
             self._held[key] = _Held(1, stack, rtm)
             return True
@@ -189,7 +188,7 @@ class ServedRepo:
             if held.count:
                 return
             del self._held[key]
-            with contextlib.suppress(OSError), _writable(held.rtm.parent):
+            with contextlib.suppress(OSError), writable_dir(held.rtm.parent):
                 held.rtm.unlink(missing_ok=True)
             held.stack.close()
 
@@ -259,17 +258,6 @@ class ServedRepo:
     def end_receive(self, key: Key) -> None:
         with self._locks_lock:
             self._receiving.discard(key)
-
-
-@contextlib.contextmanager
-def _writable(d: Path) -> Iterator[None]:
-    mode = stat.S_IMODE(d.stat().st_mode)
-    d.chmod(mode | stat.S_IWUSR)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            d.chmod(mode)
 
 
 @dataclass

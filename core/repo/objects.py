@@ -44,6 +44,18 @@ THREADED_HASH_FROM = 16 << 20  # below this, a thread costs more than it saves
 DEFAULT_DISK_RESERVE = 100_000_000  # git-annex 10.2026 reports "+100 megabytes reserved"
 
 
+@contextlib.contextmanager
+def writable_dir(d: Path) -> Iterator[None]:
+    """Make an object's read-only directory writable for a moment (spec 2.4)."""
+    mode = stat.S_IMODE(d.stat().st_mode)
+    d.chmod(mode | stat.S_IWUSR)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            d.chmod(mode)
+
+
 class ContentLocked(RepoError):
     def __init__(self, key: Key) -> None:
         super().__init__(f"{key}: content is locked by another process")
@@ -176,7 +188,7 @@ class ObjectStore:
         if p is None:
             return False
         kd = p.parent
-        with self._writable(kd), self.lock(key, exclusive=True, path=p):
+        with writable_dir(kd), self.lock(key, exclusive=True, path=p):
             self._check_retention(key, p)
             p.chmod(0o644)
             p.unlink()
@@ -198,17 +210,6 @@ class ObjectStore:
         if until > time.time():
             raise RepoError(f"{key}: content is retained until {time.ctime(until)}")
 
-    @staticmethod
-    @contextlib.contextmanager
-    def _writable(d: Path) -> Iterator[None]:
-        mode = stat.S_IMODE(d.stat().st_mode)
-        d.chmod(mode | stat.S_IWUSR)
-        try:
-            yield
-        finally:
-            if d.exists():
-                d.chmod(mode)
-
     # --- locks ----------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -223,7 +224,7 @@ class ObjectStore:
         if p is None:
             raise ContentMissing(str(key), str(self.gitdir))
         lck = p.with_name(p.name + ".lck")
-        with self._writable(p.parent):
+        with writable_dir(p.parent):
             fd = os.open(lck, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
