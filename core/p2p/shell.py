@@ -38,14 +38,14 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import CoreError
-from core.p2p.runtime import Channel
-from core.p2p.serving import ServedRepo, Session, mode_from_env, new_server_connection
-from core.p2p.transport import stdio_link
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo
+
+if TYPE_CHECKING:  # the server side is imported only when it runs
+    from core.p2p.serving import ServedRepo
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
     try:
         if args.uuid and args.uuid != repo.uuid:
             raise ShellError(f"expected repository UUID {args.uuid} but found UUID {repo.uuid}")
+        from core.p2p.serving import ServedRepo, mode_from_env
+
         served = ServedRepo(repo, mode=mode_from_env())
         try:
             asyncio.run(_serve_stdio(served))
@@ -107,6 +109,10 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
 
 
 async def _serve_stdio(served: ServedRepo) -> None:
+    from core.p2p.runtime import Channel
+    from core.p2p.serving import Session, new_server_connection
+    from core.p2p.transport import stdio_link
+
     link = await stdio_link()
     channel = Channel(new_server_connection(served), link.reader, link.writer, peer="client")
     try:

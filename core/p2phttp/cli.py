@@ -24,14 +24,16 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dulwich.config import StackedConfig
 
 from core.errors import CoreError
 from core.p2phttp.auth import AuthPolicy, users_from_env
 from core.p2phttp.models import DEFAULT_PORT
-from core.p2phttp.server import Settings, ssl_context, start_server
+
+if TYPE_CHECKING:  # the server (aiohttp) is imported only when it runs
+    from core.p2phttp.server import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ def _configured_jobs() -> int | None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    from core.p2phttp.server import Settings
+
     """Raises: P2PHttpError for inconsistent options."""
     jobs = args.jobs or _configured_jobs()
     if jobs is None:
@@ -132,7 +136,11 @@ async def serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     tls = None
     if args.certfile is not None:
+        from core.p2phttp.server import ssl_context
+
         tls = ssl_context(args.certfile, args.privatekeyfile, args.chainfile)
+    from core.p2phttp.server import start_server
+
     running = await start_server(settings, host=args.bind, port=args.port,
                                  socket_path=args.socket, tls=tls)  # fmt: skip
     stop = asyncio.Event()
