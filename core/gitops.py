@@ -62,6 +62,9 @@ def _safety_options() -> list[str]:
         "-c", "filter.annex.process=",
         "-c", "filter.annex.smudge=",
         "-c", "filter.annex.clean=",
+        # p2p-annex:: remotes go through annexsync's remote helper (core.p2p.tunnel),
+        # which speaks to our listener directly and to other networks as git-annex does
+        "-c", "url.annexsync::.insteadOf=p2p-annex::",
     ]
 
 

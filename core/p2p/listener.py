@@ -25,8 +25,9 @@ exception in a session is logged and ends only that session.  At most
 ``max_connections`` sessions run at once (git-annex: 100 per network);
 connections beyond that are closed at once.
 
-NOTIFYCHANGE and CONNECT are not offered yet: the session answers each with
-an ERROR saying so (see ``server``).
+Unlike p2pstdio, the listener offers NOTIFYCHANGE (``notify``, spec 6.9)
+and CONNECT (``tunnel``, spec 6.8), as git-annex's networked server does
+(spec 4.2): one authenticated connection can carry git and content.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class Listener:
         conn = new_server_connection(self.served, networked=True)
         channel = Channel(conn, reader, writer, read_timeout=self.read_timeout, peer=peer)
         session = Session(self.served, channel, authenticate=self.authenticate,
-                          idle_timeout=self.idle_timeout)  # fmt: skip
+                          idle_timeout=self.idle_timeout, networked_extras=True)  # fmt: skip
         self.active += 1
         try:
             await session.run(greet=False)

@@ -66,7 +66,9 @@ from core.p2p.messages import (
     Auth,
     AuthFailure,
     AuthSuccess,
+    Changed,
     CheckPresent,
+    Connect,
     Data,
     Error,
     Failure,
@@ -76,10 +78,12 @@ from core.p2p.messages import (
     Invalid,
     LockContent,
     Message,
+    NotifyChange,
     Put,
     PutFrom,
     Remove,
     RemoveBefore,
+    Service,
     Success,
     SuccessPlus,
     Timestamp,
@@ -88,7 +92,8 @@ from core.p2p.messages import (
     Version,
 )
 from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
-from core.p2p.transport import Link, open_subprocess, open_tcp, ssh_command
+from core.p2p.transport import Link, open_subprocess, ssh_command
+from core.p2p.tunnel import DIRECT_NETNAMES, open_p2p_link, parse_p2p_url, relay_connect
 from core.remotes import Advance, RemoteInfo
 from core.repo.key import Key
 from core.repo.objects import Incoming
@@ -281,6 +286,45 @@ class P2PClient:
         (result,) = await self._request(Valid() if same else Invalid())
         if not isinstance(result, (Success, SuccessPlus)):
             raise _refusal(result, f"PUT {key}")
+
+    async def notify_change(self, timeout: float) -> tuple[str, ...]:
+        """NOTIFYCHANGE: wait up to ``timeout`` for the server's refs to move (6.9).
+
+        Returns the new SHAs.  A timeout leaves the session unusable (the
+        server still owes CHANGED), so the pool drops it.
+
+        Raises:
+            RemoteRefused: the server does not offer it (ERROR).
+            RemoteUnavailable: timeout or the session died.
+        """
+        await self.ch.send(NotifyChange())
+        (reply,) = await _reply(self.ch, timeout)
+        if not isinstance(reply, Changed):
+            raise _refusal(reply, "NOTIFYCHANGE")
+        return reply.refs
+
+    async def connect_service(
+        self,
+        service: Service,
+        local_in: asyncio.StreamReader,
+        local_out: asyncio.StreamWriter,
+        idle_timeout: float | None = None,
+    ) -> int:
+        """CONNECT: tunnel ``service`` (6.8); the session ends with it.
+
+        ``local_in`` goes to the remote git, its output goes to ``local_out``.
+        Returns the remote git's exit code.
+
+        Raises:
+            RemoteRefused: refused (say, receive-pack on a read-only server).
+            RemoteUnavailable: the session died or went silent.
+        """
+        await self.ch.send(Connect(service))
+        limit = self.ch.read_timeout if idle_timeout is None else idle_timeout
+        try:
+            return await relay_connect(self.ch, local_in, local_out, idle_timeout=limit)
+        except RemoteProtocolError as e:
+            raise RemoteUnavailable(f"{self.link.name}: protocol error: {e}") from e
 
     async def _send_payload(self, f: BinaryIO, offset: int, size: int, advance: Advance) -> None:
         left = max(size - offset, 0)
@@ -522,19 +566,25 @@ def ssh_remote(info: RemoteInfo, our_uuid: str, shell: str | None) -> P2PRemote:
 
 
 def tcp_remote(info: RemoteInfo, our_uuid: str, token: str | None) -> P2PRemote:
-    """A networked peer at ``p2p-annex::tcp:HOST:PORT`` (our listener, spec 4.2)."""
+    """A networked peer at ``p2p-annex::<netname>:<address>`` (spec 4.2).
+
+    ``annexsync-tcp:HOST:PORT`` (and the older ``tcp:HOST:PORT``) is our
+    listener, reached directly; any other network goes through its
+    ``git-annex-p2p-<netname>`` helper, as git-annex does (see ``tunnel``).
+    """
     assert info.url is not None
-    rest = info.url.removeprefix("p2p-annex::")
-    net, _, address = rest.partition(":")
-    host, _, port = address.rpartition(":")
-    if net != "tcp" or not host or not port.isdigit():
-        raise RemoteUnavailable(f"{info.name}: only p2p-annex::tcp:HOST:PORT is supported")
+    try:
+        addr = parse_p2p_url(info.url)
+        if addr.netname in DIRECT_NETNAMES:
+            addr.host_port()
+    except ValueError as e:
+        raise RemoteUnavailable(f"{info.name}: {e}") from None
     tok = os.environ.get("GIT_ANNEX_P2P_AUTHTOKEN") or token
     if not tok:
         raise RemoteUnavailable(f"{info.name}: no P2P auth token")
 
     async def connect() -> Link:
-        return await open_tcp(host.strip("[]"), int(port))
+        return await open_p2p_link(addr)
 
     return P2PRemote(info, our_uuid, connect, token=tok)
 

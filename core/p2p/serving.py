@@ -36,9 +36,12 @@ Rules kept here, each from the spec:
 - A successful PUT (or DATA-PRESENT) logs the key present under the served
   UUID, a REMOVE logs it absent, and the git-annex branch is committed, as
   git-annex-shell does (6.5).
-- NOTIFYCHANGE and CONNECT are answered with an ERROR naming what is not
-  available (git-annex-shell exits instead, spec 4.1; an ERROR keeps a
-  networked session usable).
+- NOTIFYCHANGE and CONNECT are served only when the session is built with
+  ``networked_extras`` (the TCP listener, spec 4.2): NOTIFYCHANGE waits on a
+  ``notify.RefWatcher`` (6.9), CONNECT hands the rest of the session to
+  ``tunnel.serve_connect`` (6.8; the session ends after it).  Elsewhere each
+  is answered with an ERROR naming what is not available (git-annex-shell
+  exits instead, spec 4.1; an ERROR keeps a networked session usable).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from core.p2p.messages import (
     Auth,
     AuthFailure,
     AuthSuccess,
+    Changed,
     CheckPresent,
     Connect,
     Data,
@@ -93,8 +97,10 @@ from core.p2p.messages import (
     UnlockContent,
     Valid,
 )
+from core.p2p.notify import RefWatcher
 from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
 from core.p2p.state import Mode, State
+from core.p2p.tunnel import serve_connect
 from core.repo.key import Key
 from core.repo.objects import ContentLocked, Incoming, writable_dir
 from core.repo.repository import AnnexRepo
@@ -279,7 +285,9 @@ class Session:
         served: the repository and its shared state.
         channel: the stream and the server ``Connection``.
         authenticate: for networked sessions (spec 4.2), checks AUTH tokens.
-        idle_timeout: longest wait for the next request.
+        idle_timeout: longest wait for the next request (and for a change
+            after NOTIFYCHANGE).
+        networked_extras: serve NOTIFYCHANGE and CONNECT (networked only).
     """
 
     def __init__(
@@ -289,13 +297,17 @@ class Session:
         *,
         authenticate: Authenticator | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        networked_extras: bool = False,
     ) -> None:
         self.served = served
         self.ch = channel
         self.authenticate = authenticate
         self.idle_timeout = idle_timeout
+        self.networked_extras = networked_extras
         self._locked: Key | None = None
         self._put: _Put | None = None
+        self._watcher: RefWatcher | None = None
+        self._over = False  # CONNECT ran or NOTIFYCHANGE gave up: end the session
 
     async def run(self, *, greet: bool) -> None:
         """Serve until the client leaves; always releases locks and closes.
@@ -319,7 +331,7 @@ class Session:
 
     async def _loop(self) -> None:
         conn = self.ch.conn
-        while True:
+        while not self._over:
             idle = conn.state in _IDLE_STATES
             ev = await self.ch.next_event(self.idle_timeout if idle else None)
             if ev is DONE:
@@ -373,10 +385,33 @@ class Session:
         elif isinstance(msg, Error):  # client abandoned a PUT or GET (spec 6.5, 6.7, 8)
             await self._abandon()
         elif isinstance(msg, NotifyChange):
-            await self.ch.send(Error("change notification not available"))
+            await self._notify_change()
         elif isinstance(msg, Connect):
-            await self.ch.send(Error("relaying to git not supported on this connection"))
+            await self._connect(msg)
         # Bypass, and the client's SUCCESS/FAILURE after GET, need nothing.
+
+    # --- NOTIFYCHANGE and CONNECT (spec 6.8, 6.9; networked only) ----------------
+
+    async def _notify_change(self) -> None:
+        if not self.networked_extras:
+            await self.ch.send(Error("change notification not available"))
+            return
+        if self._watcher is None:
+            self._watcher = RefWatcher(self.served.repo.gitdir)
+        changed = await self._watcher.wait_changed(self.idle_timeout, self.ch.reader.at_eof)
+        if changed is None:  # the peer left, or nothing changed for too long
+            self._over = True
+            return
+        await self.ch.send(Changed(changed))
+
+    async def _connect(self, msg: Connect) -> None:
+        if not self.networked_extras:
+            await self.ch.send(Error("relaying to git not supported on this connection"))
+            return
+        self._over = True  # spec 6.8: CONNECT is the last request of a session
+        code = await serve_connect(self.ch, msg.service, self.served.repo.gitdir,
+                                   idle_timeout=self.idle_timeout)  # fmt: skip
+        logger.info("%s: %s exited %d", self.ch.peer, msg.service.value, code)
 
     # --- GET (spec 6.7) ---------------------------------------------------------
 

@@ -140,9 +140,9 @@ def test_auth_rules(peers: tuple[AnnexRepo, AnnexRepo, ListenerThread]) -> None:
         assert _line(s) == b"ERROR unknown command\n"
         s.sendall(f"AUTH {CLIENT} {TOKEN.upper()}\n".encode())
         assert _line(s) == f"AUTH-SUCCESS {server.uuid}\n".encode()
-        s.sendall(b"VERSION 4\nNOTIFYCHANGE\nGETTIMESTAMP\n")
+        s.sendall(b"VERSION 4\nFROBNICATE\nGETTIMESTAMP\n")
         assert _line(s) == b"VERSION 4\n"
-        assert _line(s) == b"ERROR change notification not available\n"
+        assert _line(s) == b"ERROR unknown command\n"
         assert _line(s).startswith(b"TIMESTAMP ")
 
 
