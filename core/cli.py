@@ -16,9 +16,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from core.errors import CoreError
+
+if TYPE_CHECKING:  # imported lazily: `annexsync --help` stays quick
+    from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,8 @@ class TerminalProgress:
             self.stream.flush()
 
 
-def _repo(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _repo(args: argparse.Namespace) -> AnnexRepo:
+    """The repository at the current directory, other */git-annex refs merged in."""
     from core.repo.repository import AnnexRepo
 
     repo = AnnexRepo.open(Path.cwd())

@@ -151,19 +151,26 @@ def _verify_copies(
     return found
 
 
+def _check_required(repo: AnnexRepo, key: Key, files: list[AnnexedFile], uuid: str) -> None:
+    """Required content is binding: never drop what ``uuid`` requires (spec 9.3)."""
+    required = repo.state.required_content().get(uuid)
+    if not required:
+        return
+    paths: list[str | None] = [f.path for f in files] or [None]
+    for path in paths:
+        try:
+            wanted = wants_get(required, repo.match_context(key, path, uuid))
+        except ExpressionError:
+            raise DropRefused(str(key), "its required content expression cannot be parsed") from None
+        if wanted:
+            raise DropRefused(str(key), "it is required content of that repository")
+
+
 def _check_drop(repo: AnnexRepo, key: Key, files: list[AnnexedFile], uuid: str,
                 stack: contextlib.ExitStack) -> None:
     numcopies = repo.state.numcopies()
     mincopies = repo.state.mincopies()
-    required = repo.state.required_content().get(uuid)
-    if required:
-        for f in files or [None]:  # type: ignore[list-item]
-            ctx = repo.match_context(key, f.path if f else None, uuid)
-            try:
-                if wants_get(required, ctx):
-                    raise DropRefused(str(key), "it is required content of that repository")
-            except ExpressionError:
-                raise DropRefused(str(key), "its required content expression cannot be parsed") from None
+    _check_required(repo, key, files, uuid)
     found = _verify_copies(repo, key, uuid, stack)
     need = max(numcopies, mincopies) if uuid == repo.uuid else numcopies
     if len(found.uuids) < need:
