@@ -81,6 +81,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     if "PySide6" in sys.modules and _exit_status:
+        config.get_terminal_writer().flush()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status[-1])
