@@ -1,6 +1,6 @@
 """P2P HTTP server benchmark: ``annexsync p2phttp`` beside ``git annex p2phttp``.
 
-Spec: /work/shared/spec/p2phttp.md (the API both servers speak).  Not a test.
+Spec: the reference notes p2phttp.md (the API both servers speak).  Not a test.
 
 The client is the real git-annex in every row, so the server is the only
 thing that differs.  For each server and row: a fresh client clone with

@@ -1,4 +1,4 @@
-"""The git-annex P2P protocol, sans-IO (spec: /work/shared/spec/p2p-protocol.md).
+"""The git-annex P2P protocol, sans-IO (spec: the reference notes p2p-protocol.md).
 
 Modules: ``messages`` (one frozen dataclass per message, spec 5), ``codec``
 (lines <-> messages and the receive buffer, spec 2-3), ``state`` (the

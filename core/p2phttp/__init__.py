@@ -1,4 +1,4 @@
-"""The git-annex P2P HTTP API (spec: /work/shared/spec/p2phttp.md).
+"""The git-annex P2P HTTP API (spec: the reference notes p2phttp.md).
 
 Modules: ``models`` (pure: routes, parameter encodings, JSON bodies; spec 4,
 5, 7), ``auth`` (pure: users and the access decision; spec 6), ``server``

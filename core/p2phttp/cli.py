@@ -1,6 +1,6 @@
 """``annexsync p2phttp``: the command line of the P2P HTTP server.
 
-Spec: /work/shared/spec/p2phttp.md section 3 (options), 6 (users).
+Spec: the reference notes p2phttp.md section 3 (options), 6 (users).
 
 The options are git-annex's, so ``git annex p2phttp ...`` command lines work
 unchanged.  Differences, on purpose:

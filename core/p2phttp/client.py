@@ -1,6 +1,6 @@
 """An aiohttp client for the git-annex P2P HTTP API.
 
-Spec: /work/shared/spec/p2phttp.md sections 2.1 (URLs), 4 (encodings), 5
+Spec: the reference notes p2phttp.md sections 2.1 (URLs), 4 (encodings), 5
 (endpoints), 6 (credentials), 7 (version fallback), 9 (pitfalls).
 
 Theory of operation

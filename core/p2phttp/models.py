@@ -1,6 +1,6 @@
 """The P2P HTTP API as data: routes, parameter encodings, JSON bodies.
 
-Spec: /work/shared/spec/p2phttp.md sections 4 (encodings), 5 (routes and JSON
+Spec: the reference notes p2phttp.md sections 4 (encodings), 5 (routes and JSON
 shapes), 7 (versions and status codes).  Pure: no sockets, files or clock;
 ``server`` and ``client`` do the I/O.
 

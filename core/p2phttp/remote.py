@@ -1,6 +1,6 @@
 """``annex+http`` remotes behind the synchronous ``core.remotes.Remote``.
 
-Spec: /work/shared/spec/p2phttp.md sections 2 (annexUrl, UUID discovery),
+Spec: the reference notes p2phttp.md sections 2 (annexUrl, UUID discovery),
 5.10-5.11 (locks), 6 (credentials), 7 (fallback).
 
 Theory of operation

@@ -1,6 +1,6 @@
 """``annexsync p2phttp``: the git-annex P2P HTTP API served with aiohttp.
 
-Spec: /work/shared/spec/p2phttp.md sections 3 (server), 5 (endpoints), 6
+Spec: the reference notes p2phttp.md sections 3 (server), 5 (endpoints), 6
 (authorisation), 7 (status codes), 9 (pitfalls).
 
 Theory of operation
