@@ -109,7 +109,8 @@ logger = logging.getLogger(__name__)
 
 COMMIT_INTERVAL = 1.0  # seconds between git-annex branch commits while serving
 
-SEND_CHUNK = 1 << 18
+SEND_CHUNK = 1 << 20
+WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
 RETENTION_SECONDS = 600  # spec 6.2: a peer's lock is good for 10 minutes
 DEFAULT_IDLE_TIMEOUT = 3600.0  # between requests (git-annex keeps sessions open)
 _IDLE_STATES = frozenset({State.IDLE, State.START, State.LOCKED, State.GET_RESULT})
@@ -273,6 +274,7 @@ class _Put:
     offset: int
     failed: str | None = None
     extra: list[str] = field(default_factory=list)
+    pending: bytearray = field(default_factory=bytearray)  # received, not yet written
 
 
 Authenticator = Callable[[str, str], bool]  # (client uuid, token) -> accepted
@@ -476,6 +478,16 @@ class Session:
         put = self._put
         if put is None or put.failed is not None:
             return  # consume and ignore: the reply will be FAILURE
+        put.pending += data
+        if len(put.pending) >= WRITE_BATCH:  # one thread hand-off per batch
+            await self._write_pending(put)
+
+    @staticmethod
+    async def _write_pending(put: _Put) -> None:
+        if not put.pending or put.failed is not None:
+            return
+        data = bytes(put.pending)
+        put.pending.clear()
         try:
             await asyncio.to_thread(put.incoming.write, data)
         except ContentVerifyError as e:  # more bytes than the key's size
@@ -486,6 +498,7 @@ class Session:
         if put is None:
             return
         s = self.served
+        await self._write_pending(put)
         try:
             if put.failed is None:
                 # Verified whatever VALID/INVALID said: spec 6.5 allows trusting
@@ -528,6 +541,7 @@ class Session:
         await self._unlock()
         put, self._put = self._put, None
         if put is not None:
+            await self._write_pending(put)  # what arrived is kept for resume
             put.incoming.close()
             self.served.end_receive(put.key)
 
