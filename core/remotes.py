@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from dulwich.config import ConfigFile, StackedConfig
+from dulwich.config import StackedConfig
 
 from core.errors import ContentMissing, RemoteRefused, RemoteUnavailable, RepoError
 from core.repo.key import Key
 from core.repo.objects import CHUNK, Incoming
-from core.repo.repository import AnnexRepo, config_value, parse_bool
+from core.repo.repository import AnnexRepo, annex_uuid_at, config_value, parse_bool
 
 logger = logging.getLogger(__name__)
 
@@ -128,20 +128,6 @@ def _kind(cfg: StackedConfig, name: str, url: str | None, base: Path) -> RemoteK
     return RemoteKind.GIT
 
 
-def _probe_uuid(path: Path | None) -> str | None:
-    """annex.uuid of a repository on this machine (git-annex caches it as annex-uuid)."""
-    if path is None:
-        return None
-    for config in (path / ".git" / "config", path / "config"):
-        if config.is_file():
-            try:
-                value = ConfigFile.from_path(str(config)).get(b"annex", b"uuid")
-            except (KeyError, OSError, ValueError):
-                return None
-            return value.decode() if isinstance(value, bytes) else None
-    return None
-
-
 class _Pool:
     """The remotes of one repository, listed once and opened on first use.
 
@@ -195,7 +181,8 @@ def _list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
         cost = _cfg(cfg, name, "annex-cost")
         uuid = _cfg(cfg, name, "annex-uuid")
         if uuid is None and kind is RemoteKind.PATH and url:
-            uuid = _probe_uuid(local_path(url, repo.path))
+            path = local_path(url, repo.path)  # git-annex caches this as annex-uuid
+            uuid = annex_uuid_at(path) if path else None
         found.append(
             RemoteInfo(
                 name=name,

@@ -64,14 +64,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from aiohttp import web
-from dulwich.config import ConfigFile
 
 from core.errors import ContentVerifyError, CoreError, RepoError
 from core.p2p.serving import ServedRepo, monotonic_seconds
 from core.p2phttp import models as m
 from core.p2phttp.auth import Access, AuthPolicy
 from core.repo.key import Key
-from core.repo.repository import AnnexRepo
+from core.repo.repository import AnnexRepo, annex_uuid_at
 
 logger = logging.getLogger(__name__)
 
@@ -129,17 +128,6 @@ def find_repositories(top: Path) -> list[Path]:
     return found
 
 
-def _annex_uuid(path: Path) -> str | None:
-    for config in (path / ".git" / "config", path / "config"):
-        if config.is_file():
-            try:
-                value = ConfigFile.from_path(str(config)).get(b"annex", b"uuid")
-            except (KeyError, OSError, ValueError):
-                return None
-            return value.decode() if isinstance(value, bytes) and value else None
-    return None
-
-
 class Repositories:
     """UUID -> ``Served``; with directories, rescanned on an unknown UUID (spec 2.2)."""
 
@@ -150,7 +138,7 @@ class Repositories:
         self._scans = 0
 
     def _add(self, path: Path) -> None:
-        uuid = _annex_uuid(path)
+        uuid = annex_uuid_at(path)
         if uuid is None or uuid in self._by_uuid:
             return
         try:

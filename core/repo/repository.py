@@ -100,6 +100,18 @@ def read_annex_config(cfg: StackedConfig) -> AnnexConfig:
     )
 
 
+def annex_uuid_at(path: Path) -> str | None:
+    """annex.uuid of the repository at ``path`` (non-bare or bare), read without opening it."""
+    for config in (path / ".git" / "config", path / "config"):
+        if config.is_file():
+            try:
+                value = ConfigFile.from_path(str(config)).get(b"annex", b"uuid")
+            except (KeyError, OSError, ValueError):
+                return None
+            return value.decode() if isinstance(value, bytes) and value else None
+    return None
+
+
 def default_description(path: Path) -> str:
     """``user@host:path``, as git-annex describes a repository (spec 4.2)."""
     try:
