@@ -58,18 +58,23 @@ class Link:
                 await self.writer.wait_closed()
         if self.flusher is not None:
             await asyncio.to_thread(self.flusher.join, CLOSE_TIMEOUT)
-        proc = self.process
-        if proc is None or proc.returncode is not None:
-            return
-        try:
+        if self.process is not None:
+            await reap(self.process)
+
+
+async def reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait for ``proc`` to end, killing it after CLOSE_TIMEOUT. Never raises."""
+    if proc.returncode is not None:
+        return
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await proc.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await proc.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await proc.wait()
 
 
 async def open_subprocess(argv: list[str], env: dict[str, str] | None = None) -> Link:

@@ -63,7 +63,7 @@ from core.errors import CoreError, RemoteRefused, RemoteUnavailable
 from core.p2p.events import DONE, ConnectionClosed, Payload
 from core.p2p.messages import ConnectDone, Data, Error, Service
 from core.p2p.runtime import CLOSE_TIMEOUT, Channel, ConnectionLost, P2PTimeout
-from core.p2p.transport import Link, open_subprocess, open_tcp
+from core.p2p.transport import Link, open_subprocess, open_tcp, reap
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ async def serve_connect(ch: Channel, service: Service, gitdir: Path, *,
             tg.create_task(_log_stderr(proc, service))
             await _peer_to_git(ch, proc, finished, idle_timeout)
     finally:
-        await _reap(proc)
+        await reap(proc)
     return proc.returncode if proc.returncode is not None else -1
 
 
@@ -224,19 +224,6 @@ async def _peer_to_git(ch: Channel, proc: asyncio.subprocess.Process,
     finally:
         with contextlib.suppress(Exception):
             stdin.close()
-
-
-async def _reap(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await proc.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await proc.wait()
 
 
 # --- client half ------------------------------------------------------------------------
