@@ -41,7 +41,7 @@ from core import gitops
 from core.errors import CoreError, GitCommandError, MergeConflict, RemoteUnavailable
 from core.ops import sync as syncops
 from core.ops.add import Adder
-from core.ops.conflicts import VARIANT_MARKER
+from core.ops.conflicts import VARIANT_MARKER, original_name
 from core.ops.files import AnnexedFile, annexed_files, populate_unlocked
 from core.ops.transfer import _wanted, copy_key_to, get_key
 from core.remotes import RemoteInfo, RemoteKind, list_remotes, local_path, open_remote
@@ -478,19 +478,6 @@ def finish_download(path: str, key: Key) -> None:
 
 
 # --- conflicts (spec 8.4 results, shown to the user) ---------------------------
-
-def original_name(variant: str) -> str:
-    """``dir/a.variant-1234.txt`` -> ``dir/a.txt``."""
-    d, _, name = variant.rpartition("/")
-    stem, marker, rest = name.partition(VARIANT_MARKER)
-    if not marker:
-        return variant
-    ext = rest[rest.index("."):] if "." in rest else ""
-    base = stem + ext
-    if not stem:  # ``sub.variant-XXXX.bashrc`` came from ``sub/.bashrc``
-        return f"{d}/{ext}" if d else ext
-    return f"{d}/{base}" if d else base
-
 
 def find_conflicts(path: str) -> dict[str, tuple[str, ...]]:
     """original path -> variant paths, for every ``.variant-`` file in the index."""

@@ -125,6 +125,25 @@ class Plan:
     keys: frozenset[Key]
 
 
+def original_name(variant: str) -> str:
+    """The path a variant stands for: the inverse of ``variant_name``.
+
+    ``dir/a.variant-1234.txt`` -> ``dir/a.txt``.  Not exact for names that are
+    all extension: ``sub/.hidden`` and ``sub.hidden`` both give
+    ``sub.variant-XXXX.hidden`` (and ``.bashrc``/``..bashrc`` both give
+    ``..variant-XXXX.bashrc``); the plain reading is returned.
+    """
+    d, _, name = variant.rpartition("/")
+    stem, marker, rest = name.partition(VARIANT_MARKER)
+    if not marker:
+        return variant
+    ext = rest[rest.index("."):] if "." in rest else ""
+    base = stem + ext
+    if not stem:
+        return f"{d}/{ext}" if d else ext
+    return f"{d}/{base}" if d else base
+
+
 def _annexed(path: str, side: Side, hash_lower: bool) -> Placement:
     assert side.key is not None
     if side.locked:

@@ -18,6 +18,7 @@ from core.ops.conflicts import (
     MODE_LINK,
     Placement,
     Side,
+    original_name,
     plan,
     side_key,
     variant_name,
@@ -54,6 +55,15 @@ def test_variant_names_match_git_annex(path: str, key: str, expected: str) -> No
     assert variant_name(path, Key.parse(key)) == expected
 
 
+# Names that are all extension are left out: their variants are ambiguous by name alone
+# (``sub/.hidden`` and ``sub.hidden`` both give ``sub.variant-XXXX.hidden``).
+@pytest.mark.parametrize(("path", "key", "expected"),
+                         [c for c in LIVE if ".variant-" not in c[0]
+                          and c[0].rpartition("/")[2].rpartition(".")[0]])
+def test_original_name_inverts_variant_name(path: str, key: str, expected: str) -> None:
+    assert original_name(expected) == path
+
+
 def test_spec_example() -> None:
     key = Key.parse(f"SHA256E-s10--{H}.txt")
     name = variant_name("dir/doc.txt", key)
@@ -78,6 +88,7 @@ def test_variant_is_deterministic_and_keeps_extension(parts: list[str], size: in
     assert ".variant-" in a
     if name.rpartition(".")[0] or "." not in name:
         assert posixpath.dirname(a) == posixpath.dirname(path)
+        assert original_name(a) == path
 
 
 # --- plans --------------------------------------------------------------------
