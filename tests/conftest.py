@@ -58,6 +58,15 @@ def annex(cwd: Path | str, *args: str, check: bool = True) -> str:
 
 
 @pytest.fixture
+def real_keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """keyring backed by a real Secret Service (private D-Bus + gnome-keyring)."""
+    from tests.secret_service import secret_service
+
+    with secret_service(tmp_path_factory.mktemp("secrets")) as backend:
+        yield backend
+
+
+@pytest.fixture
 def annex_repo(tmp_path: Path) -> Iterator[Path]:
     """A repository made by real git-annex (init only)."""
     repo = tmp_path / "ga"

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import keyring
-import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
 from PySide6.QtWidgets import QDialogButtonBox
 
 from core.settings import load_settings
 from gui import autostart
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    old = keyring.get_keyring()
-    kr = MemoryKeyring()
-    keyring.set_keyring(kr)
-    yield kr
-    keyring.set_keyring(old)
 
 
 def _apply(dlg: Any) -> None:
@@ -69,19 +40,19 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(
 
 
 def test_xmpp_password_goes_to_the_keyring_not_the_settings(
-        make_app: Any, wait: Any, config_root: Path, memory_keyring: MemoryKeyring) -> None:
+        make_app: Any, wait: Any, config_root: Path, real_keyring: object) -> None:
     app = make_app("a", show=False)
     dlg = app.open_settings()
     dlg.jid.setText("alice@example.org")
     dlg.password.setText("s3cret-pw")
     dlg.use_account.click()
     wait(lambda: app.core.settings.xmpp_account == "alice@example.org", 10)
-    assert memory_keyring.store == {("annexsync:xmpp", "alice@example.org"): "s3cret-pw"}
+    assert keyring.get_password("annexsync:xmpp", "alice@example.org") == "s3cret-pw"
     assert "s3cret-pw" not in (config_root / "a" / "settings.json").read_text()
     assert dlg.password.text() == ""
     dlg.forget_account.click()
     wait(lambda: app.core.settings.xmpp_account is None, 10)
-    assert memory_keyring.store == {}
+    assert keyring.get_password("annexsync:xmpp", "alice@example.org") is None
 
 
 def test_no_safe_keyring_stores_nothing_and_says_why(make_app: Any, wait: Any,

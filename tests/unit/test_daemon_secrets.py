@@ -62,3 +62,4 @@ def test_unsafe_backends_are_refused(restore: None, backend: KeyringBackend) -> 
         secrets.get("xmpp", "me@example.org")
     if isinstance(backend, MemoryKeyring):
         assert backend.store == {}  # nothing was written anywhere
+
