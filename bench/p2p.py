@@ -63,7 +63,7 @@ from report import (
     summary,
     write_json,
 )
-from run import GIT_ANNEX, SIZES, Bench, default_bindir, log, remove, version
+from run import GIT_ANNEX, SIZES, Bench, add_common_options, log, remove, version
 
 OBJECTS = ".git/annex/objects/"
 HASH_CHUNK = 1 << 20
@@ -467,12 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pairs", action="append", metavar="N[,N]",
                    help="only these pairings (1, 2, 3); the baseline is always measured")
     p.add_argument("--runs", type=int, default=3, help="runs per set-up and row (median taken)")
-    p.add_argument("--workdir", type=Path, help="scratch directory parent (default: /tmp)")
-    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per command")
-    p.add_argument("--bin", type=Path, default=default_bindir(),
-                   help="directory put first on PATH (default: the repo's .venv/bin)")
-    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    add_common_options(p)
     return p.parse_args(argv)
 
 

@@ -284,6 +284,16 @@ def default_bindir() -> Path:
     return venv if venv.is_dir() else Path(sys.executable).parent
 
 
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    """Options every bench script takes (scratch dir, timeouts, which binaries, JSON)."""
+    p.add_argument("--workdir", type=Path, help="scratch directory parent (default: /tmp)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per command")
+    p.add_argument("--bin", type=Path, default=default_bindir(),
+                   help="directory put first on PATH (default: the repo's .venv/bin)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="annexsync vs git-annex benchmark (see bench/README.md)")
     p.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
@@ -291,12 +301,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rows", action="append", metavar="NAME[,NAME]",
                    help=f"only these rows: {', '.join(r.name for r in ROWS)}")
     p.add_argument("--runs", type=int, default=3, help="runs per tool and row (median taken)")
-    p.add_argument("--workdir", type=Path, help="scratch directory parent (default: /tmp)")
-    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per command")
-    p.add_argument("--bin", type=Path, default=default_bindir(),
-                   help="directory put first on PATH (default: the repo's .venv/bin)")
-    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    add_common_options(p)
     return p.parse_args(argv)
 
 

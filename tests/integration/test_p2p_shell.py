@@ -9,80 +9,40 @@ version 0), PUT with an escaped file name, LOCKCONTENT, unknown requests.
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.p2p import (
-    DONE,
-    NEED_DATA,
-    PAUSED,
     AuthSuccess,
     CheckPresent,
-    Connection,
     ConnectionClosed,
     Data,
     Error,
-    Event,
     Failure,
     Get,
     LockContent,
-    Message,
     Payload,
     PayloadEnd,
     Put,
     PutFrom,
-    Sentinel,
     Success,
     UnlockContent,
     Valid,
     Version,
-    client,
 )
 from core.repo.key import Key
 from tests.conftest import annex, git
+from tests.integration.test_p2p_support import RawPeer, joined
 
 pytestmark = pytest.mark.interop
 CLIENT_UUID = "a1b2c3d4-0000-4000-8000-00000000c11e"
 
 
-class ShellPeer:
-    def __init__(self, repo: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            ["git-annex-shell", "p2pstdio", str(repo), CLIENT_UUID],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, **(extra_env or {})},
-        )  # fmt: skip
-        self.conn: Connection = client()
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-
-    def until_our_turn(self) -> list[Event]:
-        events: list[Event] = []
-        assert self.proc.stdout is not None
-        while True:
-            ev = self.conn.next_event()
-            if ev is NEED_DATA:
-                self.conn.receive_data(os.read(self.proc.stdout.fileno(), 65536))
-            elif ev is PAUSED or ev is DONE:
-                return events
-            else:
-                assert not isinstance(ev, Sentinel)
-                events.append(ev)
-
-    def request(self, *msgs: Message | Payload) -> list[Event]:
-        assert self.proc.stdin is not None
-        for m in msgs:
-            self.proc.stdin.write(self.conn.send(m))
-        self.proc.stdin.flush()
-        return self.until_our_turn()
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+def shell_peer(repo: Path, env: dict[str, str] | None = None) -> RawPeer:
+    """Our client machine talking to a real ``git-annex-shell p2pstdio``."""
+    return RawPeer(["git-annex-shell", "p2pstdio", str(repo), CLIENT_UUID], env)
 
 
 @pytest.fixture
@@ -97,7 +57,7 @@ def served(annex_repo: Path) -> Iterator[tuple[Path, str, Key]]:
 
 def test_version_checkpresent_get(served: tuple[Path, str, Key]) -> None:
     repo, uuid, key = served
-    peer = ShellPeer(repo)
+    peer = shell_peer(repo)
     try:
         assert peer.until_our_turn() == [AuthSuccess(uuid)]
         assert peer.request(Version(4)) == [Version(4)]
@@ -105,9 +65,9 @@ def test_version_checkpresent_get(served: tuple[Path, str, Key]) -> None:
         missing = Key("SHA256E", "0" * 64, size=5)
         assert peer.request(CheckPresent(missing)) == [Failure()]
         hello = [Data(12), Payload(b"hello world\n"), PayloadEnd(True)]
-        assert _joined(peer.request(Get(0, b"hello.txt", key))) == hello
+        assert joined(peer.request(Get(0, b"hello.txt", key))) == hello
         assert peer.request(Success()) == []
-        assert _joined(peer.request(Get(6, b"", key))) == [Data(6), Payload(b"world\n"), PayloadEnd(True)]
+        assert joined(peer.request(Get(6, b"", key))) == [Data(6), Payload(b"world\n"), PayloadEnd(True)]
         assert peer.request(Success()) == []
         assert peer.request(Get(0, b"", missing)) == [Data(0), PayloadEnd(False)]
         assert peer.request(Failure()) == []
@@ -123,11 +83,11 @@ def test_put_and_version0(served: tuple[Path, str, Key]) -> None:
     repo, uuid, key = served
     content = b"new file content"
     new = Key("SHA256E", hashlib.sha256(content).hexdigest() + ".bin", size=len(content))
-    peer = ShellPeer(repo)
+    peer = shell_peer(repo)
     try:
         assert peer.until_our_turn() == [AuthSuccess(uuid)]
         # No VERSION: version 0, GET has no VALID line (spec 10.5).
-        assert _joined(peer.request(Get(0, b"", key))) == [
+        assert joined(peer.request(Get(0, b"", key))) == [
             Data(12), Payload(b"hello world\n"), PayloadEnd(None),
         ]  # fmt: skip
         assert peer.request(Success()) == []
@@ -141,7 +101,7 @@ def test_put_and_version0(served: tuple[Path, str, Key]) -> None:
 
 def test_server_error_is_not_fatal_and_eof(served: tuple[Path, str, Key]) -> None:
     repo, uuid, key = served
-    peer = ShellPeer(repo, {"GIT_ANNEX_SHELL_READONLY": "1"})
+    peer = shell_peer(repo, {"GIT_ANNEX_SHELL_READONLY": "1"})
     try:
         peer.until_our_turn()
         assert peer.request(Version(4)) == [Version(4)]
@@ -156,12 +116,3 @@ def test_server_error_is_not_fatal_and_eof(served: tuple[Path, str, Key]) -> Non
         peer.proc.wait(timeout=30)
 
 
-def _joined(events: list[Event]) -> list[Event]:
-    """Merge consecutive Payload chunks (the pipe may split them anywhere)."""
-    out: list[Event] = []
-    for ev in events:
-        if isinstance(ev, Payload) and out and isinstance(out[-1], Payload):
-            out[-1] = Payload(out[-1].data + ev.data)
-        else:
-            out.append(ev)
-    return out

@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.test_p2phttp_support import (
     CLIENT_UUID,
+    USERS,
     git_annex_p2phttp,
     lookupkey,
     make_server_repo,
@@ -22,13 +23,6 @@ from tests.integration.test_p2phttp_support import (
 
 pytestmark = pytest.mark.interop
 
-USERS = {
-    "GIT_ANNEX_P2PHTTP_PASSWORD_alice": "alicepw",
-    "GIT_ANNEX_P2PHTTP_PASSWORD_bob": "bobpw",
-    "GIT_ANNEX_P2PHTTP_PERMISSIONS_bob": "readonly",
-    "GIT_ANNEX_P2PHTTP_PASSWORD_carol": "carolpw",
-    "GIT_ANNEX_P2PHTTP_PERMISSIONS_carol": "appendonly",
-}
 WHO = {
     "anonymous": None,
     "wrong": "Basic " + base64.b64encode(b"alice:nope").decode(),

@@ -23,6 +23,7 @@ from core.repo.repository import AnnexRepo
 from tests.conftest import annex, git
 from tests.integration.test_p2phttp_support import (
     CLIENT_UUID,
+    USERS,
     git_annex_p2phttp,
     lookupkey,
     make_cert,
@@ -32,13 +33,6 @@ from tests.integration.test_p2phttp_support import (
 
 pytestmark = pytest.mark.interop
 
-USERS = {
-    "GIT_ANNEX_P2PHTTP_PASSWORD_alice": "alicepw",
-    "GIT_ANNEX_P2PHTTP_PASSWORD_bob": "bobpw",
-    "GIT_ANNEX_P2PHTTP_PERMISSIONS_bob": "readonly",
-    "GIT_ANNEX_P2PHTTP_PASSWORD_carol": "carolpw",
-    "GIT_ANNEX_P2PHTTP_PERMISSIONS_carol": "appendonly",
-}
 BIG = os.urandom(3_000_000)
 
 

@@ -23,6 +23,14 @@ from tests.conftest import annex, git
 
 START_TIMEOUT = 30.0
 CLIENT_UUID = "a1b2c3d4-0000-4000-8000-00000000c11e"
+# users with each permission, as git-annex reads them from the environment (--authenv)
+USERS = {
+    "GIT_ANNEX_P2PHTTP_PASSWORD_alice": "alicepw",
+    "GIT_ANNEX_P2PHTTP_PASSWORD_bob": "bobpw",
+    "GIT_ANNEX_P2PHTTP_PERMISSIONS_bob": "readonly",
+    "GIT_ANNEX_P2PHTTP_PASSWORD_carol": "carolpw",
+    "GIT_ANNEX_P2PHTTP_PERMISSIONS_carol": "appendonly",
+}
 
 
 def free_port() -> int:
