@@ -23,6 +23,12 @@ Commits of the work tree are built as objects (tree from the index, parents
 HEAD plus any merge heads) and HEAD's branch is moved with compare-and-swap:
 no pre-commit, commit-msg or post-commit hook, no auto-gc.
 
+Identity: neither kind of commit may fail because nobody told git who we are
+(``core.repo.identity``).  Commits built as objects take
+``commit_identity``; ``git merge`` checks the identity before it changes
+anything, so a merge that fails is retried once after ``ensure_identity``
+did what git-annex's ``ensureCommit`` does.
+
 Every subprocess has a timeout; ``GIT_TERMINAL_PROMPT=0`` and a closed stdin
 keep a credential prompt from hanging a sync.
 """
@@ -42,9 +48,10 @@ from pathlib import Path
 from dulwich.index import Index, IndexEntry
 from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
-from dulwich.repo import Repo, get_user_identity
+from dulwich.repo import Repo
 
 from core.errors import GitCommandError
+from core.repo.identity import commit_identity, login_name
 
 logger = logging.getLogger(__name__)
 
@@ -162,12 +169,36 @@ def merge(top: Path, ref: str, directory_renames: bool = False) -> list[str]:
     opts = [] if directory_renames else ["-c", "merge.directoryRenames=false"]
     args = [*opts, "merge", "--no-edit", "--allow-unrelated-histories", ref]
     proc = run_git(top, args, check=False)
+    if proc.returncode != 0 and ensure_identity(top):
+        proc = run_git(top, args, check=False)
     if proc.returncode == 0:
         return []
     paths = conflicted_paths(top)
     if not paths:
         raise GitCommandError(args, proc.returncode, _text(proc.stderr) + _text(proc.stdout))
     return paths
+
+
+def ensure_identity(top: Path) -> bool:
+    """git-annex's ``ensureCommit`` (see ``core.repo.identity``): True when it set one.
+
+    Asks git whether it knows who commits; if not, sets whichever of the
+    repository's ``user.name``/``user.email`` is missing to the login name,
+    so the committing command can run again.  A configured value is never
+    replaced.
+    """
+    idents = ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
+    if all(run_git(top, ["var", v], check=False).returncode == 0 for v in idents):
+        return False
+    changed = False
+    for name in ("user.name", "user.email"):
+        if not run_git(top, ["config", "--get", name], check=False).stdout.strip():
+            run_git(top, ["config", name, login_name()])
+            changed = True
+    if changed:
+        logger.info("%s: git knows no identity; set user.name/user.email to %s as git-annex "
+                    "does", top, login_name())
+    return changed
 
 
 def fast_forward(top: Path, commit: bytes) -> None:
@@ -260,8 +291,8 @@ def _new_commit(git: Repo, tree: ObjectID, parents: list[ObjectID], message: str
     c = Commit()
     c.tree = tree
     c.parents = parents
-    c.author = get_user_identity(config, kind="AUTHOR")
-    c.committer = get_user_identity(config, kind="COMMITTER")
+    c.author = commit_identity(config, "AUTHOR")
+    c.committer = commit_identity(config, "COMMITTER")
     c.author_time = c.commit_time = now
     c.author_timezone = c.commit_timezone = offset
     c.encoding = b"UTF-8"

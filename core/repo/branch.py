@@ -36,10 +36,8 @@ No hooks run: commits are built as objects and the ref is set directly.
 from __future__ import annotations
 
 import fcntl
-import getpass
 import logging
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -55,6 +53,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from core.errors import UnsupportedRepository
+from core.repo.identity import commit_identity
 from core.repo.logs import union_blob
 
 logger = logging.getLogger(__name__)
@@ -435,7 +434,7 @@ class AnnexBranch:
     def _make_commit(
         self, tree: ObjectID, parents: list[ObjectID], message: str, out: list[ShaFile]
     ) -> ObjectID:
-        ident = self._identity()
+        ident = commit_identity(self.repo.get_config_stack(), "COMMITTER")
         now = int(time.time())
         tz = time.localtime(now).tm_gmtoff
         c = Commit()
@@ -448,15 +447,6 @@ class AnnexBranch:
         c.message = message.encode() + b"\n"
         out.append(c)
         return ObjectID(bytes(c.id))
-
-    def _identity(self) -> bytes:
-        config = self.repo.get_config_stack()
-        name = _config_get(config, b"user", b"name") or os.environ.get("GIT_COMMITTER_NAME")
-        email = _config_get(config, b"user", b"email") or os.environ.get("GIT_COMMITTER_EMAIL")
-        user = getpass.getuser()
-        name = name or user
-        email = email or f"{user}@{socket.gethostname()}"
-        return f"{name} <{email}>".encode()
 
     def _add_objects(self, objects: list[ShaFile]) -> None:
         """Few objects: loose files.  Many: one pack (no existence checks: a
@@ -615,14 +605,6 @@ def _short_ref(ref: bytes) -> str:
         if text.startswith(prefix):
             return text[len(prefix) :]
     return text
-
-
-def _config_get(config: object, section: bytes, name: bytes) -> str | None:
-    try:
-        value = config.get((section,), name)  # type: ignore[attr-defined]
-    except KeyError:
-        return None
-    return value.decode() if isinstance(value, bytes) else None
 
 
 def _config_true(config: object, section: tuple[bytes, ...], name: bytes) -> bool:
