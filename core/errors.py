@@ -85,6 +85,15 @@ class DiskReserveError(RepoError):
         self.reserve = reserve
 
 
+class DiskFull(RepoError):
+    """The disk ran out of space (or quota) while writing there; the write
+    was undone, so nothing half-written is left behind."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no space left on the disk of {path}")
+        self.path = path
+
+
 class DropRefused(RepoError):
     """A drop that would go below numcopies/mincopies or break required content."""
 
@@ -170,3 +179,18 @@ class GitCommandError(RepoError):
         self.command = args
         self.returncode = returncode
         self.stderr = stderr
+
+
+class MergeFailed(GitCommandError):
+    """git could not merge a branch and changed nothing (say, merge.ff=only,
+    or local changes in the way).  Shown to the user until a later merge
+    from the same place succeeds."""
+
+    def __init__(self, ref: str, args: list[str], returncode: int | None, stderr: str) -> None:
+        super().__init__(args, returncode, stderr)
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        said = [line for line in lines if line.startswith(("fatal:", "error:"))]
+        reason = (said or lines or [f"git merge failed ({returncode})"])[0]
+        self.ref = ref
+        self.reason = reason.removeprefix("fatal: ").removeprefix("error: ")
+        self.args = (f"could not merge {ref}: {self.reason}",)

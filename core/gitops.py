@@ -50,7 +50,7 @@ from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from core.errors import GitCommandError
+from core.errors import GitCommandError, MergeFailed
 from core.repo.identity import commit_identity, login_name
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def merge(top: Path, ref: str, directory_renames: bool = False) -> list[str]:
     across directories stay off unless the user configured them (8.4).
 
     Raises:
-        GitCommandError: the merge failed without conflicts (say, local
+        MergeFailed: the merge failed without conflicts (say, local
             changes would be overwritten); nothing was changed.
     """
     opts = [] if directory_renames else ["-c", "merge.directoryRenames=false"]
@@ -175,7 +175,7 @@ def merge(top: Path, ref: str, directory_renames: bool = False) -> list[str]:
         return []
     paths = conflicted_paths(top)
     if not paths:
-        raise GitCommandError(args, proc.returncode, _text(proc.stderr) + _text(proc.stdout))
+        raise MergeFailed(ref, args, proc.returncode, _text(proc.stderr) + _text(proc.stdout))
     return paths
 
 
@@ -201,17 +201,21 @@ def ensure_identity(top: Path) -> bool:
     return changed
 
 
-def fast_forward(top: Path, commit: bytes) -> None:
+def fast_forward(top: Path, commit: bytes, ref: str | None = None) -> None:
     """``git merge --ff-only <commit>``: move HEAD's branch and the work tree forward.
 
     Used for a merge commit built as an object (sync's settled merges, 8.2);
-    git checks the work tree as for any merge.
+    git checks the work tree as for any merge.  ``ref`` names what is being
+    merged, for the error.
 
     Raises:
-        GitCommandError: ``commit`` does not descend from HEAD, or local
+        MergeFailed: ``commit`` does not descend from HEAD, or local
             changes would be overwritten; nothing was changed.
     """
-    run_git(top, ["merge", "--ff-only", "--no-edit", commit.decode("ascii")])
+    args = ["merge", "--ff-only", "--no-edit", commit.decode("ascii")]
+    proc = run_git(top, args, check=False)
+    if proc.returncode != 0:
+        raise MergeFailed(ref or args[-1], args, proc.returncode, _text(proc.stderr))
 
 
 def make_commit(git: Repo, tree: bytes, parents: Sequence[bytes], message: str) -> bytes:

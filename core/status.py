@@ -14,7 +14,8 @@ by ``annexsync status --json``.
 ``Health`` is *derived* (``Status.health``), never stored.  The rules, first
 match wins:
 
-1. ERROR      a repository reports an error (cannot open, refused to write ...);
+1. ERROR      a repository reports an error (cannot open, refused to write ...)
+              or a merge that failed (``RepoStatus.problem``);
 2. ATTENTION  a conflict waits for the user;
 3. PAUSED     ``paused_until`` lies in the future (``math.inf``: indefinitely);
 4. OFFLINE    the network is down;
@@ -109,6 +110,14 @@ class RepoStatus:
     conflicts: tuple[Conflict, ...] = ()
     scanning: bool = False
     error: str | None = None
+    # A merge git refused (merge.ff=only, local changes in the way ...): the
+    # folders differ until a later merge from the same place succeeds.
+    merge_error: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong, in words, or None: the repository's error, else a failed merge."""
+        return self.error or self.merge_error
 
     def busy(self) -> bool:
         """Local work pending: changes to commit, transfers, a scan, or a push/merge
@@ -135,7 +144,7 @@ class Status:
 
     def health(self, now: float) -> Health:
         """The derived tray state (rules in the module header)."""
-        if any(r.error for r in self.repos):
+        if any(r.problem for r in self.repos):
             return Health.ERROR
         if any(r.conflicts for r in self.repos):
             return Health.ATTENTION
@@ -186,8 +195,8 @@ def _clock(t: float) -> str:
 def _headline(status: Status, health: Health, now: float) -> str:
     repos = status.repos
     if health is Health.ERROR:
-        first = next(r for r in repos if r.error)
-        return f"error in {first.path}: {first.error}"
+        first = next(r for r in repos if r.problem)
+        return f"error in {first.path}: {first.problem}"
     if health is Health.ATTENTION:
         n = sum(len(r.conflicts) for r in repos)
         return f"{n} conflict{_s(n)} to resolve"

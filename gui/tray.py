@@ -73,7 +73,7 @@ def headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
         Health.OFFLINE: tr("Offline, waiting for the network"),
         Health.ATTENTION: tr("%1 conflict(s) need you").replace("%1", str(n_conflicts)),
         Health.ERROR: tr("Error: %1").replace(
-            "%1", next((r.error or "" for r in status.repos if r.error), "")),
+            "%1", next((r.problem or "" for r in status.repos if r.problem), "")),
     }[h]
 
 

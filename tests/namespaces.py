@@ -54,6 +54,7 @@ def unshared(
             "stage=$(mktemp -d)", f"cp -a {where}/. \"$stage\"/",
             f"mount -t tmpfs -o size={size} tmpfs {where}",
             f"cp -a \"$stage\"/. {where}/", "rm -rf \"$stage\"",
+            'cd "$(pwd)"',  # a working directory under the mount point: see the tmpfs
         ]
     script = " && ".join([*steps, 'exec "$@"'])
     return ["unshare", *flags, "sh", "-c", script, "sh", *argv]

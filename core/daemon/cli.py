@@ -110,7 +110,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(status.tooltip(now) + ("" if running else " (daemon not running)"))
     for r in status.repos:
         print(f"{r.path}: {r.uncommitted} uncommitted, {r.queued} queued"
-              + (f", error: {r.error}" if r.error else ""))
+              + (f", error: {r.problem}" if r.problem else ""))
         for rm in r.remotes:
             state = {True: "reachable", False: "unreachable", None: "not tried"}[rm.reachable]
             print(f"  {rm.name} ({rm.kind}): {state}")

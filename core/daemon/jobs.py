@@ -38,7 +38,7 @@ from pathlib import Path
 from dulwich.index import IndexEntry, index_entry_from_stat
 
 from core import gitops
-from core.errors import CoreError, GitCommandError, MergeConflict, RemoteUnavailable
+from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed, RemoteUnavailable
 from core.ops import sync as syncops
 from core.ops.add import Adder
 from core.ops.conflicts import VARIANT_MARKER, original_name
@@ -227,7 +227,11 @@ def _outcome(name: str, result: syncops.SyncResult, probe: bool | None) -> Remot
 
 
 def push_remote(path: str, name: str) -> RemoteOutcome:
-    """Push to one remote; on refusal pull and retry, then single-writer refs (3.1 step 5)."""
+    """Push to one remote; on refusal pull and retry, then single-writer refs (3.1 step 5).
+
+    Raises:
+        MergeFailed: git could not merge what the pull fetched.
+    """
     with _open(path) as repo:
         info = _find(repo, name)
         probe = remote_reachable(path, info)
@@ -273,6 +277,7 @@ def pull_remote(path: str, name: str) -> RemoteOutcome:
 
     Raises:
         MergeConflict: a conflict the user must resolve.
+        MergeFailed: git could not merge what was fetched (the remote was reached).
     """
     with _open(path) as repo:
         info = _find(repo, name)
@@ -282,6 +287,8 @@ def pull_remote(path: str, name: str) -> RemoteOutcome:
         result = syncops.SyncResult()
         try:
             syncops.pull(repo, info, result)
+        except MergeFailed:
+            raise
         except GitCommandError as e:
             return RemoteOutcome(False, classify(e), str(e))
         result.annex_merged += [r.decode() for r in repo.branch.merge_refs()]
@@ -303,7 +310,7 @@ def receive(path: str) -> Received:
 
     Raises:
         MergeConflict: a conflict the user must resolve.
-        GitCommandError: git refused the merge (local changes in the way).
+        MergeFailed: git refused the merge (local changes in the way, merge.ff=only).
     """
     with _open(path) as repo:
         result = syncops.receive(repo)

@@ -59,7 +59,7 @@ from core.daemon.jobs import TransferMeter
 from core.daemon.threads import run_blocking, run_blocking_cancellable
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import NotNeeded, Transfer, TransferQueue, Unreachable
-from core.errors import CoreError, GitCommandError, MergeConflict
+from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed
 from core.remotes import RemoteInfo, RemoteKind
 from core.status import Conflict, RemoteStatus, RepoStatus
 
@@ -131,6 +131,8 @@ class RepoWorker:
         self.last_reconnect = 0.0
         self._conflicts_stale = True
         self.annex_tip: bytes | None = None
+        # source ("" = refs pushed here, else a remote's name) -> why its merge failed
+        self.merge_errors: dict[str, str] = {}
 
     # --- status ------------------------------------------------------------------
 
@@ -142,6 +144,7 @@ class RepoWorker:
             transfers=q.transfers(self.path),
             remotes=tuple(r.status() for r in self.remotes.values()),
             conflicts=self.conflicts, scanning=self.scanning, error=self.error,
+            merge_error="; ".join(self.merge_errors.values()) or None,
         )
 
     def kick(self) -> None:
@@ -307,8 +310,9 @@ class RepoWorker:
             logger.info("%s: merge left conflicts: %s", self.path, e)
             return
         except GitCommandError as e:
-            logger.info("%s: merge deferred: %s", self.path, e)
+            self._merge_failed("", e)
             return
+        self._merge_done("")
         logger.debug("%s: received %s", self.path, got)
         if got.merged or got.annex_tip != self.annex_tip:
             # New files, or new location information (a peer may also push our
@@ -322,6 +326,22 @@ class RepoWorker:
             self.host.alert("warning", f"Conflicting changes in {Path(self.path).name}",
                             name=f"conflict {self.path}", notify=True)
         self.host.changed()
+
+    def _merge_failed(self, source: str, e: GitCommandError) -> None:
+        """A merge git refused is an error in the status until one from ``source``
+        succeeds; "Sync now" and every reconnect retry it."""
+        logger.warning("%s: %s", self.path, e)
+        text = str(e) if isinstance(e, MergeFailed) else f"could not merge: {e}"
+        if self.merge_errors.get(source) != text:
+            self.merge_errors[source] = text
+            self.host.alert("error", f"Could not merge changes into {Path(self.path).name}",
+                            name=f"merge {self.path}", notify=True)
+        self.host.changed()
+
+    def _merge_done(self, source: str) -> None:
+        if self.merge_errors.pop(source, None) is not None:
+            self.host.activity(f"Merged into {Path(self.path).name} again")
+            self.host.changed()
 
     async def _refresh_conflicts(self) -> None:
         self._conflicts_stale = False
@@ -350,6 +370,9 @@ class RepoWorker:
         try:
             async with self.lock:
                 out = await run_blocking(jobs.push_remote, self.path, r.info.name)
+        except MergeFailed as e:  # the pull before a second push
+            self._merge_failed(r.info.name, e)
+            out = jobs.RemoteOutcome(False, False, str(e))
         finally:
             r.push_deadline = None
         self._remote_outcome(r, out, pushed=True)
@@ -365,6 +388,12 @@ class RepoWorker:
                 logger.info("%s: merging %s left conflicts: %s", self.path, r.info.name, e)
                 self._conflicts_stale = True
                 out = jobs.RemoteOutcome(True, changed=True)
+            except MergeFailed as e:
+                self._merge_failed(r.info.name, e)
+                out = jobs.RemoteOutcome(True)  # fetched: the remote is fine
+            else:
+                if out.ok:
+                    self._merge_done(r.info.name)
             self._remote_outcome(r, out, pushed=False)
             if not out.ok:
                 return
@@ -439,6 +468,8 @@ class RepoWorker:
         self.last_reconnect = self.host.now()
         for r in self.remotes.values():
             r.desynced = True
+        if self.merge_errors:
+            self.need_receive = True  # retry a failed merge of what was pushed here
         self.kick()
 
     # --- scanner and transfers ---------------------------------------------------------------

@@ -305,7 +305,7 @@ def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
 
     Raises:
         MergeConflict: conflicts without an annexed side remain (8.4).
-        GitCommandError: git refused the merge (e.g. local changes in the way).
+        MergeFailed: git refused the merge (e.g. local changes in the way).
     """
     theirs = ref_sha(repo, ref)
     if theirs is None:
@@ -316,7 +316,7 @@ def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
     name = ref.decode("utf-8", "surrogateescape")
     settle = _settle(repo, old, theirs) if old is not None else None
     if old is not None and settle is not None and settle.tree is not None:
-        _merge_as(repo, settle.tree, old, theirs, _merge_message(repo, name))
+        _merge_as(repo, settle.tree, old, theirs, name)
         _fix_worktree(repo, old, [theirs, _head_sha(repo)])
         result.merged.append(name)
         return True
@@ -324,8 +324,7 @@ def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
         # Their commit ``link`` holds a state our history passed through:
         # record it as merged (our tree), so git's merge base becomes it.
         link_id = settle.link.decode("ascii")
-        _merge_as(repo, _tree_id(repo, old), old, settle.link,
-                  _merge_message(repo, link_id))
+        _merge_as(repo, _tree_id(repo, old), old, settle.link, link_id)
     conflicts = gitops.merge(repo.path, name)
     try:
         if conflicts:
@@ -412,11 +411,12 @@ def _seen(repo: AnnexRepo, tree: ObjectID, side: Sequence[Commit], other: Object
 
 
 def _merge_as(
-    repo: AnnexRepo, tree: ObjectID, ours: ObjectID, theirs: ObjectID, message: str
+    repo: AnnexRepo, tree: ObjectID, ours: ObjectID, theirs: ObjectID, name: str
 ) -> None:
-    """Commit the merge of ``theirs`` as ``tree`` and move the branch and work tree to it."""
-    merge = gitops.make_commit(repo.git, tree, [ours, theirs], message)
-    gitops.fast_forward(repo.path, merge)
+    """Commit the merge of ``theirs`` (named ``name``) as ``tree`` and move the
+    branch and work tree to it."""
+    merge = gitops.make_commit(repo.git, tree, [ours, theirs], _merge_message(repo, name))
+    gitops.fast_forward(repo.path, merge, name)
 
 
 def _tree_id(repo: AnnexRepo, commit: ObjectID) -> ObjectID:

@@ -231,8 +231,8 @@ class MainWindow(QMainWindow):
         return f"{name} ({repo.description})" if repo.description else name
 
     def _repo_state(self, repo: RepoStatus) -> str:
-        if repo.error:
-            return self.tr("error: %1").replace("%1", repo.error)
+        if repo.problem:
+            return self.tr("error: %1").replace("%1", repo.problem)
         if repo.scanning:
             return self.tr("scanning for files to transfer")
         parts = []

@@ -42,3 +42,4 @@ def test_environment_wins_over_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Bob")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "bob@example.com")
     assert commit_identity(config, "COMMITTER") == b"Bob <bob@example.com>"
+

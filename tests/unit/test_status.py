@@ -131,6 +131,15 @@ def test_error_beats_everything() -> None:
     assert "cannot open" in s.tooltip(NOW)
 
 
+def test_failed_merge_is_an_error_never_synced() -> None:
+    s = status(repo(merge_error="could not merge refs/heads/synced/main: Not possible"))
+    assert s.health(NOW) is Health.ERROR
+    assert "could not merge refs/heads/synced/main" in s.tooltip(NOW)
+    assert s.repos[0].problem == "could not merge refs/heads/synced/main: Not possible"
+    assert status_from_json(json.loads(json.dumps(to_json(s)))) == s
+    assert status(repo(error="cannot open", merge_error="x")).repos[0].problem == "cannot open"
+
+
 def test_every_health_state_is_reachable() -> None:
     c = Conflict("/r", "x", ())
     examples = {
