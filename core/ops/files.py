@@ -20,6 +20,7 @@ from dulwich.objects import Blob
 
 from core.errors import RepoError
 from core.repo.key import Key
+from core.repo.objects import disk_full_as_error
 from core.repo.pointer import format_pointer, parse_link_target, parse_pointer
 from core.repo.repository import AnnexRepo
 
@@ -119,12 +120,17 @@ def install_object(repo: AnnexRepo, obj: Path, dest: Path, mode: int) -> None:
     A copy, or a hard link with annex.thin; ``mode`` is the file's permission bits.
     """
     tmp = _temp_beside(dest)
-    if repo.config.thin:
-        os.link(obj, tmp)
-    else:
-        shutil.copyfile(obj, tmp)
-    os.chmod(tmp, mode)
-    os.replace(tmp, dest)
+    try:
+        with disk_full_as_error(dest.parent):
+            if repo.config.thin:
+                os.link(obj, tmp)
+            else:
+                shutil.copyfile(obj, tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half copy left in the work tree
+        raise
 
 
 def _install_pointer(key: Key, dest: Path) -> None:

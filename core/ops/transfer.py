@@ -3,7 +3,11 @@
 Spec: repository-format.md 5.5 (location logs after a transfer), 9 (when a
 drop is safe).
 
-Content that arrives is always verified (``Incoming``) before it is kept.
+Content that arrives is always verified (``Incoming``) before it is kept,
+and kept only once its location line is in the journal
+(``AnnexRepo.keep_received``: a full disk gives the content up again, the
+remote still has it).  A file that fails (a full disk, an unreachable
+remote) is reported in its outcome; the other files go on.
 Drops follow git-annex's rules: the repository losing its copy needs enough
 *verified* copies elsewhere — trusted ones on the log's word, semitrusted ones
 only while this process holds a lock on them (or, for remotes that cannot
@@ -75,7 +79,7 @@ def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = 
         except CoreError as e:
             errors.append(f"{remote.info.name}: {e}")
             continue
-        repo.state.set_location(key, repo.uuid, True)
+        repo.keep_received(key)
         return f"from {remote.info.name}"
     if not errors:
         raise RemoteError(f"{key}: no reachable remote has this content")
@@ -218,14 +222,25 @@ def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progres
                 try:
                     note = act(f)
                     out.append(Outcome(f.path, f.key, True, note))
-                except CoreError as e:
-                    out.append(Outcome(f.path, f.key, False, str(e)))
+                except (CoreError, OSError) as e:
+                    out.append(Outcome(f.path, f.key, False, _reason(e)))
                 progress.advance(1, 0, f.path)
     finally:
-        repo.branch.commit()
+        try:
+            repo.branch.commit()
+        except CoreError as e:  # the journal keeps every line for the next commit
+            logger.warning("could not commit the git-annex branch: %s", e)
         close_remotes(repo)
         progress.finish()
     return out
+
+
+def _reason(e: CoreError | OSError) -> str:
+    """An error in words: an OSError by what failed, without errno noise."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return str(e)
 
 
 def get(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,

@@ -35,7 +35,10 @@ Rules kept here, each from the spec:
   (6.6) succeeds if the content is in the store by then.
 - A successful PUT (or DATA-PRESENT) logs the key present under the served
   UUID, a REMOVE logs it absent, and the git-annex branch is committed, as
-  git-annex-shell does (6.5).
+  git-annex-shell does (6.5).  A PUT whose location line cannot be written
+  (a full disk) gives the content up again and answers FAILURE
+  (``AnnexRepo.keep_received``); a PUT with no room for the content answers
+  PUT-FROM, takes the payload and answers FAILURE: the session goes on.
 - NOTIFYCHANGE and CONNECT are served only when the session is built with
   ``networked_extras`` (the TCP listener, spec 4.2): NOTIFYCHANGE waits on a
   ``notify.RefWatcher`` (6.9), CONNECT hands the rest of the session to
@@ -56,7 +59,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import ContentVerifyError, CoreError, RemoteProtocolError, RepoError
+from core.errors import (
+    ContentVerifyError,
+    CoreError,
+    DiskFull,
+    DiskReserveError,
+    RemoteProtocolError,
+    RepoError,
+)
 from core.p2p.events import (
     DONE,
     PAUSED,
@@ -233,11 +243,31 @@ class ServedRepo:
         with self._branch_lock:
             try:
                 self.repo.state.set_location(key, self.uuid, present)
-                self._dirty = True
-                if time.monotonic() - self._committed >= COMMIT_INTERVAL:
-                    self._commit()
             except CoreError as e:  # content moved anyway; the log is advisory
                 logger.warning("could not record %s in the location log: %s", key, e)
+                return
+            self._dirty = True
+            self._commit_due()
+
+    def keep(self, key: Key) -> None:
+        """Log content a PUT brought, or give it up (``AnnexRepo.keep_received``).
+
+        Raises:
+            RepoError: the line could not be written (a full disk); the
+                content was removed again, the sender still has it.
+        """
+        with self._branch_lock:
+            self.repo.keep_received(key)
+            self._dirty = True
+            self._commit_due()
+
+    def _commit_due(self) -> None:
+        if time.monotonic() - self._committed < COMMIT_INTERVAL:
+            return
+        try:
+            self._commit()
+        except CoreError as e:  # the journal keeps the lines for the next commit
+            logger.warning("could not commit the location log: %s", e)
 
     def flush(self) -> None:
         """Commit what ``record`` left in the journal."""
@@ -458,6 +488,15 @@ class Session:
         try:
             await asyncio.to_thread(s.repo.require_writable)
             offset = await asyncio.to_thread(inc.open)
+        except (DiskReserveError, DiskFull) as e:
+            # No room: take the payload and answer FAILURE, so the client's
+            # other files still go through this session (git-annex-shell
+            # 10.20261026 exits here instead, which costs the client a new
+            # connection).
+            offset = await asyncio.to_thread(lambda: inc.offset)
+            self._put = _Put(msg.key, inc, offset, failed=str(e))
+            await self.ch.send(PutFrom(offset))
+            return
         except (CoreError, OSError) as e:
             inc.close()
             s.end_receive(msg.key)
@@ -490,7 +529,7 @@ class Session:
         put.pending.clear()
         try:
             await asyncio.to_thread(put.incoming.write, data)
-        except ContentVerifyError as e:  # more bytes than the key's size
+        except (ContentVerifyError, DiskFull) as e:  # more bytes than the key's size; no room
             put.failed = str(e)
 
     async def _put_done(self, valid: bool | None) -> None:
@@ -504,11 +543,11 @@ class Session:
                 # Verified whatever VALID/INVALID said: spec 6.5 allows trusting
                 # VALID, but nothing unverified is kept here.
                 await asyncio.to_thread(put.incoming.commit)
-                await asyncio.to_thread(s.record, put.key, True)
+                await asyncio.to_thread(s.keep, put.key)
             elif put.incoming.written > put.offset:
                 await asyncio.to_thread(put.incoming.discard)
             # else: DATA 0 + INVALID, the agreed abandon (6.5): keep the partial file
-        except ContentVerifyError as e:
+        except RepoError as e:  # did not verify; no room; could not be recorded
             put.failed = str(e)
         finally:
             put.incoming.close()

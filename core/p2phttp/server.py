@@ -419,10 +419,13 @@ async def _put(request: web.Request, req: m.ApiRequest, s: Served,
         return _json(m.stored_body(v, False))
     try:
         stored = await _receive(request, req, s, key)
+        if stored:
+            await asyncio.to_thread(s.served.keep, key)
+    except RepoError as e:  # not recorded (a full disk): the content was given up
+        logger.info("put %s: %s", key, e)
+        stored = False
     finally:
         s.served.end_receive(key)
-    if stored:
-        await asyncio.to_thread(s.served.record, key, True)
     return _json(m.stored_body(v, stored))
 
 

@@ -55,6 +55,7 @@ from dulwich.repo import Repo
 from core.errors import UnsupportedRepository
 from core.repo.identity import commit_identity
 from core.repo.logs import union_blob
+from core.repo.objects import disk_full_as_error
 
 logger = logging.getLogger(__name__)
 
@@ -157,10 +158,23 @@ class Transaction:
         return self.branch._read_unlocked(path)
 
 
-    def change(self, path: str, fn: Change) -> None:
-        """Apply ``fn`` to the current content; ``fn`` returning None changes nothing."""
+    def change(self, path: str, fn: Change, immediately: bool = False) -> None:
+        """Apply ``fn`` to the current content; ``fn`` returning None changes nothing.
+
+        ``immediately`` writes the result to the journal now instead of when
+        the transaction ends, so a caller learns here whether it was recorded.
+
+        Raises:
+            DiskFull: (``immediately``) the journal file could not be written;
+                the change was not made.
+        """
         new = fn(self.read(path))
-        if new is not None:
+        if new is None:
+            return
+        if immediately:
+            self.branch._write_journal({path: new})
+            self.pending.pop(path, None)  # the journal file holds it now
+        else:
             self.pending[path] = new
 
 
@@ -290,10 +304,11 @@ class AnnexBranch:
         """Same as ``transaction`` (the name core.ops uses)."""
         return self.transaction(commit)
 
-    def change(self, path: str, fn: Change) -> None:
-        """Read journal-or-branch, apply ``fn`` (None = no change), write the journal."""
+    def change(self, path: str, fn: Change, immediately: bool = False) -> None:
+        """Read journal-or-branch, apply ``fn`` (None = no change), write the journal
+        (at once with ``immediately``: see ``Transaction.change``)."""
         with self.transaction() as tx:
-            tx.change(path, fn)
+            tx.change(path, fn, immediately)
 
     def change_many(self, changes: dict[str, Change], commit: str | None = None) -> None:
         with self.transaction(commit) as tx:
@@ -308,14 +323,22 @@ class AnnexBranch:
         self.journal_dir.mkdir(parents=True, exist_ok=True)
         for path, data in pending.items():
             fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="journal.")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            try:
+                with disk_full_as_error(self.journal_dir), os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            except BaseException:
+                os.unlink(tmp)
+                raise
             os.replace(tmp, self.journal_dir / journal_name(path))
 
     # --- committing (6.4 B) ---------------------------------------------------
 
     def commit(self, message: str = "update") -> ObjectID | None:
-        """Commit every journal file; return the new commit, or None if nothing changed."""
+        """Commit every journal file; return the new commit, or None if nothing changed.
+
+        Raises:
+            DiskFull: no room for the new objects; the journal is left as it was.
+        """
         with self._lock.held():
             return self._commit_locked(message, {})
 
@@ -334,8 +357,9 @@ class AnnexBranch:
         new: ObjectID | None = None
         if tree != base:
             new = self._make_commit(tree, [tip], message, objects)
-            self._add_objects(objects)
-            self._move_ref(tip, new, message)
+            with disk_full_as_error(self.gitdir):  # the journal stays for the next commit
+                self._add_objects(objects)
+                self._move_ref(tip, new, message)
         for path in journal:
             with _ignore_missing():
                 os.unlink(self.journal_dir / journal_name(path))

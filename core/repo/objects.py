@@ -13,7 +13,11 @@ Rules kept here and nowhere else:
   match the key (``Incoming``).  A partial temporary file is kept for resume.
 * Content added from the work tree was hashed by the adder, so ``ingest`` only
   moves, copies or hard-links it into place.
-* Every path that receives content checks annex.diskreserve first.
+* Every path that receives content checks annex.diskreserve first.  The
+  disk can still fill up (no size in the key, other writers, the reserve set
+  to 0): ``disk_full_as_error`` turns ENOSPC/EDQUOT into ``DiskFull``, and
+  ``Incoming`` then drops its partial file, so the space goes back to the
+  other transfers and the error is the one transfer's, not the process's.
 * Locks are POSIX ``fcntl`` record locks (``lockf``) on ``<object>.lck``, the
   lock family git-annex uses; ``flock`` would not exclude it (spec 2.4).
 """
@@ -34,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from core.errors import ContentMissing, ContentVerifyError, DiskReserveError, RepoError
+from core.errors import ContentMissing, ContentVerifyError, DiskFull, DiskReserveError, RepoError
 from core.repo.key import Hasher, Key
 
 logger = logging.getLogger(__name__)
@@ -42,6 +46,20 @@ logger = logging.getLogger(__name__)
 CHUNK = 1 << 20
 THREADED_HASH_FROM = 16 << 20  # below this, a thread costs more than it saves
 DEFAULT_DISK_RESERVE = 100_000_000  # git-annex 10.2026 reports "+100 megabytes reserved"
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def disk_full_as_error(where: Path) -> Iterator[None]:
+    """Raise ``DiskFull(where)`` for a write that ran out of space or quota."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in DISK_FULL_ERRNOS:
+            raise DiskFull(where) from e
+        raise
 
 
 @contextlib.contextmanager
@@ -323,7 +341,12 @@ class Incoming:
         if self.key.size is not None and self.written + len(data) > self.key.size:
             self.discard()
             raise ContentVerifyError(str(self.key), f"{self.key.size} bytes", "more")
-        self._file.write(data)
+        try:
+            with disk_full_as_error(self.store.tmp):
+                self._file.write(data)
+        except DiskFull:
+            self.discard()  # give the space back; the transfer starts over later
+            raise
         if self._hasher is not None:
             self._hasher.update(data)
         self.written += len(data)
@@ -332,8 +355,13 @@ class Incoming:
         if self._file is None:
             self.open()
         assert self._file is not None
-        self._file.flush()
-        os.fdatasync(self._file.fileno())
+        try:
+            with disk_full_as_error(self.store.tmp):
+                self._file.flush()
+                os.fdatasync(self._file.fileno())
+        except DiskFull:
+            self.discard()
+            raise
         self._file.close()
         self._file = None
         try:
@@ -356,15 +384,17 @@ class Incoming:
             raise ContentVerifyError(str(key), key.expected_digest(), got)
 
     def discard(self) -> None:
-        self.close()
+        with contextlib.suppress(OSError):  # a full disk fails the last flush too
+            self.close()
         self.tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         if isinstance(self._hasher, _ThreadedHasher):
             self._hasher.close()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        f, self._file = self._file, None
+        if f is not None:
+            with disk_full_as_error(self.store.tmp):
+                f.close()
 
     def __enter__(self) -> Incoming:
         return self

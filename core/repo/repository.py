@@ -246,6 +246,30 @@ class AnnexRepo:
         if reason:
             raise UnsupportedRepository(self.path, reason)
 
+    # --- content that arrived --------------------------------------------------
+
+    def keep_received(self, key: Key) -> None:
+        """Log ``key`` present here, or give up the content that just arrived.
+
+        The one rule for every receiver (get, the P2P and HTTP servers): the
+        location line goes to the journal at once, and when it cannot be
+        written (a full disk) the content is removed again -- whoever sent
+        it still has it, so no copy is lost -- rather than kept as a copy the
+        location log does not know about, which nobody would count or find.
+
+        Raises:
+            RepoError: the line could not be written; the content is gone.
+        """
+        try:
+            self.state.set_location(key, self.uuid, True, immediately=True)
+        except RepoError as e:
+            try:
+                self.objects.remove(key)
+            except RepoError as held:  # locked by a process relying on it: it stays
+                logger.warning("%s: not recorded and not removed: %s", key, held)
+            raise RepoError(f"{key}: received but not kept, the location log could not "
+                            f"record it ({e})") from e
+
     # --- preferred content -----------------------------------------------------
 
     def match_context(self, key: Key, path: str | None, uuid: str) -> Context:

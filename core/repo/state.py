@@ -167,14 +167,23 @@ class AnnexState:
         return self.branch.read(location_log_path(key)) is not None
 
     def set_location(
-        self, key: Key | str, uuid: str, present: bool, now: Fraction | int | None = None
+        self, key: Key | str, uuid: str, present: bool, now: Fraction | int | None = None,
+        *, immediately: bool = False,
     ) -> None:
-        """Record that ``uuid`` has (or lost) the key; no change if already so (5.5)."""
+        """Record that ``uuid`` has (or lost) the key; no change if already so (5.5).
+
+        ``immediately``: into the journal now, even inside a transaction, so
+        the caller can undo what the line would describe if it fails.
+
+        Raises:
+            DiskFull: (``immediately``) the line could not be written.
+        """
         status = logs.PRESENT if present else logs.ABSENT
         clock = current_clock() if now is None else now
         self.branch.change(
             location_log_path(key),
             lambda old: logs.change_presence(old, uuid.encode(), status, clock),
+            immediately,
         )
 
     # --- writers --------------------------------------------------------------

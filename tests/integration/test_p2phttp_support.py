@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,10 +88,15 @@ def git_annex_p2phttp(cwd: Path, *args: str, env: Mapping[str, str] | None = Non
 
 @contextlib.contextmanager
 def our_p2phttp(cwd: Path, *args: str, env: Mapping[str, str] | None = None,
-                scheme: str = "http") -> Iterator[Proc]:  # fmt: skip
-    """``annexsync p2phttp`` as a subprocess; the port comes from its stderr line."""
+                scheme: str = "http",
+                wrap: Callable[[list[str]], list[str]] | None = None) -> Iterator[Proc]:  # fmt: skip
+    """``annexsync p2phttp`` as a subprocess; the port comes from its stderr line.
+
+    ``wrap`` turns the command into another that runs it (say, in a namespace).
+    """
     cmd = [sys.executable, "-m", "core.cli", "p2phttp", "--bind", "127.0.0.1", "--port", "0",
            *args]  # fmt: skip
+    cmd = wrap(cmd) if wrap is not None else cmd
     root = str(Path(__file__).resolve().parents[2])
     penv = {**os.environ, **(env or {}), "PYTHONPATH": root}
     proc = subprocess.Popen(cmd, cwd=cwd, env=penv, stdout=subprocess.DEVNULL,
