@@ -65,6 +65,8 @@ def test_headline_never_says_synced_while_work_is_pending() -> None:
     c = Conflict("/r", "a.txt", ("a.variant-1.txt", "a.variant-2.txt"))
     assert headline(Status(repos=(repo(conflicts=(c,)),)), NOW, tr) == "1 conflict(s) need you"
     assert headline(Status(repos=(repo(error="broken"),)), NOW, tr) == "Error: broken"
+    failed = Status(repos=(repo(merge_error="could not merge synced/main: no"),))
+    assert headline(failed, NOW, tr) == "Error: could not merge synced/main: no"
 
 
 def test_remote_lines_count_down_and_show_waiting() -> None:
@@ -146,6 +148,7 @@ def test_main_window_renders_small_and_dark(qapp, qtbot, dark: bool) -> None:  #
         assert (bg.lightness() < 100) == dark
         assert w.headline.text() == "Syncing… 30%"
         assert w.repos.topLevelItem(0).child(0).text(1) == "last sync 30 s ago"
+        assert w._repo_state(repo(merge_error="could not merge x")) == "error: could not merge x"
         assert w.headline.palette().color(QPalette.ColorRole.WindowText).lightness() > 128 or not dark
     finally:
         QApplication.setPalette(old)
