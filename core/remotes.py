@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlparse
 
 from dulwich.config import StackedConfig
 
-from core.errors import ContentMissing, RemoteRefused, RemoteUnavailable, RepoError
+from core.errors import ContentMissing, DiskFull, RemoteRefused, RemoteUnavailable, RepoError
 from core.repo.key import Key
 from core.repo.objects import CHUNK, Incoming
 from core.repo.repository import AnnexRepo, annex_uuid_at, config_value, parse_bool
@@ -303,8 +303,11 @@ class PathRemote:
                         inc.write(chunk)
                         advance(len(chunk))
                 inc.commit()
-        self.repo.state.set_location(key, self.repo.uuid, True)
-        self.repo.branch.commit()
+        self.repo.keep_received(key)  # or the content goes again: we still have it
+        try:
+            self.repo.branch.commit()
+        except DiskFull as e:  # recorded in its journal; committed next time
+            logger.warning("%s: %s", self.info.name, e)
 
     def remove(self, key: Key) -> None:
         self.repo.require_writable()

@@ -171,6 +171,30 @@ def test_journal_full_after_the_content_verified_keeps_nothing_unrecorded(tmp_pa
     assert annex(origin, "whereis", "exact.bin").count("origin") == 1  # the only other copy
 
 
+def test_copy_to_a_full_path_remote_keeps_nothing_unrecorded_there(tmp_path: Path) -> None:
+    """``annexsync copy --to`` a repository on this machine whose disk fills exactly."""
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    for repo in (remote, local):
+        git(tmp_path, "init", "-q", str(repo))
+    annex(remote, "init", "-q", "remote")
+    git(remote, "config", "annex.diskreserve", "0")
+    subprocess.run(["annexsync", "init", "local"], cwd=local, check=True, capture_output=True)
+    git(local, "remote", "add", "origin", str(remote))
+    (local / "exact.bin").write_bytes(os.urandom(64 * PAGE))
+    subprocess.run(["annexsync", "add", "exact.bin"], cwd=local, check=True, capture_output=True)
+    keys = {"exact.bin": annex(local, "lookupkey", "exact.bin").strip()}
+    script = (f'"$PY" -c "$FILL" .git {64 * PAGE} && cd {local} && '
+              'annexsync copy --to origin --json exact.bin; echo "rc=$?"; '
+              f'"$PY" -c "$INSPECT" {remote} {keys["exact.bin"]}')
+    p = on_small_disk(remote, "1M", script)
+    assert "Traceback" not in p.stderr, p.stderr
+    outcomes, codes, (state,) = reports(p.stdout)
+    assert codes == [1], p.stdout + p.stderr
+    assert "received but not kept" in str(outcomes["exact.bin"]["note"])
+    assert state["present"] == []
+    assert_consistent(state)
+
+
 # --- the P2P server (annexsync p2pstdio) ------------------------------------------------
 
 
