@@ -384,7 +384,7 @@ class Incoming:
             raise ContentVerifyError(str(key), key.expected_digest(), got)
 
     def discard(self) -> None:
-        with contextlib.suppress(OSError):  # a full disk fails the last flush too
+        with contextlib.suppress(OSError, DiskFull):  # a full disk fails the last flush too
             self.close()
         self.tmp.unlink(missing_ok=True)
 

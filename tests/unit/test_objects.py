@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
-from core.errors import ContentVerifyError, DiskReserveError
+from core.errors import ContentVerifyError, DiskFull, DiskReserveError
 from core.repo.key import Key
 from core.repo.objects import ContentLocked, ObjectStore
 
@@ -132,3 +133,32 @@ def test_threaded_hashing_verifies_too(tmp_path: Path, monkeypatch: pytest.Monke
         inc.commit()
     assert s.has(K)
     assert threading.active_count() == before
+
+
+class _FullDisk:
+    """Stands in for the temporary file on a full disk: every write, flush and
+    close fails with ENOSPC (the real thing is in tests/integration/test_disk_full.py)."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+
+    def _full(self, *args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    write = flush = _full
+
+    def close(self) -> None:
+        self.real.close()  # type: ignore[attr-defined]
+        self._full()
+
+
+@pytest.mark.parametrize("step", ["write", "commit"])
+def test_disk_full_drops_the_partial_file(tmp_path: Path, step: str) -> None:
+    s = store(tmp_path)
+    inc = s.incoming(K)
+    inc.open()
+    inc._file = _FullDisk(inc._file)  # type: ignore[assignment]
+    with pytest.raises(DiskFull):
+        inc.write(DATA) if step == "write" else inc.commit()
+    assert not inc.tmp.exists() and not s.has(K)
+    inc.close()  # nothing left to fail
