@@ -12,6 +12,7 @@ cope with no help at all, as git-annex's ``ensureCommit`` does.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ RECEIVE = "import sys; from core.daemon import jobs; print(jobs.receive(sys.argv
 @pytest.fixture
 def nodomain(tmp_path: Path) -> object:
     """Run commands as a user git cannot identify; returns ``run(cmd, cwd)``."""
-    reason = skip_reason()
+    reason = skip_reason() or (None if shutil.which("hostname") else "no hostname command")
     if reason:
         pytest.skip(reason)
     home = tmp_path / "empty-home"
