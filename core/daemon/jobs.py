@@ -323,7 +323,7 @@ def receive(path: str) -> Received:
 
 @dataclass(frozen=True)
 class Planned:
-    direction: str  # "download" | "upload"
+    direction: str  # "download" | "upload" | "refused" (wanted, but its hash is uncomputable)
     key: Key
     path: str
     remotes: tuple[str, ...]  # candidate remotes, cheapest first (downloads: any one)
@@ -356,6 +356,8 @@ def _plan_one(repo: AnnexRepo, f: AnnexedFile, infos: list[RemoteInfo],
         if not _wanted(repo, f.key, f.path, repo.uuid, preferred.get(repo.uuid)):
             return []
         sources = tuple(i.name for i in infos if i.uuid in holders)
+        if sources and not f.key.receivable:  # never queued: no byte would verify
+            return [Planned("refused", f.key, f.path, sources)]
         return [Planned("download", f.key, f.path, sources)] if sources else []
     out = []
     for info in infos:

@@ -61,6 +61,7 @@ from core.daemon.timings import Timings
 from core.daemon.transferqueue import NotNeeded, Transfer, TransferQueue, Unreachable
 from core.errors import CoreError, GitCommandError, MergeConflict
 from core.remotes import RemoteInfo, RemoteKind
+from core.repo.key import Key
 from core.status import Conflict, RemoteStatus, RepoStatus
 
 logger = logging.getLogger(__name__)
@@ -458,8 +459,16 @@ class RepoWorker:
             self.scanning = False
             self.host.changed()
         for p in planned:
+            if p.direction == "refused":
+                self._refused(p.key, p.path)
+                continue
             await self.host.queue.put(self.path, p.direction, p.key, p.path, list(p.remotes),
                                       front=str(p.key) in front)
+
+    def _refused(self, key: Key, path: str) -> None:
+        """A wanted file whose backend we cannot verify: said once per file, never fetched."""
+        self.host.alert("warning", f"Not downloading {path}: {key.refusal()}",
+                        name=f"unverifiable {self.path} {path}")
 
     async def run_transfer(self, t: Transfer, meter: TransferMeter) -> None:
         """The Runner for this repository's entries (see transferqueue)."""

@@ -18,7 +18,13 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from core.errors import CoreError, DropRefused, ExpressionError, RemoteError
+from core.errors import (
+    CoreError,
+    DropRefused,
+    ExpressionError,
+    RemoteError,
+    UnverifiableBackend,
+)
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
 from core.progress import NullProgress, Progress
 from core.remotes import (
@@ -72,6 +78,8 @@ def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = 
             with repo.objects.incoming(key) as inc:
                 remote.retrieve(key, inc, lambda n: progress.advance(0, n))
                 inc.commit()
+        except UnverifiableBackend:
+            raise  # no remote can help: we cannot check what it would send
         except CoreError as e:
             errors.append(f"{remote.info.name}: {e}")
             continue

@@ -454,12 +454,14 @@ class Session:
         if not s.begin_receive(msg.key):
             await self.ch.send(Error("transfer already in progress"))
             return
-        inc = s.repo.objects.incoming(msg.key)
-        try:
+        inc: Incoming | None = None
+        try:  # a key we cannot verify is refused here, before PUT-FROM asks for data
+            inc = s.repo.objects.incoming(msg.key)
             await asyncio.to_thread(s.repo.require_writable)
             offset = await asyncio.to_thread(inc.open)
         except (CoreError, OSError) as e:
-            inc.close()
+            if inc is not None:
+                inc.close()
             s.end_receive(msg.key)
             await self.ch.send(Error(_one_line(str(e))))
             return
