@@ -261,6 +261,8 @@ class AnnexRepo:
             group_wanted=st.group_preferred_content(),
             numcopies=st.numcopies(),
             cluster_uuids=frozenset(st.clusters()),
+            metadata=st.metadata(key),
+            preferred_dir=st.remotes().get(uuid, {}).get("preferreddir", "public"),
         )
 
     # --- git helpers ----------------------------------------------------------

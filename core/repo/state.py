@@ -163,6 +163,11 @@ class AnnexState:
         """UUIDs whose newest status for the key is present (1)."""
         return frozenset(u for u, x in self.location_lines(key).items() if x.present)
 
+    def metadata(self, key: Key | str) -> dict[str, frozenset[str]]:
+        """Current metadata of a key (5.4 ``.log.met``): case-folded field -> values."""
+        path = location_log_path(key) + ".met"
+        return logs.current_metadata(self.branch.read(path) or b"", path)
+
     def key_known(self, key: Key | str) -> bool:
         return self.branch.read(location_log_path(key)) is not None
 
