@@ -1,0 +1,110 @@
+"""The repository-dependent terms against git-annex's own evaluator (spec 10.2, 12.11).
+
+A repository set up by real git-annex -- groups (``git annex group``),
+metadata (``git annex metadata``), numcopies, and copies on two real clones
+-- is read by our branch views (``AnnexRepo.match_context``) and every
+expression is evaluated for every file by us and by ``git annex
+matchexpression EXPR --file F --key K`` in that repository.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from core.errors import ExpressionError
+from core.repo.key import Key
+from core.repo.preferred import fallback_reason, parse, wants_get
+from core.repo.repository import AnnexRepo
+from tests.conftest import annex, git
+
+pytestmark = pytest.mark.interop
+
+FILES = {"a.txt": b"a", "pics/p.jpg": b"pp", "public/doc.txt": b"ddd",
+         "x/public/y.txt": b"yyyy", "public/sub/z": b"zzzzz", "big.bin": b"b" * 1000}
+METADATA = [
+    ("a.txt", ["tag=foo", "tag=Bar", "year=2019", "rating=10", "title=two words"]),
+    ("pics/p.jpg", ["tag=baz", "year=2021", "rating=9"]),
+    ("pics/p.jpg", ["tag-=baz", "author=me"]),
+    ("public/doc.txt", ["year=abc", "rating=-3.5"]),
+]
+# metadata terms are tried on the files with metadata and one without
+METADATA_TERMS = [
+    "metadata=tag=foo", "metadata=tag=FOO", "metadata=TAG=b*", "metadata=tag=baz",
+    "metadata=tag", "metadata=tag=f[o]o", "metadata=year<2020", "metadata=year>=2021",
+    "metadata=rating>9", "metadata=rating<=9", "metadata=rating<-1",
+    "metadata=title=two?words", "metadata=author=ME",
+    "metadata=lastchanged=2*", "metadata=tag-lastchanged=*", "metadata=author-lastchanged=*",
+    "metadata=year>ab", "metadata=bad!x=1",
+]
+LOCATION_TERMS = [
+    "onlyingroup=archive", "onlyingroup=client", "onlyingroup=backup", "onlyingroup=none",
+    "inpreferreddir", "not inpreferreddir",
+    "copies=archive:1", "copies=client:2", "copies=+archive+backup=1", "copies=client-backup=1",
+    "copies=-archive=2", "copies=trusted+:1",
+    "lackingcopies=1", "lackingcopies=client:1", "lackingcopies=archive:2",
+    "lackingcopies=+archive-client=1", "approxlackingcopies=client:1",
+    "unused", "not metadata=tag=foo and onlyingroup=client",
+    "metadata=year<2020 or copies=archive:1 and not inpreferreddir",
+]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("terms")
+    here = tmp / "here"
+    here.mkdir()
+    git(here, "init", "-q")
+    annex(here, "init", "-q", "here")
+    for name, data in FILES.items():
+        (here / name).parent.mkdir(parents=True, exist_ok=True)
+        (here / name).write_bytes(data)
+    annex(here, "add", "-q", ".")
+    git(here, "commit", "-q", "-m", "files")
+    for name in ("r1", "r2"):
+        git(tmp, "clone", "-q", str(here), str(tmp / name))
+        annex(tmp / name, "init", "-q", name)
+        git(here, "remote", "add", name, str(tmp / name))
+    git(here, "fetch", "-q", "--all")
+    annex(here, "copy", "-q", "--to", "r1", "a.txt", "pics/p.jpg", "public/doc.txt")
+    annex(here, "copy", "-q", "--to", "r2", "a.txt", "x/public/y.txt")
+    annex(here, "move", "-q", "--to", "r1", "big.bin")
+    for name, groups in (("here", ["client"]), ("r1", ["archive"]), ("r2", ["client", "backup"])):
+        for g in groups:
+            annex(here, "group", name, g)
+    annex(here, "numcopies", "2")
+    for path, fields in METADATA:
+        annex(here, "metadata", "-q", *(a for f in fields for a in ("-s", f)), path)
+    return here
+
+
+def _theirs(repo: Path, expr: str, path: str, key: str) -> int:
+    cmd = ["git", "annex", "matchexpression", expr, "--file", path, "--key", key]
+    return subprocess.run(cmd, cwd=repo, capture_output=True, timeout=60).returncode
+
+
+def _ours(repo: AnnexRepo, expr: str, path: str, key: str) -> int:
+    try:
+        parsed = parse(expr)
+    except ExpressionError:
+        return 42
+    ctx = repo.match_context(Key.parse(key), path, repo.uuid)
+    assert fallback_reason(parsed, ctx) is None, expr
+    return 0 if wants_get(parsed, ctx) else 1
+
+
+def test_terms_match_git_annex(repo: Path) -> None:
+    keys = {p: annex(repo, "lookupkey", p).strip() for p in FILES}
+    with_metadata = [p for p, _ in METADATA] + ["big.bin"]
+    cases = [(e, p, keys[p]) for e in METADATA_TERMS for p in dict.fromkeys(with_metadata)]
+    cases += [(e, p, keys[p]) for e in LOCATION_TERMS for p in FILES]
+    with ThreadPoolExecutor(4) as pool:
+        theirs = list(pool.map(lambda c: _theirs(repo, *c), cases))
+    with AnnexRepo.open(repo) as ours_repo:
+        ours = [_ours(ours_repo, *c) for c in cases]
+    diffs = [(c[:2], t, o) for c, t, o in zip(cases, theirs, ours, strict=True) if t != o]
+    assert not diffs, diffs
+    assert sorted(set(theirs)) == [0, 1, 42] and len(cases) > 150
