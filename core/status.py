@@ -79,6 +79,7 @@ class RemoteStatus:
     push_deadline: float | None = None  # a push in flight and when its timeout fires
     error: str | None = None
     pending: bool = False  # (addition) commits or git-annex changes not yet pushed/merged
+    wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class RepoStatus:
     conflicts: tuple[Conflict, ...] = ()
     scanning: bool = False
     error: str | None = None
+    wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
 
     def busy(self) -> bool:
         """Local work pending: changes to commit, transfers, a scan, or a push/merge

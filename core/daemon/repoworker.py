@@ -94,6 +94,7 @@ class RemoteState:
     push_deadline: float | None = None
     error: str | None = None
     pending: bool = False
+    wanted_note: str | None = None
     desynced: bool = True
     retry_at: float | None = None
 
@@ -102,7 +103,7 @@ class RemoteState:
             name=self.info.name, uuid=self.info.uuid, kind=self.info.kind.value,
             reachable=self.reachable, last_sync=self.last_sync,
             waiting_since=self.waiting_since, push_deadline=self.push_deadline,
-            error=self.error, pending=self.pending,
+            error=self.error, pending=self.pending, wanted_note=self.wanted_note,
         )
 
 
@@ -118,6 +119,7 @@ class RepoWorker:
         self.uuid = ""
         self.description = ""
         self.error: str | None = None
+        self.wanted_notes: dict[str, str] = {}  # uuid -> preferred content treated as present
         self.scanning = False
         self.batcher = Batcher(self.t.batch)
         self.remotes: dict[str, RemoteState] = {}
@@ -143,6 +145,7 @@ class RepoWorker:
             transfers=q.transfers(self.path),
             remotes=tuple(r.status() for r in self.remotes.values()),
             conflicts=self.conflicts, scanning=self.scanning, error=self.error,
+            wanted_note=self.wanted_notes.get(self.uuid),
         )
 
     def kick(self) -> None:
@@ -168,12 +171,13 @@ class RepoWorker:
     async def refresh_facts(self) -> None:
         f = await run_blocking(jobs.facts, self.path)
         self.uuid, self.description = f.uuid, f.description
+        self.wanted_notes = f.wanted_notes
         for info in f.remotes:
             state = self.remotes.get(info.name)
             if state is None:
-                self.remotes[info.name] = RemoteState(info)
-            else:
-                state.info = info
+                state = self.remotes[info.name] = RemoteState(info)
+            state.info = info
+            state.wanted_note = f.wanted_notes.get(info.uuid or "")
         for gone in set(self.remotes) - {i.name for i in f.remotes}:
             del self.remotes[gone]
         self.host.changed()

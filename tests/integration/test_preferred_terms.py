@@ -19,7 +19,8 @@ from core.errors import ExpressionError
 from core.repo.key import Key
 from core.repo.preferred import fallback_reason, parse, wants_get
 from core.repo.repository import AnnexRepo
-from tests.conftest import annex, git
+from tests.conftest import annex, git, run
+from tests.integration.test_daemon_cli import ANNEXSYNC, cli, status_json, wait_for
 
 pytestmark = pytest.mark.interop
 
@@ -108,3 +109,60 @@ def test_terms_match_git_annex(repo: Path) -> None:
     diffs = [(c[:2], t, o) for c, t, o in zip(cases, theirs, ours, strict=True) if t != o]
     assert not diffs, diffs
     assert sorted(set(theirs)) == [0, 1, 42] and len(cases) > 150
+
+
+# --- expressions we cannot evaluate: "present", and said so -------------------
+
+
+@pytest.fixture
+def unevaluable(tmp_path: Path) -> tuple[Path, Path]:
+    """here wants ``balanced=client`` (needs repository sizes), r1 ``standard``
+    while in no group; a file whose only copy is on r1."""
+    here, r1 = tmp_path / "here", tmp_path / "r1"
+    here.mkdir()
+    git(here, "init", "-q")
+    annex(here, "init", "-q", "here")
+    git(tmp_path, "clone", "-q", str(here), str(r1))
+    annex(r1, "init", "-q", "r1")
+    (r1 / "only-there.txt").write_text("r1 has it\n")
+    annex(r1, "add", "-q", "only-there.txt")
+    git(r1, "commit", "-q", "-m", "add")
+    git(here, "remote", "add", "r1", str(r1))
+    annex(here, "sync", "-q", "--no-content", "r1")
+    annex(here, "group", "here", "client")
+    annex(here, "wanted", "here", "balanced=client")
+    annex(here, "wanted", "r1", "standard")
+    return here, r1
+
+
+def _said(text: str) -> None:
+    assert "preferred content of here (\"balanced=client\") cannot be evaluated " \
+        "(annexsync cannot evaluate 'balanced=client'); treated as \"present\"" in text, text
+    assert "preferred content of r1 (\"standard\") cannot be evaluated " \
+        "(repository is in 0 standard groups, not exactly one)" in text, text
+
+
+def test_unevaluable_is_said_in_cli(unevaluable: tuple[Path, Path]) -> None:
+    here, _ = unevaluable
+    _said(run(["annexsync", "wanted"], here).stdout)
+    _said(run(["annexsync", "info"], here).stdout)
+    _said(run(["annexsync", "sync", "--content"], here).stderr)
+    # and acted on as "present": here wants only what it has, so nothing came
+    with AnnexRepo.open(here) as repo:
+        assert not any(repo.objects.keys())
+
+
+def test_unevaluable_is_said_in_status(unevaluable: tuple[Path, Path], tmp_path: Path) -> None:
+    here, _ = unevaluable
+    cfg = tmp_path / "cfg"
+    proc = subprocess.Popen([*ANNEXSYNC, "--config-dir", str(cfg), "daemon", str(here)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: [r for r in status_json(cfg)["repos"] if r["uuid"] and r["remotes"]],
+                 "the repository and its remote in status")
+        status = status_json(cfg)["repos"][0]
+        _said(status["wanted_note"] + "\n" + status["remotes"][0]["wanted_note"])
+        _said(cli(cfg, "status").stdout)
+    finally:
+        proc.terminate()
+        proc.wait(30)
