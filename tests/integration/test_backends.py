@@ -136,3 +136,25 @@ def test_daemon_plans_no_download_it_cannot_verify(tmp_path: Path) -> None:
     annex(clone, "init", "-q", "clone")
     planned = {p.path: p.direction for p in plan_transfers(str(clone), ["origin"])}
     assert planned == {"BLAKE2SP224E.bin": "refused", "BLAKE2BP512.bin": "download"}
+
+
+def test_p2phttp_server_refuses_put_unread(tmp_path: Path) -> None:
+    """git-annex copying over P2P HTTP: stored false, the body never written anywhere."""
+    from tests.integration.test_p2phttp_interop import _client_repo
+    from tests.integration.test_p2phttp_support import lookupkey, make_server_repo, our_p2phttp
+
+    srv = tmp_path / "srv"
+    uuid = make_server_repo(srv, {})
+    with our_p2phttp(srv, "--wideopen", "-J2") as proc:
+        c = _client_repo(tmp_path, "client", uuid, proc.base)
+        (c / "bad").write_bytes(os.urandom(200_000))
+        (c / "ok").write_bytes(os.urandom(200_000))
+        annex(c, "add", "-q", "--backend=SKEIN512E", "bad")
+        annex(c, "add", "-q", "--backend=XXH3", "ok")
+        git(c, "commit", "-q", "-m", "f")
+        assert run(["git", "annex", "copy", "--to", "srv", "bad"], c, check=False).returncode != 0
+        annex(c, "copy", "--to", "srv", "ok")
+        assert content_of(srv, lookupkey(c, "bad")) is None
+        assert content_of(srv, lookupkey(c, "ok")) is not None
+        tmp = srv / ".git" / "annex" / "tmp"
+        assert not tmp.exists() or not any(tmp.iterdir())
