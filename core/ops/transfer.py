@@ -304,9 +304,11 @@ def sync_content(repo: AnnexRepo, remotes: Sequence[RemoteInfo], progress: Progr
         for f in files:
             if not repo.objects.has(f.key) and _wanted(repo, f.key, f.path, repo.uuid,
                                                      preferred.get(repo.uuid)):
-                with contextlib.suppress(CoreError):
+                try:
                     get_key(repo, f.key, progress)
                     populate_unlocked(repo, [f])
+                except CoreError as e:  # e.g. a backend we cannot verify: said per file
+                    logger.warning("%s: could not get: %s", f.path, e)
             if repo.objects.has(f.key):
                 for remote in usable:
                     uuid = remote.info.uuid or ""

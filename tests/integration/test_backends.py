@@ -158,3 +158,11 @@ def test_p2phttp_server_refuses_put_unread(tmp_path: Path) -> None:
         assert content_of(srv, lookupkey(c, "ok")) is not None
         tmp = srv / ".git" / "annex" / "tmp"
         assert not tmp.exists() or not any(tmp.iterdir())
+
+
+def test_sync_content_says_which_file_is_refused(tmp_path: Path) -> None:
+    origin, clone = _origin_with_backends(tmp_path, ("SKEIN256", "SHA256E"))
+    p = run(["annexsync", "sync", "--content"], clone)
+    assert "SKEIN256.bin: could not get" in p.stderr
+    assert "cannot verify content of backend SKEIN256" in p.stderr
+    assert (clone / "SHA256E.bin").read_bytes() == (origin / "SHA256E.bin").read_bytes()
