@@ -30,9 +30,9 @@ metadata (case-insensitive field and glob; ``<``/``>`` compare as numbers
 when both sides are numbers); ``onlyingroup=`` wants a copy in the group and
 none outside; ``inpreferreddir`` compares only the file's innermost
 directory with the repository's ``preferreddir``; ``copies=`` and
-``lackingcopies=`` take ``GROUP:N`` and ``+G1+G2-G3=N``.  Terms that need
-what we do not track (``balanced=`` and its family: repository sizes;
-``url=``) parse as ``Unevaluable``; an expression holding one acts as
+``lackingcopies=`` take ``GROUP:N`` and ``+G1+G2-G3=N``; ``url=`` globs the
+key's web log.  Terms that need what we do not track (``balanced=`` and its
+family: repository sizes) parse as ``Unevaluable``; an expression holding one acts as
 ``present``, and ``fallback_reason`` says so for status and CLI.
 
 ``standard`` and ``groupwanted`` depend on the repository's groups, so they
@@ -70,7 +70,7 @@ __all__ = [
     "And", "Const", "Context", "Copies", "Expression", "Glob", "GroupWanted", "InAllGroup",
     "InBackend", "InPreferredDir", "Lacking", "MetaData", "Node", "Not", "OnlyInGroup", "Or",
     "Present", "SecureHash", "Size", "Standard", "STANDARD_GROUPS", "TRUST_LEVELS", "Unevaluable",
-    "Unused", "fallback_reason", "is_large", "matches", "parse", "parse_or_present",
+    "Unused", "Url", "fallback_reason", "is_large", "matches", "parse", "parse_or_present",
     "parse_group_limit", "parse_size", "tokenize", "wants_drop", "wants_get",
 ]
 
@@ -160,6 +160,14 @@ class MetaData:
 
 
 @dataclass(frozen=True, slots=True)
+class Url:
+    """``url=GLOB``: a URL recorded for the key (``.log.web``), case-sensitive."""
+
+    pattern: str
+    regex: re.Pattern[str] | None = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class InPreferredDir:
     """``inpreferreddir``: the file's parent directory is the remote's
     ``preferreddir`` (remote.log, default ``public``)."""
@@ -217,7 +225,7 @@ class Or:
 
 
 Node = Union[  # noqa: UP007 - a runtime alias used before the classes are complete
-    Const, Glob, Size, Present, Copies, InAllGroup, OnlyInGroup, Lacking, MetaData,
+    Const, Glob, Size, Present, Copies, InAllGroup, OnlyInGroup, Lacking, MetaData, Url,
     InPreferredDir, Unused, Unevaluable, SecureHash, InBackend, Standard, GroupWanted,
     Not, And, Or,
 ]
@@ -332,7 +340,7 @@ _BARE: dict[str, Node] = {
 }
 # Known to git-annex, not evaluable here; the balanced family's negation is unstable.
 _UNEVALUABLE = {"balanced": True, "fullybalanced": True, "sizebalanced": True,
-                "fullysizebalanced": True, "url": False}
+                "fullysizebalanced": True}
 _NUMBER = re.compile(r"-?[0-9]+")
 
 
@@ -358,6 +366,8 @@ def _term(text: str, tok: str, largefiles: bool) -> Node:
         return InBackend(value)
     if name == "metadata":
         return _metadata(text, value)
+    if name == "url":
+        return Url(value, compile_glob(value, filepath=False))
     if name in _UNEVALUABLE and sep:
         return Unevaluable(tok, _UNEVALUABLE[name])
     raise ExpressionError(text, f"unknown or unsupported term {tok!r}")
@@ -441,7 +451,8 @@ class Context:
     numcopies of this file (gitattributes included), for ``lackingcopies``.
     ``metadata`` is the key's current metadata (case-folded field -> values,
     derived ``lastchanged`` fields included); ``preferred_dir`` the
-    ``preferreddir`` of repository ``uuid``.
+    ``preferreddir`` of repository ``uuid``; ``urls`` the key's ``.log.web``
+    entries.
     """
 
     path: str | None = None
@@ -458,6 +469,7 @@ class Context:
     present_holders: frozenset[str] | None = None  # set by wants_drop: actual holders
     metadata: Mapping[str, frozenset[str]] = field(default_factory=dict)
     preferred_dir: str = "public"
+    urls: tuple[str, ...] = ()
 
     def trust_of(self, uuid: str) -> str:
         return self.trust.get(uuid, "semitrusted")
@@ -527,6 +539,12 @@ def _metadata_match(node: MetaData, ctx: Context) -> bool:
     return False
 
 
+def _url_of(logged: str) -> str:
+    """A ``.log.web`` entry without its downloader prefix (``yt:``, ``quvi:``, ``:``)."""
+    prefix, sep, rest = logged.partition(":")
+    return rest if sep and prefix in ("yt", "quvi", "") else logged
+
+
 def _in_preferred_dir(ctx: Context) -> bool:
     """The directory part of the path, split the way git-annex splits it: every
     component but the last keeps its trailing ``/``, so only the innermost
@@ -572,6 +590,8 @@ def _leaf_match(node: Node, ctx: Context) -> bool:  # noqa: C901 - one dispatch 
         return _metadata_match(node, ctx)
     if isinstance(node, InPreferredDir):
         return _in_preferred_dir(ctx)
+    if isinstance(node, Url):
+        return node.regex is not None and any(node.regex.fullmatch(_url_of(u)) for u in ctx.urls)
     if isinstance(node, Unused):
         if ctx.path is None:
             raise ExpressionError("unused", "cannot tell whether a key is unused")

@@ -263,6 +263,7 @@ class AnnexRepo:
             cluster_uuids=frozenset(st.clusters()),
             metadata=st.metadata(key),
             preferred_dir=st.remotes().get(uuid, {}).get("preferreddir", "public"),
+            urls=st.urls(key),
         )
 
     # --- git helpers ----------------------------------------------------------

@@ -168,6 +168,12 @@ class AnnexState:
         path = location_log_path(key) + ".met"
         return logs.current_metadata(self.branch.read(path) or b"", path)
 
+    def urls(self, key: Key | str) -> tuple[str, ...]:
+        """URLs the key can be downloaded from (``.log.web``, a presence log)."""
+        path = location_log_path(key) + ".web"
+        lines = logs.parse_presence(self.branch.read(path) or b"", path)
+        return tuple(sorted(_text(i) for i, x in logs.compact_presence(lines).items() if x.present))
+
     def key_known(self, key: Key | str) -> bool:
         return self.branch.read(location_log_path(key)) is not None
 

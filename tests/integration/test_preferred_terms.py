@@ -40,6 +40,7 @@ METADATA_TERMS = [
     "metadata=title=two?words", "metadata=author=ME",
     "metadata=lastchanged=2*", "metadata=tag-lastchanged=*", "metadata=author-lastchanged=*",
     "metadata=year>ab", "metadata=bad!x=1",
+    "url=http://example.com/*", "url=*dir?a.txt", "url=HTTP*",
 ]
 LOCATION_TERMS = [
     "onlyingroup=archive", "onlyingroup=client", "onlyingroup=backup", "onlyingroup=none",
@@ -79,6 +80,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     annex(here, "numcopies", "2")
     for path, fields in METADATA:
         annex(here, "metadata", "-q", *(a for f in fields for a in ("-s", f)), path)
+    key = annex(here, "lookupkey", "a.txt").strip()
+    annex(here, "registerurl", key, "http://example.com/dir/a.txt")
     return here
 
 

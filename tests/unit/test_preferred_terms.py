@@ -92,7 +92,7 @@ def test_inpreferreddir_is_the_innermost_directory() -> None:
 def test_unevaluable_acts_as_present_and_says_why() -> None:
     here = Context(path="f", holders=frozenset({A}), uuid=A)
     away = Context(path="f", holders=frozenset({B}), uuid=A)
-    for expr in ("balanced=g", "include=* or sizebalanced=g:2", "url=http*"):
+    for expr in ("balanced=g", "include=* or sizebalanced=g:2", "fullybalanced=g"):
         assert wants_get(expr, here) and not wants_get(expr, away)
         assert not wants_drop(expr, here)
         assert f"cannot evaluate {expr.split()[-1]!r}" in (fallback_reason(expr, here) or "")
@@ -106,3 +106,10 @@ def test_unused_is_false_for_files_and_unknown_for_bare_keys() -> None:
     assert not m("unused", Context(path="f"))
     assert wants_get("unused", Context(holders=frozenset({A}), uuid=A))  # present fallback
     assert not wants_get("unused", Context(holders=frozenset({B}), uuid=A))
+
+
+def test_url_globs_the_web_log_without_downloader_prefix() -> None:
+    ctx = Context(urls=("http://e.org/a/b.mp4", "yt:https://v.example/watch"))
+    assert m("url=http://e.org/*", ctx) and m("url=*a?b.mp4", ctx)
+    assert m("url=https://v.example/*", ctx) and not m("url=yt:*", ctx)
+    assert not m("url=HTTP*", ctx) and not m("url=*", Context())
