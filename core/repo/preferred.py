@@ -579,9 +579,9 @@ def _leaf_match(node: Node, ctx: Context) -> bool:  # noqa: C901 - one dispatch 
         return _present_match(ctx)
     if isinstance(node, Copies):
         return _copies_match(node, ctx)
-    if isinstance(node, InAllGroup):
+    if isinstance(node, InAllGroup):  # dead repositories hold nothing (keyLocations)
         members = {u for u, gs in ctx.groups.items() if node.group in gs}
-        return members <= ctx.holders
+        return members <= {u for u in ctx.holders if ctx.trust_of(u) != "dead"}
     if isinstance(node, OnlyInGroup):
         return _only_in_group_match(node, ctx)
     if isinstance(node, Lacking):

@@ -113,3 +113,10 @@ def test_url_globs_the_web_log_without_downloader_prefix() -> None:
     assert m("url=http://e.org/*", ctx) and m("url=*a?b.mp4", ctx)
     assert m("url=https://v.example/*", ctx) and not m("url=yt:*", ctx)
     assert not m("url=HTTP*", ctx) and not m("url=*", Context())
+
+
+def test_dead_repositories_hold_nothing_for_group_terms() -> None:
+    groups = {A: frozenset({"g"}), B: frozenset({"g"})}
+    dead_b = Context(holders=frozenset({A, B}), groups=groups, trust={B: "dead"})
+    assert not m("inallgroup=g", dead_b)
+    assert m("onlyingroup=g", dead_b) and not m("copies=g:2", dead_b)
