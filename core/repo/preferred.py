@@ -56,7 +56,7 @@ import logging
 import operator
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
@@ -469,7 +469,7 @@ class Context:
     present_holders: frozenset[str] | None = None  # set by wants_drop: actual holders
     metadata: Mapping[str, frozenset[str]] = field(default_factory=dict)
     preferred_dir: str = "public"
-    urls: tuple[str, ...] = ()
+    urls: Collection[str] = ()
 
     def trust_of(self, uuid: str) -> str:
         return self.trust.get(uuid, "semitrusted")
