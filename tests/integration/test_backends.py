@@ -166,3 +166,26 @@ def test_sync_content_says_which_file_is_refused(tmp_path: Path) -> None:
     assert "SKEIN256.bin: could not get" in p.stderr
     assert "cannot verify content of backend SKEIN256" in p.stderr
     assert (clone / "SHA256E.bin").read_bytes() == (origin / "SHA256E.bin").read_bytes()
+
+
+def test_daemon_alerts_instead_of_downloading(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.integration.test_daemon_cli import ANNEXSYNC, status_json, wait_for
+
+    _, clone = _origin_with_backends(tmp_path, ("SKEIN256E", "BLAKE3_256"))
+    cfg = tmp_path / "cfg"
+    proc = subprocess.Popen([*ANNEXSYNC, "--config-dir", str(cfg), "daemon", str(clone)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (clone / "BLAKE3_256.bin").exists(), "the verifiable file downloaded")
+        texts = [a["text"] for a in status_json(cfg)["alerts"]]
+        assert any(t.startswith("Not downloading SKEIN256E.bin:")
+                   and "cannot verify content of backend SKEIN256E" in t for t in texts), texts
+        transfers = [t for r in status_json(cfg)["repos"] for t in r["transfers"]]
+        assert all(t["key"].startswith("BLAKE3_256") for t in transfers), transfers
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    tmp = clone / ".git" / "annex" / "tmp"
+    assert not tmp.exists() or not any(p.name.startswith("SKEIN") for p in tmp.iterdir())
