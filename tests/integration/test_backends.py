@@ -53,8 +53,10 @@ def test_every_backend_matches_calckey_or_is_refused(annex_repo: Path) -> None:
     for backend in backends:
         base = backend.removesuffix("E")
         assert (base in HASHERS) != (base in UNCOMPUTABLE_BACKENDS), backend
-        for name, data in SAMPLES.items():
-            key = Key.parse(annex(annex_repo, "calckey", f"--backend={backend}", name).strip())
+        out = run(["git", "annex", "calckey", "--batch", f"--backend={backend}"], annex_repo,
+                  input="".join(f"{n}\n" for n in SAMPLES)).stdout.split()
+        for (name, data), text in zip(SAMPLES.items(), out, strict=True):
+            key = Key.parse(text)
             if base in UNCOMPUTABLE_BACKENDS:
                 assert not key.receivable
                 continue
