@@ -164,6 +164,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         if isinstance(value, list):
             print(f"{name}: {len(value)}")
             for r in value:
+                if isinstance(r, str):  # a sentence, e.g. preferred content treated as present
+                    print(f"\t{r}")
+                    continue
                 here = " [here]" if r["here"] and "[here]" not in r["description"] else ""
                 print(f"\t{r['uuid']} -- {r['description']}{here}")
         else:
@@ -171,11 +174,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wanted(args: argparse.Namespace) -> int:
+    from core.ops.query import wanted
+
+    found = wanted(_repo(args))
+    if args.json:
+        print(json.dumps([w.json() for w in found]))
+        return 0
+    for w in found:
+        print(f"{w.description} ({w.uuid}): {w.expression}")
+        if w.fallback:
+            print(f"\t{w.fallback_text()}")
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
+    from core.ops.query import wanted
     from core.ops.sync import sync
     from core.ops.transfer import sync_content
 
-    result = sync(_repo(args), args.remotes or None, message=args.message, content=args.content,
+    repo = _repo(args)
+    if args.content:  # said before the transfers, which act on it
+        for w in wanted(repo):
+            if w.fallback:
+                print(f"sync --content: {w.fallback_text()}", file=sys.stderr)
+    result = sync(repo, args.remotes or None, message=args.message, content=args.content,
                   progress=TerminalProgress(), content_sync=sync_content)
     for name, refs in result.pushed.items():
         print(f"push {name}: " + ", ".join(f"{r} {'ok' if ok else 'rejected'}" for r, ok in refs.items()))
@@ -230,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("paths", nargs="*")
     sp.add_argument("--json", action="store_true")
     sp = command("info", cmd_info, "describe the repository and the ones it knows")
+    sp.add_argument("--json", action="store_true")
+    sp = command("wanted", cmd_wanted, "show preferred content expressions, and any "
+                 "annexsync cannot evaluate")
     sp.add_argument("--json", action="store_true")
     sp = command("sync", cmd_sync, "commit, pull, merge and push with remotes")
     sp.add_argument("remotes", nargs="*")

@@ -67,6 +67,22 @@ class ContentVerifyError(RepoError):
         self.got = got
 
 
+class UnverifiableBackend(RepoError):
+    """Content of a key whose hash we cannot compute: refused before any byte moves.
+
+    Keeping it unverified would break "content is never stored unless its hash
+    checked out"; fetching it only to throw it away wastes the transfer.
+    """
+
+    def __init__(self, key: str, backend: str, known: bool) -> None:
+        what = ("no well-kept library computes this git-annex hash" if known
+                else "unknown backend")
+        super().__init__(f"{key}: cannot verify content of backend {backend} ({what}), "
+                         "so it is not transferred; use git-annex for this file")
+        self.key = key
+        self.backend = backend
+
+
 class ContentMissing(RepoError):
     def __init__(self, key: str, where: str) -> None:
         super().__init__(f"{key}: content not present in {where}")

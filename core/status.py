@@ -80,6 +80,7 @@ class RemoteStatus:
     push_deadline: float | None = None  # a push in flight and when its timeout fires
     error: str | None = None
     pending: bool = False  # (addition) commits or git-annex changes not yet pushed/merged
+    wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class RepoStatus:
     def problem(self) -> str | None:
         """What is wrong, in words, or None: the repository's error, else a failed merge."""
         return self.error or self.merge_error
+    wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
 
     def busy(self) -> bool:
         """Local work pending: changes to commit, transfers, a scan, or a push/merge

@@ -111,9 +111,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in status.repos:
         print(f"{r.path}: {r.uncommitted} uncommitted, {r.queued} queued"
               + (f", error: {r.problem}" if r.problem else ""))
+        if r.wanted_note:
+            print(f"  {r.wanted_note}")
         for rm in r.remotes:
             state = {True: "reachable", False: "unreachable", None: "not tried"}[rm.reachable]
             print(f"  {rm.name} ({rm.kind}): {state}")
+            if rm.wanted_note:
+                print(f"    {rm.wanted_note}")
         for c in r.conflicts:
             print(f"  conflict: {c.path}: {', '.join(c.variants)}")
     return 0
@@ -133,8 +137,11 @@ def offline_status(config_dir: Path) -> Status:
             repos.append(RepoStatus(
                 path=f.path, uuid=f.uuid, description=f.description,
                 uncommitted=jobs.count_uncommitted(path),
-                remotes=tuple(RemoteStatus(r.name, r.uuid, r.kind.value) for r in f.remotes),
+                remotes=tuple(RemoteStatus(r.name, r.uuid, r.kind.value,
+                                           wanted_note=f.wanted_notes.get(r.uuid or ""))
+                              for r in f.remotes),
                 conflicts=tuple(Conflict(f.path, p, v) for p, v in sorted(conflicts.items())),
+                wanted_note=f.wanted_notes.get(f.uuid),
             ))
         except CoreError as e:
             repos.append(RepoStatus(path=path, uuid="", description="", error=str(e)))

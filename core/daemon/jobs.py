@@ -43,6 +43,7 @@ from core.ops import sync as syncops
 from core.ops.add import Adder
 from core.ops.conflicts import VARIANT_MARKER, original_name
 from core.ops.files import AnnexedFile, annexed_files, populate_unlocked
+from core.ops.query import wanted
 from core.ops.transfer import _wanted, copy_key_to, get_key
 from core.remotes import RemoteInfo, RemoteKind, list_remotes, local_path, open_remote
 from core.repo.key import Key
@@ -69,6 +70,7 @@ class RepoFacts:
     description: str
     remotes: tuple[RemoteInfo, ...]
     branch: str | None
+    wanted_notes: dict[str, str] = field(default_factory=dict)  # uuid -> "treated as present"
 
 
 def _open(path: str) -> AnnexRepo:
@@ -110,7 +112,8 @@ def facts(path: str) -> RepoFacts:
     with _open(path) as repo:
         desc = repo.state.descriptions().get(repo.uuid, str(repo.path))
         remotes = tuple(r for r in syncops.list_remotes(repo))
-        return RepoFacts(str(repo.path), repo.uuid, desc, remotes, repo.current_branch())
+        notes = {w.uuid: w.fallback_text() for w in wanted(repo) if w.fallback}
+        return RepoFacts(str(repo.path), repo.uuid, desc, remotes, repo.current_branch(), notes)
 
 
 def remote_reachable(repo_path: str, info: RemoteInfo) -> bool | None:
@@ -330,7 +333,7 @@ def receive(path: str) -> Received:
 
 @dataclass(frozen=True)
 class Planned:
-    direction: str  # "download" | "upload"
+    direction: str  # "download" | "upload" | "refused" (wanted, but its hash is uncomputable)
     key: Key
     path: str
     remotes: tuple[str, ...]  # candidate remotes, cheapest first (downloads: any one)
@@ -363,6 +366,8 @@ def _plan_one(repo: AnnexRepo, f: AnnexedFile, infos: list[RemoteInfo],
         if not _wanted(repo, f.key, f.path, repo.uuid, preferred.get(repo.uuid)):
             return []
         sources = tuple(i.name for i in infos if i.uuid in holders)
+        if sources and not f.key.receivable:  # never queued: no byte would verify
+            return [Planned("refused", f.key, f.path, sources)]
         return [Planned("download", f.key, f.path, sources)] if sources else []
     out = []
     for info in infos:

@@ -61,6 +61,7 @@ from core.daemon.timings import Timings
 from core.daemon.transferqueue import NotNeeded, Transfer, TransferQueue, Unreachable
 from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed
 from core.remotes import RemoteInfo, RemoteKind
+from core.repo.key import Key
 from core.status import Conflict, RemoteStatus, RepoStatus
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class RemoteState:
     push_deadline: float | None = None
     error: str | None = None
     pending: bool = False
+    wanted_note: str | None = None
     desynced: bool = True
     retry_at: float | None = None
 
@@ -101,7 +103,7 @@ class RemoteState:
             name=self.info.name, uuid=self.info.uuid, kind=self.info.kind.value,
             reachable=self.reachable, last_sync=self.last_sync,
             waiting_since=self.waiting_since, push_deadline=self.push_deadline,
-            error=self.error, pending=self.pending,
+            error=self.error, pending=self.pending, wanted_note=self.wanted_note,
         )
 
 
@@ -117,6 +119,7 @@ class RepoWorker:
         self.uuid = ""
         self.description = ""
         self.error: str | None = None
+        self.wanted_notes: dict[str, str] = {}  # uuid -> preferred content treated as present
         self.scanning = False
         self.batcher = Batcher(self.t.batch)
         self.remotes: dict[str, RemoteState] = {}
@@ -145,6 +148,7 @@ class RepoWorker:
             remotes=tuple(r.status() for r in self.remotes.values()),
             conflicts=self.conflicts, scanning=self.scanning, error=self.error,
             merge_error="; ".join(self.merge_errors.values()) or None,
+            wanted_note=self.wanted_notes.get(self.uuid),
         )
 
     def kick(self) -> None:
@@ -170,12 +174,13 @@ class RepoWorker:
     async def refresh_facts(self) -> None:
         f = await run_blocking(jobs.facts, self.path)
         self.uuid, self.description = f.uuid, f.description
+        self.wanted_notes = f.wanted_notes
         for info in f.remotes:
             state = self.remotes.get(info.name)
             if state is None:
-                self.remotes[info.name] = RemoteState(info)
-            else:
-                state.info = info
+                state = self.remotes[info.name] = RemoteState(info)
+            state.info = info
+            state.wanted_note = f.wanted_notes.get(info.uuid or "")
         for gone in set(self.remotes) - {i.name for i in f.remotes}:
             del self.remotes[gone]
         self.host.changed()
@@ -489,8 +494,16 @@ class RepoWorker:
             self.scanning = False
             self.host.changed()
         for p in planned:
+            if p.direction == "refused":
+                self._refused(p.key, p.path)
+                continue
             await self.host.queue.put(self.path, p.direction, p.key, p.path, list(p.remotes),
                                       front=str(p.key) in front)
+
+    def _refused(self, key: Key, path: str) -> None:
+        """A wanted file whose backend we cannot verify: said once per file, never fetched."""
+        self.host.alert("warning", f"Not downloading {path}: {key.refusal()}",
+                        name=f"unverifiable {self.path} {path}")
 
     async def run_transfer(self, t: Transfer, meter: TransferMeter) -> None:
         """The Runner for this repository's entries (see transferqueue)."""

@@ -8,11 +8,12 @@ location logs: dead repositories removed, untrusted listed apart).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.ops.files import annexed_files
 from core.remotes import list_remotes
 from core.repo.key import Key
+from core.repo.preferred import Context, fallback_reason
 from core.repo.repository import AnnexRepo, trust_levels
 
 WEB_UUID = "00000000-0000-0000-0000-000000000001"
@@ -98,6 +99,7 @@ class Info:
     annexed_files: int
     numcopies: int
     mincopies: int
+    wanted_fallbacks: tuple[str, ...] = ()  # see ``Wanted.fallback_text``
 
     def json(self) -> dict[str, object]:
         groups: dict[str, list[dict[str, object]]] = {
@@ -116,6 +118,8 @@ class Info:
             "annexed files in working tree": self.annexed_files,
             "numcopies": self.numcopies,
             "mincopies": self.mincopies,
+            **({"preferred content treated as present": list(self.wanted_fallbacks)}
+               if self.wanted_fallbacks else {}),
             "command": "info",
             "success": True,
         }
@@ -140,4 +144,46 @@ def info(repo: AnnexRepo) -> Info:
         annexed_files=sum(1 for _ in annexed_files(repo)),
         numcopies=repo.state.numcopies(),
         mincopies=repo.state.mincopies(),
+        wanted_fallbacks=tuple(w.fallback_text() for w in wanted(repo) if w.fallback),
     )
+
+
+# --- preferred content (spec 10) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One repository's preferred content expression, and whether we can evaluate it."""
+
+    uuid: str
+    description: str
+    expression: str
+    fallback: str | None  # why it acts as "present" (10.2); None: evaluated as written
+
+    def fallback_text(self) -> str:
+        """The one sentence status, ``info``, ``wanted`` and ``sync --content`` show."""
+        return (f'preferred content of {self.description} ("{self.expression}") cannot be '
+                f'evaluated ({self.fallback}); treated as "present": nothing is fetched '
+                "for it or dropped from it")
+
+    def json(self) -> dict[str, object]:
+        return {"uuid": self.uuid, "description": self.description,
+                "expression": self.expression, "treated as present": self.fallback}
+
+
+def wanted(repo: AnnexRepo) -> list[Wanted]:
+    """Every repository with a preferred content expression (preferred-content.log).
+
+    Whether an expression is usable depends on the repository, not the file:
+    it parses, names terms we evaluate, and ``standard``/``groupwanted`` find
+    exactly one group (10.4), so one check per repository says it.
+    """
+    st = repo.state
+    descriptions = st.descriptions()
+    ctx = Context(groups=st.groups(), group_wanted=st.group_preferred_content())
+    out = []
+    for uuid, expr in sorted(st.preferred_content().items()):
+        if expr.strip():
+            reason = fallback_reason(expr, replace(ctx, uuid=uuid))
+            out.append(Wanted(uuid, _description(descriptions, uuid), expr, reason))
+    return out

@@ -22,7 +22,13 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from core.errors import CoreError, DropRefused, ExpressionError, RemoteError
+from core.errors import (
+    CoreError,
+    DropRefused,
+    ExpressionError,
+    RemoteError,
+    UnverifiableBackend,
+)
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
 from core.progress import NullProgress, Progress
 from core.remotes import (
@@ -76,6 +82,8 @@ def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = 
             with repo.objects.incoming(key) as inc:
                 remote.retrieve(key, inc, lambda n: progress.advance(0, n))
                 inc.commit()
+        except UnverifiableBackend:
+            raise  # no remote can help: we cannot check what it would send
         except CoreError as e:
             errors.append(f"{remote.info.name}: {e}")
             continue
@@ -311,9 +319,11 @@ def sync_content(repo: AnnexRepo, remotes: Sequence[RemoteInfo], progress: Progr
         for f in files:
             if not repo.objects.has(f.key) and _wanted(repo, f.key, f.path, repo.uuid,
                                                      preferred.get(repo.uuid)):
-                with contextlib.suppress(CoreError):
+                try:
                     get_key(repo, f.key, progress)
                     populate_unlocked(repo, [f])
+                except CoreError as e:  # e.g. a backend we cannot verify: said per file
+                    logger.warning("%s: could not get: %s", f.path, e)
             if repo.objects.has(f.key):
                 for remote in usable:
                     uuid = remote.info.uuid or ""

@@ -484,8 +484,9 @@ class Session:
         if not s.begin_receive(msg.key):
             await self.ch.send(Error("transfer already in progress"))
             return
-        inc = s.repo.objects.incoming(msg.key)
-        try:
+        inc: Incoming | None = None
+        try:  # a key we cannot verify is refused here, before PUT-FROM asks for data
+            inc = s.repo.objects.incoming(msg.key)
             await asyncio.to_thread(s.repo.require_writable)
             offset = await asyncio.to_thread(inc.open)
         except (DiskReserveError, DiskFull) as e:
@@ -493,12 +494,14 @@ class Session:
             # other files still go through this session (git-annex-shell
             # 10.20261026 exits here instead, which costs the client a new
             # connection).
-            offset = await asyncio.to_thread(lambda: inc.offset)
+            assert inc is not None  # only inc.open and require_writable check room
+            offset = await asyncio.to_thread(getattr, inc, "offset")
             self._put = _Put(msg.key, inc, offset, failed=str(e))
             await self.ch.send(PutFrom(offset))
             return
         except (CoreError, OSError) as e:
-            inc.close()
+            if inc is not None:
+                inc.close()
             s.end_receive(msg.key)
             await self.ch.send(Error(_one_line(str(e))))
             return

@@ -395,6 +395,8 @@ async def _putoffset(request: web.Request, req: m.ApiRequest, s: Served,
     key = _key(req)
     if await asyncio.to_thread(s.repo.objects.has, key):
         return _json(m.offset_body(req.api_version, None))
+    if not key.receivable:  # the PUT that follows is refused unread
+        return _json(m.offset_body(req.api_version, 0))
     offset = await asyncio.to_thread(lambda: s.repo.objects.incoming(key).offset)
     return _json(m.offset_body(req.api_version, offset))
 
@@ -408,6 +410,9 @@ async def _put(request: web.Request, req: m.ApiRequest, s: Served,
             await asyncio.to_thread(s.served.record, key, True)
         return _json(m.stored_body(v, True))
     if req.data_present:
+        return _json(m.stored_body(v, False))
+    if not key.receivable:  # refused before reading a byte of the body
+        logger.info("put %s: %s", key, key.refusal())
         return _json(m.stored_body(v, False))
     try:
         await asyncio.to_thread(s.repo.require_writable)

@@ -28,6 +28,8 @@ Rules kept here:
 
 from __future__ import annotations
 
+import base64
+import datetime
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -417,3 +419,75 @@ def union_blob(local: bytes, incoming: bytes) -> bytes:
     if a == union:
         return local
     return b"".join(line + b"\n" for line in sorted(union))
+
+
+# --- metadata logs: T FIELD +VALUE -VALUE ... (5.4, .log.met) -------------------
+
+
+def _metadata_value(word: bytes) -> tuple[bool, bytes] | None:
+    """``+v`` / ``-v`` (``!``-prefixed values are base64); None when not a value."""
+    if word[:1] not in (b"+", b"-"):
+        return None
+    body = word[1:]
+    if body.startswith(b"!"):
+        try:
+            body = base64.b64decode(body[1:], validate=True)
+        except ValueError:
+            return None
+    return word[:1] == b"+", body
+
+
+def parse_metadata_line(line: bytes) -> tuple[Fraction, dict[str, dict[bytes, bool]]]:
+    """One line: its clock and, per field (case-folded), value -> set (True) or unset.
+
+    A word that is not a value starts a new field; a later mention of the same
+    value in the line wins, as in git-annex.
+    """
+    stamp, sep, rest = line.partition(b" ")
+    if not sep:
+        raise ValueError("not 'T FIELD VALUES'")
+    fields: dict[str, dict[bytes, bool]] = {}
+    current: dict[bytes, bool] | None = None
+    for word in rest.split(b" "):
+        value = _metadata_value(word) if current is not None else None
+        if value is not None and current is not None:
+            current[value[1]] = value[0]
+            continue
+        try:
+            name = word.decode("utf-8").casefold()
+        except UnicodeDecodeError:
+            current = None
+            continue
+        current = fields.setdefault(name, {})
+    return parse_clock(stamp), fields
+
+
+def current_metadata(blob: bytes, file: str = "") -> dict[str, frozenset[str]]:
+    """The metadata currently set on a key, with git-annex's derived fields.
+
+    Lines apply oldest first; the newest mention of a value decides whether it
+    is set.  Like git-annex, ``lastchanged`` is the newest line's time and
+    ``FIELD-lastchanged`` the time of the newest line naming a set field,
+    both as ``YYYY-MM-DD@HH-MM-SS`` in UTC.
+    """
+    lines = sorted(_parse_all(blob, parse_metadata_line, file, False), key=lambda x: x[0])
+    state: dict[str, dict[bytes, bool]] = {}
+    changed: dict[str, Fraction] = {}
+    for clock, fields in lines:
+        for name, values in fields.items():
+            if values:  # a field word with no values changes nothing
+                state.setdefault(name, {}).update(values)
+                changed[name] = clock
+    out = {name: frozenset(v.decode("utf-8", "surrogateescape") for v, on in values.items() if on)
+           for name, values in state.items()}
+    out = {name: values for name, values in out.items() if values}
+    for name in list(out):
+        out[f"{name}-lastchanged"] = frozenset({_metadata_time(changed[name])})
+    if lines:
+        out["lastchanged"] = frozenset({_metadata_time(lines[-1][0])})
+    return out
+
+
+def _metadata_time(clock: Fraction) -> str:
+    when = datetime.datetime.fromtimestamp(int(clock), datetime.UTC)
+    return when.strftime("%Y-%m-%d@%H-%M-%S")

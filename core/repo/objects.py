@@ -291,7 +291,9 @@ class Incoming:
     appends and hashes; ``commit`` checks size and hash and only then renames
     the file under its key.  On a mismatch the temporary file is deleted and
     ContentVerifyError raised.  Use as a context manager: leaving without
-    ``commit`` keeps the partial file for a later resume.
+    ``commit`` keeps the partial file for a later resume.  A key whose hash we
+    cannot compute is refused on construction (``UnverifiableBackend``), so no
+    byte of it is ever transferred.
     """
 
     def __init__(self, store: ObjectStore, key: Key) -> None:
@@ -299,7 +301,7 @@ class Incoming:
         self.key = key
         self.tmp = store.tmp / key.file_name()
         self._file: BinaryIO | None = None
-        self._hasher: Hasher | _ThreadedHasher | None = key.new_hasher()
+        self._hasher: Hasher | _ThreadedHasher | None = key.receiving_hasher()
         self.written = 0
 
     @property

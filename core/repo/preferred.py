@@ -2,6 +2,7 @@
 
 Spec: repository-format.md section 10 (preferred content), 11 (largefiles),
 9.2 (how copies are counted) and 12.11 (the interop check).  Pure: no I/O.
+Globs and sizes (10.3) live in ``patterns``.
 
 Theory of operation
 -------------------
@@ -23,6 +24,17 @@ sizes raise ``ExpressionError``.  Where the expression is someone's preferred
 content, such an error is never guessed at: the expression acts as ``present``
 (10.2, last paragraph) -- see ``parse_or_present``.
 
+Repository terms follow git-annex 10.20261026 (checked term by term against
+``git annex matchexpression``): ``metadata=`` reads the key's current
+metadata (case-insensitive field and glob; ``<``/``>`` compare as numbers
+when both sides are numbers); ``onlyingroup=`` wants a copy in the group and
+none outside; ``inpreferreddir`` compares only the file's innermost
+directory with the repository's ``preferreddir``; ``copies=`` and
+``lackingcopies=`` take ``GROUP:N`` and ``+G1+G2-G3=N``; ``url=`` globs the
+key's web log.  Terms that need what we do not track (``balanced=`` and its
+family: repository sizes) parse as ``Unevaluable``; an expression holding one acts as
+``present``, and ``fallback_reason`` says so for status and CLI.
+
 ``standard`` and ``groupwanted`` depend on the repository's groups, so they
 stay terms in the tree and are expanded at evaluation time; when the
 repository is in no standard group or several (or in no group with a
@@ -41,22 +53,25 @@ a ``present`` fallback want neither gets nor drops.
 from __future__ import annotations
 
 import logging
-import math
+import operator
+import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Union
+from typing import Any, Union
 
 from core.errors import ExpressionError
 from core.repo.key import Key
+from core.repo.patterns import compile_glob, parse_size
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "And", "Const", "Context", "Copies", "Expression", "Glob", "GroupWanted", "InAllGroup",
-    "InBackend", "Lacking", "Node", "Not", "Or", "Present", "SecureHash", "Size", "Standard",
-    "STANDARD_GROUPS", "TRUST_LEVELS", "is_large", "matches", "parse", "parse_or_present",
-    "parse_size", "tokenize", "wants_drop", "wants_get",
+    "InBackend", "InPreferredDir", "Lacking", "MetaData", "Node", "Not", "OnlyInGroup", "Or",
+    "Present", "SecureHash", "Size", "Standard", "STANDARD_GROUPS", "TRUST_LEVELS", "Unevaluable",
+    "Unused", "Url", "fallback_reason", "is_large", "matches", "parse", "parse_or_present",
+    "parse_group_limit", "parse_size", "tokenize", "wants_drop", "wants_get",
 ]
 
 TRUST_LEVELS = ("dead", "untrusted", "semitrusted", "trusted")  # lowest first
@@ -93,14 +108,21 @@ class Present:
     pass
 
 
+# ``+g1+g2-g3``: (include?, group) pairs; a repository passes when it is in one
+# of the included groups (or none is named) and in none of the excluded ones.
+GroupLimit = tuple[tuple[bool, str], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Copies:
-    """``copies=N``, ``copies=GROUP:N``, ``copies=LEVEL:N``, ``copies=LEVEL+:N``."""
+    """``copies=N``, ``copies=GROUP:N``, ``copies=LEVEL:N``, ``copies=LEVEL+:N``,
+    ``copies=+G1+G2-G3=N`` (``limit``)."""
 
     count: int
     group: str | None = None
     trust: str | None = None
     or_higher: bool = False
+    limit: GroupLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +131,60 @@ class InAllGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class OnlyInGroup:
+    """``onlyingroup=GROUP``: some copy in GROUP and none outside it."""
+
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
 class Lacking:
-    """``approxlackingcopies=N`` (``approx``) or ``lackingcopies=N``."""
+    """``approxlackingcopies=N`` (``approx``) or ``lackingcopies=N``; with
+    ``GROUP:N`` or ``+G1-G2=N`` only copies in those groups count."""
 
     count: int
     approx: bool
+    group: str | None = None
+    limit: GroupLimit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetaData:
+    """``metadata=FIELD=GLOB`` (case-insensitive glob) or ``FIELD<N``, ``<=``,
+    ``>``, ``>=`` (numbers when both sides are numbers, else text order)."""
+
+    name: str  # case-folded, as field names are case-insensitive
+    op: str
+    value: str
+    regex: re.Pattern[str] | None = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    """``url=GLOB``: a URL recorded for the key (``.log.web``), case-sensitive."""
+
+    pattern: str
+    regex: re.Pattern[str] | None = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InPreferredDir:
+    """``inpreferreddir``: the file's parent directory is the remote's
+    ``preferreddir`` (remote.log, default ``public``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unused:
+    """``unused``: never true for a file that is in the tree."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unevaluable:
+    """A term git-annex evaluates but we cannot (repository sizes, URL logs):
+    the expression acts as ``present`` (10.2), said in status and CLI."""
+
+    term: str
+    unstable: bool  # under ``not`` the whole expression never matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +225,9 @@ class Or:
 
 
 Node = Union[  # noqa: UP007 - a runtime alias used before the classes are complete
-    Const, Glob, Size, Present, Copies, InAllGroup, Lacking, SecureHash, InBackend,
-    Standard, GroupWanted, Not, And, Or,
+    Const, Glob, Size, Present, Copies, InAllGroup, OnlyInGroup, Lacking, MetaData, Url,
+    InPreferredDir, Unused, Unevaluable, SecureHash, InBackend, Standard, GroupWanted,
+    Not, And, Or,
 ]
 
 ANY = Const(True)
@@ -164,10 +236,12 @@ PRESENT_FALLBACK = Present()
 
 @dataclass(frozen=True, slots=True)
 class Expression:
-    """A parsed expression and the text it came from."""
+    """A parsed expression and the text it came from; ``problem`` says why it
+    acts as ``present`` when it did not parse (10.2)."""
 
     text: str
     tree: Node
+    problem: str | None = None
 
 
 # --- tokens and structure (10.1) ----------------------------------------------
@@ -253,7 +327,7 @@ def parse_or_present(text: str) -> Expression | None:
         return parse(text)
     except ExpressionError as e:
         logger.info("%s; treating it as 'present'", e)
-        return Expression(text, PRESENT_FALLBACK)
+        return Expression(text, PRESENT_FALLBACK, e.why)
 
 
 # --- terms (10.2) -------------------------------------------------------------
@@ -262,7 +336,11 @@ _FILE_TERMS = frozenset({"include", "exclude", "largerthan", "smallerthan", "any
 _BARE: dict[str, Node] = {
     "anything": Const(True), "nothing": Const(False), "present": Present(),
     "securehash": SecureHash(), "standard": Standard(), "groupwanted": GroupWanted(),
+    "inpreferreddir": InPreferredDir(), "unused": Unused(),
 }
+# Known to git-annex, not evaluable here; the balanced family's negation is unstable.
+_UNEVALUABLE = {"balanced": True, "fullybalanced": True, "sizebalanced": True,
+                "fullysizebalanced": True}
 _NUMBER = re.compile(r"-?[0-9]+")
 
 
@@ -279,11 +357,19 @@ def _term(text: str, tok: str, largefiles: bool) -> Node:
     if name == "copies":
         return _copies(text, value)
     if name in ("approxlackingcopies", "lackingcopies"):
-        return Lacking(_count(text, value, name), name.startswith("approx"))
+        return _lacking(text, value, name)
     if name == "inallgroup":
         return InAllGroup(value)
+    if name == "onlyingroup":
+        return OnlyInGroup(value)
     if name == "inbackend":
         return InBackend(value)
+    if name == "metadata":
+        return _metadata(text, value)
+    if name == "url":
+        return Url(value, compile_glob(value, filepath=False))
+    if name in _UNEVALUABLE and sep:
+        return Unevaluable(tok, _UNEVALUABLE[name])
     raise ExpressionError(text, f"unknown or unsupported term {tok!r}")
 
 
@@ -294,139 +380,60 @@ def _count(text: str, value: str, what: str) -> int:
 
 
 def _copies(text: str, value: str) -> Copies:
-    where, sep, number = value.partition(":")
-    if not sep:
-        return Copies(_count(text, value, "copies"))
-    count = _count(text, number, "copies")
-    level, plus = (where[:-1], True) if where.endswith("+") else (where, False)
-    if level in TRUST_LEVELS:
-        return Copies(count, trust=level, or_higher=plus)
-    return Copies(count, group=where)
+    parts = value.split(":")
+    if len(parts) == 2:
+        where, number = parts
+        count = _count(text, number, "copies")
+        level, plus = (where[:-1], True) if where.endswith("+") else (where, False)
+        if level in TRUST_LEVELS:  # a group named like a trust level reads as the level
+            return Copies(count, trust=level, or_higher=plus)
+        return Copies(count, group=where)
+    limit, number = _split_limit(value)
+    return Copies(_count(text, number, "copies"), limit=limit)
 
+
+def _lacking(text: str, value: str, name: str) -> Lacking:
+    parts = value.split(":")
+    approx = name.startswith("approx")
+    if len(parts) == 2:
+        return Lacking(_count(text, parts[1], name), approx, group=parts[0])
+    limit, number = _split_limit(value)
+    return Lacking(_count(text, number, name), approx, limit=limit)
+
+
+def _split_limit(value: str) -> tuple[GroupLimit | None, str]:
+    """``+G1+G2-G3=N`` -> (group limit, N); a value with no single ``=`` has no limit."""
+    parts = value.split("=")
+    if len(parts) != 2:
+        return None, value
+    return parse_group_limit(parts[0]), parts[1]
+
+
+def parse_group_limit(text: str) -> GroupLimit:
+    """``G1+G2-G3``: a name after ``-`` is excluded, any other included."""
+    return tuple((sign != "-", name)
+                 for sign, name in re.findall(r"([+-]?)([^+-]*)", text) if name)
+
+
+_FIELD = re.compile(r"[^\W_][\w.-]*")  # alphanumeric first, then alphanumerics or _-.
+
+
+def _metadata(text: str, value: str) -> MetaData:
+    m = re.match(r"([^=<>]*)(<=|>=|[=<>]?)(.*)", value, re.DOTALL)
+    assert m is not None
+    name, op, want = m.groups()
+    if not _FIELD.fullmatch(name):
+        raise ExpressionError(text, f"illegal metadata field name {name!r}")
+    if not op:  # a field alone matches an empty value, as git-annex reads it
+        op, want = "=", ""
+    regex = compile_glob(want, filepath=False, ignore_case=True) if op == "=" else None
+    return MetaData(name.casefold(), op, want, regex)
 
 def _size(text: str, value: str) -> int:
     try:
         return parse_size(value)
     except ExpressionError as e:
         raise ExpressionError(text, e.why) from None
-
-
-# --- sizes (10.3) -------------------------------------------------------------
-
-_SIZE_NUMBER = re.compile(
-    r"-?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
-)
-_DECIMAL = ("kilo", "mega", "giga", "tera", "peta", "exa", "zetta", "yotta", "ronna", "quetta")
-_BINARY = ("kibi", "mebi", "gibi", "tebi", "pebi", "exbi", "zebi", "yobi")
-
-
-def _unit_table() -> dict[str, int]:
-    units = {"": 1, "b": 1, "byte": 1, "bytes": 1}
-    for power, name in enumerate(_DECIMAL, 1):
-        for form in (name[0], name[0] + "b", name + "byte", name + "bytes"):
-            units[form] = 1000**power
-    for power, name in enumerate(_BINARY, 1):
-        for form in (name[0] + "i", name[0] + "ib", name + "byte", name + "bytes"):
-            units[form] = 1024**power
-    return units
-
-
-_UNITS = _unit_table()
-
-
-def _number(text: str) -> float:
-    if text.lstrip("-")[:2].lower() in ("0x", "0o"):
-        sign = -1 if text.startswith("-") else 1
-        return float(sign * int(text.lstrip("-"), 0))
-    return float(text)
-
-
-def parse_size(text: str) -> int:
-    """A size in bytes: number (fraction, exponent, 0x/0o allowed), then a unit (10.3).
-
-    Units are case-insensitive; ``kB``/``k``/``kilobytes`` are powers of 1000 and
-    ``KiB``/``Ki``/``kibibytes`` powers of 1024.  Like git-annex, the value is
-    computed in floating point and rounded half to even, a minus sign is
-    accepted, and anything after the unit that is not a letter is ignored
-    (``1mb1`` is one megabyte).  Used for annex.diskreserve too.
-
-    Raises:
-        ExpressionError: no number, an unknown unit, or no finite value.
-    """
-    m = _SIZE_NUMBER.match(text)
-    if not m:
-        raise ExpressionError(text, "bad size: no number")
-    unit = re.match(r"[A-Za-z]*", text[m.end():])
-    letters = unit.group(0).lower() if unit else ""
-    if letters not in _UNITS:
-        raise ExpressionError(text, f"bad size: unknown unit {letters!r}")
-    try:
-        value = _number(m.group(0)) * _UNITS[letters]
-    except OverflowError:
-        value = math.inf
-    if not math.isfinite(value):
-        raise ExpressionError(text, "bad size: too large")
-    return round(value)
-
-
-# --- globs (10.3) -------------------------------------------------------------
-
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "blank": " \\t", "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~",
-    "punct": "!-/:-@\\[-`{-~", "space": " \\t\\n\\r\\f\\v", "upper": "A-Z",
-    "xdigit": "0-9A-Fa-f",
-}
-
-
-def compile_glob(glob: str) -> re.Pattern[str] | None:
-    """The regex matching whole paths like ``glob``; None if git-annex could not compile it.
-
-    ``*`` and ``?`` match ``/`` too, a ``/`` matches one or more ``/``, a
-    backslash is an ordinary character, ``[...]``/``[!...]``/``[^...]`` hold
-    characters, ranges and ASCII POSIX classes.
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(glob):
-        c = glob[i]
-        if c == "[":
-            cls, i = _glob_class(glob, i + 1)
-            if cls is None:
-                return None
-            out.append(cls)
-            continue
-        out.append({"*": ".*", "?": ".", "/": "/+"}.get(c) or re.escape(c))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
-def _glob_class(glob: str, i: int) -> tuple[str | None, int]:
-    """Translate the class starting after ``[``; returns (regex or None, next index)."""
-    negate = i < len(glob) and glob[i] in "!^"
-    i += negate
-    items: list[str] = []
-    first = True
-    while i < len(glob) and (first or glob[i] != "]"):
-        first = False
-        posix = re.match(r"\[:([a-z]*):\]", glob[i:])
-        if posix:
-            items.append(_POSIX_CLASSES.get(posix.group(1), ""))
-            i += posix.end()
-        elif i + 2 < len(glob) and glob[i + 1] == "-" and glob[i + 2] != "]":
-            if glob[i] > glob[i + 2]:
-                return None, i
-            items.append(re.escape(glob[i]) + "-" + re.escape(glob[i + 2]))
-            i += 3
-        else:
-            items.append(re.escape(glob[i]))
-            i += 1
-    if i >= len(glob):
-        return None, i
-    body = "".join(items)
-    if not body:
-        return ("." if negate else "(?!)"), i + 1
-    return ("[^" if negate else "[") + body + "]", i + 1
 
 
 # --- evaluation (10.5) --------------------------------------------------------
@@ -442,6 +449,10 @@ class Context:
     missing from ``trust`` are ``semitrusted``.  ``group_wanted`` maps a group
     to its group-preferred-content expression.  ``file_numcopies`` is the
     numcopies of this file (gitattributes included), for ``lackingcopies``.
+    ``metadata`` is the key's current metadata (case-folded field -> values,
+    derived ``lastchanged`` fields included); ``preferred_dir`` the
+    ``preferreddir`` of repository ``uuid``; ``urls`` the key's ``.log.web``
+    entries.
     """
 
     path: str | None = None
@@ -456,6 +467,9 @@ class Context:
     file_numcopies: int | None = None
     cluster_uuids: frozenset[str] = frozenset()
     present_holders: frozenset[str] | None = None  # set by wants_drop: actual holders
+    metadata: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    preferred_dir: str = "public"
+    urls: Collection[str] = ()
 
     def trust_of(self, uuid: str) -> str:
         return self.trust.get(uuid, "semitrusted")
@@ -469,6 +483,18 @@ class Context:
         return self.size
 
 
+def _in_groups(ctx: Context, uuid: str, group: str | None, limit: GroupLimit | None) -> bool:
+    """Does ``uuid`` pass a ``GROUP:`` or ``+G1-G2=`` restriction (none: yes)?"""
+    groups = ctx.groups.get(uuid, frozenset())
+    if group is not None:
+        return group in groups
+    if limit is None:
+        return True
+    included = [g for inc, g in limit if inc]
+    return (not included or any(g in groups for g in included)) and not any(
+        g in groups for inc, g in limit if not inc)
+
+
 def _copies_match(node: Copies, ctx: Context) -> bool:
     holders = ctx.counted()
     if node.trust is not None:
@@ -477,14 +503,56 @@ def _copies_match(node: Copies, ctx: Context) -> bool:
         n = sum(1 for u in holders if ctx.trust_of(u) in levels)
     else:
         live = [u for u in holders if ctx.trust_of(u) != "dead"]
-        n = sum(1 for u in live if node.group is None or node.group in ctx.groups.get(u, ()))
+        n = sum(1 for u in live if _in_groups(ctx, u, node.group, node.limit))
     return n >= node.count
 
 
 def _lacking_match(node: Lacking, ctx: Context) -> bool:
-    good = sum(1 for u in ctx.counted() if ctx.trust_of(u) in ("semitrusted", "trusted"))
+    good = sum(1 for u in ctx.counted() if ctx.trust_of(u) in ("semitrusted", "trusted")
+               and _in_groups(ctx, u, node.group, node.limit))
     wanted = ctx.numcopies if node.approx or ctx.file_numcopies is None else ctx.file_numcopies
     return wanted - good >= node.count
+
+
+def _only_in_group_match(node: OnlyInGroup, ctx: Context) -> bool:
+    members = {u for u, gs in ctx.groups.items() if node.group in gs}
+    live = {u for u in ctx.holders if ctx.trust_of(u) != "dead"}
+    return bool(members and live & members and live <= members)
+
+
+_NUMBER_TEXT = re.compile(r"\s*-?\s*[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\s*")
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _metadata_match(node: MetaData, ctx: Context) -> bool:
+    values = ctx.metadata.get(node.name, frozenset())
+    if node.regex is not None:
+        return any(node.regex.fullmatch(v) for v in values)
+    cmp = _COMPARE[node.op]
+    for v in values:
+        if _NUMBER_TEXT.fullmatch(v) and _NUMBER_TEXT.fullmatch(node.value):
+            if cmp(float(v.replace(" ", "")), float(node.value.replace(" ", ""))):
+                return True
+        elif cmp(v, node.value):
+            return True
+    return False
+
+
+def _url_of(logged: str) -> str:
+    """A ``.log.web`` entry without its downloader prefix (``yt:``, ``quvi:``, ``:``)."""
+    prefix, sep, rest = logged.partition(":")
+    return rest if sep and prefix in ("yt", "quvi", "") else logged
+
+
+def _in_preferred_dir(ctx: Context) -> bool:
+    """The directory part of the path, split the way git-annex splits it: every
+    component but the last keeps its trailing ``/``, so only the innermost
+    directory can equal a plain name."""
+    if ctx.path is None:
+        return False
+    parts = re.findall(r"[^/]*/+|[^/]+", posixpath.dirname(ctx.path) or ".")
+    return ctx.preferred_dir in parts
 
 
 def _present_match(ctx: Context) -> bool:
@@ -511,16 +579,28 @@ def _leaf_match(node: Node, ctx: Context) -> bool:  # noqa: C901 - one dispatch 
         return _present_match(ctx)
     if isinstance(node, Copies):
         return _copies_match(node, ctx)
-    if isinstance(node, InAllGroup):
+    if isinstance(node, InAllGroup):  # dead repositories hold nothing (keyLocations)
         members = {u for u, gs in ctx.groups.items() if node.group in gs}
-        return members <= ctx.holders
+        return members <= {u for u in ctx.holders if ctx.trust_of(u) != "dead"}
+    if isinstance(node, OnlyInGroup):
+        return _only_in_group_match(node, ctx)
     if isinstance(node, Lacking):
         return _lacking_match(node, ctx)
+    if isinstance(node, MetaData):
+        return _metadata_match(node, ctx)
+    if isinstance(node, InPreferredDir):
+        return _in_preferred_dir(ctx)
+    if isinstance(node, Url):
+        return node.regex is not None and any(node.regex.fullmatch(_url_of(u)) for u in ctx.urls)
+    if isinstance(node, Unused):
+        if ctx.path is None:
+            raise ExpressionError("unused", "cannot tell whether a key is unused")
+        return False
     if isinstance(node, SecureHash):
         return ctx.key is not None and ctx.key.hash_backend.startswith(_SECURE_PREFIXES)
     if isinstance(node, InBackend):
         return ctx.key is not None and ctx.key.backend == node.backend
-    raise ExpressionError(repr(node), "standard/groupwanted must be expanded before matching")
+    raise ExpressionError(repr(node), "must be expanded or refused before matching")
 
 
 def matches(tree: Node, ctx: Context) -> bool:
@@ -535,12 +615,23 @@ def matches(tree: Node, ctx: Context) -> bool:
 
 
 def _unstable(tree: Node, negated: bool = False) -> bool:
-    """``present`` under an odd number of ``not``: the whole expression never matches."""
+    """``present`` (or a balanced term) under an odd number of ``not``: the
+    whole expression never matches."""
     if isinstance(tree, (And, Or)):
         return _unstable(tree.left, negated) or _unstable(tree.right, negated)
     if isinstance(tree, Not):
         return _unstable(tree.child, not negated)
-    return negated and isinstance(tree, Present)
+    return negated and (isinstance(tree, Present)
+                        or (isinstance(tree, Unevaluable) and tree.unstable))
+
+
+def _unevaluable(tree: Node) -> str | None:
+    """The first term we cannot evaluate, if any."""
+    if isinstance(tree, (And, Or)):
+        return _unevaluable(tree.left) or _unevaluable(tree.right)
+    if isinstance(tree, Not):
+        return _unevaluable(tree.child)
+    return tree.term if isinstance(tree, Unevaluable) else None
 
 
 # --- standard groups (10.4) ---------------------------------------------------
@@ -557,7 +648,7 @@ STANDARD_GROUPS: dict[str, str] = {
     "archive": _ARCHIVE,
     "source": "not (copies=1)",
     "manual": f"present and ({_CLIENT})",
-    "public": "inpreferreddir",  # not supported: unusable, acts as present
+    "public": "inpreferreddir",
     "unwanted": "not anything",
 }
 
@@ -598,17 +689,40 @@ def _expand(tree: Node, ctx: Context, text: str, nested: bool) -> Node:
     return _expand(parsed.tree, ctx, text, nested=True) if parsed else ANY
 
 
+def _usable(parsed: Expression, ctx: Context) -> tuple[Node, str | None]:
+    """The tree to evaluate, and why it is the ``present`` fallback (10.2) if it is."""
+    if parsed.problem is not None:
+        return PRESENT_FALLBACK, parsed.problem
+    try:
+        tree = expand(parsed, ctx)
+    except ExpressionError as e:
+        return PRESENT_FALLBACK, e.why
+    if _unstable(tree):
+        return Const(False), None
+    term = _unevaluable(tree)
+    if term is not None:
+        return PRESENT_FALLBACK, f"annexsync cannot evaluate {term!r}"
+    return tree, None
+
+
+def fallback_reason(expr: str | Expression | None, ctx: Context) -> str | None:
+    """Why this preferred-content expression acts as ``present`` here, or None
+    when it is evaluated as written (or not configured).  For status and CLI."""
+    parsed = parse_or_present(expr) if isinstance(expr, str) else expr
+    return None if parsed is None else _usable(parsed, ctx)[1]
+
+
 def _decide(expr: str | Expression | None, ctx: Context) -> bool | None:
     """Evaluate a preferred-content expression; None when it is not configured."""
     parsed = parse_or_present(expr) if isinstance(expr, str) else expr
     if parsed is None:
         return None
+    tree, _ = _usable(parsed, ctx)
     try:
-        tree = expand(parsed, ctx)
-    except ExpressionError as e:
+        return matches(tree, ctx)
+    except ExpressionError as e:  # a term that needs what this context lacks
         logger.info("%s; treating it as 'present'", e)
-        tree = PRESENT_FALLBACK
-    return False if _unstable(tree) else matches(tree, ctx)
+        return matches(PRESENT_FALLBACK, ctx)
 
 
 def wants_get(expr: str | Expression | None, ctx: Context, *, unset: bool = False) -> bool:

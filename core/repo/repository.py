@@ -15,6 +15,7 @@ import getpass
 import logging
 import socket
 import uuid as uuidlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,6 +286,9 @@ class AnnexRepo:
             group_wanted=st.group_preferred_content(),
             numcopies=st.numcopies(),
             cluster_uuids=frozenset(st.clusters()),
+            metadata=_Lazy(lambda: st.metadata(key)),
+            preferred_dir=st.remotes().get(uuid, {}).get("preferreddir", "public"),
+            urls=_Lazy(lambda: dict.fromkeys(st.urls(key), frozenset())),
         )
 
     # --- git helpers ----------------------------------------------------------
@@ -312,6 +316,29 @@ class AnnexRepo:
 
     def __repr__(self) -> str:
         return f"AnnexRepo({str(self.path)!r}, uuid={self.uuid})"
+
+
+class _Lazy(Mapping[str, frozenset[str]]):
+    """A per-key log read only when an expression asks (``metadata=``, ``url=``):
+    most expressions never do, and a scan builds one context per file and remote."""
+
+    def __init__(self, load: Callable[[], Mapping[str, frozenset[str]]]) -> None:
+        self._load = load
+        self._data: Mapping[str, frozenset[str]] | None = None
+
+    def _get(self) -> Mapping[str, frozenset[str]]:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def __getitem__(self, name: str) -> frozenset[str]:
+        return self._get()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def _set_default_branch(git: Repo) -> None:

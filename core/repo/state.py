@@ -163,6 +163,17 @@ class AnnexState:
         """UUIDs whose newest status for the key is present (1)."""
         return frozenset(u for u, x in self.location_lines(key).items() if x.present)
 
+    def metadata(self, key: Key | str) -> dict[str, frozenset[str]]:
+        """Current metadata of a key (5.4 ``.log.met``): case-folded field -> values."""
+        path = location_log_path(key) + ".met"
+        return logs.current_metadata(self.branch.read(path) or b"", path)
+
+    def urls(self, key: Key | str) -> tuple[str, ...]:
+        """URLs the key can be downloaded from (``.log.web``, a presence log)."""
+        path = location_log_path(key) + ".web"
+        lines = logs.parse_presence(self.branch.read(path) or b"", path)
+        return tuple(sorted(_text(i) for i, x in logs.compact_presence(lines).items() if x.present))
+
     def key_known(self, key: Key | str) -> bool:
         return self.branch.read(location_log_path(key)) is not None
 
