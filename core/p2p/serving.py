@@ -495,7 +495,7 @@ class Session:
             # 10.20261026 exits here instead, which costs the client a new
             # connection).
             assert inc is not None  # only inc.open and require_writable check room
-            offset = await asyncio.to_thread(getattr, inc, "offset")
+            offset = inc.offset  # one stat
             self._put = _Put(msg.key, inc, offset, failed=str(e))
             await self.ch.send(PutFrom(offset))
             return
