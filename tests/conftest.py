@@ -22,10 +22,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 BIN = str(Path(sys.executable).parent)
 
 
-@pytest.fixture(autouse=True)
-def git_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own HOME with a git identity and no system config."""
-    home = tmp_path_factory.mktemp("home")
+def isolate_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point HOME at ``home`` with a git identity, no system config, and real git-annex on PATH."""
     (home / ".gitconfig").write_text(
         "[user]\n\tname = Test User\n\temail = test@example.com\n"
         "[init]\n\tdefaultBranch = main\n"
@@ -38,6 +36,13 @@ def git_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def git_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own HOME with a git identity and no system config."""
+    home = tmp_path_factory.mktemp("home")
+    isolate_home(home, monkeypatch)
     return home
 
 

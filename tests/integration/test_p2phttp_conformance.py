@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import isolate_home
 from tests.integration.test_p2phttp_support import (
     CLIENT_UUID,
     Proc,
@@ -243,26 +244,10 @@ def _run(tmp: Path, name: str, start: Callable[..., object]) -> Wire:
 
 @pytest.fixture(scope="module")
 def transcripts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Wire, Wire]:
-    import os
-
-    from _pytest.monkeypatch import MonkeyPatch
-
-    mp = MonkeyPatch()
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text("[user]\n\tname = T\n\temail = t@example.com\n"
-                                     "[init]\n\tdefaultBranch = main\n")  # fmt: skip
-    mp.setenv("HOME", str(home))
-    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    from tests.conftest import BIN
-
-    mp.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_home(tmp_path_factory.mktemp("home"), mp)
         tmp = tmp_path_factory.mktemp("conformance")
-        theirs = _run(tmp, "theirs", git_annex_p2phttp)
-        ours = _run(tmp, "ours", our_p2phttp)
-    finally:
-        mp.undo()
-    return theirs, ours
+        return _run(tmp, "theirs", git_annex_p2phttp), _run(tmp, "ours", our_p2phttp)
 
 
 def test_same_transcript(transcripts: tuple[Wire, Wire]) -> None:

@@ -10,6 +10,7 @@ matchexpression EXPR --file F --key K`` in that repository.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from core.errors import ExpressionError
 from core.repo.key import Key
 from core.repo.preferred import fallback_reason, parse, wants_get
 from core.repo.repository import AnnexRepo
-from tests.conftest import annex, git, run
+from tests.conftest import annex, git, isolate_home, run
 from tests.integration.test_daemon_cli import ANNEXSYNC, cli, status_json, wait_for
 
 pytestmark = pytest.mark.interop
@@ -55,8 +56,15 @@ LOCATION_TERMS = [
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Built once for the module, in a HOME of its own (the per-test one is not set up yet)."""
     tmp = tmp_path_factory.mktemp("terms")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_home(tmp_path_factory.mktemp("home"), mp)
+        yield _build(tmp)
+
+
+def _build(tmp: Path) -> Path:
     here = tmp / "here"
     here.mkdir()
     git(here, "init", "-q")
