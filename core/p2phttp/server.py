@@ -70,6 +70,7 @@ from core.p2p.serving import ServedRepo, monotonic_seconds
 from core.p2phttp import models as m
 from core.p2phttp.auth import Access, AuthPolicy
 from core.repo.key import Key
+from core.repo.objects import ContentLocked
 from core.repo.repository import AnnexRepo, annex_uuid_at
 
 logger = logging.getLogger(__name__)
@@ -338,11 +339,12 @@ async def _gettimestamp(request: web.Request, req: m.ApiRequest, s: Served,
 async def _remove(request: web.Request, req: m.ApiRequest, s: Served,
                   access: Access) -> web.StreamResponse:  # fmt: skip
     key = _key(req)
-    if s.served.locked_here(key):
-        raise m.HttpError(500, SOMETHING_WRONG)  # as git-annex (spec 5.5)
     try:
         await asyncio.to_thread(s.repo.require_writable)
         removed = await asyncio.to_thread(s.served.remove, key, req.timestamp)
+    except ContentLocked as e:  # locked here or elsewhere, or retained
+        logger.info("remove %s: %s", key, e)
+        raise m.HttpError(500, SOMETHING_WRONG) from e  # as git-annex (spec 5.5)
     except CoreError as e:
         logger.info("remove %s: %s", key, e)
         removed = False
@@ -414,32 +416,29 @@ async def _put(request: web.Request, req: m.ApiRequest, s: Served,
     except CoreError as e:
         logger.info("put %s: %s", key, e)
         return _json(m.stored_body(v, False))
-    if not s.served.begin_receive(key):
-        logger.info("put %s: another upload of it is in progress", key)
-        return _json(m.stored_body(v, False))
-    try:
-        stored = await _receive(request, req, s, key)
-    finally:
-        s.served.end_receive(key)
+    stored = await _receive(request, req, s, key)
     if stored:
         await asyncio.to_thread(s.served.record, key, True)
     return _json(m.stored_body(v, stored))
 
 
 async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key) -> bool:
-    """Stream the body into ``Incoming``; True when stored under ``key`` (spec 5.9)."""
-    inc = s.repo.objects.incoming(key)
+    """Stream the body into ``Incoming``; True when stored under ``key`` (spec 5.9).
+
+    ``Incoming`` holds the download transfer lock for the client's uuid: a
+    concurrent upload of the key (any session or process) gets stored false.
+    """
+    inc = s.repo.objects.incoming(key, req.client_uuid or "")
     timeout = request.app[SETTINGS].io_timeout
     length = req.data_length or 0
     try:
-        have = await asyncio.to_thread(lambda: inc.offset)
+        have = await asyncio.to_thread(inc.open)  # the lock first: then the size holds
         offset = req.offset or 0
         if offset > have:
             # git-annex drops its partial copy here too (checked: putoffset says 0 after)
             logger.info("put %s from %d, but only %d bytes are here", key, offset, have)
             await asyncio.to_thread(inc.discard)
             return False
-        await asyncio.to_thread(inc.open)
         skip = have - offset
         received = 0
         buf = bytearray()

@@ -14,15 +14,22 @@ Rules kept here and nowhere else:
 * Content added from the work tree was hashed by the adder, so ``ingest`` only
   moves, copies or hard-links it into place.
 * Every path that receives content checks annex.diskreserve first.
-* Locks are POSIX ``fcntl`` record locks (``lockf``) on ``<object>.lck``, the
-  lock family git-annex uses; ``flock`` would not exclude it (spec 2.4).
+* One writer per key: ``Incoming`` holds git-annex's download transfer lock
+  (``transfers``) from ``open`` until it is closed, so no two sessions,
+  processes or git-annex itself write ``annex/tmp/<keyFile>`` together, and
+  what it verified is what it renames.
+* Content locks are POSIX ``fcntl`` record locks (``lockf``) on
+  ``<object>.lck``, the lock family git-annex uses (spec 2.4), taken through
+  ``lockpool`` so that they exclude within this process too.  A lock is only
+  granted while the content is there; ``remove`` deletes under the exclusive
+  lock and refuses while any shared lock or an unexpired ``<object>.rtm``
+  retention timestamp stands.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import queue
@@ -35,7 +42,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.errors import ContentMissing, ContentVerifyError, DiskReserveError, RepoError
+from core.repo import transfers
 from core.repo.key import Hasher, Key
+from core.repo.lockpool import Held, LockBusy, hold
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +66,10 @@ def writable_dir(d: Path) -> Iterator[None]:
 
 
 class ContentLocked(RepoError):
-    def __init__(self, key: Key) -> None:
-        super().__init__(f"{key}: content is locked by another process")
+    """Removal refused: a content lock or an unexpired retention timestamp stands."""
+
+    def __init__(self, key: Key, why: str = "content is locked") -> None:
+        super().__init__(f"{key}: {why}")
         self.key = key
 
 
@@ -171,9 +182,9 @@ class ObjectStore:
                 return self._place(key, None, src, False)
             raise
 
-    def incoming(self, key: Key) -> Incoming:
-        """Receive content from elsewhere, verified before it is kept."""
-        return Incoming(self, key)
+    def incoming(self, key: Key, source: str = "") -> Incoming:
+        """Receive content from the repository ``source`` (uuid), verified before it is kept."""
+        return Incoming(self, key, source)
 
     # --- removing -------------------------------------------------------------
 
@@ -188,13 +199,18 @@ class ObjectStore:
         if p is None:
             return False
         kd = p.parent
-        with writable_dir(kd), self.lock(key, exclusive=True, path=p):
-            self._check_retention(key, p)
-            p.chmod(0o644)
-            p.unlink()
-            for extra in kd.iterdir():
-                extra.unlink()
-        kd.rmdir()
+        try:
+            with writable_dir(kd), self.lock(key, exclusive=True, path=p):
+                self._check_retention(key, p)
+                p.chmod(0o644)
+                p.unlink()
+                for extra in kd.iterdir():
+                    with contextlib.suppress(FileNotFoundError):
+                        extra.unlink()
+                with contextlib.suppress(OSError):  # a racing locker's fresh .lck
+                    kd.rmdir()
+        except (ContentMissing, FileNotFoundError):
+            return True  # removed by someone else meanwhile
         for d in (kd.parent, kd.parent.parent):
             with contextlib.suppress(OSError):
                 d.rmdir()
@@ -208,32 +224,52 @@ class ObjectStore:
         except (OSError, ValueError):
             return
         if until > time.time():
-            raise RepoError(f"{key}: content is retained until {time.ctime(until)}")
+            raise ContentLocked(key, f"content is retained until {time.ctime(until)}")
+
+    def retain(self, key: Key, until: float) -> None:
+        """Write ``<object>.rtm`` = ``until`` (spec 2.4, p2p 6.2); OSError if we cannot."""
+        p = self.find(key)
+        if p is None:
+            raise ContentMissing(str(key), str(self.gitdir))
+        with writable_dir(p.parent):
+            p.with_name(p.name + ".rtm").write_text(f"{until:.9f}s")
+
+    def release_retention(self, key: Key) -> None:
+        p = self.find(key)
+        if p is not None:
+            with contextlib.suppress(OSError), writable_dir(p.parent):
+                p.with_name(p.name + ".rtm").unlink(missing_ok=True)
 
     # --- locks ----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, key: Key, exclusive: bool = False, path: Path | None = None) -> Iterator[None]:
+    def lock(self, key: Key, exclusive: bool = False, path: Path | None = None) -> Iterator[Held]:
         """Hold git-annex's content lock on ``<object>.lck`` (spec 2.4).
 
-        Shared while a copy is relied on, exclusive while removing.  Raises
-        ContentMissing when there is no content, ContentLocked when the lock is
-        held in the conflicting mode by another process.
+        Shared while a copy is relied on, exclusive while removing.  The
+        content is checked *after* the lock is granted: a remover holds the
+        exclusive lock until the object is gone, so a lock granted on present
+        content keeps it present.
+
+        Raises:
+            ContentMissing: no content (or it went while we locked).
+            ContentLocked: held in the conflicting mode, here or elsewhere.
         """
         p = path or self.find(key)
         if p is None:
             raise ContentMissing(str(key), str(self.gitdir))
         lck = p.with_name(p.name + ".lck")
-        with writable_dir(p.parent):
-            fd = os.open(lck, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
+        with contextlib.ExitStack() as stack:
             try:
-                fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-            except OSError as e:
+                with writable_dir(p.parent):
+                    held = stack.enter_context(hold(lck, exclusive=exclusive))
+            except LockBusy as e:
                 raise ContentLocked(key) from e
-            yield
-        finally:
-            os.close(fd)
+            except FileNotFoundError:  # the object directory went with the content
+                raise ContentMissing(str(key), str(self.gitdir)) from None
+            if not p.is_file():
+                raise ContentMissing(str(key), str(self.gitdir))
+            yield held
 
 
 class _ThreadedHasher:
@@ -269,17 +305,23 @@ class _ThreadedHasher:
 class Incoming:
     """A download in progress into ``annex/tmp/<keyFile>``.
 
-    ``offset`` tells how much a previous attempt left (resume).  ``write``
-    appends and hashes; ``commit`` checks size and hash and only then renames
-    the file under its key.  On a mismatch the temporary file is deleted and
-    ContentVerifyError raised.  Use as a context manager: leaving without
-    ``commit`` keeps the partial file for a later resume.
+    ``offset`` tells how much a previous attempt left (resume).  ``open``
+    takes git-annex's download transfer lock for ``source`` (the repository
+    the content comes from) and holds it until ``close``: only the holder
+    writes the temporary file, and it is renamed under its key while still
+    held.  ``write`` appends and hashes; ``commit`` checks size and hash and
+    only then renames the file under its key.  On a mismatch the temporary
+    file is deleted and ContentVerifyError raised.  Use as a context manager:
+    leaving without ``commit`` keeps the partial file for a later resume.
     """
 
-    def __init__(self, store: ObjectStore, key: Key) -> None:
+    def __init__(self, store: ObjectStore, key: Key, source: str = "") -> None:
         self.store = store
         self.key = key
+        self.source = source
         self.tmp = store.tmp / key.file_name()
+        self._lock = contextlib.ExitStack()
+        self._locked = False
         self._file: BinaryIO | None = None
         self._hasher: Hasher | _ThreadedHasher | None = key.new_hasher()
         self.written = 0
@@ -292,7 +334,13 @@ class Incoming:
             return 0
 
     def open(self, offset: int | None = None) -> int:
-        """Open for appending at ``offset`` (default: what is there). Returns it."""
+        """Open for appending at ``offset`` (default: what is there). Returns it.
+
+        Raises:
+            TransferBusy: another transfer of this key is writing it (any process).
+            DiskReserveError: the rest would not fit above annex.diskreserve.
+        """
+        self._take_lock()
         self.store.tmp.mkdir(parents=True, exist_ok=True)
         have = self.offset
         start = have if offset is None else min(offset, have)
@@ -355,16 +403,38 @@ class Incoming:
         if got != key.expected_digest():
             raise ContentVerifyError(str(key), key.expected_digest(), got)
 
-    def discard(self) -> None:
-        self.close()
-        self.tmp.unlink(missing_ok=True)
+    def _take_lock(self) -> None:
+        if not self._locked:
+            self._lock.enter_context(transfers.download(self.store.gitdir, self.source, self.key))
+            self._locked = True
 
-    def close(self) -> None:
+    def discard(self) -> None:
+        """Delete the partial file, under the lock so never another writer's.
+
+        Raises:
+            TransferBusy: another transfer holds it (the file is left alone).
+        """
+        try:
+            self._close_file()
+            self._take_lock()
+            self.tmp.unlink(missing_ok=True)
+        finally:
+            self.close()
+
+    def _close_file(self) -> None:
         if isinstance(self._hasher, _ThreadedHasher):
             self._hasher.close()
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def close(self) -> None:
+        """Close the file and give the transfer lock back; safe to repeat."""
+        try:
+            self._close_file()
+        finally:
+            self._locked = False
+            self._lock.close()
 
     def __enter__(self) -> Incoming:
         return self
