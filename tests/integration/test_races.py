@@ -1,0 +1,189 @@
+"""Issue 8, data safety under concurrency: one writer per key, locks that hold.
+
+Against real git-annex where a peer is involved: two p2pstdio servers on one
+repository (ours twice, and the mixed pairs with ``git-annex-shell``) must
+exclude each other through git-annex's transfer lock and content lock, and
+two real ``git annex copy --to`` of one key at once must leave a verified
+object.  The stress tests run the races of ``tests/races.py`` in one process
+(threads, as the p2phttp server and the TCP listener serve sessions) and
+across processes; ``bench/stress.py`` runs the same races 10,000 times.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from core.p2p import (
+    ConnectionClosed,
+    Data,
+    LockContent,
+    Payload,
+    Put,
+    PutFrom,
+    Remove,
+    Success,
+    Valid,
+    Version,
+)
+from core.p2p.serving import ServedRepo
+from core.repo.key import Key
+from core.repo.repository import AnnexRepo
+from tests import races
+from tests.conftest import annex, git, run
+from tests.integration.test_p2p_support import CLIENT_UUID, RawPeer, install_fake_ssh
+
+pytestmark = pytest.mark.interop
+
+BUSY = b"transfer already in progress, or unable to take transfer lock"
+SERVERS = {
+    "annexsync": ["annexsync", "p2pstdio"],
+    "git-annex-shell": ["git-annex-shell", "p2pstdio"],
+}
+
+
+def _peer(kind: str, repo: Path) -> RawPeer:
+    peer = RawPeer([*SERVERS[kind], str(repo), CLIENT_UUID])
+    peer.until_our_turn()  # AUTH-SUCCESS
+    peer.request(Version(4))
+    return peer
+
+
+def _eof_within(peer: RawPeer, seconds: float) -> bool:
+    """The server closed its output (a server still waiting for the payload does not)."""
+    assert peer.proc.stdout is not None
+    fd = peer.proc.stdout.fileno()
+    ready, _, _ = select.select([fd], [], [], seconds)
+    return bool(ready) and os.read(fd, 65536) == b""
+
+
+def _died(peer: RawPeer, words: bytes) -> None:
+    """Ended as git-annex-shell ends on a local failure: EOF, words on stderr, exit 1."""
+    assert peer.close() == 1
+    assert peer.proc.stderr is not None
+    assert words in peer.proc.stderr.read()
+
+
+def _fsck_ok(repo: Path, key: Key) -> None:
+    run(["git", "annex", "fsck", "--key", str(key)], repo)
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("annexsync", "annexsync"),
+    ("git-annex-shell", "annexsync"),
+    ("annexsync", "git-annex-shell"),
+])  # fmt: skip
+def test_second_put_of_a_key_is_refused(annex_repo: Path, first: str, second: str) -> None:
+    """The issue's sequence: A PUT, part of DATA; B PUT, DATA; A VALID; B other bytes."""
+    data = os.urandom(300_000)
+    key = races.key_of(data)
+    a, b = _peer(first, annex_repo), _peer(second, annex_repo)
+    try:
+        assert a.request(Put(b"f.bin", key)) == [PutFrom(0)]
+        a.write(Data(len(data)), Payload(data[:100_000]))
+        (offer,) = b.request(Put(b"f.bin", key))
+        assert isinstance(offer, PutFrom)  # git-annex-shell offers, then fails at DATA
+        b.write(Data(len(data) - offer.offset))
+        assert _eof_within(b, 20)
+        assert a.request(Payload(data[100_000:]), Valid()) == [Success()]
+    finally:
+        a.close()
+    _died(b, BUSY)
+    _fsck_ok(annex_repo, key)
+    # Both sides cleaned up git-annex's transfer files: a new PUT is answered at once.
+    transfer = annex_repo / ".git" / "annex" / "transfer"
+    assert not [p for p in transfer.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(("locker", "remover"), [
+    ("annexsync", "annexsync"),
+    ("git-annex-shell", "annexsync"),
+    ("annexsync", "git-annex-shell"),
+])  # fmt: skip
+def test_remove_of_locked_content_fails(annex_repo: Path, locker: str, remover: str) -> None:
+    (annex_repo / "a.txt").write_bytes(b"locked content\n")
+    annex(annex_repo, "add", "-q", "a.txt")
+    key = Key.parse(annex(annex_repo, "lookupkey", "a.txt").strip())
+    holder = _peer(locker, annex_repo)
+    try:
+        assert holder.request(LockContent(key)) == [Success()]
+        other = _peer(remover, annex_repo)
+        assert other.request(Remove(key)) == [ConnectionClosed(cut_short=True)]
+        _died(other, b"content is locked")
+    finally:
+        holder.close()
+    _fsck_ok(annex_repo, key)
+
+
+def test_two_real_copies_of_one_key_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two git-annex clients send one key to ``annexsync p2pstdio`` together."""
+    install_fake_ssh(tmp_path, monkeypatch)
+    server = tmp_path / "server"
+    server.mkdir()
+    git(server, "init", "-q")
+    annex(server, "init", "-q", "server")
+    git(server, "commit", "-q", "--allow-empty", "-m", "start")
+    data = os.urandom(24 << 20)
+    clients = []
+    for name in ("c1", "c2"):
+        c = tmp_path / name
+        git(tmp_path, "clone", "-q", str(server), str(c))
+        git(c, "remote", "set-url", "origin", f"ssh://localhost{server}")
+        git(c, "config", "remote.origin.annex-shell", "annexsync")
+        git(c, "config", "annex.sshcaching", "false")
+        annex(c, "init", "-q", name)
+        (c / "big.bin").write_bytes(data)
+        annex(c, "add", "-q", "big.bin")
+        clients.append(c)
+    procs = [subprocess.Popen(["git", "annex", "copy", "--to", "origin", "big.bin"], cwd=c,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in clients]  # fmt: skip
+    outs = [p.communicate(timeout=90) for p in procs]
+    assert any(p.returncode == 0 for p in procs), outs
+    assert "Traceback" not in "".join(o[1] for o in outs)
+    key = races.key_of(data)
+    _fsck_ok(server, key)
+    for c in clients:  # the loser can simply try again
+        annex(c, "copy", "--to", "origin", "big.bin")
+
+
+# --- stress: the races many times, in one process and across processes ---------------
+
+
+@pytest.fixture
+def race_repo(annex_repo: Path) -> AnnexRepo:
+    repo = AnnexRepo.open(annex_repo)
+    yield repo  # type: ignore[misc]
+    repo.close()
+
+
+def _clean(c: races.Counts, name: str) -> None:
+    assert c.bad() == 0, c.line(name)
+
+
+def test_put_race_in_process(race_repo: AnnexRepo) -> None:
+    c = races.put_race_threads(race_repo, 2000)
+    _clean(c, "put race, threads")
+    assert c.refused > 0  # the writers did meet
+
+
+def test_put_race_across_processes(race_repo: AnnexRepo) -> None:
+    c = races.put_race_processes(race_repo, 300)
+    _clean(c, "put race, processes")
+    assert c.refused > 0
+
+
+def test_lock_remove_race_in_process(race_repo: AnnexRepo) -> None:
+    c = races.lock_race_threads(ServedRepo(race_repo), 2000)
+    _clean(c, "lock/remove race, threads")
+    assert 0 < c.refused < c.tries  # both orders happened
+
+
+def test_lock_remove_race_across_processes(race_repo: AnnexRepo) -> None:
+    c = races.lock_race_processes(race_repo, 300)
+    _clean(c, "lock/remove race, processes")
+    assert c.refused < c.tries
