@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from core.errors import ContentVerifyError, DiskReserveError
+from core.errors import ContentMissing, ContentVerifyError, DiskReserveError, TransferBusy
 from core.repo.key import Key
 from core.repo.objects import ContentLocked, ObjectStore
 
@@ -132,3 +133,46 @@ def test_threaded_hashing_verifies_too(tmp_path: Path, monkeypatch: pytest.Monke
         inc.commit()
     assert s.has(K)
     assert threading.active_count() == before
+
+
+def _stored(tmp_path: Path) -> ObjectStore:
+    s = store(tmp_path)
+    with s.incoming(K) as inc:
+        inc.write(DATA)
+        inc.commit()
+    return s
+
+
+def test_locks_exclude_within_the_process(tmp_path: Path) -> None:
+    """fcntl alone would let this process remove what it holds locked (issue 8)."""
+    s = _stored(tmp_path)
+    with s.lock(K):
+        with pytest.raises(ContentLocked):
+            s.remove(K)
+        assert s.has(K)
+    assert s.remove(K)
+    with pytest.raises(ContentMissing):  # a lock is only granted on present content
+        with s.lock(K):
+            pass
+
+
+def test_unexpired_retention_refuses_removal(tmp_path: Path) -> None:
+    s = _stored(tmp_path)
+    s.retain(K, time.time() + 60)
+    with pytest.raises(ContentLocked):
+        s.remove(K)
+    s.release_retention(K)
+    assert s.remove(K)
+
+
+def test_one_writer_per_key(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    with s.incoming(K, "uuid-a") as a, s.incoming(K, "uuid-b") as b:
+        a.write(DATA[:5])
+        with pytest.raises(TransferBusy):
+            b.open()
+        with pytest.raises(TransferBusy):  # nor may it delete the other's partial file
+            b.discard()
+        a.write(DATA[5:])
+        a.commit()
+    assert s.find(K) is not None and s.find(K).read_bytes() == DATA  # type: ignore[union-attr]
