@@ -176,3 +176,14 @@ def test_one_writer_per_key(tmp_path: Path) -> None:
         a.write(DATA[5:])
         a.commit()
     assert s.find(K) is not None and s.find(K).read_bytes() == DATA  # type: ignore[union-attr]
+
+
+def test_lock_checks_the_content_after_locking(tmp_path: Path) -> None:
+    """A remover in another process may delete the object between our find and our lock."""
+    s = _stored(tmp_path)
+    p = s.find(K)
+    assert p is not None
+    p.parent.chmod(0o755)
+    p.unlink()  # what that remover did; its directory is still there
+    with pytest.raises(ContentMissing), s.lock(K, path=p):
+        pass
