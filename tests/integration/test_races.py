@@ -11,9 +11,11 @@ across processes; ``bench/stress.py`` runs the same races 10,000 times.
 
 from __future__ import annotations
 
+import http.client
 import os
 import select
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,12 @@ from core.repo.repository import AnnexRepo
 from tests import races
 from tests.conftest import annex, git, run
 from tests.integration.test_p2p_support import CLIENT_UUID, RawPeer, install_fake_ssh
+from tests.integration.test_p2phttp_support import (
+    git_annex_p2phttp,
+    lookupkey,
+    make_server_repo,
+    our_p2phttp,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -187,3 +195,56 @@ def test_lock_remove_race_across_processes(race_repo: AnnexRepo) -> None:
     c = races.lock_race_processes(race_repo, 300)
     _clean(c, "lock/remove race, processes")
     assert c.refused < c.tries
+
+
+# --- p2phttp: the same answers as git-annex's server while a lock is busy -------------
+
+
+def _hold_transfer_with_git_annex_shell(repo: Path, key: Key, data: bytes) -> RawPeer:
+    """A real git-annex-shell in the middle of receiving ``key`` (it holds the lock)."""
+    holder = _peer("git-annex-shell", repo)
+    assert holder.request(Put(b"f.bin", key)) == [PutFrom(0)]
+    holder.write(Data(len(data)), Payload(data[: len(data) // 2]))
+    info = repo / ".git" / "annex" / "transfer" / "download" / CLIENT_UUID / key.file_name()
+    for _ in range(200):  # git-annex writes the info file once it holds the lock
+        if info.exists():
+            return holder
+        time.sleep(0.05)
+    raise AssertionError("git-annex-shell did not start the transfer")
+
+
+@pytest.mark.parametrize("server", ["git-annex", "annexsync"])
+def test_p2phttp_busy_answers_match_git_annex(tmp_path: Path, server: str) -> None:
+    repo = tmp_path / "srv"
+    uuid = make_server_repo(repo, {"a.txt": b"locked content\n"})
+    locked = Key.parse(lookupkey(repo, "a.txt"))
+    data = os.urandom(200_000)
+    key = races.key_of(data)
+    start = git_annex_p2phttp if server == "git-annex" else our_p2phttp
+    with start(repo, "--wideopen", "-J2") as proc:
+        def post(op: str, k: Key, body: bytes = b"") -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=30)
+            try:
+                conn.request("POST", f"/git-annex/{uuid}/v4/{op}?key={k}&clientuuid={CLIENT_UUID}",
+                             body=body, headers={"X-git-annex-data-length": str(len(body))})
+                resp = conn.getresponse()
+                resp.read()
+                return resp.status
+            finally:
+                conn.close()
+
+        holder = _hold_transfer_with_git_annex_shell(repo, key, data)
+        try:
+            answers = {"putoffset": post("putoffset", key), "put": post("put", key, data)}
+            assert holder.request(Payload(data[len(data) // 2 :]), Valid()) == [Success()]
+        finally:
+            holder.close()
+        locker = _peer("git-annex-shell", repo)
+        try:
+            assert locker.request(LockContent(locked)) == [Success()]
+            answers["remove"] = post("remove", locked)
+        finally:
+            locker.close()
+        answers["remove after"] = post("remove", locked)
+    assert answers == {"putoffset": 500, "put": 500, "remove": 500, "remove after": 200}
+    _fsck_ok(repo, key)
