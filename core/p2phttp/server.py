@@ -39,13 +39,15 @@ byte is held back until the file is checked unchanged (size and mtime), and
 left out if it changed.  Uploads stream through ``Incoming`` into
 ``annex/tmp`` and are renamed under the key only once size and hash verify; a
 body cut short stays for resume (``putoffset``), an overlong one is
-discarded.
+discarded.  ``Incoming`` holds git-annex's download transfer lock for the
+client's uuid: while another transfer of the key holds it (any session, any
+process), ``put`` and ``putoffset`` answer ``500 Something went wrong`` as
+git-annex does.  ``remove`` of a key locked here or by another process, or
+under unexpired retention, is that 500 too, like git-annex (spec 5.5).
 
 Departures from git-annex, on purpose: v5 and later versions answer 404, not
-``400 bad version`` (pitfall 4); ``remove`` of a key locked by this server is
-``500 Something went wrong`` like git-annex, a key locked by another process
-gets ``removed:false``; a clean shutdown releases held locks (the ``.rtm``
-files go too), a killed server leaves ``.rtm`` retention behind.
+``400 bad version`` (pitfall 4); a clean shutdown releases held locks (the
+``.rtm`` files go too), a killed server leaves ``.rtm`` retention behind.
 """
 
 from __future__ import annotations
@@ -65,10 +67,11 @@ from typing import BinaryIO
 
 from aiohttp import web
 
-from core.errors import ContentVerifyError, CoreError, RepoError
+from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
 from core.p2p.serving import ServedRepo, monotonic_seconds
 from core.p2phttp import models as m
 from core.p2phttp.auth import Access, AuthPolicy
+from core.repo import transfers
 from core.repo.key import Key
 from core.repo.objects import ContentLocked
 from core.repo.repository import AnnexRepo, annex_uuid_at
@@ -397,8 +400,23 @@ async def _putoffset(request: web.Request, req: m.ApiRequest, s: Served,
     key = _key(req)
     if await asyncio.to_thread(s.repo.objects.has, key):
         return _json(m.offset_body(req.api_version, None))
-    offset = await asyncio.to_thread(lambda: s.repo.objects.incoming(key).offset)
+    offset = await asyncio.to_thread(_offset_unless_busy, s, key, req.client_uuid or "")
     return _json(m.offset_body(req.api_version, offset))
+
+
+def _offset_unless_busy(s: Served, key: Key, client_uuid: str) -> int:
+    """The partial file's size, read under the transfer lock.
+
+    Raises:
+        HttpError: 500 while another transfer holds the lock, as git-annex's
+            p2phttp answers (checked with 10.20261026).
+    """
+    try:
+        with transfers.download(s.repo.gitdir, client_uuid, key):
+            return s.repo.objects.incoming(key).offset
+    except TransferBusy as e:
+        logger.info("putoffset %s: %s", key, e)
+        raise m.HttpError(500, SOMETHING_WRONG) from e
 
 
 async def _put(request: web.Request, req: m.ApiRequest, s: Served,
@@ -426,7 +444,8 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
     """Stream the body into ``Incoming``; True when stored under ``key`` (spec 5.9).
 
     ``Incoming`` holds the download transfer lock for the client's uuid: a
-    concurrent upload of the key (any session or process) gets stored false.
+    concurrent upload of the key (any session or process) gets a 500, as
+    git-annex's p2phttp answers (checked with 10.20261026).
     """
     inc = s.repo.objects.incoming(key, req.client_uuid or "")
     timeout = request.app[SETTINGS].io_timeout
@@ -472,6 +491,9 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
             return False
         await asyncio.to_thread(inc.commit)
         return True
+    except TransferBusy as e:
+        logger.info("put %s: %s", key, e)
+        raise m.HttpError(500, SOMETHING_WRONG) from e
     except (ContentVerifyError, RepoError) as e:
         logger.info("put %s refused: %s", key, e)
         return False
