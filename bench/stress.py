@@ -5,7 +5,8 @@
 
 Runs each race of ``tests/races.py`` ``--count`` times (default 10,000) in one
 process (two threads, as the p2phttp server and the TCP listener serve
-sessions) and across two processes, on a repository made by real git-annex,
+sessions) and across two processes (the lock race also through our p2phttp
+server over loopback), on a repository made by real git-annex,
 and prints per run: tries, corrupt objects, locks granted on removed content,
 locks granted without a retention timestamp, refused attempts (expected:
 the losers of each race) and unexpected errors.  The suite runs the same
@@ -17,6 +18,7 @@ The exit status is 0 when every count that means lost or unsafe data is 0.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -29,14 +31,15 @@ from measure import make_env, write_gitconfig
 from run import REPO, add_common_options
 
 RACES = ("put", "lock")
-WHERE = ("threads", "processes")
+WHERE = ("threads", "processes", "http")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="issue 8 race stress (see bench/stress.py)")
     p.add_argument("--count", type=int, default=10_000, help="tries per race and setting")
     p.add_argument("--races", default=",".join(RACES), help="put,lock")
-    p.add_argument("--where", default=",".join(WHERE), help="threads,processes")
+    p.add_argument("--where", default=",".join(WHERE),
+                   help="threads,processes,http (http: the lock race through our p2phttp server)")
     add_common_options(p)
     return p.parse_args(argv)
 
@@ -60,12 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         ("put", "processes"): lambda r: races.put_race_processes(r, args.count),
         ("lock", "threads"): lambda r: races.lock_race_threads(ServedRepo(r), args.count),
         ("lock", "processes"): lambda r: races.lock_race_processes(r, args.count),
+        ("lock", "http"): lambda r: asyncio.run(races.lock_race_http(r, args.count)),
     }
     results = []
     bad = 0
     try:
         for race in args.races.split(","):
             for where in args.where.split(","):
+                if (race, where) not in runs:
+                    continue
                 repo = AnnexRepo.open(races.make_repo(scratch / f"{race}-{where}"))
                 started = time.monotonic()
                 try:

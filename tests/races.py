@@ -22,6 +22,7 @@ Each try uses a fresh key, so tries are independent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -31,6 +32,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import ContentVerifyError, TransferBusy
 from core.p2p.serving import ServedRepo
@@ -303,6 +305,54 @@ def worker(repo_path: str) -> None:
         sys.stdout.flush()
     served.flush()
     repo.close()
+
+
+# --- over p2phttp: one server process, many requests ---------------------------------
+
+
+async def lock_race_http(repo: AnnexRepo, tries: int, run: str = "h") -> Counts:
+    """LOCKCONTENT and REMOVE as concurrent requests to our p2phttp server.
+
+    The server (in this process, as ``annexsync p2phttp`` runs it) serves both
+    requests at once on its worker threads; the lock is kept until the
+    remove has been answered, then released with ``keeplocked``.
+    """
+    import aiohttp
+
+    from core.p2phttp.auth import AuthPolicy
+    from core.p2phttp.server import Settings, start_server
+
+    settings = Settings(repositories=[repo.path], policy=AuthPolicy(wideopen=True), jobs=4)
+    server = await start_server(settings, host="127.0.0.1", port=0)
+    c = Counts()
+    try:
+        base = f"http://127.0.0.1:{server.port}/git-annex/{repo.uuid}/v4"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            for i in range(tries):
+                key = place(repo, content(run, i, True))
+                locked, check, removed = await _http_try(http, base, repo, key)
+                c.tries += 1
+                _judge(c, locked, check, removed)
+    finally:
+        await asyncio.wait_for(server.aclose(), 30)
+    return c
+
+
+async def _http_try(http: Any, base: str, repo: AnnexRepo, key: Key) -> tuple[bool, str, str]:
+    q = f"key={key}&clientuuid={UUIDS[0]}"
+
+    async def post(op: str, query: str, body: bytes = b"") -> tuple[int, Any]:
+        async with http.post(f"{base}/{op}?{query}", data=body) as r:
+            return r.status, (await r.json() if r.status == 200 else None)
+
+    (ls, lbody), (rs, rbody) = await asyncio.gather(post("lockcontent", q), post("remove", q))
+    removed = "locked" if rs == 500 else ("removed" if rbody["removed"] else "kept")
+    if ls != 200 or not lbody.get("locked"):
+        return False, "", removed
+    p = repo.objects.find(key)
+    check = "gone" if p is None else ("present" if p.with_name(p.name + ".rtm").is_file() else "no-rtm")
+    await post("keeplocked", f"lockid={lbody['lockid']}&clientuuid={UUIDS[0]}", b'{"unlock":true}\n')
+    return True, check, removed
 
 
 def make_repo(where: Path) -> Path:
