@@ -256,3 +256,29 @@ async def test_lock_remove_race_over_p2phttp(race_repo: AnnexRepo) -> None:
     c = await races.lock_race_http(race_repo, 300)
     _clean(c, "lock/remove race, p2phttp")
     assert c.refused < c.tries
+
+
+def test_annexsync_and_git_annex_copy_into_one_path_remote(tmp_path: Path) -> None:
+    """Both write the same key into a repository on this machine at once."""
+    target = tmp_path / "target"
+    target.mkdir()
+    git(target, "init", "-q")
+    annex(target, "init", "-q", "target")
+    git(target, "commit", "-q", "--allow-empty", "-m", "start")
+    data = os.urandom(24 << 20)
+    clients = []
+    for name in ("ours", "theirs"):
+        c = tmp_path / name
+        git(tmp_path, "clone", "-q", str(target), str(c))
+        annex(c, "init", "-q", name)
+        (c / "big.bin").write_bytes(data)
+        annex(c, "add", "-q", "big.bin")
+        clients.append(c)
+    cmds = [["annexsync", "copy", "--to", "origin", "big.bin"],
+            ["git", "annex", "copy", "--to", "origin", "big.bin"]]  # fmt: skip
+    procs = [subprocess.Popen(cmd, cwd=c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for cmd, c in zip(cmds, clients, strict=True)]  # fmt: skip
+    outs = [p.communicate(timeout=90) for p in procs]
+    assert any(p.returncode == 0 for p in procs), outs
+    assert "Traceback" not in "".join(o[1] for o in outs)
+    _fsck_ok(target, races.key_of(data))
