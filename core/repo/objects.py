@@ -191,9 +191,13 @@ class ObjectStore:
     def remove(self, key: Key) -> bool:
         """Remove the content of ``key`` under an exclusive content lock.
 
-        Returns False when there was nothing to remove.  Raises ContentLocked
-        when another process holds a shared lock (it relies on this copy), and
-        RepoError when an unexpired retention timestamp (``.rtm``) forbids it.
+        Returns False when there was nothing to remove.  The decision (nobody
+        holds a lock, no unexpired ``.rtm``) and the deletion happen under one
+        exclusive lock, so no lock can be granted in between.
+
+        Raises:
+            ContentLocked: a holder in this or another process relies on
+                this copy, or an unexpired retention timestamp forbids it.
         """
         p = self.find(key)
         if p is None:
