@@ -127,36 +127,60 @@ def test_remove_of_locked_content_fails(annex_repo: Path, locker: str, remover: 
     _fsck_ok(annex_repo, key)
 
 
-def test_two_real_copies_of_one_key_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two git-annex clients send one key to ``annexsync p2pstdio`` together."""
-    install_fake_ssh(tmp_path, monkeypatch)
-    server = tmp_path / "server"
-    server.mkdir()
-    git(server, "init", "-q")
-    annex(server, "init", "-q", "server")
-    git(server, "commit", "-q", "--allow-empty", "-m", "start")
-    data = os.urandom(24 << 20)
+def _target_and_clients(tmp_path: Path, names: tuple[str, ...], data: bytes,
+                        ssh_shell: str | None = None) -> tuple[Path, list[Path]]:  # fmt: skip
+    """A target repository and clones of it that each added ``data`` as big.bin.
+
+    ``ssh_shell``: reach the target over (fake) ssh with this annex-shell;
+    otherwise it is a path remote.
+    """
+    target = tmp_path / "target"
+    target.mkdir()
+    git(target, "init", "-q")
+    annex(target, "init", "-q", "target")
+    git(target, "commit", "-q", "--allow-empty", "-m", "start")
     clients = []
-    for name in ("c1", "c2"):
+    for name in names:
         c = tmp_path / name
-        git(tmp_path, "clone", "-q", str(server), str(c))
-        git(c, "remote", "set-url", "origin", f"ssh://localhost{server}")
-        git(c, "config", "remote.origin.annex-shell", "annexsync")
-        git(c, "config", "annex.sshcaching", "false")
+        git(tmp_path, "clone", "-q", str(target), str(c))
+        if ssh_shell is not None:
+            git(c, "remote", "set-url", "origin", f"ssh://localhost{target}")
+            git(c, "config", "remote.origin.annex-shell", ssh_shell)
+            git(c, "config", "annex.sshcaching", "false")
         annex(c, "init", "-q", name)
         (c / "big.bin").write_bytes(data)
         annex(c, "add", "-q", "big.bin")
         clients.append(c)
-    procs = [subprocess.Popen(["git", "annex", "copy", "--to", "origin", "big.bin"], cwd=c,
+    return target, clients
+
+
+def _copy_at_once(cmds: list[list[str]], clients: list[Path]) -> None:
+    """Start every ``copy --to origin big.bin`` together; one must succeed, none crash."""
+    procs = [subprocess.Popen([*cmd, "copy", "--to", "origin", "big.bin"], cwd=c,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c in clients]  # fmt: skip
+             for cmd, c in zip(cmds, clients, strict=True)]  # fmt: skip
     outs = [p.communicate(timeout=90) for p in procs]
     assert any(p.returncode == 0 for p in procs), outs
     assert "Traceback" not in "".join(o[1] for o in outs)
-    key = races.key_of(data)
-    _fsck_ok(server, key)
+
+
+def test_two_real_copies_of_one_key_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two git-annex clients send one key to ``annexsync p2pstdio`` together."""
+    install_fake_ssh(tmp_path, monkeypatch)
+    data = os.urandom(24 << 20)
+    server, clients = _target_and_clients(tmp_path, ("c1", "c2"), data, ssh_shell="annexsync")
+    _copy_at_once([["git", "annex"], ["git", "annex"]], clients)
+    _fsck_ok(server, races.key_of(data))
     for c in clients:  # the loser can simply try again
         annex(c, "copy", "--to", "origin", "big.bin")
+
+
+def test_annexsync_and_git_annex_copy_into_one_path_remote(tmp_path: Path) -> None:
+    """Both write the same key into a repository on this machine at once."""
+    data = os.urandom(24 << 20)
+    target, clients = _target_and_clients(tmp_path, ("ours", "theirs"), data)
+    _copy_at_once([["annexsync"], ["git", "annex"]], clients)
+    _fsck_ok(target, races.key_of(data))
 
 
 # --- stress: the races many times, in one process and across processes ---------------
@@ -257,28 +281,3 @@ async def test_lock_remove_race_over_p2phttp(race_repo: AnnexRepo) -> None:
     _clean(c, "lock/remove race, p2phttp")
     assert c.refused < c.tries
 
-
-def test_annexsync_and_git_annex_copy_into_one_path_remote(tmp_path: Path) -> None:
-    """Both write the same key into a repository on this machine at once."""
-    target = tmp_path / "target"
-    target.mkdir()
-    git(target, "init", "-q")
-    annex(target, "init", "-q", "target")
-    git(target, "commit", "-q", "--allow-empty", "-m", "start")
-    data = os.urandom(24 << 20)
-    clients = []
-    for name in ("ours", "theirs"):
-        c = tmp_path / name
-        git(tmp_path, "clone", "-q", str(target), str(c))
-        annex(c, "init", "-q", name)
-        (c / "big.bin").write_bytes(data)
-        annex(c, "add", "-q", "big.bin")
-        clients.append(c)
-    cmds = [["annexsync", "copy", "--to", "origin", "big.bin"],
-            ["git", "annex", "copy", "--to", "origin", "big.bin"]]  # fmt: skip
-    procs = [subprocess.Popen(cmd, cwd=c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for cmd, c in zip(cmds, clients, strict=True)]  # fmt: skip
-    outs = [p.communicate(timeout=90) for p in procs]
-    assert any(p.returncode == 0 for p in procs), outs
-    assert "Traceback" not in "".join(o[1] for o in outs)
-    _fsck_ok(target, races.key_of(data))
