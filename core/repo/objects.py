@@ -53,16 +53,35 @@ THREADED_HASH_FROM = 16 << 20  # below this, a thread costs more than it saves
 DEFAULT_DISK_RESERVE = 100_000_000  # git-annex 10.2026 reports "+100 megabytes reserved"
 
 
+_dirs_guard = threading.Lock()
+_writable_dirs: dict[str, list[int]] = {}  # directory -> [users, mode to restore]
+
+
 @contextlib.contextmanager
 def writable_dir(d: Path) -> Iterator[None]:
-    """Make an object's read-only directory writable for a moment (spec 2.4)."""
-    mode = stat.S_IMODE(d.stat().st_mode)
-    d.chmod(mode | stat.S_IWUSR)
+    """Make an object's read-only directory writable for a moment (spec 2.4).
+
+    Users in this process are counted: the first saves the mode and opens the
+    directory, the last restores it.  Each restoring its own snapshot would
+    leave it writable when two overlap.
+    """
+    key = os.path.abspath(d)
+    with _dirs_guard:
+        entry = _writable_dirs.get(key)
+        if entry is None:
+            mode = stat.S_IMODE(d.stat().st_mode)
+            d.chmod(mode | stat.S_IWUSR)
+            entry = _writable_dirs[key] = [0, mode]
+        entry[0] += 1
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            d.chmod(mode)
+        with _dirs_guard:
+            entry[0] -= 1
+            if not entry[0]:
+                del _writable_dirs[key]
+                with contextlib.suppress(OSError):
+                    d.chmod(entry[1])
 
 
 class ContentLocked(RepoError):

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -187,3 +189,24 @@ def test_lock_checks_the_content_after_locking(tmp_path: Path) -> None:
     p.unlink()  # what that remover did; its directory is still there
     with pytest.raises(ContentMissing), s.lock(K, path=p):
         pass
+
+
+def test_object_directory_stays_read_only_under_concurrent_lockers(tmp_path: Path) -> None:
+    """Each locker makes the directory writable for a moment; the last one restores it."""
+    import threading
+
+    s = _stored(tmp_path)
+    p = s.find(K)
+    assert p is not None
+
+    def churn() -> None:
+        for _ in range(300):
+            with contextlib.suppress(ContentLocked), s.lock(K):
+                pass
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert stat.S_IMODE(p.parent.stat().st_mode) == 0o555
