@@ -6,7 +6,7 @@
 Runs each race of ``tests/races.py`` ``--count`` times (default 10,000) in one
 process (two threads, as the p2phttp server and the TCP listener serve
 sessions) and across two processes (the lock race also through our p2phttp
-server over loopback), on a repository made by real git-annex,
+server and our TCP listener over loopback), on a repository made by real git-annex,
 and prints per run: tries, corrupt objects, locks granted on removed content,
 locks granted without a retention timestamp, refused attempts (expected:
 the losers of each race) and unexpected errors.  The suite runs the same
@@ -31,7 +31,7 @@ from measure import make_env, write_gitconfig
 from run import REPO, add_common_options
 
 RACES = ("put", "lock")
-WHERE = ("threads", "processes", "http")
+WHERE = ("threads", "processes", "http", "tcp")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--count", type=int, default=10_000, help="tries per race and setting")
     p.add_argument("--races", default=",".join(RACES), help="put,lock")
     p.add_argument("--where", default=",".join(WHERE),
-                   help="threads,processes,http (http: the lock race through our p2phttp server)")
+                   help="threads,processes,http,tcp (http, tcp: the lock race through our "
+                        "p2phttp server or TCP listener)")
     add_common_options(p)
     return p.parse_args(argv)
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         ("lock", "threads"): lambda r: races.lock_race_threads(ServedRepo(r), args.count),
         ("lock", "processes"): lambda r: races.lock_race_processes(r, args.count),
         ("lock", "http"): lambda r: asyncio.run(races.lock_race_http(r, args.count)),
+        ("lock", "tcp"): lambda r: asyncio.run(races.lock_race_tcp(r, args.count)),
     }
     results = []
     bad = 0

@@ -17,6 +17,10 @@ Two races, each run in one process (two threads) or across two processes
   and "removed"), *granted without retention* (no ``.rtm`` while locked),
   *errors*.
 
+The lock/remove race also runs through our real servers in this process:
+concurrent p2phttp requests (``lock_race_http``) and two TCP listener
+sessions (``lock_race_tcp``), the settings the issue measured.
+
 Each try uses a fresh key, so tries are independent.
 """
 
@@ -120,8 +124,12 @@ def remove_side(served: ServedRepo, key: Key) -> str:
 
 
 def lock_check(served: ServedRepo, key: Key) -> str:
+    return lock_check_repo(served.repo, key)
+
+
+def lock_check_repo(repo: AnnexRepo, key: Key) -> str:
     """After the remover answered: is the locked content still there, with its .rtm?"""
-    p = served.repo.objects.find(key)
+    p = repo.objects.find(key)
     if p is None:
         return "gone"
     return "present" if p.with_name(p.name + ".rtm").is_file() else "no-rtm"
@@ -349,10 +357,67 @@ async def _http_try(http: Any, base: str, repo: AnnexRepo, key: Key) -> tuple[bo
     removed = "locked" if rs == 500 else ("removed" if rbody["removed"] else "kept")
     if ls != 200 or not lbody.get("locked"):
         return False, "", removed
-    p = repo.objects.find(key)
-    check = "gone" if p is None else ("present" if p.with_name(p.name + ".rtm").is_file() else "no-rtm")
+    check = lock_check_repo(repo, key)
     await post("keeplocked", f"lockid={lbody['lockid']}&clientuuid={UUIDS[0]}", b'{"unlock":true}\n')
     return True, check, removed
+
+
+# --- over the TCP listener: one server process, many sessions ------------------------
+
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+async def lock_race_tcp(repo: AnnexRepo, tries: int, run: str = "n") -> Counts:
+    """LOCKCONTENT on one session and REMOVE on another, sent together.
+
+    The listener runs in this process as ``annexsync`` runs it.  A REMOVE of
+    locked content ends its session (as git-annex-shell's does): the remover
+    then connects again.
+    """
+    from core.p2p.listener import Listener
+
+    listener = Listener(ServedRepo(repo), [TOKEN])
+    started = asyncio.Event()
+    c = Counts()
+    async with asyncio.TaskGroup() as tg:
+        serving = tg.create_task(listener.run(started))
+        await started.wait()
+        try:
+            await _tcp_tries(repo, listener.port, tries, run, c)
+        finally:
+            serving.cancel()
+    return c
+
+
+async def _tcp_tries(repo: AnnexRepo, port: int, tries: int, run: str, c: Counts) -> None:
+    from core.errors import CoreError
+    from core.p2p.remote import P2PClient
+    from core.p2p.transport import open_tcp
+
+    async def connect(uuid: str) -> P2PClient:
+        return await P2PClient.connect(await open_tcp("127.0.0.1", port), our_uuid=uuid,
+                                       token=TOKEN, read_timeout=30)  # fmt: skip
+
+    locker, remover = await connect(UUIDS[0]), await connect(UUIDS[1])
+    try:
+        for i in range(tries):
+            key = place(repo, content(run, i, True))
+            locked, answer = await asyncio.gather(locker.lock(key), remover.remove(key),
+                                                  return_exceptions=True)  # fmt: skip
+            if isinstance(locked, BaseException):
+                raise locked
+            if isinstance(answer, CoreError):  # the session ended: "content is locked"
+                await remover.aclose()
+                remover = await connect(UUIDS[1])
+            removed = "removed" if answer is True else "kept" if answer is False else "locked"
+            check = lock_check_repo(repo, key) if locked else ""
+            if locked:
+                await locker.unlock()
+            c.tries += 1
+            _judge(c, bool(locked), check, removed)
+    finally:
+        await locker.aclose()
+        await remover.aclose()
 
 
 def make_repo(where: Path) -> Path:
