@@ -558,12 +558,21 @@ class Session:
             await asyncio.to_thread(self.served.unlock, key)
 
     async def _abandon(self) -> None:
-        """End whatever transaction is open; a partial PUT stays for resume."""
-        await self._unlock()
+        """End whatever transaction is open; a partial PUT stays for resume.
+
+        Runs in ``finally`` paths, so each release is reached even when a wait
+        before it is cancelled: a transfer lock left held would refuse every
+        later PUT of the key until the process ends.
+        """
         put, self._put = self._put, None
-        if put is not None:
-            await self._write_pending(put)  # what arrived is kept for resume
-            await asyncio.to_thread(put.incoming.close)
+        try:
+            await self._unlock()
+        finally:
+            if put is not None:
+                try:
+                    await self._write_pending(put)  # what arrived is kept for resume
+                finally:
+                    await asyncio.to_thread(put.incoming.close)
 
 
 def _one_line(text: str) -> str:
