@@ -33,7 +33,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,31 +374,41 @@ async def lock_race_tcp(repo: AnnexRepo, tries: int, run: str = "n") -> Counts:
     locked content ends its session (as git-annex-shell's does): the remover
     then connects again.
     """
+    c = Counts()
+    async with tcp_listener(repo) as port:
+        await _tcp_tries(repo, port, tries, run, c)
+    return c
+
+
+@contextlib.asynccontextmanager
+async def tcp_listener(repo: AnnexRepo) -> AsyncIterator[int]:
+    """Our TCP listener serving ``repo`` in this process; yields its port."""
     from core.p2p.listener import Listener
 
     listener = Listener(ServedRepo(repo), [TOKEN])
     started = asyncio.Event()
-    c = Counts()
     async with asyncio.TaskGroup() as tg:
         serving = tg.create_task(listener.run(started))
         await started.wait()
         try:
-            await _tcp_tries(repo, listener.port, tries, run, c)
+            yield listener.port
         finally:
             serving.cancel()
-    return c
+
+
+async def tcp_client(port: int, uuid: str) -> Any:
+    """A ``P2PClient`` session to ``tcp_listener``."""
+    from core.p2p.remote import P2PClient
+    from core.p2p.transport import open_tcp
+
+    return await P2PClient.connect(await open_tcp("127.0.0.1", port), our_uuid=uuid,
+                                   token=TOKEN, read_timeout=30)  # fmt: skip
 
 
 async def _tcp_tries(repo: AnnexRepo, port: int, tries: int, run: str, c: Counts) -> None:
     from core.errors import CoreError
-    from core.p2p.remote import P2PClient
-    from core.p2p.transport import open_tcp
 
-    async def connect(uuid: str) -> P2PClient:
-        return await P2PClient.connect(await open_tcp("127.0.0.1", port), our_uuid=uuid,
-                                       token=TOKEN, read_timeout=30)  # fmt: skip
-
-    locker, remover = await connect(UUIDS[0]), await connect(UUIDS[1])
+    locker, remover = await tcp_client(port, UUIDS[0]), await tcp_client(port, UUIDS[1])
     try:
         for i in range(tries):
             key = place(repo, content(run, i, True))
@@ -408,7 +418,7 @@ async def _tcp_tries(repo: AnnexRepo, port: int, tries: int, run: str, c: Counts
                 raise locked
             if isinstance(answer, CoreError):  # the session ended: "content is locked"
                 await remover.aclose()
-                remover = await connect(UUIDS[1])
+                remover = await tcp_client(port, UUIDS[1])
             removed = "removed" if answer is True else "kept" if answer is False else "locked"
             check = lock_check_repo(repo, key) if locked else ""
             if locked:

@@ -11,6 +11,7 @@ across processes; ``bench/stress.py`` runs the same races 10,000 times.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import select
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import CoreError
 from core.p2p import (
     ConnectionClosed,
     Data,
@@ -289,3 +291,33 @@ async def test_lock_remove_race_over_the_tcp_listener(race_repo: AnnexRepo) -> N
     c = await races.lock_race_tcp(race_repo, 300)
     _clean(c, "lock/remove race, TCP listener")
     assert 0 < c.refused < c.tries
+
+
+@pytest.mark.asyncio
+async def test_a_session_cut_mid_put_releases_the_transfer_lock(race_repo: AnnexRepo,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    """In a long-lived server the lock must not outlive the session that took it."""
+    data = os.urandom(300_000)
+    key = races.key_of(data)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    async with races.tcp_listener(race_repo) as port:
+        cut = await races.tcp_client(port, races.UUIDS[0])
+        await cut.ch.send(Put(b"", key))
+        assert await cut.ch.next_event(10) == PutFrom(0)
+        await cut.ch.send(Data(len(data)))
+        await cut.ch.send(Payload(data[:100_000]))
+        await cut.aclose()  # gone in the middle of DATA
+        stored = False
+        for _ in range(50):  # the server notices the end of the session soon
+            c = await races.tcp_client(port, races.UUIDS[1])
+            try:
+                await c.put(key, src, lambda n: None)
+                stored = True
+                break
+            except CoreError:  # still busy: the session was ended, as git-annex-shell's
+                await asyncio.sleep(0.1)
+            finally:
+                await c.aclose()
+        assert stored
+    assert races.object_ok(race_repo, key)
