@@ -414,7 +414,11 @@ async def _tcp_tries(repo: AnnexRepo, port: int, tries: int, run: str, c: Counts
             key = place(repo, content(run, i, True))
             locked, answer = await asyncio.gather(locker.lock(key), remover.remove(key),
                                                   return_exceptions=True)  # fmt: skip
-            if isinstance(locked, BaseException):
+            if isinstance(locked, CoreError):  # the server failed the locker's session
+                c.errors.append(f"error LOCKCONTENT: {locked}")
+                await locker.aclose()
+                locker, locked = await tcp_client(port, UUIDS[0]), False
+            elif isinstance(locked, BaseException):
                 raise locked
             if isinstance(answer, CoreError):  # the session ended: "content is locked"
                 await remover.aclose()
