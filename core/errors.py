@@ -90,6 +90,16 @@ class ContentMissing(RepoError):
         self.where = where
 
 
+class TransferBusy(RepoError):
+    """Another transfer of the key holds git-annex's transfer lock (any process)."""
+
+    MESSAGE = "transfer already in progress, or unable to take transfer lock"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key}: {self.MESSAGE}")
+        self.key = key
+
+
 class DiskReserveError(RepoError):
     def __init__(self, path: Path, needed: int, free: int, reserve: int) -> None:
         super().__init__(

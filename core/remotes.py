@@ -242,7 +242,7 @@ def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
     if info.kind is RemoteKind.PATH and info.url:
         path = local_path(info.url, repo.path)
         assert path is not None
-        return PathRemote(info, path)
+        return PathRemote(info, path, repo.uuid)
     if info.kind is RemoteKind.P2P and info.url:
         from core.p2p.remote import ssh_remote, tcp_remote
 
@@ -263,7 +263,8 @@ def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
 class PathRemote:
     """A git-annex repository elsewhere on this machine."""
 
-    def __init__(self, info: RemoteInfo, path: Path) -> None:
+    def __init__(self, info: RemoteInfo, path: Path, local_uuid: str = "") -> None:
+        self.local_uuid = local_uuid  # names our transfer in the target's locks
         try:
             self.repo = AnnexRepo.open(path)
         except RepoError as e:
@@ -295,7 +296,7 @@ class PathRemote:
             raise RemoteRefused(f"{self.info.name} is read-only")
         self.repo.require_writable()
         if not self.repo.objects.has(key):
-            with self.repo.objects.incoming(key) as inc:
+            with self.repo.objects.incoming(key, self.local_uuid) as inc:
                 offset = inc.open()
                 with source.open("rb") as f:
                     f.seek(offset)
@@ -303,7 +304,9 @@ class PathRemote:
                         inc.write(chunk)
                         advance(len(chunk))
                 inc.commit()
-        self.repo.keep_received(key)  # or the content goes again: we still have it
+                self.repo.keep_received(key)  # under the transfer lock, as every receiver
+        else:
+            self.repo.keep_received(key)  # or the content goes again: we still have it
         try:
             self.repo.branch.commit()
         except DiskFull as e:  # recorded in its journal; committed next time

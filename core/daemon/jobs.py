@@ -25,13 +25,11 @@ a cancel flag on every chunk.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -417,34 +415,6 @@ def still_needed(path: str, direction: str, key: Key, fpath: str, remote: str) -
                 and _wanted(repo, key, fpath, uuid, preferred.get(uuid)))
 
 
-class TransferBusy(CoreError):
-    """Another transfer of the same key into the same repository is running."""
-
-
-@contextmanager
-def transfer_lock(gitdir: Path, key: Key) -> Iterator[None]:
-    """Exclusive while content of ``key`` is written into the repository at ``gitdir``.
-
-    ``flock`` (not ``fcntl``): it excludes other open files in this process
-    too, so two daemons in one process (tests) or an upload from a peer and
-    our own download never write one temp file together.
-
-    Raises:
-        TransferBusy: someone else holds it.
-    """
-    d = gitdir / "annex" / "transfer" / "annexsync"
-    d.mkdir(parents=True, exist_ok=True)
-    fd = os.open(d / (key.file_name() + ".lck"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TransferBusy(f"{key}: another transfer of it is running") from None
-        yield
-    finally:
-        os.close(fd)
-
-
 def run_transfer(path: str, direction: str, key: Key, remote: str, meter: TransferMeter) -> str:
     """Move the content (no index or work-tree writes).
 
@@ -456,17 +426,11 @@ def run_transfer(path: str, direction: str, key: Key, remote: str, meter: Transf
     with _open(path) as repo:
         if direction == "download":
             meter.done = repo.objects.incoming(key).offset
-            with transfer_lock(repo.gitdir, key):
-                note = get_key(repo, key, meter, remote)
+            note = get_key(repo, key, meter, remote)  # Incoming holds the transfer lock
         else:
             r = open_remote(repo, _find(repo, remote))
-            target = getattr(r, "repo", None)
             try:
-                if isinstance(target, AnnexRepo):
-                    with transfer_lock(target.gitdir, key):
-                        note = copy_key_to(repo, key, r, meter)
-                else:
-                    note = copy_key_to(repo, key, r, meter)
+                note = copy_key_to(repo, key, r, meter)  # upload lock; the target's download lock
             finally:
                 close = getattr(r, "close", None)
                 if callable(close):

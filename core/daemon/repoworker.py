@@ -59,7 +59,7 @@ from core.daemon.jobs import TransferMeter
 from core.daemon.threads import run_blocking, run_blocking_cancellable
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import NotNeeded, Transfer, TransferQueue, Unreachable
-from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed
+from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed, TransferBusy
 from core.remotes import RemoteInfo, RemoteKind
 from core.repo.key import Key
 from core.status import Conflict, RemoteStatus, RepoStatus
@@ -518,7 +518,7 @@ class RepoWorker:
             await run_blocking_cancellable(meter.cancel.set, self.t.stop_grace,
                                            jobs.run_transfer, self.path, t.direction, t.key,
                                            t.remote, meter)
-        except jobs.TransferBusy:
+        except TransferBusy:
             raise
         except CoreError as e:
             probe = await run_blocking(jobs.remote_reachable, self.path, r.info)

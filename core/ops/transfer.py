@@ -7,7 +7,10 @@ Content that arrives is always verified (``Incoming``) before it is kept,
 and kept only once its location line is in the journal
 (``AnnexRepo.keep_received``: a full disk gives the content up again, the
 remote still has it).  A file that fails (a full disk, an unreachable
-remote) is reported in its outcome; the other files go on.
+remote) is reported in its outcome; the other files go on.  Content is
+written by one transfer at a time: ``Incoming`` holds git-annex's download
+transfer lock, ``copy_key_to`` its upload lock (``repo/transfers.py``); a busy
+lock fails the transfer with ``TransferBusy`` as git-annex fails it.
 Drops follow git-annex's rules: the repository losing its copy needs enough
 *verified* copies elsewhere — trusted ones on the log's word, semitrusted ones
 only while this process holds a lock on them (or, for remotes that cannot
@@ -27,7 +30,7 @@ from core.errors import (
     DropRefused,
     ExpressionError,
     RemoteError,
-    UnverifiableBackend,
+    TransferBusy,
 )
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
 from core.progress import NullProgress, Progress
@@ -39,6 +42,7 @@ from core.remotes import (
     list_remotes,
     open_remote,
 )
+from core.repo import transfers
 from core.repo.key import Key
 from core.repo.preferred import wants_get
 from core.repo.repository import AnnexRepo, trust_levels
@@ -72,22 +76,28 @@ def _sources(repo: AnnexRepo, key: Key, only: str | None) -> list[Remote]:
 
 
 def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = None) -> str:
-    """Fetch ``key`` into this repository. Returns a note for the user."""
+    """Fetch ``key`` into this repository. Returns a note for the user.
+
+    Raises:
+        TransferBusy: another transfer is bringing ``key`` here (whatever its
+            source, so no other source is tried).
+        RemoteError: no source could provide it.
+    """
     if repo.objects.has(key):
         return "already present"
     repo.require_writable()
     errors: list[str] = []
     for remote in _sources(repo, key, source):
-        try:
-            with repo.objects.incoming(key) as inc:
+        with repo.objects.incoming(key, remote.info.uuid or "") as inc:
+            try:
                 remote.retrieve(key, inc, lambda n: progress.advance(0, n))
                 inc.commit()
-        except UnverifiableBackend:
-            raise  # no remote can help: we cannot check what it would send
-        except CoreError as e:
-            errors.append(f"{remote.info.name}: {e}")
-            continue
-        repo.keep_received(key)
+            except TransferBusy:
+                raise  # no other remote can help: the key is being written
+            except CoreError as e:
+                errors.append(f"{remote.info.name}: {e}")
+                continue
+            repo.keep_received(key)  # still under the transfer lock, as every receiver
         return f"from {remote.info.name}"
     if not errors:
         raise RemoteError(f"{key}: no reachable remote has this content")
@@ -101,7 +111,7 @@ def copy_key_to(repo: AnnexRepo, key: Key, remote: Remote, progress: Progress) -
     path = repo.objects.find(key)
     if path is None:
         raise RemoteError(f"{key}: content not present here")
-    with repo.objects.lock(key):
+    with repo.objects.lock(key), transfers.upload(repo.gitdir, _uuid(remote), key):
         remote.store(key, path, lambda n: progress.advance(0, n))
     repo.state.set_location(key, _uuid(remote), True)
     return f"to {remote.info.name}"

@@ -13,26 +13,33 @@ runs in ``asyncio.to_thread``; network waits carry timeouts.
 Rules kept here, each from the spec:
 
 - CHECKPRESENT answers from the object store (6.1).
-- LOCKCONTENT takes the shared content lock and writes the retention
-  timestamp ``<object>.rtm`` = now + 600 s (6.2, repository-format 2.4); a
-  clean unlock (UNLOCKCONTENT, a rejected line, EOF, any end of the session)
-  releases both, a killed server leaves the ``.rtm`` to expire.  ``fcntl``
-  locks belong to the process and die when *any* descriptor of the file is
-  closed, so locks are counted per key in ``ServedRepo`` and a REMOVE of a
-  key some connection of this process holds is refused without touching the
-  lock file.
-- REMOVE removes under the exclusive lock, honouring other processes' locks
-  and unexpired ``.rtm`` files; a locked key gets FAILURE (git-annex-shell
-  dies instead, spec 6.3: both mean "failed" to a client).  REMOVE-BEFORE
+- LOCKCONTENT takes the shared content lock (``ObjectStore.lock``, which
+  excludes sessions of this process too and grants only while the content
+  is there) and writes the retention timestamp ``<object>.rtm`` = now +
+  600 s before answering SUCCESS; if the timestamp cannot be written the
+  lock is refused (6.2, repository-format 2.4).  A clean unlock
+  (UNLOCKCONTENT, a rejected line, EOF, any end of the session) releases
+  both, the ``.rtm`` only when no other holder remains; a killed server
+  leaves the ``.rtm`` to expire.
+- REMOVE removes under the exclusive lock (``ObjectStore.remove``): the
+  decision "is it locked?" and the removal are one step.  Locked or
+  retained content ends the session with ``content is locked`` and no
+  reply, as git-annex-shell does (spec 6.3, 10.4, verified).  REMOVE-BEFORE
   removes only while our clock is below the timestamp (6.4).  No numcopies
   check: that is the client's job (6.3).
 - GET streams the object from the offset, then VALID, or ``DATA 0`` +
   INVALID when the content is absent (6.7).
-- PUT offers ``PUT-FROM <size of annex/tmp/KEY>`` (resume, 6.5), appends the
-  payload through ``Incoming``, and keeps it only if it verifies against the
-  key, whatever VALID/INVALID said: nothing unverified is ever stored.  A
-  payload cut short stays in ``annex/tmp`` for the next PUT.  DATA-PRESENT
-  (6.6) succeeds if the content is in the store by then.
+- PUT takes git-annex's download transfer lock for the client's uuid
+  (``Incoming.open``, ``repo/transfers.py``), offers ``PUT-FROM <size of
+  annex/tmp/KEY>`` (resume, 6.5), appends the payload and keeps it only if
+  it verifies against the key, whatever VALID/INVALID said: nothing
+  unverified is ever stored.  A payload cut short stays in ``annex/tmp`` for
+  the next PUT.  DATA-PRESENT (6.6) succeeds if the content is in the store
+  by then.  When another transfer of the key holds the lock (any session,
+  any process, git-annex-shell included) the PUT-FROM still offers the
+  temporary file's size, and the DATA that follows ends the session with
+  ``transfer already in progress, or unable to take transfer lock`` and no
+  reply, as git-annex-shell does (spec 6.5, verified).
 - A successful PUT (or DATA-PRESENT) logs the key present under the served
   UUID, a REMOVE logs it absent, and the git-annex branch is committed, as
   git-annex-shell does (6.5).  A PUT whose location line cannot be written
@@ -57,7 +64,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from core.errors import (
     ContentVerifyError,
@@ -66,6 +72,7 @@ from core.errors import (
     DiskReserveError,
     RemoteProtocolError,
     RepoError,
+    TransferBusy,
 )
 from core.p2p.events import (
     DONE,
@@ -112,7 +119,8 @@ from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
 from core.p2p.state import Mode, State
 from core.p2p.tunnel import serve_connect
 from core.repo.key import Key
-from core.repo.objects import ContentLocked, Incoming, writable_dir
+from core.repo.lockpool import Held
+from core.repo.objects import ContentLocked, Incoming
 from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
@@ -144,11 +152,22 @@ def mode_from_env(env: dict[str, str] | None = None) -> Mode:
     return Mode.READ_WRITE
 
 
+class SessionAborted(CoreError):
+    """A local failure git-annex-shell answers by ending the session (spec 8, 10.4).
+
+    The client sees EOF instead of a reply; p2pstdio prints the text on
+    stderr and exits 1.
+    """
+
+
+CONTENT_LOCKED = "content is locked"  # git-annex-shell's words (spec 10.4)
+
+
 @dataclass
 class _Held:
     count: int
     stack: contextlib.ExitStack
-    rtm: Path
+    lock: Held
 
 
 class ServedRepo:
@@ -170,12 +189,14 @@ class ServedRepo:
         self._committed = 0.0
         self._locks_lock = threading.Lock()
         self._held: dict[Key, _Held] = {}
-        self._receiving: set[Key] = set()
 
     # --- content locks (spec 6.2) -------------------------------------------------
 
     def lock(self, key: Key) -> bool:
-        """Take (or share) the peer lock on ``key``; False if absent or unlockable."""
+        """Take (or share) the peer lock on ``key``; False if absent or unlockable.
+
+        The retention timestamp is on disk before True is returned (spec 6.2).
+        """
         with self._locks_lock:
             held = self._held.get(key)
             if held is not None:
@@ -183,17 +204,13 @@ class ServedRepo:
                 return True
             stack = contextlib.ExitStack()
             try:
-                stack.enter_context(self.repo.objects.lock(key))
-            except RepoError as e:
+                lock = stack.enter_context(self.repo.objects.lock(key))
+                self.repo.objects.retain(key, time.time() + RETENTION_SECONDS)
+            except (RepoError, OSError) as e:
                 logger.info("LOCKCONTENT %s: %s", key, e)
                 stack.close()
                 return False
-            path = self.repo.objects.find(key)
-            assert path is not None  # the lock needs the content
-            rtm = path.with_name(path.name + ".rtm")
-            with contextlib.suppress(OSError), writable_dir(path.parent):
-                rtm.write_text(f"{time.time() + RETENTION_SECONDS:.9f}s")
-            self._held[key] = _Held(1, stack, rtm)
+            self._held[key] = _Held(1, stack, lock)
             return True
 
     def unlock(self, key: Key) -> None:
@@ -205,9 +222,11 @@ class ServedRepo:
             if held.count:
                 return
             del self._held[key]
-            with contextlib.suppress(OSError), writable_dir(held.rtm.parent):
-                held.rtm.unlink(missing_ok=True)
-            held.stack.close()
+            try:
+                if held.lock.upgrade():  # nobody else relies on the timestamp
+                    self.repo.objects.release_retention(key)
+            finally:
+                held.stack.close()
 
     def locked_here(self, key: Key) -> bool:
         with self._locks_lock:
@@ -216,15 +235,20 @@ class ServedRepo:
     # --- removal (spec 6.3, 6.4) ----------------------------------------------
 
     def remove(self, key: Key, before: int | None = None) -> bool:
-        """Remove ``key``'s content; True on success or when it was absent."""
-        if self.locked_here(key):
-            logger.info("REMOVE %s refused: locked by another session", key)
-            return False
+        """Remove ``key``'s content; True on success or when it was absent.
+
+        Raises:
+            ContentLocked: a session or process holds its lock, or an
+                unexpired retention timestamp stands (the callers answer as
+                git-annex does: p2p ends the session, p2phttp says 500).
+        """
         if before is not None and not self.clock() < before:
             return False
         try:
             removed = self.repo.objects.remove(key)
-        except (ContentLocked, RepoError) as e:
+        except ContentLocked:
+            raise
+        except (RepoError, OSError) as e:
             logger.info("REMOVE %s: %s", key, e)
             return False
         if removed:
@@ -283,19 +307,6 @@ class ServedRepo:
         self._dirty = False
         self._committed = time.monotonic()
 
-    # --- receiving ------------------------------------------------------------
-
-    def begin_receive(self, key: Key) -> bool:
-        with self._locks_lock:
-            if key in self._receiving:
-                return False
-            self._receiving.add(key)
-            return True
-
-    def end_receive(self, key: Key) -> None:
-        with self._locks_lock:
-            self._receiving.discard(key)
-
 
 @dataclass
 class _Put:
@@ -303,6 +314,7 @@ class _Put:
     incoming: Incoming
     offset: int
     failed: str | None = None
+    busy: bool = False  # another transfer holds the key's lock: abort at DATA
     extra: list[str] = field(default_factory=list)
     pending: bytearray = field(default_factory=bytearray)  # received, not yet written
 
@@ -320,6 +332,8 @@ class Session:
         idle_timeout: longest wait for the next request (and for a change
             after NOTIFYCHANGE).
         networked_extras: serve NOTIFYCHANGE and CONNECT (networked only).
+        client_uuid: the peer's repository (p2pstdio's argument), named in
+            the transfer lock of a PUT; AUTH replaces it on networked sessions.
     """
 
     def __init__(
@@ -330,8 +344,10 @@ class Session:
         authenticate: Authenticator | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         networked_extras: bool = False,
+        client_uuid: str = "",
     ) -> None:
         self.served = served
+        self.client_uuid = client_uuid
         self.ch = channel
         self.authenticate = authenticate
         self.idle_timeout = idle_timeout
@@ -390,6 +406,8 @@ class Session:
         s = self.served
         if isinstance(msg, Auth):
             ok = self.authenticate is not None and self.authenticate(msg.uuid, msg.token)
+            if ok:
+                self.client_uuid = msg.uuid
             await self.ch.send(AuthSuccess(s.uuid) if ok else AuthFailure())
         elif isinstance(msg, CheckPresent):
             has = await asyncio.to_thread(s.repo.objects.has, msg.key)
@@ -402,7 +420,11 @@ class Session:
             await self._unlock()
         elif isinstance(msg, (Remove, RemoveBefore)):
             before = msg.timestamp if isinstance(msg, RemoveBefore) else None
-            ok = await asyncio.to_thread(s.remove, msg.key, before)
+            try:
+                ok = await asyncio.to_thread(s.remove, msg.key, before)
+            except ContentLocked as e:
+                logger.info("REMOVE %s: %s", msg.key, e)
+                raise SessionAborted(CONTENT_LOCKED) from e
             await self.ch.send(Success() if ok else Failure())
         elif isinstance(msg, GetTimestamp):
             await self.ch.send(Timestamp(s.clock()))
@@ -481,37 +503,40 @@ class Session:
         if await asyncio.to_thread(s.repo.objects.has, msg.key):
             await self.ch.send(AlreadyHave())
             return
-        if not s.begin_receive(msg.key):
-            await self.ch.send(Error("transfer already in progress"))
-            return
-        inc: Incoming | None = None
         try:  # a key we cannot verify is refused here, before PUT-FROM asks for data
-            inc = s.repo.objects.incoming(msg.key)
+            inc = s.repo.objects.incoming(msg.key, self.client_uuid)
+        except CoreError as e:
+            await self.ch.send(Error(_one_line(str(e))))
+            return
+        busy = False
+        try:
             await asyncio.to_thread(s.repo.require_writable)
             offset = await asyncio.to_thread(inc.open)
+        except TransferBusy:  # offer what annex/tmp holds; fail at DATA (spec 6.5)
+            busy, offset = True, await asyncio.to_thread(lambda: inc.offset)
         except (DiskReserveError, DiskFull) as e:
             # No room: take the payload and answer FAILURE, so the client's
             # other files still go through this session (git-annex-shell
             # 10.20261026 exits here instead, which costs the client a new
             # connection).
-            assert inc is not None  # only inc.open and require_writable check room
-            offset = inc.offset  # one stat
+            offset = await asyncio.to_thread(lambda: inc.offset)
             self._put = _Put(msg.key, inc, offset, failed=str(e))
             await self.ch.send(PutFrom(offset))
             return
         except (CoreError, OSError) as e:
-            if inc is not None:
-                inc.close()
-            s.end_receive(msg.key)
+            await asyncio.to_thread(inc.close)
             await self.ch.send(Error(_one_line(str(e))))
             return
-        self._put = _Put(msg.key, inc, offset)
+        self._put = _Put(msg.key, inc, offset, busy=busy)
         await self.ch.send(PutFrom(offset))
 
     def _put_length(self, length: int) -> None:
         put = self._put
         if put is None:
             return
+        if put.busy:
+            logger.info("PUT %s: %s", put.key, TransferBusy.MESSAGE)
+            raise SessionAborted(TransferBusy.MESSAGE)
         size = put.key.size
         if size is not None and put.offset + length != size:
             put.failed = f"DATA {length} from offset {put.offset} does not make {size} bytes"
@@ -553,8 +578,7 @@ class Session:
         except RepoError as e:  # did not verify; no room; could not be recorded
             put.failed = str(e)
         finally:
-            put.incoming.close()
-            s.end_receive(put.key)
+            await asyncio.to_thread(put.incoming.close)
         if put.failed is not None:
             logger.info("PUT %s refused (%s): %s", put.key, valid, put.failed)
         await self.ch.send(Success() if put.failed is None else Failure())
@@ -564,8 +588,7 @@ class Session:
         if put is None:
             return
         s = self.served
-        put.incoming.close()
-        s.end_receive(put.key)
+        await asyncio.to_thread(put.incoming.close)
         has = await asyncio.to_thread(s.repo.objects.has, put.key)
         if has:
             await asyncio.to_thread(s.record, put.key, True)
@@ -579,13 +602,21 @@ class Session:
             await asyncio.to_thread(self.served.unlock, key)
 
     async def _abandon(self) -> None:
-        """End whatever transaction is open; a partial PUT stays for resume."""
-        await self._unlock()
+        """End whatever transaction is open; a partial PUT stays for resume.
+
+        Runs in ``finally`` paths, so each release is reached even when a wait
+        before it is cancelled: a transfer lock left held would refuse every
+        later PUT of the key until the process ends.
+        """
         put, self._put = self._put, None
-        if put is not None:
-            await self._write_pending(put)  # what arrived is kept for resume
-            put.incoming.close()
-            self.served.end_receive(put.key)
+        try:
+            await self._unlock()
+        finally:
+            if put is not None:
+                try:
+                    await self._write_pending(put)  # what arrived is kept for resume
+                finally:
+                    await asyncio.to_thread(put.incoming.close)
 
 
 def _one_line(text: str) -> str:
@@ -610,7 +641,7 @@ def new_server_connection(served: ServedRepo, *, networked: bool = False) -> Con
 
 
 __all__ = [
-    "DEFAULT_IDLE_TIMEOUT", "DEFAULT_READ_TIMEOUT", "RETENTION_SECONDS", "Authenticator",
-    "ServedRepo", "Session", "mode_from_env", "monotonic_seconds", "new_server_connection",
+    "CONTENT_LOCKED", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_READ_TIMEOUT", "RETENTION_SECONDS",
+    "Authenticator", "ServedRepo", "Session", "SessionAborted", "mode_from_env", "monotonic_seconds", "new_server_connection",
     "serve_channel",
 ]  # fmt: skip

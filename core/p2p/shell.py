@@ -12,7 +12,9 @@ old-style ``-- name=value ... --`` fields, which are ignored.
 
 - ``p2pstdio DIR CLIENTUUID [--uuid X]``: serve DIR over stdin/stdout
   (``server.Session``, greeting first).  Startup failures print one line on
-  stderr and exit 1 without writing to stdout (spec 4.1).
+  stderr and exit 1 without writing to stdout (spec 4.1).  Local failures
+  git-annex-shell dies of mid-session (locked content on REMOVE, a busy
+  transfer lock at DATA: ``serving.SessionAborted``) end the same way.
 - ``configlist DIR``: print ``annex.uuid=`` and ``core.gcrypt-id=``.  A git
   repository without git-annex prints an empty uuid, as git-annex-shell
   does (observed with 10.20261026).
@@ -96,11 +98,13 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
     try:
         if args.uuid and args.uuid != repo.uuid:
             raise ShellError(f"expected repository UUID {args.uuid} but found UUID {repo.uuid}")
-        from core.p2p.serving import ServedRepo, mode_from_env
+        from core.p2p.serving import ServedRepo, SessionAborted, mode_from_env
 
         served = ServedRepo(repo, mode=mode_from_env())
         try:
-            asyncio.run(_serve_stdio(served))
+            asyncio.run(_serve_stdio(served, args.client_uuid))
+        except SessionAborted as e:  # git-annex-shell's way: EOF, stderr, exit 1 (spec 8)
+            raise ShellError(str(e)) from None
         finally:
             served.flush()
     finally:
@@ -108,7 +112,7 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_stdio(served: ServedRepo) -> None:
+async def _serve_stdio(served: ServedRepo, client_uuid: str) -> None:
     from core.p2p.runtime import Channel
     from core.p2p.serving import Session, new_server_connection
     from core.p2p.transport import stdio_link
@@ -116,7 +120,7 @@ async def _serve_stdio(served: ServedRepo) -> None:
     link = await stdio_link()
     channel = Channel(new_server_connection(served), link.reader, link.writer, peer="client")
     try:
-        await Session(served, channel).run(greet=True)
+        await Session(served, channel, client_uuid=client_uuid).run(greet=True)
     finally:
         await link.aclose()
 

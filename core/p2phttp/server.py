@@ -39,13 +39,15 @@ byte is held back until the file is checked unchanged (size and mtime), and
 left out if it changed.  Uploads stream through ``Incoming`` into
 ``annex/tmp`` and are renamed under the key only once size and hash verify; a
 body cut short stays for resume (``putoffset``), an overlong one is
-discarded.
+discarded.  ``Incoming`` holds git-annex's download transfer lock for the
+client's uuid: while another transfer of the key holds it (any session, any
+process), ``put`` and ``putoffset`` answer ``500 Something went wrong`` as
+git-annex does.  ``remove`` of a key locked here or by another process, or
+under unexpired retention, is that 500 too, like git-annex (spec 5.5).
 
 Departures from git-annex, on purpose: v5 and later versions answer 404, not
-``400 bad version`` (pitfall 4); ``remove`` of a key locked by this server is
-``500 Something went wrong`` like git-annex, a key locked by another process
-gets ``removed:false``; a clean shutdown releases held locks (the ``.rtm``
-files go too), a killed server leaves ``.rtm`` retention behind.
+``400 bad version`` (pitfall 4); a clean shutdown releases held locks (the
+``.rtm`` files go too), a killed server leaves ``.rtm`` retention behind.
 """
 
 from __future__ import annotations
@@ -65,11 +67,13 @@ from typing import BinaryIO
 
 from aiohttp import web
 
-from core.errors import ContentVerifyError, CoreError, RepoError
+from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
 from core.p2p.serving import ServedRepo, monotonic_seconds
 from core.p2phttp import models as m
 from core.p2phttp.auth import Access, AuthPolicy
+from core.repo import transfers
 from core.repo.key import Key
+from core.repo.objects import ContentLocked
 from core.repo.repository import AnnexRepo, annex_uuid_at
 
 logger = logging.getLogger(__name__)
@@ -338,11 +342,12 @@ async def _gettimestamp(request: web.Request, req: m.ApiRequest, s: Served,
 async def _remove(request: web.Request, req: m.ApiRequest, s: Served,
                   access: Access) -> web.StreamResponse:  # fmt: skip
     key = _key(req)
-    if s.served.locked_here(key):
-        raise m.HttpError(500, SOMETHING_WRONG)  # as git-annex (spec 5.5)
     try:
         await asyncio.to_thread(s.repo.require_writable)
         removed = await asyncio.to_thread(s.served.remove, key, req.timestamp)
+    except ContentLocked as e:  # locked here or elsewhere, or retained
+        logger.info("remove %s: %s", key, e)
+        raise m.HttpError(500, SOMETHING_WRONG) from e  # as git-annex (spec 5.5)
     except CoreError as e:
         logger.info("remove %s: %s", key, e)
         removed = False
@@ -397,8 +402,23 @@ async def _putoffset(request: web.Request, req: m.ApiRequest, s: Served,
         return _json(m.offset_body(req.api_version, None))
     if not key.receivable:  # the PUT that follows is refused unread
         return _json(m.offset_body(req.api_version, 0))
-    offset = await asyncio.to_thread(lambda: s.repo.objects.incoming(key).offset)
+    offset = await asyncio.to_thread(_offset_unless_busy, s, key, req.client_uuid or "")
     return _json(m.offset_body(req.api_version, offset))
+
+
+def _offset_unless_busy(s: Served, key: Key, client_uuid: str) -> int:
+    """The partial file's size, read under the transfer lock.
+
+    Raises:
+        HttpError: 500 while another transfer holds the lock, as git-annex's
+            p2phttp answers (checked with 10.20261026).
+    """
+    try:
+        with transfers.download(s.repo.gitdir, client_uuid, key):
+            return s.repo.objects.incoming(key).offset
+    except TransferBusy as e:
+        logger.info("putoffset %s: %s", key, e)
+        raise m.HttpError(500, SOMETHING_WRONG) from e
 
 
 async def _put(request: web.Request, req: m.ApiRequest, s: Served,
@@ -419,9 +439,6 @@ async def _put(request: web.Request, req: m.ApiRequest, s: Served,
     except CoreError as e:
         logger.info("put %s: %s", key, e)
         return _json(m.stored_body(v, False))
-    if not s.served.begin_receive(key):
-        logger.info("put %s: another upload of it is in progress", key)
-        return _json(m.stored_body(v, False))
     try:
         stored = await _receive(request, req, s, key)
         if stored:
@@ -429,25 +446,27 @@ async def _put(request: web.Request, req: m.ApiRequest, s: Served,
     except RepoError as e:  # not recorded (a full disk): the content was given up
         logger.info("put %s: %s", key, e)
         stored = False
-    finally:
-        s.served.end_receive(key)
     return _json(m.stored_body(v, stored))
 
 
 async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key) -> bool:
-    """Stream the body into ``Incoming``; True when stored under ``key`` (spec 5.9)."""
-    inc = s.repo.objects.incoming(key)
+    """Stream the body into ``Incoming``; True when stored under ``key`` (spec 5.9).
+
+    ``Incoming`` holds the download transfer lock for the client's uuid: a
+    concurrent upload of the key (any session or process) gets a 500, as
+    git-annex's p2phttp answers (checked with 10.20261026).
+    """
+    inc = s.repo.objects.incoming(key, req.client_uuid or "")
     timeout = request.app[SETTINGS].io_timeout
     length = req.data_length or 0
     try:
-        have = await asyncio.to_thread(lambda: inc.offset)
+        have = await asyncio.to_thread(inc.open)  # the lock first: then the size holds
         offset = req.offset or 0
         if offset > have:
             # git-annex drops its partial copy here too (checked: putoffset says 0 after)
             logger.info("put %s from %d, but only %d bytes are here", key, offset, have)
             await asyncio.to_thread(inc.discard)
             return False
-        await asyncio.to_thread(inc.open)
         skip = have - offset
         received = 0
         buf = bytearray()
@@ -481,6 +500,9 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
             return False
         await asyncio.to_thread(inc.commit)
         return True
+    except TransferBusy as e:
+        logger.info("put %s: %s", key, e)
+        raise m.HttpError(500, SOMETHING_WRONG) from e
     except (ContentVerifyError, RepoError) as e:
         logger.info("put %s refused: %s", key, e)
         return False

@@ -18,15 +18,22 @@ Rules kept here and nowhere else:
   to 0): ``disk_full_as_error`` turns ENOSPC/EDQUOT into ``DiskFull``, and
   ``Incoming`` then drops its partial file, so the space goes back to the
   other transfers and the error is the one transfer's, not the process's.
-* Locks are POSIX ``fcntl`` record locks (``lockf``) on ``<object>.lck``, the
-  lock family git-annex uses; ``flock`` would not exclude it (spec 2.4).
+* One writer per key: ``Incoming`` holds git-annex's download transfer lock
+  (``transfers``) from ``open`` until it is closed, so no two sessions,
+  processes or git-annex itself write ``annex/tmp/<keyFile>`` together, and
+  what it verified is what it renames.
+* Content locks are POSIX ``fcntl`` record locks (``lockf``) on
+  ``<object>.lck``, the lock family git-annex uses (spec 2.4), taken through
+  ``lockpool`` so that they exclude within this process too.  A lock is only
+  granted while the content is there; ``remove`` deletes under the exclusive
+  lock and refuses while any shared lock or an unexpired ``<object>.rtm``
+  retention timestamp stands.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import queue
@@ -39,7 +46,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.errors import ContentMissing, ContentVerifyError, DiskFull, DiskReserveError, RepoError
+from core.repo import transfers
 from core.repo.key import Hasher, Key
+from core.repo.lockpool import Held, LockBusy, hold
 
 logger = logging.getLogger(__name__)
 
@@ -62,21 +71,42 @@ def disk_full_as_error(where: Path) -> Iterator[None]:
         raise
 
 
+_dirs_guard = threading.Lock()
+_writable_dirs: dict[str, list[int]] = {}  # directory -> [users, mode to restore]
+
+
 @contextlib.contextmanager
 def writable_dir(d: Path) -> Iterator[None]:
-    """Make an object's read-only directory writable for a moment (spec 2.4)."""
-    mode = stat.S_IMODE(d.stat().st_mode)
-    d.chmod(mode | stat.S_IWUSR)
+    """Make an object's read-only directory writable for a moment (spec 2.4).
+
+    Users in this process are counted: the first saves the mode and opens the
+    directory, the last restores it.  Each restoring its own snapshot would
+    leave it writable when two overlap.
+    """
+    key = os.path.abspath(d)
+    with _dirs_guard:
+        entry = _writable_dirs.get(key)
+        if entry is None:
+            mode = stat.S_IMODE(d.stat().st_mode)
+            d.chmod(mode | stat.S_IWUSR)
+            entry = _writable_dirs[key] = [0, mode]
+        entry[0] += 1
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            d.chmod(mode)
+        with _dirs_guard:
+            entry[0] -= 1
+            if not entry[0]:
+                del _writable_dirs[key]
+                with contextlib.suppress(OSError):
+                    d.chmod(entry[1])
 
 
 class ContentLocked(RepoError):
-    def __init__(self, key: Key) -> None:
-        super().__init__(f"{key}: content is locked by another process")
+    """Removal refused: a content lock or an unexpired retention timestamp stands."""
+
+    def __init__(self, key: Key, why: str = "content is locked") -> None:
+        super().__init__(f"{key}: {why}")
         self.key = key
 
 
@@ -189,30 +219,39 @@ class ObjectStore:
                 return self._place(key, None, src, False)
             raise
 
-    def incoming(self, key: Key) -> Incoming:
-        """Receive content from elsewhere, verified before it is kept."""
-        return Incoming(self, key)
+    def incoming(self, key: Key, source: str = "") -> Incoming:
+        """Receive content from the repository ``source`` (uuid), verified before it is kept."""
+        return Incoming(self, key, source)
 
     # --- removing -------------------------------------------------------------
 
     def remove(self, key: Key) -> bool:
         """Remove the content of ``key`` under an exclusive content lock.
 
-        Returns False when there was nothing to remove.  Raises ContentLocked
-        when another process holds a shared lock (it relies on this copy), and
-        RepoError when an unexpired retention timestamp (``.rtm``) forbids it.
+        Returns False when there was nothing to remove.  The decision (nobody
+        holds a lock, no unexpired ``.rtm``) and the deletion happen under one
+        exclusive lock, so no lock can be granted in between.
+
+        Raises:
+            ContentLocked: a holder in this or another process relies on
+                this copy, or an unexpired retention timestamp forbids it.
         """
         p = self.find(key)
         if p is None:
             return False
         kd = p.parent
-        with writable_dir(kd), self.lock(key, exclusive=True, path=p):
-            self._check_retention(key, p)
-            p.chmod(0o644)
-            p.unlink()
-            for extra in kd.iterdir():
-                extra.unlink()
-        kd.rmdir()
+        try:
+            with writable_dir(kd), self.lock(key, exclusive=True, path=p):
+                self._check_retention(key, p)
+                p.chmod(0o644)
+                p.unlink()
+                for extra in kd.iterdir():
+                    with contextlib.suppress(FileNotFoundError):
+                        extra.unlink()
+                with contextlib.suppress(OSError):  # a racing locker's fresh .lck
+                    kd.rmdir()
+        except (ContentMissing, FileNotFoundError):
+            return True  # removed by someone else meanwhile
         for d in (kd.parent, kd.parent.parent):
             with contextlib.suppress(OSError):
                 d.rmdir()
@@ -226,32 +265,52 @@ class ObjectStore:
         except (OSError, ValueError):
             return
         if until > time.time():
-            raise RepoError(f"{key}: content is retained until {time.ctime(until)}")
+            raise ContentLocked(key, f"content is retained until {time.ctime(until)}")
+
+    def retain(self, key: Key, until: float) -> None:
+        """Write ``<object>.rtm`` = ``until`` (spec 2.4, p2p 6.2); OSError if we cannot."""
+        p = self.find(key)
+        if p is None:
+            raise ContentMissing(str(key), str(self.gitdir))
+        with writable_dir(p.parent):
+            p.with_name(p.name + ".rtm").write_text(f"{until:.9f}s")
+
+    def release_retention(self, key: Key) -> None:
+        p = self.find(key)
+        if p is not None:
+            with contextlib.suppress(OSError), writable_dir(p.parent):
+                p.with_name(p.name + ".rtm").unlink(missing_ok=True)
 
     # --- locks ----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, key: Key, exclusive: bool = False, path: Path | None = None) -> Iterator[None]:
+    def lock(self, key: Key, exclusive: bool = False, path: Path | None = None) -> Iterator[Held]:
         """Hold git-annex's content lock on ``<object>.lck`` (spec 2.4).
 
-        Shared while a copy is relied on, exclusive while removing.  Raises
-        ContentMissing when there is no content, ContentLocked when the lock is
-        held in the conflicting mode by another process.
+        Shared while a copy is relied on, exclusive while removing.  The
+        content is checked *after* the lock is granted: a remover holds the
+        exclusive lock until the object is gone, so a lock granted on present
+        content keeps it present.
+
+        Raises:
+            ContentMissing: no content (or it went while we locked).
+            ContentLocked: held in the conflicting mode, here or elsewhere.
         """
         p = path or self.find(key)
         if p is None:
             raise ContentMissing(str(key), str(self.gitdir))
         lck = p.with_name(p.name + ".lck")
-        with writable_dir(p.parent):
-            fd = os.open(lck, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
+        with contextlib.ExitStack() as stack:
             try:
-                fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-            except OSError as e:
+                with writable_dir(p.parent):
+                    held = stack.enter_context(hold(lck, exclusive=exclusive))
+            except LockBusy as e:
                 raise ContentLocked(key) from e
-            yield
-        finally:
-            os.close(fd)
+            except FileNotFoundError:  # the object directory went with the content
+                raise ContentMissing(str(key), str(self.gitdir)) from None
+            if not p.is_file():
+                raise ContentMissing(str(key), str(self.gitdir))
+            yield held
 
 
 class _ThreadedHasher:
@@ -287,19 +346,25 @@ class _ThreadedHasher:
 class Incoming:
     """A download in progress into ``annex/tmp/<keyFile>``.
 
-    ``offset`` tells how much a previous attempt left (resume).  ``write``
-    appends and hashes; ``commit`` checks size and hash and only then renames
-    the file under its key.  On a mismatch the temporary file is deleted and
-    ContentVerifyError raised.  Use as a context manager: leaving without
-    ``commit`` keeps the partial file for a later resume.  A key whose hash we
-    cannot compute is refused on construction (``UnverifiableBackend``), so no
-    byte of it is ever transferred.
+    ``offset`` tells how much a previous attempt left (resume).  ``open``
+    takes git-annex's download transfer lock for ``source`` (the repository
+    the content comes from) and holds it until ``close``: only the holder
+    writes the temporary file, and it is renamed under its key while still
+    held.  ``write`` appends and hashes; ``commit`` checks size and hash and
+    only then renames the file under its key.  On a mismatch the temporary
+    file is deleted and ContentVerifyError raised.  Use as a context manager:
+    leaving without ``commit`` keeps the partial file for a later resume.  A
+    key whose hash we cannot compute is refused on construction
+    (``UnverifiableBackend``), so no byte of it is ever transferred.
     """
 
-    def __init__(self, store: ObjectStore, key: Key) -> None:
+    def __init__(self, store: ObjectStore, key: Key, source: str = "") -> None:
         self.store = store
         self.key = key
+        self.source = source
         self.tmp = store.tmp / key.file_name()
+        self._lock = contextlib.ExitStack()
+        self._locked = False
         self._file: BinaryIO | None = None
         self._hasher: Hasher | _ThreadedHasher | None = key.receiving_hasher()
         self.written = 0
@@ -312,7 +377,13 @@ class Incoming:
             return 0
 
     def open(self, offset: int | None = None) -> int:
-        """Open for appending at ``offset`` (default: what is there). Returns it."""
+        """Open for appending at ``offset`` (default: what is there). Returns it.
+
+        Raises:
+            TransferBusy: another transfer of this key is writing it (any process).
+            DiskReserveError: the rest would not fit above annex.diskreserve.
+        """
+        self._take_lock()
         self.store.tmp.mkdir(parents=True, exist_ok=True)
         have = self.offset
         start = have if offset is None else min(offset, have)
@@ -385,18 +456,40 @@ class Incoming:
         if got != key.expected_digest():
             raise ContentVerifyError(str(key), key.expected_digest(), got)
 
-    def discard(self) -> None:
-        with contextlib.suppress(OSError, DiskFull):  # a full disk fails the last flush too
-            self.close()
-        self.tmp.unlink(missing_ok=True)
+    def _take_lock(self) -> None:
+        if not self._locked:
+            self._lock.enter_context(transfers.download(self.store.gitdir, self.source, self.key))
+            self._locked = True
 
-    def close(self) -> None:
+    def discard(self) -> None:
+        """Delete the partial file, under the lock so never another writer's.
+
+        Raises:
+            TransferBusy: another transfer holds it (the file is left alone).
+        """
+        try:
+            with contextlib.suppress(OSError, DiskFull):  # a full disk fails the last flush too
+                self._close_file()
+            self._take_lock()
+            self.tmp.unlink(missing_ok=True)
+        finally:
+            self.close()
+
+    def _close_file(self) -> None:
         if isinstance(self._hasher, _ThreadedHasher):
             self._hasher.close()
         f, self._file = self._file, None
         if f is not None:
             with disk_full_as_error(self.store.tmp):
                 f.close()
+
+    def close(self) -> None:
+        """Close the file and give the transfer lock back; safe to repeat."""
+        try:
+            self._close_file()
+        finally:
+            self._locked = False
+            self._lock.close()
 
     def __enter__(self) -> Incoming:
         return self

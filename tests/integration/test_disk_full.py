@@ -155,7 +155,8 @@ def test_journal_full_after_the_content_verified_keeps_nothing_unrecorded(tmp_pa
     make_clone(origin, clone)
     script = (
         "annexsync whereis > /dev/null && "  # merge origin's git-annex branch before filling
-        f'"$PY" -c "$FILL" .git {64 * PAGE} && '
+        # the object and the transfer's info file (one page, git-annex's layout)
+        f'"$PY" -c "$FILL" .git {65 * PAGE} && '
         f'annexsync get --json; echo "rc=$?"; "$PY" -c "$INSPECT" . {key}; '
         f'rm .git/filler; annexsync get --json; echo "rc=$?"; "$PY" -c "$INSPECT" . {key}'
     )
@@ -183,7 +184,8 @@ def test_copy_to_a_full_path_remote_keeps_nothing_unrecorded_there(tmp_path: Pat
     (local / "exact.bin").write_bytes(os.urandom(64 * PAGE))
     subprocess.run(["annexsync", "add", "exact.bin"], cwd=local, check=True, capture_output=True)
     keys = {"exact.bin": annex(local, "lookupkey", "exact.bin").strip()}
-    script = (f'"$PY" -c "$FILL" .git {64 * PAGE} && cd {local} && '
+    # the object and the transfer's info file (one page, git-annex's layout)
+    script = (f'"$PY" -c "$FILL" .git {65 * PAGE} && cd {local} && '
               'annexsync copy --to origin --json exact.bin; echo "rc=$?"; '
               f'"$PY" -c "$INSPECT" {remote} {keys["exact.bin"]}')
     p = on_small_disk(remote, "1M", script)

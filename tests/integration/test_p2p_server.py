@@ -194,7 +194,12 @@ def test_lock_blocks_remove_from_other_session(pair: Pair) -> None:
     other = _server_peer(pair)
     try:
         assert holder.request(LockContent(key)) == [Success()]
-        assert other.request(Remove(key)) == [Failure()]
+        # As git-annex-shell (spec 6.3, 10.4): no reply, "content is locked", exit 1.
+        assert other.request(Remove(key)) == [ConnectionClosed(cut_short=True)]
+        assert other.close() == 1
+        assert other.proc.stderr is not None
+        assert b"content is locked" in other.proc.stderr.read()
+        other = _server_peer(pair)
         # Real git-annex honours our lock too.
         out = run(["git", "annex", "drop", "--force", "a.txt"], pair.server, check=False)
         assert out.returncode != 0

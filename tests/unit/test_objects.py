@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import stat
+import time
 from pathlib import Path
 
 import pytest
 
-from core.errors import ContentVerifyError, DiskFull, DiskReserveError
+from core.errors import ContentMissing, ContentVerifyError, DiskFull, DiskReserveError, TransferBusy
 from core.repo.key import Key
 from core.repo.objects import ContentLocked, ObjectStore
 
@@ -162,3 +165,78 @@ def test_disk_full_drops_the_partial_file(tmp_path: Path, step: str) -> None:
         inc.write(DATA) if step == "write" else inc.commit()
     assert not inc.tmp.exists() and not s.has(K)
     inc.close()  # nothing left to fail
+
+
+def _stored(tmp_path: Path) -> ObjectStore:
+    s = store(tmp_path)
+    with s.incoming(K) as inc:
+        inc.write(DATA)
+        inc.commit()
+    return s
+
+
+def test_locks_exclude_within_the_process(tmp_path: Path) -> None:
+    """fcntl alone would let this process remove what it holds locked (issue 8)."""
+    s = _stored(tmp_path)
+    with s.lock(K):
+        with pytest.raises(ContentLocked):
+            s.remove(K)
+        assert s.has(K)
+    assert s.remove(K)
+    with pytest.raises(ContentMissing):  # a lock is only granted on present content
+        with s.lock(K):
+            pass
+
+
+def test_unexpired_retention_refuses_removal(tmp_path: Path) -> None:
+    s = _stored(tmp_path)
+    s.retain(K, time.time() + 60)
+    with pytest.raises(ContentLocked):
+        s.remove(K)
+    s.release_retention(K)
+    assert s.remove(K)
+
+
+def test_one_writer_per_key(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    with s.incoming(K, "uuid-a") as a, s.incoming(K, "uuid-b") as b:
+        a.write(DATA[:5])
+        with pytest.raises(TransferBusy):
+            b.open()
+        with pytest.raises(TransferBusy):  # nor may it delete the other's partial file
+            b.discard()
+        a.write(DATA[5:])
+        a.commit()
+    assert s.find(K) is not None and s.find(K).read_bytes() == DATA  # type: ignore[union-attr]
+
+
+def test_lock_checks_the_content_after_locking(tmp_path: Path) -> None:
+    """A remover in another process may delete the object between our find and our lock."""
+    s = _stored(tmp_path)
+    p = s.find(K)
+    assert p is not None
+    p.parent.chmod(0o755)
+    p.unlink()  # what that remover did; its directory is still there
+    with pytest.raises(ContentMissing), s.lock(K, path=p):
+        pass
+
+
+def test_object_directory_stays_read_only_under_concurrent_lockers(tmp_path: Path) -> None:
+    """Each locker makes the directory writable for a moment; the last one restores it."""
+    import threading
+
+    s = _stored(tmp_path)
+    p = s.find(K)
+    assert p is not None
+
+    def churn() -> None:
+        for _ in range(300):
+            with contextlib.suppress(ContentLocked), s.lock(K):
+                pass
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert stat.S_IMODE(p.parent.stat().st_mode) == 0o555
