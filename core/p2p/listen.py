@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from core.daemon.threads import start_thread_pool
 from core.errors import CoreError, RepoError
 from core.p2p.listener import AUTH_TIMEOUT, MAX_CONNECTIONS, Listener
 from core.p2p.serving import ServedRepo
@@ -145,6 +146,7 @@ async def _main(args: argparse.Namespace) -> int:
     if args.max_connections < 1:
         raise ListenError("--max-connections must be at least 1")
     paths = [p.absolute() for p in args.repos] or [Path.cwd()]
+    start_thread_pool()  # a thread count that stays what it is at start
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
