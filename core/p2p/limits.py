@@ -55,6 +55,10 @@ class ConnectionTable(Generic[T]):
     def __len__(self) -> int:
         return len(self._pending) + len(self._busy)
 
+    @property
+    def busy_count(self) -> int:
+        return len(self._busy)
+
     def __contains__(self, conn: object) -> bool:
         return conn in self._pending or conn in self._busy
 

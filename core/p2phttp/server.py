@@ -353,13 +353,18 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         # here (a response started cannot be finished honestly)
         logger.info("%s %s: %s", request.method, one_line(request.path),
                     one_line(e) or type(e).__name__)  # fmt: skip
-        if request.transport is not None:
-            request.transport.close()
+        _hang_up(request)
         return web.Response(status=500, text=SOMETHING_WRONG)
     except Exception as e:  # noqa: BLE001 - any failure is one request's, answered 500
         logger.error("%s %s failed: %s: %s", request.method, one_line(request.path),
                      type(e).__name__, one_line(e))  # fmt: skip
         return web.Response(status=500, text=SOMETHING_WRONG)
+
+
+def _hang_up(request: web.Request) -> None:
+    """End the connection now: whatever is still written to it fails quietly."""
+    if request.transport is not None:
+        request.transport.close()
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -496,7 +501,12 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
                 async with asyncio.timeout_at(pace.deadline()):
                     chunk = await request.content.read(SEND_CHUNK)
                 pace.moved(len(chunk), loop.time())
-            except (TimeoutError, ConnectionError, OSError) as e:
+            except TimeoutError:
+                logger.info("put %s cut: the client is slower than %d bytes/s", key,
+                            request.app[SETTINGS].min_rate)  # fmt: skip
+                _hang_up(request)  # no lingering for the rest of a stalled body
+                break
+            except (ConnectionError, OSError) as e:
                 logger.info("put %s cut short: %s", key, e or type(e).__name__)
                 break
             except Exception as e:  # noqa: BLE001 - payload errors from a broken body
