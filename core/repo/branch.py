@@ -66,6 +66,9 @@ FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 PACK_THRESHOLD = 64  # more new objects than this go into one pack, not loose files
 CACHE_LIMIT = 4096  # trees and commit->tree entries kept in memory per branch
+# A root tree of a big branch has thousands of entries, and every commit makes
+# a new one: the cache is bounded by entries too (about 100 bytes each).
+TREE_ENTRIES_LIMIT = 50_000
 
 Change = Callable[[bytes | None], bytes | None]
 
@@ -178,6 +181,7 @@ class AnnexBranch:
         self._lock = _JournalLock.for_path(self.annexdir / "journal.lck")
         self._local = threading.local()
         self._tree_cache: dict[ObjectID, Tree] = {}
+        self._tree_entries = 0  # entries of the cached trees: what their memory grows with
         self._commit_trees: dict[ObjectID, ObjectID] = {}
 
     # --- reading --------------------------------------------------------------
@@ -243,8 +247,11 @@ class AnnexBranch:
         return tree
 
     def _cache_tree(self, sha: ObjectID, tree: Tree) -> Tree:
-        if len(self._tree_cache) > CACHE_LIMIT:  # a long-running server commits forever
-            self._tree_cache.clear()
+        if len(self._tree_cache) > CACHE_LIMIT or self._tree_entries > TREE_ENTRIES_LIMIT:
+            self._tree_cache.clear()  # a long-running server commits forever
+            self._tree_entries = 0
+        if sha not in self._tree_cache:
+            self._tree_entries += len(tree)
         self._tree_cache[sha] = tree
         return tree
 
