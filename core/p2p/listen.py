@@ -106,12 +106,7 @@ async def serve_repositories(
     try:
         listener = Listener(served, host=host, port=port, max_connections=max_connections,
                             auth_timeout=auth_timeout)  # fmt: skip
-        started = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(listener.run(started))
-            await started.wait()
-            if on_started is not None:
-                on_started(listener)
+        await listener.run(on_started=on_started)
     finally:
         for s in served:
             await asyncio.to_thread(s.repo.close)

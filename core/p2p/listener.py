@@ -47,7 +47,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -147,22 +147,36 @@ class Listener:
         await asyncio.sleep(delay)
         return None
 
-    async def run(self, started: asyncio.Event | None = None) -> None:
-        """Listen until cancelled; ``started`` is set once ``port`` is known."""
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            server = await asyncio.start_server(self._accepted, self.host, self.port)
-            try:
-                self.port = server.sockets[0].getsockname()[1]
-                logger.info("P2P listener on %s:%d", self.host, self.port)
-                if started is not None:
-                    started.set()
-                await asyncio.Future()  # until cancelled
-            finally:
-                server.close()
-                self._tg = None
-                for served in self.repos:
-                    await asyncio.to_thread(served.flush)
+    async def run(self, started: asyncio.Event | None = None,
+                  on_started: Callable[[Listener], None] | None = None) -> None:  # fmt: skip
+        """Listen until cancelled; ``started`` is set (and ``on_started`` called)
+        once ``port`` is known.
+
+        Raises:
+            OSError: the address is in use or not ours.
+        """
+        # bound outside the group, so a failure to bind is a plain OSError
+        server = await asyncio.start_server(self._accepted, self.host, self.port,
+                                            start_serving=False)  # fmt: skip
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                try:
+                    await server.start_serving()
+                    self.port = server.sockets[0].getsockname()[1]
+                    logger.info("P2P listener on %s:%d", self.host, self.port)
+                    if started is not None:
+                        started.set()
+                    if on_started is not None:
+                        on_started(self)
+                    await asyncio.Future()  # until cancelled
+                finally:
+                    server.close()
+                    self._tg = None
+        finally:
+            server.close()
+            for served in self.repos:
+                await asyncio.to_thread(served.flush)
 
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Count the connection in at once (a burst cannot overrun the cap)."""

@@ -116,6 +116,14 @@ async def test_the_daemon_serves_every_synced_repository_on_p2p_listen(tmp_path:
                        "the listener")  # fmt: skip
         assert await asyncio.wait_for(_auth(port, f"{0:032x}"), 20) == repos[0].uuid
         assert await asyncio.wait_for(_auth(port, f"{1:032x}"), 20) == repos[1].uuid
+        with socket.socket() as taken:  # an address in use: an alert, the daemon runs on
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = f"127.0.0.1:{taken.getsockname()[1]}"
+            await core.update_settings(core.settings.replace(p2p_listen=busy))
+            await wait_for(lambda: any(f"Cannot serve P2P peers on {busy}" in a.text
+                                       for a in core.status.alerts), "the alert")  # fmt: skip
         await core.update_settings(core.settings.replace(p2p_listen=f"127.0.0.1:{port}x"))
-        await wait_for(lambda: any("Cannot serve P2P peers" in a.text
-                                   for a in core.status.alerts), "the alert")  # fmt: skip
+        await wait_for(lambda: any("is not HOST:PORT" in a.text
+                                   for a in core.status.alerts), "the second alert")  # fmt: skip
+        assert core._tg is not None  # still running
