@@ -68,6 +68,7 @@ from core.p2p.events import (
     Rejected,
     Sentinel,
 )
+from core.p2p.limits import one_line
 from core.p2p.machine import Connection
 from core.p2p.machine import server as server_machine
 from core.p2p.messages import (
@@ -332,7 +333,7 @@ class Session:
                 await self.ch.send(AuthSuccess(self.served.uuid))
             await self._loop()
         except RemoteProtocolError as e:
-            logger.info("%s: %s", self.ch.peer, e)
+            logger.info("%s: %s", self.ch.peer, one_line(e))
             if e.error_line:
                 with contextlib.suppress(CoreError, OSError):
                     await self.ch.send_raw(e.error_line)

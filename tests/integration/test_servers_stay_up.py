@@ -346,3 +346,20 @@ def test_auth_failures_are_throttled_but_a_right_token_is_not(listener: Listener
     slowest, _, uuid = asyncio.run(go())
     assert slowest >= (10 - 2 - 1) * 0.3  # 8 throttled answers, spaced by 0.3 s at least
     assert uuid == listener.listener.served.uuid
+
+
+def test_a_malformed_line_to_the_listener_logs_one_short_line(
+    listener: ListenerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="core"):
+        s = socket.create_connection(("127.0.0.1", listener.listener.port), timeout=T)
+        try:
+            s.sendall(b"\x01garbage" * 5000)  # 45,000 bytes and no newline
+            assert s.recv(100) == b""  # dropped without an ERROR (spec 2.1)
+        finally:
+            s.close()
+        time.sleep(0.5)
+    ours = [r for r in caplog.records if r.name.startswith("core.p2p")]
+    print("\n".join(r.getMessage() for r in ours))
+    assert len(ours) == 1
+    assert ours[0].exc_info is None and len(ours[0].getMessage()) <= 300
