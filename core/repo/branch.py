@@ -67,8 +67,8 @@ DIR_MODE = 0o040000
 PACK_THRESHOLD = 64  # more new objects than this go into one pack, not loose files
 CACHE_LIMIT = 4096  # trees and commit->tree entries kept in memory per branch
 # A root tree of a big branch has thousands of entries, and every commit makes
-# a new one: the cache is bounded by entries too (about 100 bytes each).
-TREE_ENTRIES_LIMIT = 50_000
+# a new one: the cache is bounded by entries too (a few hundred bytes each).
+TREE_ENTRIES_LIMIT = 20_000
 
 Change = Callable[[bytes | None], bytes | None]
 
