@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from core.repo.repository import AnnexRepo
 CLIENT_UUID = "a1b2c3d4-0000-4000-8000-00000000c11e"
 TOKEN = "0123456789abcdef0123456789abcdef"
 START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -58,14 +59,26 @@ def content(i: int, size: int = 200) -> tuple[Key, bytes]:
     return Key.parse(f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}"), data
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate ``proc`` by its PID; kill it if it does not end in time."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+
 @contextlib.contextmanager
 def start_server(argv: list[str], cwd: Path, pattern: str, *,
-                 preexec: Callable[[], None] | None = None,
+                 preexec: Callable[[], None] | None = None, env: Mapping[str, str] | None = None,
                  ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:  # fmt: skip
     """``annexsync ARGV`` in ``cwd``; yields (process, port) once ``pattern`` (port group) shows.
 
-    ``preexec`` runs in the child before it starts (resource limits)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ``preexec`` runs in the child before it starts (resource limits); the
+    process is stopped by its PID at the end."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", *argv], cwd=cwd, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, preexec_fn=preexec)  # fmt: skip
@@ -82,13 +95,7 @@ def start_server(argv: list[str], cwd: Path, pattern: str, *,
         assert port is not None, f"annexsync {argv[0]} did not start"
         yield proc, port
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(15)
+        stop(proc)
         if proc.stderr is not None:
             proc.stderr.close()
 
@@ -215,4 +222,4 @@ def settle(pid: int, expect_fds: int, seconds: float = 10.0) -> Figures:
 
 
 __all__ = ["CLIENT_UUID", "TOKEN", "Figures", "content", "figures", "p2p_load", "p2phttp_load",
-           "settle", "start_server"]  # fmt: skip
+           "settle", "start_server", "stop"]  # fmt: skip
