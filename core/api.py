@@ -16,6 +16,9 @@ TaskGroup, which owns:
 * the instance socket (``core.instance``): ``annexsync status`` and hand-over
   of a second launch's arguments;
 * the pause timer (``pause(until)`` resumes by itself);
+* with the setting ``p2p_listen = HOST:PORT``, the TCP listener serving every
+  synced repository to P2P peers (``core.p2p.listen``); it restarts when the
+  repositories or the address change, and a failure to listen is an alert;
 * one ``RepoWorker`` task per repository (``core.daemon.repoworker``), each
   with its own child group (watchers and loop).
 
@@ -99,6 +102,7 @@ class Core:
         self._workers: dict[str, RepoWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._done = asyncio.Event()
         self._pause_changed = asyncio.Event()
@@ -199,13 +203,16 @@ class Core:
                 ]
                 for path in self.settings.repositories:
                     self._start_worker(path)
+                self._restart_listener()
                 await self.netwatch.check()
                 self.changed()
                 await self._stop.wait()
-                for task in [*services, *self._tasks.values()]:
-                    task.cancel()
+                for task in [*services, *self._tasks.values(), self._listener]:
+                    if task is not None:
+                        task.cancel()
         finally:
             self._tg = None
+            self._listener = None
             self._tasks.clear()
             self._workers.clear()
             close_logging(handler)
@@ -231,6 +238,31 @@ class Core:
                                                         name=f"repo {worker.path}")
         self.changed()
         return worker
+
+    def _restart_listener(self) -> None:
+        """(Re)start the P2P listener for the current settings; the old one ends first."""
+        if self._tg is None:
+            return
+        previous, self._listener = self._listener, None
+        if previous is not None:
+            previous.cancel()
+        if self.settings.p2p_listen:
+            self._listener = self._tg.create_task(
+                self._listen(self.settings.p2p_listen, self.settings.repositories, previous),
+                name="p2p-listener")  # fmt: skip
+
+    async def _listen(self, bind: str, repos: tuple[str, ...],
+                      previous: asyncio.Task[None] | None) -> None:  # fmt: skip
+        from core.p2p.listen import serve_repositories
+
+        if previous is not None:
+            await asyncio.wait({previous})  # its socket is closed before we bind again
+        try:
+            await serve_repositories(repos, bind, on_started=lambda lst: self.activity(
+                f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}"))
+        except (OSError, CoreError) as e:
+            logger.warning("P2P listener on %s: %s", bind, e)
+            self.alert("error", f"Cannot serve P2P peers on {bind}: {e}", name="p2p-listen")
 
     async def _guard(self, worker: RepoWorker) -> None:
         """A crashing worker shows its error instead of taking the core down."""
@@ -466,8 +498,11 @@ class Core:
     # --- persistence ---------------------------------------------------------------------------
 
     async def _save(self, settings: Settings) -> None:
+        old = self.settings
         await run_blocking(save_settings, self.config_dir, settings)
         self.settings = settings
+        if (old.p2p_listen, old.repositories) != (settings.p2p_listen, settings.repositories):
+            self._restart_listener()
 
     def _load_acks(self) -> list[list[Any]]:
         try:

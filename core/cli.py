@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.p2phttp.cli import register as register_p2phttp
 
     register_p2phttp(sub)
+    from core.p2p.listen import register as register_p2p_listen
+
+    register_p2p_listen(sub)
     return p
 
 

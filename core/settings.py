@@ -54,6 +54,7 @@ class Settings:
     largefiles: str | None = None  # default annex.largefiles for repositories we create
     xmpp_account: str | None = None  # the JID only; the password lives in the keyring
     paused: bool = False  # remembered across restarts (indefinite pauses only)
+    p2p_listen: str | None = None  # HOST:PORT: serve every synced repository to P2P peers
 
     def __post_init__(self) -> None:
         # Accept a list (the facade says "list of paths") but keep the value frozen.

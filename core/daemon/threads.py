@@ -9,6 +9,11 @@ while the thread still writes.  ``run_blocking`` shields the thread's future;
 on cancellation it calls ``on_cancel`` (e.g. set a transfer's cancel flag)
 and then waits for the thread at most ``grace`` seconds (style 5: awaited
 cleanup is bounded) before re-raising ``CancelledError``.  No task is created.
+
+``start_thread_pool`` gives a long-running server a default executor whose
+threads are all started up front, so its thread count after the millionth
+request is the one it had after the first (``ThreadPoolExecutor`` otherwise
+adds threads whenever a load peak comes, up to its maximum).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -26,6 +34,27 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 GRACE = 10.0
+START_TIMEOUT = 30.0
+
+
+def default_workers() -> int:
+    """asyncio's own default size for its executor."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def start_thread_pool(workers: int | None = None) -> ThreadPoolExecutor:
+    """The running loop's default executor: ``workers`` threads, every one started now.
+
+    Raises:
+        threading.BrokenBarrierError: the threads did not all start in time.
+    """
+    n = workers or default_workers()
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="annexsync-worker")
+    barrier = threading.Barrier(n)  # n tasks waiting at once need n threads
+    for f in [pool.submit(barrier.wait, START_TIMEOUT) for _ in range(n)]:
+        f.result()
+    asyncio.get_running_loop().set_default_executor(pool)
+    return pool
 
 
 async def run_blocking(

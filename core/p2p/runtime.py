@@ -10,8 +10,9 @@ a TCP socket, or our own stdin/stdout) and the ``Connection`` talking over
 it:
 
 - ``next_event()`` returns the machine's next event, reading (and feeding)
-  while the machine says ``NEED_DATA``; a read that takes longer than
-  ``read_timeout`` raises ``P2PTimeout``.  EOF is fed as ``b""``, so the
+  while the machine says ``NEED_DATA``; an event (a line, or a chunk of a
+  payload) that takes longer than ``read_timeout`` to arrive raises
+  ``P2PTimeout``, however its bytes trickle in.  EOF is fed as ``b""``, so the
   machine reports ``ConnectionClosed`` itself (spec 2.3, 8).
 - ``send(*events)`` writes what ``Connection.send`` returns and drains with
   ``write_timeout``.
@@ -98,15 +99,18 @@ class Channel:
             RemoteProtocolError: from the machine (terminal).
         """
         limit = self.read_timeout if timeout is None else timeout
+        deadline = asyncio.get_running_loop().time() + limit
         while True:
             ev = self.conn.next_event()
             if ev is not NEED_DATA:
                 return ev
-            self.conn.receive_data(await self._read(limit))
+            self.conn.receive_data(await self._read(deadline, limit))
 
-    async def _read(self, limit: float) -> bytes:
+    async def _read(self, deadline: float, limit: float) -> bytes:
+        """Whatever arrives before ``deadline``: the whole event is bounded, not
+        each read, so a line trickled a byte at a time cannot last forever."""
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout_at(deadline):
                 return await self.reader.read(READ_SIZE)
         except TimeoutError:
             raise P2PTimeout(f"waiting for {self.peer}", limit) from None

@@ -62,7 +62,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.errors import (
@@ -85,6 +85,7 @@ from core.p2p.events import (
     Rejected,
     Sentinel,
 )
+from core.p2p.limits import one_line
 from core.p2p.machine import Connection
 from core.p2p.machine import server as server_machine
 from core.p2p.messages import (
@@ -115,7 +116,7 @@ from core.p2p.messages import (
     Valid,
 )
 from core.p2p.notify import RefWatcher
-from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
+from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost, P2PTimeout
 from core.p2p.state import Mode, State
 from core.p2p.tunnel import serve_connect
 from core.repo.key import Key
@@ -319,7 +320,8 @@ class _Put:
     pending: bytearray = field(default_factory=bytearray)  # received, not yet written
 
 
-Authenticator = Callable[[str, str], bool]  # (client uuid, token) -> accepted
+# (client uuid, token) -> the repository this token opens, or None (refused)
+Authenticator = Callable[[str, str], Awaitable["ServedRepo | None"]]
 
 
 class Session:
@@ -328,9 +330,12 @@ class Session:
     Args:
         served: the repository and its shared state.
         channel: the stream and the server ``Connection``.
-        authenticate: for networked sessions (spec 4.2), checks AUTH tokens.
+        authenticate: for networked sessions (spec 4.2), checks AUTH tokens
+            and names the repository the session serves from then on.
         idle_timeout: longest wait for the next request (and for a change
             after NOTIFYCHANGE).
+        auth_timeout: with ``authenticate``, the time a peer has from the
+            start of the session to authenticate, however it trickles bytes.
         networked_extras: serve NOTIFYCHANGE and CONNECT (networked only).
         client_uuid: the peer's repository (p2pstdio's argument), named in
             the transfer lock of a PUT; AUTH replaces it on networked sessions.
@@ -343,6 +348,7 @@ class Session:
         *,
         authenticate: Authenticator | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        auth_timeout: float | None = None,
         networked_extras: bool = False,
         client_uuid: str = "",
     ) -> None:
@@ -351,6 +357,8 @@ class Session:
         self.ch = channel
         self.authenticate = authenticate
         self.idle_timeout = idle_timeout
+        self.auth_timeout = auth_timeout
+        self._auth_deadline: float | None = None
         self.networked_extras = networked_extras
         self._locked: Key | None = None
         self._put: _Put | None = None
@@ -364,12 +372,14 @@ class Session:
         Raises:
             P2PTimeout, ConnectionLost: the transport failed.
         """
+        if self.authenticate is not None and self.auth_timeout is not None:
+            self._auth_deadline = asyncio.get_running_loop().time() + self.auth_timeout
         try:
             if greet:
                 await self.ch.send(AuthSuccess(self.served.uuid))
             await self._loop()
         except RemoteProtocolError as e:
-            logger.info("%s: %s", self.ch.peer, e)
+            logger.info("%s: %s", self.ch.peer, one_line(e))
             if e.error_line:
                 with contextlib.suppress(CoreError, OSError):
                     await self.ch.send_raw(e.error_line)
@@ -381,12 +391,26 @@ class Session:
         conn = self.ch.conn
         while not self._over:
             idle = conn.state in _IDLE_STATES
-            ev = await self.ch.next_event(self.idle_timeout if idle else None)
+            ev = await self.ch.next_event(self._wait_limit(idle))
             if ev is DONE:
                 return
             if ev is PAUSED or isinstance(ev, Sentinel):
                 raise RuntimeError(f"request left unanswered in state {conn.state}")
             await self._handle(ev)
+
+    def _wait_limit(self, idle: bool) -> float | None:
+        """How long to wait for the peer; before AUTH, never past the deadline.
+
+        Raises:
+            P2PTimeout: the peer did not authenticate in ``auth_timeout``.
+        """
+        limit = self.idle_timeout if idle else self.ch.read_timeout
+        if self._auth_deadline is None:
+            return limit if idle else None
+        left = self._auth_deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise P2PTimeout("waiting for AUTH", self.auth_timeout or 0.0)
+        return min(limit, left)
 
     async def _handle(self, ev: Event) -> None:
         if isinstance(ev, AutoReply):
@@ -405,10 +429,12 @@ class Session:
     async def _request(self, msg: Message) -> None:  # noqa: C901 - one branch per request
         s = self.served
         if isinstance(msg, Auth):
-            ok = self.authenticate is not None and self.authenticate(msg.uuid, msg.token)
-            if ok:
-                self.client_uuid = msg.uuid
-            await self.ch.send(AuthSuccess(s.uuid) if ok else AuthFailure())
+            found = None if self.authenticate is None else await self.authenticate(
+                msg.uuid, msg.token)  # fmt: skip
+            if found is not None:
+                self.served, self._auth_deadline = found, None
+                self.client_uuid = msg.uuid  # named in the transfer lock of a PUT
+            await self.ch.send(AuthFailure() if found is None else AuthSuccess(found.uuid))
         elif isinstance(msg, CheckPresent):
             has = await asyncio.to_thread(s.repo.objects.has, msg.key)
             await self.ch.send(Success() if has else Failure())

@@ -133,7 +133,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    from core.daemon.threads import start_thread_pool
+
     settings = settings_from_args(args)
+    start_thread_pool()  # a thread count that stays what it is at start
     tls = None
     if args.certfile is not None:
         from core.p2phttp.server import ssl_context

@@ -20,18 +20,30 @@ Repository semantics are ``core.p2p.serving.ServedRepo``'s, the same object
 the P2P server uses and already checked against git-annex: content locks with
 ``.rtm`` retention, removal refused while locked, remove-before against the
 boot clock, location log and branch commit after a store or removal.  All
-blocking work runs in ``asyncio.to_thread``.
+blocking work runs in a thread through ``Served.run``.
 
-Resources, all bounded and released in ``finally``:
+Resources, all bounded and released in ``finally`` (nothing grows with the
+number of requests served):
 
-- ``jobs`` worker slots per repository (``-J``): every request except
-  ``keeplocked`` holds one while it runs; excess requests wait (spec 3).
+- ``jobs`` worker slots per repository (``-J``): a slot is held while a
+  request's blocking work (files, git) runs in a thread, never while waiting
+  for a client's network, so slow or stalled clients cannot keep others
+  waiting (spec 3 says git-annex holds a worker for the whole request, and a
+  stalled client holds it forever: a documented departure).
+- Connections: at most ``max_connections``, counted at accept; at the cap
+  the oldest connection that is not inside a request makes room
+  (``gate``).  Request headers must be complete ``header_timeout`` after
+  connecting or after the previous response.
 - ``LockTable``: at most ``--lockedfiles`` locks; a lock expires
   ``lock_seconds`` (600) after ``lockcontent`` unless a ``keeplocked`` for it
   starts, then lives exactly as long as that request's body (spec 5.10,
   5.11).  A reaper task owned by the app's cleanup context expires locks.
-- Every network wait has a timeout: ``io_timeout`` per body chunk read or
-  written, ``keeplocked_timeout`` between keeplocked body lines.
+- Every network wait has a deadline: a body read or written must move
+  ``min_rate`` × ``io_timeout`` bytes in every ``io_timeout`` window
+  (``limits.Pace``: a client trickling bytes is cut after one window);
+  ``keeplocked_timeout`` between keeplocked body lines.
+- Logs: one line of bounded length per failed or aborted request, and for
+  every malformed one (``gate.http_logger``).
 
 Streaming (spec 5.2, 5.9, pitfall 3): downloads are sent chunk by chunk from
 the object file with ``X-git-annex-data-length``; on versioned routes the last
@@ -63,14 +75,16 @@ import uuid as uuidlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from aiohttp import web
 
 from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
+from core.p2p.limits import Pace, one_line
 from core.p2p.serving import ServedRepo, monotonic_seconds
 from core.p2phttp import models as m
 from core.p2phttp.auth import Access, AuthPolicy
+from core.p2phttp.gate import Gate, default_max_connections, http_logger, listen
 from core.repo import transfers
 from core.repo.key import Key
 from core.repo.objects import ContentLocked
@@ -82,8 +96,11 @@ SEND_CHUNK = 1 << 20
 WRITE_BATCH = 1 << 20
 LOCK_SECONDS = 600.0  # spec 5.10
 KEEPLOCKED_TIMEOUT = 1200.0  # the git-annex client's Keep-Alive: timeout=1200
-IO_TIMEOUT = 300.0
+IO_TIMEOUT = 60.0  # the window of the pace a transfer must keep
+MIN_RATE = 1024  # bytes per second, averaged over each io_timeout window
+HEADER_TIMEOUT = 30.0  # to send complete request headers
 SOMETHING_WRONG = "Something went wrong"
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -99,7 +116,15 @@ class Settings:
     lock_seconds: float = LOCK_SECONDS
     keeplocked_timeout: float = KEEPLOCKED_TIMEOUT
     io_timeout: float = IO_TIMEOUT
+    min_rate: int = MIN_RATE
+    header_timeout: float = HEADER_TIMEOUT
+    max_connections: int | None = None  # None: what the descriptor limit allows
     clock: Callable[[], int] = monotonic_seconds
+
+    def pace(self) -> Pace:
+        """The pace one transfer must keep, starting now (on the running loop's clock)."""
+        now = asyncio.get_running_loop().time()
+        return Pace(self.io_timeout, int(self.min_rate * self.io_timeout), now)
 
 
 # --- repositories ----------------------------------------------------------------
@@ -115,6 +140,11 @@ class Served:
     @property
     def repo(self) -> AnnexRepo:
         return self.served.repo
+
+    async def run(self, fn: Callable[..., R], *args: object) -> R:
+        """``fn(*args)`` in a thread, holding one of the ``-J`` worker slots."""
+        async with self.workers:
+            return await asyncio.to_thread(fn, *args)
 
 
 def find_repositories(top: Path) -> list[Path]:
@@ -212,7 +242,7 @@ class LockTable:
         """Lock ``key``; the lock id, or None (absent, locked out, table full)."""
         if len(self._locks) >= self.limit:
             return None
-        if not await asyncio.to_thread(served.served.lock, key):
+        if not await served.run(served.served.lock, key):
             return None
         lock_id = str(uuidlib.uuid4())
         self._locks[lock_id] = HeldLock(served, key, time.monotonic() + self.lifetime)
@@ -251,6 +281,7 @@ class LockTable:
 SETTINGS = web.AppKey("settings", Settings)
 REPOS = web.AppKey("repos", Repositories)
 LOCKS = web.AppKey("locks", LockTable)
+GATE = web.AppKey("gate", Gate)
 
 
 def make_app(settings: Settings, repos: Repositories | None = None) -> web.Application:
@@ -264,6 +295,8 @@ def make_app(settings: Settings, repos: Repositories | None = None) -> web.Appli
     app[SETTINGS] = settings
     app[REPOS] = repos if repos is not None else Repositories(settings)
     app[LOCKS] = LockTable(settings.locked_files, settings.lock_seconds)
+    limit = settings.max_connections or default_max_connections(settings.locked_files)
+    app[GATE] = Gate(limit)
     app.router.add_route("*", "/{tail:.*}", handle)
     app.cleanup_ctx.append(_lifecycle)
     return app
@@ -298,6 +331,15 @@ def _json(body: m.Json) -> web.Response:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """Route, authorise and run one API request (spec 5, 6, 7)."""
+    gate = request.app[GATE]
+    gate.busy(request.transport)  # inside a request: not evicted at the cap
+    try:
+        return await _handle(request)
+    finally:
+        gate.idle(request.transport)
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
     app = request.app
     try:
         req = m.parse_request(request.method, request.raw_path, request.headers.get)
@@ -307,16 +349,26 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
         if req.op is m.Op.KEEPLOCKED:
             return await _keeplocked(request, req)
-        async with served.workers:
-            return await HANDLERS[req.op](request, req, served, access)
+        return await HANDLERS[req.op](request, req, served, access)
     except m.HttpError as e:
         return web.Response(status=e.status, text=e.text or None, headers=e.headers)
     except (ConnectionError, TimeoutError) as e:
-        logger.info("%s %s: %s", request.method, request.path, e)
-        raise
-    except Exception:
-        logger.exception("%s %s failed", request.method, request.path)
+        # the client went away or stalled: one line, and the connection ends
+        # here (a response started cannot be finished honestly)
+        logger.info("%s %s: %s", request.method, one_line(request.path),
+                    one_line(e) or type(e).__name__)  # fmt: skip
+        _hang_up(request)
         return web.Response(status=500, text=SOMETHING_WRONG)
+    except Exception as e:  # noqa: BLE001 - any failure is one request's, answered 500
+        logger.error("%s %s failed: %s: %s", request.method, one_line(request.path),
+                     type(e).__name__, one_line(e))  # fmt: skip
+        return web.Response(status=500, text=SOMETHING_WRONG)
+
+
+def _hang_up(request: web.Request) -> None:
+    """End the connection now: whatever is still written to it fails quietly."""
+    if request.transport is not None:
+        request.transport.close()
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -331,7 +383,7 @@ def _key(req: m.ApiRequest) -> Key:
 
 async def _checkpresent(request: web.Request, req: m.ApiRequest, s: Served,
                         access: Access) -> web.StreamResponse:  # fmt: skip
-    return _json(m.present_body(await asyncio.to_thread(s.repo.objects.has, _key(req))))
+    return _json(m.present_body(await s.run(s.repo.objects.has, _key(req))))
 
 
 async def _gettimestamp(request: web.Request, req: m.ApiRequest, s: Served,
@@ -343,8 +395,8 @@ async def _remove(request: web.Request, req: m.ApiRequest, s: Served,
                   access: Access) -> web.StreamResponse:  # fmt: skip
     key = _key(req)
     try:
-        await asyncio.to_thread(s.repo.require_writable)
-        removed = await asyncio.to_thread(s.served.remove, key, req.timestamp)
+        await s.run(s.repo.require_writable)
+        removed = await s.run(s.served.remove, key, req.timestamp)
     except ContentLocked as e:  # locked here or elsewhere, or retained
         logger.info("remove %s: %s", key, e)
         raise m.HttpError(500, SOMETHING_WRONG) from e  # as git-annex (spec 5.5)
@@ -398,11 +450,11 @@ def _unlock_requested(line: bytes) -> bool:
 async def _putoffset(request: web.Request, req: m.ApiRequest, s: Served,
                      access: Access) -> web.StreamResponse:  # fmt: skip
     key = _key(req)
-    if await asyncio.to_thread(s.repo.objects.has, key):
+    if await s.run(s.repo.objects.has, key):
         return _json(m.offset_body(req.api_version, None))
     if not key.receivable:  # the PUT that follows is refused unread
         return _json(m.offset_body(req.api_version, 0))
-    offset = await asyncio.to_thread(_offset_unless_busy, s, key, req.client_uuid or "")
+    offset = await s.run(_offset_unless_busy, s, key, req.client_uuid or "")
     return _json(m.offset_body(req.api_version, offset))
 
 
@@ -425,9 +477,9 @@ async def _put(request: web.Request, req: m.ApiRequest, s: Served,
                access: Access) -> web.StreamResponse:  # fmt: skip
     key = _key(req)
     v = req.api_version
-    if await asyncio.to_thread(s.repo.objects.has, key):
+    if await s.run(s.repo.objects.has, key):
         if req.data_present:
-            await asyncio.to_thread(s.served.record, key, True)
+            await s.run(s.served.record, key, True)
         return _json(m.stored_body(v, True))
     if req.data_present:
         return _json(m.stored_body(v, False))
@@ -435,14 +487,14 @@ async def _put(request: web.Request, req: m.ApiRequest, s: Served,
         logger.info("put %s: %s", key, key.refusal())
         return _json(m.stored_body(v, False))
     try:
-        await asyncio.to_thread(s.repo.require_writable)
+        await s.run(s.repo.require_writable)
     except CoreError as e:
         logger.info("put %s: %s", key, e)
         return _json(m.stored_body(v, False))
     try:
         stored = await _receive(request, req, s, key)
         if stored:
-            await asyncio.to_thread(s.served.keep, key)
+            await s.run(s.served.keep, key)
     except RepoError as e:  # not recorded (a full disk): the content was given up
         logger.info("put %s: %s", key, e)
         stored = False
@@ -457,24 +509,31 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
     git-annex's p2phttp answers (checked with 10.20261026).
     """
     inc = s.repo.objects.incoming(key, req.client_uuid or "")
-    timeout = request.app[SETTINGS].io_timeout
+    pace = request.app[SETTINGS].pace()
+    loop = asyncio.get_running_loop()
     length = req.data_length or 0
     try:
-        have = await asyncio.to_thread(inc.open)  # the lock first: then the size holds
+        have = await s.run(inc.open)  # the lock first: then the size holds
         offset = req.offset or 0
         if offset > have:
             # git-annex drops its partial copy here too (checked: putoffset says 0 after)
             logger.info("put %s from %d, but only %d bytes are here", key, offset, have)
-            await asyncio.to_thread(inc.discard)
+            await s.run(inc.discard)
             return False
         skip = have - offset
         received = 0
         buf = bytearray()
         while True:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(pace.deadline()):
                     chunk = await request.content.read(SEND_CHUNK)
-            except (TimeoutError, ConnectionError, OSError) as e:
+                pace.moved(len(chunk), loop.time())
+            except TimeoutError:
+                logger.info("put %s cut: the client is slower than %d bytes/s", key,
+                            request.app[SETTINGS].min_rate)  # fmt: skip
+                _hang_up(request)  # no lingering for the rest of a stalled body
+                break
+            except (ConnectionError, OSError) as e:
                 logger.info("put %s cut short: %s", key, e or type(e).__name__)
                 break
             except Exception as e:  # noqa: BLE001 - payload errors from a broken body
@@ -491,14 +550,14 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
                 chunk, skip = chunk[cut:], skip - cut
             buf += chunk
             if len(buf) >= WRITE_BATCH:
-                await asyncio.to_thread(inc.write, bytes(buf))
+                await s.run(inc.write, bytes(buf))
                 buf.clear()
         if buf:
-            await asyncio.to_thread(inc.write, bytes(buf))
+            await s.run(inc.write, bytes(buf))
         if received != length:  # invalid: keep the partial file for resume
             logger.info("put %s: got %d of %d bytes", key, received, length)
             return False
-        await asyncio.to_thread(inc.commit)
+        await s.run(inc.commit)
         return True
     except TransferBusy as e:
         logger.info("put %s: %s", key, e)
@@ -514,7 +573,7 @@ async def _download(request: web.Request, req: m.ApiRequest, s: Served,
                     access: Access) -> web.StreamResponse:  # fmt: skip
     """Spec 5.2, 5.3: body length is the validity signal."""
     key = _key(req)
-    f = await asyncio.to_thread(_open_object, s, key)
+    f = await s.run(_open_object, s, key)
     try:
         before = os.fstat(f.fileno()) if f is not None else None
         size = before.st_size if before is not None else 0
@@ -529,13 +588,13 @@ async def _download(request: web.Request, req: m.ApiRequest, s: Served,
             return resp
         hold_back = req.version is not None  # the plain path never shortens (5.3)
         await asyncio.to_thread(f.seek, offset)
-        await _send(resp, f, length - 1 if hold_back else length,
-                    request.app[SETTINGS].io_timeout)  # fmt: skip
+        pace = request.app[SETTINGS].pace()
+        await _send(s, resp, f, length - 1 if hold_back else length, pace)
         if hold_back:
             after = os.fstat(f.fileno())
             assert before is not None
             if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
-                await _send(resp, f, 1, request.app[SETTINGS].io_timeout)
+                await _send(s, resp, f, 1, pace)
             else:
                 logger.info("%s changed while being sent; sending one byte less", key)
         await resp.write_eof()
@@ -555,14 +614,18 @@ def _open_object(s: Served, key: Key) -> BinaryIO | None:
         return None
 
 
-async def _send(resp: web.StreamResponse, f: BinaryIO, count: int, timeout: float) -> None:
+async def _send(s: Served, resp: web.StreamResponse, f: BinaryIO, count: int,
+                pace: Pace) -> None:  # fmt: skip
+    """Send ``count`` bytes of ``f``; a reader slower than ``pace`` gets TimeoutError."""
+    loop = asyncio.get_running_loop()
     while count > 0:
-        chunk = await asyncio.to_thread(f.read, min(SEND_CHUNK, count))
+        chunk = await s.run(f.read, min(SEND_CHUNK, count))
         if not chunk:
             raise ConnectionError("object shrank while being sent")
         count -= len(chunk)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(pace.deadline()):
             await resp.write(chunk)
+        pace.moved(len(chunk), loop.time())
 
 
 HANDLERS: dict[m.Op, Handler] = {
@@ -599,13 +662,19 @@ def ssl_context(certfile: Path, keyfile: Path, chainfiles: Sequence[Path] = ()) 
 @dataclass
 class RunningServer:
     runner: web.AppRunner
+    listening: asyncio.Server
     addresses: list[tuple[str, int]]
 
     @property
     def port(self) -> int:
         return self.addresses[0][1]
 
+    @property
+    def gate(self) -> Gate:
+        return self.runner.app[GATE]
+
     async def aclose(self) -> None:
+        self.listening.close()
         await self.runner.cleanup()
 
 
@@ -626,24 +695,23 @@ async def start_server(
     """
     app = make_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=shutdown_timeout)  # fmt: skip
+                           shutdown_timeout=shutdown_timeout, logger=http_logger,
+                           keepalive_timeout=settings.header_timeout)  # fmt: skip
     await runner.setup()
+    assert runner.server is not None
     try:
-        site: web.BaseSite
-        if socket_path is not None:
-            site = web.UnixSite(runner, str(socket_path), ssl_context=tls)
-        else:
-            site = web.TCPSite(runner, host, port, ssl_context=tls)
-        await site.start()
+        listening = await listen(app[GATE], runner.server, host=host, port=port,
+                                 socket_path=socket_path, tls=tls)  # fmt: skip
     except BaseException:
         await runner.cleanup()
         raise
-    addresses = [a[:2] for a in runner.addresses if isinstance(a, tuple)]
-    return RunningServer(runner, addresses)
+    addresses = [sock.getsockname()[:2] for sock in listening.sockets
+                 if isinstance(sock.getsockname(), tuple)]  # fmt: skip
+    return RunningServer(runner, listening, addresses)
 
 
 __all__ = [
-    "IO_TIMEOUT", "KEEPLOCKED_TIMEOUT", "LOCKS", "LOCK_SECONDS", "REPOS", "SETTINGS",
+    "GATE", "HEADER_TIMEOUT", "IO_TIMEOUT", "KEEPLOCKED_TIMEOUT", "MIN_RATE", "LOCKS", "LOCK_SECONDS", "REPOS", "SETTINGS",
     "HeldLock", "LockTable", "Repositories", "RunningServer", "Served", "Settings",
     "find_repositories", "handle", "make_app", "ssl_context", "start_server",
 ]  # fmt: skip

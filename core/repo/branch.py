@@ -65,6 +65,10 @@ EMPTY_TREE = ObjectID(b"4b825dc642cb6eb9a060e54bf8d69288fbee4904")
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 PACK_THRESHOLD = 64  # more new objects than this go into one pack, not loose files
+CACHE_LIMIT = 4096  # trees and commit->tree entries kept in memory per branch
+# A root tree of a big branch has thousands of entries, and every commit makes
+# a new one: the cache is bounded by entries too (a few hundred bytes each).
+TREE_ENTRIES_LIMIT = 20_000
 
 Change = Callable[[bytes | None], bytes | None]
 
@@ -190,6 +194,7 @@ class AnnexBranch:
         self._lock = _JournalLock.for_path(self.annexdir / "journal.lck")
         self._local = threading.local()
         self._tree_cache: dict[ObjectID, Tree] = {}
+        self._tree_entries = 0  # entries of the cached trees: what their memory grows with
         self._commit_trees: dict[ObjectID, ObjectID] = {}
 
     # --- reading --------------------------------------------------------------
@@ -251,9 +256,16 @@ class AnnexBranch:
             obj = self.repo.object_store[sha]
             if not isinstance(obj, Tree):
                 return None
-            if len(self._tree_cache) > 4096:
-                self._tree_cache.clear()
-            tree = self._tree_cache[sha] = obj
+            tree = self._cache_tree(sha, obj)
+        return tree
+
+    def _cache_tree(self, sha: ObjectID, tree: Tree) -> Tree:
+        if len(self._tree_cache) > CACHE_LIMIT or self._tree_entries > TREE_ENTRIES_LIMIT:
+            self._tree_cache.clear()  # a long-running server commits forever
+            self._tree_entries = 0
+        if sha not in self._tree_cache:
+            self._tree_entries += len(tree)
+        self._tree_cache[sha] = tree
         return tree
 
     def _commit_tree(self, commit_id: ObjectID) -> ObjectID:
@@ -261,6 +273,8 @@ class AnnexBranch:
         if tree is None:
             obj = self.repo.object_store[commit_id]
             assert isinstance(obj, Commit)
+            if len(self._commit_trees) > CACHE_LIMIT:  # one per commit: bound it
+                self._commit_trees.clear()
             tree = self._commit_trees[commit_id] = ObjectID(bytes(obj.tree))
         return tree
 
@@ -336,15 +350,22 @@ class AnnexBranch:
     def commit(self, message: str = "update") -> ObjectID | None:
         """Commit every journal file; return the new commit, or None if nothing changed.
 
+        Always loose objects, never a pack: servers call this about once a
+        second for as long as they run, and every pack dulwich writes stays
+        open (two descriptors) in its pack cache, so packs here would grow the
+        descriptor count with every commit.  git-annex also writes its journal
+        commits as loose objects and leaves packing to ``git gc``.
+
         Raises:
             DiskFull: no room for the new objects; the journal is left as it was.
         """
         with self._lock.held():
-            return self._commit_locked(message, {})
+            return self._commit_locked(message, {}, pack=False)
 
     def _commit_locked(
-        self, message: str, extra: dict[str, bytes], base: ObjectID | None = None
-    ) -> ObjectID | None:
+        self, message: str, extra: dict[str, bytes], base: ObjectID | None = None,
+        *, pack: bool = True,
+    ) -> ObjectID | None:  # fmt: skip
         """Commit journal + ``extra`` on ``base`` (default: the tip); a moved tip is merged."""
         journal = self.journal_files()
         files = {**journal, **extra}
@@ -358,14 +379,14 @@ class AnnexBranch:
         if tree != base:
             new = self._make_commit(tree, [tip], message, objects)
             with disk_full_as_error(self.gitdir):  # the journal stays for the next commit
-                self._add_objects(objects)
-                self._move_ref(tip, new, message)
+                self._add_objects(objects, pack=pack)
+                self._move_ref(tip, new, message, pack=pack)
         for path in journal:
             with _ignore_missing():
                 os.unlink(self.journal_dir / journal_name(path))
         return new
 
-    def _move_ref(self, old: ObjectID, new: ObjectID, message: str) -> None:
+    def _move_ref(self, old: ObjectID, new: ObjectID, message: str, *, pack: bool = True) -> None:
         """Compare-and-swap; if the branch moved, union-merge our commit into it."""
         while not self.repo.refs.set_if_equals(BRANCH, old, new):
             moved = self.tip()
@@ -375,7 +396,7 @@ class AnnexBranch:
             tree = self._union_trees(self._commit_tree(moved), self._commit_tree(new), objects)
             text = f"{message} (recovery from race)"
             new = self._make_commit(tree, [moved, new], text, objects)
-            self._add_objects(objects)
+            self._add_objects(objects, pack=pack)
             old = moved
 
     # --- trees, commits, objects ----------------------------------------------
@@ -408,7 +429,7 @@ class AnnexBranch:
 
     def _keep(self, tree: Tree, out: list[ShaFile]) -> ObjectID:
         sha = ObjectID(bytes(tree.id))
-        self._tree_cache[sha] = tree
+        self._cache_tree(sha, tree)
         out.append(tree)
         return sha
 
@@ -472,12 +493,12 @@ class AnnexBranch:
         out.append(c)
         return ObjectID(bytes(c.id))
 
-    def _add_objects(self, objects: list[ShaFile]) -> None:
+    def _add_objects(self, objects: list[ShaFile], *, pack: bool = True) -> None:
         """Few objects: loose files.  Many: one pack (no existence checks: a
         duplicate in a pack is harmless and checking costs more than it saves)."""
         store = self.repo.object_store
         fresh = list({ObjectID(bytes(o.id)): o for o in objects}.values())
-        if len(fresh) > PACK_THRESHOLD:
+        if pack and len(fresh) > PACK_THRESHOLD:
             store.add_objects([(o, None) for o in fresh])
             return
         for o in fresh:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ from pathlib import Path
 
 from core.p2phttp.server import RunningServer, Settings, start_server
 from tests.conftest import annex, git
+from tests.integration.servers_support import start_server as start_annexsync
+from tests.integration.servers_support import stop
 
 START_TIMEOUT = 30.0
 CLIENT_UUID = "a1b2c3d4-0000-4000-8000-00000000c11e"
@@ -48,16 +48,6 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on port {port}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @dataclass
@@ -94,31 +84,11 @@ def our_p2phttp(cwd: Path, *args: str, env: Mapping[str, str] | None = None,
 
     ``wrap`` turns the command into another that runs it (say, in a namespace).
     """
-    cmd = [sys.executable, "-m", "core.cli", "p2phttp", "--bind", "127.0.0.1", "--port", "0",
-           *args]  # fmt: skip
-    cmd = wrap(cmd) if wrap is not None else cmd
-    root = str(Path(__file__).resolve().parents[2])
-    penv = {**os.environ, **(env or {}), "PYTHONPATH": root}
-    proc = subprocess.Popen(cmd, cwd=cwd, env=penv, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        port = None
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline().decode()
-            if not line and proc.poll() is not None:
-                raise AssertionError(f"annexsync p2phttp exited with {proc.returncode}")
-            found = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", line)
-            if found:
-                port = int(found.group(1))
-        assert port is not None, "annexsync p2phttp did not start"
+    argv = ["p2phttp", "--bind", "127.0.0.1", "--port", "0", *args]
+    pattern = r"listening on https?://127\.0\.0\.1:(\d+)"
+    with start_annexsync(argv, cwd, pattern, env=env, wrap=wrap) as (proc, port):
         wait_port(port, proc)
         yield Proc(proc, port, scheme)
-    finally:
-        stop(proc)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 @contextlib.asynccontextmanager
