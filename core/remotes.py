@@ -6,8 +6,9 @@ into a verifying ``Incoming``, store, remove.  The kinds:
 
 * ``path``: another repository on this machine (``remote.NAME.url`` is a path
   or ``file://`` URL) — built here;
-* ``p2p``: the git-annex P2P protocol (ssh ``git-annex-shell``/``annexsync
-  p2pstdio``, or the TCP listener with AUTH tokens) — P2P issue;
+* ``p2p``: the git-annex P2P protocol: every ssh URL (``git-annex-shell``
+  by default, ``remote.NAME.annex-shell`` overrides, e.g. ``annexsync``),
+  or the TCP listener with AUTH tokens — P2P issue;
 * ``http``: ``annex+http`` p2phttp remotes (``remote.NAME.annexUrl``) — HTTP issue;
 * ``xmpp``: buddies reached through XMPP (git push only) — XMPP issue;
 * ``special``: directory, rsync, S3, external … found in remote.log; shown, and
@@ -15,7 +16,11 @@ into a verifying ``Incoming``, store, remove.  The kinds:
 * ``cluster``: a git-annex cluster reached through a proxy — cluster issue.
 
 ``list_remotes`` finds them all from git config and remote.log; ``open_remote``
-gives the ``Remote`` for those that can move content today.
+gives the ``Remote`` for those that can move content today.  A git remote
+whose UUID is not in git config yet is asked once (``core.discovery``:
+ssh ``configlist``, http ``<url>/config``), as git-annex does, and the answer
+is cached there; ``annex-ignore`` remotes are not asked, and take part in
+content moves only when named.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class RemoteInfo:
     push: bool = True
     readonly: bool = False
     special_type: str | None = None
+    ignore: bool = False  # remote.NAME.annex-ignore: content only when named (--from/--to)
 
 
 class Remote(Protocol):
@@ -112,8 +118,12 @@ def _remote_names(cfg: StackedConfig) -> list[str]:
     return names
 
 
-def _kind(cfg: StackedConfig, name: str, url: str | None, base: Path) -> RemoteKind:
-    if _cfg(cfg, name, "annexurl") or (url or "").startswith("annex+http"):
+def _kind(
+    cfg: StackedConfig, name: str, url: str | None, base: Path, annex_url: str | None
+) -> RemoteKind:
+    from core.discovery import is_ssh_url
+
+    if annex_url or (url or "").startswith("annex+http"):
         return RemoteKind.HTTP
     if url and url.startswith("xmpp::"):
         return RemoteKind.XMPP
@@ -121,7 +131,7 @@ def _kind(cfg: StackedConfig, name: str, url: str | None, base: Path) -> RemoteK
         return RemoteKind.SPECIAL
     if url and (url.startswith("p2p-annex::") or url.startswith("tor-annex::")):
         return RemoteKind.P2P
-    if url and _cfg(cfg, name, "annex-shell"):
+    if url and (_cfg(cfg, name, "annex-shell") or is_ssh_url(url)):
         return RemoteKind.P2P
     if url and local_path(url, base) is not None:
         return RemoteKind.PATH
@@ -174,29 +184,7 @@ def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
 
 def _list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
     cfg = repo.git.get_config_stack()
-    found: list[RemoteInfo] = []
-    for name in _remote_names(cfg):
-        url = _cfg(cfg, name, "url")
-        kind = _kind(cfg, name, url, repo.path)
-        cost = _cfg(cfg, name, "annex-cost")
-        uuid = _cfg(cfg, name, "annex-uuid")
-        if uuid is None and kind is RemoteKind.PATH and url:
-            path = local_path(url, repo.path)  # git-annex caches this as annex-uuid
-            uuid = annex_uuid_at(path) if path else None
-        found.append(
-            RemoteInfo(
-                name=name,
-                uuid=uuid,
-                kind=kind,
-                url=url,
-                cost=float(cost) if cost else (100.0 if kind is RemoteKind.PATH else 200.0),
-                sync=_flag(cfg, name, "annex-sync", True),
-                pull=_flag(cfg, name, "annex-pull", True),
-                push=_flag(cfg, name, "annex-push", True),
-                readonly=_flag(cfg, name, "annex-readonly", False),
-                special_type=_cfg(cfg, name, "annex-type"),
-            )
-        )
+    found = [_git_remote(repo, cfg, name) for name in _remote_names(cfg)]
     known = {r.uuid for r in found}
     for uuid, settings in repo.state.remotes().items():
         if uuid not in known:
@@ -210,6 +198,38 @@ def _list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
                 )
             )
     return sorted(found, key=lambda r: (r.cost, r.name))
+
+
+def _git_remote(repo: AnnexRepo, cfg: StackedConfig, name: str) -> RemoteInfo:
+    url = _cfg(cfg, name, "url")
+    annex_url = _cfg(cfg, name, "annexurl")
+    uuid = _cfg(cfg, name, "annex-uuid")
+    ignore = _flag(cfg, name, "annex-ignore", False)
+    path = local_path(url, repo.path) if url else None
+    if uuid is None and path is not None:
+        uuid = annex_uuid_at(path)  # git-annex caches this as annex-uuid
+    elif uuid is None and url and not ignore and not _cfg(cfg, name, "annex-type"):
+        from core.discovery import learn
+
+        learned = learn(repo.path, name, url, _cfg(cfg, name, "annex-shell"),
+                        config_value(cfg, b"http", b"sslcainfo"))  # fmt: skip
+        uuid, annex_url = learned.uuid, annex_url or learned.annex_url
+        ignore = learned.ignore is not None
+    kind = _kind(cfg, name, url, repo.path, annex_url)
+    cost = _cfg(cfg, name, "annex-cost")
+    return RemoteInfo(
+        name=name,
+        uuid=uuid,
+        kind=kind,
+        url=url,
+        cost=float(cost) if cost else (100.0 if kind is RemoteKind.PATH else 200.0),
+        sync=_flag(cfg, name, "annex-sync", True),
+        pull=_flag(cfg, name, "annex-pull", True),
+        push=_flag(cfg, name, "annex-push", True),
+        readonly=_flag(cfg, name, "annex-readonly", False),
+        special_type=_cfg(cfg, name, "annex-type"),
+        ignore=ignore,
+    )
 
 
 def find_remote(repo: AnnexRepo, name_or_uuid: str) -> RemoteInfo:
@@ -251,6 +271,7 @@ def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
             return tcp_remote(info, repo.uuid, _cfg(cfg, info.name, "annexsync-p2p-authtoken"))
         if not info.url.startswith("tor-annex::"):
             return ssh_remote(info, repo.uuid, _cfg(cfg, info.name, "annex-shell"))
+
     if info.kind is RemoteKind.HTTP:
         from core.p2phttp.remote import http_remote
 

@@ -37,6 +37,7 @@ from core.progress import NullProgress, Progress
 from core.remotes import (
     Remote,
     RemoteInfo,
+    RemoteKind,
     close_remotes,
     find_remote,
     list_remotes,
@@ -68,7 +69,7 @@ def _sources(repo: AnnexRepo, key: Key, only: str | None) -> list[Remote]:
     for info in list_remotes(repo):
         if only is not None and only not in (info.name, info.uuid):
             continue
-        if only is None and info.uuid not in holders:
+        if only is None and (info.uuid not in holders or info.ignore):
             continue
         with contextlib.suppress(RemoteError):
             out.append(open_remote(repo, info))
@@ -158,7 +159,7 @@ def _verify_copies(
             found.uuids.add(repo.uuid)
             found.strong.add(repo.uuid)
     for info in list_remotes(repo):
-        if info.uuid in (None, exclude) or info.uuid in found.uuids:
+        if info.uuid in (None, exclude) or info.uuid in found.uuids or info.ignore:
             continue
         if info.uuid not in candidates or trust.get(info.uuid) in ("untrusted", "dead"):
             continue
@@ -319,10 +320,12 @@ def sync_content(repo: AnnexRepo, remotes: Sequence[RemoteInfo], progress: Progr
     preferred = repo.state.preferred_content()
     usable: list[Remote] = []
     for info in remotes:
+        if info.ignore or info.kind in (RemoteKind.GIT, RemoteKind.XMPP):
+            continue  # annex-ignore, or no annex there: git only
         try:
             usable.append(open_remote(repo, info))
         except CoreError as e:
-            logger.info("content sync skips %s: %s", info.name, e)
+            logger.warning("content sync skips %s: %s", info.name, e)
     files = list(annexed_files(repo))
     progress.start("sync content", len(files), None)
     with repo.branch.transaction():

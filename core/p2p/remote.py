@@ -543,14 +543,19 @@ def parse_ssh_url(url: str) -> tuple[str, int | None, str]:
     return host, None, path
 
 
+def _quote(word: str) -> str:
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def shell_words(shell: str, command: str, *args: str) -> str:
+    """``shell 'command' 'arg'...``, quoted as git-annex quotes for ssh (spec 4.1)."""
+    return " ".join([shell, _quote(command), *map(_quote, args)])
+
+
 def shell_command(shell: str, path: str, our_uuid: str, expect_uuid: str | None) -> str:
     """The remote command git-annex sends through ssh (spec 4.1, 10.1)."""
-
-    def q(word: str) -> str:
-        return "'" + word.replace("'", "'\"'\"'") + "'"
-
-    cmd = f"{shell} 'p2pstdio' {q(path)} {q(our_uuid)}"
-    return cmd + (f" --uuid {q(expect_uuid)}" if expect_uuid else "")
+    cmd = shell_words(shell, "p2pstdio", path, our_uuid)
+    return cmd + (f" --uuid {_quote(expect_uuid)}" if expect_uuid else "")
 
 
 def ssh_remote(info: RemoteInfo, our_uuid: str, shell: str | None) -> P2PRemote:
@@ -591,5 +596,5 @@ def tcp_remote(info: RemoteInfo, our_uuid: str, token: str | None) -> P2PRemote:
 
 __all__ = [
     "LOCK_PROOF_SECONDS", "Connector", "P2PClient", "P2PRemote", "earliest_lock_expiry",
-    "parse_ssh_url", "shell_command", "ssh_remote", "tcp_remote",
+    "parse_ssh_url", "shell_command", "shell_words", "ssh_remote", "tcp_remote",
 ]  # fmt: skip
