@@ -21,6 +21,7 @@ import logging
 import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
+from keyring.backends.chainer import ChainerBackend
 
 from core.errors import CoreError
 
@@ -47,8 +48,14 @@ def _describe(b: KeyringBackend) -> str:
 
 
 def _refusal(b: KeyringBackend) -> str | None:
-    name = _describe(b).lower()
-    if any(word in name for word in _REFUSED_NAMES):
+    """Why ``b`` is no secret store, judged by what it is, not what it is called.
+
+    Every class it derives from counts: a subclass of keyrings.alt's
+    ``PlaintextKeyring`` under an innocent name, with its priority raised,
+    still writes plain text.
+    """
+    names = [f"{c.__module__}.{c.__qualname__}".lower() for c in type(b).__mro__]
+    if any(word in name for name in names for word in _REFUSED_NAMES):
         return "it stores nothing or stores secrets in plain text"
     try:
         priority = float(b.priority)
@@ -66,9 +73,8 @@ def backend() -> KeyringBackend:
         SecretsUnavailable: the backend is absent, failing, or plaintext.
     """
     b = keyring.get_keyring()
-    chained = getattr(b, "backends", None)
-    if type(b).__name__ == "ChainerBackend":
-        members = list(chained or [])
+    if isinstance(b, ChainerBackend):  # whatever the subclass is called
+        members = list(b.backends)
         if not members:
             raise SecretsUnavailable(_describe(b), "no secret store is available")
         for member in members:
