@@ -30,7 +30,9 @@ HELLO = b"hello plain ssh\n"
 
 
 @pytest.fixture
-def ssh_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path, str, Path]]:
+def ssh_clone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, Path, str, Path]]:
     """(server, clone, server uuid, ssh log): a clone made with ``git clone ssh://``."""
     log = install_fake_ssh(tmp_path, monkeypatch)
     server = tmp_path / "server"

@@ -67,7 +67,6 @@ def test_unsafe_backends_are_refused(restore: None, backend: KeyringBackend) -> 
         assert backend.store == {}  # nothing was written anywhere
 
 
-
 class Vault(MemoryKeyring):
     """An innocent name on a backend that says it should not be used."""
 
