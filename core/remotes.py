@@ -313,6 +313,8 @@ class PathRemote:
                 advance(len(chunk))
 
     def store(self, key: Key, source: Path, advance: Advance) -> None:
+        from core.ops.files import follow_content
+
         if self.info.readonly:
             raise RemoteRefused(f"{self.info.name} is read-only")
         self.repo.require_writable()
@@ -328,16 +330,20 @@ class PathRemote:
                 self.repo.keep_received(key)  # under the transfer lock, as every receiver
         else:
             self.repo.keep_received(key)  # or the content goes again: we still have it
+        follow_content(self.repo, key, True)
         try:
             self.repo.branch.commit()
         except DiskFull as e:  # recorded in its journal; committed next time
             logger.warning("%s: %s", self.info.name, e)
 
     def remove(self, key: Key) -> None:
+        from core.ops.files import follow_content
+
         self.repo.require_writable()
         if not self.repo.objects.remove(key):
             raise ContentMissing(str(key), self.info.name)
         self.repo.state.set_location(key, self.repo.uuid, False)
+        follow_content(self.repo, key, False)
         self.repo.branch.commit()
 
     def close(self) -> None:

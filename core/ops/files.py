@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from dulwich.index import Index, IndexEntry, index_entry_from_stat
 from dulwich.objects import Blob
 
-from core.errors import RepoError
+from core.errors import CoreError, RepoError
 from core.repo.key import Key
 from core.repo.objects import disk_full_as_error
 from core.repo.pointer import format_pointer, parse_link_target, parse_pointer
@@ -100,6 +101,59 @@ def files_by_key(repo: AnnexRepo) -> dict[Key, list[AnnexedFile]]:
     for f in annexed_files(repo):
         out.setdefault(f.key, []).append(f)
     return out
+
+
+_Stamp = tuple[int, int, int] | None
+_unlocked: weakref.WeakKeyDictionary[AnnexRepo, tuple[_Stamp, dict[Key, list[AnnexedFile]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _index_stamp(repo: AnnexRepo) -> _Stamp:
+    try:
+        st = (repo.gitdir / "index").stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def unlocked_files(repo: AnnexRepo, key: Key) -> list[AnnexedFile]:
+    """Every unlocked file of the index whose pointer names ``key``.
+
+    A server asks once per content it receives, so the map is kept while the
+    index is unchanged.  A stale answer is harmless: populating and
+    depopulating check each file's pointer or content first.
+    """
+    stamp = _index_stamp(repo)
+    cached = _unlocked.get(repo)
+    if cached is None or cached[0] != stamp:
+        by_key: dict[Key, list[AnnexedFile]] = {}
+        for f in annexed_files(repo):
+            if not f.locked:
+                by_key.setdefault(f.key, []).append(f)
+        cached = _unlocked[repo] = (stamp, by_key)
+    return cached[1].get(key, [])
+
+
+def follow_content(repo: AnnexRepo, key: Key, present: bool) -> None:
+    """Make unlocked files show ``key``'s content after it arrived, or their
+    pointer after it left, as git-annex does for every file using the key.
+
+    For receivers (a server's PUT or REMOVE, a local remote's store or
+    remove): the content move already happened and is logged, so a work-tree
+    failure is a warning, never a failed transfer; a file that cannot be
+    updated keeps what it held, and no content is lost.
+    """
+    files = unlocked_files(repo, key)
+    if not files:
+        return
+    try:
+        (populate_unlocked if present else depopulate_unlocked)(repo, files)
+    except (CoreError, OSError) as e:
+        logger.warning("%s: unlocked files not updated: %s", key, e)
+    cached = _unlocked.get(repo)
+    if cached is not None:  # our own write changed stat data, not which files use which key
+        _unlocked[repo] = (_index_stamp(repo), cached[1])
 
 
 def _restage_stat(index: Index, rel: str, path: Path) -> None:

@@ -262,14 +262,23 @@ def _reason(e: CoreError | OSError) -> str:
     return str(e)
 
 
+def _by_key(files: Iterable[AnnexedFile]) -> dict[Key, list[AnnexedFile]]:
+    """Annexed files by key (files sharing content)."""
+    by_key: dict[Key, list[AnnexedFile]] = {}
+    for f in files:
+        by_key.setdefault(f.key, []).append(f)
+    return by_key
+
+
 def get(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
         progress: Progress | None = None) -> list[Outcome]:
     p = progress or NullProgress()
     files = list(annexed_files(repo, paths))
+    by_key = _by_key(annexed_files(repo))
 
     def act(f: AnnexedFile) -> str:
         note = get_key(repo, f.key, p, source)
-        populate_unlocked(repo, [f])
+        populate_unlocked(repo, by_key[f.key])  # every file using the key, as git-annex
         return note
 
     return _run(repo, "get", files, p, act)
@@ -292,9 +301,7 @@ def drop(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
          progress: Progress | None = None) -> list[Outcome]:
     p = progress or NullProgress()
     files = list(annexed_files(repo, paths))
-    by_key: dict[Key, list[AnnexedFile]] = {}
-    for f in annexed_files(repo):
-        by_key.setdefault(f.key, []).append(f)
+    by_key = _by_key(annexed_files(repo))
     return _run(repo, "drop", files, p, lambda f: drop_key(repo, f.key, by_key[f.key], source))
 
 
@@ -327,6 +334,7 @@ def sync_content(repo: AnnexRepo, remotes: Sequence[RemoteInfo], progress: Progr
         except CoreError as e:
             logger.warning("content sync skips %s: %s", info.name, e)
     files = list(annexed_files(repo))
+    by_key = _by_key(files)
     progress.start("sync content", len(files), None)
     with repo.branch.transaction():
         for f in files:
@@ -334,7 +342,7 @@ def sync_content(repo: AnnexRepo, remotes: Sequence[RemoteInfo], progress: Progr
                                                      preferred.get(repo.uuid)):
                 try:
                     get_key(repo, f.key, progress)
-                    populate_unlocked(repo, [f])
+                    populate_unlocked(repo, by_key[f.key])
                 except CoreError as e:  # e.g. a backend we cannot verify: said per file
                     logger.warning("%s: could not get: %s", f.path, e)
             if repo.objects.has(f.key):

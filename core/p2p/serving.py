@@ -46,6 +46,8 @@ Rules kept here, each from the spec:
   (a full disk) gives the content up again and answers FAILURE
   (``AnnexRepo.keep_received``); a PUT with no room for the content answers
   PUT-FROM, takes the payload and answers FAILURE: the session goes on.
+  In a non-bare repository the unlocked files using the key follow: filled
+  after a PUT, back to their pointer after a REMOVE (``files.follow_content``).
 - NOTIFYCHANGE and CONNECT are served only when the session is built with
   ``networked_extras`` (the TCP listener, spec 4.2): NOTIFYCHANGE waits on a
   ``notify.RefWatcher`` (6.9), CONNECT hands the rest of the session to
@@ -74,6 +76,7 @@ from core.errors import (
     RepoError,
     TransferBusy,
 )
+from core.ops.files import follow_content
 from core.p2p.events import (
     DONE,
     PAUSED,
@@ -190,6 +193,7 @@ class ServedRepo:
         self._committed = 0.0
         self._locks_lock = threading.Lock()
         self._held: dict[Key, _Held] = {}
+        self._worktree_lock = threading.Lock()  # one index writer per process
 
     # --- content locks (spec 6.2) -------------------------------------------------
 
@@ -254,7 +258,14 @@ class ServedRepo:
             return False
         if removed:
             self.record(key, False)
+            self._follow(key, False)
         return True
+
+    def _follow(self, key: Key, present: bool) -> None:
+        """Unlocked files in a non-bare served repository follow the content,
+        as git-annex's do (issue 10: a PUT fills them, a REMOVE empties them)."""
+        with self._worktree_lock:
+            follow_content(self.repo, key, present)
 
     # --- location log ---------------------------------------------------------
 
@@ -285,6 +296,7 @@ class ServedRepo:
             self.repo.keep_received(key)
             self._dirty = True
             self._commit_due()
+        self._follow(key, True)
 
     def _commit_due(self) -> None:
         if time.monotonic() - self._committed < COMMIT_INTERVAL:
