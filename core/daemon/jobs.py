@@ -346,7 +346,7 @@ def plan_transfers(path: str, usable: Sequence[str], only: set[str] | None = Non
     out: list[Planned] = []
     with _open(path) as repo:
         infos = [r for r in list_remotes(repo)
-                 if r.name in usable and r.uuid and r.kind in CONTENT_KINDS]
+                 if r.name in usable and r.uuid and r.kind in CONTENT_KINDS and not r.ignore]
         preferred = repo.state.preferred_content()
         seen: set[Key] = set()
         for f in annexed_files(repo):

@@ -134,3 +134,39 @@ def test_fresh_http_clone_learns_uuid_and_annexurl(tmp_path: Path) -> None:
             assert (clone / "a.txt").read_bytes() == HELLO, out.stdout + out.stderr
     assert _uuid_of(clone, "origin") == uuid
     assert git(clone, "config", "remote.origin.annexurl").strip() == annex_url
+
+
+def test_unreachable_ssh_warns_and_asks_again(
+    ssh_clone: tuple[Path, Path, str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ssh's own failure (exit 255) is not "no git-annex there": nothing is cached."""
+    _server, clone, uuid, _log = ssh_clone
+    down = tmp_path / "ssh-down"
+    down.write_text(
+        "#!/bin/sh\necho 'ssh: connect to host localhost: Connection refused' >&2\nexit 255\n"
+    )
+    down.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(down))
+    out = run(["annexsync", "get", "a.txt"], clone, check=False)
+    assert out.returncode != 0
+    assert "Unable to connect to repository" in out.stderr
+    assert git(clone, "config", "remote.origin.annex-ignore", check=False) == ""
+    assert _uuid_of(clone, "origin") == ""
+    monkeypatch.undo()  # ssh is back (the fixture's fake): the next command learns it
+    install_fake_ssh(tmp_path, monkeypatch)
+    run(["annexsync", "get", "a.txt"], clone)
+    assert _uuid_of(clone, "origin") == uuid
+
+
+def test_http_remote_without_git_annex_gets_annex_ignore(tmp_path: Path) -> None:
+    """A plain git host answers 404 for ``<url>/config``: git-annex's annex-ignore."""
+    (tmp_path / "www").mkdir()
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    git(clone, "init", "-q")
+    run(["annexsync", "init", "client"], clone)
+    with _dumb_http(tmp_path / "www") as port:
+        git(clone, "remote", "add", "origin", f"http://127.0.0.1:{port}/none.git")
+        out = run(["annexsync", "info"], clone, check=False)
+    assert "not usable by git-annex; setting annex-ignore" in out.stderr
+    assert git(clone, "config", "remote.origin.annex-ignore").strip() == "true"
