@@ -170,3 +170,18 @@ def test_http_remote_without_git_annex_gets_annex_ignore(tmp_path: Path) -> None
         out = run(["annexsync", "info"], clone, check=False)
     assert "not usable by git-annex; setting annex-ignore" in out.stderr
     assert git(clone, "config", "remote.origin.annex-ignore").strip() == "true"
+
+
+def test_path_clone_with_annexurl_knows_the_uuid(tmp_path: Path) -> None:
+    """Spec clusters.md 13 ``c_http``: a clone of a local path with annexUrl set
+    by hand; the UUID comes from the path, as git-annex reads it."""
+    server = tmp_path / "server"
+    make_server_repo(server, {"a.txt": HELLO})
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(server), str(clone))
+    run(["annexsync", "init", "client"], clone)
+    with git_annex_p2phttp(server, "--wideopen", "-J2") as p2phttp:
+        git(clone, "config", "remote.origin.annexurl",
+            f"annex+http://127.0.0.1:{p2phttp.port}/git-annex/")  # fmt: skip
+        out = run(["annexsync", "get", "a.txt"], clone, check=False)
+    assert (clone / "a.txt").read_bytes() == HELLO, out.stdout + out.stderr

@@ -19,6 +19,7 @@ from core.repo.key import Key
 from core.repo.pointer import format_pointer
 from tests.conftest import annex, git, run
 from tests.integration.test_p2p_support import install_fake_ssh
+from tests.integration.test_p2phttp_support import our_p2phttp
 
 pytestmark = pytest.mark.interop
 
@@ -82,3 +83,24 @@ def test_put_and_remove_update_the_servers_unlocked_files(
     assert git(server, "status", "--porcelain") == ""
     server_uuid = git(server, "config", "annex.uuid").strip()
     assert server_uuid not in annex(server, "whereis", "--key", key, check=False)
+
+
+def test_p2phttp_put_and_remove_update_unlocked_files(tmp_path: Path) -> None:
+    client = tmp_path / "client"
+    _unlocked_repo(client, ["a.txt", "b.txt"])
+    server = tmp_path / "server"
+    git(tmp_path, "clone", "-q", str(client), str(server))
+    run(["annexsync", "init", "server"], server)
+    pointer = format_pointer(Key.parse(_key(client, "a.txt")))
+    git(client, "remote", "add", "server", str(server))
+    annex(client, "sync", "-q", "--no-content", "--no-push", "server")  # learns its uuid
+    git(client, "config", "annex.security.allowed-ip-addresses", "127.0.0.1")
+    with our_p2phttp(server, "--wideopen", "-J2") as proc:
+        git(client, "config", "remote.server.annexurl", f"annex+{proc.base}/git-annex/")
+        annex(client, "copy", "-q", "--to", "server", "a.txt")
+        assert (server / "a.txt").read_bytes() == DATA
+        assert (server / "b.txt").read_bytes() == DATA
+        annex(client, "drop", "-q", "--from", "server", "a.txt")
+        assert (server / "a.txt").read_bytes() == pointer
+        assert (server / "b.txt").read_bytes() == pointer
+    assert git(server, "status", "--porcelain") == ""
