@@ -378,6 +378,9 @@ class RepoWorker:
         except MergeFailed as e:  # the pull before a second push
             self._merge_failed(r.info.name, e)
             out = jobs.RemoteOutcome(False, False, str(e))
+        else:
+            if out.ok:  # pushed: the remote's branch is in ours, so merged
+                self._merge_done(r.info.name)
         finally:
             r.push_deadline = None
         self._remote_outcome(r, out, pushed=True)
