@@ -39,11 +39,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.index import Index, IndexEntry
+from dulwich.index import IndexEntry
 from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo, get_user_identity
 
+from core import gitlock
 from core.errors import GitCommandError
 
 logger = logging.getLogger(__name__)
@@ -73,18 +74,29 @@ def run_git(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``git <args>`` in ``cwd`` with hooks and the annex filter disabled.
 
+    A git that found one of its lock files held is run again once the lock
+    is free (``core.gitlock``).
+
     Raises:
         GitCommandError: non-zero exit (with ``check``) or timeout.
+        GitLockHeld: a lock file stayed held.
     """
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     cmd = ["git", *_safety_options(), *args]
-    logger.debug("running git %s in %s", " ".join(args), cwd)
-    try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as e:
-        raise GitCommandError(list(args), None, _text(e.stderr or b"")) from e
+    waiter = gitlock.Waiter()
+    while True:
+        logger.debug("running git %s in %s", " ".join(args), cwd)
+        try:
+            proc = subprocess.run(
+                cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise GitCommandError(list(args), None, _text(e.stderr or b"")) from e
+        lock = gitlock.lock_in_git_message(_text(proc.stderr)) if proc.returncode else None
+        if lock is None:
+            break
+        waiter.wait(lock)  # git takes its locks before it changes anything
     if check and proc.returncode != 0:
         raise GitCommandError(list(args), proc.returncode, _text(proc.stderr))
     return proc
@@ -224,18 +236,23 @@ def commit_index(git: Repo, message: str, parents_extra: Sequence[bytes] = ()) -
     ``parents_extra`` are merge heads; a merge commit is made even when the
     tree did not change.
 
+    The index is read under ``index.lock`` and the lock is held until the
+    branch moved, as ``git commit`` does, so nobody stages meanwhile.
+
     Raises:
         GitCommandError: HEAD is detached, or its branch moved meanwhile.
+        GitLockHeld: ``index.lock`` or the branch's lock stayed held.
     """
-    index = git.open_index()
-    tree = index.commit(git.object_store)
-    head_ref, head = _head(git)
-    if head is not None and not parents_extra and _tree_of(git, head) == tree:
-        return None
-    parents = [ObjectID(p) for p in [head, *parents_extra] if p is not None]
-    commit = _new_commit(git, tree, parents, message)
-    git.object_store.add_object(commit)
-    if not git.refs.set_if_equals(head_ref, head, commit.id):
+    with gitlock.locked_index(git) as index:
+        tree = index.commit(git.object_store)
+        head_ref, head = _head(git)
+        if head is not None and not parents_extra and _tree_of(git, head) == tree:
+            return None
+        parents = [ObjectID(p) for p in [head, *parents_extra] if p is not None]
+        commit = _new_commit(git, tree, parents, message)
+        git.object_store.add_object(commit)
+        moved = gitlock.retrying(lambda: git.refs.set_if_equals(head_ref, head, commit.id))
+    if not moved:
         raise GitCommandError(["commit"], 1, f"{head_ref.decode()} moved during commit")
     return bytes(commit.id)
 
@@ -272,7 +289,7 @@ def _new_commit(git: Repo, tree: ObjectID, parents: list[ObjectID], message: str
 # --- index hygiene ------------------------------------------------------------
 
 
-def settle_index(index: Index, top: Path, paths: Iterable[bytes]) -> None:
+def settle_index(index: gitlock.LockedIndex, top: Path, paths: Iterable[bytes]) -> None:
     """Write the index so that git trusts the stat of ``paths`` (module header).
 
     git treats an entry whose mtime is not older than the index file as
@@ -287,7 +304,7 @@ def settle_index(index: Index, top: Path, paths: Iterable[bytes]) -> None:
     if not paths:
         return
     newest = max(_mtime(e) for p in paths if isinstance(e := index[p], IndexEntry))
-    if newest < int(os.stat(index.path).st_mtime):
+    if newest < index.written_mtime():
         return
     time.sleep(max(0.0, newest + 1 - time.time()) + 0.01)
     for p in paths:

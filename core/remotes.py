@@ -304,14 +304,14 @@ class PathRemote:
                         advance(len(chunk))
                 inc.commit()
         self.repo.state.set_location(key, self.repo.uuid, True)
-        self.repo.branch.commit()
+        self.repo.branch.commit_or_keep()  # stored: a held branch lock must not fail it
 
     def remove(self, key: Key) -> None:
         self.repo.require_writable()
         if not self.repo.objects.remove(key):
             raise ContentMissing(str(key), self.info.name)
         self.repo.state.set_location(key, self.repo.uuid, False)
-        self.repo.branch.commit()
+        self.repo.branch.commit_or_keep()
 
     def close(self) -> None:
         self.repo.close()

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from dulwich.index import IndexEntry, index_entry_from_stat
 
-from core import gitops
+from core import gitlock, gitops
 from core.errors import CoreError, GitCommandError, MergeConflict, RemoteUnavailable
 from core.ops import sync as syncops
 from core.ops.add import Adder
@@ -510,19 +510,18 @@ def keep_variant(path: str, original: str, keep: str, variants: Sequence[str]) -
         dest = top / original
         if dest.exists() or dest.is_symlink():
             raise CoreError(f"{original} exists again; move it away before choosing a variant")
-        index = repo.git.open_index()
-        entry = index[keep.encode()]
-        if not isinstance(entry, IndexEntry):
-            raise CoreError(f"{keep} is itself in conflict; resolve it with git first")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(top / keep, dest)
-        index[original.encode()] = index_entry_from_stat(dest.lstat(), entry.sha, entry.mode)
-        for v in variants:
-            del index[v.encode()]
-            if v != keep:
-                (top / v).unlink(missing_ok=True)
-        index.write()
-        gitops.settle_index(repo.git.open_index(), top, [original.encode()])
+        with gitlock.locked_index(repo.git) as index:
+            entry = index[keep.encode()]
+            if not isinstance(entry, IndexEntry):
+                raise CoreError(f"{keep} is itself in conflict; resolve it with git first")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(top / keep, dest)
+            index[original.encode()] = index_entry_from_stat(dest.lstat(), entry.sha, entry.mode)
+            for v in variants:
+                del index[v.encode()]
+                if v != keep:
+                    (top / v).unlink(missing_ok=True)
+            gitops.settle_index(index, top, [original.encode()])
         commit = syncops.commit_worktree(repo, f"resolved conflict on {original}")
         repo.branch.commit()
         return commit

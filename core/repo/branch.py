@@ -54,7 +54,8 @@ from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from core.errors import UnsupportedRepository
+from core import gitlock
+from core.errors import GitLockHeld, UnsupportedRepository
 from core.repo.logs import union_blob
 
 logger = logging.getLogger(__name__)
@@ -264,8 +265,9 @@ class AnnexBranch:
         With ``commit=None`` the changes go to journal files (6.4 A).  With a
         message they are committed together with the journal (6.4 B) and no
         journal file is written.  On an exception, changes made so far still go
-        to the journal (each is a complete fact).  A nested transaction in the
-        same thread joins the outer one.
+        to the journal (each is a complete fact); so do they when the commit itself
+        fails (``GitLockHeld``: git-annex too keeps its journal until a commit
+        succeeds).  A nested transaction in the same thread joins the outer one.
         """
         outer = self._current()
         if outer is not None:
@@ -283,8 +285,12 @@ class AnnexBranch:
                 self._local.tx = None
             if commit is None:
                 self._write_journal(tx.pending)
-            else:
+                return
+            try:
                 self._commit_locked(commit, tx.pending, tx.base)
+            except BaseException:
+                self._write_journal(tx.pending)  # the facts stay, committed next time
+                raise
 
 
     def journal(self, commit: str | None = None) -> AbstractContextManager[Transaction]:
@@ -316,12 +322,34 @@ class AnnexBranch:
     # --- committing (6.4 B) ---------------------------------------------------
 
     def commit(self, message: str = "update") -> ObjectID | None:
-        """Commit every journal file; return the new commit, or None if nothing changed."""
+        """Commit every journal file; return the new commit, or None if nothing changed.
+
+        Raises:
+            GitLockHeld: ``refs/heads/git-annex.lock`` stayed held; the journal
+                keeps every line.
+        """
         with self._lock.held():
             return self._commit_locked(message, {})
 
+    def commit_or_keep(self, message: str = "update", wait: float = 1.0) -> bool:
+        """``commit``, but a held branch lock only leaves the lines in the journal.
+
+        For callers whose real work is done (content stored or removed): the
+        location log line is safe in the journal (6.1) and the next commit,
+        ours or git-annex's, takes it.  Returns whether the commit happened.
+        """
+        try:
+            with self._lock.held():
+                self._commit_locked(message, {}, wait=wait)
+        except GitLockHeld as e:
+            logger.warning("the git-annex branch was not committed, the journal keeps "
+                           "the change: %s", e)
+            return False
+        return True
+
     def _commit_locked(
-        self, message: str, extra: dict[str, bytes], base: ObjectID | None = None
+        self, message: str, extra: dict[str, bytes], base: ObjectID | None = None,
+        wait: float | None = None,
     ) -> ObjectID | None:
         """Commit journal + ``extra`` on ``base`` (default: the tip); a moved tip is merged."""
         journal = self.journal_files()
@@ -336,15 +364,21 @@ class AnnexBranch:
         if tree != base:
             new = self._make_commit(tree, [tip], message, objects)
             self._add_objects(objects)
-            self._move_ref(tip, new, message)
+            self._move_ref(tip, new, message, wait)
         for path in journal:
             with _ignore_missing():
                 os.unlink(self.journal_dir / journal_name(path))
         return new
 
-    def _move_ref(self, old: ObjectID, new: ObjectID, message: str) -> None:
+    def _set_ref(self, old: ObjectID | None, new: ObjectID, wait: float | None = None) -> bool:
+        """Compare-and-swap under git's ref lock, waited for (``core.gitlock``)."""
+        return gitlock.retrying(lambda: self.repo.refs.set_if_equals(BRANCH, old, new), wait)
+
+    def _move_ref(
+        self, old: ObjectID, new: ObjectID, message: str, wait: float | None = None
+    ) -> None:
         """Compare-and-swap; if the branch moved, union-merge our commit into it."""
-        while not self.repo.refs.set_if_equals(BRANCH, old, new):
+        while not self._set_ref(old, new, wait):
             moved = self.tip()
             assert moved is not None
             logger.info("git-annex branch moved during commit; merging")
@@ -489,7 +523,7 @@ class AnnexBranch:
             objects: list[ShaFile] = [Tree()]
             new = self._make_commit(EMPTY_TREE, [], "branch created", objects)
             self._add_objects(objects)
-        if not self.repo.refs.set_if_equals(BRANCH, None, new):
+        if not self._set_ref(None, new):
             tip = self.tip()
             assert tip is not None
             return tip
@@ -551,7 +585,7 @@ class AnnexBranch:
     def _merge_into(self, tip: ObjectID, todo: list[tuple[Ref, ObjectID]]) -> None:
         shas = list(dict.fromkeys(s for _, s in todo))
         if len(shas) == 1 and self._contains(shas[0], tip):
-            if self.repo.refs.set_if_equals(BRANCH, tip, shas[0]):
+            if self._set_ref(tip, shas[0]):
                 return
         objects: list[ShaFile] = []
         tree = self._commit_tree(tip)
