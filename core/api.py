@@ -45,7 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core import gitops
+from core import gitlock, gitops
 from core.daemon import jobs
 from core.daemon.alerts import AlertBook
 from core.daemon.jobs import TransferMeter
@@ -186,6 +186,9 @@ class Core:
         """
         lock = InstanceLock(self.config_dir)
         handler = setup_logging(self.config_dir)
+        # The daemon recovers git locks left by dead processes (core.gitlock).
+        stale = gitlock.LockPolicy(stale_after=self.timings.stale_lock)
+        gitlock.set_policy(gitlock.policy_from_env(stale))
         self._stop.clear()
         self._done.clear()
         try:

@@ -144,6 +144,17 @@ def retrying(fn: Callable[[], T], wait: float | None = None) -> T:
             waiter.wait(Path(os.fsdecode(e.lockfilename)))
 
 
+def wait_until_free(path: Path) -> None:
+    """Wait (as ``Waiter``) until ``<path>.lock`` is absent, without taking it.
+
+    Raises:
+        GitLockHeld: the lock stayed held.
+    """
+    lock, waiter = Path(f"{path}.lock"), Waiter()
+    while lock.exists():
+        waiter.wait(lock)
+
+
 def lock_in_git_message(stderr: str) -> Path | None:
     """The lock file git names in ``Unable to create '<F>.lock': File exists``."""
     m = _GIT_LOCK_MESSAGE.search(stderr)

@@ -459,7 +459,7 @@ def run_transfer(path: str, direction: str, key: Key, remote: str, meter: Transf
                 close = getattr(r, "close", None)
                 if callable(close):
                     close()
-        repo.branch.commit()
+        repo.branch.commit_or_keep()  # the content moved: the journal keeps the log line
         return note
 
 

