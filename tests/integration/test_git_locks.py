@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ from tests.conftest import annex, git, run
 
 pytestmark = pytest.mark.interop
 
-ROUNDS = 8
+ROUNDS = 8  # sync rounds
+ADD_ROUNDS = 24  # the code before the fix lost files in 2-5 of 24 rounds, every run
 FILES = 4
+STAGGER = 0.025  # git-annex starts (r % 8) * STAGGER s after us: the rounds sweep our window
 
 
 def _start(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -48,12 +51,13 @@ def test_add_racing_git_annex_add_loses_no_staged_file(annex_repo: Path) -> None
     """Rounds of both adds at once; every file an add reported is staged afterwards."""
     repo = annex_repo
     expected: set[str] = set()
-    for rnd in range(ROUNDS):
+    for rnd in range(ADD_ROUNDS):
         ours = [f"ours-{rnd}-{i}.bin" for i in range(FILES)]
         theirs = [f"theirs-{rnd}-{i}.bin" for i in range(FILES)]
-        _write(repo, ours, size=40_000)  # hashing keeps our add busy meanwhile
+        _write(repo, ours, size=100_000)  # ~1.5 MB each: hashing keeps our add busy
         _write(repo, theirs)
         a = _start(["annexsync", "add", *ours], repo)
+        time.sleep((rnd % 8) * STAGGER)
         g = _start(["git", "annex", "add", *theirs], repo)
         (a_rc, a_out), (g_rc, g_out) = _finish(a), _finish(g)
         assert a_rc == 0, a_out
