@@ -124,3 +124,31 @@ def test_stale_index_lock_tells_the_person_what_to_remove(annex_repo: Path) -> N
     lock.unlink()
     run(["annexsync", "add", "new.txt"], repo, env=env)
     assert "new.txt" in _staged(repo)
+
+
+def test_stale_git_annex_ref_lock_does_not_fail_an_upload(tmp_path: Path) -> None:
+    """Content stored under a held ``refs/heads/git-annex.lock``: the upload
+    succeeds, the journal keeps the location line, a later commit takes it."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    run(["annexsync", "init", "a"], a)
+    (a / "photo.jpg").write_bytes(os.urandom(50_000))
+    run(["annexsync", "add", "photo.jpg"], a)
+    git(a, "commit", "-q", "-m", "photo")
+    git(tmp_path, "clone", "-q", str(a), str(b))
+    annex(b, "init", "-q", "b")
+    b_uuid = git(b, "config", "annex.uuid").strip()
+    lock = b / ".git" / "refs" / "heads" / "git-annex.lock"
+    lock.write_bytes(b"")  # a git-annex killed while moving its branch
+    git(a, "remote", "add", "b", str(b))
+    env = {**os.environ, "ANNEXSYNC_LOCK_WAIT": "0.5"}
+    p = run(["annexsync", "copy", "--to", "b", "photo.jpg"], a, check=False, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "ok" in p.stdout and "failed" not in p.stdout
+    assert os.listdir(b / ".git" / "annex" / "journal"), "the journal keeps the line"
+    # (real git-annex's whereis in b would fail here: it commits its journal first)
+    assert b_uuid in run(["annexsync", "whereis", "--json", "photo.jpg"], a).stdout
+    lock.unlink()  # the person (or the daemon) recovered the lock
+    run(["annexsync", "sync"], b)
+    assert b_uuid in git(b, "grep", "-h", b_uuid, "git-annex", "--", "*.log")
+    assert not os.listdir(b / ".git" / "annex" / "journal")
