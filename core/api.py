@@ -330,7 +330,7 @@ class Core:
             path = (cwd / a).absolute()
             if str(path) in self._workers:
                 continue
-            await self.add_repository(str(path), create=not (path / ".git").exists())
+            await self.add_repository(str(path), create=jobs.needs_creation(str(path)))
         if self.on_handover is not None:
             self.on_handover(rest)
 

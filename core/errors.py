@@ -110,12 +110,14 @@ class GitLockHeld(RepoError):
     at work; if none is, the file is left over from a crash and may go.
     """
 
-    def __init__(self, lock: str, waited: float) -> None:
+    def __init__(self, lock: str, waited: float, removed_after: float | None = None) -> None:
         where = lock.split("/.git/")[0] if "/.git/" in lock else str(lock).rsplit("/", 1)[0]
-        super().__init__(
-            f"{lock} stayed locked for {waited:.0f} s: another git process seems to be "
-            f"running in {where}; if none is, remove {lock} and try again"
-        )
+        text = (f"{lock} stayed locked for {waited:.1f} s: another git process seems to be "
+                f"running in {where}; if none is, remove {lock} and try again")
+        if removed_after is not None:
+            text += (f" (annexsync removes it by itself once no process has had it open "
+                     f"for {removed_after:.0f} s)")
+        super().__init__(text)
         self.lock = lock
         self.waited = waited
 

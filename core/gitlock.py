@@ -125,7 +125,7 @@ class Waiter:
             return
         waited = time.monotonic() - self.started
         if waited >= self.limit:
-            raise GitLockHeld(str(lock), waited)
+            raise GitLockHeld(str(lock), waited, _policy.stale_after)
         time.sleep(min(self.delay, max(0.0, self.limit - waited)))
         self.delay = min(self.delay * 2, MAX_DELAY)
 
@@ -189,6 +189,25 @@ def recover_if_stale(lock: Path) -> bool:
     except FileNotFoundError:
         pass
     return True
+
+
+def sweep(gitdir: Path) -> list[Path]:
+    """Look at every git lock file of a repository; remove the stale ones.
+
+    As the assistant's ``repairStaleGitLocks`` does for a repository it
+    works in, so a lock nobody of ours would run into (``annex/index.lock``,
+    which stops git-annex) is recovered too.  Looked at: ``<gitdir>/*.lock``,
+    ``refs/**/*.lock`` and ``annex/*.lock`` -- never fcntl lock files
+    (``journal.lck`` and the like), whose mere presence means nothing.
+    Does nothing unless the policy recovers stale locks.  Returns the lock
+    files still present.
+    """
+    if _policy.stale_after is None:
+        return []
+    found = [*gitdir.glob("*.lock"), *gitdir.glob("annex/*.lock")]
+    for dirpath, _dirs, files in os.walk(gitdir / "refs"):
+        found += [Path(dirpath) / f for f in files if f.endswith(".lock")]
+    return [lock for lock in found if lock.is_file() and not recover_if_stale(lock)]
 
 
 def is_open_anywhere(path: Path) -> bool:

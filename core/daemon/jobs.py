@@ -46,7 +46,7 @@ from core.ops.files import AnnexedFile, annexed_files, populate_unlocked
 from core.ops.transfer import _wanted, copy_key_to, get_key
 from core.remotes import RemoteInfo, RemoteKind, list_remotes, local_path, open_remote
 from core.repo.key import Key
-from core.repo.repository import AnnexRepo
+from core.repo.repository import AnnexRepo, init_git
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +75,35 @@ def _open(path: str) -> AnnexRepo:
     return AnnexRepo.open(path, auto_init=True)
 
 
+CREATING = "annexsync-creating"  # in the git dir while the daemon creates a repository
+
+
+def needs_creation(path: str) -> bool:
+    """No repository yet, or one whose creation was cut short (a crash)."""
+    git = Path(path) / ".git"
+    return not git.exists() or (git / CREATING).exists()
+
+
 def prepare(path: str, create: bool, description: str | None, largefiles: str | None) -> None:
     """Open (or with ``create``, create) a repository for the daemon.
 
     A repository the daemon creates gets ``annex.addunlocked=true`` so the
-    folder holds ordinary editable files, and the default largefiles.
+    folder holds ordinary editable files, and the default largefiles.  A
+    marker in the git dir (``CREATING``) lives from the first write to the
+    last, so a daemon killed meanwhile finishes the creation when started
+    again (``needs_creation``) instead of finding a half-made repository.
 
     Raises:
         NotARepository: not a git-annex repository and ``create`` is False.
     """
     if create:
         p = Path(path)
-        fresh = not (p / ".git").exists()
+        marker = p / ".git" / CREATING
+        if not (p / ".git").exists():
+            p.mkdir(parents=True, exist_ok=True)
+            init_git(p).close()
+            marker.touch()
+        fresh = marker.exists()
         repo = AnnexRepo.init(p, description)
         try:
             if fresh:
@@ -95,6 +112,7 @@ def prepare(path: str, create: bool, description: str | None, largefiles: str | 
                 if largefiles:
                     cfg.set(b"annex", b"largefiles", largefiles.encode())
                 cfg.write_to_path()
+                marker.unlink()
         finally:
             repo.close()
         return
@@ -111,6 +129,12 @@ def facts(path: str) -> RepoFacts:
         desc = repo.state.descriptions().get(repo.uuid, str(repo.path))
         remotes = tuple(r for r in syncops.list_remotes(repo))
         return RepoFacts(str(repo.path), repo.uuid, desc, remotes, repo.current_branch())
+
+
+def sweep_locks(path: str) -> list[str]:
+    """Recover the repository's stale git locks (``core.gitlock.sweep``); those left."""
+    with _open(path) as repo:
+        return [str(p) for p in gitlock.sweep(repo.gitdir)]
 
 
 def remote_reachable(repo_path: str, info: RemoteInfo) -> bool | None:

@@ -38,6 +38,10 @@ retried: a push refused twice falls back to single-writer refs, a failed one
 is retried after ``push_retry``; an unreachable remote is re-probed by the
 NetWatch and reconnected when it answers.
 
+Stale git locks: ``step`` sweeps the repository's git lock files every
+``idle_tick`` (``core.gitlock.sweep``); a lock a job runs into is recovered
+there already, once it has been stale for ``Timings.stale_lock``.
+
 Failures: a job that fails (commit, merge, push, a scan, anything ``step``
 raises, say ``GitLockHeld`` while another process holds ``index.lock``) never
 ends the worker.  It is recorded in ``failures`` (shown as the repository's
@@ -142,6 +146,7 @@ class RepoWorker:
         self.failures: dict[str, str] = {}  # job -> what went wrong, in words
         self.fail_count = 0
         self.retry_at: float | None = None  # when failed jobs run again
+        self.next_sweep = 0.0  # when git's lock files are looked at again
 
     # --- status ------------------------------------------------------------------
 
@@ -285,6 +290,9 @@ class RepoWorker:
 
     async def step(self) -> None:
         now = self.host.now()
+        if now >= self.next_sweep:  # stale git locks, as the assistant's sanity checker
+            self.next_sweep = now + self.t.idle_tick
+            await run_blocking(jobs.sweep_locks, self.path)
         self._retry_failed(now)
         backing_off = self._backing_off(now)
         for r in self.remotes.values():

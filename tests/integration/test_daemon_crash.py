@@ -30,14 +30,15 @@ FAST_LOCKS = {"ANNEXSYNC_STALE_LOCK_AFTER": "0.3", "ANNEXSYNC_LOCK_WAIT": "1"}
 
 @contextmanager
 def daemon(cfg: Path, repo: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([*ANNEXSYNC, "--config-dir", str(cfg), "daemon", str(repo)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+    with (cfg.parent / "daemon-output.txt").open("a") as out:
+        proc = subprocess.Popen([*ANNEXSYNC, "--config-dir", str(cfg), "daemon", str(repo)],
+                                stdout=out, stderr=out, env=env)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
 
 
 def _committed(repo: Path) -> set[str]:
@@ -68,8 +69,14 @@ def test_daemon_killed_twenty_times_resumes_alone(tmp_path: Path) -> None:
             time.sleep(rng.uniform(0.2, 1.2))  # startup, scan, commit, push: anywhere
             proc.send_signal(signal.SIGKILL)
     with daemon(cfg, repo, env) as proc:
-        wait_for(lambda: proc.poll() is not None or _synced(cfg, repo, names),
-                 "every file committed after the kills", timeout=40)
+        try:
+            wait_for(lambda: proc.poll() is not None or _synced(cfg, repo, names),
+                     "every file committed after the kills", timeout=40)
+        except AssertionError as e:
+            left = sorted(names - _committed(repo))
+            output = (tmp_path / "daemon-output.txt").read_text()[-3000:]
+            raise AssertionError(f"{e}: not committed {left}; status {status_json(cfg)}; "
+                                 f"daemon output: {output}") from None
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

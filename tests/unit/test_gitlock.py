@@ -154,3 +154,25 @@ def test_branch_commit_failing_on_its_ref_lock_keeps_the_lines(repo: Repo) -> No
     assert branch.commit_or_keep() is True
     assert branch.journal_files() == {}
     assert git(repo.path, "show", f"git-annex:{LOC}") == "1 1 uuid-a\n"
+
+
+def test_sweep_recovers_stale_locks_and_leaves_fcntl_lock_files(repo: Repo, policy: None) -> None:
+    gitdir = Path(repo.controldir())
+    (gitdir / "annex").mkdir()
+    stale = [gitdir / "annex" / "index.lock", gitdir / "refs" / "heads" / "main.lock",
+             gitdir / "packed-refs.lock"]
+    for lock in stale:
+        lock.write_bytes(b"")
+    journal_lck = gitdir / "annex" / "journal.lck"  # fcntl: present all the time
+    journal_lck.write_bytes(b"")
+    held = gitdir / "HEAD.lock"
+    fd = os.open(held, os.O_CREAT | os.O_EXCL | os.O_RDWR)
+    try:
+        assert sorted(gitlock.sweep(gitdir)) == sorted([*stale, held])  # first look
+        time.sleep(0.3)
+        assert gitlock.sweep(gitdir) == [held]  # unchanged for the stale period: gone
+        assert not any(lock.exists() for lock in stale)
+        assert journal_lck.exists() and held.exists()
+    finally:
+        os.close(fd)
+        held.unlink()
