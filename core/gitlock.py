@@ -122,7 +122,7 @@ class Waiter:
             GitLockHeld: the lock stayed held longer than the policy allows.
         """
         if recover_if_stale(lock):
-            return
+            return  # a dead process's lock just went: try again at once
         waited = time.monotonic() - self.started
         if waited >= self.limit:
             raise GitLockHeld(str(lock), waited, _policy.stale_after)
@@ -162,11 +162,11 @@ def lock_in_git_message(stderr: str) -> Path | None:
 
 
 def recover_if_stale(lock: Path) -> bool:
-    """True when ``lock`` is gone (or was just removed as stale): try again now."""
+    """True when ``lock`` was just removed as stale (module header)."""
     try:
         st = lock.stat()
     except FileNotFoundError:
-        return True
+        return False  # released meanwhile: the caller's next try will tell
     stale_after = _policy.stale_after
     if stale_after is None:
         return False

@@ -94,12 +94,16 @@ def run_git(
         except subprocess.TimeoutExpired as e:
             raise GitCommandError(list(args), None, _text(e.stderr or b"")) from e
         lock = gitlock.lock_in_git_message(_text(proc.stderr)) if proc.returncode else None
-        if lock is None:
-            break
+        if lock is None or not _inside(lock, cwd):
+            break  # a remote's lock (relayed by push) is the remote's business
         waiter.wait(lock)  # git takes its locks before it changes anything
     if check and proc.returncode != 0:
         raise GitCommandError(list(args), proc.returncode, _text(proc.stderr))
     return proc
+
+
+def _inside(path: Path, top: Path) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(top) + os.sep)
 
 
 def _text(data: bytes | str) -> str:

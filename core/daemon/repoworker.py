@@ -256,7 +256,8 @@ class RepoWorker:
                     logger.exception("%s: unexpected error", self.path)
                 self._failed("step", "sync", e)
             else:
-                self._succeeded("step")
+                if not self._backing_off(self.host.now()):  # a whole round ran
+                    self._succeeded("step")
 
     def _due(self, now: float) -> float | None:
         """Seconds until the next timer; 0 when work is waiting; None when idle."""

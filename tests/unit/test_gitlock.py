@@ -15,7 +15,7 @@ from dulwich.index import index_entry_from_stat
 from dulwich.objects import Blob
 from dulwich.repo import Repo
 
-from core import gitlock
+from core import gitlock, gitops
 from core.errors import GitLockHeld
 from core.repo.branch import AnnexBranch
 from tests.conftest import git
@@ -75,19 +75,35 @@ def test_an_error_inside_leaves_the_index_alone(repo: Repo) -> None:
     assert not (Path(repo.path) / ".git" / "index.lock").exists()
 
 
-def test_git_waits_out_nothing_but_we_wait_for_git(repo: Repo, policy: None) -> None:
-    """While index.lock exists git's own add fails; ours waits until it is gone."""
-    lock = Path(repo.path) / ".git" / "index.lock"
-    holder = subprocess.Popen(  # a live process holding index.lock open for 0.3 s
+def _hold(lock: Path, seconds: float) -> subprocess.Popen[str]:
+    """A live process holding ``lock`` open for a while, then releasing it."""
+    holder = subprocess.Popen(
         [sys.executable, "-c", "import os,sys,time; fd=os.open(sys.argv[1], "
-         "os.O_CREAT|os.O_EXCL|os.O_RDWR); print('held', flush=True); time.sleep(0.3); "
-         "os.unlink(sys.argv[1])", str(lock)], stdout=subprocess.PIPE, text=True)
+         "os.O_CREAT|os.O_EXCL|os.O_RDWR); print('held', flush=True); "
+         "time.sleep(float(sys.argv[2])); os.unlink(sys.argv[1])", str(lock), str(seconds)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_we_wait_for_a_lock_another_process_holds(repo: Repo, policy: None) -> None:
+    holder = _hold(Path(repo.path) / ".git" / "index.lock", 0.3)
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         _stage(repo, "waited.txt")
     finally:
         holder.wait(10)
     assert "waited.txt" in git(repo.path, "ls-files")
+
+
+def test_git_commands_run_again_once_the_lock_is_free(repo: Repo, policy: None) -> None:
+    """git itself gives up at once on index.lock; run_git waits and runs it again."""
+    (Path(repo.path) / "f.txt").write_text("f")
+    holder = _hold(Path(repo.path) / ".git" / "index.lock", 0.3)
+    try:
+        gitops.run_git(Path(repo.path), ["add", "f.txt"])
+    finally:
+        holder.wait(10)
+    assert "f.txt" in git(repo.path, "ls-files")
 
 
 def test_a_lock_held_open_is_never_stale(repo: Repo, policy: None) -> None:
