@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dulwich.config import ConfigFile
 from dulwich.index import IndexEntry, index_entry_from_stat
 
 from core import gitlock, gitops
@@ -81,7 +82,23 @@ CREATING = "annexsync-creating"  # in the git dir while the daemon creates a rep
 def needs_creation(path: str) -> bool:
     """No repository yet, or one whose creation was cut short (a crash)."""
     git = Path(path) / ".git"
-    return not git.exists() or (git / CREATING).exists()
+    return not git.exists() or _half_made(git)
+
+
+def _half_made(git: Path) -> bool:
+    """Our marker, or what a crash right after ``git init`` leaves: no annex.uuid,
+    no commit, nothing staged (treated as new, as an empty folder would be)."""
+    if (git / CREATING).exists():
+        return True
+    try:
+        uuid = ConfigFile.from_path(str(git / "config")).get((b"annex",), b"uuid")
+    except KeyError:
+        uuid = b""
+    except OSError:
+        return False
+    heads = git / "refs" / "heads"
+    committed = (git / "packed-refs").exists() or (heads.is_dir() and any(heads.iterdir()))
+    return not uuid and not committed and not (git / "index").exists()
 
 
 def prepare(path: str, create: bool, description: str | None, largefiles: str | None) -> None:
@@ -103,7 +120,7 @@ def prepare(path: str, create: bool, description: str | None, largefiles: str | 
             p.mkdir(parents=True, exist_ok=True)
             init_git(p).close()
             marker.touch()
-        fresh = marker.exists()
+        fresh = _half_made(p / ".git")
         repo = AnnexRepo.init(p, description)
         try:
             if fresh:
@@ -112,7 +129,7 @@ def prepare(path: str, create: bool, description: str | None, largefiles: str | 
                 if largefiles:
                     cfg.set(b"annex", b"largefiles", largefiles.encode())
                 cfg.write_to_path()
-                marker.unlink()
+                marker.unlink(missing_ok=True)
         finally:
             repo.close()
         return

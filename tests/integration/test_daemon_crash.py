@@ -108,3 +108,18 @@ def test_daemon_recovers_a_stale_index_lock(tmp_path: Path) -> None:
                  "the stale lock recovered and the file committed", timeout=30)
         assert proc.poll() is None
     assert not lock.exists()
+
+
+def test_daemon_finishes_a_creation_a_crash_cut_short(tmp_path: Path) -> None:
+    """Killed right after ``git init`` of a new folder: the next start annex-inits it
+    as it would have (files unlocked), instead of refusing a half-made repository."""
+    cfg, repo = tmp_path / "cfg", tmp_path / "Sync"
+    repo.mkdir()
+    git(repo, "init", "-q")  # what the crash left
+    (repo / "a.txt").write_text("a\n")
+    with daemon(cfg, repo, {**os.environ, **FAST_LOCKS}) as proc:
+        wait_for(lambda: proc.poll() is not None or _synced(cfg, repo, {"a.txt"}),
+                 "the half-made repository finished and synced", timeout=30)
+        assert proc.poll() is None
+    assert git(repo, "config", "annex.addunlocked").strip() == "true"
+    assert not (repo / ".git" / "annexsync-creating").exists()
