@@ -150,6 +150,8 @@ def wait_until_free(path: Path) -> None:
     Raises:
         GitLockHeld: the lock stayed held.
     """
+    if str(path) in _held_here():
+        return  # ours, held by an outer ``locked_index`` in this thread
     lock, waiter = Path(f"{path}.lock"), Waiter()
     while lock.exists():
         waiter.wait(lock)
@@ -273,6 +275,12 @@ class LockedIndex(Index):
 _held = threading.local()
 
 
+def _held_here() -> dict[str, LockedIndex]:
+    """Index path -> the ``LockedIndex`` this thread holds."""
+    held: dict[str, LockedIndex] = _held.__dict__.setdefault("by_path", {})
+    return held
+
+
 @contextmanager
 def locked_index(git: Repo, wait: float | None = None) -> Iterator[LockedIndex]:
     """Hold ``index.lock`` for a read-modify-write of the index (module header).
@@ -284,7 +292,7 @@ def locked_index(git: Repo, wait: float | None = None) -> Iterator[LockedIndex]:
         GitLockHeld: another process kept ``index.lock`` (see ``Waiter.wait``).
     """
     path = Path(git.index_path())
-    held: dict[str, LockedIndex] = _held.__dict__.setdefault("by_path", {})
+    held = _held_here()
     outer = held.get(str(path))
     if outer is not None:
         yield outer

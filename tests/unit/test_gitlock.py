@@ -192,3 +192,12 @@ def test_sweep_recovers_stale_locks_and_leaves_fcntl_lock_files(repo: Repo, poli
     finally:
         os.close(fd)
         held.unlink()
+
+
+def test_nested_use_in_one_thread_joins_the_outer_hold(repo: Repo, policy: None) -> None:
+    """sync restages under index.lock and re-adds through Adder meanwhile: no self-wait."""
+    with gitlock.locked_index(repo) as outer:
+        gitlock.wait_until_free(Path(repo.index_path()))  # returns at once
+        with gitlock.locked_index(repo) as inner:
+            assert inner is outer
+    assert not (Path(repo.path) / ".git" / "index.lock").exists()
