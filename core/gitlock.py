@@ -245,11 +245,17 @@ class LockedIndex(Index):
     inside one hold of the lock.
     """
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, git: Repo, path: Path, fd: int) -> None:
         super().__init__(path)
+        self.git = git
         self.lock_path = Path(f"{path}.lock")
         self.fd = fd
         self.written = False
+        self.afterwards: list[Callable[[], None]] = []
+
+    def after_release(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the outermost ``locked_index`` released the lock."""
+        self.afterwards.append(fn)
 
     def write(self) -> None:
         buf = io.BytesIO()
@@ -285,8 +291,9 @@ def _held_here() -> dict[str, LockedIndex]:
 def locked_index(git: Repo, wait: float | None = None) -> Iterator[LockedIndex]:
     """Hold ``index.lock`` for a read-modify-write of the index (module header).
 
-    On a normal exit a written index is renamed over ``index``; on an
-    exception the lock file is removed and the index is left as it was.
+    On a normal exit a written index is renamed over ``index`` and what was
+    registered with ``after_release`` runs; on an exception the lock file is
+    removed and the index is left as it was.
 
     Raises:
         GitLockHeld: another process kept ``index.lock`` (see ``Waiter.wait``).
@@ -299,7 +306,7 @@ def locked_index(git: Repo, wait: float | None = None) -> Iterator[LockedIndex]:
         return
     fd = _create(Path(f"{path}.lock"), wait)
     try:
-        index = LockedIndex(path, fd)
+        index = LockedIndex(git, path, fd)
     except BaseException:
         _release(fd, Path(f"{path}.lock"), None)
         raise
@@ -313,6 +320,8 @@ def locked_index(git: Repo, wait: float | None = None) -> Iterator[LockedIndex]:
         _release(fd, index.lock_path, path if index.written else None)
     finally:
         del held[str(path)]
+    for fn in index.afterwards:
+        fn()
 
 
 def _create(lock: Path, wait: float | None) -> int:
@@ -325,12 +334,13 @@ def _create(lock: Path, wait: float | None) -> int:
 
 
 def _release(fd: int, lock: Path, publish_to: Path | None) -> None:
-    """Rename the lock file over ``publish_to``; without one, just drop the lock."""
-    try:
-        if publish_to is not None:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Rename the lock file over ``publish_to``; without one, just drop the lock.
+
+    No fsync, as git by default (``core.fsync`` leaves the index out): the
+    lock is held as briefly as git holds it, since git-annex gives up at once
+    on a held ``index.lock``.
+    """
+    os.close(fd)
     if publish_to is not None:
         os.replace(lock, publish_to)
     else:

@@ -301,7 +301,9 @@ def settle_index(index: gitlock.LockedIndex, top: Path, paths: Iterable[bytes]) 
     content present (filter off) reads as modified.  So: wait until the clock
     has passed the newest such mtime, re-check each stat, and write again.
     An entry whose file changed meanwhile gets size 0, which git reads as
-    modified -- the truth.
+    modified -- the truth.  The wait (up to a second) happens after
+    ``index.lock`` is released, so git and git-annex are not kept out
+    meanwhile; the second write takes the lock again (``core.gitlock``).
     """
     paths = [p for p in paths if p in index and isinstance(index[p], IndexEntry)]
     index.write()
@@ -310,17 +312,23 @@ def settle_index(index: gitlock.LockedIndex, top: Path, paths: Iterable[bytes]) 
     newest = max(_mtime(e) for p in paths if isinstance(e := index[p], IndexEntry))
     if newest < index.written_mtime():
         return
+    index.after_release(lambda: _resettle(index.git, top, paths, newest))
+
+
+def _resettle(git: Repo, top: Path, paths: Sequence[bytes], newest: int) -> None:
     time.sleep(max(0.0, newest + 1 - time.time()) + 0.01)
-    for p in paths:
-        entry = index[p]
-        assert isinstance(entry, IndexEntry)
-        try:
-            st = os.lstat(top / os.fsdecode(p))
-        except FileNotFoundError:
-            continue
-        if (int(st.st_mtime), st.st_size, st.st_ino) != (_mtime(entry), entry.size, entry.ino):
-            index[p] = dataclasses.replace(entry, size=0)
-    index.write()
+    with gitlock.locked_index(git) as index:
+        for p in paths:
+            entry = index[p] if p in index else None
+            if not isinstance(entry, IndexEntry):
+                continue
+            try:
+                st = os.lstat(top / os.fsdecode(p))
+            except FileNotFoundError:
+                continue
+            if (int(st.st_mtime), st.st_size, st.st_ino) != (_mtime(entry), entry.size, entry.ino):
+                index[p] = dataclasses.replace(entry, size=0)
+        index.write()
 
 
 def _mtime(entry: IndexEntry) -> int:
