@@ -164,16 +164,17 @@ class RepoWorker:
     def _failure_text(self) -> str | None:
         if not self.failures:
             return None
-        retry = "" if self.retry_at is None else \
-            f" (trying again in {max(0, round(self.retry_at - self.host.now()))} s)"
-        return "; ".join(self.failures.values()) + retry
+        return "; ".join(self.failures.values()) + " (annexsync keeps trying)"
 
     # --- failed jobs ---------------------------------------------------------------------
 
     def _failed(self, job: str, verb: str, e: BaseException) -> float:
         """Record a failed job (module header, "Failures"); return when it runs again."""
         logger.warning("%s: %s failed, will retry: %s", self.path, job, e)
-        self.failures[job] = f"could not {verb}: {e}"
+        text = f"could not {verb}: {e}"
+        if self.failures.get(job) != text:  # once per new problem, not on every retry
+            self.host.alert("error", f"{Path(self.path).name}: {text}", name=f"{job} {self.path}")
+        self.failures[job] = text
         self.fail_count += 1
         delay = min(self.t.job_retry_max, self.t.job_retry_base * 2 ** (self.fail_count - 1))
         self.retry_at = self.host.now() + delay
@@ -182,7 +183,8 @@ class RepoWorker:
 
     def _succeeded(self, job: str) -> None:
         if self.failures.pop(job, None) is not None:
-            self.host.changed()
+            self.host.alert("success", f"{Path(self.path).name}: working again",
+                            name=f"{job} {self.path}")
         if not self.failures:
             self.fail_count = 0
             self.retry_at = None

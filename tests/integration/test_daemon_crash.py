@@ -104,6 +104,7 @@ def test_daemon_recovers_a_stale_index_lock(tmp_path: Path) -> None:
         data = status_json(cfg)
         assert data["health"] == "error"
         assert "if none is, remove" in data["repos"][0]["error"]
+        assert any("index.lock" in a["text"] for a in data["alerts"]), data["alerts"]
         wait_for(lambda: proc.poll() is not None or _synced(cfg, repo, {"before.txt"}),
                  "the stale lock recovered and the file committed", timeout=30)
         assert proc.poll() is None
