@@ -102,6 +102,16 @@ def files_by_key(repo: AnnexRepo) -> dict[Key, list[AnnexedFile]]:
     return out
 
 
+def _restage_stats(repo: AnnexRepo, rels: list[str]) -> None:
+    """Fresh stats for files we just rewrote, in one hold of ``index.lock``."""
+    if not rels:
+        return
+    with gitlock.locked_index(repo.git) as index:
+        for rel in rels:
+            _restage_stat(index, rel, repo.path / rel)
+        index.write()
+
+
 def _restage_stat(index: Index, rel: str, path: Path) -> None:
     entry = index[rel.encode()] if rel.encode() in index else None
     if isinstance(entry, IndexEntry):
@@ -147,11 +157,7 @@ def populate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
             continue  # no content, or the file holds something else: leave it alone
         install_object(repo, src, path, path.stat().st_mode & 0o777)
         filled.append(f.path)
-    if filled:
-        with gitlock.locked_index(repo.git) as index:
-            for rel in filled:
-                _restage_stat(index, rel, repo.path / rel)
-            index.write()
+    _restage_stats(repo, filled)
 
 
 def depopulate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
@@ -176,8 +182,4 @@ def depopulate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
             continue
         _install_pointer(f.key, path)
         changed.append(f.path)
-    if changed:
-        with gitlock.locked_index(repo.git) as index:
-            for rel in changed:
-                _restage_stat(index, rel, repo.path / rel)
-            index.write()
+    _restage_stats(repo, changed)

@@ -191,7 +191,10 @@ def _unborn_and_empty(repo: AnnexRepo) -> bool:
 def _refresh(repo: AnnexRepo, stage: bool) -> None:
     """Restage what changed in the work tree (or only refresh stats of the unchanged).
 
-    One hold of ``index.lock`` (``core.gitlock``) covers the whole read-modify-write.
+    One hold of ``index.lock`` (``core.gitlock``) covers the read-modify-write
+    of the entries; files whose content changed are re-added afterwards
+    (``Adder`` takes the lock again, briefly), so the lock is never held while
+    content is hashed or the journal lock is waited for.
     """
     with gitlock.locked_index(repo.git) as index:
         racy_after = _index_mtime(index)
@@ -206,8 +209,9 @@ def _refresh(repo: AnnexRepo, stage: bool) -> None:
             elif verdict == "touched" or (verdict == "same" and _mtime(entry) >= racy_after):
                 touched.append(name)  # "same" but racily clean, e.g. just staged by add
         gitops.settle_index(index, repo.path, touched)
-        if readd:
-            Adder(repo).add([str(repo.path / rel) for rel in readd])
+    if readd:
+        Adder(repo).add([str(repo.path / rel) for rel in readd])
+        with gitlock.locked_index(repo.git) as index:
             gitops.settle_index(index, repo.path, [r.encode() for r in readd])
 
 

@@ -19,16 +19,8 @@ from core import gitlock, gitops
 from core.errors import GitLockHeld
 from core.repo.branch import AnnexBranch
 from tests.conftest import git
-
-LOC = "e7d/d01/SHA256E-s12--a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447.txt.log"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Repo:
-    path = tmp_path / "r"
-    path.mkdir()
-    git(path, "init", "-q")
-    return Repo(str(path))
+from tests.unit.test_branch import LOC
+from tests.unit.test_branch import repo as repo  # the fixture: a fresh git repository
 
 
 @pytest.fixture
