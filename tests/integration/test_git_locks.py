@@ -160,3 +160,26 @@ def test_stale_git_annex_ref_lock_does_not_fail_an_upload(tmp_path: Path) -> Non
     run(["annexsync", "sync"], b)
     assert b_uuid in git(b, "grep", "-h", b_uuid, "git-annex", "--", "*.log")
     assert not os.listdir(b / ".git" / "annex" / "journal")
+
+
+def test_http_upload_under_a_stale_branch_lock_succeeds(tmp_path: Path) -> None:
+    """The same over P2P HTTP: our server stores, answers success, keeps the journal."""
+    from tests.integration.test_p2phttp_interop import _client_repo
+    from tests.integration.test_p2phttp_support import make_server_repo, our_p2phttp
+
+    srv = tmp_path / "srv"
+    uuid = make_server_repo(srv, {})
+    lock = srv / ".git" / "refs" / "heads" / "git-annex.lock"
+    lock.write_bytes(b"")
+    with our_p2phttp(srv, "--wideopen", "-J2") as proc:
+        c = _client_repo(tmp_path, "client", uuid, proc.base)
+        (c / "f").write_bytes(b"stored anyway\n")
+        annex(c, "add", "-q", "f")
+        git(c, "commit", "-q", "-m", "f")
+        out = annex(c, "copy", "--to", "srv", "f")
+        assert "ok" in out and "failed" not in out
+        key = annex(c, "lookupkey", "f").strip()
+        assert annex(srv, "contentlocation", key).strip()
+    assert os.listdir(srv / ".git" / "annex" / "journal")
+    lock.unlink()
+    assert uuid in annex(srv, "whereis", "--key", key)
