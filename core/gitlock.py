@@ -165,14 +165,11 @@ def lock_in_git_message(stderr: str) -> Path | None:
 
 def recover_if_stale(lock: Path) -> bool:
     """True when ``lock`` was just removed as stale (module header)."""
-    try:
-        st = lock.stat()
-    except FileNotFoundError:
-        return False  # released meanwhile: the caller's next try will tell
+    ident = _identity(lock)
     stale_after = _policy.stale_after
-    if stale_after is None:
-        return False
-    key, ident, now = str(lock), (st.st_ino, st.st_size, st.st_mtime_ns), time.monotonic()
+    if ident is None or stale_after is None:
+        return False  # released meanwhile (the caller's next try will tell), or not ours to judge
+    key, now = str(lock), time.monotonic()
     with _observed_lock:
         if is_open_anywhere(lock):
             _observed.pop(key, None)
@@ -184,13 +181,23 @@ def recover_if_stale(lock: Path) -> bool:
         if now - seen[1] < stale_after:
             return False
         del _observed[key]
-    logger.warning("removing stale git lock %s: no process has it open and it did not "
-                   "change for %.0f s (left by a process that died)", lock, now - seen[1])
-    try:
-        lock.unlink()
-    except FileNotFoundError:
-        pass
+        if _identity(lock) != ident:
+            return False  # replaced meanwhile: a new lock, maybe a live one
+        logger.warning("removing stale git lock %s: no process has it open and it did not "
+                       "change for %.0f s (left by a process that died)", lock, now - seen[1])
+        try:
+            lock.unlink()
+        except FileNotFoundError:
+            pass
     return True
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def sweep(gitdir: Path) -> list[Path]:
