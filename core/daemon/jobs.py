@@ -149,9 +149,16 @@ def facts(path: str) -> RepoFacts:
 
 
 def sweep_locks(path: str) -> list[str]:
-    """Recover the repository's stale git locks (``core.gitlock.sweep``); those left."""
+    """Recover the repository's stale git locks (``core.gitlock.sweep``); those left.
+
+    What the journal kept while a branch lock was held is committed here too,
+    so it does not wait for the next change.
+    """
     with _open(path) as repo:
-        return [str(p) for p in gitlock.sweep(repo.gitdir)]
+        left = [str(p) for p in gitlock.sweep(repo.gitdir)]
+        if repo.branch.journal_files() and repo.unsupported_reason() is None:
+            repo.branch.commit_or_keep()
+        return left
 
 
 def remote_reachable(repo_path: str, info: RemoteInfo) -> bool | None:

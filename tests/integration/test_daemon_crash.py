@@ -124,3 +124,25 @@ def test_daemon_finishes_a_creation_a_crash_cut_short(tmp_path: Path) -> None:
         assert proc.poll() is None
     assert git(repo, "config", "annex.addunlocked").strip() == "true"
     assert not (repo / ".git" / "annexsync-creating").exists()
+
+
+def test_daemon_recovers_a_stale_branch_lock_and_commits_the_journal(tmp_path: Path) -> None:
+    """refs/heads/git-annex.lock left by a dead git-annex: the journal keeps what
+    was written meanwhile; the daemon recovers the lock and commits it."""
+    cfg, repo = tmp_path / "cfg", tmp_path / "Sync"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    annex(repo, "init", "-q")
+    git(repo, "-c", "annex.alwayscommit=false", "annex", "describe", "here", "kept-in-journal")
+    assert os.listdir(repo / ".git" / "annex" / "journal")
+    lock = repo / ".git" / "refs" / "heads" / "git-annex.lock"
+    lock.write_bytes(b"")
+    (repo / "new.txt").write_text("new\n")
+    with daemon(cfg, repo, {**os.environ, **FAST_LOCKS}) as proc:
+        wait_for(lambda: proc.poll() is not None or _synced(cfg, repo, {"new.txt"}),
+                 "the lock recovered, the file committed", timeout=30)
+        assert proc.poll() is None
+    assert not lock.exists()
+    assert not os.listdir(repo / ".git" / "annex" / "journal")
+    assert "kept-in-journal" in git(repo, "show", "git-annex:uuid.log")
+    annex(repo, "fsck", "--quiet")
