@@ -78,12 +78,17 @@ class LockPolicy:
 
 
 def policy_from_env(base: LockPolicy = LockPolicy()) -> LockPolicy:
-    """``ANNEXSYNC_LOCK_WAIT`` / ``ANNEXSYNC_STALE_LOCK_AFTER`` override ``base`` (tests)."""
+    """``ANNEXSYNC_LOCK_WAIT`` / ``ANNEXSYNC_STALE_LOCK_AFTER`` override ``base`` (tests).
+
+    The stale period only shortens a recovery ``base`` has: it never turns
+    recovery on for a one-shot command.
+    """
     wait = os.environ.get("ANNEXSYNC_LOCK_WAIT")
     stale = os.environ.get("ANNEXSYNC_STALE_LOCK_AFTER")
+    recovering = bool(stale) and base.stale_after is not None
     return LockPolicy(
         wait=float(wait) if wait else base.wait,
-        stale_after=float(stale) if stale else base.stale_after,
+        stale_after=float(stale) if stale and recovering else base.stale_after,
     )
 
 
