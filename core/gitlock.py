@@ -52,6 +52,7 @@ from typing import TypeVar
 
 from dulwich.file import FileLocked
 from dulwich.index import Index, IndexChecksumWriter, write_index_dict
+from dulwich.objects import ShaFile
 from dulwich.repo import Repo
 
 from core.errors import GitLockHeld
@@ -147,6 +148,22 @@ def retrying(fn: Callable[[], T], wait: float | None = None) -> T:
             return fn()
         except FileLocked as e:
             waiter.wait(Path(os.fsdecode(e.lockfilename)))
+
+
+def add_object(git: Repo, obj: ShaFile) -> None:
+    """Store a loose object: dulwich writes it through ``<sha>.lock`` as well,
+    which a killed process can leave behind."""
+    retrying(lambda: git.object_store.add_object(obj))
+
+
+def explain(error: BaseException) -> BaseException:
+    """A dulwich ``FileLocked`` that escaped as ``GitLockHeld`` (words, and the
+    stale clock started); any other error unchanged."""
+    if not isinstance(error, FileLocked):
+        return error
+    lock = Path(os.fsdecode(error.lockfilename))
+    recover_if_stale(lock)
+    return GitLockHeld(str(lock), 0.0, _policy.stale_after)
 
 
 def wait_until_free(path: Path) -> None:

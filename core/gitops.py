@@ -202,7 +202,7 @@ def fast_forward(top: Path, commit: bytes) -> None:
 def make_commit(git: Repo, tree: bytes, parents: Sequence[bytes], message: str) -> bytes:
     """Store a commit object (no ref moves) and return its id."""
     commit = _new_commit(git, ObjectID(tree), [ObjectID(p) for p in parents], message)
-    git.object_store.add_object(commit)
+    gitlock.add_object(git, commit)
     return bytes(commit.id)
 
 
@@ -254,7 +254,7 @@ def commit_index(git: Repo, message: str, parents_extra: Sequence[bytes] = ()) -
             return None
         parents = [ObjectID(p) for p in [head, *parents_extra] if p is not None]
         commit = _new_commit(git, tree, parents, message)
-        git.object_store.add_object(commit)
+        gitlock.add_object(git, commit)
         moved = gitlock.retrying(lambda: git.refs.set_if_equals(head_ref, head, commit.id))
     if not moved:
         raise GitCommandError(["commit"], 1, f"{head_ref.decode()} moved during commit")

@@ -65,6 +65,7 @@ from typing import Protocol
 
 from watchfiles import Change, awatch
 
+from core import gitlock
 from core.daemon import jobs
 from core.daemon.batching import Batcher
 from core.daemon.jobs import TransferMeter
@@ -168,8 +169,9 @@ class RepoWorker:
 
     # --- failed jobs ---------------------------------------------------------------------
 
-    def _failed(self, job: str, verb: str, e: BaseException) -> float:
+    def _failed(self, job: str, verb: str, error: BaseException) -> float:
         """Record a failed job (module header, "Failures"); return when it runs again."""
+        e = gitlock.explain(error)
         logger.warning("%s: %s failed, will retry: %s", self.path, job, e)
         text = f"could not {verb}: {e}"
         if self.failures.get(job) != text:  # once per new problem, not on every retry
@@ -339,7 +341,7 @@ class RepoWorker:
             self._conflicts_stale = True
             logger.info("%s: commit waits for a conflict: %s", self.path, e)
             return
-        except (OSError, CoreError) as e:
+        except Exception as e:  # noqa: BLE001 - requeued and shown; the worker goes on
             self.batcher.requeue(paths, self._failed("commit", "commit", e))
             return
         self._succeeded("commit")
@@ -376,7 +378,7 @@ class RepoWorker:
             self._conflicts_stale = True
             logger.info("%s: merge left conflicts: %s", self.path, e)
             return
-        except (OSError, CoreError) as e:
+        except Exception as e:  # noqa: BLE001 - shown and retried
             self._failed("merge", "merge what was received", e)
             return
         self._succeeded("merge")
@@ -421,8 +423,8 @@ class RepoWorker:
         try:
             async with self.lock:
                 out = await run_blocking(jobs.push_remote, self.path, r.info.name)
-        except (OSError, CoreError) as e:
-            self._failed("push", f"push to {r.info.name}", e)  # local: r stays pending
+        except Exception as e:  # noqa: BLE001 - local failure: r stays pending, retried
+            self._failed("push", f"push to {r.info.name}", e)
             return
         finally:
             r.push_deadline = None

@@ -223,7 +223,7 @@ class Adder:
 
     def _stage(self, rel: str, data: bytes, st: os.stat_result, mode: int) -> None:
         blob = Blob.from_string(data)
-        self.repo.git.object_store.add_object(blob)
+        gitlock.add_object(self.repo.git, blob)
         self.staged[rel.encode()] = index_entry_from_stat(st, blob.id, mode)
 
 

@@ -327,7 +327,7 @@ def _graft(repo: AnnexRepo, index: Index, pl: Placement, keep: Side | None) -> l
 
 def _store_blob(repo: AnnexRepo, data: bytes) -> bytes:
     blob = Blob.from_string(data)
-    repo.git.object_store.add_object(blob)
+    gitlock.add_object(repo.git, blob)
     return bytes(blob.id)
 
 

@@ -250,7 +250,7 @@ def _examine(repo: AnnexRepo, index: Index, name: bytes, entry: IndexEntry, stag
     if not stage:
         return "same"
     blob = Blob.from_string(data)
-    repo.git.object_store.add_object(blob)
+    gitlock.add_object(repo.git, blob)
     index[name] = index_entry_from_stat(st, blob.id, mode)
     return "touched"
 

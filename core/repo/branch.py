@@ -502,7 +502,7 @@ class AnnexBranch:
             return
         for o in fresh:
             if o.id not in store:
-                store.add_object(o)
+                gitlock.add_object(self.repo, o)
 
     # --- creation (4.2) -------------------------------------------------------
 

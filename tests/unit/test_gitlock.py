@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dulwich.file import FileLocked
 from dulwich.index import index_entry_from_stat
 from dulwich.objects import Blob
 from dulwich.repo import Repo
@@ -193,3 +194,17 @@ def test_nested_use_in_one_thread_joins_the_outer_hold(repo: Repo, policy: None)
         with gitlock.locked_index(repo) as inner:
             assert inner is outer
     assert not (Path(repo.path) / ".git" / "index.lock").exists()
+
+
+def test_a_loose_object_lock_left_by_a_kill_is_recovered(repo: Repo, policy: None) -> None:
+    """dulwich writes loose objects through ``objects/xx/<sha>.lock`` too (the kill test met one)."""
+    blob = Blob.from_string(b"content\n")
+    sha = blob.id.decode()
+    lock = Path(repo.controldir()) / "objects" / sha[:2] / f"{sha[2:]}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_bytes(b"x")
+    gitlock.add_object(repo, blob)
+    assert not lock.exists()
+    assert git(repo.path, "cat-file", "-p", sha) == "content\n"
+    explained = gitlock.explain(FileLocked(str(lock)[:-5], str(lock)))
+    assert isinstance(explained, GitLockHeld) and str(lock) in str(explained)
