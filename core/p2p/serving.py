@@ -316,8 +316,10 @@ class ServedRepo:
                     logger.warning("could not commit the location log: %s", e)
 
     def _commit(self) -> None:
-        self.repo.branch.commit()
-        self._dirty = False
+        """A branch lock held by someone else leaves the lines in the journal
+        (``commit_or_keep``): the content is stored, so the upload succeeded."""
+        if self.repo.branch.commit_or_keep():
+            self._dirty = False
         self._committed = time.monotonic()
 
 

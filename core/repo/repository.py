@@ -172,8 +172,7 @@ class AnnexRepo:
         try:
             git = Repo(str(p))
         except Exception:
-            git = Repo.init_bare(str(p)) if bare else Repo.init(str(p))
-            _set_default_branch(git)
+            git = init_git(p, bare)
         cfg = read_annex_config(git.get_config_stack())
         if cfg.uuid:
             repo = cls(git)
@@ -316,6 +315,13 @@ class AnnexRepo:
 
     def __repr__(self) -> str:
         return f"AnnexRepo({str(self.path)!r}, uuid={self.uuid})"
+
+
+def init_git(path: Path, bare: bool = False) -> Repo:
+    """A new git repository at ``path`` (a directory that exists), HEAD on init.defaultBranch."""
+    git = Repo.init_bare(str(path)) if bare else Repo.init(str(path))
+    _set_default_branch(git)
+    return git
 
 
 class _Lazy(Mapping[str, frozenset[str]]):
