@@ -54,10 +54,14 @@ class Learned:
 
 
 def is_ssh_url(url: str) -> bool:
+    """An ssh URL or scp-like ``[user@]host:path``, as git reads remote URLs
+    (``transport::address`` goes to a remote helper, not ssh)."""
     if url.startswith(("ssh://", "git+ssh://", "ssh+git://")):
         return True
+    if "::" in url or "://" in url:
+        return False
     host, sep, _ = url.partition(":")
-    return bool(sep) and "/" not in host and "://" not in url and len(host) > 1
+    return bool(sep) and "/" not in host and len(host) > 1
 
 
 def is_http_url(url: str) -> bool:

@@ -271,7 +271,6 @@ def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
             return tcp_remote(info, repo.uuid, _cfg(cfg, info.name, "annexsync-p2p-authtoken"))
         if not info.url.startswith("tor-annex::"):
             return ssh_remote(info, repo.uuid, _cfg(cfg, info.name, "annex-shell"))
-
     if info.kind is RemoteKind.HTTP:
         from core.p2phttp.remote import http_remote
 

@@ -21,6 +21,9 @@ from core.discovery import is_http_url, is_ssh_url, parse_configlist
         ("http://host/repo.git", False),
         ("C:repo", False),  # a drive letter, not a host
         ("./a:b", False),
+        ("xmpp::me@example.org", False),  # remote helpers, not ssh
+        ("p2p-annex::annexsync-tcp:127.0.0.1:5000", False),
+        ("annex::2a4f5c1e-1b6c-11ee-8f2d-7b2c3a1d9e01?type=directory", False),
     ],
 )
 def test_ssh_urls(url: str, ssh: bool) -> None:
