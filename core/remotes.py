@@ -311,9 +311,8 @@ class PathRemote:
 
     def remove(self, key: Key) -> None:
         self.repo.require_writable()
-        if not self.repo.objects.remove(key):
+        if not self.repo.remove_content(key):
             raise ContentMissing(str(key), self.info.name)
-        self.repo.state.set_location(key, self.repo.uuid, False)
         self.repo.branch.commit_or_keep()
 
     def close(self) -> None:
