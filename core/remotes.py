@@ -336,9 +336,8 @@ class PathRemote:
         from core.ops.files import follow_content
 
         self.repo.require_writable()
-        if not self.repo.objects.remove(key):
+        if not self.repo.remove_content(key):
             raise ContentMissing(str(key), self.info.name)
-        self.repo.state.set_location(key, self.repo.uuid, False)
         follow_content(self.repo, key, False)
         self.repo.branch.commit_or_keep()
 

@@ -249,15 +249,18 @@ class ServedRepo:
         """
         if before is not None and not self.clock() < before:
             return False
-        try:
-            removed = self.repo.objects.remove(key)
-        except ContentLocked:
-            raise
-        except (RepoError, OSError) as e:
-            logger.info("REMOVE %s: %s", key, e)
-            return False
+        with self._branch_lock:
+            try:
+                removed = self.repo.remove_content(key)
+            except ContentLocked:
+                raise
+            except (RepoError, OSError) as e:
+                logger.info("REMOVE %s: %s", key, e)
+                return False
+            if removed:
+                self._dirty = True
+                self._commit_due()
         if removed:
-            self.record(key, False)
             self._follow(key, False)
         return True
 
