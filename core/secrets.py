@@ -28,7 +28,9 @@ from core.errors import CoreError
 logger = logging.getLogger(__name__)
 
 SERVICE_PREFIX = "annexsync"
-_REFUSED_NAMES = ("plaintext", "fail", "null", "uncrypted", "encryptedfile")
+# matched against every class a backend derives from; keyrings.alt.file_base is the
+# base of all of keyrings.alt's file backends (plain text, or encrypted behind a prompt)
+_REFUSED_NAMES = ("plaintext", "fail", "null", "uncrypted", "encryptedfile", "keyrings.alt.file")
 
 
 class SecretsUnavailable(CoreError):

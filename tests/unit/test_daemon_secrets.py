@@ -11,6 +11,7 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail
 from keyring.backends.chainer import ChainerBackend
 from keyrings.alt.file import PlaintextKeyring as RealPlaintext
+from keyrings.alt.file_base import Keyring as FileKeyring
 
 from core import secrets
 
@@ -79,6 +80,21 @@ class Store(RealPlaintext):  # type: ignore[misc]
     priority = 2  # type: ignore[assignment]
 
 
+class Sealed(FileKeyring):  # type: ignore[misc]
+    """Another file backend on keyrings.alt's base, with a reversible "cipher"."""
+
+    priority = 2  # type: ignore[assignment]
+    filename = "sealed.cfg"
+    scheme = "rot13"
+    version = "1"
+
+    def encrypt(self, password: str, assoc: object = None) -> bytes:
+        return bytes(reversed(password.encode()))
+
+    def decrypt(self, password_encrypted: bytes, assoc: object = None) -> str:
+        return bytes(reversed(password_encrypted)).decode()
+
+
 class Wallet(ChainerBackend):
     """The chainer under an innocent name."""
 
@@ -91,11 +107,12 @@ def test_real_file_backend_chainer_and_low_priority_backends_are_refused(
     also when subclassed; a low-priority backend with an innocent name."""
     real = RealPlaintext()
     store = Store()
-    for file_backed in (real, store):
+    sealed = Sealed()
+    for file_backed in (real, store, sealed):
         file_backed.file_path = str(tmp_path / "secrets.cfg")  # type: ignore[misc]
     plaintext_chain = Wallet()
     type(plaintext_chain).backends = [MemoryKeyring(), real]  # type: ignore[misc]
-    for backend in (real, store, ChainerBackend(), plaintext_chain, Vault()):
+    for backend in (real, store, sealed, ChainerBackend(), plaintext_chain, Vault()):
         keyring.set_keyring(backend)
         with pytest.raises(secrets.SecretsUnavailable, match="Secret Service"):
             secrets.store("xmpp", "me@example.org", "s3cret")
