@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -288,7 +288,7 @@ class Backoff:
 class XmppLink:
     """The XMPP side of one instance (see the module header)."""
 
-    def __init__(self, config: Callable[[], XmppConfig | None], *, hello: Hello,
+    def __init__(self, config: Callable[[], Awaitable[XmppConfig | None]], *, hello: Hello,
                  contacts: Callable[[], set[str]], on_change: Callable[[], None],
                  backoff: Backoff | None = None, clock: Callable[[], float] = time.time,
                  paused: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
@@ -327,7 +327,12 @@ class XmppLink:
     async def run(self) -> None:
         delay = self.backoff.first
         while True:
-            cfg = self.config()
+            try:
+                cfg = await self.config()
+            except CoreError as e:  # the keyring is locked or missing
+                self._set(State.ERROR, str(e))
+                await self._wait(None)
+                continue
             if cfg is None:
                 self._set(State.OFF)
                 await self._wait(None)
