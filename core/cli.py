@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.p2phttp.cli import register as register_p2phttp
 
     register_p2phttp(sub)
+    from core.xmpp.cli import register as register_xmpp
+
+    register_xmpp(sub)
     return p
 
 
