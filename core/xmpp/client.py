@@ -148,7 +148,7 @@ class _Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0199", {"keepalive": True, "interval": KEEPALIVE_INTERVAL,
                                           "timeout": KEEPALIVE_TIMEOUT})
         self.register_plugin("xep_0198", {"allow_resume": False})
-        self["xep_0030"].add_feature(FEATURE)
+        self.plugin["xep_0030"].add_feature(FEATURE)
         self.auto_authorize = None  # subscriptions: only those we approve
         self.auto_subscribe = False
         for event, fn in (("session_start", self._started), ("failed_auth", self._auth_failed),
@@ -443,7 +443,7 @@ class XmppLink:
 
     async def _ask(self, client: _Client, jid: str) -> Hello | None:
         """disco#info, then hello: is ``jid`` one of ours, and which device?"""
-        info = await client["xep_0030"].get_info(jid=jid, timeout=IQ_TIMEOUT)
+        info = await client.plugin["xep_0030"].get_info(jid=jid, timeout=IQ_TIMEOUT)
         if FEATURE not in info["disco_info"]["features"]:
             return None
         iq = client.make_iq_get(ito=jid)
