@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -186,6 +187,8 @@ class _Client(slixmpp.ClientXMPP):
         self._fail(XmppUnreachable(f"cannot reach the XMPP server: {_reason(e)}"))
 
     def _disconnected(self, reason: Any) -> None:
+        if isinstance(reason, ssl.SSLCertVerificationError):  # the socket went before the event
+            self._bad_cert(reason)
         if not self.outcome.done():
             self.outcome.set_exception(XmppUnreachable(
                 f"the XMPP server closed the connection{_suffix(reason)}"))
@@ -220,17 +223,17 @@ class _Client(slixmpp.ClientXMPP):
         self.abort()
         if self.transport is None and not self.lost.done():
             self.lost.set_result("closed")
-        for task in (self._run_out_filters,):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        task = self._run_out_filters
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=CLOSE_TIMEOUT)  # our own cancel still propagates
         await asyncio.sleep(0)  # let slixmpp's fire-and-forget handlers finish
 
 
 def _reason(e: Any) -> str:
-    text = str(e) or type(e).__name__
-    return text.replace("[SSL: CERTIFICATE_VERIFY_FAILED] ", "")
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return str(e.verify_message or e.reason)
+    return str(e) or type(e).__name__
 
 
 def _suffix(reason: Any) -> str:
