@@ -446,7 +446,7 @@ class XmppLink:
 
     async def _ask(self, client: _Client, jid: str) -> Hello | None:
         """disco#info, then hello: is ``jid`` one of ours, and which device?"""
-        info = await client.plugin["xep_0030"].get_info(jid=jid, timeout=IQ_TIMEOUT)
+        info = await client.plugin["xep_0030"].get_info(jid=slixmpp.JID(jid), timeout=IQ_TIMEOUT)
         if FEATURE not in info["disco_info"]["features"]:
             return None
         iq = client.make_iq_get(ito=jid)
