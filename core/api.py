@@ -328,9 +328,9 @@ class Core:
             await self._handover(argv, cwd)
             return {"ok": True}
         if op == "xmpp-login":
-            await self.xmpp_login(XmppConfig(
-                str(request.get("jid") or ""), str(request.get("password") or ""),
-                request.get("server") or None, request.get("ca_file") or None))
+            await self.xmpp_login(str(request.get("jid") or ""), str(request.get("password") or ""),
+                                  server=request.get("server") or None,
+                                  ca_file=request.get("ca_file") or None)  # fmt: skip
             return {"ok": True, "status": to_json(self._status)}
         if op == "xmpp-logout":
             await self.xmpp_logout()
@@ -443,13 +443,19 @@ class Core:
         await w.refresh_facts()
         w.desync_all()
 
-    async def xmpp_login(self, cfg: XmppConfig) -> None:
+    async def xmpp_login(self, jid: str, password: str, *, server: str | None = None,
+                         ca_file: str | None = None) -> None:
         """Check the login, then keep the account (password in the keyring) and use it.
+
+        ``server`` is ``HOST[:PORT]`` when DNS does not name it; ``ca_file`` a PEM file
+        that signs a self-hosted server's certificate.  A new address removes the old
+        address's password.
 
         Raises:
             XmppError: the login failed; SecretsUnavailable: no safe keyring.
             Nothing is stored in either case.
         """
+        cfg = XmppConfig(jid.strip(), password, server or None, ca_file or None)
         self.settings = await account.login(self.config_dir, cfg)
         self.hub.kick(restart=True)
         self.activity(f"Signed in to XMPP as {cfg.jid}")
