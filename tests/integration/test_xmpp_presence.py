@@ -72,7 +72,8 @@ async def test_devices_see_each_other_and_the_chat_client_gets_nothing(xmpp_serv
     bob = xmpp_server.register("bob", "pw")
     chat = ChatClient(xmpp_server, alice, "phone")
     await _start(chat, xmpp_server)
-    laptop = link(config(xmpp_server, alice), "laptop", {bob})
+    paused = [False]
+    laptop = link(config(xmpp_server, alice), "laptop", {bob}, paused=lambda: paused[0])
     desktop = link(config(xmpp_server, alice), "desktop", {bob})
     friend = link(config(xmpp_server, bob), "friend", {alice})
     links: list[XmppLink] = [laptop, desktop, friend]
@@ -87,6 +88,14 @@ async def test_devices_see_each_other_and_the_chat_client_gets_nothing(xmpp_serv
             # the chat client is not one of ours and never shows up as a device
             assert {d.name for d in laptop.buddies.devices()} == {"desktop", "friend"}
             assert {d.account for d in friend.buddies.devices()} == {alice}
+            # paused: it says so (away), and back
+            paused[0] = True
+            laptop.announce()
+            await until(lambda: presence_of(desktop, "laptop") == "away"
+                        and presence_of(friend, "laptop") == "away", 10)
+            paused[0] = False
+            laptop.announce()
+            await until(lambda: presence_of(desktop, "laptop") == "online", 10)
             # one device goes away: the others see it offline, with a last-seen time
             tasks[1].cancel()
             await until(lambda: presence_of(laptop, "desktop") == "offline"

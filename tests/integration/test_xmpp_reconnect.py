@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from core.xmpp.client import State, XmppLink
+from core.xmpp.client import Backoff, State, XmppLink
 from tests.integration.xmpp_helpers import Relay, config, link, open_fds, presence_of, until
 from tests.xmpp_server import Prosody
 
@@ -94,3 +94,21 @@ async def test_a_link_cancelled_while_connecting_leaves_nothing(xmpp_server: Pro
             await asyncio.sleep(0.01)  # somewhere inside TLS or SASL
             task.cancel()
     assert await _settled(before) == before
+
+
+@pytest.mark.asyncio
+async def test_the_network_coming_back_reconnects_at_once(xmpp_server: Prosody) -> None:
+    """C.6: the daemon's network watch kicks the link; it does not wait out its back-off."""
+    alice = xmpp_server.register("alice", "pw")
+    xmpp_server.stop()
+    slow = link(config(xmpp_server, alice), "laptop", backoff=Backoff(first=600, most=600))
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(slow.run())
+        await until(lambda: slow.state is State.OFFLINE and slow.error is not None, 10)
+        assert "cannot reach" in (slow.error or "")
+        xmpp_server.start()
+        await asyncio.sleep(0.3)
+        assert slow.state is State.OFFLINE  # still in its 10-minute back-off
+        slow.kick()
+        await until(lambda: slow.state is State.ONLINE, 10)
+        task.cancel()

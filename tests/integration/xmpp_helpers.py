@@ -22,13 +22,13 @@ def config(server: Prosody, jid: str, password: str = "pw", *, via: str | None =
 
 
 def link(cfg: XmppConfig, name: str, contacts: set[str] | None = None,
-         backoff: Backoff = FAST) -> XmppLink:  # fmt: skip
+         backoff: Backoff = FAST, paused: Callable[[], bool] = lambda: False) -> XmppLink:  # fmt: skip
     async def current() -> XmppConfig:
         return cfg
 
     return XmppLink(current, hello=Hello(str(uuid.uuid4()), name),
                     contacts=lambda: set(contacts or ()), on_change=lambda: None,
-                    backoff=backoff)  # fmt: skip
+                    backoff=backoff, paused=paused)  # fmt: skip
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> float:
