@@ -157,3 +157,35 @@ def test_login_and_buddies_through_the_running_instance(accounts: Prosody, runni
     assert main(["--config-dir", str(d), "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["xmpp"]["account"] == "alice@localhost" and "password" not in json.dumps(status)
+
+
+@pytest.mark.asyncio
+async def test_the_command_line_alone_logs_in_and_lists_buddies(accounts: Prosody, tmp_path: Path,
+                                                                real_keyring: object) -> None:
+    """The installed ``annexsync`` as a process, no instance running; the password on stdin."""
+    import subprocess
+    import sys
+
+    from tests.integration.xmpp_helpers import config, link, until
+
+    exe = str(Path(sys.executable).parent / "annexsync")
+    d = str(tmp_path / "cli")
+    login = await asyncio.to_thread(
+        subprocess.run, [exe, "--config-dir", d, "xmpp", "login", "alice@localhost",
+                         "--password-stdin", "--server", accounts.server,
+                         "--ca-file", str(accounts.cert)],
+        input="right-pw\n", capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    desk = link(config(accounts, "alice@localhost", "right-pw"), "desk")
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(desk.run())
+        await until(lambda: desk.state.value == "online", 10)
+        out = await asyncio.to_thread(
+            subprocess.run, [exe, "--config-dir", d, "xmpp", "buddies", "--json"],
+            capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        data = json.loads(out.stdout)
+        assert data["xmpp"]["state"] == "online"
+        assert [(x["name"], x["presence"], x["paired"]) for x in data["devices"]] == [
+            ("desk", "online", False)]
+        task.cancel()
