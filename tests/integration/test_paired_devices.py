@@ -81,3 +81,22 @@ async def test_an_offline_paired_device_waits_only_when_owed(annex_repo: Path, t
         d = core.status.devices[0]
         assert (d.name, d.paired, d.presence) == ("desk", True, "offline")
     await asyncio.sleep(0)
+
+
+def test_status_json_lists_paired_devices_without_a_daemon(annex_repo: Path, tmp_path: Path,
+                                                           real_keyring: object,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    import json
+
+    from core.cli import main
+
+    cfg = tmp_path / "cfg"
+    save_settings(cfg, Settings(repositories=(str(annex_repo),)))
+    _pair(cfg, annex_repo)
+    assert main(["--config-dir", str(cfg), "status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(d["name"], d["paired"], d["presence"]) for d in data["devices"]] == [
+        ("desk", True, "unknown")]
+    assert all(r["kind"] != "paired" for r in data["repos"][0]["remotes"])
+    assert main(["--config-dir", str(cfg), "status"]) == 0
+    assert "device desk: unknown, paired" in capsys.readouterr().out
