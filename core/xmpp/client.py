@@ -136,8 +136,10 @@ register_stanza_plugin(slixmpp.Iq, SyncElement)
 class _Client(slixmpp.ClientXMPP):
     """One connection attempt and its session; never reconnects by itself."""
 
-    def __init__(self, cfg: XmppConfig, resource: str, hello: Hello | None) -> None:
+    def __init__(self, cfg: XmppConfig, resource: str, hello: Hello | None,
+                 allowed: Callable[[str], bool] = lambda _jid: False) -> None:  # fmt: skip
         super().__init__(f"{cfg.jid}/{resource}", cfg.password)
+        self.allowed = allowed  # who may learn which device we are (own account, contacts)
         self.enable_direct_tls = False  # STARTTLS on 5222 (or the given port)
         self.enable_plaintext = False
         if cfg.ca_file:
@@ -202,7 +204,10 @@ class _Client(slixmpp.ClientXMPP):
         self._disconnected(reason)
 
     def _answer_hello(self, iq: slixmpp.Iq) -> None:
-        if self.hello is None or iq["annexsync"]["action"] != "hello":
+        asker = str(iq["from"])
+        if (self.hello is None or iq["annexsync"]["action"] != "hello"
+                or not (payloads.bare(asker) == payloads.bare(str(self.boundjid))
+                        or self.allowed(asker))):  # fmt: skip
             err = iq.reply()  # type: ignore[no-untyped-call]
             err["error"]["condition"] = "service-unavailable"
             err["type"] = "error"
@@ -246,14 +251,15 @@ def _address(cfg: XmppConfig) -> tuple[str | None, int | None]:
     return None, None
 
 
-async def _open(cfg: XmppConfig, resource: str, hello: Hello | None) -> _Client:
+async def _open(cfg: XmppConfig, resource: str, hello: Hello | None,
+                allowed: Callable[[str], bool] = lambda _jid: False) -> _Client:  # fmt: skip
     """Connect and log in; the caller must ``shutdown`` the client.
 
     Raises:
         XmppError: refused, untrusted, unreachable, or no answer in time.
     """
     cfg.check()
-    client = _Client(cfg, resource, hello)
+    client = _Client(cfg, resource, hello, allowed)
     host, port = _address(cfg)
     try:
         client.connect(host, port)
@@ -372,7 +378,8 @@ class XmppLink:
         self._restart.clear()
         self.sessions += 1
         try:
-            client = await _open(cfg, payloads.resource_name(self.hello.device_id), self.hello)
+            client = await _open(cfg, payloads.resource_name(self.hello.device_id), self.hello,
+                                 self._is_contact)  # fmt: skip
         except (XmppAuthFailed, XmppTlsFailed):
             self._refused = True
             raise
@@ -422,6 +429,9 @@ class XmppLink:
 
         client.add_event_handler("presence", presence)
         client.add_event_handler("presence_subscribe", subscribe)
+
+    def _is_contact(self, jid: str) -> bool:
+        return payloads.bare(jid) in {payloads.bare(c) for c in self.contacts()}
 
     def _subscribe(self, client: _Client) -> None:
         """Ask the accounts of paired friends for their presence (C.1: mutual subscription)."""

@@ -133,3 +133,27 @@ async def test_nothing_is_sent_to_a_resource_before_its_presence(xmpp_server: Pr
             task.cancel()
     finally:
         await _stop(lurker)
+
+
+@pytest.mark.asyncio
+async def test_a_stranger_does_not_learn_which_device_we_are(xmpp_server: Prosody) -> None:
+    """hello is answered for the own account and paired friends' accounts only."""
+    from core.xmpp.client import SyncElement  # noqa: F401 - registers the payload
+
+    alice = xmpp_server.register("alice", "pw")
+    mallory = xmpp_server.register("mallory", "pw")
+    stranger = ChatClient(xmpp_server, mallory, "probe")
+    await _start(stranger, xmpp_server)
+    laptop = link(config(xmpp_server, alice), "laptop")
+    try:
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(laptop.run())
+            await until(lambda: laptop.jid is not None, 10)
+            iq = stranger.make_iq_get(ito=laptop.jid)
+            iq["annexsync"]["action"] = "hello"
+            with pytest.raises(slixmpp.exceptions.IqError) as e:
+                await iq.send(timeout=10)
+            assert e.value.condition == "service-unavailable"
+            task.cancel()
+    finally:
+        await _stop(stranger)
