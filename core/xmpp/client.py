@@ -52,7 +52,7 @@ from typing import Any
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
-from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.handler import Callback, Waiter
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from core.errors import CoreError, RemoteProtocolError
@@ -228,11 +228,22 @@ class _Client(slixmpp.ClientXMPP):
         self.abort()
         if self.transport is None and not self.lost.done():
             self.lost.set_result("closed")
+        self._release_waiters()
         task = self._run_out_filters
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait([task], timeout=CLOSE_TIMEOUT)  # our own cancel still propagates
         await asyncio.sleep(0)  # let slixmpp's fire-and-forget handlers finish
+
+
+    def _release_waiters(self) -> None:
+        """End slixmpp's stanza waiters of this stream (e.g. XEP-0198's wait for
+        ``<enabled/>`` when the cut came mid-negotiation): otherwise their unowned
+        tasks outlive the session by slixmpp's 30 s response timeout."""
+        for handler in list(getattr(self, "_XMLStream__handlers", ())):
+            if isinstance(handler, Waiter) and not handler._event.is_set():
+                handler._payload = None
+                handler._event.set()
 
 
 def _reason(e: Any) -> str:
