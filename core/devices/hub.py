@@ -67,8 +67,7 @@ def _owed(records: list[PairedDevice]) -> dict[str, bool]:
         for repo in r.repos:
             top = Path(repo.path)
             with contextlib.suppress(CoreError, OSError):
-                urls = paired._remote_urls(top)
-                name = next((n for n, u in urls.items() if u == paired.remote_url(r.device_id)), None)
+                name = paired.remote_of(top, r.device_id)
                 owed_any = owed_any or (name is not None and paired.owed(top, name))
         result[r.device_id] = owed_any
     return result

@@ -199,6 +199,12 @@ def _remote_urls(top: Path) -> dict[str, str]:
     return found
 
 
+def remote_of(top: Path, device_id: str) -> str | None:
+    """The name of ``device_id``'s remote in ``top``, if it has one."""
+    url = remote_url(device_id)
+    return next((n for n, u in _remote_urls(top).items() if u == url), None)
+
+
 def remote_name_for(name: str, taken: Iterable[str]) -> str:
     """A legal remote name from a device name, with a number if it is taken."""
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "device"

@@ -137,7 +137,9 @@ class _Client(slixmpp.ClientXMPP):
     """One connection attempt and its session; never reconnects by itself."""
 
     def __init__(self, cfg: XmppConfig, resource: str, hello: Hello | None,
-                 allowed: Callable[[str], bool] = lambda _jid: False) -> None:  # fmt: skip
+                 allowed: Callable[[str], bool] = lambda _jid: False,
+                 keepalive: tuple[float, float] = (KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT),
+                 ) -> None:  # fmt: skip
         super().__init__(f"{cfg.jid}/{resource}", cfg.password)
         self.allowed = allowed  # who may learn which device we are (own account, contacts)
         self.enable_direct_tls = False  # STARTTLS on 5222 (or the given port)
@@ -148,8 +150,8 @@ class _Client(slixmpp.ClientXMPP):
         self.outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.register_plugin("xep_0030")
-        self.register_plugin("xep_0199", {"keepalive": True, "interval": KEEPALIVE_INTERVAL,
-                                          "timeout": KEEPALIVE_TIMEOUT})
+        self.register_plugin("xep_0199", {"keepalive": True, "interval": keepalive[0],
+                                          "timeout": keepalive[1]})  # fmt: skip
         self.register_plugin("xep_0198", {"allow_resume": False})
         self.plugin["xep_0030"].add_feature(FEATURE)
         self.auto_authorize = None  # subscriptions: only those we approve
@@ -235,7 +237,6 @@ class _Client(slixmpp.ClientXMPP):
             await asyncio.wait([task], timeout=CLOSE_TIMEOUT)  # our own cancel still propagates
         await asyncio.sleep(0)  # let slixmpp's fire-and-forget handlers finish
 
-
     def _release_waiters(self) -> None:
         """End slixmpp's stanza waiters of this stream (e.g. XEP-0198's wait for
         ``<enabled/>`` when the cut came mid-negotiation): otherwise their unowned
@@ -263,14 +264,16 @@ def _address(cfg: XmppConfig) -> tuple[str | None, int | None]:
 
 
 async def _open(cfg: XmppConfig, resource: str, hello: Hello | None,
-                allowed: Callable[[str], bool] = lambda _jid: False) -> _Client:  # fmt: skip
+                allowed: Callable[[str], bool] = lambda _jid: False,
+                keepalive: tuple[float, float] = (KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT),
+                ) -> _Client:  # fmt: skip
     """Connect and log in; the caller must ``shutdown`` the client.
 
     Raises:
         XmppError: refused, untrusted, unreachable, or no answer in time.
     """
     cfg.check()
-    client = _Client(cfg, resource, hello, allowed)
+    client = _Client(cfg, resource, hello, allowed, keepalive)
     host, port = _address(cfg)
     try:
         client.connect(host, port)
@@ -311,8 +314,11 @@ class XmppLink:
     def __init__(self, config: Callable[[], Awaitable[XmppConfig | None]], *, hello: Hello,
                  contacts: Callable[[], set[str]], on_change: Callable[[], None],
                  backoff: Backoff | None = None, clock: Callable[[], float] = time.time,
-                 paused: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
+                 paused: Callable[[], bool] = lambda: False,
+                 keepalive: tuple[float, float] = (KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT),
+                 ) -> None:  # fmt: skip
         self.config = config
+        self.keepalive = keepalive  # XEP-0199 ping interval and timeout (C.6: 60 s, 30 s)
         self.hello = hello
         self.contacts = contacts
         self.on_change = on_change
@@ -327,6 +333,7 @@ class XmppLink:
         self._wake = asyncio.Event()
         self._restart = asyncio.Event()
         self._client: _Client | None = None
+        self._refused = False  # the last session was refused (password, certificate)
 
     def _set(self, state: State, error: str | None = None) -> None:
         if (state, error) != (self.state, self.error):
@@ -361,8 +368,7 @@ class XmppLink:
                       self.error)  # fmt: skip
             started = self.clock()
             try:
-                await self._session(cfg)
-                error: str | None = None
+                error: str | None = await self._session(cfg)
             except XmppError as e:
                 error = str(e)
             finally:
@@ -382,15 +388,14 @@ class XmppLink:
                 await self._wake.wait()
         self._wake.clear()
 
-    _refused = False
-
-    async def _session(self, cfg: XmppConfig) -> None:
+    async def _session(self, cfg: XmppConfig) -> str | None:
+        """One session; returns why it ended (None: we ended it)."""
         self._refused = False
         self._restart.clear()
         self.sessions += 1
         try:
             client = await _open(cfg, payloads.resource_name(self.hello.device_id), self.hello,
-                                 self._is_contact)  # fmt: skip
+                                 self._is_contact, self.keepalive)  # fmt: skip
         except (XmppAuthFailed, XmppTlsFailed):
             self._refused = True
             raise
@@ -410,6 +415,9 @@ class XmppLink:
                 await asyncio.wait([lost, restart], return_when=asyncio.FIRST_COMPLETED)
                 prober.cancel()
                 restart.cancel()
+            if lost.done():
+                return f"the connection to the server was lost ({lost.result()})"
+            return None
         finally:
             await client.shutdown()
             self.on_change()

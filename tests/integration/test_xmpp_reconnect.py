@@ -115,3 +115,22 @@ async def test_the_network_coming_back_reconnects_at_once(xmpp_server: Prosody) 
         slow.kick()
         await until(lambda: slow.state is State.ONLINE, 10)
         task.cancel()
+
+
+@pytest.mark.asyncio
+async def test_a_silent_hang_up_is_noticed_by_the_keepalive(xmpp_server: Prosody) -> None:
+    """B.21, B.46: no RST, no FIN, just silence -- the XEP-0199 ping notices and we reconnect."""
+    alice = xmpp_server.register("alice", "pw")
+    async with Relay(xmpp_server.port) as relay:
+        laptop = link(config(xmpp_server, alice, via=relay.address), "laptop",
+                      keepalive=(0.5, 1.0))  # fmt: skip
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(laptop.run())
+            await until(lambda: laptop.state is State.ONLINE, 10)
+            relay.stalled = True
+            await until(lambda: laptop.state is not State.ONLINE, 10)
+            assert "connection to the server was lost" in (laptop.error or ""), laptop.error
+            relay.stalled = False
+            relay.cut()  # the stalled sockets go; the new connection passes
+            await until(lambda: laptop.state is State.ONLINE and laptop.sessions >= 2, 10)
+            task.cancel()

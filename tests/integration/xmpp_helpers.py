@@ -22,13 +22,14 @@ def config(server: Prosody, jid: str, password: str = "pw", *, via: str | None =
 
 
 def link(cfg: XmppConfig, name: str, contacts: set[str] | None = None,
-         backoff: Backoff = FAST, paused: Callable[[], bool] = lambda: False) -> XmppLink:  # fmt: skip
+         backoff: Backoff = FAST, paused: Callable[[], bool] = lambda: False,
+         keepalive: tuple[float, float] = (60.0, 30.0)) -> XmppLink:  # fmt: skip
     async def current() -> XmppConfig:
         return cfg
 
     return XmppLink(current, hello=Hello(str(uuid.uuid4()), name),
                     contacts=lambda: set(contacts or ()), on_change=lambda: None,
-                    backoff=backoff, paused=paused)  # fmt: skip
+                    backoff=backoff, paused=paused, keepalive=keepalive)  # fmt: skip
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> float:
@@ -56,6 +57,7 @@ class Relay:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.stalled = False  # True: bytes are swallowed, sockets stay open (a silent hang-up)
         self._tg: asyncio.TaskGroup | None = None
 
     @property
@@ -94,17 +96,19 @@ class Relay:
         self._writers |= {w, uw}
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(_copy(r, uw))
-                tg.create_task(_copy(ur, w))
+                tg.create_task(_copy(r, uw, self))
+                tg.create_task(_copy(ur, w, self))
         finally:
             for x in (w, uw):
                 self._writers.discard(x)
                 x.transport.abort()
 
 
-async def _copy(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+async def _copy(r: asyncio.StreamReader, w: asyncio.StreamWriter, relay: Relay) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while data := await r.read(65536):
+            if relay.stalled:
+                continue
             w.write(data)
             await w.drain()
     w.transport.abort()
