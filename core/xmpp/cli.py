@@ -21,7 +21,7 @@ from typing import Any
 from core.errors import CoreError
 from core.instance import request
 from core.settings import load_settings, resolve_config_dir
-from core.status import DeviceStatus, Status, status_from_json
+from core.status import DeviceStatus, Status, XmppStatus, status_from_json
 
 LOGIN_TIMEOUT = 60.0  # the instance's answer includes a real login (20 s connect bound)
 BUDDIES_SETTLE = 3.0  # standalone: how long presence may take to arrive
@@ -115,20 +115,25 @@ def _line(d: DeviceStatus) -> str:
 async def _standalone(config_dir: Path) -> Status:
     """No instance runs: sign in briefly, collect presence, sign out."""
     from core.daemon.timings import Timings
-    from core.devices.hub import DeviceHub
+    from core.devices.hub import DeviceHub, device_statuses
+    from core.devices.paired import PairedStore
+    from core.xmpp import account
 
     settings = load_settings(config_dir)
+    if await asyncio.to_thread(account.load_config, settings) is None:
+        why = "no password in the keyring: sign in again" if settings.xmpp_account else None
+        return Status(xmpp=XmppStatus(settings.xmpp_account, "off", why),
+                      devices=device_statuses((), PairedStore(config_dir, "").records(), {}))
     hub = DeviceHub(config_dir, lambda: settings, timings=Timings(), on_change=lambda: None,
                     paused=lambda: False)  # fmt: skip
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(hub.run())
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 25  # the login itself is bounded by 20 s
         while time.monotonic() < deadline and hub.error is None:
-            state = hub.xmpp_status().state
-            if state in ("error", "off") or (hub.link is not None and state == "offline"):
-                break
-            if state == "online":
-                await asyncio.sleep(BUDDIES_SETTLE)
+            link = hub.link
+            if link is not None and link.sessions and link.state.value != "connecting":
+                if link.state.value == "online":
+                    await asyncio.sleep(BUDDIES_SETTLE)
                 break
             await asyncio.sleep(0.05)
         result = Status(xmpp=hub.xmpp_status(), devices=hub.statuses())
