@@ -42,6 +42,8 @@ def daemon(cfg: Path, repo: Path, env: dict[str, str]) -> Iterator[subprocess.Po
 
 
 def _committed(repo: Path) -> set[str]:
+    if not repo.is_dir():
+        return set()
     p = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD"], cwd=repo,
                        capture_output=True, text=True, timeout=30)
     return set(p.stdout.splitlines()) if p.returncode == 0 else set()
@@ -66,6 +68,9 @@ def test_daemon_killed_twenty_times_resumes_alone(tmp_path: Path) -> None:
                 (repo / name).write_text(f"{name}\n" * 50)
             names |= batch
         with daemon(cfg, repo, env) as proc:
+            if not repo.exists():  # a slow start (a loaded machine) must not skip the kills
+                wait_for(lambda: proc.poll() is not None or (repo / ".git").exists(),
+                         "the daemon creating its repository", timeout=30)
             time.sleep(rng.uniform(0.2, 1.2))  # startup, scan, commit, push: anywhere
             proc.send_signal(signal.SIGKILL)
     with daemon(cfg, repo, env) as proc:
