@@ -53,7 +53,12 @@ import re
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from noise.connection import Keypair, NoiseConnection
 
 from core.errors import LocalProtocolError, RemoteProtocolError, SessionRefused
@@ -399,7 +404,7 @@ class SessionMachine:
             reason = Refusal.PROOF_FAILED
         raise self._refused(reason, by_peer=True, tell=False)
 
-    def _on_hello(self, body: bytes) -> Event:
+    def _on_hello(self, body: bytes) -> Event | _NeedData:
         parts = body.split(b"\0")
         if len(parts) != 3 or parts[0] != VERSION:
             raise self._refused(Refusal.UNSUPPORTED, by_peer=False)
