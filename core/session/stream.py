@@ -247,7 +247,6 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     if lookup is None:
         machine.start()
     while True:
-        await _flush(machine, writer, WRITE_TIMEOUT, name)
         ev = machine.next_event()
         if isinstance(ev, Established):
             await _flush(machine, writer, WRITE_TIMEOUT, name)
@@ -260,6 +259,7 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                 raise machine.refuse(why)
             machine.accept(creds)
         elif ev is NEED_DATA:
+            await _flush(machine, writer, WRITE_TIMEOUT, name)  # what the step queued
             machine.receive_data(await _read(reader, None, name))
         else:
             raise LocalProtocolError(f"unexpected {ev!r} during the handshake")
