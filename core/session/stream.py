@@ -23,7 +23,8 @@ over them unchanged.
   ``drain`` drains the inner writer (bounded by ``write_timeout``).
 - A refused handshake raises ``SessionRefused`` after a best-effort REFUSE
   frame; it is logged on ``annexsync.security``, and the error carries the
-  device and reason for the status.  Any failure closes the inner stream
+  device and reason; ``on_refused`` receives the same as a frozen
+  ``RefusedSession`` for the status.  Any failure closes the inner stream
   (in ``finally``).
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +61,29 @@ WRITE_TIMEOUT = 120.0
 CLOSE_TIMEOUT = 5.0
 
 Lookup = Callable[[str], PeerCredentials | None]
+
+
+@dataclass(frozen=True)
+class RefusedSession:
+    """A refused handshake as the status shows it; no secret in it."""
+
+    peer_device_id: str
+    reason: str
+    by_peer: bool
+    at: float  # wall-clock seconds
+
+    @classmethod
+    def from_error(cls, e: SessionRefused) -> RefusedSession:
+        return cls(e.peer_device_id, e.reason, e.by_peer, time.time())
+
+    @property
+    def text(self) -> str:
+        if self.by_peer:
+            return f"{self.peer_device_id} no longer trusts this device: {self.reason}"
+        return f"refused a session from {self.peer_device_id}: {self.reason}"
+
+
+Report = Callable[[RefusedSession], None]
 
 
 class SessionTimeout(RemoteUnavailable, TimeoutError):
@@ -210,7 +235,12 @@ async def _open(
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
     idle_timeout: float = IDLE_TIMEOUT,
     write_timeout: float = WRITE_TIMEOUT,
+    on_refused: Report | None = None,
 ) -> SecureStream:
+    """Handshake within ``handshake_timeout``; options: ``name`` (for logs),
+    ``idle_timeout`` (longest wait for the peer's next frame afterwards),
+    ``write_timeout``, ``on_refused`` (gets a ``RefusedSession`` for the
+    status before ``SessionRefused`` is raised)."""
     ok = False
     try:
         async with asyncio.timeout(handshake_timeout):
@@ -228,6 +258,8 @@ async def _open(
     except SessionRefused as e:
         security.warning("session %s %s: %s", "refused by" if e.by_peer else "refused for",
                          e.peer_device_id, e.reason)
+        if on_refused is not None:
+            on_refused(RefusedSession.from_error(e))
         with contextlib.suppress(Exception):
             await _flush(machine, writer, CLOSE_TIMEOUT, name)  # the REFUSE frame
         raise
@@ -298,6 +330,7 @@ async def _drain(writer: asyncio.StreamWriter, timeout: float, name: str) -> Non
 
 
 __all__ = [
-    "HANDSHAKE_TIMEOUT", "IDLE_TIMEOUT", "Lookup", "SecureReader", "SecureStream",
+    "HANDSHAKE_TIMEOUT", "IDLE_TIMEOUT", "Lookup", "RefusedSession", "Report", "SecureReader",
+    "SecureStream",
     "SecureWriter", "SessionTimeout", "accept_session", "connect_session",
 ]  # fmt: skip
