@@ -31,6 +31,7 @@ from dulwich.index import Index, IndexEntry, index_entry_from_stat
 from dulwich.objects import Blob
 
 from core.errors import RepoError
+from core.ops.addrules import AddRules, PathRule
 from core.progress import NullProgress, Progress
 from core.repo.key import Key, hasher_for_backend, key_for_digest
 from core.repo.pointer import format_pointer, link_target, parse_link_target, parse_pointer
@@ -74,7 +75,7 @@ class Adder:
         self.ignore = IgnoreFilterManager.from_repo(repo.git)
         cfg = repo.config
         state_config = repo.state.config()
-        self.largefiles = cfg.largefiles or state_config.get("annex.largefiles")
+        self.rules = AddRules.of(repo, state_config)
         unlocked = state_config.get("annex.addunlocked", "false")
         self.unlocked = cfg.add_unlocked or unlocked.strip().lower() == "true"
 
@@ -124,12 +125,13 @@ class Adder:
         fresh = index_entry_from_stat(st, entry.sha, entry.mode)
         return (fresh.mtime, fresh.size, fresh.ino) != (entry.mtime, entry.size, entry.ino)
 
-    def is_large(self, rel: str, size: int) -> bool:
+    def is_large(self, rel: str, size: int, rule: PathRule) -> bool:
+        """Dotfiles go to git unless annex.dotfiles (3.6); else annex.largefiles (11)."""
         if not self.repo.config.dotfiles and any(p.startswith(".") for p in rel.split("/")):
             return False
-        if self.largefiles is None:
+        if rule.largefiles is None:
             return True
-        return is_large(self.largefiles, rel, size)
+        return is_large(rule.largefiles, rel, size)
 
     # --- adding ---------------------------------------------------------------
 
@@ -137,7 +139,11 @@ class Adder:
         files = list(self.candidates(paths))
         sizes = {rel: (self.top / rel).lstat().st_size for rel in files}
         self.progress.start("add", len(files), sum(sizes.values()))
-        large = [r for r in files if not (self.top / r).is_symlink() and self.is_large(r, sizes[r])]
+        rules = self.rules.for_paths(files)
+        large = [
+            r for r in files
+            if not (self.top / r).is_symlink() and self.is_large(r, sizes[r], rules[r])
+        ]
         large_set = set(large)
         cfg = self.repo.config
         results: list[Added] = []
@@ -145,7 +151,8 @@ class Adder:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             keys = pool.map(
                 lambda rel: hash_file(
-                    self.top / rel, cfg.backend, rel, cfg.max_extension_length, cfg.max_extensions
+                    self.top / rel, rules[rel].backend, rel,
+                    cfg.max_extension_length, cfg.max_extensions,
                 ),
                 large,
             )
@@ -197,13 +204,13 @@ class Adder:
     def _stage(self, rel: str, data: bytes, st: os.stat_result, mode: int) -> None:
         blob = Blob.from_string(data)
         self.repo.git.object_store.add_object(blob)
-        self.index[rel.encode()] = index_entry_from_stat(st, blob.id, mode)
+        self.index[os.fsencode(rel)] = index_entry_from_stat(st, blob.id, mode)
 
 
 def _index_get(index: Index, rel: str) -> IndexEntry | None:
     """The index entry at ``rel``; None when absent or in conflict."""
     try:
-        entry = index[rel.encode()]
+        entry = index[os.fsencode(rel)]
     except KeyError:
         return None
     return entry if isinstance(entry, IndexEntry) else None
