@@ -43,6 +43,7 @@ from core.p2p.messages import (
     Message,
     Service,
     Shape,
+    Version,
     decode_text,
     encode_text,
 )
@@ -73,6 +74,23 @@ def _parse_number(raw: bytes) -> int:
     if len(digits) > _MAX_DIGITS or int(digits) > MAX_NUMBER:
         raise _Unparsable("number too large")
     return int(digits)
+
+
+def _parse_version(raw: bytes) -> int:
+    """VERSION's number; one larger than we can hold is a future version.
+
+    git-annex-shell answers ``VERSION 99999999999999999999999`` with its own
+    highest version, so a huge offer saturates (the machine then agrees on
+    ``MAX_VERSION``).  ``VERSION -1`` and ``VERSION 1 2`` stay refused
+    (``ERROR unknown command``): git-annex echoes ``VERSION -1`` back and
+    drops the ``2``, neither of which is a version (checked, 10.20261026).
+    """
+    try:
+        return _parse_number(raw)
+    except _Unparsable:
+        if _DIGITS.fullmatch(raw) is None:
+            raise
+        return MAX_NUMBER
 
 
 def escape_file(path: bytes) -> bytes:
@@ -187,7 +205,10 @@ def parse_message(line: bytes) -> Message:
             if args:
                 raise _Unparsable("arguments after a message that takes none")
             return cls()
-        if cls.SHAPE == (Shape.WORDS,):
+        values: list[object]
+        if cls is Version:
+            values = [_parse_version(args)]
+        elif cls.SHAPE == (Shape.WORDS,):
             values = [_parse_field(Shape.WORDS, args)]
         else:
             raws = _split(args, len(cls.SHAPE))
