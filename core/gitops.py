@@ -335,7 +335,8 @@ def _new_commit(git: Repo, tree: ObjectID, parents: list[ObjectID], message: str
     c.author_time = c.commit_time = now
     c.author_timezone = c.commit_timezone = offset
     c.encoding = b"UTF-8"
-    c.message = message.encode() + (b"" if message.endswith("\n") else b"\n")
+    # a message naming a path keeps the path's bytes, as ``git commit -m`` would
+    c.message = os.fsencode(message) + (b"" if message.endswith("\n") else b"\n")
     return c
 
 

@@ -487,18 +487,18 @@ def keep_variant(path: str, original: str, keep: str, variants: Sequence[str]) -
         if dest.exists() or dest.is_symlink():
             raise CoreError(f"{original} exists again; move it away before choosing a variant")
         index = repo.git.open_index()
-        entry = index[keep.encode()]
+        entry = index[os.fsencode(keep)]
         if not isinstance(entry, IndexEntry):
             raise CoreError(f"{keep} is itself in conflict; resolve it with git first")
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(top / keep, dest)
-        index[original.encode()] = index_entry_from_stat(dest.lstat(), entry.sha, entry.mode)
+        index[os.fsencode(original)] = index_entry_from_stat(dest.lstat(), entry.sha, entry.mode)
         for v in variants:
-            del index[v.encode()]
+            del index[os.fsencode(v)]
             if v != keep:
                 (top / v).unlink(missing_ok=True)
         index.write()
-        gitops.settle_index(repo.git.open_index(), top, [original.encode()])
+        gitops.settle_index(repo.git.open_index(), top, [os.fsencode(original)])
         commit = syncops.commit_worktree(repo, f"resolved conflict on {original}")
         repo.branch.commit()
         return commit

@@ -205,7 +205,7 @@ def _refresh(repo: AnnexRepo, stage: bool) -> None:
     gitops.settle_index(index, repo.path, touched)
     if readd:
         Adder(repo).add([str(repo.path / rel) for rel in readd])
-        gitops.settle_index(repo.git.open_index(), repo.path, [r.encode() for r in readd])
+        gitops.settle_index(repo.git.open_index(), repo.path, [os.fsencode(r) for r in readd])
 
 
 def _index_mtime(index: Index) -> int:
