@@ -103,9 +103,9 @@ def files_by_key(repo: AnnexRepo) -> dict[Key, list[AnnexedFile]]:
 
 
 def _restage_stat(index: Index, rel: str, path: Path) -> None:
-    entry = index[rel.encode()]
+    entry = index[os.fsencode(rel)]
     if isinstance(entry, IndexEntry):
-        index[rel.encode()] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
+        index[os.fsencode(rel)] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
 
 
 def _temp_beside(dest: Path) -> Path:

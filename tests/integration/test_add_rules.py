@@ -127,3 +127,20 @@ def test_git_add_annexes_a_latin1_name(tmp_path: Path) -> None:
     assert pointer.startswith(b"/annex/objects/SHA256E-s29--")
     git(ours, "commit", "-q", "-m", "latin-1")
     annex(ours, "fsck", "-q")
+
+
+def test_unlocked_latin1_name_is_filled_by_get(tmp_path: Path) -> None:
+    """get fills an unlocked file whose name is not UTF-8 and restages it clean."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    AnnexRepo.init(a, "a")
+    git(a, "config", "annex.addunlocked", "true")
+    (a / LATIN1).write_bytes(b"unlocked, latin-1\n")
+    run_bytes(["annexsync", "add", "."], a)
+    run_bytes(["annexsync", "sync", "-m", "one"], a)
+    git(tmp_path, "clone", "-q", str(a), str(b))
+    AnnexRepo.init(b, "b")
+    run_bytes(["annexsync", "sync"], b)
+    run_bytes(["annexsync", "get", LATIN1], b)
+    assert (b / LATIN1).read_bytes() == b"unlocked, latin-1\n"
+    assert run_bytes(["git", "status", "--porcelain"], b) == b""
+    annex(b, "fsck", "-q")
