@@ -20,9 +20,15 @@ to be text are decoded (UTF-8 with surrogate escapes, so any byte survives).
 
 Numbers are strict: ASCII digits only (leading zeros are accepted because
 git-annex accepts them), no sign, space or underscore, at most
-``MAX_NUMBER``.  Every failure is a ``RemoteProtocolError`` whose hint is
-``unknown command``, the reply git-annex gives to an unparsable line (spec
-section 8).
+``MAX_NUMBER`` (VERSION alone saturates: a huge offer is a future version).
+Every failure is a ``RemoteProtocolError`` whose hint is ``unknown command``,
+the reply git-annex gives to an unparsable line (spec section 8).
+
+Where git-annex 10.20261026 is not sane we stay strict (checked against
+git-annex-shell, tests/integration/test_p2p_stdio_edges.py): ``GET -3 ...``
+makes git-annex send a wrong DATA length and die, ``VERSION -1`` is echoed
+back, ``VERSION 1 2`` loses its ``2``, and ``SHA256E-s012--...`` is taken as a
+key; each is ``ERROR unknown command`` here.
 
 ``ReceiveBuffer`` implements spec 2.1/2.3 framing: "next line if complete"
 and "at most N bytes" from the same buffer, with a cap on an incomplete line
