@@ -33,7 +33,7 @@ for _name in ("git-annex", "git-annex-shell"):
                      f'exec "{BIN}/{_name}" "$@"\n')
     _shim.chmod(0o755)
 _RUNS_KEY = pytest.StashKey[Path]()
-_WIDE_ANNEX_FIXTURES: set[str] = set()  # module/session fixtures that ran git-annex
+_WIDE_ANNEX_FIXTURES: set[int] = set()  # module/session fixture definitions that ran git-annex
 
 
 def _runs(path: Path | None) -> int:
@@ -57,7 +57,7 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.
     before = _runs(runs)
     yield
     if fixturedef.scope != "function" and _runs(runs) > before:
-        _WIDE_ANNEX_FIXTURES.add(fixturedef.argname)
+        _WIDE_ANNEX_FIXTURES.add(id(fixturedef))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -66,8 +66,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if call.when != "call" or not report.passed:
         return
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
     ran = _runs(item.stash.get(_RUNS_KEY, None)) > 0 or any(
-        name in _WIDE_ANNEX_FIXTURES for name in getattr(item, "fixturenames", ()))
+        id(d) in _WIDE_ANNEX_FIXTURES for ds in defs.values() for d in ds)
     marked = item.get_closest_marker("interop") is not None
     if ran != marked:
         report.outcome = "failed"

@@ -24,9 +24,6 @@ from core.ops.sync import SyncResult, list_remotes, receive, sync
 from core.repo.repository import AnnexRepo
 from tests.conftest import annex, git
 
-pytestmark = pytest.mark.interop
-
-
 # --- helpers ------------------------------------------------------------------
 
 
@@ -121,6 +118,7 @@ def test_remote_listing_honours_cost_and_flags(tmp_path: Path) -> None:
 # --- 12.8: against a bare repository ------------------------------------------
 
 
+@pytest.mark.interop
 def test_sync_with_bare_then_git_annex_sees_everything(tmp_path: Path, bare: Path) -> None:
     repo = ours_clone(bare, tmp_path / "ours", "ours")
     write(repo.path, "locked.dat", "locked content\n")
@@ -159,6 +157,7 @@ def test_sync_with_bare_then_git_annex_sees_everything(tmp_path: Path, bare: Pat
 # --- 12.8: against a non-bare peer, both directions ---------------------------
 
 
+@pytest.mark.interop
 def test_sync_with_non_bare_peer_both_ways(tmp_path: Path) -> None:
     peer = tmp_path / "peer"
     peer.mkdir()
@@ -203,6 +202,7 @@ def test_sync_with_non_bare_peer_both_ways(tmp_path: Path) -> None:
 # --- convergence: annexsync and git-annex changing at the same time -----------
 
 
+@pytest.mark.interop
 def test_concurrent_changes_converge(tmp_path: Path, bare: Path) -> None:
     seed = theirs_clone(bare, tmp_path / "seed", "seed")
     write(seed, "shared.dat", "shared\n")
@@ -269,6 +269,7 @@ def _conflict_setup(tmp_path: Path, bare: Path) -> tuple[AnnexRepo, Path]:
     return repo, peer
 
 
+@pytest.mark.interop
 def test_annexed_conflict_resolves_like_git_annex(tmp_path: Path, bare: Path) -> None:
     repo, peer = _conflict_setup(tmp_path, bare)
     # both edit doc.txt: git-annex locked, we unlocked; both make same.txt identical
@@ -313,6 +314,7 @@ def test_annexed_conflict_resolves_like_git_annex(tmp_path: Path, bare: Path) ->
     assert not gitops.merge_in_progress(repo.gitdir)
 
 
+@pytest.mark.interop
 def test_plain_git_conflict_stays_unresolved(tmp_path: Path, bare: Path) -> None:
     seed = theirs_clone(bare, tmp_path / "seed", "seed")
     write(seed, "small.txt", "base\n")
