@@ -48,7 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core import gitops
+from core import gitlock, gitops
 from core.daemon import jobs
 from core.daemon.alerts import AlertBook
 from core.daemon.jobs import TransferMeter
@@ -190,6 +190,9 @@ class Core:
         """
         lock = InstanceLock(self.config_dir)
         handler = setup_logging(self.config_dir)
+        # The daemon recovers git locks left by dead processes (core.gitlock).
+        stale = gitlock.LockPolicy(stale_after=self.timings.stale_lock)
+        gitlock.set_policy(gitlock.policy_from_env(stale))
         self._stop.clear()
         self._done.clear()
         try:
@@ -359,7 +362,7 @@ class Core:
             path = (cwd / a).absolute()
             if str(path) in self._workers:
                 continue
-            await self.add_repository(str(path), create=not (path / ".git").exists())
+            await self.add_repository(str(path), create=jobs.needs_creation(str(path)))
         if self.on_handover is not None:
             self.on_handover(rest)
 

@@ -138,6 +138,25 @@ class ExpressionError(RepoError):
         self.why = why
 
 
+class GitLockHeld(RepoError):
+    """A git lock file (``index.lock``, ``refs/heads/X.lock`` ...) stayed held.
+
+    The text says what to do, for a person: another git process may still be
+    at work; if none is, the file is left over from a crash and may go.
+    """
+
+    def __init__(self, lock: str, waited: float, removed_after: float | None = None) -> None:
+        where = lock.split("/.git/")[0] if "/.git/" in lock else str(lock).rsplit("/", 1)[0]
+        text = (f"{lock} stayed locked for {waited:.1f} s: another git process seems to be "
+                f"running in {where}; if none is, remove {lock} and try again")
+        if removed_after is not None:
+            text += (f" (annexsync removes it by itself once no process has had it open "
+                     f"for {removed_after:.0f} s)")
+        super().__init__(text)
+        self.lock = lock
+        self.waited = waited
+
+
 class MergeConflict(RepoError):
     def __init__(self, paths: list[str]) -> None:
         super().__init__("merge conflict not resolved in: " + ", ".join(paths))

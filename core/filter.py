@@ -444,8 +444,8 @@ class AnnexFilter:
         if not self._recorded:
             return
         try:
-            self.repo.branch.commit("update")
-            self._recorded = False
+            if self.repo.branch.commit_or_keep("update"):
+                self._recorded = False
         except Exception:  # noqa: BLE001 - the journal keeps the change for later
             logger.warning("could not commit the git-annex branch; the journal keeps it",
                            exc_info=True)

@@ -45,11 +45,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.index import Index, IndexEntry
+from dulwich.index import IndexEntry
 from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from core import gitlock
 from core.errors import GitCommandError, MergeFailed
 from core.repo.identity import commit_identity, login_name
 
@@ -85,22 +86,35 @@ def run_git(
     """Run ``git <args>`` in ``cwd`` with hooks and the annex filter disabled.
 
     ``stdin`` is written to git's standard input, which is then closed.
+    A git that found one of its lock files held is run again once the lock
+    is free (``core.gitlock``).
 
     Raises:
         GitCommandError: non-zero exit (with ``check``) or timeout.
+        GitLockHeld: a lock file stayed held.
     """
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     cmd = ["git", *_safety_options(), *args]
-    logger.debug("running git %s in %s", " ".join(args), cwd)
-    try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, env=env, input=stdin, capture_output=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as e:
-        raise GitCommandError(list(args), None, _text(e.stderr or b"")) from e
+    waiter = gitlock.Waiter()
+    while True:
+        logger.debug("running git %s in %s", " ".join(args), cwd)
+        try:
+            proc = subprocess.run(
+                cmd, cwd=cwd, env=env, input=stdin, capture_output=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired as e:
+            raise GitCommandError(list(args), None, _text(e.stderr or b"")) from e
+        lock = gitlock.lock_in_git_message(_text(proc.stderr)) if proc.returncode else None
+        if lock is None or not _inside(lock, cwd):
+            break  # a remote's lock (relayed by push) is the remote's business
+        waiter.wait(lock)  # git takes its locks before it changes anything
     if check and proc.returncode != 0:
         raise GitCommandError(list(args), proc.returncode, _text(proc.stderr))
     return proc
+
+
+def _inside(path: Path, top: Path) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(top) + os.sep)
 
 
 def _text(data: bytes | str) -> str:
@@ -256,7 +270,7 @@ def fast_forward(top: Path, commit: bytes, ref: str | None = None) -> None:
 def make_commit(git: Repo, tree: bytes, parents: Sequence[bytes], message: str) -> bytes:
     """Store a commit object (no ref moves) and return its id."""
     commit = _new_commit(git, ObjectID(tree), [ObjectID(p) for p in parents], message)
-    git.object_store.add_object(commit)
+    gitlock.add_object(git, commit)
     return bytes(commit.id)
 
 
@@ -294,18 +308,23 @@ def commit_index(git: Repo, message: str, parents_extra: Sequence[bytes] = ()) -
     ``parents_extra`` are merge heads; a merge commit is made even when the
     tree did not change.
 
+    The index is read under ``index.lock`` and the lock is held until the
+    branch moved, as ``git commit`` does, so nobody stages meanwhile.
+
     Raises:
         GitCommandError: HEAD is detached, or its branch moved meanwhile.
+        GitLockHeld: ``index.lock`` or the branch's lock stayed held.
     """
-    index = git.open_index()
-    tree = index.commit(git.object_store)
-    head_ref, head = _head(git)
-    if head is not None and not parents_extra and _tree_of(git, head) == tree:
-        return None
-    parents = [ObjectID(p) for p in [head, *parents_extra] if p is not None]
-    commit = _new_commit(git, tree, parents, message)
-    git.object_store.add_object(commit)
-    if not git.refs.set_if_equals(head_ref, head, commit.id):
+    with gitlock.locked_index(git) as index:
+        tree = index.commit(git.object_store)
+        head_ref, head = _head(git)
+        if head is not None and not parents_extra and _tree_of(git, head) == tree:
+            return None
+        parents = [ObjectID(p) for p in [head, *parents_extra] if p is not None]
+        commit = _new_commit(git, tree, parents, message)
+        gitlock.add_object(git, commit)
+        moved = gitlock.retrying(lambda: git.refs.set_if_equals(head_ref, head, commit.id))
+    if not moved:
         raise GitCommandError(["commit"], 1, f"{head_ref.decode()} moved during commit")
     return bytes(commit.id)
 
@@ -343,7 +362,7 @@ def _new_commit(git: Repo, tree: ObjectID, parents: list[ObjectID], message: str
 # --- index hygiene ------------------------------------------------------------
 
 
-def settle_index(index: Index, top: Path, paths: Iterable[bytes]) -> None:
+def settle_index(index: gitlock.LockedIndex, top: Path, paths: Iterable[bytes]) -> None:
     """Write the index so that git trusts the stat of ``paths`` (module header).
 
     git treats an entry whose mtime is not older than the index file as
@@ -351,26 +370,34 @@ def settle_index(index: Index, top: Path, paths: Iterable[bytes]) -> None:
     content present (filter off) reads as modified.  So: wait until the clock
     has passed the newest such mtime, re-check each stat, and write again.
     An entry whose file changed meanwhile gets size 0, which git reads as
-    modified -- the truth.
+    modified -- the truth.  The wait (up to a second) happens after
+    ``index.lock`` is released, so git and git-annex are not kept out
+    meanwhile; the second write takes the lock again (``core.gitlock``).
     """
     paths = [p for p in paths if p in index and isinstance(index[p], IndexEntry)]
     index.write()
     if not paths:
         return
     newest = max(_mtime(e) for p in paths if isinstance(e := index[p], IndexEntry))
-    if newest < int(os.stat(index.path).st_mtime):
+    if newest < index.written_mtime():
         return
+    index.after_release(lambda: _resettle(index.git, top, paths, newest))
+
+
+def _resettle(git: Repo, top: Path, paths: Sequence[bytes], newest: int) -> None:
     time.sleep(max(0.0, newest + 1 - time.time()) + 0.01)
-    for p in paths:
-        entry = index[p]
-        assert isinstance(entry, IndexEntry)
-        try:
-            st = os.lstat(top / os.fsdecode(p))
-        except FileNotFoundError:
-            continue
-        if (int(st.st_mtime), st.st_size, st.st_ino) != (_mtime(entry), entry.size, entry.ino):
-            index[p] = dataclasses.replace(entry, size=0)
-    index.write()
+    with gitlock.locked_index(git) as index:
+        for p in paths:
+            entry = index[p] if p in index else None
+            if not isinstance(entry, IndexEntry):
+                continue
+            try:
+                st = os.lstat(top / os.fsdecode(p))
+            except FileNotFoundError:
+                continue
+            if (int(st.st_mtime), st.st_size, st.st_ino) != (_mtime(entry), entry.size, entry.ino):
+                index[p] = dataclasses.replace(entry, size=0)
+        index.write()
 
 
 def _mtime(entry: IndexEntry) -> int:

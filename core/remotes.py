@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlparse
 
 from dulwich.config import StackedConfig
 
-from core.errors import ContentMissing, DiskFull, RemoteRefused, RemoteUnavailable, RepoError
+from core.errors import ContentMissing, RemoteRefused, RemoteUnavailable, RepoError
 from core.repo.key import Key
 from core.repo.objects import CHUNK, Incoming
 from core.repo.repository import AnnexRepo, annex_uuid_at, config_value, parse_bool
@@ -307,17 +307,13 @@ class PathRemote:
                 self.repo.keep_received(key)  # under the transfer lock, as every receiver
         else:
             self.repo.keep_received(key)  # or the content goes again: we still have it
-        try:
-            self.repo.branch.commit()
-        except DiskFull as e:  # recorded in its journal; committed next time
-            logger.warning("%s: %s", self.info.name, e)
+        self.repo.branch.commit_or_keep()  # stored: a held lock or a full disk must not fail it
 
     def remove(self, key: Key) -> None:
         self.repo.require_writable()
-        if not self.repo.objects.remove(key):
+        if not self.repo.remove_content(key):
             raise ContentMissing(str(key), self.info.name)
-        self.repo.state.set_location(key, self.repo.uuid, False)
-        self.repo.branch.commit()
+        self.repo.branch.commit_or_keep()
 
     def close(self) -> None:
         self.repo.close()

@@ -14,7 +14,8 @@ by ``annexsync status --json``.
 ``Health`` is *derived* (``Status.health``), never stored.  The rules, first
 match wins:
 
-1. ERROR      a repository reports an error (cannot open, refused to write ...)
+1. ERROR      a repository reports an error (cannot open, refused to write ...,
+              or a job that failed and is being retried, e.g. a held git lock)
               or a merge that failed (``RepoStatus.problem``);
 2. ATTENTION  a conflict waits for the user;
 3. PAUSED     ``paused_until`` lies in the future (``math.inf``: indefinitely);

@@ -68,6 +68,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 async def _run_daemon(config_dir: Path, repos: list[str]) -> int:
     from core.api import Core
+    from core.daemon import jobs
 
     core = Core(config_dir)
     loop = asyncio.get_running_loop()
@@ -82,7 +83,7 @@ async def _run_daemon(config_dir: Path, repos: list[str]) -> int:
             if r in core.settings.repositories:
                 continue
             try:
-                await core.add_repository(r, create=not (Path(r) / ".git").exists())
+                await core.add_repository(r, create=jobs.needs_creation(r))
             except CoreError as e:
                 print(f"annexsync: {e}", file=sys.stderr)
         print(f"annexsync: daemon running for {config_dir}", flush=True)

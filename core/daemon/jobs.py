@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dulwich.config import ConfigFile
 from dulwich.index import IndexEntry, index_entry_from_stat
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Commit, ObjectID
 
-from core import gitops
+from core import gitlock, gitops
 from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed, RemoteUnavailable
 from core.ops import sync as syncops
 from core.ops.add import Adder
@@ -47,7 +48,7 @@ from core.ops.query import wanted
 from core.ops.transfer import _wanted, copy_key_to, get_key
 from core.remotes import RemoteInfo, RemoteKind, list_remotes, local_path, open_remote
 from core.repo.key import Key
-from core.repo.repository import AnnexRepo
+from core.repo.repository import AnnexRepo, init_git
 
 logger = logging.getLogger(__name__)
 
@@ -77,18 +78,51 @@ def _open(path: str) -> AnnexRepo:
     return AnnexRepo.open(path, auto_init=True)
 
 
+CREATING = "annexsync-creating"  # in the git dir while the daemon creates a repository
+
+
+def needs_creation(path: str) -> bool:
+    """No repository yet, or one whose creation was cut short (a crash)."""
+    git = Path(path) / ".git"
+    return not git.exists() or _half_made(git)
+
+
+def _half_made(git: Path) -> bool:
+    """Our marker, or what a crash right after ``git init`` leaves: no annex.uuid,
+    no commit, nothing staged (treated as new, as an empty folder would be)."""
+    if (git / CREATING).exists():
+        return True
+    try:
+        uuid = ConfigFile.from_path(str(git / "config")).get((b"annex",), b"uuid")
+    except KeyError:
+        uuid = b""
+    except OSError:
+        return False
+    heads = git / "refs" / "heads"
+    committed = (git / "packed-refs").exists() or (heads.is_dir() and any(heads.iterdir()))
+    return not uuid and not committed and not (git / "index").exists()
+
+
 def prepare(path: str, create: bool, description: str | None, largefiles: str | None) -> None:
     """Open (or with ``create``, create) a repository for the daemon.
 
     A repository the daemon creates gets ``annex.addunlocked=true`` so the
-    folder holds ordinary editable files, and the default largefiles.
+    folder holds ordinary editable files, and the default largefiles.  A
+    marker in the git dir (``CREATING``) lives from the first write to the
+    last, so a daemon killed meanwhile finishes the creation when started
+    again (``needs_creation``) instead of finding a half-made repository.
 
     Raises:
         NotARepository: not a git-annex repository and ``create`` is False.
     """
     if create:
         p = Path(path)
-        fresh = not (p / ".git").exists()
+        marker = p / ".git" / CREATING
+        if not (p / ".git").exists():
+            p.mkdir(parents=True, exist_ok=True)
+            init_git(p).close()
+            marker.touch()
+        fresh = _half_made(p / ".git")
         repo = AnnexRepo.init(p, description)
         try:
             if fresh:
@@ -97,6 +131,7 @@ def prepare(path: str, create: bool, description: str | None, largefiles: str | 
                 if largefiles:
                     cfg.set(b"annex", b"largefiles", largefiles.encode())
                 cfg.write_to_path()
+                marker.unlink(missing_ok=True)
         finally:
             repo.close()
         return
@@ -114,6 +149,19 @@ def facts(path: str) -> RepoFacts:
         remotes = tuple(r for r in syncops.list_remotes(repo))
         notes = {w.uuid: w.fallback_text() for w in wanted(repo) if w.fallback}
         return RepoFacts(str(repo.path), repo.uuid, desc, remotes, repo.current_branch(), notes)
+
+
+def sweep_locks(path: str) -> list[str]:
+    """Recover the repository's stale git locks (``core.gitlock.sweep``); those left.
+
+    What the journal kept while a branch lock was held is committed here too,
+    so it does not wait for the next change.
+    """
+    with _open(path) as repo:
+        left = [str(p) for p in gitlock.sweep(repo.gitdir)]
+        if repo.branch.journal_files() and repo.unsupported_reason() is None:
+            repo.branch.commit_or_keep()
+        return left
 
 
 def remote_reachable(repo_path: str, info: RemoteInfo) -> bool | None:
@@ -437,7 +485,7 @@ def run_transfer(path: str, direction: str, key: Key, remote: str, meter: Transf
                 close = getattr(r, "close", None)
                 if callable(close):
                     close()
-        repo.branch.commit()
+        repo.branch.commit_or_keep()  # the content moved: the journal keeps the log line
         return note
 
 
@@ -527,19 +575,19 @@ def keep_variant(path: str, original: str, keep: str, variants: Sequence[str]) -
         dest = top / original
         if dest.exists() or dest.is_symlink():
             raise CoreError(f"{original} exists again; move it away before choosing a variant")
-        index = repo.git.open_index()
-        entry = index[os.fsencode(keep)]
-        if not isinstance(entry, IndexEntry):
-            raise CoreError(f"{keep} is itself in conflict; resolve it with git first")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(top / keep, dest)
-        index[os.fsencode(original)] = index_entry_from_stat(dest.lstat(), entry.sha, entry.mode)
-        for v in variants:
-            del index[os.fsencode(v)]
-            if v != keep:
-                (top / v).unlink(missing_ok=True)
-        index.write()
-        gitops.settle_index(repo.git.open_index(), top, [os.fsencode(original)])
+        with gitlock.locked_index(repo.git) as index:
+            entry = index[os.fsencode(keep)]
+            if not isinstance(entry, IndexEntry):
+                raise CoreError(f"{keep} is itself in conflict; resolve it with git first")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(top / keep, dest)
+            index[os.fsencode(original)] = index_entry_from_stat(
+                dest.lstat(), entry.sha, entry.mode)
+            for v in variants:
+                del index[os.fsencode(v)]
+                if v != keep:
+                    (top / v).unlink(missing_ok=True)
+            gitops.settle_index(index, top, [os.fsencode(original)])
         commit = syncops.commit_worktree(repo, f"resolved conflict on {original}")
         repo.branch.commit()
         return commit

@@ -38,6 +38,18 @@ retried: a push refused twice falls back to single-writer refs, a failed one
 is retried after ``push_retry``; an unreachable remote is re-probed by the
 NetWatch and reconnected when it answers.
 
+Stale git locks: ``step`` sweeps the repository's git lock files every
+``idle_tick`` (``core.gitlock.sweep``); a lock a job runs into is recovered
+there already, once it has been stale for ``Timings.stale_lock``.
+
+Failures: a job that fails (commit, merge, push, a scan, anything ``step``
+raises, say ``GitLockHeld`` while another process holds ``index.lock``) never
+ends the worker.  It is recorded in ``failures`` (shown as the repository's
+error in status, in words, so health is never "synced" meanwhile) and retried
+after a back-off (``Timings.job_retry_base`` doubling to ``job_retry_max``):
+commits by re-queueing their paths, everything else by marking a receive,
+a full scan and the owed pushes due again.  The first success clears it.
+
 Pause: watchers keep recording (the uncommitted count shows), nothing else
 runs.
 """
@@ -53,13 +65,14 @@ from typing import Protocol
 
 from watchfiles import Change, awatch
 
+from core import gitlock
 from core.daemon import jobs
 from core.daemon.batching import Batcher
 from core.daemon.jobs import TransferMeter
 from core.daemon.threads import run_blocking, run_blocking_cancellable
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import NotNeeded, Transfer, TransferQueue, Unreachable
-from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed, TransferBusy
+from core.errors import CoreError, MergeConflict, MergeFailed, TransferBusy
 from core.remotes import RemoteInfo, RemoteKind
 from core.repo.key import Key
 from core.status import Conflict, RemoteStatus, RepoStatus
@@ -136,6 +149,10 @@ class RepoWorker:
         self.annex_tip: bytes | None = None
         # source ("" = refs pushed here, else a remote's name) -> why its merge failed
         self.merge_errors: dict[str, str] = {}
+        self.failures: dict[str, str] = {}  # job -> what went wrong, in words
+        self.fail_count = 0
+        self.retry_at: float | None = None  # when failed jobs run again
+        self.next_sweep = 0.0  # when git's lock files are looked at again
 
     # --- status ------------------------------------------------------------------
 
@@ -146,10 +163,50 @@ class RepoWorker:
             uncommitted=self.batcher.pending, queued=q.queued(self.path),
             transfers=q.transfers(self.path),
             remotes=tuple(r.status() for r in self.remotes.values()),
-            conflicts=self.conflicts, scanning=self.scanning, error=self.error,
+            conflicts=self.conflicts, scanning=self.scanning,
+            error=self.error or self._failure_text(),
             merge_error="; ".join(self.merge_errors.values()) or None,
             wanted_note=self.wanted_notes.get(self.uuid),
         )
+
+    def _failure_text(self) -> str | None:
+        if not self.failures:
+            return None
+        return "; ".join(self.failures.values()) + " (annexsync keeps trying)"
+
+    # --- failed jobs ---------------------------------------------------------------------
+
+    def _failed(self, job: str, verb: str, error: BaseException) -> float:
+        """Record a failed job (module header, "Failures"); return when it runs again."""
+        e = gitlock.explain(error)
+        logger.warning("%s: %s failed, will retry: %s", self.path, job, e)
+        text = f"could not {verb}: {e}"
+        if self.failures.get(job) != text:  # once per new problem, not on every retry
+            self.host.alert("error", f"{Path(self.path).name}: {text}", name=f"{job} {self.path}")
+        self.failures[job] = text
+        self.fail_count += 1
+        delay = min(self.t.job_retry_max, self.t.job_retry_base * 2 ** (self.fail_count - 1))
+        self.retry_at = self.host.now() + delay
+        self.host.changed()
+        return self.retry_at
+
+    def _succeeded(self, job: str) -> None:
+        if self.failures.pop(job, None) is not None:
+            self.host.alert("success", f"{Path(self.path).name}: working again",
+                            name=f"{job} {self.path}")
+        if not self.failures:
+            self.fail_count = 0
+            self.retry_at = None
+
+    def _retry_failed(self, now: float) -> None:
+        """The back-off passed: mark the work of failed jobs due again."""
+        if self.retry_at is None or now < self.retry_at:
+            return
+        self.retry_at = None
+        self.need_receive = True
+        self.scan_keys = None
+        if any(r.pending for r in self.remotes.values()):
+            self.push_at = now
 
     def kick(self) -> None:
         self.wake.set()
@@ -206,21 +263,25 @@ class RepoWorker:
                 continue
             try:
                 await self.step()
-            except (CoreError, OSError) as e:
-                logger.warning("%s: %s", self.path, e)
-                self.error = str(e)
-                self.host.changed()
-                await asyncio.sleep(min(self.t.idle_tick, 5.0))
+            except Exception as e:  # noqa: BLE001 - shown in status and retried, never fatal
+                if not isinstance(e, (CoreError, OSError)):
+                    logger.exception("%s: unexpected error", self.path)
+                self._failed("step", "sync", e)
+            else:
+                if not self._backing_off(self.host.now()):  # a whole round ran
+                    self._succeeded("step")
 
     def _due(self, now: float) -> float | None:
         """Seconds until the next timer; 0 when work is waiting; None when idle."""
         if self.host.paused():
             return None
-        if self.need_receive or self.scan_keys is None or self.scan_keys:
+        if self._backing_off(now):
+            pass  # failed jobs wait for retry_at (below)
+        elif self.need_receive or self.scan_keys is None or self.scan_keys:
             return 0.0
-        if any(r.desynced and self._usable(r) for r in self.remotes.values()):
+        elif any(r.desynced and self._usable(r) for r in self.remotes.values()):
             return 0.0
-        times = [t for t in (self.batcher.next_check(now), self.push_at,
+        times = [t for t in (self.batcher.next_check(now), self.push_at, self.retry_at,
                              *(r.retry_at for r in self.remotes.values())) if t is not None]
         return max(0.0, min(times) - now) if times else None
 
@@ -237,21 +298,32 @@ class RepoWorker:
             pass
         self.wake.clear()
 
+    def _backing_off(self, now: float) -> bool:
+        return self.retry_at is not None and now < self.retry_at
+
     async def step(self) -> None:
         now = self.host.now()
+        if now >= self.next_sweep:  # stale git locks, as the assistant's sanity checker
+            self.next_sweep = now + self.t.idle_tick
+            await run_blocking(jobs.sweep_locks, self.path)
+        self._retry_failed(now)
+        backing_off = self._backing_off(now)
         for r in self.remotes.values():
             if r.retry_at is not None and now >= r.retry_at:
                 r.retry_at, r.pending = None, True
                 self.push_at = now
-        reconnect = [r for r in self.remotes.values() if r.desynced and self._usable(r)]
-        flush = self.need_receive or bool(reconnect)
+        reconnect = [] if backing_off else \
+            [r for r in self.remotes.values() if r.desynced and self._usable(r)]
+        flush = (self.need_receive and not backing_off) or bool(reconnect)
         paths = self.batcher.flush() if flush else self.batcher.decide(now)
         if paths:
             await self._commit(paths)
-        if self.need_receive:
+        if self.need_receive and not self._backing_off(self.host.now()):
             await self._receive()
         for r in reconnect:
             await self._reconnect(r)
+        if self._backing_off(self.host.now()):
+            return
         if self.push_at is not None and self.host.now() >= self.push_at:
             await self._push_all()
         if self.scan_keys is None or self.scan_keys:
@@ -277,10 +349,10 @@ class RepoWorker:
             self._conflicts_stale = True
             logger.info("%s: commit waits for a conflict: %s", self.path, e)
             return
-        except (OSError, CoreError) as e:
-            self.batcher.requeue(paths, self.host.now() + self.t.batch.quiet)
-            logger.warning("%s: commit failed, will retry: %s", self.path, e)
+        except Exception as e:  # noqa: BLE001 - requeued and shown; the worker goes on
+            self.batcher.requeue(paths, self._failed("commit", "commit", e))
             return
+        self._succeeded("commit")
         if out.commit is not None:
             self.host.activity(f"Committed {len(paths)} change{'s' if len(paths) != 1 else ''} "
                                f"in {Path(self.path).name}")
@@ -314,10 +386,14 @@ class RepoWorker:
             self._conflicts_stale = True
             logger.info("%s: merge left conflicts: %s", self.path, e)
             return
-        except GitCommandError as e:
+        except MergeFailed as e:
             self._merge_failed("", e)
             return
+        except Exception as e:  # noqa: BLE001 - shown and retried
+            self._failed("merge", "merge what was received", e)
+            return
         self._merge_done("")
+        self._succeeded("merge")
         logger.debug("%s: received %s", self.path, got)
         if got.merged or got.annex_tip != self.annex_tip:
             # New files, or new location information (a peer may also push our
@@ -332,11 +408,11 @@ class RepoWorker:
                             name=f"conflict {self.path}", notify=True)
         self.host.changed()
 
-    def _merge_failed(self, source: str, e: GitCommandError) -> None:
+    def _merge_failed(self, source: str, e: MergeFailed) -> None:
         """A merge git refused is an error in the status until one from ``source``
         succeeds; "Sync now" and every reconnect retry it."""
         logger.warning("%s: %s", self.path, e)
-        text = str(e) if isinstance(e, MergeFailed) else f"could not merge: {e}"
+        text = str(e)
         if self.merge_errors.get(source) != text:
             self.merge_errors[source] = text
             self.host.alert("error", f"Could not merge changes into {Path(self.path).name}",
@@ -378,12 +454,26 @@ class RepoWorker:
         except MergeFailed as e:  # the pull before a second push
             self._merge_failed(r.info.name, e)
             out = jobs.RemoteOutcome(False, False, str(e))
+        except Exception as e:  # noqa: BLE001 - local failure: r stays pending, retried
+            self._failed("push", f"push to {r.info.name}", e)
+            return
+        else:
+            if out.ok:  # pushed: the remote's branch is in ours, so merged
+                self._merge_done(r.info.name)
         finally:
             r.push_deadline = None
+        self._succeeded("push")
         self._remote_outcome(r, out, pushed=True)
 
     async def _reconnect(self, r: RemoteState) -> None:
-        """6.2 (3): fetch and merge, push, rescan."""
+        """6.2 (3): fetch and merge, push, rescan.  A failure leaves it owed."""
+        try:
+            await self._reconnect_once(r)
+        except BaseException:
+            r.desynced = True
+            raise
+
+    async def _reconnect_once(self, r: RemoteState) -> None:
         r.desynced = False
         if r.info.pull:
             try:

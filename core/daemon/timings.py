@@ -24,3 +24,6 @@ class Timings:
     watch_step_ms: int = 50  # watchfiles polling step
     watch_debounce_ms: int = 50  # watchfiles grouping: batching is ours, keep it short
     stop_grace: float = 10.0  # how long stop() waits for threads to finish
+    job_retry_base: float = 1.0  # a failed repository job again after 1 s, doubling ...
+    job_retry_max: float = 300.0  # ... capped at 5 min
+    stale_lock: float = 60.0  # a git lock nobody has open, unchanged this long, goes (Repair.hs)

@@ -11,9 +11,13 @@ As ``git annex add`` does: a large file is hashed in place, then
   so git sees the file as clean.
 
 Small files (annex.largefiles, dotfiles) are staged into git as they are.
-Hashing runs on a thread pool (hashlib releases the GIL), placing and staging
-stay on one thread; the index is written once and the location logs are
-written under one journal lock hold, then committed to the git-annex branch.
+Hashing runs on a thread pool (hashlib releases the GIL), placing stays on one
+thread; the location logs are written under one journal lock hold, then
+committed to the git-annex branch.  The new index entries collect in memory
+and go into the index in one short read-modify-write under ``index.lock``
+(``core.gitlock``), so entries ``git annex add`` staged meanwhile stay.  What
+was placed is staged even when a later file fails or the branch commit does:
+a file moved into the object store must never be left unstaged.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from dulwich.ignore import IgnoreFilterManager
 from dulwich.index import Index, IndexEntry, index_entry_from_stat
 from dulwich.objects import Blob
 
+from core import gitlock
 from core.errors import RepoError
 from core.ops.addrules import AddRules, PathRule
 from core.progress import NullProgress, Progress
 from core.repo.key import Key, hasher_for_backend, key_for_digest
-from core.repo.pointer import format_pointer, link_target, parse_link_target, parse_pointer
+from core.repo.pointer import format_pointer, link_target, parse_pointer
 from core.repo.preferred import is_large
 from core.repo.repository import AnnexRepo
 
@@ -71,7 +76,8 @@ class Adder:
         self.repo = repo
         self.top = repo.path
         self.progress = progress or NullProgress()
-        self.index: Index = repo.git.open_index()
+        self.index: Index = repo.git.open_index()  # a snapshot: what needs adding
+        self.staged: dict[bytes, IndexEntry] = {}
         self.ignore = IgnoreFilterManager.from_repo(repo.git)
         cfg = repo.config
         state_config = repo.state.config()
@@ -84,7 +90,9 @@ class Adder:
     def candidates(self, paths: Iterable[str]) -> Iterator[str]:
         """Repository-relative paths of files that need adding."""
         for given in paths:
-            root = (Path.cwd() / given).resolve()
+            named = Path.cwd() / given
+            # a symlink is a candidate itself (say an annexed file left unstaged)
+            root = named.parent.resolve() / named.name if named.is_symlink() else named.resolve()
             if not root.is_relative_to(self.top.resolve()):
                 raise RepoError(f"{given}: outside the repository {self.top}")
             if root.is_file() or root.is_symlink():
@@ -112,11 +120,10 @@ class Adder:
             return False
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
-            target = os.readlink(path)
-            if parse_link_target(target) is not None:
-                return False  # already an annexed (locked) file
             entry = _index_get(self.index, rel)
-            return entry is None or entry.mode != MODE_LINK
+            if entry is None or entry.mode != MODE_LINK:
+                return True  # staged as the link it is (an annexed one too, as git-annex does)
+            return os.fsencode(os.readlink(path)) != self._blob_data(entry)
         if not stat.S_ISREG(st.st_mode):
             return False
         entry = _index_get(self.index, rel)
@@ -148,27 +155,42 @@ class Adder:
         cfg = self.repo.config
         results: list[Added] = []
         workers = min(8, (os.cpu_count() or 2))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            keys = pool.map(
-                lambda rel: hash_file(
-                    self.top / rel, rules[rel].backend, rel,
-                    cfg.max_extension_length, cfg.max_extensions,
-                ),
-                large,
-            )
-            with self.repo.branch.transaction(commit="update"):
-                for rel, key in zip(large, keys, strict=True):
-                    self._annex(rel, key)
-                    results.append(Added(rel, key))
+        # Nothing is moved while index.lock is held: a lock that stays would
+        # otherwise leave placed files unstaged.
+        gitlock.wait_until_free(Path(self.repo.git.index_path()))
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                keys = pool.map(
+                    lambda rel: hash_file(
+                        self.top / rel, rules[rel].backend, rel,
+                        cfg.max_extension_length, cfg.max_extensions,
+                    ),
+                    large,
+                )
+                with self.repo.branch.transaction(commit="update"):
+                    for rel, key in zip(large, keys, strict=True):
+                        self._annex(rel, key)
+                        results.append(Added(rel, key))
+                        self.progress.advance(1, sizes[rel], rel)
+            for rel in files:
+                if rel not in large_set:
+                    self._stage_git(rel)
+                    results.append(Added(rel, None))
                     self.progress.advance(1, sizes[rel], rel)
-        for rel in files:
-            if rel not in large_set:
-                self._stage_git(rel)
-                results.append(Added(rel, None))
-                self.progress.advance(1, sizes[rel], rel)
-        self.index.write()
+        finally:
+            self._write_staged()
         self.progress.finish()
         return results
+
+    def _write_staged(self) -> None:
+        """Put the collected entries into the index, read afresh under ``index.lock``."""
+        if not self.staged:
+            return
+        with gitlock.locked_index(self.repo.git) as index:
+            for name, entry in self.staged.items():
+                index[name] = entry
+            index.write()
+        self.staged.clear()
 
     def _annex(self, rel: str, key: Key) -> None:
         path = self.top / rel
@@ -184,6 +206,10 @@ class Adder:
             self._stage(rel, target.encode(), path.lstat(), MODE_LINK)
         self.repo.state.set_location(key, self.repo.uuid, True)
 
+    def _blob_data(self, entry: IndexEntry) -> bytes | None:
+        blob = self.repo.git.object_store[entry.sha]
+        return blob.data if isinstance(blob, Blob) else None
+
     def _was_unlocked(self, rel: str) -> bool:
         """A file committed unlocked stays unlocked when re-added (as git-annex does)."""
         entry = _index_get(self.index, rel)
@@ -196,15 +222,15 @@ class Adder:
         path = self.top / rel
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
-            self._stage(rel, os.readlink(path).encode(), st, MODE_LINK)
+            self._stage(rel, os.fsencode(os.readlink(path)), st, MODE_LINK)
         else:
             mode = MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
             self._stage(rel, path.read_bytes(), st, mode)
 
     def _stage(self, rel: str, data: bytes, st: os.stat_result, mode: int) -> None:
         blob = Blob.from_string(data)
-        self.repo.git.object_store.add_object(blob)
-        self.index[os.fsencode(rel)] = index_entry_from_stat(st, blob.id, mode)
+        gitlock.add_object(self.repo.git, blob)
+        self.staged[os.fsencode(rel)] = index_entry_from_stat(st, blob.id, mode)
 
 
 def _index_get(index: Index, rel: str) -> IndexEntry | None:

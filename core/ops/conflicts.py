@@ -46,7 +46,7 @@ from pathlib import Path
 from dulwich.index import ConflictedIndexEntry, Index, IndexEntry, index_entry_from_stat
 from dulwich.objects import Blob, ObjectID
 
-from core import gitops
+from core import gitlock, gitops
 from core.errors import MergeConflict
 from core.ops.files import install_object
 from core.repo.key import Key
@@ -216,21 +216,21 @@ def resolve(repo: AnnexRepo, paths: Iterable[str]) -> list[str]:
             the index and work tree exactly as git left them (the annexed
             ones are resolved), and no commit is made.
     """
-    index = repo.git.open_index()
-    sides = {p: s for p in paths if (s := _sides(repo, index, p)) is not None}
-    plans: list[tuple[Plan, tuple[str, ...]]] = []
-    unresolved: list[str] = []
-    for path, (ours, theirs, extra) in pair_renamed(sides).items():
-        p = plan(path, ours, theirs, repo.config.hash_lower)
-        if p is None:
-            unresolved += [path, *extra]
-        else:
-            plans.append((p, extra))
-    touched: list[bytes] = []
-    for p, extra in plans:
-        touched += _apply(repo, index, p, extra)
-    _clean_cruft(repo, index, [p for p, _ in plans])
-    gitops.settle_index(index, repo.path, touched)
+    with gitlock.locked_index(repo.git) as index:
+        sides = {p: s for p in paths if (s := _sides(repo, index, p)) is not None}
+        plans: list[tuple[Plan, tuple[str, ...]]] = []
+        unresolved: list[str] = []
+        for path, (ours, theirs, extra) in pair_renamed(sides).items():
+            p = plan(path, ours, theirs, repo.config.hash_lower)
+            if p is None:
+                unresolved += [path, *extra]
+            else:
+                plans.append((p, extra))
+        touched: list[bytes] = []
+        for p, extra in plans:
+            touched += _apply(repo, index, p, extra)
+        _clean_cruft(repo, index, [p for p, _ in plans])
+        gitops.settle_index(index, repo.path, touched)
     if unresolved:
         raise MergeConflict(sorted(unresolved))
     _commit_fix(repo)
@@ -347,7 +347,7 @@ def _graft(repo: AnnexRepo, index: Index, pl: Placement, keep: Side | None) -> l
 
 def _store_blob(repo: AnnexRepo, data: bytes) -> bytes:
     blob = Blob.from_string(data)
-    repo.git.object_store.add_object(blob)
+    gitlock.add_object(repo.git, blob)
     return bytes(blob.id)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from dulwich.index import Index, IndexEntry, index_entry_from_stat
 from dulwich.objects import Blob
 
+from core import gitlock
 from core.errors import RepoError
 from core.repo.key import Key
 from core.repo.objects import disk_full_as_error
@@ -102,8 +103,19 @@ def files_by_key(repo: AnnexRepo) -> dict[Key, list[AnnexedFile]]:
     return out
 
 
+def _restage_stats(repo: AnnexRepo, rels: list[str]) -> None:
+    """Fresh stats for files we just rewrote, in one hold of ``index.lock``."""
+    if not rels:
+        return
+    with gitlock.locked_index(repo.git) as index:
+        for rel in rels:
+            _restage_stat(index, rel, repo.path / rel)
+        index.write()
+
+
 def _restage_stat(index: Index, rel: str, path: Path) -> None:
-    entry = index[os.fsencode(rel)]
+    name = os.fsencode(rel)
+    entry = index[name] if name in index else None
     if isinstance(entry, IndexEntry):
         index[os.fsencode(rel)] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
 
@@ -142,7 +154,7 @@ def _install_pointer(key: Key, dest: Path) -> None:
 
 def populate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
     """Put content into unlocked files that hold only their pointer (after get)."""
-    index: Index | None = None
+    filled: list[str] = []
     for f in files:
         path = repo.path / f.path
         if f.locked or path.is_symlink() or not path.is_file():
@@ -151,10 +163,8 @@ def populate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
         if src is None or path.stat().st_size > 32768 or parse_pointer(path.read_bytes()) != f.key:
             continue  # no content, or the file holds something else: leave it alone
         install_object(repo, src, path, path.stat().st_mode & 0o777)
-        index = index or repo.git.open_index()
-        _restage_stat(index, f.path, path)
-    if index is not None:
-        index.write()
+        filled.append(f.path)
+    _restage_stats(repo, filled)
 
 
 def depopulate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
@@ -165,8 +175,7 @@ def depopulate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
     """
     from core.ops.add import hash_file
 
-    index = repo.git.open_index()
-    changed = False
+    changed: list[str] = []
     for f in files:
         path = repo.path / f.path
         if f.locked or path.is_symlink() or not path.is_file():
@@ -179,7 +188,5 @@ def depopulate_unlocked(repo: AnnexRepo, files: Iterable[AnnexedFile]) -> None:
         if got.expected_digest() != f.key.expected_digest():
             continue
         _install_pointer(f.key, path)
-        _restage_stat(index, f.path, path)
-        changed = True
-    if changed:
-        index.write()
+        changed.append(f.path)
+    _restage_stats(repo, changed)

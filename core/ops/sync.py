@@ -85,7 +85,7 @@ from dulwich.object_store import iter_tree_contents
 from dulwich.objects import Blob, Commit, ObjectID
 from dulwich.refs import Ref
 
-from core import gitops
+from core import gitlock, gitops
 from core.errors import GitCommandError, MergeConflict, RepoError
 from core.ops.add import Adder
 from core.ops.conflicts import place_unlocked, resolve
@@ -189,23 +189,30 @@ def _unborn_and_empty(repo: AnnexRepo) -> bool:
 
 
 def _refresh(repo: AnnexRepo, stage: bool) -> None:
-    """Restage what changed in the work tree (or only refresh stats of the unchanged)."""
-    index = repo.git.open_index()
-    racy_after = _index_mtime(index)
-    touched: list[bytes] = []
-    readd: list[str] = []
-    for name, entry in list(index.items()):
-        if not isinstance(entry, IndexEntry) or entry.mode == MODE_GITLINK:
-            continue
-        verdict = _examine(repo, index, name, entry, stage)
-        if verdict == "readd":
-            readd.append(name.decode("utf-8", "surrogateescape"))
-        elif verdict == "touched" or (verdict == "same" and _mtime(entry) >= racy_after):
-            touched.append(name)  # "same" but racily clean, e.g. just staged by add
-    gitops.settle_index(index, repo.path, touched)
+    """Restage what changed in the work tree (or only refresh stats of the unchanged).
+
+    One hold of ``index.lock`` (``core.gitlock``) covers the read-modify-write
+    of the entries; files whose content changed are re-added afterwards
+    (``Adder`` takes the lock again, briefly), so the lock is never held while
+    content is hashed or the journal lock is waited for.
+    """
+    with gitlock.locked_index(repo.git) as index:
+        racy_after = _index_mtime(index)
+        touched: list[bytes] = []
+        readd: list[str] = []
+        for name, entry in list(index.items()):
+            if not isinstance(entry, IndexEntry) or entry.mode == MODE_GITLINK:
+                continue
+            verdict = _examine(repo, index, name, entry, stage)
+            if verdict == "readd":
+                readd.append(name.decode("utf-8", "surrogateescape"))
+            elif verdict == "touched" or (verdict == "same" and _mtime(entry) >= racy_after):
+                touched.append(name)  # "same" but racily clean, e.g. just staged by add
+        gitops.settle_index(index, repo.path, touched)
     if readd:
         Adder(repo).add([str(repo.path / rel) for rel in readd])
-        gitops.settle_index(repo.git.open_index(), repo.path, [os.fsencode(r) for r in readd])
+        with gitlock.locked_index(repo.git) as index:
+            gitops.settle_index(index, repo.path, [os.fsencode(r) for r in readd])
 
 
 def _index_mtime(index: Index) -> int:
@@ -243,7 +250,7 @@ def _examine(repo: AnnexRepo, index: Index, name: bytes, entry: IndexEntry, stag
     if not stage:
         return "same"
     blob = Blob.from_string(data)
-    repo.git.object_store.add_object(blob)
+    gitlock.add_object(repo.git, blob)
     index[name] = index_entry_from_stat(st, blob.id, mode)
     return "touched"
 
@@ -455,19 +462,22 @@ def _fix_worktree(
     repo: AnnexRepo, old: ObjectID | None, new: Sequence[ObjectID | None]
 ) -> None:
     """Post-merge: give unlocked files the merge touched their content back (3.2)."""
-    index = repo.git.open_index()
-    touched: list[bytes] = []
-    for name in sorted(set(_changed_paths(repo, old, new))):
-        entry = index[name] if name in index else None
-        if not isinstance(entry, IndexEntry) or entry.mode == MODE_LINK:
-            continue
-        key = _entry_key(repo, entry)
-        rel = name.decode("utf-8", "surrogateescape")
-        if key is None or not repo.objects.has(key) or not _shows_pointer(repo.path / rel):
-            continue
-        place_unlocked(repo, index, rel, key, entry.mode, bytes(entry.sha))
-        touched.append(name)
-    gitops.settle_index(index, repo.path, touched)
+    changed = sorted(set(_changed_paths(repo, old, new)))
+    if not changed:
+        return
+    with gitlock.locked_index(repo.git) as index:
+        touched: list[bytes] = []
+        for name in changed:
+            entry = index[name] if name in index else None
+            if not isinstance(entry, IndexEntry) or entry.mode == MODE_LINK:
+                continue
+            key = _entry_key(repo, entry)
+            rel = name.decode("utf-8", "surrogateescape")
+            if key is None or not repo.objects.has(key) or not _shows_pointer(repo.path / rel):
+                continue
+            place_unlocked(repo, index, rel, key, entry.mode, bytes(entry.sha))
+            touched.append(name)
+        gitops.settle_index(index, repo.path, touched)
 
 
 def _shows_pointer(path: Path) -> bool:
@@ -520,7 +530,7 @@ def merge_synced_branch(repo: AnnexRepo, result: SyncResult) -> None:
     if before is None:
         return
     merge_ref(repo, synced, result)
-    repo.git.refs.remove_if_equals(synced, before)
+    gitlock.retrying(lambda: repo.git.refs.remove_if_equals(synced, before))
 
 
 def receive(repo: AnnexRepo, result: SyncResult | None = None) -> SyncResult:

@@ -212,8 +212,7 @@ def drop_key(repo: AnnexRepo, key: Key, files: list[AnnexedFile], remote_name: s
                 return "not present"
             repo.require_writable()
             _check_drop(repo, key, files, repo.uuid, stack)
-            repo.objects.remove(key)
-            repo.state.set_location(key, repo.uuid, False)
+            repo.remove_content(key)
             depopulate_unlocked(repo, files)
             return "dropped"
         remote = open_remote(repo, find_remote(repo, remote_name))

@@ -249,15 +249,17 @@ class ServedRepo:
         """
         if before is not None and not self.clock() < before:
             return False
-        try:
-            removed = self.repo.objects.remove(key)
-        except ContentLocked:
-            raise
-        except (RepoError, OSError) as e:
-            logger.info("REMOVE %s: %s", key, e)
-            return False
-        if removed:
-            self.record(key, False)
+        with self._branch_lock:
+            try:
+                removed = self.repo.remove_content(key)
+            except ContentLocked:
+                raise
+            except (RepoError, OSError) as e:
+                logger.info("REMOVE %s: %s", key, e)
+                return False
+            if removed:
+                self._dirty = True
+                self._commit_due()
         return True
 
     # --- location log ---------------------------------------------------------
@@ -308,8 +310,10 @@ class ServedRepo:
                     logger.warning("could not commit the location log: %s", e)
 
     def _commit(self) -> None:
-        self.repo.branch.commit()
-        self._dirty = False
+        """A branch lock held by someone else leaves the lines in the journal
+        (``commit_or_keep``): the content is stored, so the upload succeeded."""
+        if self.repo.branch.commit_or_keep():
+            self._dirty = False
         self._committed = time.monotonic()
 
 

@@ -52,7 +52,8 @@ from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from core.errors import UnsupportedRepository
+from core import gitlock
+from core.errors import DiskFull, GitLockHeld, UnsupportedRepository
 from core.repo.identity import commit_identity
 from core.repo.logs import union_blob
 from core.repo.objects import disk_full_as_error
@@ -291,8 +292,9 @@ class AnnexBranch:
         With ``commit=None`` the changes go to journal files (6.4 A).  With a
         message they are committed together with the journal (6.4 B) and no
         journal file is written.  On an exception, changes made so far still go
-        to the journal (each is a complete fact).  A nested transaction in the
-        same thread joins the outer one.
+        to the journal (each is a complete fact); so do they when the commit itself
+        fails (``GitLockHeld``: git-annex too keeps its journal until a commit
+        succeeds).  A nested transaction in the same thread joins the outer one.
         """
         outer = self._current()
         if outer is not None:
@@ -310,8 +312,12 @@ class AnnexBranch:
                 self._local.tx = None
             if commit is None:
                 self._write_journal(tx.pending)
-            else:
+                return
+            try:
                 self._commit_locked(commit, tx.pending, tx.base)
+            except BaseException:
+                self._write_journal(tx.pending)  # the facts stay, committed next time
+                raise
 
 
     def journal(self, commit: str | None = None) -> AbstractContextManager[Transaction]:
@@ -358,13 +364,31 @@ class AnnexBranch:
 
         Raises:
             DiskFull: no room for the new objects; the journal is left as it was.
+            GitLockHeld: ``refs/heads/git-annex.lock`` stayed held; the journal
+                keeps every line.
         """
         with self._lock.held():
             return self._commit_locked(message, {}, pack=False)
 
+    def commit_or_keep(self, message: str = "update", wait: float = 1.0) -> bool:
+        """``commit``, but a held branch lock or a full disk only leaves the lines in the journal.
+
+        For callers whose real work is done (content stored or removed): the
+        location log line is safe in the journal (6.1) and the next commit,
+        ours or git-annex's, takes it.  Returns whether the commit happened.
+        """
+        try:
+            with self._lock.held():
+                self._commit_locked(message, {}, wait=wait, pack=False)
+        except (GitLockHeld, DiskFull) as e:
+            logger.warning("the git-annex branch was not committed, the journal keeps "
+                           "the change: %s", e)
+            return False
+        return True
+
     def _commit_locked(
         self, message: str, extra: dict[str, bytes], base: ObjectID | None = None,
-        *, pack: bool = True,
+        wait: float | None = None, *, pack: bool = True,
     ) -> ObjectID | None:  # fmt: skip
         """Commit journal + ``extra`` on ``base`` (default: the tip); a moved tip is merged."""
         journal = self.journal_files()
@@ -380,15 +404,22 @@ class AnnexBranch:
             new = self._make_commit(tree, [tip], message, objects)
             with disk_full_as_error(self.gitdir):  # the journal stays for the next commit
                 self._add_objects(objects, pack=pack)
-                self._move_ref(tip, new, message, pack=pack)
+                self._move_ref(tip, new, message, wait, pack=pack)
         for path in journal:
             with _ignore_missing():
                 os.unlink(self.journal_dir / journal_name(path))
         return new
 
-    def _move_ref(self, old: ObjectID, new: ObjectID, message: str, *, pack: bool = True) -> None:
+    def _set_ref(self, old: ObjectID | None, new: ObjectID, wait: float | None = None) -> bool:
+        """Compare-and-swap under git's ref lock, waited for (``core.gitlock``)."""
+        return gitlock.retrying(lambda: self.repo.refs.set_if_equals(BRANCH, old, new), wait)
+
+    def _move_ref(
+        self, old: ObjectID, new: ObjectID, message: str, wait: float | None = None,
+        *, pack: bool = True,
+    ) -> None:  # fmt: skip
         """Compare-and-swap; if the branch moved, union-merge our commit into it."""
-        while not self.repo.refs.set_if_equals(BRANCH, old, new):
+        while not self._set_ref(old, new, wait):
             moved = self.tip()
             assert moved is not None
             logger.info("git-annex branch moved during commit; merging")
@@ -503,7 +534,7 @@ class AnnexBranch:
             return
         for o in fresh:
             if o.id not in store:
-                store.add_object(o)
+                gitlock.add_object(self.repo, o)
 
     # --- creation (4.2) -------------------------------------------------------
 
@@ -524,7 +555,7 @@ class AnnexBranch:
             objects: list[ShaFile] = [Tree()]
             new = self._make_commit(EMPTY_TREE, [], "branch created", objects)
             self._add_objects(objects)
-        if not self.repo.refs.set_if_equals(BRANCH, None, new):
+        if not self._set_ref(None, new):
             tip = self.tip()
             assert tip is not None
             return tip
@@ -586,7 +617,7 @@ class AnnexBranch:
     def _merge_into(self, tip: ObjectID, todo: list[tuple[Ref, ObjectID]]) -> None:
         shas = list(dict.fromkeys(s for _, s in todo))
         if len(shas) == 1 and self._contains(shas[0], tip):
-            if self.repo.refs.set_if_equals(BRANCH, tip, shas[0]):
+            if self._set_ref(tip, shas[0]):
                 return
         objects: list[ShaFile] = []
         tree = self._commit_tree(tip)

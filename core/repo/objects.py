@@ -41,7 +41,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -225,12 +225,14 @@ class ObjectStore:
 
     # --- removing -------------------------------------------------------------
 
-    def remove(self, key: Key) -> bool:
+    def remove(self, key: Key, before_unlink: Callable[[], None] | None = None) -> bool:
         """Remove the content of ``key`` under an exclusive content lock.
 
         Returns False when there was nothing to remove.  The decision (nobody
         holds a lock, no unexpired ``.rtm``) and the deletion happen under one
-        exclusive lock, so no lock can be granted in between.
+        exclusive lock, so no lock can be granted in between.  ``before_unlink``
+        runs under that lock just before the deletion; if it raises, nothing
+        is removed (``AnnexRepo.remove_content`` logs the copy gone there).
 
         Raises:
             ContentLocked: a holder in this or another process relies on
@@ -243,6 +245,8 @@ class ObjectStore:
         try:
             with writable_dir(kd), self.lock(key, exclusive=True, path=p):
                 self._check_retention(key, p)
+                if before_unlink is not None:
+                    before_unlink()
                 p.chmod(0o644)
                 p.unlink()
                 for extra in kd.iterdir():

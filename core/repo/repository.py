@@ -172,8 +172,7 @@ class AnnexRepo:
         try:
             git = Repo(str(p))
         except Exception:
-            git = Repo.init_bare(str(p)) if bare else Repo.init(str(p))
-            _set_default_branch(git)
+            git = init_git(p, bare)
         cfg = read_annex_config(git.get_config_stack())
         if cfg.uuid:
             repo = cls(git)
@@ -271,6 +270,24 @@ class AnnexRepo:
             raise RepoError(f"{key}: received but not kept, the location log could not "
                             f"record it ({e})") from e
 
+    def remove_content(self, key: Key) -> bool:
+        """Remove the content of ``key`` here and log it gone; False if it was not here.
+
+        The one rule for every remover (drop, the P2P and HTTP servers, path
+        remotes): under the exclusive content lock the absent line goes to the
+        journal first, then the content goes.  A full disk that refuses the
+        line refuses the removal, so the log never claims a copy that is gone
+        -- a claim other repositories would count when deciding whether they
+        may drop theirs.  (A removal that fails after the line leaves a copy
+        the log does not count: the safe side.)
+
+        Raises:
+            ContentLocked: another holder relies on this copy, or retention.
+            RepoError: the line could not be written; the content stays.
+        """
+        return self.objects.remove(
+            key, lambda: self.state.set_location(key, self.uuid, False, immediately=True))
+
     # --- preferred content -----------------------------------------------------
 
     def match_context(self, key: Key, path: str | None, uuid: str) -> Context:
@@ -316,6 +333,13 @@ class AnnexRepo:
 
     def __repr__(self) -> str:
         return f"AnnexRepo({str(self.path)!r}, uuid={self.uuid})"
+
+
+def init_git(path: Path, bare: bool = False) -> Repo:
+    """A new git repository at ``path`` (a directory that exists), HEAD on init.defaultBranch."""
+    git = Repo.init_bare(str(path)) if bare else Repo.init(str(path))
+    _set_default_branch(git)
+    return git
 
 
 class _Lazy(Mapping[str, frozenset[str]]):

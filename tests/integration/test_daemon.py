@@ -216,6 +216,10 @@ async def test_unreachable_remote_waits_then_recovers(tmp_path: Path) -> None:
         await wait_for(lambda: synced(a), "synced with c")
         pc.rename(tmp_path / "C.away")
         (pa / "two.txt").write_text("2\n")
+        # committed first: an unreachable remote may be noticed before the watcher
+        # reports the new file, and then nothing would be owed to c yet
+        await wait_for(lambda: "two.txt" in git(pa, "ls-tree", "-r", "--name-only", "main"),
+                       "two.txt committed")
         await wait_for(lambda: health(a) is Health.WAITING, "health WAITING")
         rc = next(r for r in repo(a, pa).remotes if r.name == "c")
         assert rc.reachable is False and rc.waiting_since is not None

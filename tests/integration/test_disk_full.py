@@ -307,3 +307,29 @@ async def test_p2phttp_answers_a_full_disk_cleanly_and_serves_on(
         assert await put(_key_for(small), small) == (200, True)
         assert await present(_key_for(small)) is True
         assert await present(_key_for(big, sized=False)) is False
+
+
+def test_drop_on_a_full_disk_keeps_the_copy_the_log_counts(tmp_path: Path) -> None:
+    """The absent line is written before the content goes (``remove_content``).
+
+    In the other order a full disk would leave a line claiming a copy that is
+    gone, and other repositories would count it when deciding to drop theirs.
+    """
+    origin, clone = tmp_path / "origin", tmp_path / "clone"
+    keys = make_origin(origin, locked={"d.bin": os.urandom(8 * PAGE)}, unlocked={})
+    key = keys["d.bin"]
+    make_clone(origin, clone)
+    script = (
+        'annexsync get d.bin 2> /dev/null && annexsync whereis > /dev/null && '
+        '"$PY" -c "$FILL" .git 0 && '
+        f'annexsync drop --json d.bin; echo "rc=$?"; "$PY" -c "$INSPECT" . {key}; '
+        f'rm .git/filler; annexsync drop --json d.bin; echo "rc=$?"; "$PY" -c "$INSPECT" . {key}'
+    )
+    p = on_small_disk(clone, "1M", script)
+    assert "Traceback" not in p.stderr, p.stderr
+    outcomes, codes, (full, roomy) = reports(p.stdout)
+    assert codes == [1, 0], p.stdout + p.stderr
+    assert full["present"] == [key] and full["recorded"] == [key]
+    assert_consistent(full)
+    assert roomy["present"] == [] and roomy["recorded"] == []
+    assert_consistent(roomy)

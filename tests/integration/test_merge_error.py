@@ -77,6 +77,10 @@ async def test_failed_merge_is_an_error_until_a_merge_succeeds(tmp_path: Path) -
         await wait_for(lambda: core.status.health(time.time()) is Health.SYNCED,
                        "synced again", WAIT)
         assert repo(core, pa).merge_error is None
-        assert json.loads(await _status_cli(config, "--json"))["health"] == "synced"
+        # the CLI reads the running daemon, which may start (and finish) a scan meanwhile
+        deadline = time.monotonic() + WAIT
+        while (health := json.loads(await _status_cli(config, "--json"))["health"]) != "synced":
+            assert health == "syncing" and time.monotonic() < deadline, health
+            await asyncio.sleep(0.2)
     failing = [s for s in seen if any(r.merge_error for r in s.repos)]
     assert failing and all(s.health(time.time()) is Health.ERROR for s in failing)

@@ -267,3 +267,19 @@ def test_eof_mid_get_result_is_clean(pair: Pair) -> None:
     assert got[0] == Data(15)
     assert peer.close() == 0
     assert not isinstance(got[-1], ConnectionClosed)
+
+
+def test_upload_under_a_stale_branch_lock_succeeds(pair: Pair) -> None:
+    """A ``refs/heads/git-annex.lock`` left by a dead process on the server: the
+    content is stored and the upload reported ok; the location line waits in the
+    journal and git-annex commits it once the lock is gone (issue 8)."""
+    c, s = pair.client, pair.server
+    lock = s / ".git" / "refs" / "heads" / "git-annex.lock"
+    lock.write_bytes(b"")
+    key = _new_content(c, "c.txt", b"stored anyway\n")
+    annex(c, "copy", "--to", "origin", "c.txt")
+    assert content_of(s, key) == b"stored anyway\n"
+    assert os.listdir(s / ".git" / "annex" / "journal")
+    lock.unlink()
+    assert "here" in annex(s, "whereis", "--key", key)
+    git(s, "fsck", "--no-progress")
