@@ -159,17 +159,24 @@ def test_unreachable_ssh_warns_and_asks_again(
 
 
 def test_http_remote_without_git_annex_gets_annex_ignore(tmp_path: Path) -> None:
-    """A plain git host answers 404 for ``<url>/config``: git-annex's annex-ignore."""
+    """A plain git host answers 404 for ``<url>/config``: annex-ignore, as real
+    git-annex sets it in a repository beside ours."""
     (tmp_path / "www").mkdir()
-    clone = tmp_path / "clone"
-    clone.mkdir()
-    git(clone, "init", "-q")
-    run(["annexsync", "init", "client"], clone)
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for repo in (ours, theirs):
+        repo.mkdir()
+        git(repo, "init", "-q")
+    run(["annexsync", "init", "client"], ours)
+    annex(theirs, "init", "-q", "theirs")
     with _dumb_http(tmp_path / "www") as port:
-        git(clone, "remote", "add", "origin", f"http://127.0.0.1:{port}/none.git")
-        out = run(["annexsync", "info"], clone, check=False)
+        for repo in (ours, theirs):
+            git(repo, "remote", "add", "origin", f"http://127.0.0.1:{port}/none.git")
+            git(repo, "config", "annex.security.allowed-ip-addresses", "127.0.0.1")
+        out = run(["annexsync", "info"], ours, check=False)
+        annex(theirs, "info", "-q", check=False)
     assert "not usable by git-annex; setting annex-ignore" in out.stderr
-    assert git(clone, "config", "remote.origin.annex-ignore").strip() == "true"
+    for repo in (ours, theirs):
+        assert git(repo, "config", "remote.origin.annex-ignore").strip() == "true", repo.name
 
 
 def test_path_clone_with_annexurl_knows_the_uuid(tmp_path: Path) -> None:
