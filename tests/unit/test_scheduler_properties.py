@@ -29,8 +29,8 @@ from core.scheduler.events import (
     Limits,
     LocalCommit,
     OfferRefused,
-    Phase,
     PeerUnreachable,
+    Phase,
     PresenceChanged,
     PushOfferReceived,
     PushRequestReceived,
@@ -211,3 +211,21 @@ def test_random_interleavings_keep_every_invariant(steps: list[tuple[object, ...
     world.step(("disconnect",))
     assert world.live == {}, "a started job never ended"
     assert all(v.phase is Phase.ENDED for v in world.s.jobs())
+
+
+busy_ops = st.one_of(
+    st.tuples(st.just("request"), device),
+    st.tuples(st.just("finished"), st.integers(0, 1), st.booleans(), st.just(False)),
+    st.tuples(st.just("presence"), device, st.just(True), st.just(True)),
+)
+
+
+@given(st.lists(busy_ops, max_size=120), st.integers(1, 2))
+def test_fairness_when_every_device_keeps_asking(steps: list[tuple[object, ...]], out: int) -> None:
+    """All devices online and asking again and again: none waits more than one round (B.13)."""
+    world = World(Scheduler(DEVICES, Limits(outgoing_slots=out)))
+    world.step(("connect",))
+    for i in range(len(DEVICES)):
+        world.step(("presence", i, True, True))
+    for op in steps:
+        world.step(op)
