@@ -19,6 +19,9 @@ TaskGroup, which owns:
 * with the setting ``p2p_listen = HOST:PORT``, the TCP listener serving every
   synced repository to P2P peers (``core.p2p.listen``); it restarts when the
   repositories or the address change, and a failure to listen is an alert;
+* the ``DeviceHub`` (``core.devices.hub``): this device's identity, the
+  paired-device records and the XMPP link, kicked by the NetWatch when the
+  network comes back or the machine wakes;
 * one ``RepoWorker`` task per repository (``core.daemon.repoworker``), each
   with its own child group (watchers and loop).
 
@@ -57,6 +60,7 @@ from core.daemon.repoworker import NETWORK_KINDS, RepoWorker
 from core.daemon.threads import run_blocking
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import Transfer, TransferQueue
+from core.devices.hub import DeviceHub
 from core.errors import CoreError, GitCommandError
 from core.instance import InstanceLock, serve
 from core.settings import (
@@ -67,6 +71,8 @@ from core.settings import (
     setup_logging,
 )
 from core.status import AlertLevel, Status, to_json
+from core.xmpp import account
+from core.xmpp.client import XmppConfig
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +101,8 @@ class Core:
         self.clock = clock
         self.timings = timings or Timings()
         self.settings = load_settings(self.config_dir)
+        self.hub = DeviceHub(self.config_dir, lambda: self.settings, timings=self.timings,
+                             on_change=self.changed, paused=self.paused)  # fmt: skip
         self.on_handover: Callable[[list[str]], None] | None = None
         self._net_probe = net_probe or route_probe
         self._subscribers: list[Callable[[Status], None]] = []
@@ -170,6 +178,8 @@ class Core:
             paused_until=self._paused_until,
             alerts=self.alerts.alerts(),
             activity=tuple(self._activity),
+            xmpp=self.hub.xmpp_status(),
+            devices=self.hub.statuses(),
         )
         if new == self._status:
             return
@@ -203,6 +213,7 @@ class Core:
                     tg.create_task(self.netwatch.run(), name="netwatch"),
                     tg.create_task(serve(self.config_dir, self._on_request), name="instance"),
                     tg.create_task(self._pause_timer(), name="pause-timer"),
+                    tg.create_task(self.hub.run(), name="devices"),
                 ]
                 for path in self.settings.repositories:
                     self._start_worker(path)
@@ -308,6 +319,7 @@ class Core:
                    "Network is back" if online else "Offline: waiting for the network",
                    name="network")
         if online:
+            self.hub.kick()  # XMPP reconnects at once (xmpp-sync C.6)
             for w in self._workers.values():
                 w.desync_all()
         self.queue.wake()
@@ -315,6 +327,7 @@ class Core:
 
     async def _resumed(self) -> None:
         self.activity("Resumed from sleep: reconnecting")
+        self.hub.kick(restart=True)
         for w in self._workers.values():
             w.desync_all()
 
@@ -349,6 +362,14 @@ class Core:
             cwd = Path(str(request.get("cwd") or "."))
             await self._handover(argv, cwd)
             return {"ok": True}
+        if op == "xmpp-login":
+            await self.xmpp_login(str(request.get("jid") or ""), str(request.get("password") or ""),
+                                  server=request.get("server") or None,
+                                  ca_file=request.get("ca_file") or None)  # fmt: skip
+            return {"ok": True, "status": to_json(self._status)}
+        if op == "xmpp-logout":
+            await self.xmpp_logout()
+            return {"ok": True}
         return {"ok": False, "error": f"unknown request {op!r}"}
 
     async def _handover(self, argv: list[str], cwd: Path) -> None:
@@ -374,6 +395,8 @@ class Core:
         self._pause_changed.set()
         if until is None:
             await self._save(self.settings.replace(paused=True))
+        if self.hub.link is not None:
+            self.hub.link.announce()
         self.activity("Paused syncing")
 
     async def resume(self) -> None:
@@ -384,6 +407,8 @@ class Core:
         for w in self._workers.values():
             w.kick()
         self.queue.wake()
+        if self.hub.link is not None:
+            self.hub.link.announce()
         self.activity("Resumed syncing")
 
     async def sync_now(self, repo: str | None = None) -> None:
@@ -452,6 +477,29 @@ class Core:
             raise CoreError(f"cannot add remote {name}: {e}") from e
         await w.refresh_facts()
         w.desync_all()
+
+    async def xmpp_login(self, jid: str, password: str, *, server: str | None = None,
+                         ca_file: str | None = None) -> None:
+        """Check the login, then keep the account (password in the keyring) and use it.
+
+        ``server`` is ``HOST[:PORT]`` when DNS does not name it; ``ca_file`` a PEM file
+        that signs a self-hosted server's certificate.  A new address removes the old
+        address's password.
+
+        Raises:
+            XmppError: the login failed; SecretsUnavailable: no safe keyring.
+            Nothing is stored in either case.
+        """
+        cfg = XmppConfig(jid.strip(), password, server or None, ca_file or None)
+        self.settings = await account.login(self.config_dir, cfg)
+        self.hub.kick(restart=True)
+        self.activity(f"Signed in to XMPP as {cfg.jid}")
+
+    async def xmpp_logout(self) -> None:
+        """Stop using the XMPP account and remove its password from the keyring."""
+        self.settings = await account.logout(self.config_dir)
+        self.hub.kick(restart=True)
+        self.activity("Signed out of XMPP")
 
     async def cancel_transfer(self, transfer_id: int) -> None:
         if not self.queue.cancel(transfer_id):

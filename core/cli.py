@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.p2p.listen import register as register_p2p_listen
 
     register_p2p_listen(sub)
+    from core.xmpp.cli import register as register_xmpp
+
+    register_xmpp(sub)
     return p
 
 

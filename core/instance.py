@@ -14,6 +14,9 @@ connection:
 * ``{"op": "status"}`` -> ``{"ok": true, "status": <core.status.to_json>}``
 * ``{"op": "handover", "argv": [...], "cwd": "..."}`` -> ``{"ok": true}``:
   a second launch hands its arguments to the running instance and exits.
+* ``{"op": "xmpp-login", "jid", "password", "server", "ca_file"}`` and
+  ``{"op": "xmpp-logout"}`` (``annexsync xmpp``; the socket is mode 0600, so the
+  password never appears on a command line);
 * anything else -> ``{"ok": false, "error": "..."}``
 
 ``serve`` is an accept loop owning a TaskGroup with one task per connection

@@ -53,6 +53,8 @@ class Settings:
     start_at_login: bool = False
     largefiles: str | None = None  # default annex.largefiles for repositories we create
     xmpp_account: str | None = None  # the JID only; the password lives in the keyring
+    xmpp_server: str | None = None  # HOST[:PORT] when not found from the JID's domain
+    xmpp_ca_file: str | None = None  # a CA file for a self-hosted server's certificate
     paused: bool = False  # remembered across restarts (indefinite pauses only)
     p2p_listen: str | None = None  # HOST:PORT: serve every synced repository to P2P peers
 

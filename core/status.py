@@ -23,7 +23,9 @@ match wins:
 5. SYNCING    anything pending: an uncommitted change, a queued or running
               transfer, a scan, or a *reachable* remote that still needs a
               push or merge (``RemoteStatus.pending``);
-6. WAITING    some remote is unreachable (its work waits for it);
+6. WAITING    some remote is unreachable (its work waits for it), or a paired
+              device that is not online is owed something (``DeviceStatus.owed``);
+              an offline paired device owed nothing is not pending work;
 7. SYNCED     nothing of the above -- so SYNCED never shows while work is pending.
 
 ``to_json``/``status_from_json`` carry a ``Status`` over the instance socket.
@@ -41,6 +43,8 @@ from typing import Any, Literal
 Direction = Literal["download", "upload"]
 TransferState = Literal["queued", "running", "done", "failed", "cancelled"]
 AlertLevel = Literal["info", "success", "warning", "error"]
+DevicePresence = Literal["online", "away", "offline", "unknown"]
+XmppState = Literal["off", "connecting", "online", "offline", "error"]
 
 
 class Health(Enum):
@@ -135,12 +139,41 @@ class RepoStatus:
 
 
 @dataclass(frozen=True)
+class DeviceStatus:
+    """Another annexsync device: seen over XMPP, paired, or both."""
+
+    name: str
+    device_id: str
+    account: str | None = None  # its XMPP account (bare JID), when seen there
+    presence: DevicePresence = "unknown"
+    last_seen: float | None = None
+    paired: bool = False
+    owed: bool = False  # a paired device that has not got our latest commits
+
+    @property
+    def waiting(self) -> bool:
+        return self.paired and self.owed and self.presence != "online"
+
+
+@dataclass(frozen=True)
+class XmppStatus:
+    account: str | None = None  # our JID
+    state: XmppState = "off"
+    error: str | None = None  # in words, when the account cannot be used
+
+
+@dataclass(frozen=True)
 class Status:
     repos: tuple[RepoStatus, ...] = ()
     online: bool = True
     paused_until: float | None = None  # None = running, math.inf = paused indefinitely
     alerts: tuple[Alert, ...] = ()
     activity: tuple[str, ...] = ()  # recent, newest first
+    xmpp: XmppStatus = XmppStatus()
+    devices: tuple[DeviceStatus, ...] = ()
+
+    def online_devices(self) -> tuple[DeviceStatus, ...]:
+        return tuple(d for d in self.devices if d.presence in ("online", "away"))
 
     def paused(self, now: float) -> bool:
         return self.paused_until is not None and self.paused_until > now
@@ -158,6 +191,8 @@ class Status:
         if any(r.busy() for r in self.repos):
             return Health.SYNCING
         if any(rm.reachable is False for r in self.repos for rm in r.remotes):
+            return Health.WAITING
+        if any(d.waiting for d in self.devices):
             return Health.WAITING
         return Health.SYNCED
 
@@ -212,7 +247,8 @@ def _headline(status: Status, health: Health, now: float) -> str:
         changes = sum(r.uncommitted for r in repos)
         return f"syncing ({changes} change{_s(changes)} to commit)" if changes else "syncing"
     if health is Health.WAITING:
-        names = sorted({rm.name for r in repos for rm in r.remotes if rm.reachable is False})
+        names = sorted({rm.name for r in repos for rm in r.remotes if rm.reachable is False}
+                       | {d.name for d in status.devices if d.waiting})
         return "waiting for " + ", ".join(names)
     return "everything synced" if repos else "no repositories"
 
@@ -254,4 +290,6 @@ def status_from_json(data: dict[str, Any]) -> Status:
         paused_until=math.inf if paused == "inf" else paused,
         alerts=tuple(Alert(**a) for a in data["alerts"]),
         activity=tuple(data["activity"]),
+        xmpp=XmppStatus(**data.get("xmpp", {})),
+        devices=tuple(DeviceStatus(**d) for d in data.get("devices", ())),
     )

@@ -77,6 +77,16 @@ def headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
     }[h]
 
 
+def devices_line(status: Status, tr: Callable[[str], str]) -> str:
+    """Which other devices are online (issue 11: the tray menu names them)."""
+    names = [d.name for d in status.online_devices()]
+    if names:
+        return tr("Online: %1").replace("%1", ", ".join(names))
+    if status.xmpp.state == "online":
+        return tr("No other device online")
+    return tr("Devices: not connected") if status.xmpp.account else tr("Devices: no XMPP account")
+
+
 class Tray(QObject):
     """The system tray icon; the menu's actions call the app's callbacks and ``Actions``."""
 
@@ -208,6 +218,7 @@ class Tray(QObject):
             for c in repo.conflicts:
                 self._add(f"conflict-{c.path}", tr("Resolve conflict: %1…").replace("%1", c.path),
                           functools.partial(self._resolve, c))
+        self._live_line("devices", lambda: devices_line(self.bridge.status, tr))
         self.menu.addSeparator()
         self._add_open_folder(status)
         self._add("open-window", tr("Open window"), self._open_window)

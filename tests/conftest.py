@@ -99,3 +99,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status[-1])
+
+
+@pytest.fixture
+def xmpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A throw-away prosody with TLS on loopback (tests/xmpp_server.py)."""
+    from tests.xmpp_server import available, prosody
+
+    if not available():
+        pytest.fail("prosody is not installed: tests/run installs it (apt: prosody lua-unbound)")
+    with prosody(tmp_path_factory.mktemp("prosody")) as server:
+        yield server

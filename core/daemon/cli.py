@@ -23,12 +23,22 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from core.errors import CoreError
 from core.instance import AlreadyRunning, hand_over, request
+from core.remotetypes import RemoteKind
 from core.settings import load_settings, resolve_config_dir
-from core.status import RemoteStatus, RepoStatus, Status, status_from_json, to_json
+from core.status import (
+    DeviceStatus,
+    RemoteStatus,
+    RepoStatus,
+    Status,
+    XmppStatus,
+    status_from_json,
+    to_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +131,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"    {rm.wanted_note}")
         for c in r.conflicts:
             print(f"  conflict: {c.path}: {', '.join(c.variants)}")
+    x = status.xmpp
+    if x.account:
+        print(f"xmpp {x.account}: {x.state}" + (f" ({x.error})" if x.error else ""))
+    for d in status.devices:
+        flags = [f for f, on in (("paired", d.paired), ("waiting for it", d.waiting)) if on]
+        print(f"  device {d.name}: {d.presence}" + (f", {', '.join(flags)}" if flags else ""))
     return 0
 
 
@@ -140,10 +156,31 @@ def offline_status(config_dir: Path) -> Status:
                 uncommitted=jobs.count_uncommitted(path),
                 remotes=tuple(RemoteStatus(r.name, r.uuid, r.kind.value,
                                            wanted_note=f.wanted_notes.get(r.uuid or ""))
-                              for r in f.remotes),
+                              for r in f.remotes if r.kind is not RemoteKind.PAIRED),
                 conflicts=tuple(Conflict(f.path, p, v) for p, v in sorted(conflicts.items())),
                 wanted_note=f.wanted_notes.get(f.uuid),
             ))
         except CoreError as e:
             repos.append(RepoStatus(path=path, uuid="", description="", error=str(e)))
-    return Status(repos=tuple(repos))
+    return Status(repos=tuple(repos), xmpp=_offline_xmpp(config_dir),
+                  devices=_offline_devices(config_dir))
+
+
+def _offline_xmpp(config_dir: Path) -> XmppStatus:
+    account = load_settings(config_dir).xmpp_account
+    return XmppStatus(account, "offline" if account else "off",
+                      "annexsync is not running" if account else None)
+
+
+def _offline_devices(config_dir: Path) -> tuple[DeviceStatus, ...]:
+    """The paired devices from their records (presence unknown: nothing is connected)."""
+    from core.devices.hub import device_statuses
+    from core.devices.paired import PairedStore
+
+    try:
+        records = PairedStore(config_dir, "").records()
+    except CoreError as e:
+        logger.warning("%s", e)
+        return ()
+    return tuple(replace(d, presence="unknown")
+                 for d in device_statuses((), records, {}))

@@ -232,13 +232,14 @@ class RepoWorker:
         f = await run_blocking(jobs.facts, self.path)
         self.uuid, self.description = f.uuid, f.description
         self.wanted_notes = f.wanted_notes
-        for info in f.remotes:
+        remotes = [i for i in f.remotes if i.kind is not RemoteKind.PAIRED]  # core.devices
+        for info in remotes:
             state = self.remotes.get(info.name)
             if state is None:
                 state = self.remotes[info.name] = RemoteState(info)
             state.info = info
             state.wanted_note = f.wanted_notes.get(info.uuid or "")
-        for gone in set(self.remotes) - {i.name for i in f.remotes}:
+        for gone in set(self.remotes) - {i.name for i in remotes}:
             del self.remotes[gone]
         self.host.changed()
 

@@ -23,6 +23,9 @@ class Timings:
     retry_base: float = 2.0  # transfer retry back-off base (doubling, capped at 5 min)
     watch_step_ms: int = 50  # watchfiles polling step
     watch_debounce_ms: int = 50  # watchfiles grouping: batching is ours, keep it short
+    xmpp_backoff_first: float = 1.0  # XMPP reconnect: 1 s doubling ... (xmpp-sync C.6)
+    xmpp_backoff_most: float = 300.0  # ... to 5 min
+    devices_refresh: float = 30.0  # how often what is owed to paired devices is recomputed
     stop_grace: float = 10.0  # how long stop() waits for threads to finish
     job_retry_base: float = 1.0  # a failed repository job again after 1 s, doubling ...
     job_retry_max: float = 300.0  # ... capped at 5 min

@@ -40,6 +40,10 @@ a helper that relays stdin/stdout to the peer.  So we do not ship a second
   leaves the stored URL, and so git-annex's view of the remote, unchanged.
   It reaches ``annexsync-tcp``/``tcp`` addresses directly and every other
   network through its ``git-annex-p2p-<netname>`` helper, like git-annex.
+- ``annexsync::paired:<device id>`` (netname ``paired``, core.remotetypes) is
+  a paired device: only the running annexsync can reach it, over the
+  transport that is up when a session opens, so the helper refuses it with a
+  clear message instead of looking for a ``git-annex-p2p-paired`` program.
 
 The server process is spawned here rather than in ``core.gitops``: gitops
 runs git to completion, a tunnel needs a long-lived process with both pipes
@@ -64,6 +68,7 @@ from core.p2p.events import DONE, ConnectionClosed, Payload
 from core.p2p.messages import ConnectDone, Data, Error, Service
 from core.p2p.runtime import CLOSE_TIMEOUT, Channel, ConnectionLost, P2PTimeout
 from core.p2p.transport import Link, open_subprocess, open_tcp, reap
+from core.remotetypes import PAIRED_NETNAME
 
 logger = logging.getLogger(__name__)
 
@@ -339,6 +344,10 @@ def git_remote_main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"git-remote-annexsync: {e}", file=sys.stderr)
         return 2
+    if addr.netname == PAIRED_NETNAME:
+        print(f"git-remote-annexsync: {args[0]} is the paired device {addr.address}; the "
+              "running annexsync syncs with it, plain git cannot reach it", file=sys.stderr)
+        return 1
     while True:
         cmd = _read_command()
         if cmd == "capabilities":

@@ -41,6 +41,7 @@ from gui.bridge import Bridge
 from gui.icons import app_icon, state_icon
 from gui.models.transfers import PROGRESS, PROGRESS_ROLE, TransfersModel
 from gui.tray import headline, remote_line
+from gui.widgets.devices import DevicesView
 from gui.widgets.progress import ProgressDelegate
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._build_folders(), self.tr("Folders"))
         self.tabs.addTab(self._build_transfers(), self.tr("Transfers"))
         self.tabs.addTab(self._build_activity(), self.tr("Activity"))
+        self.devices = DevicesView(self.tr)
+        self.tabs.addTab(self.devices, self.tr("Devices"))
 
         central = QWidget()
         lay = QVBoxLayout(central)
@@ -199,6 +202,7 @@ class MainWindow(QMainWindow):
         self._update_cancel()
         self._show_alerts(status)
         self._fill_list(self.activity, list(status.activity))
+        self.devices.show_status(status, now)
         self.sync_button.setEnabled(bool(status.repos))
         self.open_button.setEnabled(bool(status.repos))
 

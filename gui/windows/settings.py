@@ -4,9 +4,10 @@ Commands that change the core's repositories (add/remove a folder, add a
 remote, preferred content) run at once through ``Actions``.  The plain
 settings (bandwidth, transfer slots, start at login, XMPP address) are applied
 with *Apply*/*OK* via ``Core.update_settings``; start at login also writes or
-removes the XDG autostart entry.  The XMPP password goes to the OS keyring
-(``core.secrets``) and never into the settings file; with no safe keyring the
-dialog says so and stores nothing.
+removes the XDG autostart entry.  The XMPP account page signs in for real
+through ``Core.xmpp_login``, which keeps the address and the password (OS
+keyring only) only after the login worked, and removes the old address's
+password; it shows the connection state from ``Status.xmpp`` in words.
 """
 
 from __future__ import annotations
@@ -34,16 +35,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import secrets
 from core.settings import Settings
 from core.status import Status
 from gui import autostart
 from gui.actions import Actions
 from gui.bridge import Bridge
+from gui.widgets.devices import account_line
 
 logger = logging.getLogger(__name__)
 
-XMPP_SERVICE = "xmpp"
 PRESETS = (  # (label, expression); labels translated where shown
     ("Everything", "standard"),
     ("Only files I get myself", "manual"),
@@ -195,7 +195,8 @@ class SettingsDialog(QDialog):
         lay = QVBoxLayout(w)
         note = QLabel(self.tr(
             "An XMPP (Jabber) account lets your devices find each other over the internet. "
-            "The password is kept in your system keyring, never in a file."))
+            "annexsync signs in before it keeps anything; the password is kept in your "
+            "system keyring, never in a file."))
         note.setWordWrap(True)
         lay.addWidget(note)
         form = QFormLayout()
@@ -205,11 +206,23 @@ class SettingsDialog(QDialog):
         self.password = QLineEdit()
         self.password.setObjectName("xmpp-password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.xmpp_server = QLineEdit()
+        self.xmpp_server.setObjectName("xmpp-server")
+        self.xmpp_server.setPlaceholderText(self.tr("found from the address"))
+        self.xmpp_ca = QLineEdit()
+        self.xmpp_ca.setObjectName("xmpp-ca-file")
+        self.xmpp_ca.setPlaceholderText(self.tr("only for a self-hosted server"))
         form.addRow(self.tr("Address:"), self.jid)
         form.addRow(self.tr("Password:"), self.password)
+        form.addRow(self.tr("Server (optional):"), self.xmpp_server)
+        form.addRow(self.tr("CA certificate file (optional):"), self.xmpp_ca)
         lay.addLayout(form)
+        self.xmpp_state = QLabel()
+        self.xmpp_state.setObjectName("xmpp-state")
+        self.xmpp_state.setWordWrap(True)
+        lay.addWidget(self.xmpp_state)
         row = QHBoxLayout()
-        self.use_account = QPushButton(self.tr("Use this account"))
+        self.use_account = QPushButton(self.tr("Sign in"))
         self.use_account.setObjectName("xmpp-use")
         self.use_account.clicked.connect(self.save_account)
         self.forget_account = QPushButton(self.tr("Stop using this account"))
@@ -231,6 +244,8 @@ class SettingsDialog(QDialog):
         self.slots.setValue(s.transfer_slots)
         self.start_at_login.setChecked(s.start_at_login or autostart.is_enabled())
         self.jid.setText(s.xmpp_account or "")
+        self.xmpp_server.setText(s.xmpp_server or "")
+        self.xmpp_ca.setText(s.xmpp_ca_file or "")
         self.forget_account.setEnabled(bool(s.xmpp_account))
 
     def edited(self) -> Settings:
@@ -243,7 +258,8 @@ class SettingsDialog(QDialog):
         )
 
     def show_status(self, status: Status) -> None:
-        """Refresh the folder and remote lists."""
+        """Refresh the folder and remote lists and the XMPP connection state."""
+        self.xmpp_state.setText(account_line(status.xmpp, self.tr))
         paths = [r.path for r in status.repos]
         if [self.folders.item(i).text() for i in range(self.folders.count())] != paths:
             self.folders.clear()
@@ -321,44 +337,40 @@ class SettingsDialog(QDialog):
         return self.commands.submit("set_preferred_content", setter(repo, expr))
 
     def save_account(self) -> asyncio.Task[Any] | None:
-        """Store the password in the keyring, then the address in the settings."""
+        """Sign in for real; only a login that worked is kept (the core checks first)."""
         jid, password = self.jid.text().strip(), self.password.text()
         if "@" not in jid:
             self._say(self.tr("Enter an address like you@example.org."))
             return None
-        settings = self._settings().replace(xmpp_account=jid)
-
-        async def save() -> None:
-            if password:
-                await asyncio.to_thread(secrets.store, XMPP_SERVICE, jid, password)
-            await self.commands.core.update_settings(settings)
-
-        task = self.commands.submit("save_account", save())
+        if not password:
+            self._say(self.tr("Enter the password of %1.").replace("%1", jid))
+            return None
+        self._say(self.tr("Signing in as %1…").replace("%1", jid))
+        task = self.commands.submit("xmpp_login", self.commands.core.xmpp_login(
+            jid, password, server=self.xmpp_server.text().strip() or None,
+            ca_file=self.xmpp_ca.text().strip() or None))
 
         def done(t: asyncio.Task[Any]) -> None:
             if not t.cancelled() and t.exception() is None:
                 self.password.clear()
                 self.forget_account.setEnabled(True)
-                self._say(self.tr("Account saved; the password is in your keyring."))
+                self._say(self.tr("Signed in as %1; the password is in your keyring.")
+                          .replace("%1", jid))
 
         task.add_done_callback(done)
         return task
 
     def forget(self) -> asyncio.Task[Any]:
-        """Forget the account and its password."""
-        jid = self._settings().xmpp_account or self.jid.text().strip()
-        settings = self._settings().replace(xmpp_account=None)
+        """Stop using the account; its password leaves the keyring."""
+        task = self.commands.submit("xmpp_logout", self.commands.core.xmpp_logout())
 
-        async def drop() -> None:
-            if jid:
-                await asyncio.to_thread(secrets.delete, XMPP_SERVICE, jid)
-            await self.commands.core.update_settings(settings)
-
-        task = self.commands.submit("forget_account", drop())
         def done(t: asyncio.Task[Any]) -> None:
             if not t.cancelled() and t.exception() is None:
                 self.jid.clear()
+                self.xmpp_server.clear()
+                self.xmpp_ca.clear()
                 self.forget_account.setEnabled(False)
+                self._say(self.tr("Signed out; the password was removed from your keyring."))
 
         task.add_done_callback(done)
         return task

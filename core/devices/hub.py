@@ -1,0 +1,151 @@
+"""The devices side of the daemon: identity, paired records, the XMPP link.
+
+Theory of operation
+-------------------
+``DeviceHub.run`` is one task of the facade's TaskGroup (``core.api``).  It
+loads (or makes) this device's identity -- off the loop, since the keyring
+blocks -- then runs, in its own TaskGroup, the ``XmppLink`` and a refresher
+that recomputes every ``devices_refresh`` seconds (or when kicked) which
+paired devices are owed something (``paired.owed``: our refs differ from
+what the last sync left).  A keyring that cannot be used stops only this
+part: the error shows in ``XmppStatus`` and the rest of the daemon runs.
+
+``statuses`` merges what XMPP saw (``Buddies``) with the paired records into
+``DeviceStatus`` values (``device_statuses``, pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from core.daemon.threads import run_blocking
+from core.daemon.timings import Timings
+from core.devices import paired
+from core.devices.identity import DeviceIdentity, load_or_create
+from core.devices.paired import PairedDevice, PairedStore
+from core.errors import CoreError
+from core.settings import Settings
+from core.status import DeviceStatus, XmppStatus
+from core.xmpp import account
+from core.xmpp.buddies import Device
+from core.xmpp.client import Backoff, XmppConfig, XmppLink
+from core.xmpp.payloads import Hello, bare
+
+logger = logging.getLogger(__name__)
+
+
+def device_statuses(seen: tuple[Device, ...], records: list[PairedDevice],
+                    owed: dict[str, bool]) -> tuple[DeviceStatus, ...]:  # fmt: skip
+    """Seen devices and paired ones, one entry per device id (pure)."""
+    by_id = {r.device_id: r for r in records}
+    out: dict[str, DeviceStatus] = {}
+    for d in seen:
+        rec = by_id.get(d.device_id)
+        out[d.device_id] = DeviceStatus(
+            name=rec.name if rec else d.name, device_id=d.device_id, account=d.account,
+            presence=d.presence, last_seen=d.last_seen, paired=rec is not None,
+            owed=owed.get(d.device_id, False),
+        )  # fmt: skip
+    for r in records:
+        if r.device_id not in out:
+            account_jid = bare(r.transports.xmpp) if r.transports.xmpp else None
+            out[r.device_id] = DeviceStatus(
+                name=r.name, device_id=r.device_id, account=account_jid, presence="offline",
+                last_seen=r.last_seen, paired=True, owed=owed.get(r.device_id, False),
+            )  # fmt: skip
+    return tuple(sorted(out.values(), key=lambda s: (not s.paired, s.name, s.device_id)))
+
+
+def _owed(records: list[PairedDevice]) -> dict[str, bool]:
+    result: dict[str, bool] = {}
+    for r in records:
+        owed_any = False
+        for repo in r.repos:
+            top = Path(repo.path)
+            with contextlib.suppress(CoreError, OSError):
+                name = paired.remote_of(top, r.device_id)
+                owed_any = owed_any or (name is not None and paired.owed(top, name))
+        result[r.device_id] = owed_any
+    return result
+
+
+class DeviceHub:
+    def __init__(self, config_dir: Path, settings: Callable[[], Settings], *,
+                 timings: Timings, on_change: Callable[[], None],
+                 paused: Callable[[], bool]) -> None:  # fmt: skip
+        self.config_dir = Path(config_dir)
+        self.settings = settings
+        self.timings = timings
+        self.on_change = on_change
+        self.paused = paused
+        self.identity: DeviceIdentity | None = None
+        self.store: PairedStore | None = None
+        self.link: XmppLink | None = None
+        self.error: str | None = None
+        self._records: list[PairedDevice] = []
+        self._owed: dict[str, bool] = {}
+        self._refresh = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            ident = self.identity = await run_blocking(load_or_create, self.config_dir)
+        except CoreError as e:
+            self.error = f"this device has no identity yet: {e}"
+            self.on_change()
+            await asyncio.Event().wait()  # nothing more to do until restarted
+            return
+        self.store = PairedStore(self.config_dir, ident.device_id)
+        self.link = XmppLink(
+            self._config, hello=Hello(ident.device_id, ident.name),
+            contacts=self._contacts, on_change=self.on_change, paused=self.paused,
+            backoff=Backoff(self.timings.xmpp_backoff_first, self.timings.xmpp_backoff_most),
+        )  # fmt: skip
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.link.run(), name="xmpp-link")
+            tg.create_task(self._refresher(), name="devices-refresh")
+
+    async def _config(self) -> XmppConfig | None:
+        return await run_blocking(account.load_config, self.settings())
+
+    def _contacts(self) -> set[str]:
+        return {bare(r.transports.xmpp) for r in self._records if r.transports.xmpp}
+
+    def refresh(self) -> None:
+        self._refresh.set()
+
+    async def _refresher(self) -> None:
+        while True:
+            assert self.store is not None
+            try:
+                self._records = await run_blocking(self.store.records)
+                self._owed = await run_blocking(_owed, self._records)
+            except CoreError as e:
+                logger.warning("paired devices: %s", e)
+            self.on_change()
+            self._refresh.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timings.devices_refresh):
+                    await self._refresh.wait()
+
+    def kick(self, *, restart: bool = False) -> None:
+        """The network is back (``restart``: after sleep, drop the old stream too)."""
+        if self.link is not None:
+            self.link.kick(restart=restart)
+
+    def statuses(self) -> tuple[DeviceStatus, ...]:
+        seen = self.link.buddies.devices() if self.link else ()
+        return device_statuses(seen, self._records, self._owed)
+
+    def xmpp_status(self) -> XmppStatus:
+        jid = self.settings().xmpp_account
+        if not jid:
+            return XmppStatus()
+        if self.error:
+            return XmppStatus(jid, "error", self.error)
+        if self.link is None:
+            return XmppStatus(jid, "off" if not jid else "connecting")
+        return XmppStatus(jid, self.link.state.value, self.link.error)

@@ -1,0 +1,66 @@
+"""The types every remote kind shares, apart from the factory in ``core.remotes``.
+
+``core.remotes`` imports each kind's module to open it; the kinds need only
+these types, so they import this small module and the import circle of
+style.md 2 does not grow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from core.repo.key import Key
+from core.repo.objects import Incoming
+
+# git reaches a paired device's repository through ``git-remote-annexsync``
+# (core.p2p.tunnel) with this netname; the address is the peer's device id.
+PAIRED_NETNAME = "paired"
+PAIRED_PREFIX = f"annexsync::{PAIRED_NETNAME}:"
+
+Advance = Callable[[int], None]
+
+
+class RemoteKind(Enum):
+    PATH = "path"
+    P2P = "p2p"
+    HTTP = "http"
+    XMPP = "xmpp"
+    SPECIAL = "special"
+    CLUSTER = "cluster"
+    PAIRED = "paired"  # a paired device (core.devices), transport chosen per session
+    GIT = "git"  # a git URL we can fetch and push, no content access yet
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    name: str
+    uuid: str | None
+    kind: RemoteKind
+    url: str | None = None
+    cost: float = 100.0
+    sync: bool = True
+    pull: bool = True
+    push: bool = True
+    readonly: bool = False
+    special_type: str | None = None
+
+
+class Remote(Protocol):
+    info: RemoteInfo
+
+    def check_present(self, key: Key) -> bool: ...
+
+    def lock_content(self, key: Key) -> AbstractContextManager[None]: ...
+
+    def retrieve(self, key: Key, into: Incoming, advance: Advance) -> None: ...
+
+    def store(self, key: Key, source: Path, advance: Advance) -> None: ...
+
+    def remove(self, key: Key) -> None: ...
+
+    def close(self) -> None: ...
