@@ -25,6 +25,8 @@ from core.scheduler.events import (
     LocalCommit,
     OfferRefused,
     Outcome,
+    PairedDevice,
+    PeerUnreachable,
     Phase,
     PresenceChanged,
     PushOfferReceived,
@@ -361,3 +363,32 @@ def test_lane_size_is_configurable() -> None:
     d.online(A, B, C)
     acts = [a for x in (A, B, C) for a in d(PushRequestReceived(sender(x)))]
     assert [s.device_id for s in starts(acts)] == [A.device_id, B.device_id]
+
+
+def test_b2_b6_iq_error_means_unreachable_and_ends_its_jobs() -> None:
+    d = Driver()
+    d.online(A, C)
+    job = push_to(d, A.device_id)
+    acts = d(PeerUnreachable(A.device_id))
+    assert [e.job_id for e in ends(acts)] == [job.job_id] and not d.s.present(A.device_id)
+    assert not [a for a in d(LocalCommit()) if isinstance(a, SendAdvertise) and a.device_id == A.device_id]
+
+
+def test_b2_unanswered_advertise_backs_off_then_retries() -> None:
+    d = Driver()
+    d.online(A)
+    assert SendAdvertise(A.device_id) in d(LocalCommit(), at=1)
+    assert d(Tick(), at=31) == []  # the advertise got no answer within 30 s
+    assert SendAdvertise(A.device_id) in d(Tick(), at=61)
+    assert d(AdvertiseAnswered(A.device_id, True), at=1000) == []  # too late: ignored
+
+
+def test_b24_new_pairing_syncs_both_ways_as_soon_as_the_device_is_present() -> None:
+    d = Driver()
+    d.s.handle(DevicesChanged((A,)), 0)
+    d.online(A)
+    new = PairedDevice("dev-n", "uuid-n", "nina@example.org")
+    d(DevicesChanged((A, new)))
+    assert d.s.dirty(new.device_id) and d.s.wants_pull(new.device_id) and d.s.desynced(new.device_id)
+    acts = d(PresenceChanged(f"nina@example.org/annexsync-{new.device_id}", new.device_id, True))
+    assert SendAdvertise(new.device_id) in acts and SendPushRequest(new.device_id) in acts
