@@ -264,9 +264,13 @@ class Scheduler:
         elif outcome is Outcome.REFUSED:
             peer.retry_at = self._now + self.limits.backoff_first  # it will ask us; in case it does not
         elif outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
-            peer.failures += 1
-            delay = self.limits.backoff_first * 2 ** (peer.failures - 1)
-            peer.retry_at = self._now + min(delay, self.limits.backoff_max)
+            self._back_off(peer)
+
+    def _back_off(self, peer: _Peer) -> None:
+        """B.51: a failure keeps the device dirty; wait 30 s, doubling to 30 min, before advertising."""
+        peer.failures += 1
+        delay = self.limits.backoff_first * 2 ** (peer.failures - 1)
+        peer.retry_at = self._now + min(delay, self.limits.backoff_max)
 
     def _end_all(self, jobs: Iterator[_Job] | list[_Job], outcome: Outcome, reason: str, actions: list[Action]) -> None:
         for job in sorted(jobs, key=lambda j: j.job_id):
@@ -288,9 +292,7 @@ class Scheduler:
         for peer in self._peers.values():
             if peer.advertise_deadline is not None and peer.advertise_deadline <= now:
                 peer.advertise_deadline = None
-                peer.failures += 1
-                delay = self.limits.backoff_first * 2 ** (peer.failures - 1)
-                peer.retry_at = now + min(delay, self.limits.backoff_max)
+                self._back_off(peer)
 
     def _timeout_reason(self, job: _Job) -> str:
         if job.phase is Phase.INVITED:

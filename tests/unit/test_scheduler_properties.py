@@ -183,6 +183,11 @@ class World:
             assert busy <= slots
             if any(v.ready for v in live if v.direction is d):
                 assert busy == slots, "deadlock: a job could run, a slot is free, nothing starts"
+        incoming = {v.device_id for v in live if v.direction is Direction.INCOMING}
+        waiting_in = [x for x in IDS if self.s.wants_pull(x) and x in self.present and x not in incoming]
+        if waiting_in and self.connected:
+            busy_in = sum(1 for v in live if v.direction is Direction.INCOMING)
+            assert busy_in == self.s.limits.incoming_slots, "a device waits to push to us, a slot is free"
 
     def check_fairness(self, before: dict[int, JobView], views: tuple[JobView, ...], actions: list[Action]) -> None:
         """A job ready all along waits at most one turn of the other devices."""

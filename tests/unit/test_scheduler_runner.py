@@ -87,6 +87,14 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
+async def hanging_push(runner: SchedulerRunner, peer: Peer) -> None:
+    """A (present) asks us to push; the push starts and hangs."""
+    runner.receive(Connected())
+    runner.receive(available(A))
+    runner.receive(PushRequestReceived(sender(A)))
+    await until(lambda: bool(peer.started))
+
+
 def outcome(runner: SchedulerRunner, job_id: int) -> Outcome | None:
     return next(v.outcome for v in runner.machine.jobs() if v.job_id == job_id)
 
@@ -106,9 +114,7 @@ async def test_commit_advertises_then_pushes_and_cleans_up() -> None:
 async def test_hanging_job_times_out_is_cancelled_and_cleaned_up() -> None:
     peer = Peer(hang=True)
     async with running(peer) as runner:
-        runner.receive(Connected())
-        runner.receive(available(A))
-        runner.receive(PushRequestReceived(sender(A)))
+        await hanging_push(runner, peer)
         await until(lambda: bool(peer.cleaned))
         (view,) = [v for v in runner.machine.jobs() if v.job_id == peer.started[0].job_id]
         assert view.phase is Phase.ENDED and view.outcome is Outcome.TIMED_OUT
@@ -118,10 +124,7 @@ async def test_hanging_job_times_out_is_cancelled_and_cleaned_up() -> None:
 async def test_disconnect_and_shutdown_cancel_running_jobs_with_cleanup() -> None:
     peer = Peer(hang=True)
     async with running(peer) as runner:
-        runner.receive(Connected())
-        runner.receive(available(A))
-        runner.receive(PushRequestReceived(sender(A)))
-        await until(lambda: bool(peer.started))
+        await hanging_push(runner, peer)
         runner.receive(Disconnected())
         await until(lambda: bool(peer.cleaned))
         assert outcome(runner, peer.started[0].job_id) is Outcome.ABORTED
@@ -136,10 +139,7 @@ async def test_disconnect_and_shutdown_cancel_running_jobs_with_cleanup() -> Non
 async def test_answers_come_back_at_once_even_while_a_job_hangs() -> None:
     peer = Peer(hang=True)
     async with running(peer) as runner:
-        runner.receive(Connected())
-        runner.receive(available(A))
-        runner.receive(PushRequestReceived(sender(A)))
-        await until(lambda: bool(peer.started))
+        await hanging_push(runner, peer)
         assert runner.receive(AdvertiseReceived(sender(A))) == [
             AnswerAdvertise(A.device_id)
         ]
