@@ -312,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(name)s: %(message)s")
     func = getattr(args, "func", None) or start_default
+    for stream in (sys.stdout, sys.stderr):
+        # paths are bytes (os.fsdecode): print them as the bytes they are, as git does
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     try:
         return int(func(args))
     except CoreError as e:
@@ -319,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`annexsync whereis | head`): stop quietly, as
+        # git-annex does; the interpreter must not flush into the closed pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

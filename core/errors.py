@@ -239,3 +239,28 @@ class MergeFailed(GitCommandError):
         self.ref = ref
         self.reason = reason.removeprefix("fatal: ").removeprefix("error: ")
         self.args = (f"could not merge {ref}: {self.reason}",)
+
+
+# --- encrypted sessions (core/session) ----------------------------------------
+
+
+class SessionRefused(RemoteError):
+    """A session handshake failed: the other device could not prove the
+    pairing (unknown device, wrong static key, wrong pair secret), or it said
+    we could not.  A security event: logged on ``annexsync.security`` and
+    shown in the status; it names the device, never a secret.
+
+    Attributes:
+        peer_device_id: the device at the other end (as it named itself).
+        reason: why, in words for a person.
+        by_peer: True when the other device refused us.
+    """
+
+    def __init__(self, peer_device_id: str, reason: str, *, by_peer: bool = False) -> None:
+        who = f"device {peer_device_id}"
+        text = (f"{who} refused this device: {reason}" if by_peer
+                else f"refused a session from {who}: {reason}")
+        super().__init__(text)
+        self.peer_device_id = peer_device_id
+        self.reason = reason
+        self.by_peer = by_peer

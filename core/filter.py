@@ -21,8 +21,10 @@ clean (git add, git status on a racy file, git stash):
 2. else ``should_annex`` decides, as git-annex's clean filter does: a
    dotfile (without annex.dotfiles) or annex.gitaddtoannex=false -> only if
    the index already holds a pointer for the path; else annex.largefiles
-   (git config, then config.log) decides when it is set, and when it is not
-   set -> again only if the index holds a pointer.  Checked live with
+   (git config, then the file's gitattribute, then config.log:
+   ``core.ops.addrules``) decides when it is set, and when it is not
+   set -> again only if the index holds a pointer.  The key's backend is the
+   file's ``annex.backend`` gitattribute, else annex.backend (same module).  Checked live with
    git-annex 10.20261026: with largefiles set, a formerly annexed file that
    no longer matches goes to git, and with no largefiles ``git add`` keeps
    new files in git (3.3);
@@ -56,6 +58,7 @@ the object's content; anything else -> the input unchanged.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import logging
 import os
@@ -69,6 +72,8 @@ from typing import TYPE_CHECKING, BinaryIO
 from dulwich.index import Index
 from dulwich.objects import Blob
 
+from core.errors import GitCommandError
+from core.ops.addrules import AddRules, PathRule
 from core.repo.key import Hasher, Key, hasher_for_backend, key_for_digest
 from core.repo.pointer import MAX_POINTER, format_pointer, parse_pointer
 
@@ -276,6 +281,9 @@ class AnnexFilter:
         self.repo = repo
         self.tmpdir = repo.gitdir / "annex" / "othertmp"
         self.settings = settings or read_clean_settings(repo)
+        # settings.largefiles is git config's, else config.log's: git config still
+        # comes first, and the file's attribute before config.log (spec 11)
+        self.rules = AddRules.of(repo, {"annex.largefiles": self.settings.largefiles or ""})
         self._index: tuple[tuple[str, int, int], Index] | None = None
         self._recorded = False
         self._unsupported: str | None = None
@@ -293,7 +301,8 @@ class AnnexFilter:
 
         Never raises for repository trouble: failures give the input back.
         """
-        hasher = self._hasher()
+        rule = self._rule(path)
+        hasher = self._hasher(rule.backend)
         spool = Spool(self.tmpdir, hasher)
         for data in source:
             spool.write(data)
@@ -302,11 +311,12 @@ class AnnexFilter:
         if spool.pointer_key() is not None or hasher is None or self._unsupported:
             return Output(Outcome.ORIGINAL, spool=spool)
         try:
-            if not should_annex(path, spool.size, self.settings, self.was_annexed(path)):
+            settings = dataclasses.replace(self.settings, largefiles=rule.largefiles)
+            if not should_annex(path, spool.size, settings, self.was_annexed(path)):
                 return Output(Outcome.ORIGINAL, spool=spool)
             cfg = self.repo.config
             key = key_for_digest(
-                cfg.backend, spool.hexdigest(), spool.size, path,
+                rule.backend, spool.hexdigest(), spool.size, path,
                 cfg.max_extension_length, cfg.max_extensions,
             )
             self._store(key, path, spool)
@@ -319,11 +329,19 @@ class AnnexFilter:
         logger.info("%s: annexed as %s", path, key)
         return Output(Outcome.POINTER, pointer=format_pointer(key))
 
-    def _hasher(self) -> Hasher | None:
+    def _rule(self, path: str) -> PathRule:
+        """This file's largefiles and backend; its attributes unread if git cannot answer."""
         try:
-            return hasher_for_backend(self.repo.config.backend)
+            return self.rules.for_paths([path])[path]
+        except GitCommandError as e:
+            logger.warning("%s: cannot read gitattributes (%s)", path, e)
+            return self.rules.rule({})
+
+    def _hasher(self, backend: str) -> Hasher | None:
+        try:
+            return hasher_for_backend(backend)
         except Exception as e:  # noqa: BLE001 - e.g. WORM: cannot annex from a stream
-            logger.warning("annex.backend %s: %s; files stay in git", self.repo.config.backend, e)
+            logger.warning("annex.backend %s: %s; files stay in git", backend, e)
             return None
 
     def _store(self, key: Key, path: str, spool: Spool) -> None:
@@ -344,7 +362,7 @@ class AnnexFilter:
             before = work.lstat()
             if not stat.S_ISREG(before.st_mode) or before.st_size != spool.size:
                 return False
-            if _file_digest(work, self.repo.config.backend) != spool.hexdigest():
+            if _file_digest(work, key.backend) != spool.hexdigest():
                 return False
             if _changed(before, work.lstat()):
                 return False

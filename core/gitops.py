@@ -77,10 +77,15 @@ def _safety_options() -> list[str]:
 
 
 def run_git(
-    cwd: Path, args: Sequence[str], timeout: float = LOCAL_TIMEOUT, check: bool = True
+    cwd: Path,
+    args: Sequence[str],
+    timeout: float = LOCAL_TIMEOUT,
+    check: bool = True,
+    stdin: bytes = b"",
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``git <args>`` in ``cwd`` with hooks and the annex filter disabled.
 
+    ``stdin`` is written to git's standard input, which is then closed.
     A git that found one of its lock files held is run again once the lock
     is free (``core.gitlock``).
 
@@ -95,8 +100,7 @@ def run_git(
         logger.debug("running git %s in %s", " ".join(args), cwd)
         try:
             proc = subprocess.run(
-                cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                timeout=timeout,
+                cmd, cwd=cwd, env=env, input=stdin, capture_output=True, timeout=timeout
             )
         except subprocess.TimeoutExpired as e:
             raise GitCommandError(list(args), None, _text(e.stderr or b"")) from e
@@ -115,6 +119,35 @@ def _inside(path: Path, top: Path) -> bool:
 
 def _text(data: bytes | str) -> str:
     return data if isinstance(data, str) else data.decode("utf-8", "replace")
+
+
+# --- attributes ---------------------------------------------------------------
+
+
+def check_attr(
+    top: Path, paths: Sequence[bytes], names: Sequence[str]
+) -> dict[bytes, dict[str, str]]:
+    """The gitattributes ``names`` of each of ``paths`` (repository-relative bytes).
+
+    Read with ``git check-attr -z --stdin`` as git-annex reads them
+    (Annex/CheckAttr.hs): git resolves ``.gitattributes`` files, macros and
+    ``info/attributes``.  An attribute that is unspecified is left out.
+
+    Raises:
+        GitCommandError: git could not answer.
+    """
+    if not paths:
+        return {}
+    out = run_git(
+        top, ["check-attr", "-z", "--stdin", *names], stdin=b"".join(p + b"\0" for p in paths)
+    ).stdout
+    fields = out.split(b"\0")
+    found: dict[bytes, dict[str, str]] = {p: {} for p in paths}
+    for i in range(0, len(fields) - 2, 3):
+        path, name, value = fields[i : i + 3]
+        if value != b"unspecified":
+            found.setdefault(path, {})[name.decode()] = value.decode("utf-8", "surrogateescape")
+    return found
 
 
 # --- network ------------------------------------------------------------------
@@ -321,7 +354,8 @@ def _new_commit(git: Repo, tree: ObjectID, parents: list[ObjectID], message: str
     c.author_time = c.commit_time = now
     c.author_timezone = c.commit_timezone = offset
     c.encoding = b"UTF-8"
-    c.message = message.encode() + (b"" if message.endswith("\n") else b"\n")
+    # a message naming a path keeps the path's bytes, as ``git commit -m`` would
+    c.message = os.fsencode(message) + (b"" if message.endswith("\n") else b"\n")
     return c
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,59 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BIN = str(Path(sys.executable).parent)
+
+# --- the ``interop`` marker is on exactly the tests that run git-annex ---------------
+# git-annex and git-annex-shell are reached through shims first on PATH; each run
+# appends a byte to the file named by ANNEX_RUNS, which is fresh for every test.
+ANNEX_RUNS = "ANNEXSYNC_TEST_ANNEX_RUNS"
+_SHIMS = Path(tempfile.mkdtemp(prefix="annexsync-shims-"))
+for _name in ("git-annex", "git-annex-shell"):
+    _shim = _SHIMS / _name
+    _shim.write_text(f'#!/bin/sh\n[ -n "${ANNEX_RUNS}" ] && printf x >> "${ANNEX_RUNS}"\n'
+                     f'exec "{BIN}/{_name}" "$@"\n')
+    _shim.chmod(0o755)
+_RUNS_KEY = pytest.StashKey[Path]()
+_WIDE_ANNEX_FIXTURES: set[int] = set()  # module/session fixture definitions that ran git-annex
+
+
+def _runs(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    runs = _SHIMS / f"runs-{abs(hash(item.nodeid))}-{os.getpid()}"
+    runs.unlink(missing_ok=True)
+    os.environ[ANNEX_RUNS] = str(runs)
+    item.stash[_RUNS_KEY] = runs
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest) -> Iterator[None]:
+    runs = Path(os.environ[ANNEX_RUNS]) if ANNEX_RUNS in os.environ else None
+    before = _runs(runs)
+    yield
+    if fixturedef.scope != "function" and _runs(runs) > before:
+        _WIDE_ANNEX_FIXTURES.add(id(fixturedef))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call" or not report.passed:
+        return
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    ran = _runs(item.stash.get(_RUNS_KEY, None)) > 0 or any(
+        id(d) in _WIDE_ANNEX_FIXTURES for ds in defs.values() for d in ds)
+    marked = item.get_closest_marker("interop") is not None
+    if ran != marked:
+        report.outcome = "failed"
+        report.longrepr = ("runs git-annex but is not marked interop" if ran else
+                           "marked interop but never runs git-annex")
 
 
 def isolate_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +87,7 @@ def isolate_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(home)  # restored after the test, whatever it changed
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(_SHIMS), BIN, os.environ.get("PATH", "")]))
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         monkeypatch.delenv(var, raising=False)
 

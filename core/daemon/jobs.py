@@ -35,12 +35,14 @@ from pathlib import Path
 
 from dulwich.config import ConfigFile
 from dulwich.index import IndexEntry, index_entry_from_stat
+from dulwich.object_store import tree_lookup_path
+from dulwich.objects import Commit, ObjectID
 
 from core import gitlock, gitops
 from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed, RemoteUnavailable
 from core.ops import sync as syncops
 from core.ops.add import Adder
-from core.ops.conflicts import VARIANT_MARKER, original_name
+from core.ops.conflicts import VARIANT_MARKER, original_names
 from core.ops.files import AnnexedFile, annexed_files, populate_unlocked
 from core.ops.query import wanted
 from core.ops.transfer import _wanted, copy_key_to, get_key
@@ -503,19 +505,58 @@ def finish_download(path: str, key: Key) -> None:
 
 # --- conflicts (spec 8.4 results, shown to the user) ---------------------------
 
+HISTORY_DEPTH = 200  # commits searched for the path a variant stands for
+
+
 def find_conflicts(path: str) -> dict[str, tuple[str, ...]]:
     """original path -> variant paths, for every ``.variant-`` file in the index."""
     groups: dict[str, list[str]] = {}
     with _open(path) as repo:
         index = repo.git.open_index()
+        trees: list[ObjectID] | None = None
         for raw in index.paths():
             rel = raw.decode("utf-8", "surrogateescape")
             if VARIANT_MARKER in rel.rpartition("/")[2]:
-                groups.setdefault(original_name(rel), []).append(rel)
+                names = original_names(rel)
+                if len(names) > 1:
+                    trees = _recent_trees(repo) if trees is None else trees
+                    names = tuple(n for n in names if _in_trees(repo, trees, n)) or names
+                groups.setdefault(names[0], []).append(rel)
         if gitops.merge_in_progress(repo.gitdir):
             for rel in gitops.conflicted_paths(repo.path):
                 groups.setdefault(rel, [])
     return {k: tuple(sorted(v)) for k, v in groups.items()}
+
+
+def _recent_trees(repo: AnnexRepo) -> list[ObjectID]:
+    """Trees of HEAD and its ancestors, newest first (at most ``HISTORY_DEPTH``)."""
+    try:
+        todo = [repo.git.head()]
+    except KeyError:  # unborn
+        todo = []
+    seen: set[bytes] = set()
+    trees: list[ObjectID] = []
+    while todo and len(seen) < HISTORY_DEPTH:
+        sha = todo.pop(0)
+        if sha in seen:
+            continue
+        seen.add(sha)
+        commit = repo.git[sha]
+        if isinstance(commit, Commit):
+            trees.append(commit.tree)
+            todo.extend(commit.parents)
+    return trees
+
+
+def _in_trees(repo: AnnexRepo, trees: list[ObjectID], rel: str) -> bool:
+    """Whether ``rel`` was a path in one of ``trees`` (a variant's original was)."""
+    for tree in trees:
+        try:
+            tree_lookup_path(repo.git.object_store.__getitem__, tree, os.fsencode(rel))
+            return True
+        except KeyError:
+            continue
+    return False
 
 
 def keep_variant(path: str, original: str, keep: str, variants: Sequence[str]) -> bytes | None:
@@ -535,17 +576,18 @@ def keep_variant(path: str, original: str, keep: str, variants: Sequence[str]) -
         if dest.exists() or dest.is_symlink():
             raise CoreError(f"{original} exists again; move it away before choosing a variant")
         with gitlock.locked_index(repo.git) as index:
-            entry = index[keep.encode()]
+            entry = index[os.fsencode(keep)]
             if not isinstance(entry, IndexEntry):
                 raise CoreError(f"{keep} is itself in conflict; resolve it with git first")
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(top / keep, dest)
-            index[original.encode()] = index_entry_from_stat(dest.lstat(), entry.sha, entry.mode)
+            index[os.fsencode(original)] = index_entry_from_stat(
+                dest.lstat(), entry.sha, entry.mode)
             for v in variants:
-                del index[v.encode()]
+                del index[os.fsencode(v)]
                 if v != keep:
                     (top / v).unlink(missing_ok=True)
-            gitops.settle_index(index, top, [original.encode()])
+            gitops.settle_index(index, top, [os.fsencode(original)])
         commit = syncops.commit_worktree(repo, f"resolved conflict on {original}")
         repo.branch.commit()
         return commit

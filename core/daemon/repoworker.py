@@ -633,6 +633,29 @@ class RepoWorker:
         return rel is not None and not jobs.ignored(rel)
 
     async def _watch_tree(self) -> None:
+        """Watch until stopped; a batch watchfiles cannot report becomes a scan.
+
+        watchfiles 1.x cannot hand over a path that is not UTF-8 (its Rust
+        side raises ``WatchfilesRustInternalError``, a ``RuntimeError``, inside
+        an exception group, and the watch ends).  Paths are bytes to git, so such a file is found by a scan
+        of the tree (``jobs.scan_all``, undecodable bytes kept as surrogates)
+        and the watch starts again.
+        """
+        while True:
+            try:
+                await self._watch_tree_once()
+                return
+            except* RuntimeError as e:  # awatch raises it inside an exception group
+                logger.info("%s: the watcher lost a batch (%s); scanning", self.path,
+                            e.exceptions[0])
+            await asyncio.sleep(self.t.retry_base)
+            paths = await run_blocking(jobs.scan_all, self.path)
+            if paths:
+                self.batcher.record(paths, self.host.now())
+                self.host.changed()
+                self.kick()
+
+    async def _watch_tree_once(self) -> None:
         stop = asyncio.Event()
         try:
             async for changes in awatch(self.path, watch_filter=self._tree_filter,

@@ -36,6 +36,7 @@ from dulwich.objects import Blob
 
 from core import gitlock
 from core.errors import RepoError
+from core.ops.addrules import AddRules, PathRule
 from core.progress import NullProgress, Progress
 from core.repo.key import Key, hasher_for_backend, key_for_digest
 from core.repo.pointer import format_pointer, link_target, parse_pointer
@@ -80,7 +81,7 @@ class Adder:
         self.ignore = IgnoreFilterManager.from_repo(repo.git)
         cfg = repo.config
         state_config = repo.state.config()
-        self.largefiles = cfg.largefiles or state_config.get("annex.largefiles")
+        self.rules = AddRules.of(repo, state_config)
         unlocked = state_config.get("annex.addunlocked", "false")
         self.unlocked = cfg.add_unlocked or unlocked.strip().lower() == "true"
 
@@ -122,7 +123,7 @@ class Adder:
             entry = _index_get(self.index, rel)
             if entry is None or entry.mode != MODE_LINK:
                 return True  # staged as the link it is (an annexed one too, as git-annex does)
-            return os.readlink(path).encode() != self._blob_data(entry)
+            return os.fsencode(os.readlink(path)) != self._blob_data(entry)
         if not stat.S_ISREG(st.st_mode):
             return False
         entry = _index_get(self.index, rel)
@@ -131,12 +132,13 @@ class Adder:
         fresh = index_entry_from_stat(st, entry.sha, entry.mode)
         return (fresh.mtime, fresh.size, fresh.ino) != (entry.mtime, entry.size, entry.ino)
 
-    def is_large(self, rel: str, size: int) -> bool:
+    def is_large(self, rel: str, size: int, rule: PathRule) -> bool:
+        """Dotfiles go to git unless annex.dotfiles (3.6); else annex.largefiles (11)."""
         if not self.repo.config.dotfiles and any(p.startswith(".") for p in rel.split("/")):
             return False
-        if self.largefiles is None:
+        if rule.largefiles is None:
             return True
-        return is_large(self.largefiles, rel, size)
+        return is_large(rule.largefiles, rel, size)
 
     # --- adding ---------------------------------------------------------------
 
@@ -144,7 +146,11 @@ class Adder:
         files = list(self.candidates(paths))
         sizes = {rel: (self.top / rel).lstat().st_size for rel in files}
         self.progress.start("add", len(files), sum(sizes.values()))
-        large = [r for r in files if not (self.top / r).is_symlink() and self.is_large(r, sizes[r])]
+        rules = self.rules.for_paths(files)
+        large = [
+            r for r in files
+            if not (self.top / r).is_symlink() and self.is_large(r, sizes[r], rules[r])
+        ]
         large_set = set(large)
         cfg = self.repo.config
         results: list[Added] = []
@@ -156,8 +162,8 @@ class Adder:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 keys = pool.map(
                     lambda rel: hash_file(
-                        self.top / rel, cfg.backend, rel, cfg.max_extension_length,
-                        cfg.max_extensions,
+                        self.top / rel, rules[rel].backend, rel,
+                        cfg.max_extension_length, cfg.max_extensions,
                     ),
                     large,
                 )
@@ -216,7 +222,7 @@ class Adder:
         path = self.top / rel
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
-            self._stage(rel, os.readlink(path).encode(), st, MODE_LINK)
+            self._stage(rel, os.fsencode(os.readlink(path)), st, MODE_LINK)
         else:
             mode = MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
             self._stage(rel, path.read_bytes(), st, mode)
@@ -224,13 +230,13 @@ class Adder:
     def _stage(self, rel: str, data: bytes, st: os.stat_result, mode: int) -> None:
         blob = Blob.from_string(data)
         gitlock.add_object(self.repo.git, blob)
-        self.staged[rel.encode()] = index_entry_from_stat(st, blob.id, mode)
+        self.staged[os.fsencode(rel)] = index_entry_from_stat(st, blob.id, mode)
 
 
 def _index_get(index: Index, rel: str) -> IndexEntry | None:
     """The index entry at ``rel``; None when absent or in conflict."""
     try:
-        entry = index[rel.encode()]
+        entry = index[os.fsencode(rel)]
     except KeyError:
         return None
     return entry if isinstance(entry, IndexEntry) else None

@@ -125,6 +125,26 @@ class Plan:
     keys: frozenset[Key]
 
 
+def original_names(variant: str) -> tuple[str, ...]:
+    """Every path ``variant`` may stand for, the plain reading first.
+
+    A name that is all extension has its marker glued to the directory
+    (``variant_name``), so ``sub.variant-XXXX.hidden`` may be ``sub.hidden``
+    or ``sub/.hidden``, and ``..variant-XXXX.bashrc`` ``..bashrc`` or
+    ``.bashrc``.  Which one it is only the history can tell
+    (``core.daemon.jobs.find_conflicts`` looks).
+    """
+    plain = original_name(variant)
+    d, _, name = variant.rpartition("/")
+    stem, marker, rest = name.partition(VARIANT_MARKER)
+    if not marker or not stem or "." not in rest:
+        return (plain,)
+    ext = rest[rest.index(".") :]
+    glued = ext if stem == "." else posixpath.join(stem, ext)
+    other = posixpath.join(d, glued) if d else glued
+    return (plain, other) if other != plain else (plain,)
+
+
 def original_name(variant: str) -> str:
     """The path a variant stands for: the inverse of ``variant_name``.
 

@@ -114,9 +114,10 @@ def _restage_stats(repo: AnnexRepo, rels: list[str]) -> None:
 
 
 def _restage_stat(index: Index, rel: str, path: Path) -> None:
-    entry = index[rel.encode()] if rel.encode() in index else None
+    name = os.fsencode(rel)
+    entry = index[name] if name in index else None
     if isinstance(entry, IndexEntry):
-        index[rel.encode()] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
+        index[os.fsencode(rel)] = index_entry_from_stat(path.lstat(), entry.sha, entry.mode)
 
 
 def _temp_beside(dest: Path) -> Path:

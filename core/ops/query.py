@@ -7,6 +7,7 @@ location logs: dead repositories removed, untrusted listed apart).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -29,11 +30,23 @@ class Copy:
     remote: str | None
 
     def label(self) -> str:
-        """``description [remote]`` as git-annex prints it (``[here]`` for this one)."""
-        tag = "here" if self.here else self.remote
-        if tag is None or tag == self.description:
-            return self.description or f"[{tag}]"
-        return f"{self.description} [{tag}]" if self.description else f"[{tag}]"
+        """``description [remote]`` as git-annex 10.20261026 prints it (checked).
+
+        A remote whose description is empty or its own name (as ``initremote``
+        leaves a special remote) is ``[name]``; this repository is
+        ``description [here]``, or ``here`` without a description.
+        """
+        if self.here:
+            return f"{self.description} [here]" if self.description else "here"
+        if self.remote is None:
+            return self.description
+        if not self.description or self.description == self.remote:
+            return f"[{self.remote}]"
+        return f"{self.description} [{self.remote}]"
+
+    def json_description(self) -> str:
+        """git-annex's JSON: the label, but this repository's bare description."""
+        return self.description if self.here else self.label()
 
 
 @dataclass(frozen=True)
@@ -45,11 +58,12 @@ class Whereis:
 
     def json(self) -> dict[str, object]:
         def one(c: Copy) -> dict[str, object]:
-            return {"uuid": c.uuid, "description": c.description, "here": c.here}
+            return {"uuid": c.uuid, "description": c.json_description(), "here": c.here}
 
         return {
             "command": "whereis",
-            "file": self.path,
+            # JSON is UTF-8: a name that is not shows U+FFFD, as in git-annex's
+            "file": os.fsencode(self.path).decode("utf-8", "replace"),
             "key": str(self.key),
             "whereis": [one(c) for c in self.copies],
             "untrusted": [one(c) for c in self.untrusted],

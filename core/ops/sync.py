@@ -212,7 +212,7 @@ def _refresh(repo: AnnexRepo, stage: bool) -> None:
     if readd:
         Adder(repo).add([str(repo.path / rel) for rel in readd])
         with gitlock.locked_index(repo.git) as index:
-            gitops.settle_index(index, repo.path, [r.encode() for r in readd])
+            gitops.settle_index(index, repo.path, [os.fsencode(r) for r in readd])
 
 
 def _index_mtime(index: Index) -> int:

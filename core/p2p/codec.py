@@ -20,9 +20,15 @@ to be text are decoded (UTF-8 with surrogate escapes, so any byte survives).
 
 Numbers are strict: ASCII digits only (leading zeros are accepted because
 git-annex accepts them), no sign, space or underscore, at most
-``MAX_NUMBER``.  Every failure is a ``RemoteProtocolError`` whose hint is
-``unknown command``, the reply git-annex gives to an unparsable line (spec
-section 8).
+``MAX_NUMBER`` (VERSION alone saturates: a huge offer is a future version).
+Every failure is a ``RemoteProtocolError`` whose hint is ``unknown command``,
+the reply git-annex gives to an unparsable line (spec section 8).
+
+Where git-annex 10.20261026 is not sane we stay strict (checked against
+git-annex-shell, tests/integration/test_p2p_stdio_edges.py): ``GET -3 ...``
+makes git-annex send a wrong DATA length and die, ``VERSION -1`` is echoed
+back, ``VERSION 1 2`` loses its ``2``, and ``SHA256E-s012--...`` is taken as a
+key; each is ``ERROR unknown command`` here.
 
 ``ReceiveBuffer`` implements spec 2.1/2.3 framing: "next line if complete"
 and "at most N bytes" from the same buffer, with a cap on an incomplete line
@@ -43,6 +49,7 @@ from core.p2p.messages import (
     Message,
     Service,
     Shape,
+    Version,
     decode_text,
     encode_text,
 )
@@ -73,6 +80,23 @@ def _parse_number(raw: bytes) -> int:
     if len(digits) > _MAX_DIGITS or int(digits) > MAX_NUMBER:
         raise _Unparsable("number too large")
     return int(digits)
+
+
+def _parse_version(raw: bytes) -> int:
+    """VERSION's number; one larger than we can hold is a future version.
+
+    git-annex-shell answers ``VERSION 99999999999999999999999`` with its own
+    highest version, so a huge offer saturates (the machine then agrees on
+    ``MAX_VERSION``).  ``VERSION -1`` and ``VERSION 1 2`` stay refused
+    (``ERROR unknown command``): git-annex echoes ``VERSION -1`` back and
+    drops the ``2``, neither of which is a version (checked, 10.20261026).
+    """
+    try:
+        return _parse_number(raw)
+    except _Unparsable:
+        if _DIGITS.fullmatch(raw) is None:
+            raise
+        return MAX_NUMBER
 
 
 def escape_file(path: bytes) -> bytes:
@@ -187,7 +211,10 @@ def parse_message(line: bytes) -> Message:
             if args:
                 raise _Unparsable("arguments after a message that takes none")
             return cls()
-        if cls.SHAPE == (Shape.WORDS,):
+        values: list[object]
+        if cls is Version:
+            values = [_parse_version(args)]
+        elif cls.SHAPE == (Shape.WORDS,):
             values = [_parse_field(Shape.WORDS, args)]
         else:
             raws = _split(args, len(cls.SHAPE))

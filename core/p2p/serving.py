@@ -50,8 +50,12 @@ Rules kept here, each from the spec:
   ``networked_extras`` (the TCP listener, spec 4.2): NOTIFYCHANGE waits on a
   ``notify.RefWatcher`` (6.9), CONNECT hands the rest of the session to
   ``tunnel.serve_connect`` (6.8; the session ends after it).  Elsewhere each
-  is answered with an ERROR naming what is not available (git-annex-shell
-  exits instead, spec 4.1; an ERROR keeps a networked session usable).
+  ends the session with ``SessionAborted`` naming what is not available,
+  as git-annex-shell does (message on stderr, exit 1; checked with
+  10.20261026).
+- ``ended_badly`` says why a session ended on a protocol error or on EOF in
+  the middle of a PUT's DATA: p2pstdio then exits 1, as
+  git-annex-shell does, so the ssh client sees the failure.
 """
 
 from __future__ import annotations
@@ -368,6 +372,7 @@ class Session:
         self._put: _Put | None = None
         self._watcher: RefWatcher | None = None
         self._over = False  # CONNECT ran or NOTIFYCHANGE gave up: end the session
+        self.ended_badly: str | None = None  # a protocol error or EOF mid-request
 
     async def run(self, *, greet: bool) -> None:
         """Serve until the client leaves; always releases locks and closes.
@@ -384,6 +389,7 @@ class Session:
             await self._loop()
         except RemoteProtocolError as e:
             logger.info("%s: %s", self.ch.peer, one_line(e))
+            self.ended_badly = one_line(e)
             if e.error_line:
                 with contextlib.suppress(CoreError, OSError):
                     await self.ch.send_raw(e.error_line)
@@ -426,6 +432,8 @@ class Session:
         elif isinstance(ev, PayloadEnd):
             await self._put_done(ev.valid)
         elif isinstance(ev, ConnectionClosed):
+            if ev.cut_short and self._put is not None:  # DATA cut short
+                self.ended_badly = "the client closed the connection in the middle of DATA"
             await self._abandon()
         elif isinstance(ev, Message):
             await self._request(ev)
@@ -478,8 +486,7 @@ class Session:
 
     async def _notify_change(self) -> None:
         if not self.networked_extras:
-            await self.ch.send(Error("change notification not available"))
-            return
+            raise SessionAborted("change notification not available")
         if self._watcher is None:
             self._watcher = RefWatcher(self.served.repo.gitdir)
         changed = await self._watcher.wait_changed(self.idle_timeout, self.ch.reader.at_eof)
@@ -490,8 +497,7 @@ class Session:
 
     async def _connect(self, msg: Connect) -> None:
         if not self.networked_extras:
-            await self.ch.send(Error("relaying to git not supported on this connection"))
-            return
+            raise SessionAborted("relaying to git not supported on this connection")
         self._over = True  # spec 6.8: CONNECT is the last request of a session
         code = await serve_connect(self.ch, msg.service, self.served.repo.gitdir,
                                    idle_timeout=self.idle_timeout)  # fmt: skip

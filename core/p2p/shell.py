@@ -19,7 +19,10 @@ old-style ``-- name=value ... --`` fields, which are ignored.
   repository without git-annex prints an empty uuid, as git-annex-shell
   does (observed with 10.20261026).
 - ``inannex DIR KEY...``: exit 0 when every key's content is present.
-- ``notifychanges DIR``: not available (exit 1 with a message).
+- ``notifychanges DIR``: not available (exit 1 with a message); so are
+  NOTIFYCHANGE and CONNECT inside p2pstdio.
+- exit 1 also when the session ended on a protocol error or on EOF in the
+  middle of a request (a PUT's DATA cut short), as git-annex-shell does.
 
 The environment is git-annex-shell's (spec 4.1): ``GIT_ANNEX_SHELL_READONLY``,
 ``GIT_ANNEX_SHELL_APPENDONLY``, ``GIT_ANNEX_SHELL_DIRECTORY``.  A leading
@@ -102,7 +105,9 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
 
         served = ServedRepo(repo, mode=mode_from_env())
         try:
-            asyncio.run(_serve_stdio(served, args.client_uuid))
+            ended_badly = asyncio.run(_serve_stdio(served, args.client_uuid))
+            if ended_badly:  # git-annex-shell exits 1 here too (checked, 10.20261026)
+                raise ShellError(ended_badly)
         except SessionAborted as e:  # git-annex-shell's way: EOF, stderr, exit 1 (spec 8)
             raise ShellError(str(e)) from None
         finally:
@@ -112,17 +117,20 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_stdio(served: ServedRepo, client_uuid: str) -> None:
+async def _serve_stdio(served: ServedRepo, client_uuid: str) -> str | None:
+    """Serve one session; why it ended badly, if it did."""
     from core.p2p.runtime import Channel
     from core.p2p.serving import Session, new_server_connection
     from core.p2p.transport import stdio_link
 
     link = await stdio_link()
     channel = Channel(new_server_connection(served), link.reader, link.writer, peer="client")
+    session = Session(served, channel, client_uuid=client_uuid)
     try:
-        await Session(served, channel, client_uuid=client_uuid).run(greet=True)
+        await session.run(greet=True)
     finally:
         await link.aclose()
+    return session.ended_badly
 
 
 def cmd_configlist(args: argparse.Namespace) -> int:

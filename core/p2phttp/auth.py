@@ -105,7 +105,7 @@ class AuthPolicy:
         logins = self.logins_enabled(https)
         if creds is not None and logins:
             user = self.users.get(creds[0])
-            if user is not None and hmac.compare_digest(
+            if user is not None and creds[1] is not None and hmac.compare_digest(
                 user.password.encode(), creds[1].encode("utf-8", "surrogateescape")
             ):
                 if allowed(user.mode, action, anonymous=False, nolocking=False):
@@ -132,8 +132,12 @@ def allowed(mode: Mode, action: Action, *, anonymous: bool, nolocking: bool) -> 
     return action is Action.LOCK and anonymous and not nolocking
 
 
-def parse_basic(header: str) -> tuple[str, str]:
+def parse_basic(header: str) -> tuple[str, str | None]:
     """(user, password) from ``Authorization: Basic ...``.
+
+    Credentials without a ``:`` are well-formed but match no user (password
+    None): git-annex answers them as a failed login (401), not 400 (checked
+    against 10.20261026).
 
     Raises:
         HttpError: 400, not a well-formed Basic header (spec 6).
@@ -147,9 +151,7 @@ def parse_basic(header: str) -> tuple[str, str]:
     except (binascii.Error, ValueError):
         raise bad from None
     user, sep, password = decoded.partition(":")
-    if not sep:
-        raise bad
-    return user, password
+    return (user, password) if sep else (decoded, None)
 
 
 def format_basic(user: str, password: str) -> str:

@@ -173,9 +173,19 @@ def parse_uuid(raw: str, name: str) -> str:
     return value
 
 
+MAX_NUMBER_DIGITS = 1000  # far past any offset or clock; int() of it stays cheap
+
+
 def parse_number(raw: str, name: str) -> int:
-    """A decimal integer as the spec accepts it (digits only)."""
-    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) > 20:
+    """A decimal integer as the spec accepts it (digits only, any size).
+
+    git-annex reads offsets and timestamps as unbounded integers, so a huge
+    offset is past the end (an empty download) and a huge timestamp is in
+    the future.  A sign is refused: git-annex takes ``offset=-1`` and answers
+    an empty download, but a negative offset or timestamp is no position, so
+    we keep the strict 400 (documented departure, ``server.py``).
+    """
+    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) > MAX_NUMBER_DIGITS:
         raise HttpError(400, f"Error parsing query parameter {name} failed: {name} parse error")
     return int(raw)
 
@@ -232,6 +242,8 @@ def _route(segments: list[str], method: str) -> tuple[str, Op, int | None, str |
     """(raw server uuid, op, version, raw key segment) or HttpError 404/400."""
     while len(segments) > 1 and segments[0] == "" and segments[1] == "":
         segments = segments[1:]  # ``//git-annex/...`` (spec 2.1, a convenience)
+    if len(segments) > 4 and segments[-1] == "":
+        segments = segments[:-1]  # one trailing slash, as git-annex's router allows
     if len(segments) < 4 or segments[0] != "" or segments[1] != "git-annex" or not segments[2]:
         raise HttpError(404)
     uuid, rest = segments[2], segments[3:]
@@ -241,8 +253,11 @@ def _route(segments: list[str], method: str) -> tuple[str, Op, int | None, str |
         op, version, key = Op.KEY, None, rest[1]
     else:
         vtext = rest[0]
-        if not (vtext.startswith("v") and vtext[1:].isascii() and vtext[1:].isdigit()):
+        digits = vtext[1:]
+        if not (vtext.startswith("v") and digits.isascii() and digits.isdigit()):
             raise HttpError(404)
+        if len(digits) > 1 and digits[0] == "0":
+            raise HttpError(404)  # ``v04`` is no version (git-annex: 400 bad version)
         if len(rest) < 2 or len(rest) > 3 or rest[1] not in _OP_NAMES:
             raise HttpError(404)
         op = Op(rest[1])

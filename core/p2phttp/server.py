@@ -57,9 +57,13 @@ process), ``put`` and ``putoffset`` answer ``500 Something went wrong`` as
 git-annex does.  ``remove`` of a key locked here or by another process, or
 under unexpired retention, is that 500 too, like git-annex (spec 5.5).
 
-Departures from git-annex, on purpose: v5 and later versions answer 404, not
-``400 bad version`` (pitfall 4); a clean shutdown releases held locks (the
-``.rtm`` files go too), a killed server leaves ``.rtm`` retention behind.
+Departures from git-annex, on purpose: v5 and later versions (and ``V4``,
+``v04``, ``v-1``) answer 404, not ``400 bad version`` (pitfall 4); a negative
+offset, timestamp or ``X-git-annex-data-length`` is 400 (git-annex answers an
+empty download, a removal, ``stored: false``); a clean shutdown releases held
+locks (the ``.rtm`` files go too), a killed server leaves ``.rtm`` retention
+behind.  Matched on purpose: a trailing slash, offsets and timestamps of any
+size, HTTP/1.0 downloads (sent unchunked, closed at the end).
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
 from core.p2p.limits import Pace, one_line
@@ -581,7 +585,11 @@ async def _download(request: web.Request, req: m.ApiRequest, s: Served,
         length = max(size - offset, 0) if f is not None else 0
         resp = web.StreamResponse(headers={"Content-Type": m.OCTET_STREAM,
                                            m.DATA_LENGTH: str(length)})  # fmt: skip
-        resp.enable_chunked_encoding()
+        if request.version >= HttpVersion11:
+            resp.enable_chunked_encoding()
+        # else HTTP/1.0 (nginx's default towards backends): no chunks there; the
+        # body ends when the connection closes, which keeps "shortened by one
+        # byte" (5.3) meaningful
         await resp.prepare(request)
         if request.method == "HEAD" or f is None or not length:
             await resp.write_eof()

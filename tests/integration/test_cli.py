@@ -10,13 +10,12 @@ import pytest
 
 from tests.conftest import annex, git, run
 
-pytestmark = pytest.mark.interop
-
 
 def cli(cwd: Path, *args: str, check: bool = True) -> str:
     return run(["annexsync", *args], cwd, check=check).stdout
 
 
+@pytest.mark.interop
 def test_two_repositories_sync_content(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()

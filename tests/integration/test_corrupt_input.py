@@ -15,8 +15,6 @@ from core.repo.repository import AnnexRepo
 from core.repo.state import location_log_path
 from tests.conftest import annex, git
 
-pytestmark = pytest.mark.interop
-
 
 def repo_with_files(tmp_path: Path) -> AnnexRepo:
     repo = AnnexRepo.init(tmp_path / "r", "r")
@@ -28,6 +26,7 @@ def repo_with_files(tmp_path: Path) -> AnnexRepo:
     return AnnexRepo.open(repo.path)
 
 
+@pytest.mark.interop
 def test_corrupt_log_line_named_and_rest_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     repo = repo_with_files(tmp_path)
     key = next(f.key for f in annexed_files(repo) if f.path == "a.txt")
@@ -61,6 +60,7 @@ def test_malformed_key_in_link_named(tmp_path: Path, caplog: pytest.LogCaptureFi
         (["-c", "annex.tune.objecthash1=true"], "objecthash1"),
     ],
 )
+@pytest.mark.interop
 def test_tuned_repository_refused(tmp_path: Path, setup: list[str], why: str) -> None:
     top = tmp_path / "tuned"
     top.mkdir()
@@ -78,6 +78,7 @@ def test_tuned_repository_refused(tmp_path: Path, setup: list[str], why: str) ->
     assert (top / "f").read_bytes() == b"f\n" and not (top / "f").is_symlink()
 
 
+@pytest.mark.interop
 def test_private_and_forgotten_repositories_refused(tmp_path: Path, annex_repo: Path) -> None:
     git(annex_repo, "config", "annex.private", "true")
     assert "private" in (AnnexRepo.open(annex_repo).unsupported_reason() or "")
@@ -89,6 +90,7 @@ def test_private_and_forgotten_repositories_refused(tmp_path: Path, annex_repo: 
     assert "transitions.log" in (AnnexRepo.open(annex_repo).unsupported_reason() or "")
 
 
+@pytest.mark.interop
 def test_adjusted_branch_refused(annex_repo: Path) -> None:
     (annex_repo / "x").write_bytes(b"x\n")
     annex(annex_repo, "add", "-q", "x")

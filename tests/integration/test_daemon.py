@@ -229,3 +229,34 @@ async def test_unreachable_remote_waits_then_recovers(tmp_path: Path) -> None:
         main = git(pa, "rev-parse", "main").strip()
         assert git(pc, "rev-parse", "refs/heads/synced/main").strip() == main
     assert asyncio.all_tasks() == before
+
+
+async def test_latin1_name_syncs_and_its_conflict_resolves(tmp_path: Path) -> None:
+    """Paths are bytes: a name that is not UTF-8 is watched, added, synced and resolved."""
+    name = os.fsdecode(b"caf\xe9.txt")
+    async with pair(tmp_path) as p:
+        (p.pa / "d").mkdir()
+        (p.pa / "d" / name).write_bytes(b"latin-1\n")
+        await wait_for(lambda: (p.pb / "d" / name).read_bytes() == b"latin-1\n", "the file in B")
+        await wait_for(lambda: synced(p.a) and synced(p.b), "both synced")
+        await p.a.pause()
+        await p.b.pause()
+        (p.pa / "d" / name).write_bytes(b"from A\n")
+        (p.pb / "d" / name).write_bytes(b"from B\n")
+        await wait_for(lambda: repo(p.a, p.pa).uncommitted and repo(p.b, p.pb).uncommitted,
+                       "changes seen while paused")
+        await p.a.resume()
+        await p.b.resume()
+        original = f"d/{name}"
+        await wait_for(lambda: [x for x in repo(p.a, p.pa).conflicts
+                                if x.path == original and len(x.variants) == 2],
+                       "conflict flagged in A")
+        conflict = next(x for x in repo(p.a, p.pa).conflicts if x.path == original)
+        await wait_for(lambda: _variant_with(p.pa, conflict.variants, "from B\n"),
+                       "B's variant content in A")
+        keep = _variant_with(p.pa, conflict.variants, "from B\n")
+        assert keep is not None
+        await p.a.resolve_conflict(str(p.pa), original, keep)
+        await wait_for(lambda: not repo(p.a, p.pa).conflicts, "A's conflict gone")
+        assert (p.pa / original).read_bytes() == b"from B\n"
+        await wait_for(lambda: (p.pb / original).read_bytes() == b"from B\n", "B follows")

@@ -210,37 +210,44 @@ def test_sync_against_a_p2p_annex_remote(
 
 
 def test_p2pstdio_style_sessions_still_refuse(tmp_path: Path) -> None:
-    """Without ``networked_extras`` (ssh / p2pstdio) both stay refused (spec 4.1)."""
+    """Without ``networked_extras`` (ssh / p2pstdio) each ends the session (spec 4.1).
+
+    As git-annex-shell: no reply, the words go to the caller (p2pstdio prints
+    them on stderr and exits 1; tests/integration/test_p2p_stdio_edges.py).
+    """
     from core.p2p.runtime import Channel
-    from core.p2p.serving import Session, new_server_connection
+    from core.p2p.serving import Session, SessionAborted, new_server_connection
 
     repo = AnnexRepo.init(tmp_path / "r", "r")
 
-    async def go() -> list[bytes]:
+    async def go(line: bytes) -> tuple[bytes, str]:
         served_repo = ServedRepo(repo)
-        got: list[bytes] = []
+        aborted: list[str] = []
 
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             ch = Channel(new_server_connection(served_repo), r, w, read_timeout=5)
-            await Session(served_repo, ch, idle_timeout=5).run(greet=True)
+            try:
+                await Session(served_repo, ch, idle_timeout=5).run(greet=True)
+            except SessionAborted as e:
+                aborted.append(str(e))
 
         srv = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         try:
             r, w = await asyncio.open_connection("127.0.0.1", port)
             await r.readline()
-            for line in (b"NOTIFYCHANGE\n", b"CONNECT git-upload-pack\n"):
-                w.write(line)
-                got.append(await asyncio.wait_for(r.readline(), 5))
+            w.write(line)
+            reply = await asyncio.wait_for(r.read(), 5)
             w.close()
         finally:
             srv.close()
-        return got
+            await srv.wait_closed()
+        return reply, "".join(aborted)
 
-    assert asyncio.run(asyncio.wait_for(go(), T)) == [
-        b"ERROR change notification not available\n",
-        b"ERROR relaying to git not supported on this connection\n",
-    ]
+    assert asyncio.run(asyncio.wait_for(go(b"NOTIFYCHANGE\n"), T)) == (
+        b"", "change notification not available")
+    assert asyncio.run(asyncio.wait_for(go(b"CONNECT git-upload-pack\n"), T)) == (
+        b"", "relaying to git not supported on this connection")
 
 
 # --- small stream doubles -----------------------------------------------------------------

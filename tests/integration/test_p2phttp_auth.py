@@ -31,6 +31,10 @@ WHO = {
     "bob": "Basic " + base64.b64encode(b"bob:bobpw").decode(),
     "carol": "Basic " + base64.b64encode(b"carol:carolpw").decode(),
     "badscheme": "Bearer xyz",
+    # no colon: git-annex answers as to wrong credentials, not 400
+    "nocolon": "Basic " + base64.b64encode(b"alice").decode(),
+    "nocolon-joined": "Basic " + base64.b64encode(b"alicealicepw").decode(),
+    "emptyuser": "Basic " + base64.b64encode(b":alicepw").decode(),
 }
 OPTION_SETS = [
     ("--authenv-http", "--unauth-readonly"),

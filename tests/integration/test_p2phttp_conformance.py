@@ -73,6 +73,19 @@ class Wire:
         finally:
             conn.close()
 
+    def request10(self, label: str, target: str) -> None:
+        """A GET in HTTP/1.0, as nginx sends to its backends by default."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
+            sock.sendall(f"GET {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            raw = b""
+            while data := sock.recv(65536):
+                raw += data
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        fields = dict(line.split(": ", 1) for line in lines[1:])
+        self.log.append((label, (lines[0].split(" ")[1], fields.get("X-git-annex-data-length"),
+                                 "chunked" in fields.get("Transfer-Encoding", ""), body)))
+
     def api(self, tail: str, query: str = "") -> str:
         return f"/git-annex/{self.uuid}/{tail}" + (f"?{query}" if query else "")
 
@@ -104,6 +117,7 @@ def script(w: Wire) -> None:  # noqa: PLR0915 - one long transcript
     w.request("unknown uuid", "GET", f"/git-annex/99999999-9999-9999-9999-999999999999/v4/key/{k12}?{Q}")
     w.request("root", "GET", "/")
     w.request("bad offset", "GET", w.api(f"v4/key/{k12}", Q + "&offset=abc"))
+    edges(w, k12)
     # checkpresent, encodings (5.4, 4)
     for v in range(5):
         w.request(f"checkpresent v{v}", "POST", w.api(f"v{v}/checkpresent", f"key={k12}&{Q}"))
@@ -197,6 +211,29 @@ def script(w: Wire) -> None:  # noqa: PLR0915 - one long transcript
     w.request("checkpresent after disconnect", "POST", w.api("v4/checkpresent", f"key={k12}&{Q}"))
 
 
+def edges(w: Wire, k12: str) -> None:
+    """HTTP/1.0, odd version segments, trailing slashes, odd numbers and keys."""
+    w.request10("http/1.0 v4", w.api(f"v4/key/{k12}", Q))
+    w.request10("http/1.0 plain", f"/git-annex/{w.uuid}/key/{k12}")
+    w.request10("http/1.0 missing", w.api(f"v4/key/{MISSING}", Q))
+    for v in ("v5", "V4", "v04", "v-1", "v99999999999999999999", "v"):
+        w.request(f"version {v}", "POST", w.api(f"{v}/checkpresent", f"key={k12}&{Q}"))
+    w.request("trailing slash key", "GET", w.api(f"v4/key/{k12}/", Q))
+    w.request("trailing slash plain", "GET", f"/git-annex/{w.uuid}/key/{k12}/")
+    w.request("trailing slash op", "POST", w.api("v4/checkpresent/", f"key={k12}&{Q}"))
+    w.request("two trailing slashes", "POST", w.api("v4/checkpresent//", f"key={k12}&{Q}"))
+    w.request("offset huge", "GET", w.api(f"v4/key/{k12}", Q + "&offset=" + "9" * 40))
+    w.request("offset negative", "GET", w.api(f"v4/key/{k12}", Q + "&offset=-1"))
+    w.request("offset plus", "GET", w.api(f"v4/key/{k12}", Q + "&offset=%2B1"))
+    w.request("remove-before huge", "POST",
+              w.api("v4/remove-before", f"key={MISSING}&{Q}&timestamp=" + "9" * 40))
+    w.request("remove-before negative", "POST",
+              w.api("v4/remove-before", f"key={MISSING}&{Q}&timestamp=-5"))
+    w.request("key leading zero", "POST", w.api("v4/checkpresent", f"key=SHA256E-s012--{'0' * 64}&{Q}"))
+    w.request("put negative length", "POST", w.api("v4/put", f"key={MISSING}&{Q}"), b"",
+              {"X-git-annex-data-length": "-1"})  # fmt: skip
+
+
 Keeplocked = tuple[Callable[[bytes], None], Callable[[bytes], object]]
 
 
@@ -227,8 +264,15 @@ def keeplocked(w: Wire, lock_id: str) -> Iterator[Keeplocked]:
         sock.close()
 
 
-# Deliberate differences (documented in core/p2phttp/server.py): none in this script.
-DIFFERENT: set[str] = set()
+# Deliberate differences (documented in core/p2phttp/server.py and models.py):
+# versions we do not serve are 404 so a client falls back (spec pitfall 4);
+# negative numbers and non-canonical keys get the strict 400, where git-annex
+# answers an empty download, a removal or ``stored: false``.
+DIFFERENT: set[str] = {
+    "version v5", "version V4", "version v04", "version v-1", "version v99999999999999999999",
+    "version v", "offset negative", "remove-before negative", "key leading zero",
+    "put negative length",
+}
 
 
 def _run(tmp: Path, name: str, start: Callable[..., object]) -> Wire:
@@ -277,3 +321,12 @@ def test_expected_values(transcripts: tuple[Wire, Wire]) -> None:
     assert log["keeplocked answer"] == (200, {"locked": False})
     assert log["remove unlocked"] == (200, {"plusuuids": [], "removed": True})
     assert log["remove after disconnect"] == (200, {"plusuuids": [], "removed": True})
+    # HTTP/1.0 (nginx's default to backends): the whole body, unchunked
+    assert log["http/1.0 v4"] == ("200", "12", False, b"hello world\n")
+    assert log["http/1.0 plain"] == ("200", "12", False, b"hello world\n")
+    assert log["http/1.0 missing"] == ("200", "0", False, b"")
+    for v in ("v5", "V4", "v04", "v-1", "v99999999999999999999", "v"):
+        assert log[f"version {v}"] == 404
+    for strict in ("offset negative", "remove-before negative", "key leading zero",
+                   "put negative length"):
+        assert log[strict] == 400, strict

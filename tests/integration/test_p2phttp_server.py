@@ -28,6 +28,8 @@ from tests.integration.test_p2phttp_support import (
     make_server_repo,
 )
 
+pytestmark = pytest.mark.interop  # make_server_repo runs git-annex
+
 Q = f"clientuuid={CLIENT_UUID}"
 DATA = os.urandom(200_000)
 DKEY = f"SHA256E-s{len(DATA)}--{hashlib.sha256(DATA).hexdigest()}.bin"

@@ -16,15 +16,13 @@ from pathlib import Path
 import pytest
 
 from core import gitops
+from core.daemon.jobs import find_conflicts
 from core.errors import MergeConflict
 from core.ops.add import add
 from core.ops.conflicts import FIX_MESSAGE
 from core.ops.sync import SyncResult, list_remotes, receive, sync
 from core.repo.repository import AnnexRepo
 from tests.conftest import annex, git
-
-pytestmark = pytest.mark.interop
-
 
 # --- helpers ------------------------------------------------------------------
 
@@ -120,6 +118,7 @@ def test_remote_listing_honours_cost_and_flags(tmp_path: Path) -> None:
 # --- 12.8: against a bare repository ------------------------------------------
 
 
+@pytest.mark.interop
 def test_sync_with_bare_then_git_annex_sees_everything(tmp_path: Path, bare: Path) -> None:
     repo = ours_clone(bare, tmp_path / "ours", "ours")
     write(repo.path, "locked.dat", "locked content\n")
@@ -158,6 +157,7 @@ def test_sync_with_bare_then_git_annex_sees_everything(tmp_path: Path, bare: Pat
 # --- 12.8: against a non-bare peer, both directions ---------------------------
 
 
+@pytest.mark.interop
 def test_sync_with_non_bare_peer_both_ways(tmp_path: Path) -> None:
     peer = tmp_path / "peer"
     peer.mkdir()
@@ -202,6 +202,7 @@ def test_sync_with_non_bare_peer_both_ways(tmp_path: Path) -> None:
 # --- convergence: annexsync and git-annex changing at the same time -----------
 
 
+@pytest.mark.interop
 def test_concurrent_changes_converge(tmp_path: Path, bare: Path) -> None:
     seed = theirs_clone(bare, tmp_path / "seed", "seed")
     write(seed, "shared.dat", "shared\n")
@@ -245,29 +246,44 @@ def _location_logs(repo: Path) -> list[str]:
 # --- 12.9: conflicts ------------------------------------------------------------
 
 
+# Names whose variants git-annex spells in its own way: a dotfile (no
+# extension), a dotfile below a directory, a double extension.
+ODD_NAMES = (".bashrc", "sub/.hidden", "a.tar.gz")
+
+
 def _conflict_setup(tmp_path: Path, bare: Path) -> tuple[AnnexRepo, Path]:
     seed = theirs_clone(bare, tmp_path / "seed", "seed")
+    git(seed, "config", "annex.dotfiles", "true")  # dotfiles annexed, so they can conflict
     write(seed, "doc.txt", "base\n")
     write(seed, "same.txt", "base same\n")
-    annex(seed, "add", "-q", "doc.txt", "same.txt")
+    for name in ODD_NAMES:
+        write(seed, name, f"base {name}\n")
+    annex(seed, "add", "-q", "doc.txt", "same.txt", *ODD_NAMES)
     annex(seed, "sync")
     repo = ours_clone(bare, tmp_path / "ours", "ours")
+    git(repo.path, "config", "annex.dotfiles", "true")
     sync(fresh(repo))
     peer = theirs_clone(bare, tmp_path / "peer", "peer")
+    git(peer, "config", "annex.dotfiles", "true")
     annex(peer, "sync")
     return repo, peer
 
 
+@pytest.mark.interop
 def test_annexed_conflict_resolves_like_git_annex(tmp_path: Path, bare: Path) -> None:
     repo, peer = _conflict_setup(tmp_path, bare)
     # both edit doc.txt: git-annex locked, we unlocked; both make same.txt identical
     write(peer, "doc.txt", "edited by git-annex\n")
     write(peer, "same.txt", "identical edit\n")
-    annex(peer, "add", "-q", "doc.txt", "same.txt")
+    for name in ODD_NAMES:
+        write(peer, name, f"git-annex's {name}\n")
+        write(repo.path, name, f"annexsync's {name}\n")
+    annex(peer, "add", "-q", "doc.txt", "same.txt", *ODD_NAMES)
     annex(peer, "sync")
     write(repo.path, "doc.txt", "edited by annexsync\n")
     write(repo.path, "same.txt", "identical edit\n")
     our_add(repo, "doc.txt", "same.txt", unlocked=True)
+    our_add(repo, *ODD_NAMES)
 
     twin = tmp_path / "twin"  # the same state, resolved by git-annex instead
     shutil.copytree(repo.path, twin, symlinks=True)
@@ -275,8 +291,14 @@ def test_annexed_conflict_resolves_like_git_annex(tmp_path: Path, bare: Path) ->
     annex(twin, "sync", "--no-push", "--no-content")
 
     result = sync(fresh(repo))
-    assert set(result.resolved) == {"doc.txt", "same.txt"}
-    assert tree(repo.path) == tree(twin)
+    assert set(result.resolved) == {"doc.txt", "same.txt", *ODD_NAMES}
+    assert tree(repo.path) == tree(twin)  # the same .variant- names as git-annex's
+    # ``..variant-XXXX.bashrc``, ``sub.variant-XXXX.hidden`` (at the top!) and
+    # ``a.tar.variant-XXXX.gz``: the daemon still tells which file they stand for
+    found = find_conflicts(str(repo.path))
+    for name in ODD_NAMES:
+        assert len(found[name]) == 2, (name, found)
+        assert all(".variant-" in v for v in found[name])
     assert git(repo.path, "log", "-1", "--format=%s").strip() == FIX_MESSAGE
     names = git(repo.path, "ls-files").split()
     assert "doc.txt" not in names and any(n.startswith("doc.variant-") for n in names)
@@ -292,6 +314,7 @@ def test_annexed_conflict_resolves_like_git_annex(tmp_path: Path, bare: Path) ->
     assert not gitops.merge_in_progress(repo.gitdir)
 
 
+@pytest.mark.interop
 def test_plain_git_conflict_stays_unresolved(tmp_path: Path, bare: Path) -> None:
     seed = theirs_clone(bare, tmp_path / "seed", "seed")
     write(seed, "small.txt", "base\n")

@@ -15,8 +15,6 @@ from core.repo.repository import AnnexRepo
 from core.repo.state import Trust
 from tests.conftest import annex, git, run
 
-pytestmark = pytest.mark.interop
-
 BIG = os.urandom(300_000)
 
 
@@ -39,6 +37,7 @@ def ok(outcomes: list) -> list:  # type: ignore[type-arg]
     return outcomes
 
 
+@pytest.mark.interop
 def test_get_verifies_and_records(tmp_path: Path) -> None:
     origin, clone = origin_and_clone(tmp_path)
     ok(get(clone, ["."]))
@@ -62,6 +61,7 @@ def test_corrupt_remote_content_not_stored(tmp_path: Path) -> None:
     assert not list((clone.gitdir / "annex" / "tmp").glob("*"))
 
 
+@pytest.mark.interop
 def test_drop_needs_verified_copies(tmp_path: Path) -> None:
     origin, clone = origin_and_clone(tmp_path)
     ok(get(clone, ["."]))
@@ -117,6 +117,7 @@ def test_copy_to_and_drop_from_remote(tmp_path: Path) -> None:
     assert not drop(clone, ["new.dat"])[0].ok
 
 
+@pytest.mark.interop
 def test_required_content_blocks_drop(tmp_path: Path) -> None:
     origin, clone = origin_and_clone(tmp_path)
     ok(get(clone, ["."]))

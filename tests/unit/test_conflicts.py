@@ -19,6 +19,7 @@ from core.ops.conflicts import (
     Placement,
     Side,
     original_name,
+    original_names,
     plan,
     side_key,
     variant_name,
@@ -62,6 +63,12 @@ def test_variant_names_match_git_annex(path: str, key: str, expected: str) -> No
                           and c[0].rpartition("/")[2].rpartition(".")[0]])
 def test_original_name_inverts_variant_name(path: str, key: str, expected: str) -> None:
     assert original_name(expected) == path
+
+
+@pytest.mark.parametrize(("path", "key", "expected"), [c for c in LIVE if ".variant-" not in c[0]])
+def test_original_names_include_the_path(path: str, key: str, expected: str) -> None:
+    """Names that are all extension are ambiguous; the right one is always a candidate."""
+    assert path in original_names(expected)
 
 
 def test_spec_example() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -144,5 +146,6 @@ def test_auth_rules() -> None:
     assert decide(https_only, A.READ, "alice", https=True) == 200
     assert decide(AuthPolicy(), A.READ, None) == 401
     assert parse_basic("basic " + format_basic("u", "p:q").split()[1]) == ("u", "p:q")
+    assert parse_basic("Basic " + base64.b64encode(b"alice").decode()) == ("alice", None)
     with pytest.raises(m.HttpError):
         parse_basic("Bearer x")
