@@ -25,6 +25,8 @@ from core.status import Health
 from tests.conftest import annex, git, run
 from tests.integration.test_daemon import health, running, wait_for
 
+pytestmark = pytest.mark.interop  # every test starts from a repository git-annex made
+
 PEER = str(uuid.UUID(int=0xD35C))
 PEER_UUID = str(uuid.UUID(int=0xBEEF))
 FAST = Timings(push_delay=0.2, probe_interval=0.5, idle_tick=0.5, stop_grace=5.0,

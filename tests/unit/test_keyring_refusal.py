@@ -1,14 +1,17 @@
 """core.secrets refuses keyrings.alt's real file backends, chainers and
 low-priority backends by what they are, not by their names (issue 10).
 
-keyrings.alt is not in the test extra: when installed, keyring's chainer picks it
-up in every subprocess and annexsync (rightly) refuses that chain, which breaks
-the CLI tests that use a private Secret Service.  Install keyrings.alt==5.0.2 to
-run this file.
+keyrings.alt is not in the test extra: installed in the venv, keyring's chainer
+would pick it up in every subprocess and annexsync (rightly) refuses that chain,
+which breaks the CLI tests that use a private Secret Service.  So ``tests/run``
+installs it apart, in ``.venv/keyrings-alt``, and this module imports it from
+there and takes the directory off ``sys.path`` again, so that keyring's backend
+discovery never sees it.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import keyring
@@ -19,9 +22,14 @@ from core import secrets
 from tests.unit.test_daemon_secrets import MemoryKeyring
 from tests.unit.test_daemon_secrets import restore as restore  # noqa: F401, F811 - fixture
 
-pytest.importorskip("keyrings.alt", reason="needs keyrings.alt==5.0.2 installed")
-from keyrings.alt.file import PlaintextKeyring as RealPlaintext  # noqa: E402
-from keyrings.alt.file_base import Keyring as FileKeyring  # noqa: E402
+ALT = str(Path(__file__).resolve().parents[2] / ".venv" / "keyrings-alt")
+sys.path.insert(0, ALT)
+try:
+    pytest.importorskip("keyrings.alt", reason="tests/run installs keyrings.alt apart")
+    from keyrings.alt.file import PlaintextKeyring as RealPlaintext
+    from keyrings.alt.file_base import Keyring as FileKeyring
+finally:
+    sys.path.remove(ALT)
 
 
 class Vault(MemoryKeyring):
