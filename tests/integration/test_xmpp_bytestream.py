@@ -1,0 +1,104 @@
+"""XEP-0047 bytestreams through a real prosody with TLS on loopback (xmpp-sync C.3).
+
+Two clients on one account open a stream and move 1 MB each way byte-exact;
+a stranger's open is refused; a closed sid is refused; the stream cut
+(prosody stopped) gives a clean error on both ends and leaves no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from core.errors import RemoteUnavailable
+from core.xmpp.bytestream import IbbPair, IbbService
+from core.xmpp.client import _Client, _open
+from core.xmpp.payloads import bare
+from tests.integration.xmpp_helpers import config
+from tests.xmpp_server import Prosody
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio]
+
+MB = os.urandom(1 << 20)
+
+
+@asynccontextmanager
+async def online(server: Prosody, jid: str, resource: str) -> AsyncIterator[tuple[_Client, IbbService]]:
+    client = await _open(config(server, jid), resource, None)
+    own = bare(str(client.boundjid))
+    service = IbbService(client, lambda peer: bare(peer) == own)
+    try:
+        yield client, service
+    finally:
+        service.shutdown()
+        await client.shutdown()
+
+
+async def opened(a: IbbService, b: IbbService, peer: str) -> tuple[IbbPair, IbbPair]:
+    async with asyncio.timeout(10):
+        mine = await a.open(peer)
+        theirs = await b.accept()
+    assert (theirs.sid, mine.sid) == (mine.sid, theirs.sid)
+    return mine, theirs
+
+
+async def _send(pair: IbbPair, data: bytes) -> None:
+    for i in range(0, len(data), 50_000):
+        pair.writer.write(data[i : i + 50_000])
+        await pair.writer.drain()
+
+
+async def test_one_megabyte_each_way_byte_exact(xmpp_server: Prosody) -> None:
+    jid = xmpp_server.register("alice", "pw")
+    async with online(xmpp_server, jid, "annexsync-aaaa0001") as (_, a), \
+            online(xmpp_server, jid, "annexsync-bbbb0002") as (cb, b):  # fmt: skip
+        mine, theirs = await opened(a, b, str(cb.boundjid))
+        back = MB[::-1]
+        async with asyncio.timeout(45), asyncio.TaskGroup() as tg:
+            tg.create_task(_send(mine, MB))
+            tg.create_task(_send(theirs, back))
+            got_b = tg.create_task(theirs.reader.readexactly(len(MB)))
+            got_a = tg.create_task(mine.reader.readexactly(len(back)))
+        assert hashlib.sha256(got_b.result()).digest() == hashlib.sha256(MB).digest()
+        assert got_a.result() == back
+        async with asyncio.timeout(10):
+            mine.writer.close()
+            await mine.writer.wait_closed()
+            assert await theirs.reader.read() == b""  # the close is EOF
+        # the closed sid is refused: nothing more is read on either side
+        with pytest.raises(ConnectionResetError):
+            mine.writer.write(b"late")
+
+
+async def test_a_stranger_is_refused(xmpp_server: Prosody) -> None:
+    alice = xmpp_server.register("alice", "pw")
+    mallory = xmpp_server.register("mallory", "pw")
+    async with online(xmpp_server, alice, "annexsync-aaaa0001") as (ca, a), \
+            online(xmpp_server, mallory, "annexsync-eeee0003") as (_, m):  # fmt: skip
+        with pytest.raises(RemoteUnavailable, match="forbidden"):
+            async with asyncio.timeout(10):
+                await m.open(str(ca.boundjid))
+        assert a._incoming.empty()
+
+
+async def test_the_cut_gives_a_clean_error_on_both_ends(xmpp_server: Prosody) -> None:
+    jid = xmpp_server.register("alice", "pw")
+    before = {t for t in asyncio.all_tasks()}
+    async with online(xmpp_server, jid, "annexsync-aaaa0001") as (ca, a), \
+            online(xmpp_server, jid, "annexsync-bbbb0002") as (cb, b):  # fmt: skip
+        mine, theirs = await opened(a, b, str(cb.boundjid))
+        sending = asyncio.ensure_future(_send(mine, MB * 4))
+        await theirs.reader.readexactly(100_000)  # blocks are flowing
+        xmpp_server.stop()
+        async with asyncio.timeout(15):
+            with pytest.raises(RemoteUnavailable, match="lost"):
+                await sending  # the writer waiting for an ack
+            with pytest.raises(RemoteUnavailable, match="lost"):
+                await theirs.reader.read(1 << 23)  # the reader waiting for a block
+    await asyncio.sleep(0.1)
+    assert {t for t in asyncio.all_tasks() if not t.done()} - before <= {asyncio.current_task()}
