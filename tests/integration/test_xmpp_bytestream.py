@@ -8,16 +8,19 @@ a stranger's open is refused; a closed sid is refused; the stream cut
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from slixmpp.exceptions import IqError
 
 from core.errors import RemoteUnavailable
-from core.xmpp.bytestream import IbbPair, IbbService
+from core.xmpp.bytestream import IbbPair, IbbService, IbbStalled
 from core.xmpp.client import _Client, _open
+from core.xmpp.ibb import IbbError
 from core.xmpp.payloads import bare
 from tests.integration.xmpp_helpers import config
 from tests.xmpp_server import Prosody
@@ -102,3 +105,49 @@ async def test_the_cut_gives_a_clean_error_on_both_ends(xmpp_server: Prosody) ->
                 await theirs.reader.read(1 << 23)  # the reader waiting for a block
     await asyncio.sleep(0.1)
     assert {t for t in asyncio.all_tasks() if not t.done()} - before <= {asyncio.current_task()}
+
+
+async def _raw_block(client: _Client, to: str, sid: str, seq: str, data: bytes) -> None:
+    """A ``<data/>`` IQ written by hand (as a confused or hostile peer would)."""
+    iq = client.make_iq_set(ito=to)
+    el = iq["annexsync_ibb_data"]
+    el.xml.set("sid", sid)
+    el.xml.set("seq", seq)
+    el.xml.text = base64.b64encode(data).decode()
+    await iq.send(timeout=10)
+
+
+async def test_no_block_of_another_or_a_closed_sid_is_read(xmpp_server: Prosody) -> None:
+    jid = xmpp_server.register("alice", "pw")
+    async with online(xmpp_server, jid, "annexsync-aaaa0001") as (ca, a), \
+            online(xmpp_server, jid, "annexsync-bbbb0002") as (cb, b):  # fmt: skip
+        peer = str(cb.boundjid)
+        old, old_theirs = await opened(a, b, peer)
+        async with asyncio.timeout(10):
+            old.writer.close()
+            await old.writer.wait_closed()
+        mine, theirs = await opened(a, b, peer)
+        for sid, seq in ((old.sid, "0"), (old.sid, "1"), ("never-opened", "0")):
+            with pytest.raises(IqError) as e:
+                await _raw_block(ca, peer, sid, seq, b"from another session")
+            assert e.value.iq["error"]["condition"] == "item-not-found"
+        await _raw_block(ca, peer, mine.sid, "0", b"in order")
+        with pytest.raises(IqError) as e:  # seq 1 skipped: a lost block
+            await _raw_block(ca, peer, mine.sid, "2", b"after a gap")
+        assert e.value.iq["error"]["condition"] == "unexpected-request"
+        async with asyncio.timeout(10):
+            with pytest.raises(IbbError, match="lost"):  # the whole stream is gone
+                await theirs.reader.read(100)
+            assert await old_theirs.reader.read() == b""
+
+
+async def test_a_stalled_stream_ends_on_both_sides(xmpp_server: Prosody) -> None:
+    jid = xmpp_server.register("alice", "pw")
+    async with online(xmpp_server, jid, "annexsync-aaaa0001") as (_, a), \
+            online(xmpp_server, jid, "annexsync-bbbb0002") as (cb, b):  # fmt: skip
+        b.stall = 0.5
+        mine, theirs = await opened(a, b, str(cb.boundjid))
+        async with asyncio.timeout(10):
+            with pytest.raises(IbbStalled):
+                await theirs.reader.read(10)
+            assert await mine.reader.read() == b""  # told with <close/>
