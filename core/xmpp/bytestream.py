@@ -18,7 +18,10 @@ block of an old session is ever read into another.
   An open is accepted only from a full JID that ``allowed`` names (a known
   resource of our account or of a paired friend); others get ``forbidden``.
 - Reading: each in-order block is fed to an ``IbbReader`` (an
-  ``asyncio.StreamReader``) and acknowledged; a broken block aborts the
+  ``asyncio.StreamReader``) and acknowledged -- but while the reader holds
+  more than twice its limit unread (StreamReader's own ``pause_reading``
+  hook), the ack waits until the owner read it down (``resume_reading``):
+  the sender, waiting for that ack, stops too.  A broken block aborts the
   stream (the reader raises the ``IbbError``).  A reader that waits longer
   than ``stall`` seconds for the next block ends the stream (``IbbStalled``).
 - Writing: ``IbbWriter`` (an ``asyncio.StreamWriter``) buffers in ``write``;
@@ -130,6 +133,31 @@ class IbbReader(asyncio.StreamReader):
             raise err from None
 
 
+class _ReadSide(asyncio.ReadTransport):
+    """StreamReader's flow-control hooks: hold the ack while the reader is full."""
+
+    def __init__(self, channel: _Channel) -> None:
+        super().__init__()
+        self.channel = channel
+        self.paused = False
+        self.held: slixmpp.Iq | None = None  # the ack not sent yet (one block in flight)
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+        held, self.held = self.held, None
+        if held is not None and self.channel.error is None:
+            held.reply(clear=True).send()  # type: ignore[no-untyped-call]
+
+    def is_reading(self) -> bool:
+        return not self.paused
+
+    def close(self) -> None:
+        self.held = None
+
+
 class _Transport(asyncio.WriteTransport):
     """Collects what ``StreamWriter.write`` hands it until ``drain`` sends it."""
 
@@ -203,6 +231,8 @@ class _Channel:
         self.error: Exception | None = None
         self.broken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.reader = IbbReader(self)
+        self.read_side = _ReadSide(self)
+        self.reader.set_transport(self.read_side)
         self.writer = IbbWriter(self, self.reader)
 
     @property
@@ -233,8 +263,11 @@ class _Channel:
             logger.warning("xmpp: bytestream %s broken: %s", self.stream.sid, e)
             self.fail(e)
             return
-        self.reader.feed_data(data)
-        iq.reply(clear=True).send()  # type: ignore[no-untyped-call]
+        self.reader.feed_data(data)  # may pause the read side
+        if self.read_side.paused:
+            self.read_side.held = iq
+        else:
+            iq.reply(clear=True).send()  # type: ignore[no-untyped-call]
 
     def got_close(self, iq: slixmpp.Iq) -> None:
         self.stream.receive_close(str(iq["from"]), self.stream.sid)

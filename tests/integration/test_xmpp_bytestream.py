@@ -18,11 +18,11 @@ import pytest
 from slixmpp.exceptions import IqError
 
 from core.errors import RemoteUnavailable
-from core.xmpp.bytestream import IbbPair, IbbService, IbbStalled
+from core.xmpp.bytestream import READ_LIMIT, IbbPair, IbbService, IbbStalled
 from core.xmpp.client import _Client, _open
-from core.xmpp.ibb import IbbError
+from core.xmpp.ibb import DEFAULT_BLOCK_SIZE, IbbError
 from core.xmpp.payloads import bare
-from tests.integration.xmpp_helpers import config
+from tests.integration.xmpp_helpers import config, until
 from tests.xmpp_server import Prosody
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio]
@@ -151,3 +151,19 @@ async def test_a_stalled_stream_ends_on_both_sides(xmpp_server: Prosody) -> None
             with pytest.raises(IbbStalled):
                 await theirs.reader.read(10)
             assert await mine.reader.read() == b""  # told with <close/>
+
+
+async def test_a_reader_that_does_not_read_stops_the_sender(xmpp_server: Prosody) -> None:
+    """Flow control: the ack of a block waits while the reader is full."""
+    jid = xmpp_server.register("alice", "pw")
+    async with online(xmpp_server, jid, "annexsync-aaaa0001") as (_, a), \
+            online(xmpp_server, jid, "annexsync-bbbb0002") as (cb, b):  # fmt: skip
+        mine, theirs = await opened(a, b, str(cb.boundjid))
+        full = 2 * READ_LIMIT
+        async with asyncio.timeout(30), asyncio.TaskGroup() as tg:
+            sending = tg.create_task(_send(mine, MB))
+            await until(lambda: len(theirs.reader._buffer) > full, 20, "the reader is full")
+            await asyncio.sleep(0.5)  # anything the sender could still push would arrive now
+            assert len(theirs.reader._buffer) <= full + DEFAULT_BLOCK_SIZE
+            assert not sending.done()
+            assert await theirs.reader.readexactly(len(MB)) == MB
