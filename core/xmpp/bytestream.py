@@ -214,12 +214,13 @@ class IbbWriter(asyncio.StreamWriter):
 
 @dataclass
 class IbbPair:
-    """One open bytestream: its reader, writer, peer full JID and sid."""
+    """One open bytestream: its reader, writer, peer full JID, sid and block size."""
 
     reader: IbbReader
     writer: IbbWriter
     peer: str
     sid: str
+    block_size: int
 
 
 class _Channel:
@@ -343,7 +344,7 @@ class IbbService:
     def _add(self, stream: IbbStream) -> IbbPair:
         ch = _Channel(self, stream)
         self._live[ch.key] = ch
-        return IbbPair(ch.reader, ch.writer, stream.peer, stream.sid)
+        return IbbPair(ch.reader, ch.writer, stream.peer, stream.sid, stream.block_size)
 
     def forget(self, ch: _Channel) -> None:
         if self._live.get(ch.key) is ch:
@@ -358,7 +359,9 @@ class IbbService:
         return iq
 
     async def open(self, peer: str, *, block_size: int = DEFAULT_BLOCK_SIZE) -> IbbPair:
-        """Open a stream to ``peer`` (a full JID).
+        """Open a stream to ``peer`` (a full JID); a peer that finds
+        ``block_size`` too large (``resource-constraint``, XEP-0047 2.2) is
+        asked once more with the default 4096.
 
         Raises:
             RemoteUnavailable: refused, or no answer within ``OPEN_TIMEOUT``.
@@ -374,6 +377,8 @@ class IbbService:
         except (IqError, IqTimeout) as e:
             why = e.iq["error"]["condition"] if isinstance(e, IqError) else "no answer"
             self._live[(peer, sid)].fail(RemoteUnavailable(f"{peer} refused the bytestream: {why}"))
+            if why == "resource-constraint" and block_size > DEFAULT_BLOCK_SIZE:
+                return await self.open(peer)
             raise RemoteUnavailable(f"{peer} refused the bytestream: {why}") from None
         return pair
 

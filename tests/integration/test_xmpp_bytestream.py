@@ -167,3 +167,16 @@ async def test_a_reader_that_does_not_read_stops_the_sender(xmpp_server: Prosody
             assert len(theirs.reader._buffer) <= full + DEFAULT_BLOCK_SIZE
             assert not sending.done()
             assert await theirs.reader.readexactly(len(MB)) == MB
+
+
+async def test_block_size_is_what_the_acceptor_allows(xmpp_server: Prosody) -> None:
+    jid = xmpp_server.register("alice", "pw")
+    async with online(xmpp_server, jid, "annexsync-aaaa0001") as (_, a), \
+            online(xmpp_server, jid, "annexsync-bbbb0002") as (cb, b):  # fmt: skip
+        for asked, got in ((8192, 8192), (16384, 4096), (65535, 4096)):
+            async with asyncio.timeout(10):
+                mine = await a.open(str(cb.boundjid), block_size=asked)
+                theirs = await b.accept()
+                assert (mine.block_size, theirs.block_size) == (got, got)
+                await _send(mine, MB[:100_000])
+                assert await theirs.reader.readexactly(100_000) == MB[:100_000]
