@@ -30,8 +30,9 @@ block of an old session is ever read into another.
   flight.  An error reply or a missing ack aborts the stream.
 - ``wait_closed`` flushes and sends ``<close/>``; a peer's close is EOF.
 - When the client's connection drops (slixmpp's ``disconnected``) or
-  ``shutdown`` is called, every live stream breaks at once, so a waiting
-  reader or writer fails at once with ``RemoteUnavailable``.
+  ``shutdown`` is called, every live stream breaks at once, and when a
+  peer's resource goes unavailable, its streams do: a waiting reader or
+  writer fails at once with ``RemoteUnavailable``.
 No task is created here: slixmpp calls the handlers, and every wait belongs
 to the caller's read or drain.
 """
@@ -340,6 +341,7 @@ class IbbService:
                 f"annexsync ibb {kind}", StanzaPath(f"iq@type=set/annexsync_ibb_{kind}"),
                 fn))  # type: ignore[arg-type]
         client.add_event_handler("disconnected", self._lost)
+        client.add_event_handler("presence_unavailable", self._peer_gone)
 
     def _add(self, stream: IbbStream) -> IbbPair:
         ch = _Channel(self, stream)
@@ -424,6 +426,12 @@ class IbbService:
     def _lost(self, reason: Any) -> None:
         self._break(f"the connection to the XMPP server was lost ({reason or 'closed'})")
 
+    def _peer_gone(self, presence: slixmpp.Presence) -> None:
+        """The peer's resource went offline: its streams cannot go on."""
+        peer = str(presence["from"])
+        for ch in [c for c in self._live.values() if c.stream.peer == peer]:
+            ch.fail(RemoteUnavailable(f"{peer} went offline"))
+
     def _break(self, why: str) -> None:
         for ch in list(self._live.values()):
             ch.fail(RemoteUnavailable(why))
@@ -434,6 +442,7 @@ class IbbService:
         for kind in ("open", "data", "close"):
             self.client.remove_handler(f"annexsync ibb {kind}")
         self.client.del_event_handler("disconnected", self._lost)
+        self.client.del_event_handler("presence_unavailable", self._peer_gone)
 
 
 __all__ = ["STALL_TIMEOUT", "IbbPair", "IbbReader", "IbbService", "IbbStalled", "IbbWriter"]

@@ -22,7 +22,7 @@ from core.xmpp.bytestream import READ_LIMIT, IbbPair, IbbService, IbbStalled
 from core.xmpp.client import _Client, _open
 from core.xmpp.ibb import DEFAULT_BLOCK_SIZE, IbbError
 from core.xmpp.payloads import bare
-from tests.integration.xmpp_helpers import config, until
+from tests.integration.xmpp_helpers import Relay, config, until
 from tests.xmpp_server import Prosody
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio]
@@ -180,3 +180,35 @@ async def test_block_size_is_what_the_acceptor_allows(xmpp_server: Prosody) -> N
                 assert (mine.block_size, theirs.block_size) == (got, got)
                 await _send(mine, MB[:100_000])
                 assert await theirs.reader.readexactly(100_000) == MB[:100_000]
+
+
+async def test_one_end_cut_off_gives_a_clean_error_on_both_ends(xmpp_server: Prosody) -> None:
+    """A's connection to prosody is cut (a relay closes); B hears A went
+    offline.  Both ends fail at once, nothing hangs until the stall timeout."""
+    jid = xmpp_server.register("alice", "pw")
+    before = set(asyncio.all_tasks())
+    async with Relay(xmpp_server.port) as relay:
+        cfg_a = config(xmpp_server, jid, via=relay.address)
+        client_a = await _open(cfg_a, "annexsync-aaaa0001", None)
+        a = IbbService(client_a, lambda peer: True)
+        try:
+            async with online(xmpp_server, jid, "annexsync-bbbb0002") as (cb, b):
+                cb.send_presence(ppriority=-1)  # B hears A's presence, and its end
+                client_a.send_presence(ppriority=-1)
+                mine, theirs = await opened(a, b, str(cb.boundjid))
+                await _send(theirs, b"x" * 10_000)
+                assert await mine.reader.readexactly(10_000) == b"x" * 10_000
+                sending = asyncio.ensure_future(_send(mine, MB * 4))
+                relay.cut()
+                async with asyncio.timeout(15):  # well under the 60 s stall timeout
+                    with pytest.raises(RemoteUnavailable, match="lost"):
+                        await sending
+                    with pytest.raises(RemoteUnavailable, match="went offline"):
+                        await theirs.reader.read(1 << 23)
+                    with pytest.raises(RemoteUnavailable, match="went offline"):
+                        theirs.writer.write(b"too late")
+        finally:
+            a.shutdown()
+            await client_a.shutdown()
+    await asyncio.sleep(0.1)
+    assert {t for t in asyncio.all_tasks() if not t.done()} - before <= {asyncio.current_task()}
