@@ -11,7 +11,6 @@ IBB stream to the server's full JID and runs the handshake over it.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,20 @@ from core.p2p.serving import ServedRepo
 from core.p2p.transport import Link
 from core.progress import NullProgress
 from core.remotes import RemoteInfo, RemoteKind
-from core.repo.repository import AnnexRepo
 from core.session.stream import connect_session
 from core.xmpp.bytestream import IbbService
 from core.xmpp.client import _Client, _open
 from core.xmpp.payloads import bare
-from tests.conftest import annex, git
-from tests.integration.test_session_p2p import BIG, CLIENT, SERVER, LoopThread, key_of, serve
+from tests.conftest import annex
+from tests.integration.test_session_p2p import (
+    BIG,
+    CLIENT,
+    SERVER,
+    LoopThread,
+    key_of,
+    repositories,
+    serve,
+)
 from tests.integration.xmpp_helpers import config
 from tests.xmpp_server import Prosody
 
@@ -53,17 +59,7 @@ async def _accept_loop(service: IbbService, served: ServedRepo) -> None:
 def test_get_over_session_over_ibb(tmp_path: Path, xmpp_server: Prosody,
                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     jid = xmpp_server.register("alice", "pw")
-    origin = tmp_path / "server"
-    origin.mkdir()
-    git(origin, "init", "-q")
-    annex(origin, "init", "-q", "served over xmpp")
-    (origin / "big.bin").write_bytes(BIG)
-    annex(origin, "add", "-q", "big.bin")
-    git(origin, "commit", "-q", "-m", "big")
-    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "clone"))
-    clone = AnnexRepo.open(tmp_path / "clone")
-    os.chdir(clone.path)
-    served = ServedRepo(AnnexRepo.open(origin))
+    origin, clone, served = repositories(tmp_path)
 
     loop = LoopThread()
     run: Any = lambda coro: asyncio.run_coroutine_threadsafe(coro, loop.loop).result(20)  # noqa: E731
