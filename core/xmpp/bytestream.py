@@ -280,6 +280,8 @@ class _Channel:
     async def send_buffer(self, buffer: bytearray) -> None:
         if self.error is not None:
             raise self.error
+        if self.stream.state is not StreamState.OPEN:
+            raise RemoteUnavailable(f"the bytestream with {self.stream.peer} is closed")
         data, buffer[:] = bytes(buffer), b""
         for block in self.stream.blocks(data):
             iq = self.service.client.make_iq_set(ito=self.stream.peer)

@@ -212,3 +212,17 @@ async def test_one_end_cut_off_gives_a_clean_error_on_both_ends(xmpp_server: Pro
             await client_a.shutdown()
     await asyncio.sleep(0.1)
     assert {t for t in asyncio.all_tasks() if not t.done()} - before <= {asyncio.current_task()}
+
+
+async def test_writing_after_the_peer_closed_is_a_clear_error(xmpp_server: Prosody) -> None:
+    jid = xmpp_server.register("alice", "pw")
+    async with online(xmpp_server, jid, "annexsync-aaaa0001") as (_, a), \
+            online(xmpp_server, jid, "annexsync-bbbb0002") as (cb, b):  # fmt: skip
+        mine, theirs = await opened(a, b, str(cb.boundjid))
+        async with asyncio.timeout(10):
+            theirs.writer.close()
+            await theirs.writer.wait_closed()
+            assert await mine.reader.read() == b""
+            mine.writer.write(b"after the end")
+            with pytest.raises(RemoteUnavailable, match="closed"):
+                await mine.writer.drain()
