@@ -7,8 +7,10 @@ Theory of operation
 -------------------
 ``IbbService`` hangs three handlers (``<open/>``, ``<data/>``, ``<close/>``
 IQ sets) on one slixmpp client.  slixmpp's own ``xep_0047`` plugin is not
-used: it acknowledges blocks before their owner read them, accepts opens
-from anyone its callback does not stop, and reopens a closed sid; here the
+used (slixmpp 1.17): it acknowledges every block at once into an unbounded
+queue (no flow control on the receiving side), accepts an open from anyone
+unless its ``authorized`` hook is replaced, and forgets a closed sid, so the
+same sid could be opened again; here the
 table of live streams is keyed by (peer full JID, sid), and a sid once
 closed or aborted is remembered and refused (``item-not-found``), so no
 block of an old session is ever read into another.
