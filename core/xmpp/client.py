@@ -58,6 +58,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 from core.errors import CoreError, RemoteProtocolError
 from core.xmpp import payloads
 from core.xmpp.buddies import Buddies
+from core.xmpp.bytestream import IbbService
 from core.xmpp.payloads import FEATURE, Hello
 
 logger = logging.getLogger(__name__)
@@ -333,6 +334,7 @@ class XmppLink:
         self._wake = asyncio.Event()
         self._restart = asyncio.Event()
         self._client: _Client | None = None
+        self.bytestreams: IbbService | None = None  # XEP-0047 while online (C.3)
         self._refused = False  # the last session was refused (password, certificate)
 
     def _set(self, state: State, error: str | None = None) -> None:
@@ -403,6 +405,7 @@ class XmppLink:
         try:
             self._client = client
             self.jid = str(client.boundjid)
+            self.bytestreams = IbbService(client, self.may_stream)
             self._watch(client, queue)
             client.send_presence(**_presence_kwargs(self.paused()))
             self._subscribe(client)
@@ -419,6 +422,9 @@ class XmppLink:
                 return f"the connection to the server was lost ({lost.result()})"
             return None
         finally:
+            if self.bytestreams is not None:
+                self.bytestreams.shutdown()
+                self.bytestreams = None
             await client.shutdown()
             self.on_change()
 
@@ -448,6 +454,13 @@ class XmppLink:
 
         client.add_event_handler("presence", presence)
         client.add_event_handler("presence_subscribe", subscribe)
+
+    def may_stream(self, jid: str) -> bool:
+        """May ``jid`` open a bytestream to us?  Only a full JID that proved to
+        be one of ours (``Buddies.known``), on our account or a paired friend's."""
+        own = self.jid
+        return (own is not None and payloads.resource_of(jid) != "" and self.buddies.known(jid)
+                and (payloads.bare(jid) == payloads.bare(own) or self._is_contact(jid)))  # fmt: skip
 
     def _is_contact(self, jid: str) -> bool:
         return payloads.bare(jid) in {payloads.bare(c) for c in self.contacts()}

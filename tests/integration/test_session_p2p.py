@@ -145,8 +145,8 @@ class Peers:
     port: int
 
 
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[Peers]:
+def repositories(tmp_path: Path) -> tuple[Path, AnnexRepo, ServedRepo]:
+    """A git-annex repository holding ``big.bin`` (served) and our clone of it (cwd)."""
     server = tmp_path / "server"
     server.mkdir()
     git(server, "init", "-q")
@@ -157,7 +157,12 @@ def peers(tmp_path: Path) -> Iterator[Peers]:
     git(tmp_path, "clone", "-q", str(server), str(tmp_path / "clone"))
     clone = AnnexRepo.open(tmp_path / "clone")
     os.chdir(clone.path)
-    served = ServedRepo(AnnexRepo.open(server))
+    return server, clone, ServedRepo(AnnexRepo.open(server))
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[Peers]:
+    server, clone, served = repositories(tmp_path)
     loop = LoopThread()
     port = loop.listen(serve(served, {"dev-client": SERVER}.get))
     info = RemoteInfo("paired", served.uuid, RemoteKind.P2P)
