@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from enum import Enum
 from fractions import Fraction
 
-from core.repo import clusters, logs
+from core.repo import clusters as cl
+from core.repo import logs
 from core.repo.branch import AnnexBranch
 from core.repo.key import Key
 
@@ -136,29 +137,29 @@ class AnnexState:
         """remote.log: special remote uuid -> settings."""
         return {u: logs.parse_remote_config(v) for u, v in self._uuid_map("remote.log").items()}
 
-    def clusters(self) -> clusters.Clusters:
+    def clusters(self) -> cl.Clusters:
         """cluster.log: cluster uuid -> live node uuids (clusters.md 2.1)."""
-        blob = self.branch.read(clusters.CLUSTER_LOG)
+        blob = self.branch.read(cl.CLUSTER_LOG)
         if not blob:
-            return clusters.Clusters()
+            return cl.Clusters()
         dead = [u for u, t in self.trust().items() if t is Trust.DEAD]
-        return clusters.parse_cluster_log(blob, dead)
+        return cl.parse_cluster_log(blob, dead)
 
-    def proxies(self) -> dict[str, frozenset[clusters.Proxied]]:
+    def proxies(self) -> dict[str, frozenset[cl.Proxied]]:
         """proxy.log: gateway uuid -> what it proxies (clusters.md 2.2)."""
-        return clusters.parse_proxy_log(self.branch.read(clusters.PROXY_LOG) or b"")
+        return cl.parse_proxy_log(self.branch.read(cl.PROXY_LOG) or b"")
 
     def set_cluster(self, cluster: str, nodes: Iterable[str],
                     now: Fraction | int | None = None) -> None:  # fmt: skip
         clock = current_clock() if now is None else now
-        self.branch.change(clusters.CLUSTER_LOG,
-                           lambda old: clusters.change_cluster_log(old, cluster, nodes, clock))
+        self.branch.change(cl.CLUSTER_LOG,
+                           lambda old: cl.change_cluster_log(old, cluster, nodes, clock))
 
-    def set_proxies(self, gateway: str, proxied: Iterable[clusters.Proxied],
+    def set_proxies(self, gateway: str, proxied: Iterable[cl.Proxied],
                     now: Fraction | int | None = None) -> None:  # fmt: skip
         clock = current_clock() if now is None else now
-        self.branch.change(clusters.PROXY_LOG,
-                           lambda old: clusters.change_proxy_log(old, gateway, proxied, clock))
+        self.branch.change(cl.PROXY_LOG,
+                           lambda old: cl.change_proxy_log(old, gateway, proxied, clock))
 
     def maxsize(self) -> dict[str, int]:
         out = {u: _int_or_none(v) for u, v in self._field_map("maxsize.log").items()}
@@ -206,7 +207,7 @@ class AnnexState:
         Raises:
             DiskFull: (``immediately``) the line could not be written.
         """
-        if clusters.is_cluster_uuid(uuid):
+        if cl.is_cluster_uuid(uuid):
             return  # never logged: readers derive it from the nodes (clusters.md 2.4)
         status = logs.PRESENT if present else logs.ABSENT
         clock = current_clock() if now is None else now
