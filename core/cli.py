@@ -140,7 +140,7 @@ def cmd_whereis(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(w.json()))
             continue
-        print(f"whereis {w.path} ({len(w.copies)} copies)")
+        print(f"whereis {w.path} ({w.count} copies)")
         for c in w.copies:
             print(f"  \t{c.uuid} -- {c.label()}")
         if w.untrusted:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from core.ops.files import annexed_files
 from core.remotes import list_remotes
+from core.repo.clusters import count_copies, is_cluster_uuid
 from core.repo.key import Key
 from core.repo.preferred import Context, fallback_reason
 from core.repo.repository import AnnexRepo, trust_levels
@@ -56,6 +57,11 @@ class Whereis:
     copies: tuple[Copy, ...]
     untrusted: tuple[Copy, ...] = field(default=())
 
+    @property
+    def count(self) -> int:
+        """Copies, as git-annex counts them: a cluster is shown, never counted (4.4)."""
+        return count_copies(c.uuid for c in self.copies)
+
     def json(self) -> dict[str, object]:
         def one(c: Copy) -> dict[str, object]:
             return {"uuid": c.uuid, "description": c.json_description(), "here": c.here}
@@ -79,6 +85,11 @@ def _description(descriptions: dict[str, str], uuid: str) -> str:
     return descriptions.get(uuid) or SPECIAL_DESCRIPTIONS.get(uuid, "")
 
 
+def _listed_order(uuid: str) -> tuple[bool, str]:
+    """git-annex lists clusters first (they are prepended to the locations), then by UUID."""
+    return not is_cluster_uuid(uuid), uuid
+
+
 def whereis(repo: AnnexRepo, paths: Iterable[str] = ()) -> list[Whereis]:
     descriptions = repo.state.descriptions()
     trust = trust_levels(repo)
@@ -87,7 +98,7 @@ def whereis(repo: AnnexRepo, paths: Iterable[str] = ()) -> list[Whereis]:
     for f in annexed_files(repo, paths):
         good: list[Copy] = []
         untrusted: list[Copy] = []
-        for uuid in sorted(repo.state.locations(f.key)):
+        for uuid in sorted(repo.state.locations(f.key), key=_listed_order):
             level = trust.get(uuid, "semitrusted")
             if level == "dead":
                 continue

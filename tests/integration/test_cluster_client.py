@@ -1,0 +1,169 @@
+"""annexsync as the client of a real git-annex cluster gateway (clusters.md 4, 13.1).
+
+One gateway of three nodes (plus a proxied ``extra``) is built for the
+module with real git-annex; its ``git annex p2phttp`` serves the HTTP
+clients, the fake ssh runs ``git-annex-shell`` for the ssh clients.  Each test
+adds content of its own, so the tests share the gateway without seeing each
+other's keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.remotes import RemoteKind, list_remotes
+from core.repo.repository import AnnexRepo
+from tests.conftest import annex, git, run
+from tests.integration.cluster_support import (
+    NODES,
+    Gateway,
+    clone_client,
+    content_path,
+    logged_lines,
+    present_uuids,
+    running_gateway,
+)
+
+pytestmark = pytest.mark.interop
+TRANSPORTS = ["ssh", "http"]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with running_gateway(tmp_path_factory) as g:
+        yield g
+
+
+def _add(repo: Path, name: str) -> str:
+    (repo / name).write_text(f"{name} {uuid.uuid4()}\n")  # a key no other test has
+    run(["annexsync", "add", name], repo)
+    git(repo, "commit", "-q", "-m", name)
+    return annex(repo, "lookupkey", name).strip()
+
+
+def _ok(repo: Path, *args: str) -> str:
+    out = run(["annexsync", *args], repo, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_proxied_remotes_as_git_annex_lists_them(gateway: Gateway, tmp_path: Path,
+                                                 transport: str) -> None:  # fmt: skip
+    """13.1-1: names, UUIDs, kinds, cost (+0.1 for nodes), sync flags; suppression."""
+    client = clone_client(gateway, tmp_path / "c", transport)
+    with AnnexRepo.open(client) as repo:
+        got = {r.name: r for r in list_remotes(repo)}
+    base = 200.0 if transport == "ssh" else 100.0  # git-annex: ssh 200, a local path 100
+    assert got["origin-mycluster"].uuid == gateway.uuids["mycluster"]
+    assert got["origin-mycluster"].kind is RemoteKind.CLUSTER
+    assert (got["origin-mycluster"].cost, got["origin-mycluster"].sync) == (base, True)
+    assert (got["origin-extra"].uuid, got["origin-extra"].cost) == (gateway.uuids["extra"], base)
+    for n in NODES:
+        node = got[f"origin-{n}"]
+        assert (node.uuid, node.cost, node.sync) == (gateway.uuids[n], base + 0.1, False)
+        assert node.proxied_by == gateway.uuids["gw"] and not node.git_remote
+    assert got["origin"].git_remote and got["origin"].proxied_by is None
+    git(client, "config", "remote.origin-node1.annex-cost", "7")  # any key suppresses it
+    with AnnexRepo.open(client) as repo:
+        proxied = {r.name for r in list_remotes(repo) if r.via}
+    assert proxied == {"origin-mycluster", "origin-extra", "origin-node2", "origin-node3"}
+
+
+def test_local_path_gateway_without_annexurl_proxies_nothing(gateway: Gateway,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    client = clone_client(gateway, tmp_path / "c", "http")
+    git(client, "config", "--unset", "remote.origin.annexurl")
+    with AnnexRepo.open(client) as repo:
+        assert [r.name for r in list_remotes(repo) if r.via] == []
+    out = annex(client, "info", "origin-mycluster", check=False)  # git-annex agrees
+    assert "cluster: true" not in out
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_copy_get_drop_cluster(gateway: Gateway, tmp_path: Path, transport: str) -> None:
+    """13.1-3/5/6: fanout logged per node, never the cluster; get back; drop from all."""
+    client = clone_client(gateway, tmp_path / "c", transport)
+    key = _add(client, "f.txt")
+    me = git(client, "config", "annex.uuid").strip()
+    _ok(client, "copy", "--to", "origin-mycluster", "f.txt")
+    nodes = gateway.node_uuids()
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "1")}
+    # real git-annex reads what we wrote: the cluster shown, not counted
+    assert present_uuids(client, key) == {me, gateway.uuids["mycluster"], *nodes}
+    assert "(4 copies)" in annex(client, "whereis", "f.txt")
+    assert "(4 copies)" in _ok(client, "whereis", "f.txt")
+    for n in NODES:
+        assert content_path(gateway.root / n, key) is not None, n
+
+    _ok(client, "drop", "f.txt")  # proven by locking a node through the gateway
+    assert content_path(client, key) is None
+    _ok(client, "get", "--from", "origin-mycluster", "f.txt")
+    assert content_path(client, key) is not None
+
+    _ok(client, "drop", "--from", "origin-mycluster", "f.txt")
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "0")}
+    for n in NODES:
+        assert content_path(gateway.root / n, key) is None, n
+    assert "(1 copy)" in annex(client, "whereis", "f.txt")
+    annex(client, "fsck", "-q")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_copy_get_drop_single_node(gateway: Gateway, tmp_path: Path, transport: str) -> None:
+    client = clone_client(gateway, tmp_path / "c", transport)
+    key = _add(client, "n.txt")
+    me = git(client, "config", "annex.uuid").strip()
+    node2 = gateway.uuids["node2"]
+    _ok(client, "copy", "--to", "origin-node2", "n.txt")
+    assert logged_lines(client, key) == {me: "1", node2: "1"}
+    assert content_path(gateway.root / "node2", key) is not None
+    assert content_path(gateway.root / "node1", key) is None
+    # node2 is a cluster node: the cluster now "has" it, and is not counted
+    assert present_uuids(client, key) == {me, node2, gateway.uuids["mycluster"]}
+    _ok(client, "drop", "n.txt")
+    _ok(client, "get", "--from", "origin-node2", "n.txt")
+    _ok(client, "drop", "--from", "origin-node2", "n.txt")
+    assert logged_lines(client, key) == {me: "1", node2: "0"}
+    assert content_path(gateway.root / "node2", key) is None
+    annex(client, "fsck", "-q")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_numcopies_two_refuses_cluster_drop(gateway: Gateway, tmp_path: Path,
+                                            transport: str) -> None:  # fmt: skip
+    """13.1-6: dropping from the cluster, its nodes prove nothing: refused as git-annex does."""
+    client = clone_client(gateway, tmp_path / "c", transport)
+    key = _add(client, "two.txt")
+    _ok(client, "copy", "--to", "origin-mycluster", "two.txt")
+    annex(client, "numcopies", "2")
+    out = run(["annexsync", "drop", "--from", "origin-mycluster", "two.txt"], client, check=False)
+    theirs = annex(client, "drop", "--from", "origin-mycluster", "two.txt", check=False)
+    assert out.returncode != 0
+    assert "could only verify the existence of 1 out of 2" in (out.stdout + out.stderr).lower()
+    assert "failed" in theirs or "Could only verify" in theirs
+    for n in NODES:
+        assert content_path(gateway.root / n, key) is not None, n
+    _ok(client, "drop", "two.txt")  # the local copy: two nodes locked through the gateway
+    assert content_path(client, key) is None
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_same_log_as_a_git_annex_client(gateway: Gateway, tmp_path: Path, transport: str) -> None:
+    """The location lines annexsync writes mean what git-annex's own client writes."""
+    ours = clone_client(gateway, tmp_path / "ours", transport)
+    theirs = clone_client(gateway, tmp_path / "theirs", transport, ours=False)
+    results = []
+    for repo, cmd in ((ours, ["annexsync"]), (theirs, ["git", "annex"])):
+        key = _add(repo, "same.txt")
+        me = git(repo, "config", "annex.uuid").strip()
+        run([*cmd, "copy", "--to", "origin-mycluster", "same.txt"], repo)
+        after_copy = {u if u != me else "me": s for u, s in logged_lines(repo, key).items()}
+        run([*cmd, "drop", "--from", "origin-mycluster", "same.txt"], repo)
+        after_drop = {u if u != me else "me": s for u, s in logged_lines(repo, key).items()}
+        results.append((after_copy, after_drop))
+    assert results[0] == results[1]
