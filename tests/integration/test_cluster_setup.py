@@ -1,0 +1,119 @@
+"""initcluster / updatecluster / updateproxy / extendcluster: annexsync and git-annex
+write the same records and each accepts what the other set up (clusters.md 2, 3.1, 13.2-1)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.repo.clusters import is_cluster_uuid
+from tests.conftest import annex, git, run
+from tests.integration.cluster_support import build_gateway, clone_client, finish_gateway
+from tests.integration.test_p2phttp_support import git_annex_p2phttp
+
+pytestmark = pytest.mark.interop
+CLOCK = "1800000000"
+
+
+def _logs(repo: Path) -> tuple[str, str, str]:
+    show = [git(repo, "show", f"git-annex:{f}", check=False) for f in
+            ("cluster.log", "proxy.log", "uuid.log")]  # fmt: skip
+    return show[0], show[1], show[2]
+
+
+def test_initcluster_as_git_annex_does(tmp_path: Path) -> None:
+    gw = tmp_path / "gw"
+    gw.mkdir()
+    git(gw, "init", "-q")
+    run(["annexsync", "init", "gw"], gw)
+    assert run(["annexsync", "initcluster", "mycluster"], gw).stdout == "initcluster mycluster ok\n"
+    cluster = git(gw, "config", "annex.cluster.mycluster").strip()
+    assert is_cluster_uuid(cluster)
+    run(["annexsync", "initcluster", "mycluster"], gw)  # again: nothing changes
+    assert git(gw, "config", "annex.cluster.mycluster").strip() == cluster
+    bad = run(["annexsync", "initcluster", "bad/name"], gw, check=False)
+    assert bad.returncode == 1 and "That cluster name is not a valid git remote name." in bad.stderr
+    # git-annex reads the description we wrote, and sees its own cluster there
+    assert f"{cluster} -- cluster mycluster" in annex(gw, "info", "--fast")
+    assert "initcluster mycluster ok" in annex(gw, "initcluster", "mycluster")
+    assert git(gw, "config", "annex.cluster.mycluster").strip() == cluster
+
+
+def test_updatecluster_writes_the_bytes_git_annex_writes(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twin gateways (one directory copied): git-annex updates one, annexsync the other."""
+    monkeypatch.setenv("GIT_ANNEX_VECTOR_CLOCK", CLOCK)
+    g = build_gateway(tmp_path)
+    twin = tmp_path / "twin"
+    shutil.copytree(g.gw, twin, symlinks=True)
+    theirs = annex(g.gw, "updatecluster")
+    ours = run(["annexsync", "updatecluster"], twin).stdout
+    assert sorted(ours.splitlines()) == sorted(theirs.splitlines())
+    assert _logs(twin)[:2] == _logs(g.gw)[:2]
+    assert _logs(twin)[0].startswith(f"{CLOCK}s {g.uuids['mycluster']} ")
+    # each now reads the other's records as current
+    assert annex(twin, "updatecluster").splitlines() == [
+        "No cluster node changes for cluster: mycluster", "No proxy changes to record."]
+    assert run(["annexsync", "updatecluster"], g.gw).stdout.splitlines() == [
+        "No cluster node changes for cluster: mycluster", "No proxy changes to record."]
+    # a node leaves: both say so and write the same
+    for repo in (g.gw, twin):
+        git(repo, "config", "--unset", "remote.node2.annex-cluster-node")
+    theirs = annex(g.gw, "updatecluster")
+    ours = run(["annexsync", "updatecluster"], twin).stdout
+    assert sorted(ours.splitlines()) == sorted(theirs.splitlines())
+    assert "Removed node node2 from cluster: mycluster" in ours
+    assert _logs(twin)[:2] == _logs(g.gw)[:2]
+
+
+def test_gateway_set_up_by_annexsync_serves_git_annex_clients(tmp_path: Path) -> None:
+    """13.2-1 with real git-annex serving: our records are what its gateway uses."""
+    g = build_gateway(tmp_path, init_cluster=["annexsync", "initcluster", "mycluster"])
+    finish_gateway(g, update=["annexsync", "updatecluster"])
+    with git_annex_p2phttp(g.gw, "--wideopen", "-J4", "--clusterjobs", "3") as server:
+        g.port = server.port
+        client = clone_client(g, tmp_path / "c_http", "http", ours=False)
+        info = annex(client, "info", "origin")
+        assert "gateway to cluster: origin-mycluster" in info
+        assert "proxying:" in info and "origin-node1" in info and "origin-extra" in info
+        assert "cluster: true" in annex(client, "info", "origin-mycluster")
+        (client / "f.txt").write_text("served by git-annex, set up by annexsync\n")
+        annex(client, "add", "-q", "f.txt")
+        annex(client, "copy", "-q", "--to", "origin-mycluster", "f.txt")
+        assert "(4 copies)" in annex(client, "whereis", "f.txt")
+        ours = clone_client(g, tmp_path / "ours", "http")
+        (ours / "g.txt").write_text("sent by annexsync\n")
+        run(["annexsync", "add", "g.txt"], ours)
+        run(["annexsync", "copy", "--to", "origin-mycluster", "g.txt"], ours)
+        assert "(4 copies)" in annex(ours, "whereis", "g.txt")
+
+
+def test_extendcluster_joins_a_cluster_through_its_gateway(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """9: gw2 learns gw1-mycluster (ssh URL), joins it; git-annex's gw2 would write the same."""
+    from tests.integration.test_p2p_support import install_fake_ssh
+
+    install_fake_ssh(tmp_path, monkeypatch)
+    monkeypatch.setenv("GIT_ANNEX_VECTOR_CLOCK", CLOCK)
+    g = build_gateway(tmp_path)
+    finish_gateway(g)
+    gw2 = tmp_path / "gw2"
+    gw2.mkdir()
+    git(gw2, "init", "-q")
+    annex(gw2, "init", "-q", "gw2")
+    git(gw2, "remote", "add", "gw1", f"localhost:{g.gw}")
+    git(gw2, "fetch", "-q", "gw1")
+    annex(gw2, "merge", "-q")
+    twin = tmp_path / "gw2twin"
+    shutil.copytree(gw2, twin, symlinks=True)
+    theirs = annex(gw2, "extendcluster", "gw1", "mycluster")
+    ours = run(["annexsync", "extendcluster", "gw1", "mycluster"], twin).stdout
+    for repo in (gw2, twin):
+        assert git(repo, "config", "annex.cluster.mycluster").strip() == g.uuids["mycluster"]
+        assert git(repo, "config", "remote.gw1.annex-cluster-gateway").strip() == g.uuids["mycluster"]
+    assert sorted(ours.splitlines()) == sorted(theirs.splitlines())
+    assert _logs(twin)[:2] == _logs(gw2)[:2]
+    missing = run(["annexsync", "extendcluster", "gw1", "nosuch"], twin, check=False)
+    assert "Expected to find a cluster remote named gw1-nosuch" in missing.stderr
