@@ -167,3 +167,35 @@ def test_same_log_as_a_git_annex_client(gateway: Gateway, tmp_path: Path, transp
         after_drop = {u if u != me else "me": s for u, s in logged_lines(repo, key).items()}
         results.append((after_copy, after_drop))
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_sync_content_uses_the_cluster_not_its_nodes(gateway: Gateway, tmp_path: Path,
+                                                     transport: str) -> None:  # fmt: skip
+    """4.6/13.2-10: content to the cluster (and extra), never to a node directly; git
+    only with the gateway; the same locations as git-annex's own ``sync --content``."""
+    results = []
+    for ours in (True, False):
+        client = clone_client(gateway, tmp_path / f"c{ours}", transport, ours=ours)
+        key = _add(client, "s.txt")
+        skipped = _add(client, "skip.txt")  # the cluster does not want it: its nodes get none
+        annex(client, "wanted", gateway.uuids["mycluster"], "exclude=skip*")
+        me = git(client, "config", "annex.uuid").strip()
+        trace = tmp_path / f"ssh-{ours}.log"
+        log = gateway.root / "ssh.log"
+        before = log.read_text() if log.exists() else ""
+        cmd = ["annexsync", "sync", "--content"] if ours else ["git", "annex", "sync", "--content"]
+        run(cmd, client, check=False)  # the clients' unrelated main branches may not push
+        trace.write_text((log.read_text() if log.exists() else "")[len(before):])
+        for k in (key, skipped):
+            lines = logged_lines(client, k)
+            results.append({("me" if u == me else u): s for u, s in lines.items()})
+        annex_tip = git(client, "rev-parse", "git-annex").strip()
+        assert f"{annex_tip}\trefs/heads/synced/git-annex" in git(client, "ls-remote", "origin")
+        if transport == "ssh":  # no session named a node: only the cluster and extra
+            nodes = gateway.node_uuids()
+            assert not any(f"--uuid '{n}'" in trace.read_text() for n in nodes), trace.read_text()
+    nodes = gateway.node_uuids()
+    extra = gateway.uuids["extra"]
+    assert results[0] == results[2] == {"me": "1", extra: "1", **dict.fromkeys(nodes, "1")}
+    assert results[1] == results[3] == {"me": "1", extra: "1"}
