@@ -86,6 +86,10 @@ class RemoteStatus:
     error: str | None = None
     pending: bool = False  # (addition) commits or git-annex changes not yet pushed/merged
     wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
+    # a remote reached through a gateway (clusters.md 4.1): the gateway remote's name;
+    # a cluster also names its node remotes, which are not synced one by one
+    via: str | None = None
+    nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -275,7 +279,8 @@ def status_from_json(data: dict[str, Any]) -> Status:
             **{
                 **r,
                 "transfers": tuple(TransferStatus(**t) for t in r["transfers"]),
-                "remotes": tuple(RemoteStatus(**x) for x in r["remotes"]),
+                "remotes": tuple(RemoteStatus(**{**x, "nodes": tuple(x.get("nodes", ()))})
+                                 for x in r["remotes"]),
                 "conflicts": tuple(
                     Conflict(**{**c, "variants": tuple(c["variants"])}) for c in r["conflicts"]
                 ),

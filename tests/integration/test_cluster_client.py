@@ -9,6 +9,8 @@ other's keys.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,3 +201,46 @@ def test_sync_content_uses_the_cluster_not_its_nodes(gateway: Gateway, tmp_path:
     extra = gateway.uuids["extra"]
     assert results[0] == results[2] == {"me": "1", extra: "1", **dict.fromkeys(nodes, "1")}
     assert results[1] == results[3] == {"me": "1", extra: "1"}
+
+
+def test_daemon_shows_the_cluster_and_sends_to_it_not_its_nodes(gateway: Gateway,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    """The daemon treats the cluster as one remote with nodes: status lists it (via the
+    gateway, naming its nodes), content goes to the cluster, no node is synced directly."""
+    from tests.integration.test_daemon_cli import ANNEXSYNC, status_json, wait_for
+
+    client = clone_client(gateway, tmp_path / "c", "ssh")
+    key = _add(client, "d.txt")
+    skipped = _add(client, "skip-d.txt")  # the cluster does not want it: no node may get it
+    annex(client, "wanted", gateway.uuids["mycluster"], "exclude=skip*")
+    log = gateway.root / "ssh.log"
+    before = len(log.read_text())
+    cfg = tmp_path / "cfg"
+    proc = subprocess.Popen([*ANNEXSYNC, "--config-dir", str(cfg), "daemon", str(client)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def remotes() -> dict[str, dict[str, object]]:
+            data = status_json(cfg)
+            return {r["name"]: r for repo in data["repos"] for r in repo["remotes"]}
+
+        wait_for(lambda: "origin-mycluster" in remotes(), "the cluster in status", 30)
+        got = remotes()
+        assert got["origin-mycluster"]["via"] == "origin"
+        assert got["origin-mycluster"]["nodes"] == [f"origin-{n}" for n in NODES]
+        assert got["origin-node1"]["via"] == "origin" and got["origin"]["via"] is None
+        nodes = gateway.node_uuids()
+        wait_for(lambda: all(logged_lines(client, key).get(n) == "1" for n in nodes),
+                 "the upload to the cluster", 30)
+        wait_for(lambda: logged_lines(client, skipped).get(gateway.uuids["extra"]) == "1",
+                 "the upload to extra", 30)
+        assert not nodes & set(logged_lines(client, skipped))
+        trace = log.read_text()[before:]
+        assert f"--uuid '{gateway.uuids['mycluster']}'" in trace
+        assert not any(f"--uuid '{n}'" in trace for n in nodes), trace
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
