@@ -9,6 +9,7 @@ other's keys.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import uuid
@@ -99,8 +100,15 @@ def test_copy_get_drop_cluster(gateway: Gateway, tmp_path: Path, transport: str)
     assert present_uuids(client, key) == {me, gateway.uuids["mycluster"], *nodes}
     assert "(4 copies)" in annex(client, "whereis", "f.txt")
     assert "(4 copies)" in _ok(client, "whereis", "f.txt")
+    ours = json.loads(_ok(client, "whereis", "--json", "f.txt"))
+    theirs = json.loads(annex(client, "whereis", "--json", "f.txt"))
+    assert [w["uuid"] for w in ours["whereis"]] == [w["uuid"] for w in theirs["whereis"]]
+    assert ([w["description"] for w in ours["whereis"]]
+            == [w["description"] for w in theirs["whereis"]])  # fmt: skip
     for n in NODES:
         assert content_path(gateway.root / n, key) is not None, n
+        annex(gateway.root / n, "fsck", "-q", "--key", key)  # its own log agrees
+    annex(gateway.gw, "fsck", "-q", "--key", key)
 
     _ok(client, "drop", "f.txt")  # proven by locking a node through the gateway
     assert content_path(client, key) is None
@@ -112,7 +120,7 @@ def test_copy_get_drop_cluster(gateway: Gateway, tmp_path: Path, transport: str)
     for n in NODES:
         assert content_path(gateway.root / n, key) is None, n
     assert "(1 copy)" in annex(client, "whereis", "f.txt")
-    annex(client, "fsck", "-q")
+    annex(client, "fsck", "-q")  # (the nodes now rightly know of no copy: checked above)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -244,3 +252,17 @@ def test_daemon_shows_the_cluster_and_sends_to_it_not_its_nodes(gateway: Gateway
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_info_of_gateway_cluster_and_node_as_git_annex(gateway: Gateway, tmp_path: Path,
+                                                       transport: str) -> None:  # fmt: skip
+    """4.1: ``info origin`` names the cluster and what it proxies; the cluster says so."""
+    client = clone_client(gateway, tmp_path / "c", transport)
+    for name in ("origin", "origin-mycluster", "origin-node1", "origin-extra"):
+        ours = _ok(client, "info", name).splitlines()
+        theirs = annex(client, "info", "--fast", name).splitlines()
+        assert ours and set(ours) <= set(theirs), (name, ours, theirs)
+    gw = _ok(client, "info", "origin")
+    assert "gateway to cluster: origin-mycluster" in gw
+    assert "cluster: true" in _ok(client, "info", "origin-mycluster")
