@@ -10,6 +10,7 @@ other's keys.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import uuid
@@ -266,3 +267,23 @@ def test_info_of_gateway_cluster_and_node_as_git_annex(gateway: Gateway, tmp_pat
     gw = _ok(client, "info", "origin")
     assert "gateway to cluster: origin-mycluster" in gw
     assert "cluster: true" in _ok(client, "info", "origin-mycluster")
+
+
+def test_drop_from_cluster_while_locking_extra_uses_remove_before(gateway: Gateway,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    """13.1-7: the proof holds a time-limited lock on origin-extra, so the cluster gets
+    GETTIMESTAMP and REMOVE-BEFORE, and every node answers in the SUCCESS-PLUS list."""
+    client = clone_client(gateway, tmp_path / "c", "ssh")
+    key = _add(client, "rb.txt")
+    _ok(client, "copy", "--to", "origin-mycluster", "rb.txt")
+    _ok(client, "copy", "--to", "origin-extra", "rb.txt")
+    trace = tmp_path / "p2p-input"
+    out = run(["annexsync", "drop", "--from", "origin-mycluster", "rb.txt"], client, check=False,
+              env={**os.environ, "P2P_TRACE_INPUT": str(trace)})  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    sent = trace.read_text(errors="replace")
+    assert "GETTIMESTAMP" in sent and "REMOVE-BEFORE " in sent and f" {key}" in sent
+    assert "LOCKCONTENT" in sent
+    lines = logged_lines(client, key)
+    assert {u: lines[u] for u in gateway.node_uuids()} == dict.fromkeys(gateway.node_uuids(), "0")
+    assert lines[gateway.uuids["extra"]] == "1"
