@@ -287,3 +287,24 @@ def test_drop_from_cluster_while_locking_extra_uses_remove_before(gateway: Gatew
     lines = logged_lines(client, key)
     assert {u: lines[u] for u in gateway.node_uuids()} == dict.fromkeys(gateway.node_uuids(), "0")
     assert lines[gateway.uuids["extra"]] == "1"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_already_on_every_node_logs_the_plus_list(gateway: Gateway, tmp_path: Path,
+                                                  transport: str) -> None:  # fmt: skip
+    """13.1-4: content put on the nodes behind the gateway's back; a PUT to the cluster is
+    answered ALREADY-HAVE-PLUS (``alreadyhave`` + ``plusuuids``), and those are logged."""
+    data = f"everywhere already {uuid.uuid4()}\n"
+    seeder = clone_client(gateway, tmp_path / "seeder", "ssh")
+    (seeder / "a.txt").write_text(data)
+    run(["annexsync", "add", "a.txt"], seeder)
+    for n in NODES:
+        git(seeder, "remote", "add", n, str(gateway.root / n))
+        _ok(seeder, "copy", "--to", n, "a.txt")
+    client = clone_client(gateway, tmp_path / "c", transport)
+    (client / "a.txt").write_text(data)
+    run(["annexsync", "add", "a.txt"], client)
+    key = annex(client, "lookupkey", "a.txt").strip()
+    me = git(client, "config", "annex.uuid").strip()
+    _ok(client, "copy", "--to", "origin-mycluster", "a.txt")
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(gateway.node_uuids(), "1")}
