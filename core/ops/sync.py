@@ -155,7 +155,7 @@ def _chosen(repo: AnnexRepo, names: Sequence[str] | None, result: SyncResult) ->
     remotes = list_remotes(repo)
     if names is None:
         return [r for r in remotes if r.sync]
-    by_name = {r.name: r for r in all_remotes(repo)}
+    by_name = {r.name: r for r in [*remotes, *(r for r in all_remotes(repo) if r.via)]}
     for missing in [n for n in names if n not in by_name]:
         result.errors[missing] = f"there is no git remote named {missing!r}"
     return [r for r in remotes if r.name in names]
