@@ -106,9 +106,13 @@ class StaticBridge:  # a bridge over a fixed snapshot: render-only checks
 
         class _S(QObject):
             statusChanged = Signal(object)
+            alertRaised = Signal(object)
+            conflictFound = Signal(object)
 
         self._s = _S()
         self.statusChanged = self._s.statusChanged
+        self.alertRaised = self._s.alertRaised
+        self.conflictFound = self._s.conflictFound
 
     def now(self) -> float:
         return NOW
@@ -188,3 +192,17 @@ def test_cluster_shows_as_one_remote_with_its_nodes(qapp, qtbot) -> None:  # typ
     cluster = next(gw.child(i) for i in range(gw.childCount())
                    if gw.child(i).text(0) == "origin-mycluster")
     assert [cluster.child(i).text(0) for i in range(cluster.childCount())] == list(nodes)
+
+    from gui.tray import Tray
+
+    def nothing(*a: object) -> None:
+        return None
+
+    from types import SimpleNamespace
+
+    actions = SimpleNamespace(pause=nothing, resume=nothing, sync_now=nothing)
+    tray = Tray(StaticBridge(status), actions, open_window=nothing, open_settings=nothing,  # type: ignore[arg-type]
+                open_folder=nothing, resolve_conflict=nothing, quit=nothing)
+    lines = [a.text().strip() for n, a in tray.named.items() if n.startswith("remote-")]
+    assert [t.split(":")[0] for t in lines] == ["origin", "origin-mycluster", "origin-extra"]
+    tray.dispose()
