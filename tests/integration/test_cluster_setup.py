@@ -117,3 +117,35 @@ def test_extendcluster_joins_a_cluster_through_its_gateway(tmp_path: Path,
     assert _logs(twin)[:2] == _logs(gw2)[:2]
     missing = run(["annexsync", "extendcluster", "gw1", "nosuch"], twin, check=False)
     assert "Expected to find a cluster remote named gw1-nosuch" in missing.stderr
+
+
+def test_client_of_a_second_gateway_accepts_the_cluster_in_plus_lists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """9 / 13.1-10: gw2 (git-annex, extended to gw1's cluster over ssh) relays to gw1; the
+    client logs gw1's nodes from the -PLUS list and never the cluster (which such lists
+    may name, spec 9; ``set_location`` ignores it, see test_proxied)."""
+    from tests.integration.cluster_support import logged_lines
+    from tests.integration.test_p2p_support import install_fake_ssh
+
+    install_fake_ssh(tmp_path, monkeypatch)
+    g = build_gateway(tmp_path)
+    finish_gateway(g)
+    gw2 = tmp_path / "gw2"
+    gw2.mkdir()
+    git(gw2, "init", "-q")
+    annex(gw2, "init", "-q", "gw2")
+    git(gw2, "remote", "add", "gw1", f"localhost:{g.gw}")
+    git(gw2, "fetch", "-q", "gw1")
+    annex(gw2, "merge", "-q")
+    annex(gw2, "extendcluster", "gw1", "mycluster")
+    client = tmp_path / "c"
+    git(tmp_path, "clone", "-q", f"localhost:{gw2}", str(client))
+    run(["annexsync", "init", "c"], client)
+    (client / "f.txt").write_text("through two gateways\n")
+    run(["annexsync", "add", "f.txt"], client)
+    key = annex(client, "lookupkey", "f.txt").strip()
+    out = run(["annexsync", "copy", "--to", "origin-mycluster", "f.txt"], client, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = logged_lines(client, key)
+    assert g.uuids["mycluster"] not in lines
+    assert {u: lines.get(u) for u in g.node_uuids()} == dict.fromkeys(g.node_uuids(), "1")
