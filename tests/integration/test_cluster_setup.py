@@ -149,3 +149,36 @@ def test_client_of_a_second_gateway_accepts_the_cluster_in_plus_lists(
     lines = logged_lines(client, key)
     assert g.uuids["mycluster"] not in lines
     assert {u: lines.get(u) for u in g.node_uuids()} == dict.fromkeys(g.node_uuids(), "1")
+
+
+def test_directory_special_remote_node_is_used_through_the_gateway(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """13.1-11: a directory special remote as a fourth node; our client lists it as a
+    proxied remote (not as a special remote of its own), and a cluster upload reaches it."""
+    from core.remotes import RemoteKind, list_remotes
+    from core.repo.repository import AnnexRepo
+    from tests.integration.cluster_support import logged_lines
+    from tests.integration.test_p2p_support import install_fake_ssh
+
+    install_fake_ssh(tmp_path, monkeypatch)
+    g = build_gateway(tmp_path)
+    (tmp_path / "dirstore").mkdir()
+    annex(g.gw, "initremote", "dirnode", "type=directory", f"directory={tmp_path / 'dirstore'}",
+          "encryption=none")  # fmt: skip
+    git(g.gw, "config", "remote.dirnode.annex-cluster-node", "mycluster")
+    finish_gateway(g)
+    dirnode = git(g.gw, "config", "remote.dirnode.annex-uuid").strip()
+    client = tmp_path / "c"
+    git(tmp_path, "clone", "-q", f"localhost:{g.gw}", str(client))
+    run(["annexsync", "init", "c"], client)
+    with AnnexRepo.open(client) as repo:
+        found = [r for r in list_remotes(repo) if r.uuid == dirnode]
+    assert [(r.name, r.kind, r.via) for r in found] == [("origin-dirnode", RemoteKind.P2P, "origin")]
+    (client / "f.txt").write_text("to a directory node too\n")
+    run(["annexsync", "add", "f.txt"], client)
+    key = annex(client, "lookupkey", "f.txt").strip()
+    out = run(["annexsync", "copy", "--to", "origin-mycluster", "f.txt"], client, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert logged_lines(client, key).get(dirnode) == "1"
+    assert any((tmp_path / "dirstore").rglob(key))
+    assert dirnode in annex(client, "whereis", "f.txt")  # git-annex reads what we logged
