@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from tests.integration.cluster_support import (
     present_uuids,
     running_gateway,
 )
+from tests.integration.servers_support import stop
 
 pytestmark = pytest.mark.interop
 TRANSPORTS = ["ssh", "http"]
@@ -247,12 +247,7 @@ def test_daemon_shows_the_cluster_and_sends_to_it_not_its_nodes(gateway: Gateway
         assert f"--uuid '{gateway.uuids['mycluster']}'" in trace
         assert not any(f"--uuid '{n}'" in trace for n in nodes), trace
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -23,6 +23,18 @@ def _logs(repo: Path) -> tuple[str, str, str]:
     return show[0], show[1], show[2]
 
 
+def _second_gateway(tmp_path: Path, gw1: Path) -> Path:
+    """gw2, knowing gw1 by an ssh URL and gw1's branch merged (9)."""
+    gw2 = tmp_path / "gw2"
+    gw2.mkdir()
+    git(gw2, "init", "-q")
+    annex(gw2, "init", "-q", "gw2")
+    git(gw2, "remote", "add", "gw1", f"localhost:{gw1}")
+    git(gw2, "fetch", "-q", "gw1")
+    annex(gw2, "merge", "-q")
+    return gw2
+
+
 def test_initcluster_as_git_annex_does(tmp_path: Path) -> None:
     gw = tmp_path / "gw"
     gw.mkdir()
@@ -99,13 +111,7 @@ def test_extendcluster_joins_a_cluster_through_its_gateway(tmp_path: Path,
     monkeypatch.setenv("GIT_ANNEX_VECTOR_CLOCK", CLOCK)
     g = build_gateway(tmp_path)
     finish_gateway(g)
-    gw2 = tmp_path / "gw2"
-    gw2.mkdir()
-    git(gw2, "init", "-q")
-    annex(gw2, "init", "-q", "gw2")
-    git(gw2, "remote", "add", "gw1", f"localhost:{g.gw}")
-    git(gw2, "fetch", "-q", "gw1")
-    annex(gw2, "merge", "-q")
+    gw2 = _second_gateway(tmp_path, g.gw)
     twin = tmp_path / "gw2twin"
     shutil.copytree(gw2, twin, symlinks=True)
     theirs = annex(gw2, "extendcluster", "gw1", "mycluster")
@@ -130,13 +136,7 @@ def test_client_of_a_second_gateway_accepts_the_cluster_in_plus_lists(
     install_fake_ssh(tmp_path, monkeypatch)
     g = build_gateway(tmp_path)
     finish_gateway(g)
-    gw2 = tmp_path / "gw2"
-    gw2.mkdir()
-    git(gw2, "init", "-q")
-    annex(gw2, "init", "-q", "gw2")
-    git(gw2, "remote", "add", "gw1", f"localhost:{g.gw}")
-    git(gw2, "fetch", "-q", "gw1")
-    annex(gw2, "merge", "-q")
+    gw2 = _second_gateway(tmp_path, g.gw)
     annex(gw2, "extendcluster", "gw1", "mycluster")
     client = tmp_path / "c"
     git(tmp_path, "clone", "-q", f"localhost:{gw2}", str(client))
