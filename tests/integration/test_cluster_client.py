@@ -303,3 +303,22 @@ def test_already_on_every_node_logs_the_plus_list(gateway: Gateway, tmp_path: Pa
     me = git(client, "config", "annex.uuid").strip()
     _ok(client, "copy", "--to", "origin-mycluster", "a.txt")
     assert logged_lines(client, key) == {me: "1", **dict.fromkeys(gateway.node_uuids(), "1")}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_get_of_a_key_no_node_has_fails_cleanly(gateway: Gateway, tmp_path: Path,
+                                                transport: str) -> None:  # fmt: skip
+    """13.1-5: the cluster answers DATA 0 + INVALID (ssh) or 200 with length 0 (HTTP) for
+    a key no node has; that is a failure, never an empty file kept under the key."""
+    author = clone_client(gateway, tmp_path / "author", transport)
+    _add(author, "absent.txt")
+    client = clone_client(gateway, tmp_path / "c", transport)
+    git(client, "pull", "-q", str(author), "main")
+    key = annex(client, "lookupkey", "absent.txt").strip()
+    out = run(["annexsync", "get", "--from", "origin-mycluster", "absent.txt"], client,
+              check=False)  # fmt: skip
+    assert out.returncode != 0
+    assert "absent.txt" in out.stdout + out.stderr
+    assert content_path(client, key) is None
+    me = git(client, "config", "annex.uuid").strip()
+    assert logged_lines(client, key).get(me) != "1"
