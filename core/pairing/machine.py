@@ -315,6 +315,12 @@ class PairingMachine:
         if self.state is State.PAIRED:
             self._event = Paired(self._result())
 
+    def abort(self, reason: Reason, detail: str = "") -> PairingFailed:
+        """Give up (say, storing failed): queue ``refused`` and return the error to raise."""
+        if self.state in (State.PAIRED, State.FAILED):
+            return PairingFailed(reason, detail)
+        return self._refuse(reason, detail)
+
     def data_to_send(self) -> bytes:
         out, self._out = bytes(self._out), bytearray()
         return out
