@@ -112,9 +112,12 @@ async def run_attempt(machine: PairingMachine, reader: asyncio.StreamReader,
             elif isinstance(ev, Paired):
                 paired = True
                 return ev.result
-    except (PairingFailed, ProtocolError):
+    except (PairingFailed, ProtocolError) as e:
+        # say why before hanging up (unless the machine already did); after a
+        # store this is what tells a waiting shower to undo (two-phase finish)
+        machine.abort(e.reason if isinstance(e, PairingFailed) else Reason.INVALID)
         with contextlib.suppress(Exception):
-            await _flush(machine, writer, CLOSE_TIMEOUT)  # the advisory "refused"
+            await _flush(machine, writer, CLOSE_TIMEOUT)
         raise
     finally:
         if stored is not None and not paired:

@@ -21,7 +21,7 @@ strictly alternate, so any frame out of turn is a protocol error::
     [joiner stores]   done sealed (nonce 1) ->
                                                 [shower stores]
                                            <-   done  sealed (nonce 1)
-    paired                                      paired
+    paired, close                          ->   (clean end of stream) paired
 
 Rules (each enforced here and nowhere else):
 
@@ -48,15 +48,22 @@ Rules (each enforced here and nowhere else):
 - Two-phase finish: a side stores only once it holds the other's valid
   hello *and* knows the other accepted ours (the joiner: the shower's hello
   is sent only after the shower accepted the joiner's; the shower: the
-  joiner's done).  ``StoreNow`` asks the carrier to store, ``stored`` sends
-  done.  Whoever stored and then does not get the other's done (lost, timed
-  out, peer gone) must undo what it stored: the carrier does, in
-  ``finally``.  Losing the joiner's done leaves nothing anywhere; losing the
-  shower's done (the last message) makes the joiner undo while the shower
-  keeps its record -- no finite exchange avoids that residue (two
-  generals); the shower's record is then an unconfirmed one that the next
-  pairing of the same two devices replaces, and its sessions are refused by
-  the joiner ("no longer trusts this device").
+  joiner's done, sent after the joiner stored).  ``StoreNow`` asks the
+  carrier to store, ``stored`` sends done.  The joiner is paired on the
+  shower's done and then closes the stream; the shower is paired on that
+  clean end of stream (``WAIT_CLOSE``), so it learns the joiner got its done.
+  A side that stored and then fails (silence past the step timeout, a reset,
+  a ``refused``, anything but that clean end) undoes what it stored; the
+  carrier does, in ``finally``, and a joiner that gives up after storing
+  says ``refused`` before closing so the shower undoes too.  So: joiner's
+  done lost -> the shower never stored, the joiner undoes; shower's done
+  lost -> the joiner undoes and says so (or goes silent: the shower times
+  out), the shower undoes.  No finite exchange closes every gap (two
+  generals): the one left is the joiner's closing FIN lost after it got
+  done (the shower undoes while the joiner keeps); the joiner's first
+  session is then refused ("no longer trusts this device") and pairing
+  again replaces its record.  A joiner that crashes after storing closes
+  cleanly too: both keep a consistent pairing.
 - ``refused`` messages are advisory (unauthenticated): they only explain why
   the other side is about to hang up.
 - After any failure the machine is ``FAILED`` and takes no more input.
@@ -148,6 +155,7 @@ class State(enum.Enum):
     WAIT_HELLO = "wait-hello"
     STORING = "storing"  # StoreNow given, waiting for stored()
     WAIT_DONE = "wait-done"
+    WAIT_CLOSE = "wait-close"  # shower: stored and said done; the joiner's close ends it
     PAIRED = "paired"
     FAILED = "failed"
 
@@ -159,6 +167,7 @@ class Input(enum.Enum):
     RX_CONFIRM = "confirm"
     RX_HELLO = "hello"
     RX_DONE = "done"
+    RX_EOF = "eof"
 
 
 _MOVES: dict[Role, dict[tuple[State, Input], State]] = {
@@ -175,7 +184,8 @@ _MOVES: dict[Role, dict[tuple[State, Input], State]] = {
         (State.WAIT_CONFIRM, Input.RX_CONFIRM): State.WAIT_HELLO,
         (State.WAIT_HELLO, Input.RX_HELLO): State.WAIT_DONE,
         (State.WAIT_DONE, Input.RX_DONE): State.STORING,
-        (State.STORING, Input.STORED): State.PAIRED,
+        (State.STORING, Input.STORED): State.WAIT_CLOSE,
+        (State.WAIT_CLOSE, Input.RX_EOF): State.PAIRED,
     },
 }
 _NONCE = {"hello": 0, "done": 1}
@@ -312,8 +322,6 @@ class PairingMachine:
         """The carrier stored the pairing: say done."""
         self._move(Input.STORED)
         self._send_sealed("done", b"{}")
-        if self.state is State.PAIRED:
-            self._event = Paired(self._result())
 
     def abort(self, reason: Reason, detail: str = "") -> PairingFailed:
         """Give up (say, storing failed): queue ``refused`` and return the error to raise."""
@@ -362,6 +370,9 @@ class PairingMachine:
             self._fail()
             raise
         if msg is None:
+            if self._eof and self.state is State.WAIT_CLOSE:
+                self._move(Input.RX_EOF)
+                return Paired(self._result())
             if self._eof:
                 self._fail()
                 raise PairingFailed(Reason.PEER_GONE)
@@ -439,10 +450,7 @@ class PairingMachine:
 
     def _rx_done(self, msg: dict[str, Any]) -> None:
         self._open("done", msg["box"])
-        if self.role is Role.SHOWER:
-            self._event = StoreNow(self._result())
-        else:
-            self._event = Paired(self._result())
+        self._event = StoreNow(self._result()) if self.role is Role.SHOWER else Paired(self._result())
 
     def _result(self) -> PairingResult:
         assert self._keys is not None and self.peer is not None

@@ -61,9 +61,10 @@ def run_to_end(shower: PairingMachine, joiner: PairingMachine) -> tuple[object, 
     ev2 = pump(joiner, shower)  # done -> shower stores
     assert isinstance(ev2, StoreNow)
     shower.stored()
-    end_s = shower.next_event()
+    assert shower.next_event() is NEED_DATA  # stored, said done: waits for the joiner's close
     end_j = pump(shower, joiner)
-    return end_s, end_j
+    shower.receive_data(b"")  # the joiner, paired, closes
+    return shower.next_event(), end_j
 
 
 def test_both_ends_agree_on_the_peer_and_the_pair_secret() -> None:
@@ -260,6 +261,8 @@ def test_any_flipped_bit_in_any_message_is_refused(which: int, bit: int, offset:
                 dst.stored()
                 ev = dst.next_event()
     # no tamper happened (which was past the last message): a clean pairing
+    shower.receive_data(b"")
+    assert isinstance(shower.next_event(), Paired)
     assert shower.state is State.PAIRED and joiner.state is State.PAIRED
 
 
@@ -352,3 +355,44 @@ def test_the_word_lists_are_the_pgp_lists() -> None:
     assert (lists.even[0], lists.odd[0], lists.even[255], lists.odd[255]) == (
         "aardvark", "adroitness", "zulu", "yucatan")
     assert str(parse_code("  7 TRACKER  Revenue ")) == "7-tracker-revenue"
+
+
+def stored_shower() -> tuple[PairingMachine, PairingMachine]:
+    shower, joiner = pair()
+    joiner.start()
+    for src, dst in [(joiner, shower), (shower, joiner)] * 2 + [(joiner, shower)]:
+        assert pump(src, dst) is NEED_DATA
+    assert isinstance(pump(shower, joiner), StoreNow)
+    joiner.stored()
+    assert isinstance(pump(joiner, shower), StoreNow)
+    shower.stored()
+    assert shower.next_event() is NEED_DATA
+    return shower, joiner
+
+
+def test_the_shower_is_paired_only_on_the_joiners_clean_close() -> None:
+    shower, joiner = stored_shower()
+    assert shower.state is State.WAIT_CLOSE
+    assert isinstance(pump(shower, joiner), Paired)
+    shower.receive_data(b"")
+    ev = shower.next_event()
+    assert isinstance(ev, Paired) and shower.state is State.PAIRED
+
+
+def test_a_joiner_that_gives_up_after_storing_makes_the_shower_undo() -> None:
+    """The shower's done did not arrive: the joiner aborts, says so; the shower fails."""
+    shower, joiner = stored_shower()
+    shower.data_to_send()  # the shower's done is lost
+    joiner.abort(Reason.PEER_GONE, "no done")
+    assert joiner.state is State.FAILED
+    with pytest.raises(PairingFailed) as e:
+        pump(joiner, shower)
+    assert e.value.reason is Reason.PEER_GONE and e.value.by_peer
+    assert shower.state is State.FAILED  # the carrier undoes its store
+
+
+def test_a_message_after_done_is_out_of_turn() -> None:
+    shower, joiner = stored_shower()
+    shower.receive_data(format_frame({"t": "confirm", "mac": "AAAA"}))
+    with pytest.raises(RemoteProtocolError):
+        shower.next_event()
