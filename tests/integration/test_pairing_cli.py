@@ -79,10 +79,12 @@ def devices(tmp_path: Path, real_keyring: object) -> tuple[Device, Device]:
     return laptop, device(tmp_path, "desk", laptop.repo)
 
 
-def read_until(proc: subprocess.Popen[str], pattern: re.Pattern[str], timeout: float = 15) -> str:
-    """The next stdout line of ``proc`` matching ``pattern`` (read by a thread, bounded)."""
+def read_until(proc: subprocess.Popen[str], pattern: re.Pattern[str], timeout: float = 15,
+               seen: list[str] | None = None) -> str:  # fmt: skip
+    """The next stdout line of ``proc`` matching ``pattern`` (read by a thread, bounded);
+    the lines before it go to ``seen``."""
     assert proc.stdout is not None
-    seen = []
+    seen = [] if seen is None else seen
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -103,8 +105,10 @@ def read_until(proc: subprocess.Popen[str], pattern: re.Pattern[str], timeout: f
 def start_show(dev: Device, *extra: str) -> tuple[subprocess.Popen[str], str, str]:
     proc = dev.popen("pair", "show", "--repo", str(dev.repo), "--interface", "127.0.0.1", *extra)
     code = read_until(proc, CODE_LINE)
-    where = read_until(proc, re.compile(r"^listening on ")).removeprefix("listening on ")
-    return proc, code, where
+    shown: list[str] = []
+    where = read_until(proc, re.compile(r"^listening on "), seen=shown)
+    assert any("▄" in line for line in shown)  # the code as a QR code, too
+    return proc, code, where.removeprefix("listening on ")
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -130,8 +134,9 @@ def assert_paired(a: Device, b: Device) -> None:
         remotes = git(me.repo, "config", "--get-regexp", r"^remote\..*\.(url|annex-uuid)$")
         assert f"annexsync::paired:{peer_id.device_id}" in remotes
         assert uuid_of(peer.repo) in remotes
-        on_disk = (me.config / "paired.json").read_text() + (me.config / "device.json").read_text()
-        assert secret.pair_secret.hex() not in on_disk  # the secret lives only in the keyring
+        for f in [*me.config.rglob("*"), me.repo / ".git" / "config"]:  # only in the keyring
+            data = f.read_bytes() if f.is_file() else b""
+            assert secret.pair_secret not in data and secret.pair_secret.hex().encode() not in data
     sa, sb = a.store().secret(idb.device_id), b.store().secret(ida.device_id)
     assert sa is not None and sb is not None and sa.pair_secret == sb.pair_secret
 
