@@ -27,6 +27,7 @@ from core.devices.identity import load_identity, load_or_create
 from core.devices.paired import PairedStore
 from core.session.machine import PeerCredentials
 from core.session.stream import accept_session, connect_session
+from core.settings import Settings, save_settings
 from tests.conftest import annex, git
 
 pytestmark = pytest.mark.interop  # the shared repositories are made by git-annex
@@ -102,8 +103,10 @@ def read_until(proc: subprocess.Popen[str], pattern: re.Pattern[str], timeout: f
     raise AssertionError(f"no line matching {pattern.pattern} in {seen}: {proc.communicate()}")
 
 
-def start_show(dev: Device, *extra: str) -> tuple[subprocess.Popen[str], str, str]:
-    proc = dev.popen("pair", "show", "--repo", str(dev.repo), "--interface", "127.0.0.1", *extra)
+def start_show(dev: Device, *extra: str, interface: str | None = "127.0.0.1",
+               ) -> tuple[subprocess.Popen[str], str, str]:  # fmt: skip
+    where = ("--interface", interface) if interface else ()
+    proc = dev.popen("pair", "show", "--repo", str(dev.repo), *where, *extra)
     code = read_until(proc, CODE_LINE)
     shown: list[str] = []
     where = read_until(proc, re.compile(r"^listening on "), seen=shown)
@@ -195,12 +198,16 @@ def test_two_processes_pair_by_dns_sd_on_loopback_and_then_open_a_session(
 
 def test_pairing_with_host_and_no_announcement(devices: tuple[Device, Device]) -> None:
     laptop, desk = devices
-    proc, code, where = start_show(laptop, "--timeout", "30", "--no-announce")
+    save_settings(laptop.config, Settings(pairing_interface="127.0.0.1"))  # the setting
+    proc, code, where = start_show(laptop, "--timeout", "30", "--no-announce", interface=None)
+    assert where.startswith("127.0.0.1:")
     joined = desk.run("pair", "join", code, "--host", where, "--repo", str(desk.repo))
     rc, out, err = finish(proc)
     assert (joined.returncode, rc) == (0, 0), joined.stdout + joined.stderr + out + err
     assert_paired(laptop, desk)
     assert asyncio.run(noise_session(desk, laptop)) == (b"ping!", b"hello")
+    again = desk.run("pair", "join", code, "--host", where, "--repo", str(desk.repo))
+    assert again.returncode == 1 and "no pairing window" in again.stdout  # single use
 
 
 def other_code(code: str) -> str:

@@ -396,3 +396,39 @@ def test_a_message_after_done_is_out_of_turn() -> None:
     shower.receive_data(format_frame({"t": "confirm", "mac": "AAAA"}))
     with pytest.raises(RemoteProtocolError):
         shower.next_event()
+
+
+def recorded_messages() -> list[bytes]:
+    """Every frame of one real run, both directions, plus a refusal."""
+    shower, joiner = pair()
+    joiner.start()
+    out: list[bytes] = []
+    for src, dst in [(joiner, shower), (shower, joiner)] * 3:
+        data = src.data_to_send()
+        out.append(data)
+        dst.receive_data(data)
+        ev = dst.next_event()
+        if isinstance(ev, StoreNow):
+            dst.stored()
+    out.append(joiner.data_to_send())
+    return [*out, format_frame({"t": "refused", "why": "busy"})]
+
+
+RECORDED = recorded_messages()
+
+
+@given(st.sampled_from(["shower", "joiner"]),
+       st.lists(st.integers(min_value=0, max_value=len(RECORDED) - 1), max_size=8))
+def test_any_sequence_of_real_messages_gives_events_or_declared_errors(
+        who: str, order: list[int]) -> None:  # fmt: skip
+    """Messages of another run, in any order: never a pairing, never another error."""
+    machine = (PairingMachine.shower if who == "shower" else PairingMachine.joiner)(CODE, hello(3))
+    if who == "joiner":
+        machine.start()
+    try:
+        for i in order:
+            machine.receive_data(RECORDED[i])
+            ev = machine.next_event()
+            assert not isinstance(ev, Paired | StoreNow)  # other keys: nothing opens
+    except (PairingFailed, RemoteProtocolError):
+        assert machine.state is State.FAILED
