@@ -200,7 +200,7 @@ def test_the_service_is_announced_only_while_the_window_is_open(sides: tuple[Sid
 
     async def scenario() -> tuple[list[tuple[str, int]], int, list[tuple[str, int]]]:
         code = make_code()
-        window = PairingWindow(code, time.monotonic(), 3)
+        window = PairingWindow(code, time.monotonic(), 6)
         listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         async with asyncio.timeout(20), asyncio.TaskGroup() as tg:
             shown = tg.create_task(failure(show(window, laptop.hello, laptop.storage(),
@@ -212,6 +212,8 @@ def test_the_service_is_announced_only_while_the_window_is_open(sides: tuple[Sid
             assert other == []  # another number is another window
             assert (await shown).reason is Reason.EXPIRED
         after = await discover(code.nameplate, "127.0.0.1", timeout=1.5)
+        with pytest.raises(ConnectionRefusedError):  # the listener is gone with the window
+            await asyncio.open_connection("127.0.0.1", port)
         return during, port, after
 
     during, port, after = asyncio.run(scenario())

@@ -432,3 +432,68 @@ def test_any_sequence_of_real_messages_gives_events_or_declared_errors(
             assert not isinstance(ev, Paired | StoreNow)  # other keys: nothing opens
     except (PairingFailed, RemoteProtocolError):
         assert machine.state is State.FAILED
+
+
+def test_a_joiner_written_from_the_wire_format_document_pairs_with_us() -> None:
+    """docs/pairing.md §3-4, implemented again here from the text alone (spake2,
+    HKDF, HMAC, ChaCha20-Poly1305 directly), pairs with our shower machine."""
+    import base64
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from spake2 import SPAKE2_Symmetric
+
+    shower = PairingMachine.shower(CODE, hello(1))
+
+    def send(msg: dict[str, object]) -> dict[str, object] | None:
+        shower.receive_data(format_frame(msg))
+        ev = shower.next_event()
+        if isinstance(ev, StoreNow):
+            shower.stored()
+        out = shower.data_to_send()
+        return json.loads(out[4:]) if out else None
+
+    b64e, b64d = (lambda b: base64.b64encode(b).decode()), base64.b64decode
+    spake = SPAKE2_Symmetric(b"7-tracker-revenue", idSymmetric=b"annexsync/pair/v1")
+    x = spake.start()
+    answer = send({"v": 1, "t": "pake", "np": 7, "m": b64e(x)})
+    assert answer is not None and answer["t"] == "pake" and answer["np"] == 7
+    y = b64d(str(answer["m"]))
+    k = spake.finish(y)
+    salt = b"".join(sorted([x, y]))
+
+    def hkdf(label: str) -> bytes:
+        return HKDF(hashes.SHA256(), 32, salt, b"annexsync/pair/v1 " + label.encode()).derive(k)
+
+    def mac(role: str) -> bytes:
+        return hmac.new(hkdf("confirm"), b"\0".join([role.encode(), b"7", x, y]),
+                        hashlib.sha256).digest()  # fmt: skip
+
+    def seal(n: int, kind: str, data: bytes) -> str:
+        aead = ChaCha20Poly1305(hkdf("payload-joiner"))
+        return b64e(aead.encrypt(n.to_bytes(12, "big"), data, b"annexsync/pair/v1 " + kind.encode()))
+
+    def unseal(n: int, kind: str, box: object) -> bytes:
+        aead = ChaCha20Poly1305(hkdf("payload-shower"))
+        return aead.decrypt(n.to_bytes(12, "big"), b64d(str(box)), b"annexsync/pair/v1 " + kind.encode())
+
+    answer = send({"t": "confirm", "mac": b64e(mac("joiner"))})
+    assert answer == {"t": "confirm", "mac": b64e(mac("shower"))}
+    mine = {"device_id": str(uuid.UUID(int=9)), "name": "other implementation",
+            "static_key": b64e(b"\x09" * 32), "repos": [{"uuid": str(uuid.UUID(int=99)),
+            "description": "theirs"}], "transports": {"lan": [], "xmpp": None},
+            "protocols": {"session": [1]}}  # fmt: skip
+    answer = send({"t": "hello", "box": seal(0, "hello", json.dumps(mine).encode())})
+    assert answer is not None and answer["t"] == "hello"
+    theirs = json.loads(unseal(0, "hello", answer["box"]))
+    assert theirs["device_id"] == hello(1).device_id and theirs["name"] == "device 1"
+    answer = send({"t": "done", "box": seal(1, "done", b"{}")})
+    assert answer is not None and answer["t"] == "done"
+    assert unseal(1, "done", answer["box"]) == b"{}"
+    shower.receive_data(b"")  # we close: the shower is paired
+    ev = shower.next_event()
+    assert isinstance(ev, Paired) and ev.result.pair_secret == hkdf("pair-secret")
+    assert ev.result.peer.name == "other implementation"
