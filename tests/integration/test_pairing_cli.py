@@ -184,10 +184,15 @@ def test_two_processes_pair_by_dns_sd_on_loopback_and_then_open_a_session(
         devices: tuple[Device, Device]) -> None:  # fmt: skip
     laptop, desk = devices
     proc, code, _ = start_show(laptop, "--timeout", "30")
-    joined = desk.run("pair", "join", "--repo", str(desk.repo), "--interface", "127.0.0.1",
+    joined = desk.run("-v", "pair", "join", "--repo", str(desk.repo), "--interface", "127.0.0.1",
                       stdin=code + "\n")  # the code on stdin: not in the process list
     rc, out, err = finish(proc)
     assert (joined.returncode, rc) == (0, 0), joined.stdout + joined.stderr + out + err
+    secret = laptop.store().secret(desk.store().own_id)
+    assert secret is not None and "paired with laptop" in joined.stderr  # -v: it logs
+    for said in (out, err, joined.stdout, joined.stderr):  # logs and outcomes: no secret
+        assert secret.pair_secret.hex() not in said
+    assert code not in joined.stdout + joined.stderr  # the joiner does not echo the code
     assert "paired with device laptop" in joined.stdout
     assert "paired with device desk" in out
     assert_paired(laptop, desk)
