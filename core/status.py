@@ -152,6 +152,7 @@ class Alert:
     text: str
     time: float
     notify: bool = False
+    repo: str | None = None  # the folder it is about: a click on its notification opens it
 
 
 @dataclass(frozen=True)

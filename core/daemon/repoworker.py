@@ -95,7 +95,7 @@ class Host(Protocol):
     def changed(self) -> None: ...
     def activity(self, text: str) -> None: ...
     def alert(self, level: str, text: str, *, name: str | None = None,
-              notify: bool = False) -> None: ...
+              notify: bool = False, repo: str | None = None) -> None: ...
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
 
 
@@ -190,7 +190,7 @@ class RepoWorker:
         else:
             self.host.alert("error", f"{Path(self.path).name}: folder not found "
                             f"(unplugged or moved?): {self.path}", name=f"missing {self.path}",
-                            notify=True)
+                            notify=True, repo=self.path)
         self.host.changed()
         return there
 
@@ -224,7 +224,8 @@ class RepoWorker:
         logger.warning("%s: %s failed, will retry: %s", self.path, job, e)
         text = f"could not {verb}: {e}"
         if self.failures.get(job) != text:  # once per new problem, not on every retry
-            self.host.alert("error", f"{Path(self.path).name}: {text}", name=f"{job} {self.path}")
+            self.host.alert("error", f"{Path(self.path).name}: {text}", name=f"{job} {self.path}",
+                            repo=self.path)
         self.failures[job] = text
         self.fail_count += 1
         delay = min(self.t.job_retry_max, self.t.job_retry_base * 2 ** (self.fail_count - 1))
@@ -448,7 +449,7 @@ class RepoWorker:
         if got.resolved:
             self._schedule_push()
             self.host.alert("warning", f"Conflicting changes in {Path(self.path).name}",
-                            name=f"conflict {self.path}", notify=True)
+                            name=f"conflict {self.path}", notify=True, repo=self.path)
         self.host.changed()
 
     def _merge_failed(self, source: str, e: MergeFailed) -> None:
@@ -459,7 +460,7 @@ class RepoWorker:
         if self.merge_errors.get(source) != text:
             self.merge_errors[source] = text
             self.host.alert("error", f"Could not merge changes into {Path(self.path).name}",
-                            name=f"merge {self.path}", notify=True)
+                            name=f"merge {self.path}", notify=True, repo=self.path)
         self.host.changed()
 
     def _merge_done(self, source: str) -> None:
@@ -558,7 +559,8 @@ class RepoWorker:
             r.retry_at = now + self.t.push_retry  # PushRetrier (spec 2)
             if f is not None and r.error != before:  # errors notify, once per new reason
                 self.host.alert("error", f"Failed to sync with {r.info.name}: {f.words}",
-                                name=f"sync {self.path} {r.info.name}", notify=True)
+                                name=f"sync {self.path} {r.info.name}", notify=True,
+                                repo=self.path)
         if out.changed:
             self.scan_keys = None
             self._conflicts_stale = True
