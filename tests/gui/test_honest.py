@@ -96,35 +96,27 @@ def _app_with_repo(make_core: Any, make_app: Any, wait: Any, run: Any, folder: P
     return app
 
 
-@pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
-    """Every (title, text) handed to a tray icon's ``showMessage`` (patched per instance)."""
-    from PySide6.QtWidgets import QSystemTrayIcon
-
+def record_messages(app: Any) -> list[tuple[str, str]]:
+    """Every (title, text) handed to the tray's ``QSystemTrayIcon.showMessage``: the Qt
+    call is wrapped on the instance, and the real call still happens."""
     got: list[tuple[str, str]] = []
-    made: list[QSystemTrayIcon] = []
-    real_init = QSystemTrayIcon.__init__
+    icon = app.tray.icon
+    real = icon.showMessage
 
-    def init(self: QSystemTrayIcon, *a: Any, **kw: Any) -> None:
-        real_init(self, *a, **kw)
-        real_show = self.showMessage
+    def show(title: str, text: str, *rest: Any) -> None:
+        got.append((title, text))
+        real(title, text, *rest)
 
-        def show(title: str, text: str, *rest: Any) -> None:
-            got.append((title, text))
-            real_show(title, text, *rest)  # the real call still happens
-
-        self.showMessage = show  # type: ignore[method-assign]
-        made.append(self)
-
-    monkeypatch.setattr(QSystemTrayIcon, "__init__", init)
-    yield got
+    icon.showMessage = show
+    return got
 
 
 def test_failing_remote_is_an_error_in_one_short_line_and_notifies(
-        make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path, config_root: Path,
-        recorded: list[tuple[str, str]]) -> None:
+        make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path,
+        config_root: Path) -> None:
     folder = tmp_path / "r"
     app = _app_with_repo(make_core, make_app, wait, run, folder)
+    recorded = record_messages(app)
     run(app.core.add_remote(str(folder), "origin", "ssh://nohost.invalid/srv/x"))
     _wait_shown(app, wait, Health.ERROR, "the error icon for a remote on an unknown host")
     sees(app, Health.ERROR, "annexsync: origin: host not found", "Error: origin: host not found",
@@ -150,10 +142,10 @@ def test_failing_remote_is_an_error_in_one_short_line_and_notifies(
 
 
 def test_clicking_a_conflict_notification_opens_its_resolver(
-        make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path,
-        recorded: list[tuple[str, str]]) -> None:
+        make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path) -> None:
     folder = tmp_path / "r"
     app = _app_with_repo(make_core, make_app, wait, run, folder)
+    recorded = record_messages(app)
     c = Conflict(str(folder), "hello.txt", ("hello.variant-1.txt", "hello.variant-2.txt"))
     app.tray.notify_conflict(c)
     assert recorded == [("Conflicting versions",
@@ -165,11 +157,12 @@ def test_clicking_a_conflict_notification_opens_its_resolver(
 
 def test_a_folder_that_disappears_is_an_error_until_it_is_back(
         make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path,
-        config_root: Path, recorded: list[tuple[str, str]]) -> None:
+        config_root: Path) -> None:
     folder = tmp_path / "r"
     other = tmp_path / "other"
     make_repo(other)
     app = _app_with_repo(make_core, make_app, wait, run, folder)
+    recorded = record_messages(app)
     run(app.core.add_remote(str(folder), "usb", str(other)))
     wait(lambda: all(rm.last_sync for r in app.bridge.status.repos for rm in r.remotes)
          and shown_health(app) is Health.SYNCED, BOUND, "synced with usb")
