@@ -316,8 +316,9 @@ class RepoWorker:
                     self._succeeded("step")
 
     def _due(self, now: float) -> float | None:
-        """Seconds until the next timer; 0 when work is waiting; None when idle."""
-        if self.host.paused():
+        """Seconds until the next timer; 0 when work is waiting; None when idle (paused,
+        or the folder is missing: the tree watcher or ``idle_tick`` looks again)."""
+        if self.host.paused() or self.missing:
             return None
         if self._backing_off(now):
             pass  # failed jobs wait for retry_at (below)
