@@ -188,6 +188,7 @@ class RepoWorker:
             self.need_receive, self.scan_keys = True, None
             self.desync_all()
         else:
+            self.host.queue.drop_repo(self.path)  # nothing to copy from or into meanwhile
             self.host.alert("error", f"{Path(self.path).name}: folder not found "
                             f"(unplugged or moved?): {self.path}", name=f"missing {self.path}",
                             notify=True, repo=self.path)
