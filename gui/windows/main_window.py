@@ -232,8 +232,9 @@ class MainWindow(QMainWindow):
                 child.setData(1, DETAIL_ROLE, rm.detail)
                 child.setToolTip(1, rm.detail or f"{rm.kind} {rm.uuid or ''}")
                 state = Health.ERROR if rm.failure else (
-                    Health.WAITING if rm.waiting else Health.SYNCED)
-                child.setIcon(0, state_icon(state))
+                    Health.WAITING if rm.waiting else Health.SYNCED if rm.reachable else None)
+                if state is not None:  # not tried (or its folder missing): no check mark
+                    child.setIcon(0, state_icon(state))
                 item.addChild(child)
                 if (repo.path, rm.name) == selected_remote:
                     child.setSelected(True)
@@ -263,6 +264,15 @@ class MainWindow(QMainWindow):
             parts.append(self.tr("%1 transfer(s) running").replace("%1", str(running)))
         if repo.conflicts:
             parts.append(self.tr("%1 conflict(s)").replace("%1", str(len(repo.conflicts))))
+        unfinished = len(repo.unfinished())
+        if unfinished:
+            parts.append(self.tr("%1 file(s) not copied").replace("%1", str(unfinished)))
+        failing = sum(1 for rm in repo.remotes if rm.failure)
+        if failing:
+            parts.append(self.tr("%1 remote(s) failing").replace("%1", str(failing)))
+        waiting = sum(1 for rm in repo.remotes if rm.waiting)
+        if waiting:
+            parts.append(self.tr("waiting for %1 remote(s)").replace("%1", str(waiting)))
         return ", ".join(parts) if parts else self.tr("syncing enabled")
 
     def _show_conflicts(self, status: Status) -> None:
