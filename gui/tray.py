@@ -63,8 +63,9 @@ def _remote_text(rm: RemoteStatus, now: float, tr: Callable[[str], str]) -> str:
 
 
 def headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
-    """The menu's first line and the window's headline, translated (one line, short)."""
-    return one_line(_headline(status, now, tr), MENU_LINE)
+    """The window's headline and (cut to ``MENU_LINE``) the menu's first line, translated."""
+    text = _headline(status, now, tr)
+    return one_line(text, len(text))
 
 
 def _headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
@@ -246,7 +247,8 @@ class Tray(QObject):
         self.named.clear()
         self._live.clear()
         status, tr = self.bridge.status, self.tr
-        self._live_line("status", lambda: headline(self.bridge.status, self.bridge.now(), tr))
+        self._live_line("status", lambda: one_line(
+            headline(self.bridge.status, self.bridge.now(), tr), MENU_LINE))
         for i, repo in enumerate(status.repos):
             for j, rm in enumerate(repo.remotes):
                 def render(repo_path: str = repo.path, name: str = rm.name) -> str:

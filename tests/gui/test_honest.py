@@ -125,6 +125,7 @@ def test_failing_remote_is_an_error_in_one_short_line_and_notifies(
     app.tray.rebuild_menu()
     line = app.tray.named["remote-0-0"].text()
     assert line.strip() == "origin: failing: host not found" and "\n" not in line
+    assert app.tray.named["status"].text() == "Error: origin: host not found"
     assert app.tray.menu.sizeHint().width() < 400
     # The window: the short reason in the tree, git's words in the details.
     win = app.open_window()

@@ -79,6 +79,9 @@ def test_headline_never_says_synced_while_work_is_pending() -> None:
     c = Conflict("/r", "a.txt", ("a.variant-1.txt", "a.variant-2.txt"))
     assert headline(Status(repos=(repo(conflicts=(c,)),)), NOW, tr) == "1 conflict(s) need you"
     assert headline(Status(repos=(repo(error="broken"),)), NOW, tr) == "Error: broken"
+    long = Status(repos=(repo(error="git said:\n" + "x " * 300),))  # the window shows it all
+    assert headline(long, NOW, tr) == "Error: git said: " + ("x " * 300).strip()
+    assert len(remote_line(RemoteStatus("r", None, "p2p", None, error="y" * 300), NOW, tr)) <= 60
     failed = Status(repos=(repo(merge_error="could not merge synced/main: no"),))
     assert headline(failed, NOW, tr) == "Error: could not merge synced/main: no"
 
