@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.xmpp.cli import register as register_xmpp
 
     register_xmpp(sub)
+    from core.pairing.cli import register as register_pairing
+
+    register_pairing(sub)
     from core.clustercli import register as register_clusters
 
     register_clusters(sub)
