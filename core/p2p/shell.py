@@ -50,6 +50,7 @@ from core.repo.key import Key
 from core.repo.repository import AnnexRepo
 
 if TYPE_CHECKING:  # the server side is imported only when it runs
+    from core.p2p.gateway import ClusterTarget
     from core.p2p.serving import ServedRepo
 
 logger = logging.getLogger(__name__)
@@ -99,13 +100,14 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
         raise ShellError("missing UUID parameter")
     repo = _open_repo(args.directory)
     try:
+        target = None
         if args.uuid and args.uuid != repo.uuid:
-            raise ShellError(f"expected repository UUID {args.uuid} but found UUID {repo.uuid}")
+            target = _proxied_target(repo, args.uuid)
         from core.p2p.serving import ServedRepo, SessionAborted, mode_from_env
 
         served = ServedRepo(repo, mode=mode_from_env())
         try:
-            ended_badly = asyncio.run(_serve_stdio(served, args.client_uuid))
+            ended_badly = asyncio.run(_serve_stdio(served, args.client_uuid, target))
             if ended_badly:  # git-annex-shell exits 1 here too (checked, 10.20261026)
                 raise ShellError(ended_badly)
         except SessionAborted as e:  # git-annex-shell's way: EOF, stderr, exit 1 (spec 8)
@@ -117,15 +119,33 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_stdio(served: ServedRepo, client_uuid: str) -> str | None:
-    """Serve one session; why it ended badly, if it did."""
+def _proxied_target(repo: AnnexRepo, uuid: str) -> ClusterTarget:
+    """What ``--uuid`` names when it is not this repository (clusters.md 5.1).
+
+    A cluster this repository is a gateway of, listed in its own proxy.log
+    entry; anything else is refused with git-annex-shell's words.
+    """
+    from core.p2p.gateway import cluster_target
+
+    proxied = {p.uuid for p in repo.state.proxies().get(repo.uuid, frozenset())}
+    target = cluster_target(repo, uuid) if uuid in proxied else None
+    if target is None:
+        raise ShellError(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
+    return target
+
+
+async def _serve_stdio(served: ServedRepo, client_uuid: str,
+                       target: ClusterTarget | None = None) -> str | None:  # fmt: skip
+    """Serve one session (as a cluster gateway with ``target``); why it ended badly."""
+    from core.p2p.gateway import GatewaySession
     from core.p2p.runtime import Channel
     from core.p2p.serving import Session, new_server_connection
     from core.p2p.transport import stdio_link
 
     link = await stdio_link()
     channel = Channel(new_server_connection(served), link.reader, link.writer, peer="client")
-    session = Session(served, channel, client_uuid=client_uuid)
+    session = (Session(served, channel, client_uuid=client_uuid) if target is None
+               else GatewaySession(served, channel, target, client_uuid=client_uuid))  # fmt: skip
     try:
         await session.run(greet=True)
     finally:
