@@ -81,11 +81,13 @@ def put_targets(nodes: Sequence[str], present: Iterable[str],
     return wanting or lacking or list(nodes)
 
 
-def _uuids(results: Iterable[NodeResult], cluster: str, *, stored: bool) -> tuple[str, ...]:
-    """Node UUIDs (and their -PLUS lists) in order, once each, never ``cluster``."""
+def collected(cluster: str, results: Iterable[NodeResult]) -> tuple[str, ...]:
+    """The UUIDs that stored (PUT) or removed (REMOVE) the key: each node that
+    succeeded plus every -PLUS list, in node order, once each, never
+    ``cluster`` (5.6 step 6, 5.7).  The gateway logs these; the client learns them."""
     out: list[str] = []
     for r in results:
-        for u in ((r.node,) if stored and r.ok else ()) + r.plus:
+        for u in ((r.node,) if r.ok else ()) + r.plus:
             if u != cluster and u not in out:
                 out.append(u)
     return tuple(out)
@@ -104,27 +106,17 @@ def offer_answer(cluster: str, version: int, results: Sequence[NodeResult]) -> M
 
 def put_answer(cluster: str, version: int, results: Sequence[NodeResult]) -> Message:
     """The reply after the data (5.6 step 6)."""
-    stored = stored_uuids(cluster, results)
+    stored = collected(cluster, results)
     if not stored:
         return Failure()
     return SuccessPlus(stored) if version >= PLUS_SINCE else Success()
-
-
-def stored_uuids(cluster: str, results: Sequence[NodeResult]) -> tuple[str, ...]:
-    """What the gateway logs present after a PUT (and the client learns)."""
-    return _uuids(results, cluster, stored=True)
-
-
-def removed_uuids(cluster: str, results: Sequence[NodeResult]) -> tuple[str, ...]:
-    """What the gateway logs absent after a REMOVE (5.7)."""
-    return _uuids(results, cluster, stored=True)
 
 
 def remove_answer(cluster: str, version: int, results: Sequence[NodeResult]) -> Message:
     """The reply to REMOVE / REMOVE-BEFORE (5.7's table)."""
     if not results:
         return Failure()
-    removed = removed_uuids(cluster, results)
+    removed = collected(cluster, results)
     first_error = next((r.error for r in results if not r.ok and r.error), None)
     all_ok = all(r.ok for r in results)
     if version < PLUS_SINCE:
@@ -149,5 +141,5 @@ def describe(results: Iterable[NodeResult], names: dict[str, str]) -> list[str]:
     return out
 
 
-__all__ = ["PLUS_SINCE", "NodeResult", "describe", "offer_answer", "put_answer", "put_targets",
-           "read_candidates", "remove_answer", "removed_uuids", "stored_uuids"]  # fmt: skip
+__all__ = ["PLUS_SINCE", "NodeResult", "collected", "describe", "offer_answer", "put_answer",
+           "put_targets", "read_candidates", "remove_answer"]  # fmt: skip

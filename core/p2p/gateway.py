@@ -391,7 +391,7 @@ class GatewaySession(Session):
         for r in await self._each(self._by_uuid(list(put.targets)), finish):
             put.results[r.node] = r
         results = [put.results[u] for u in self.target.node_uuids if u in put.results]
-        stored = fanout.stored_uuids(self.target.uuid, results)
+        stored = fanout.collected(self.target.uuid, results)
         if stored:
             await asyncio.to_thread(self.served.record, put.key, True, stored)
         self._log_failures(put.key, results)
@@ -419,7 +419,7 @@ class GatewaySession(Session):
                               error=None if ok else (getattr(r, "text", None) or "refused"))
 
         results = await self._each(list(self.target.nodes), remove)
-        removed = fanout.removed_uuids(self.target.uuid, results)
+        removed = fanout.collected(self.target.uuid, results)
         if removed:
             await asyncio.to_thread(self.served.record, msg.key, False, removed)
         self._log_failures(msg.key, results)

@@ -90,3 +90,46 @@ def test_copy_get_drop_through_our_gateway(gateway: Gateway, tmp_path: Path) -> 
     for n in NODES:
         assert content_path(g.root / n, key) is None, n
     _fsck_all(g, client)
+
+
+def _status(out: str) -> bool:
+    return bool(json.loads(out.splitlines()[-1])["success"])
+
+
+def test_node_down_and_node_failing_mid_put(gateway: Gateway, tmp_path: Path) -> None:
+    """7 done better: the other nodes complete, answers and logs say what happened.
+
+    node1 is moved away (unreachable), node3 refuses the PUT after taking the
+    data (``annex.diskreserve`` too large: PUT-FROM, DATA, then FAILURE).
+    """
+    g = gateway
+    client = _client(g, tmp_path / "c")
+    me = git(client, "config", "annex.uuid").strip()
+    u1, u2, u3 = (g.uuids[n] for n in NODES)
+    had = _add(client, "had.txt")
+    annex(client, "copy", "-q", "--to", "origin-mycluster", "had.txt")  # on all three
+    key = _add(client, "new.txt")
+    away = g.root / "node1.away"
+    (g.root / "node1").rename(away)
+    git(g.root / "node3", "config", "annex.diskreserve", "1000000G")
+    try:
+        annex(client, "copy", "-q", "--to", "origin-mycluster", "new.txt")
+        assert logged_lines(client, key) == {me: "1", u2: "1"}
+        assert _gateway_lines(g, key) == {u2: "1"}
+        assert content_path(g.root / "node3", key) is None
+
+        # get falls back from node1 (first in cost order, unreachable) to node2
+        annex(client, "drop", "-q", "--force", "had.txt")
+        annex(client, "get", "-q", "--from", "origin-mycluster", "had.txt")
+        assert content_path(client, had) is not None
+
+        # a partial drop: FAILURE-PLUS of what went; both sides log exactly that
+        out = annex(client, "drop", "--json", "--from", "origin-mycluster", "had.txt", check=False)
+        assert not _status(out)
+        assert logged_lines(client, had) == {me: "1", u1: "1", u2: "0", u3: "0"}
+        assert _gateway_lines(g, had) == {u1: "1", u2: "0", u3: "0"}
+    finally:
+        away.rename(g.root / "node1")
+        git(g.root / "node3", "config", "--unset", "annex.diskreserve")
+    assert content_path(g.root / "node1", had) is not None  # it was never touched
+    _fsck_all(g, client)
