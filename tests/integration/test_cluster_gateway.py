@@ -9,15 +9,38 @@ reach the nodes with our own ``p2pstdio``.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import annex, git, isolate_home
+from core.p2p import Payload, client
+from core.p2p.events import PayloadEnd
+from core.p2p.messages import (
+    AlreadyHave,
+    AlreadyHavePlus,
+    AuthSuccess,
+    Bypass,
+    CheckPresent,
+    Data,
+    Error,
+    Failure,
+    Get,
+    LockContent,
+    NotifyChange,
+    Put,
+    PutFrom,
+    Remove,
+    Success,
+    SuccessPlus,
+    Valid,
+    Version,
+)
+from core.repo.key import Key
+from tests.conftest import annex, git, isolate_home, run
 from tests.integration.cluster_support import (
     NODES,
     Gateway,
@@ -27,7 +50,7 @@ from tests.integration.cluster_support import (
     finish_gateway,
     logged_lines,
 )
-from tests.integration.test_p2p_support import install_fake_ssh
+from tests.integration.test_p2p_support import RawPeer, install_fake_ssh, joined
 
 pytestmark = pytest.mark.interop
 
@@ -133,3 +156,62 @@ def test_node_down_and_node_failing_mid_put(gateway: Gateway, tmp_path: Path) ->
         git(g.root / "node3", "config", "--unset", "annex.diskreserve")
     assert content_path(g.root / "node1", had) is not None  # it was never touched
     _fsck_all(g, client)
+
+
+def _peer(g: Gateway, target: str, version: int) -> RawPeer:
+    peer = RawPeer(["annexsync", "p2pstdio", str(g.gw), str(uuid.uuid4()), "--uuid", target])
+    peer.conn = client(max_version=version)
+    assert peer.until_our_turn() == [AuthSuccess(target)]
+    assert peer.request(Version(version)) == [Version(version)]
+    return peer
+
+
+def _content() -> tuple[Key, bytes]:
+    data = f"raw {uuid.uuid4()}\n".encode()
+    return Key.parse(f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.txt"), data
+
+
+def test_raw_protocol_answers(gateway: Gateway) -> None:
+    """13.2-7: the exchanges of 5.5-5.10, v4 and v1."""
+    g = gateway
+    cluster, nodes = g.uuids["mycluster"], tuple(g.uuids[n] for n in NODES)
+    key, data = _content()
+    peer = _peer(g, cluster, 4)
+    try:
+        peer.write(Bypass(("someone",)))  # no reply
+        assert peer.request(Put(b"r.txt", key)) == [PutFrom(0)]
+        assert peer.request(Data(len(data)), Payload(data), Valid()) == [SuccessPlus(nodes)]
+        assert peer.request(Put(b"r.txt", key)) == [AlreadyHavePlus(nodes)]
+        assert peer.request(CheckPresent(key)) == [Success()]
+        assert joined(peer.request(Get(3, b"r.txt", key))) == [
+            Data(len(data) - 3), Payload(data[3:]), PayloadEnd(True)]  # fmt: skip
+        peer.write(Success())
+        assert peer.request(LockContent(key)) == [Failure()]  # 5.9
+        assert peer.request(Remove(key)) == [SuccessPlus(nodes)]
+        assert peer.request(CheckPresent(key)) == [Failure()]  # the log says nowhere
+        assert peer.request(Get(0, b"r.txt", key)) == [Data(0), PayloadEnd(False)]
+        peer.write(Failure())
+        assert peer.request(NotifyChange()) == [Error("protocol error")]  # 5.10
+        assert peer.close() == 1
+    finally:
+        peer.proc.kill()
+    assert _gateway_lines(g, str(key)) == dict.fromkeys(nodes, "0")
+
+    peer = _peer(g, cluster, 1)  # below v2: no lists (5.6, 5.7)
+    try:
+        assert peer.request(Put(b"r.txt", key)) == [PutFrom(0)]
+        assert peer.request(Data(len(data)), Payload(data), Valid()) == [Success()]
+        assert peer.request(Put(b"r.txt", key)) == [AlreadyHave()]
+        assert peer.request(Remove(key)) == [Success()]
+        assert peer.close() == 0
+    finally:
+        peer.proc.kill()
+
+
+def test_unknown_uuid_refused(gateway: Gateway) -> None:
+    """5.1: a UUID the gateway does not proxy (here, a cluster it is not a gateway of)."""
+    other = "ac111111-2222-8333-4444-555555555555"
+    out = run(["annexsync", "p2pstdio", str(gateway.gw), str(uuid.uuid4()), "--uuid", other],
+              gateway.gw, check=False, input="")  # fmt: skip
+    assert out.returncode == 1 and out.stdout == ""
+    assert f"expected repository UUID {other}" in out.stderr
