@@ -75,6 +75,7 @@ from core.p2p.remote import P2PClient, parse_ssh_url, shell_command
 from core.p2p.runtime import Channel
 from core.p2p.serving import ServedRepo, Session
 from core.p2p.transport import Link, open_subprocess, ssh_command
+from core.remotes import list_remotes
 from core.remotetypes import RemoteInfo
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo
@@ -104,21 +105,48 @@ class ClusterTarget:
         return [n.uuid for n in self.nodes]
 
 
-def node_connector(repo_path: Path, info: RemoteInfo, gateway_uuid: str) -> Callable[[], Awaitable[Link]]:
-    """How the gateway reaches one node (5.12)."""
-    url = info.url or ""
+def _local_path(repo_path: Path, url: str) -> Path | None:
+    """A remote URL that is a local path, resolved; None for ssh and the rest."""
     if url.startswith("file://"):
         url = url[len("file://") :]
+    if not url or "://" in url:
+        return None
     try:
-        host, port, path = parse_ssh_url(url)
-    except CoreError:  # a local path
-        local = (repo_path / url).resolve()
+        parse_ssh_url(url)
+    except CoreError:
+        return (repo_path / url).resolve()
+    return None
+
+
+def local_node_path(repo: AnnexRepo, uuid: str) -> Path | None:
+    """Where the proxied remote ``uuid`` is, when it is a local repository."""
+    for r in list_remotes(repo):
+        if r.uuid == uuid and r.via is None and r.url:
+            path = _local_path(repo.path, r.url)
+            if path is not None:
+                return path
+    return None
+
+
+def node_connector(repo_path: Path, info: RemoteInfo, gateway_uuid: str) -> Callable[[], Awaitable[Link]]:
+    """How the gateway reaches one node (5.12)."""
+    local = _local_path(repo_path, info.url or "")
+    if local is not None:
 
         async def run_local() -> Link:
             return await open_subprocess([sys.executable, "-m", "core.p2p.shell", "p2pstdio",
                                           str(local), gateway_uuid])  # fmt: skip
 
         return run_local
+    try:
+        host, port, path = parse_ssh_url(info.url or "")
+    except CoreError as e:  # annex+http, tor ...: git-annex cannot proxy to these either (5.12)
+        why = e
+
+        async def refuse() -> Link:
+            raise why
+
+        return refuse
     command = shell_command("git-annex-shell", path, gateway_uuid, info.uuid)
 
     async def run_ssh() -> Link:
@@ -478,4 +506,4 @@ def cluster_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | None:
         Node(r.uuid or "", r.name, node_connector(repo.path, r, repo.uuid)) for r in nodes))
 
 
-__all__ = ["ClusterTarget", "cluster_target", "GatewaySession", "Node", "node_connector"]
+__all__ = ["ClusterTarget", "cluster_target", "local_node_path", "GatewaySession", "Node", "node_connector"]

@@ -103,6 +103,12 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
         target = None
         if args.uuid and args.uuid != repo.uuid:
             target = _proxied_target(repo, args.uuid)
+        if isinstance(target, Path):  # a proxied local repository: serve it directly
+            repo.close()
+            repo = _open_repo(str(target))
+            target = None
+            if repo.uuid != args.uuid:
+                raise ShellError(f"expected repository UUID {args.uuid} but found UUID {repo.uuid}")
         from core.p2p.serving import ServedRepo, SessionAborted, mode_from_env
 
         served = ServedRepo(repo, mode=mode_from_env())
@@ -119,18 +125,25 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
     return 0
 
 
-def _proxied_target(repo: AnnexRepo, uuid: str) -> ClusterTarget:
+def _proxied_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | Path:
     """What ``--uuid`` names when it is not this repository (clusters.md 5.1).
 
-    A cluster this repository is a gateway of, listed in its own proxy.log
-    entry; anything else is refused with git-annex-shell's words.
+    Only UUIDs in this repository's own proxy.log entry: a cluster it is a
+    gateway of (served by ``gateway.GatewaySession``), or a proxied remote
+    that is a local repository (its path: served as it is, the same
+    answers a relay would give).  Anything else is refused with
+    git-annex-shell's words; a proxied ssh or special remote is not
+    served yet, and says so.
     """
-    from core.p2p.gateway import cluster_target
+    from core.p2p.gateway import cluster_target, local_node_path
 
     proxied = {p.uuid for p in repo.state.proxies().get(repo.uuid, frozenset())}
-    target = cluster_target(repo, uuid) if uuid in proxied else None
-    if target is None:
+    if uuid not in proxied:
         raise ShellError(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
+    target = cluster_target(repo, uuid) or local_node_path(repo, uuid)
+    if target is None:
+        raise ShellError(f"proxying to {uuid} is not supported by annexsync yet "
+                         "(only clusters and local repositories)")  # fmt: skip
     return target
 
 

@@ -215,3 +215,28 @@ def test_unknown_uuid_refused(gateway: Gateway) -> None:
               gateway.gw, check=False, input="")  # fmt: skip
     assert out.returncode == 1 and out.stdout == ""
     assert f"expected repository UUID {other}" in out.stderr
+
+
+def test_proxied_nodes_lock_and_extra(gateway: Gateway, tmp_path: Path) -> None:
+    """13.2-6/9: a drop proven by locking nodes through us; a proxied non-cluster remote."""
+    g = gateway
+    client = _client(g, tmp_path / "c")
+    key = _add(client, "p.txt")
+    annex(client, "copy", "-q", "--to", "origin-mycluster", "p.txt")
+    annex(client, "numcopies", "2")
+    annex(client, "drop", "-q", "p.txt")  # locks two origin-node* (LOCKCONTENT through us)
+    assert content_path(client, key) is None
+    annex(client, "get", "-q", "p.txt")
+
+    extra = g.uuids["extra"]
+    annex(client, "copy", "-q", "--to", "origin-extra", "p.txt")
+    assert content_path(g.root / "extra", key) is not None
+    assert logged_lines(client, key)[extra] == "1"
+    annex(client, "drop", "-q", "--force", "p.txt")
+    annex(client, "get", "-q", "--from", "origin-extra", "p.txt")
+    annex(client, "drop", "-q", "--from", "origin-extra", "p.txt")
+    assert content_path(g.root / "extra", key) is None
+    assert logged_lines(client, key)[extra] == "0"
+    annex(client, "numcopies", "1")
+    _fsck_all(g, client)
+    annex(g.root / "extra", "fsck", "-q")
