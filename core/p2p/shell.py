@@ -128,7 +128,9 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
 def _proxied_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | Path:
     """What ``--uuid`` names when it is not this repository (clusters.md 5.1).
 
-    Only UUIDs in this repository's own proxy.log entry: a cluster it is a
+    The git-annex branches pushed here are merged first, as git-annex does
+    when it reads the branch, so what clients synced (a node's preferred
+    content) counts at once.  Only UUIDs in this repository's own proxy.log entry: a cluster it is a
     gateway of (served by ``gateway.GatewaySession``), or a proxied remote
     that is a local repository (its path: served as it is, the same
     answers a relay would give).  Anything else is refused with
@@ -137,6 +139,10 @@ def _proxied_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | Path:
     """
     from core.p2p.gateway import cluster_target, local_node_path
 
+    try:  # what clients pushed (synced/git-annex): node preferred content, nodes (5.13)
+        repo.branch.merge_refs()
+    except CoreError as e:
+        logger.warning("could not merge the git-annex branches: %s", e)
     proxied = {p.uuid for p in repo.state.proxies().get(repo.uuid, frozenset())}
     if uuid not in proxied:
         raise ShellError(f"expected repository UUID {uuid} but found UUID {repo.uuid}")

@@ -240,3 +240,22 @@ def test_proxied_nodes_lock_and_extra(gateway: Gateway, tmp_path: Path) -> None:
     annex(client, "numcopies", "1")
     _fsck_all(g, client)
     annex(g.root / "extra", "fsck", "-q")
+
+
+def test_node_preferred_content_from_a_client_sync(gateway: Gateway, tmp_path: Path) -> None:
+    """13.2-3: ``wanted origin-node3 nothing`` synced from a client steers the next PUT."""
+    g = gateway
+    client = _client(g, tmp_path / "c")
+    key = _add(client, "w.txt")
+    u1, u2, u3 = (g.uuids[n] for n in NODES)
+    annex(client, "wanted", "origin-node3", "nothing")
+    try:
+        annex(client, "sync", "-q", "--no-content", "origin")
+        annex(client, "copy", "-q", "--to", "origin-mycluster", "w.txt")
+        me = git(client, "config", "annex.uuid").strip()  # merged from the client's sync
+        assert _gateway_lines(g, key) == {me: "1", u1: "1", u2: "1"}
+        assert content_path(g.root / "node3", key) is None
+    finally:
+        annex(client, "wanted", "origin-node3", "anything")
+        annex(client, "sync", "-q", "--no-content", "origin")
+    _fsck_all(g, client)
