@@ -40,6 +40,7 @@ from core.p2p.messages import (
     Version,
 )
 from core.repo.key import Key
+from core.repo.repository import AnnexRepo
 from tests.conftest import annex, git, isolate_home, run
 from tests.integration.cluster_support import (
     NODES,
@@ -259,3 +260,25 @@ def test_node_preferred_content_from_a_client_sync(gateway: Gateway, tmp_path: P
         annex(client, "wanted", "origin-node3", "anything")
         annex(client, "sync", "-q", "--no-content", "origin")
     _fsck_all(g, client)
+
+
+def test_node_connection_dies_mid_put(gateway: Gateway) -> None:
+    """A node that ends its session in the middle of DATA (its transfer lock is
+    held elsewhere, so its p2pstdio exits at DATA) leaves the PUT; the others
+    complete and the answer and the gateway's log name only them."""
+    g = gateway
+    u1, u2, u3 = (g.uuids[n] for n in NODES)
+    key, data = _content()
+    with AnnexRepo.open(g.root / "node3") as node3, node3.objects.incoming(key, g.uuids["gw"]) as inc:
+        inc.open()  # git-annex's transfer lock on node3, as a second transfer holds it
+        peer = _peer(g, g.uuids["mycluster"], 4)
+        try:
+            assert peer.request(Put(b"d.txt", key)) == [PutFrom(0)]
+            assert peer.request(Data(len(data)), Payload(data), Valid()) == [SuccessPlus((u1, u2))]
+            assert peer.close() == 0
+        finally:
+            peer.proc.kill()
+    assert _gateway_lines(g, str(key)) == {u1: "1", u2: "1"}
+    assert content_path(g.root / "node3", str(key)) is None
+    for n in ("node1", "node2"):
+        annex(g.root / n, "fsck", "-q", "--key", str(key))
