@@ -167,10 +167,11 @@ class _Put:
 class GatewaySession(Session):
     """One client connection to a cluster UUID (see the module docstring)."""
 
-    def __init__(self, served: ServedRepo, channel: Channel, target: ClusterTarget,
-                 **kwargs: object) -> None:  # fmt: skip
+    def __init__(self, served: ServedRepo, channel: Channel, target: ClusterTarget, *,
+                 open_timeout: float = OPEN_TIMEOUT, **kwargs: object) -> None:  # fmt: skip
         super().__init__(served, channel, **kwargs)  # type: ignore[arg-type]
         self.target = target
+        self.open_timeout = open_timeout
         self._nodes: dict[str, P2PClient | NodeResult] = {}  # open, or why not
         self._gput: _Put | None = None
         self._get_node: P2PClient | None = None
@@ -187,12 +188,13 @@ class GatewaySession(Session):
         if known is not None:
             return known
         try:
-            async with asyncio.timeout(OPEN_TIMEOUT):
+            async with asyncio.timeout(self.open_timeout):
                 link = await node.connect()
                 client: P2PClient | NodeResult = await P2PClient.connect(
                     link, our_uuid=self.served.uuid, expect_uuid=node.uuid,
                     read_timeout=NODE_READ_TIMEOUT)  # fmt: skip
         except (CoreError, OSError, TimeoutError) as e:
+            e = e if str(e) else TimeoutError(f"no answer in {self.open_timeout:g} s")
             logger.warning("cluster node %s unreachable: %s", node.name, e)
             client = NodeResult(node.uuid, error=f"unreachable: {e}", reached=False)
         self._nodes[node.uuid] = client

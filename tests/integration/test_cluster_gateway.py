@@ -9,8 +9,10 @@ reach the nodes with our own ``p2pstdio``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ import pytest
 
 from core.p2p import Payload, client
 from core.p2p.events import PayloadEnd
+from core.p2p.gateway import ClusterTarget, GatewaySession, Node, cluster_target
+from core.p2p.machine import server as server_machine
 from core.p2p.messages import (
     AlreadyHave,
     AlreadyHavePlus,
@@ -39,6 +43,10 @@ from core.p2p.messages import (
     Valid,
     Version,
 )
+from core.p2p.remote import P2PClient
+from core.p2p.runtime import Channel
+from core.p2p.serving import ServedRepo
+from core.p2p.transport import Link, open_subprocess
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo
 from tests.conftest import annex, git, isolate_home, run
@@ -282,3 +290,38 @@ def test_node_connection_dies_mid_put(gateway: Gateway) -> None:
     assert content_path(g.root / "node3", str(key)) is None
     for n in ("node1", "node2"):
         annex(g.root / n, "fsck", "-q", "--key", str(key))
+
+
+def test_a_silent_node_costs_one_bounded_wait(gateway: Gateway, tmp_path: Path) -> None:
+    """A node that never greets (a process that just sleeps) is given up after
+    ``open_timeout``; the PUT completes on the others (in-process gateway)."""
+    g = gateway
+    u1, u2, u3 = (g.uuids[n] for n in NODES)
+    key, data = _content()
+    source = tmp_path / "src"
+    source.write_bytes(data)
+
+    async def scenario() -> tuple[str, ...]:
+        a, b = socket.socketpair()
+        sr, sw = await asyncio.open_connection(sock=a)
+        cr, cw = await asyncio.open_connection(sock=b)
+        with AnnexRepo.open(g.gw) as repo:
+            served = ServedRepo(repo)
+            found = cluster_target(repo, g.uuids["mycluster"])
+            assert found is not None
+            silent = Node(u3, "node3", lambda: open_subprocess(["sleep", "30"]))
+            target = ClusterTarget(found.uuid, (*found.nodes[:2], silent))
+            session = GatewaySession(served, Channel(server_machine(), sr, sw, peer="client"),
+                                     target, open_timeout=1.0)  # fmt: skip
+            async with asyncio.timeout(20), asyncio.TaskGroup() as tg:
+                tg.create_task(session.run(greet=True))
+                c = await P2PClient.connect(Link(cr, cw, "gateway"), our_uuid=str(uuid.uuid4()),
+                                            expect_uuid=target.uuid)  # fmt: skip
+                try:
+                    return await c.put(key, source, lambda n: None, b"s.txt")
+                finally:
+                    await c.aclose()
+            served.flush()
+
+    assert asyncio.run(scenario()) == (u1, u2)
+    assert _gateway_lines(g, str(key)) == {u1: "1", u2: "1"}
