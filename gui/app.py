@@ -249,8 +249,10 @@ def _trace_startup(app: App, t0: float) -> None:
     timer.start(10)
 
 
-def main(config_dir: Path | str | None = None, argv: list[str] | None = None) -> int:
-    """Start the tray app; returns the exit status."""
+def main(config_dir: Path | str | None = None, argv: list[str] | None = None, *,
+         on_started: Callable[[App], None] | None = None) -> int:
+    """Start the tray app; returns the exit status.  ``on_started`` (tests, benches) is
+    called with the ``App`` once it shows."""
     import qasync  # type: ignore[import-untyped]
 
     t0 = time.time()
@@ -266,15 +268,17 @@ def main(config_dir: Path | str | None = None, argv: list[str] | None = None) ->
     core = Core(cfg)
     started: list[App] = []
 
-    def on_started(app: App) -> None:
+    def _started(app: App) -> None:
         started.append(app)
         if os.environ.get(TRACE_ENV):
             _trace_startup(app, t0)
+        if on_started is not None:
+            on_started(app)
 
     with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(qapp)) as runner:
         waker = _SignalWaker(lambda: started[0].quit() if started else None)
         try:
-            return runner.run(run_app(core, cfg, on_started=on_started))
+            return runner.run(run_app(core, cfg, on_started=_started))
         except KeyboardInterrupt:
             return 130
         finally:

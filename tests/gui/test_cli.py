@@ -71,3 +71,42 @@ def test_no_display_runs_the_daemon(tmp_path: Path) -> None:
     finally:
         _stop(p)
     assert "PySide6" not in out
+
+
+# --- issue 19: the command line's own manners -----------------------------------------
+
+
+def _cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, **kw)  # type: ignore[call-overload]
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    p = _cli("--version")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"annexsync {version('annexsync')}"
+
+
+def test_help_says_what_starts_the_tray_app() -> None:
+    p = _cli("--help")
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert "With no COMMAND, annexsync starts the tray app" in text
+    assert "No COMMAND below starts the tray app" in text
+
+
+def test_status_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> None:
+    import json
+
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "settings.json").write_text(json.dumps(
+        {"repositories": [str(tmp_path / f"gone-{i}") for i in range(2000)]}))
+    p = subprocess.run(f"{sys.executable} -m core.cli --config-dir {cfg} status | head -1",
+                       shell=True, cwd=ROOT, text=True, capture_output=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.stdout.startswith("annexsync: not running")
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr

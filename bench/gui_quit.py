@@ -1,0 +1,57 @@
+"""Quit without a crash: N whole GUI sessions, each ended by Quit (issue 19).
+
+    .venv/bin/python bench/gui_quit.py [--runs 50]
+
+Each run is ``python -X dev -m tests.gui.quit_session`` (every window, a
+transfer, a resolved conflict, Quit, a forced ``gc.collect()``, no
+``os._exit``) in a throwaway HOME under its own Xvfb.  Prints the exit status
+of every run and the count of runs that ended with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GITCONFIG = ("[user]\n\tname = Bench\n\temail = bench@example.com\n[init]\n\tdefaultBranch = main\n"
+             "[protocol \"file\"]\n\tallow = always\n")
+
+
+def one(i: int) -> tuple[int, float, str]:
+    with tempfile.TemporaryDirectory(prefix="gui-quit-") as d:
+        home = Path(d)
+        (home / ".gitconfig").write_text(GITCONFIG)
+        env = {**os.environ, "HOME": d, "XDG_CONFIG_HOME": str(home / ".config"),
+               "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": str(ROOT),
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env.pop("QT_QPA_PLATFORM", None)
+        t0 = time.monotonic()
+        p = subprocess.run(["xvfb-run", "-a", sys.executable, "-X", "dev", "-m",
+                            "tests.gui.quit_session", str(home / "work")], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=180)
+        tail = p.stderr.strip().splitlines()[-1:] or [""]
+        return p.returncode, time.monotonic() - t0, tail[0]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=50)
+    args = ap.parse_args()
+    codes = []
+    for i in range(args.runs):
+        code, secs, tail = one(i)
+        codes.append(code)
+        print(f"run {i + 1:2}: exit {code} in {secs:.1f} s  {tail}", flush=True)
+    ok = codes.count(0)
+    print(f"exit 0 in {ok} of {len(codes)} runs")
+    return 0 if ok == len(codes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
