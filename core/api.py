@@ -362,7 +362,9 @@ class Core:
             argv = [str(a) for a in request.get("argv", [])]
             cwd = Path(str(request.get("cwd") or "."))
             await self._handover(argv, cwd)
-            return {"ok": True}
+            # "window": whether a front end with a window took it (the tray app), or a
+            # headless daemon did: a second GUI launch then says so (issue 19)
+            return {"ok": True, "window": self.on_handover is not None}
         if op == "xmpp-login":
             await self.xmpp_login(str(request.get("jid") or ""), str(request.get("password") or ""),
                                   server=request.get("server") or None,

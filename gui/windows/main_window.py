@@ -134,8 +134,21 @@ class MainWindow(QMainWindow):
         for b in (self.sync_button, self.open_button, settings):
             row.addWidget(b)
         row.addStretch(1)
+        self._folder_buttons = row
         lay.addLayout(row)
         return w
+
+    def add_everyday_buttons(self, *, add_folder: Callable[[], object],
+                             about: Callable[[], object]) -> None:
+        """*Add folder…* and *About* below the folder tree (issue 19)."""
+        self.add_folder_button = QPushButton(self.tr("Add folder…"))
+        self.add_folder_button.setObjectName("add-folder")
+        self.add_folder_button.clicked.connect(lambda: add_folder())
+        self.about_button = QPushButton(self.tr("About"))
+        self.about_button.setObjectName("about")
+        self.about_button.clicked.connect(lambda: about())
+        self._folder_buttons.insertWidget(0, self.add_folder_button)
+        self._folder_buttons.addWidget(self.about_button)
 
     def _build_transfers(self) -> QWidget:
         w = QWidget()
@@ -212,7 +225,7 @@ class MainWindow(QMainWindow):
         self._show_alerts(status)
         self._fill_list(self.activity, list(status.activity))
         self.devices.show_status(status, now)
-        self.sync_button.setEnabled(bool(status.repos))
+        self.sync_button.setEnabled(bool(status.repos) and not status.paused(now))
         self.open_button.setEnabled(bool(status.repos))
 
     def _show_repos(self, status: Status, now: float) -> None:
@@ -273,7 +286,13 @@ class MainWindow(QMainWindow):
         waiting = sum(1 for rm in repo.remotes if rm.waiting)
         if waiting:
             parts.append(self.tr("waiting for %1 remote(s)").replace("%1", str(waiting)))
-        return ", ".join(parts) if parts else self.tr("syncing enabled")
+        return ", ".join(parts) if parts else self._quiet_state()
+
+    def _quiet_state(self) -> str:
+        """A folder with nothing pending: paused, or up to date (issue 19: its real state)."""
+        if self.bridge.status.paused(self.bridge.now()):
+            return self.tr("paused")
+        return self.tr("up to date")
 
     def _show_conflicts(self, status: Status) -> None:
         items = [c for r in status.repos for c in r.conflicts]

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -290,11 +291,13 @@ class SettingsDialog(QDialog):
     def apply(self) -> asyncio.Task[Any]:
         """Save the plain settings and make start-at-login match."""
         new = self.edited()
+        self._say("")
         try:
             autostart.apply(new.start_at_login, self._config_dir)
-        except OSError as e:
+        except OSError as e:  # said, and left said (issue 19: it was cleared at once)
             self._say(self.tr("Could not change start at login: %1").replace("%1", str(e)))
-        self._say("")
+            new = new.replace(start_at_login=autostart.is_enabled())
+            self.start_at_login.setChecked(new.start_at_login)
         return self.commands.update_settings(new)
 
     def _ok(self) -> None:
@@ -302,9 +305,22 @@ class SettingsDialog(QDialog):
         task.add_done_callback(lambda t: None if t.cancelled() or t.exception() else self.accept())
 
     def _on_remove_folder(self) -> None:
+        """Ask first (issue 19); the files stay either way, but syncing stops."""
         item = self.folders.currentItem()
-        if item is not None:
-            self.commands.remove_repository(item.text())
+        if item is None:
+            return
+        path = item.text()
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Stop syncing this folder?"),
+                          self.tr("Stop syncing “%1”? Its files stay where they are; changes "
+                                  "are no longer synced with your other devices.").replace("%1", path),
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("confirm-stop-syncing")
+        stop = box.addButton(self.tr("Stop syncing"), QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _r: self.commands.remove_repository(path)
+                             if box.clickedButton() is stop else None)
+        self.confirm = box
+        box.open()
 
     def add_remote(self) -> asyncio.Task[Any] | None:
         """Add the remote typed in the Remotes page to the chosen folder."""

@@ -17,7 +17,7 @@ from tests.gui.conftest import requires_x
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _spawn(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:  # noqa: D103
     return subprocess.Popen([sys.executable, "-m", "core.cli", "--config-dir", str(config)],
                             cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -110,3 +110,31 @@ def test_status_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> N
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert p.stdout.startswith("annexsync: not running")
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+
+
+@pytest.mark.tray
+@requires_x
+def test_launching_the_gui_while_the_daemon_runs_says_so(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    daemon = subprocess.Popen([sys.executable, "-m", "core.cli", "--config-dir", str(cfg),
+                               "daemon"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while '"running": true' not in _cli("--config-dir", str(cfg), "status", "--json").stdout:
+            assert time.monotonic() < deadline and daemon.poll() is None, "daemon up"
+            time.sleep(0.2)
+        gui_env = {k: v for k, v in env.items() if k != "QT_QPA_PLATFORM"}
+        gui = _spawn(cfg, gui_env)
+        try:
+            out = _read_until(gui, "background service", 20)
+            assert "already runs here as a background service (`annexsync daemon`)" in out, out
+            found = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name",
+                                    "^annexsync$"], capture_output=True, text=True, timeout=15)
+            assert found.stdout.strip(), "a window tells the person too"
+        finally:
+            gui.kill()
+            gui.wait(10)
+    finally:
+        _stop(daemon)
