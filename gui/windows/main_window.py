@@ -39,7 +39,7 @@ from gui import format as fmt
 from gui.actions import Actions
 from gui.bridge import Bridge
 from gui.icons import app_icon, state_icon
-from gui.models.transfers import PROGRESS, PROGRESS_ROLE, TransfersModel
+from gui.models.transfers import PROGRESS, PROGRESS_ROLE, BatchProgress, Overall, TransfersModel
 from gui.tray import headline, remote_line
 from gui.widgets.devices import DevicesView
 from gui.widgets.progress import ProgressDelegate
@@ -167,6 +167,10 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(PROGRESS, QHeaderView.ResizeMode.Interactive)
         self.transfers.setColumnWidth(PROGRESS, 170)
+        self.batch = BatchProgress()
+        self.overall = QLabel()
+        self.overall.setObjectName("overall")
+        lay.addWidget(self.overall)
         self.no_transfers = QLabel(self.tr("No file transfers running."))
         self.no_transfers.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.cancel_button = QPushButton(self.tr("Cancel transfer"))
@@ -214,7 +218,10 @@ class MainWindow(QMainWindow):
         """Render a snapshot (cheap: called at most a few times a second)."""
         now = self.bridge.now()
         health = status.health(now)
-        self.headline.setText(headline(status, now, self.tr))
+        overall = self.batch.update(status)
+        self.headline.setText(self._overall_headline(overall) if health is Health.SYNCING
+                              and overall else headline(status, now, self.tr))
+        self._show_overall(overall)
         self.setWindowIcon(state_icon(health) if health is not Health.SYNCED else app_icon())
         self._show_repos(status, now)
         self._show_conflicts(status)
@@ -227,6 +234,24 @@ class MainWindow(QMainWindow):
         self.devices.show_status(status, now)
         self.sync_button.setEnabled(bool(status.repos) and not status.paused(now))
         self.open_button.setEnabled(bool(status.repos))
+
+    def _overall_headline(self, o: Overall) -> str:
+        text = self.tr("Syncing… %1%").replace("%1", str(int(o.fraction * 100)))
+        if o.eta is not None:
+            text += self.tr(", about %1 left").replace("%1", fmt.duration(o.eta))
+        return text
+
+    def _show_overall(self, o: Overall | None) -> None:
+        """All files of this batch together: the figure does not restart per file."""
+        if o is None or not o.total:
+            self.overall.setVisible(False)
+            return
+        text = self.tr("Overall: %1 of %2 (%3%)").replace("%1", fmt.size(o.done)).replace(
+            "%2", fmt.size(o.total)).replace("%3", str(int(o.fraction * 100)))
+        if o.eta is not None:
+            text += self.tr(", about %1 left").replace("%1", fmt.duration(o.eta))
+        self.overall.setText(text)
+        self.overall.setVisible(True)
 
     def _show_repos(self, status: Status, now: float) -> None:
         selected = self._selected_repo()

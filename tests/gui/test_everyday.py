@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QMessageBox, QWizard
 
-from core.status import Conflict
+from core.status import Conflict, RepoStatus, Status, TransferStatus
 from tests.gui.test_app import _app_with_repo, _trigger
 
 BOUND = 30.0
@@ -142,3 +142,33 @@ def test_conflict_dialog_gives_context_and_asks_before_discarding(
     assert dlg2.error.isVisibleTo(dlg2) and dlg2.error.text().startswith("Nothing was opened")
 
 
+
+
+def _batch_status(repo: str, *transfers: TransferStatus) -> Status:
+    return Status(repos=(RepoStatus(path=repo, uuid="u", description="d",
+                                    transfers=transfers),))
+
+
+def test_transfers_show_the_path_and_overall_progress_that_does_not_restart(
+        make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path) -> None:
+    app = _app_with_repo(make_core, make_app, wait, run, tmp_path)
+    win = app.open_window()
+    win.tabs.setCurrentIndex(1)
+    repo = app.bridge.status.repos[0].path
+    one = TransferStatus(1, repo, "photos/2024/a.jpg", "k1", "upload", "b", 500_000, 1_000_000,
+                         100_000.0, "running")
+    two = TransferStatus(2, repo, "photos/2025/a.jpg", "k2", "upload", "b", 0, 1_000_000)
+    app.bridge.close()  # from here the window shows the values handed to it
+    win.show_status(_batch_status(repo, one, two))
+    assert win.transfers_model.index(0, 0).data() == "photos/2024/a.jpg"
+    assert win.transfers_model.index(1, 0).data() == "photos/2025/a.jpg"
+    assert win.headline.text() == "Syncing… 25%, about 15 s left"
+    assert win.overall.text().startswith("Overall: 500") and "(25%)" in win.overall.text()
+    # the first file is done, the second starts: the figure goes on from there
+    done = TransferStatus(1, repo, "photos/2024/a.jpg", "k1", "upload", "b", 1_000_000,
+                          1_000_000, 0.0, "done")
+    started = TransferStatus(2, repo, "photos/2025/a.jpg", "k2", "upload", "b", 100_000,
+                             1_000_000, 100_000.0, "running")
+    win.show_status(_batch_status(repo, done, started))
+    assert win.headline.text() == "Syncing… 55%, about 9 s left"
+    assert "(55%)" in win.overall.text()
