@@ -46,12 +46,12 @@ import logging
 import math
 import re
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core import gitlock, gitops
+from core.activity import ActivityLog
 from core.daemon import jobs
 from core.daemon.alerts import AlertBook
 from core.daemon.jobs import TransferMeter
@@ -116,7 +116,7 @@ class Core:
         self._pause_changed = asyncio.Event()
         self._paused_until: float | None = math.inf if self.settings.paused else None
         self.alerts = AlertBook(clock)
-        self._activity: deque[str] = deque(maxlen=ACTIVITY_KEEP)
+        self._activity = ActivityLog(self.config_dir, clock)
         self._acks = self._load_acks()
         self.queue = TransferQueue(
             self._run_transfer, slots=self.settings.transfer_slots, on_change=self.changed,
@@ -142,7 +142,7 @@ class Core:
 
     def activity(self, text: str) -> None:
         logger.info("%s", text)
-        self._activity.appendleft(text)
+        self._activity.add(text)
         self.changed()
 
     def alert(self, level: str, text: str, *, name: str | None = None,
@@ -178,7 +178,8 @@ class Core:
             online=self.netwatch.online if hasattr(self, "netwatch") else True,
             paused_until=self._paused_until,
             alerts=self.alerts.alerts(),
-            activity=tuple(self._activity),
+            activity=tuple(a.text for a in self._activity.entries()[:ACTIVITY_KEEP]),
+            activity_log=self._activity.entries(),
             xmpp=self.hub.xmpp_status(),
             devices=self.hub.statuses(),
         )

@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
         self.no_transfers.setVisible(not has)
         self._update_cancel()
         self._show_alerts(status)
-        self._fill_list(self.activity, list(status.activity))
+        self._fill_list(self.activity, self._activity_lines(status, now))
         self.devices.show_status(status, now)
         self.sync_button.setEnabled(bool(status.repos) and not status.paused(now))
         self.open_button.setEnabled(bool(status.repos))
@@ -353,6 +353,16 @@ class MainWindow(QMainWindow):
             it = QListWidgetItem(self.tr("No alerts."))
             it.setFlags(Qt.ItemFlag.NoItemFlags)
             self.alerts.addItem(it)
+
+    def _activity_lines(self, status: Status, now: float) -> list[str]:
+        """Each line with its time; a repeated line once, with how many times (issue 19)."""
+        if not status.activity_log:
+            return list(status.activity)
+        lines = []
+        for a in status.activity_log:
+            times = self.tr(" (×%1)").replace("%1", str(a.count)) if a.count > 1 else ""
+            lines.append(f"{fmt.clock(a.time, now)}  {a.text}{times}")
+        return lines
 
     @staticmethod
     def _fill_list(widget: QListWidget, texts: list[str]) -> None:

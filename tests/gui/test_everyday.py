@@ -172,3 +172,27 @@ def test_transfers_show_the_path_and_overall_progress_that_does_not_restart(
     win.show_status(_batch_status(repo, done, started))
     assert win.headline.text() == "Syncing… 55%, about 9 s left"
     assert "(55%)" in win.overall.text()
+
+
+def test_activity_has_times_folds_repeats_and_survives_a_restart(
+        make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path) -> None:
+    app = _app_with_repo(make_core, make_app, wait, run, tmp_path)
+    core = app.core
+    for _ in range(3):
+        run(core.pause())
+    run(core.resume())
+    win = app.open_window()
+    wait(lambda: win.activity.count() >= 2 and "Resumed syncing" in win.activity.item(0).text(),
+         BOUND, "activity shown")
+    lines = [win.activity.item(i).text() for i in range(win.activity.count())]
+    assert lines[1].endswith("Paused syncing (×3)"), lines
+    assert sum("Paused syncing" in x for x in lines) == 1, lines
+    assert lines[0][:1].isdigit(), f"a time first: {lines[0]!r}"
+    run(core.stop())
+    later = make_core("a")  # the same config dir: a restart
+    wait(lambda: any("Paused syncing (×3)" in a.text + f" (×{a.count})"
+                     for a in later.status.activity_log), BOUND, "kept across the restart")
+    app2 = make_app("a", core=later)
+    win2 = app2.open_window()
+    wait(lambda: any(win2.activity.item(i).text().endswith("Paused syncing (×3)")
+                     for i in range(win2.activity.count())), BOUND, "shown after the restart")
