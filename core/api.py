@@ -44,6 +44,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -79,6 +80,23 @@ logger = logging.getLogger(__name__)
 ACKS_FILE = "conflicts.json"
 ACTIVITY_KEEP = 20
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+REMOTE_NAME_RULE = ("use letters, digits, '.', '_' and '-', starting with a letter or digit "
+                    "(no spaces)")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/:]+:")  # scheme://, or scp-like host:path
+
+
+def _check_location(repo: str, url: str) -> None:
+    """A location that is a local path must exist (issue 19: a typo is refused at once).
+
+    Raises:
+        CoreError: nothing at that path.
+    """
+    if _URL.match(url):
+        return
+    path = Path(repo, os.path.expanduser(url))
+    if not path.exists():
+        raise CoreError(f"no folder at {path}: give an existing folder, or a URL such as "
+                        "ssh://host/path or host:path")
 
 
 class UnknownRepository(CoreError):
@@ -473,12 +491,35 @@ class Core:
         """
         w = self._worker(repo)
         if not _REMOTE_NAME.match(name):
-            raise CoreError(f"{name!r} is not a usable remote name")
+            raise CoreError(f"{name!r} is not a usable remote name: {REMOTE_NAME_RULE}")
+        _check_location(w.path, url)
+        await self._git_remote(w, ["remote", "add", name, url], f"cannot add remote {name}")
+
+    async def set_remote_url(self, repo: str, name: str, url: str) -> None:
+        """Point remote ``name`` at a new location (checked as ``add_remote`` checks it).
+
+        Raises:
+            CoreError: the location does not exist, or git refused (no such remote).
+        """
+        w = self._worker(repo)
+        _check_location(w.path, url)
+        await self._git_remote(w, ["remote", "set-url", name, url], f"cannot change remote {name}")
+
+    async def remove_remote(self, repo: str, name: str) -> None:
+        """``git remote remove``: stop syncing with ``name`` (nothing there is touched).
+
+        Raises:
+            CoreError: git refused (no such remote).
+        """
+        await self._git_remote(self._worker(repo), ["remote", "remove", name],
+                               f"cannot remove remote {name}")
+
+    async def _git_remote(self, w: RepoWorker, args: list[str], what: str) -> None:
         try:
             async with w.lock:
-                await run_blocking(gitops.run_git, Path(w.path), ["remote", "add", name, url])
+                await run_blocking(gitops.run_git, Path(w.path), args)
         except GitCommandError as e:
-            raise CoreError(f"cannot add remote {name}: {e}") from e
+            raise CoreError(f"{what}: {e}") from e
         await w.refresh_facts()
         w.desync_all()
 

@@ -13,6 +13,8 @@ from typing import Any
 from PySide6.QtWidgets import QMessageBox, QWizard
 
 from core.status import Conflict, RepoStatus, Status, TransferStatus
+from tests.conftest import git
+from tests.gui.conftest import make_repo
 from tests.gui.test_app import _app_with_repo, _trigger
 
 BOUND = 30.0
@@ -196,3 +198,38 @@ def test_activity_has_times_folds_repeats_and_survives_a_restart(
     win2 = app2.open_window()
     wait(lambda: any(win2.activity.item(i).text().endswith("Paused syncing (×3)")
                      for i in range(win2.activity.count())), BOUND, "shown after the restart")
+
+
+def test_remotes_are_checked_edited_and_removed(make_core: Any, make_app: Any, wait: Any,
+                                                run: Any, tmp_path: Path) -> None:
+    app = _app_with_repo(make_core, make_app, wait, run, tmp_path)
+    dlg = app.open_settings()
+    dlg.tabs.setCurrentIndex(1)
+    dlg.remote_name.setText("my drive")
+    dlg.remote_url.setText(str(tmp_path / "elsewhere"))
+    dlg.add_remote_button.click()
+    wait(lambda: "not a usable remote name" in dlg.message.text(), 10, "name refused")
+    assert "use letters, digits, '.', '_' and '-'" in dlg.message.text()
+    dlg.remote_name.setText("drive")
+    dlg.add_remote_button.click()
+    wait(lambda: dlg.message.text().startswith("no folder at "), 10, "missing path refused")
+    assert dlg.remotes.count() == 0
+    target, moved = make_repo(tmp_path / "drive"), make_repo(tmp_path / "drive2")
+    dlg.remote_url.setText(str(target))
+    dlg.add_remote_button.click()
+    wait(lambda: dlg.remotes.count() == 1 and dlg.remotes.item(0).text().startswith("drive "),
+         BOUND, "remote listed")
+    dlg.remotes.setCurrentRow(0)
+    dlg.remote_url.setText(str(tmp_path / "typo"))
+    dlg.change_remote_button.click()
+    wait(lambda: dlg.message.text().startswith("no folder at "), 10, "edit checked too")
+    dlg.remote_url.setText(str(moved))
+    dlg.change_remote_button.click()
+    wait(lambda: app.actions.pending == 0, 10)
+    folder = Path(app.bridge.status.repos[0].path)
+    assert git(folder, "remote", "get-url", "drive").strip() == str(moved)
+    dlg.remotes.setCurrentRow(0)
+    dlg.remove_remote_button.click()
+    next(b for b in dlg.confirm.buttons() if b.text() == "Remove").click()
+    wait(lambda: dlg.remotes.count() == 0, BOUND, "remote gone from the list")
+    assert git(folder, "remote").strip() == ""
