@@ -161,7 +161,8 @@ class SettingsDialog(QDialog):
 
     def _selected_remote(self) -> str | None:
         item = self.remotes.currentItem()
-        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        name = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        return name if isinstance(name, str) else None
 
     def change_remote(self) -> asyncio.Task[Any] | None:
         """Point the selected remote at the location typed below."""
