@@ -132,7 +132,7 @@ class Core:
         self._stop = asyncio.Event()
         self._done = asyncio.Event()
         self._pause_changed = asyncio.Event()
-        self._paused_until: float | None = math.inf if self.settings.paused else None
+        self._paused_until = self._saved_pause()
         self.alerts = AlertBook(clock)
         self._activity = ActivityLog(self.config_dir, clock)
         self._acks = self._load_acks()
@@ -415,17 +415,24 @@ class Core:
         """Pause syncing until the epoch time ``until`` (None: until ``resume``)."""
         self._paused_until = math.inf if until is None else until
         self._pause_changed.set()
-        if until is None:
-            await self._save(self.settings.replace(paused=True))
+        # a timed pause survives a restart too (issue 19), until its time has passed
+        await self._save(self.settings.replace(paused=until is None, paused_until=until))
         if self.hub.link is not None:
             self.hub.link.announce()
         self.activity("Paused syncing")
 
+    def _saved_pause(self) -> float | None:
+        """The pause the settings remember: indefinite, or timed and not yet over."""
+        if self.settings.paused:
+            return math.inf
+        until = self.settings.paused_until
+        return until if until is not None and until > self.clock() else None
+
     async def resume(self) -> None:
         self._paused_until = None
         self._pause_changed.set()
-        if self.settings.paused:
-            await self._save(self.settings.replace(paused=False))
+        if self.settings.paused or self.settings.paused_until is not None:
+            await self._save(self.settings.replace(paused=False, paused_until=None))
         for w in self._workers.values():
             w.kick()
         self.queue.wake()

@@ -233,3 +233,20 @@ def test_remotes_are_checked_edited_and_removed(make_core: Any, make_app: Any, w
     next(b for b in dlg.confirm.buttons() if b.text() == "Remove").click()
     wait(lambda: dlg.remotes.count() == 0, BOUND, "remote gone from the list")
     assert git(folder, "remote").strip() == ""
+
+
+def test_pause_for_an_hour_survives_a_restart(make_core: Any, make_app: Any, wait: Any,
+                                              run: Any, tmp_path: Path) -> None:
+    app = _app_with_repo(make_core, make_app, wait, run, tmp_path)
+    _trigger(app, "pause-hour")
+    wait(lambda: app.bridge.status.paused_until not in (None, float("inf")), 10, "paused")
+    run(app.core.stop())
+    later = make_core("a")
+    app2 = make_app("a", core=later)
+    win = app2.open_window()
+    wait(lambda: win.headline.text().startswith("Paused until "), BOUND, "still paused")
+    assert not win.sync_button.isEnabled()
+    app2.tray.rebuild_menu()
+    assert "resume" in app2.tray.named and not app2.tray.named["sync-now"].isEnabled()
+    _trigger(app2, "resume")
+    wait(lambda: win.sync_button.isEnabled(), BOUND, "resumed")
