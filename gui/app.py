@@ -43,6 +43,7 @@ from gui.icons import app_icon
 from gui.tray import Tray
 from gui.windows.about import AboutDialog
 from gui.windows.conflict import ConflictDialog
+from gui.windows.log import LogDialog
 from gui.windows.main_window import MainWindow
 from gui.windows.settings import SettingsDialog
 from gui.windows.wizard import FirstRunWizard
@@ -84,6 +85,7 @@ class App(QObject):
         self.wizard: FirstRunWizard | None = None
         self.add_folder_wizard: FirstRunWizard | None = None
         self.about: AboutDialog | None = None
+        self.log_dialog: LogDialog | None = None
         self.conflict_dialogs: dict[tuple[str, str], ConflictDialog] = {}
         self._quit = asyncio.Event()
         self.actions.failed.connect(self._on_failed)
@@ -128,7 +130,7 @@ class App(QObject):
 
     def _windows(self) -> list[QWidget]:
         ws: list[QWidget | None] = [self.window, self.settings_dialog, self.wizard,
-                                    self.add_folder_wizard, self.about]
+                                    self.add_folder_wizard, self.about, self.log_dialog]
         ws += list(self.conflict_dialogs.values())
         return [w for w in ws if w is not None]
 
@@ -151,7 +153,7 @@ class App(QObject):
                 self.bridge, self.actions, resolve_conflict=self.resolve_conflict,
                 open_settings=self.open_settings, open_folder=self.open_folder)
             self.window.add_everyday_buttons(add_folder=self.open_add_folder,
-                                             about=self.open_about)
+                                             about=self.open_about, open_log=self.open_log)
         if repo is not None:
             self.window.show_repo(repo)
         self._raise(self.window)
@@ -195,6 +197,15 @@ class App(QObject):
             self.about = AboutDialog()
         self._raise(self.about)
         return self.about
+
+    def open_log(self) -> LogDialog:
+        """Show the log view (with *Copy diagnostics*)."""
+        if self.log_dialog is None:
+            self.log_dialog = LogDialog(lambda: self.bridge.status, self.config_dir)
+        else:
+            self.log_dialog.load()
+        self._raise(self.log_dialog)
+        return self.log_dialog
 
     def open_folder(self, path: str) -> None:
         """Open a repository folder in the file manager."""

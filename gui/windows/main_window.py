@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
         return w
 
     def add_everyday_buttons(self, *, add_folder: Callable[[], object],
-                             about: Callable[[], object]) -> None:
+                             about: Callable[[], object], open_log: Callable[[], object]) -> None:
         """*Add folder…* and *About* below the folder tree (issue 19)."""
         self.add_folder_button = QPushButton(self.tr("Add folder…"))
         self.add_folder_button.setObjectName("add-folder")
@@ -149,6 +149,10 @@ class MainWindow(QMainWindow):
         self.about_button.clicked.connect(lambda: about())
         self._folder_buttons.insertWidget(0, self.add_folder_button)
         self._folder_buttons.addWidget(self.about_button)
+        self.log_button = QPushButton(self.tr("Log and diagnostics…"))
+        self.log_button.setObjectName("open-log")
+        self.log_button.clicked.connect(lambda: open_log())
+        self._activity_buttons.insertWidget(0, self.log_button)
 
     def _build_transfers(self) -> QWidget:
         w = QWidget()
@@ -198,6 +202,7 @@ class MainWindow(QMainWindow):
         dismiss = QPushButton(self.tr("Dismiss"))
         dismiss.clicked.connect(self._dismiss_selected)
         row = QHBoxLayout()
+        self._activity_buttons = row
         row.addStretch(1)
         row.addWidget(dismiss)
         tl.addLayout(row)

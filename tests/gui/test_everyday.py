@@ -250,3 +250,24 @@ def test_pause_for_an_hour_survives_a_restart(make_core: Any, make_app: Any, wai
     assert "resume" in app2.tray.named and not app2.tray.named["sync-now"].isEnabled()
     _trigger(app2, "resume")
     wait(lambda: win.sync_button.isEnabled(), BOUND, "resumed")
+
+
+def test_log_view_and_copy_diagnostics(make_core: Any, make_app: Any, wait: Any, run: Any,
+                                       tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    from PySide6.QtGui import QGuiApplication
+
+    app = _app_with_repo(make_core, make_app, wait, run, tmp_path)
+    run(app.core.pause())  # writes "Paused syncing" to the log
+    win = app.open_window()
+    win.tabs.setCurrentIndex(2)
+    win.log_button.click()
+    dlg = app.log_dialog
+    assert dlg is not None and dlg.isVisible()
+    wait(lambda: (dlg.load(), "Paused syncing" in dlg.text.toPlainText())[1], 10, "log shown")
+    dlg.copy_button.click()
+    copied = QGuiApplication.clipboard().text()
+    assert copied.startswith(f"annexsync {version('annexsync')}\n")
+    assert "annexsync: paused" in copied and "Paused syncing" in copied
+    assert dlg.note.text().startswith("Diagnostics copied to the clipboard")
