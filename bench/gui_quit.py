@@ -39,8 +39,9 @@ def one(display: str) -> tuple[int, float, str]:
         p = subprocess.run([sys.executable, "-X", "dev", "-m",
                             "tests.gui.quit_session", str(home / "work")], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=180)
-        tail = p.stderr.strip().splitlines()[-1:] or [""]
-        return p.returncode, time.monotonic() - t0, tail[0]
+        lines = [x for x in p.stderr.strip().splitlines() if not x.startswith("Executing <")]
+        tail = lines[-1:] if p.returncode == 0 else lines[-25:]
+        return p.returncode, time.monotonic() - t0, "\n".join(tail)
 
 
 def main() -> int:
