@@ -242,7 +242,7 @@ class MainWindow(QMainWindow):
 
     def _overall_headline(self, o: Overall) -> str:
         text = self.tr("Syncing… %1%").replace("%1", str(int(o.fraction * 100)))
-        if o.eta is not None:
+        if o.eta is not None and o.eta >= 1:  # "about 0 s left" says nothing
             text += self.tr(", about %1 left").replace("%1", fmt.duration(o.eta))
         return text
 
@@ -253,7 +253,7 @@ class MainWindow(QMainWindow):
             return
         text = self.tr("Overall: %1 of %2 (%3%)").replace("%1", fmt.size(o.done)).replace(
             "%2", fmt.size(o.total)).replace("%3", str(int(o.fraction * 100)))
-        if o.eta is not None:
+        if o.eta is not None and o.eta >= 1:  # "about 0 s left" says nothing
             text += self.tr(", about %1 left").replace("%1", fmt.duration(o.eta))
         self.overall.setText(text)
         self.overall.setVisible(True)
