@@ -325,3 +325,23 @@ def test_a_silent_node_costs_one_bounded_wait(gateway: Gateway, tmp_path: Path) 
 
     assert asyncio.run(scenario()) == (u1, u2)
     assert _gateway_lines(g, str(key)) == {u1: "1", u2: "1"}
+
+
+def test_drop_from_cluster_with_remove_before(gateway: Gateway, tmp_path: Path) -> None:
+    """13.2-5, the REMOVE-BEFORE variant: the client proves the copy on
+    origin-extra by a lock through us, then GETTIMESTAMP + REMOVE-BEFORE to the
+    cluster, which we translate to each node's clock (5.8)."""
+    g = gateway
+    client = _client(g, tmp_path / "c")
+    key = _add(client, "t.txt")
+    annex(client, "copy", "-q", "--to", "origin-mycluster", "t.txt")
+    annex(client, "copy", "-q", "--to", "origin-extra", "t.txt")
+    annex(client, "drop", "-q", "t.txt")  # the local copy goes: extra and nodes remain
+    out = annex(client, "drop", "--from", "origin-mycluster", "t.txt")
+    assert "(locking origin-extra...) ok" in out, out
+    nodes = g.node_uuids()
+    assert _gateway_lines(g, key) == dict.fromkeys(nodes, "0")
+    for n in NODES:
+        assert content_path(g.root / n, key) is None, n
+    assert content_path(g.root / "extra", key) is not None
+    _fsck_all(g, client)
