@@ -64,7 +64,7 @@ from core.pairing.lan import Conn, Report, Storage, attempts, run_attempt
 from core.pairing.machine import PairingFailed, PairingMachine, PairingResult, PairingWindow, Reason
 from core.pairing.messages import Hello
 from core.xmpp import payloads
-from core.xmpp.client import _AVAILABLE, XmppConfig, _Client, _open, _presence_kwargs
+from core.xmpp.client import _AVAILABLE, XmppConfig, XmppError, _Client, _open, _presence_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -337,6 +337,18 @@ async def _side(cfg: XmppConfig, gate: Gate) -> AsyncIterator[_Side]:
         await client.shutdown()
 
 
+def check_friend(friend: str) -> str:
+    """The friend's account as typed (``name@server``).
+
+    Raises:
+        XmppError: not an XMPP address.
+    """
+    node, at, domain = friend.partition("@")
+    if not node or not at or not domain or "/" in friend or any(c.isspace() for c in friend):
+        raise XmppError(f"{friend!r} is not an XMPP address (name@server)")
+    return payloads.bare(friend)
+
+
 def _chosen(own: str, friend: str | None) -> Callable[[str], bool]:
     """The accounts allowed to talk to us: the friend named, else our own account."""
     account = payloads.bare(friend) if friend else payloads.bare(own)
@@ -355,6 +367,7 @@ async def show(window: PairingWindow, own: Hello, storage: Storage, cfg: XmppCon
     Raises:
         PairingFailed: EXPIRED or TOO_MANY_ATTEMPTS; XmppError: the account failed.
     """
+    friend = check_friend(friend) if friend else None
     deadline = time.monotonic() + window.remaining(time.monotonic())
     gate = Gate(_chosen(cfg.jid, friend), window.code.nameplate)
     async with _side(cfg, gate) as side:
@@ -388,6 +401,7 @@ async def join(machine: PairingMachine, storage: Storage, cfg: XmppConfig, *,
     Raises:
         PairingFailed: NO_WINDOW when none is found in time; else as ``run_attempt``.
     """
+    friend = check_friend(friend) if friend else None
     offers: set[str] = set()
     own_account = payloads.bare(cfg.jid)
     contacts: set[str] = set()
