@@ -63,6 +63,7 @@ from core.daemon.transferqueue import Transfer, TransferQueue
 from core.devices.hub import DeviceHub
 from core.errors import CoreError, GitCommandError
 from core.instance import InstanceLock, serve
+from core.pairing.service import OpenWindow, Pairing, PairOutcome
 from core.settings import (
     Settings,
     close_logging,
@@ -104,6 +105,7 @@ class Core:
         self.hub = DeviceHub(self.config_dir, lambda: self.settings, timings=self.timings,
                              on_change=self.changed, paused=self.paused)  # fmt: skip
         self.on_handover: Callable[[list[str]], None] | None = None
+        self.pairing = Pairing(self.config_dir, lambda: self.settings, clock)
         self._net_probe = net_probe or route_probe
         self._subscribers: list[Callable[[Status], None]] = []
         self._status = Status()
@@ -494,6 +496,42 @@ class Core:
         self.settings = await account.login(self.config_dir, cfg)
         self.hub.kick(restart=True)
         self.activity(f"Signed in to XMPP as {cfg.jid}")
+
+    # --- pairing (issue 15; core.pairing.service) ----------------------------------------
+
+    async def pair_show(self, how: str, friend: str | None = None, *,
+                        on_open: Callable[[OpenWindow], None],
+                        timeout: float = 600.0) -> PairOutcome:  # fmt: skip
+        """Show a code (``on_open``) and wait for a device: ``how`` is ``lan``, ``own``
+        (this XMPP account's devices) or ``friend`` (``friend``'s account).
+
+        Raises:
+            PairingFailed: expired, too many wrong codes; CoreError: no account, bad address.
+        """
+        outcome = await self.pairing.show(how, friend, on_open, timeout)
+        self._paired(outcome)
+        return outcome
+
+    async def pair_join(self, code: str, *, on_progress: Callable[[str], None]) -> PairOutcome:
+        """Join the device showing ``code``: on the LAN, then over XMPP.
+
+        Raises:
+            BadCode: not a code; PairingFailed: not paired, and why.
+        """
+        outcome = await self.pairing.join(code, on_progress)
+        self._paired(outcome)
+        return outcome
+
+    async def forget_device(self, device_id: str) -> None:
+        """Forget a paired device: its key, record and remotes."""
+        await self.pairing.forget(device_id)
+        self.hub.kick()
+        self.changed()
+
+    def _paired(self, outcome: PairOutcome) -> None:
+        self.activity(f"Paired with {outcome.name} over {outcome.transport}")
+        self.hub.kick()
+        self.changed()
 
     async def xmpp_logout(self) -> None:
         """Stop using the XMPP account and remove its password from the keyring."""

@@ -149,6 +149,7 @@ class DeviceStatus:
     last_seen: float | None = None
     paired: bool = False
     owed: bool = False  # a paired device that has not got our latest commits
+    transport: str | None = None  # a paired device: "XMPP" when seen there, else "LAN"/"XMPP" as paired
 
     @property
     def waiting(self) -> bool:

@@ -100,9 +100,12 @@ class Tray(QObject):
         open_folder: Callable[[str], None],
         resolve_conflict: Callable[[Conflict], object],
         quit: Callable[[], object],
+        pair_device: Callable[[], object] | None = None,
+        join_device: Callable[[], object] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self._pair_device, self._join_device = pair_device, join_device
         self.bridge, self.actions = bridge, actions
         self._open_window, self._open_settings = open_window, open_settings
         self._open_folder, self._resolve, self._quit = open_folder, resolve_conflict, quit
@@ -222,6 +225,8 @@ class Tray(QObject):
         self.menu.addSeparator()
         self._add_open_folder(status)
         self._add("open-window", tr("Open window"), self._open_window)
+        self._add("pair-device", tr("Pair a device…"), self._pair_device)
+        self._add("join-device", tr("Join with a code…"), self._join_device)
         self.menu.addSeparator()
         now = self.bridge.now()
         if status.paused(now):

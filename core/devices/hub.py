@@ -48,7 +48,7 @@ def device_statuses(seen: tuple[Device, ...], records: list[PairedDevice],
         out[d.device_id] = DeviceStatus(
             name=rec.name if rec else d.name, device_id=d.device_id, account=d.account,
             presence=d.presence, last_seen=d.last_seen, paired=rec is not None,
-            owed=owed.get(d.device_id, False),
+            owed=owed.get(d.device_id, False), transport=_transport(rec, d.presence),
         )  # fmt: skip
     for r in records:
         if r.device_id not in out:
@@ -56,8 +56,19 @@ def device_statuses(seen: tuple[Device, ...], records: list[PairedDevice],
             out[r.device_id] = DeviceStatus(
                 name=r.name, device_id=r.device_id, account=account_jid, presence="offline",
                 last_seen=r.last_seen, paired=True, owed=owed.get(r.device_id, False),
+                transport=_transport(r, "offline"),
             )  # fmt: skip
     return tuple(sorted(out.values(), key=lambda s: (not s.paired, s.name, s.device_id)))
+
+
+def _transport(record: PairedDevice | None, presence: str) -> str | None:
+    """How a paired device is reached (issue 15): XMPP while it is online there,
+    else the LAN when it gave an address, else XMPP."""
+    if record is None:
+        return None
+    if presence == "online" or not record.transports.lan:
+        return "XMPP" if record.transports.xmpp or presence == "online" else None
+    return "LAN"
 
 
 def _owed(records: list[PairedDevice]) -> dict[str, bool]:

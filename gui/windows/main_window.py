@@ -61,6 +61,8 @@ class MainWindow(QMainWindow):
         resolve_conflict: Callable[[Conflict], object],
         open_settings: Callable[[], object],
         open_folder: Callable[[str], None],
+        pair: Callable[[], object] | None = None,
+        join: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self.bridge, self.commands = bridge, actions
@@ -79,7 +81,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._build_folders(), self.tr("Folders"))
         self.tabs.addTab(self._build_transfers(), self.tr("Transfers"))
         self.tabs.addTab(self._build_activity(), self.tr("Activity"))
-        self.devices = DevicesView(self.tr)
+        self.devices = DevicesView(self.tr, pair=pair, join=join,
+                                   forget=lambda device_id: actions.forget_device(device_id))
         self.tabs.addTab(self.devices, self.tr("Devices"))
 
         central = QWidget()
