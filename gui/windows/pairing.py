@@ -70,6 +70,7 @@ class _PairingDialog(QDialog):
         self.bridge, self.commands = bridge, actions
         self.task: asyncio.Task[Any] | None = None
         self.outcome: PairOutcome | None = None
+        self.setMinimumWidth(440)
         self.lay = QVBoxLayout(self)
         self.said = _label("pair-result")
         self.cancel = QPushButton(self.tr("Cancel"))
@@ -142,6 +143,7 @@ class PairDialog(_PairingDialog):
         font.setPointSize(28)
         font.setBold(True)
         self.code.setFont(font)
+        self.code.setWordWrap(False)
         self.code.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.code.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.qr = _label("pair-qr")

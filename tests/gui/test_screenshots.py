@@ -13,7 +13,8 @@ from gui.screenshots import capture
 def test_screenshots_render(run: Any, tmp_path: Path) -> None:
     paths = run(capture(tmp_path))
     names = sorted(p.name for p in paths)
-    assert names == ["first-run-wizard.png", "main-window-transfers.png", "main-window.png",
+    assert names == ["first-run-wizard.png", "join-with-code-wizard.png",
+                     "main-window-transfers.png", "main-window.png", "pair-device-wizard.png",
                      "tray-menu.png"]
     for p in paths:
         img = QImage(str(p))
