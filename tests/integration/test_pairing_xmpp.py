@@ -152,8 +152,18 @@ async def raw_frames(show_cfg: XmppConfig, sender_cfg: XmppConfig, laptop: Side,
         except IqError as e:
             outcomes[label] = e.iq["error"]["condition"]
 
+    async def ask(label: str, to: str, np: int) -> None:
+        iq = sender.make_iq_get(ito=to)
+        iq["annexsync_pair"]["np"] = str(np)
+        try:
+            await iq.send(timeout=5)
+            outcomes[label] = None
+        except IqError as e:
+            outcomes[label] = e.iq["error"]["condition"]
+
     async def probe() -> None:
         to = await where.get()
+        await ask("probe", to, code.nameplate)
         await send("first", to, "a1", 0, first)
         await send("replayed", to, "a1", 0, first)  # the same IQ again
         await send("skipped", to, "a1", 5, b"x")
@@ -176,7 +186,7 @@ def test_replayed_and_foreign_iqs_are_refused_and_nothing_is_stored(
         sides: tuple[Side, Side], accounts: dict[str, XmppConfig]) -> None:  # fmt: skip
     laptop, desk = sides
     got = asyncio.run(raw_frames(accounts["alice"], accounts["alice"], laptop, desk))
-    assert got == {"first": None, "replayed": "unexpected-request", "skipped": "unexpected-request",
+    assert got == {"probe": None, "first": None, "replayed": "unexpected-request", "skipped": "unexpected-request",
                    "other run": "item-not-found", "spent sid reopened": "item-not-found"}
     stranger = asyncio.run(raw_frames(accounts["alice"], accounts["carol"], laptop, desk))
     assert set(stranger.values()) == {"not-authorized"}
