@@ -97,7 +97,9 @@ class _Context:
         from core.pairing.lan import Storage
 
         own_id = self.identity.device_id
-        return Storage(lambda r: result.store(self.config_dir, own_id, r, self.repos),
+        account = self.settings.xmpp_account
+        return Storage(lambda r: result.store(self.config_dir, own_id, r, self.repos,
+                                              own_account=account),
                        lambda s: result.undo(self.config_dir, own_id, s))
 
     def xmpp(self) -> Any:

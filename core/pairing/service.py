@@ -86,7 +86,8 @@ class Pairing:
         offers = [result.repo_offer(Path(p)) for p in s.repositories]
         tops = [top for top, _ in offers]
         own_id = identity.device_id
-        storage = lan.Storage(lambda r: result.store(self.config_dir, own_id, r, tops),
+        storage = lan.Storage(lambda r: result.store(self.config_dir, own_id, r, tops,
+                                                     own_account=s.xmpp_account),
                               lambda st: result.undo(self.config_dir, own_id, st))  # fmt: skip
         return identity, result.own_hello(identity, [o for _, o in offers], s), storage
 

@@ -63,6 +63,7 @@ def test_own_devices_pair_over_xmpp_then_friends_on_two_accounts(
     assert (joined.returncode, rc) == (0, 0), joined.stdout + joined.stderr + out + err
     assert "paired with device laptop" in joined.stdout and "paired with device desk" in out
     assert_paired(laptop, desk)
+    assert [r.own for r in desk.store().records()] == [True]  # the same account: own device
     assert asyncio.run(noise_session(laptop, desk)) == (b"ping!", b"hello")
 
     # a friend: bob's device, on another account, becomes alice's contact
@@ -75,6 +76,8 @@ def test_own_devices_pair_over_xmpp_then_friends_on_two_accounts(
     assert (joined.returncode, rc) == (0, 0), joined.stdout + joined.stderr + out + err
     assert "paired with device friend" in out
     assert_paired(laptop, friend)
+    assert [r.own for r in laptop.store().records()] == [False]  # a friend's device
+    assert [r.own for r in friend.store().records()] == [False]
 
 
 def test_a_wrong_code_over_xmpp_is_said_in_words_and_nothing_is_stored(
