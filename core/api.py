@@ -49,7 +49,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import gitlock, gitops
 from core.daemon import jobs
@@ -63,7 +63,6 @@ from core.daemon.transferqueue import Transfer, TransferQueue
 from core.devices.hub import DeviceHub
 from core.errors import CoreError, GitCommandError
 from core.instance import InstanceLock, serve
-from core.pairing.service import OpenWindow, Pairing, PairOutcome
 from core.settings import (
     Settings,
     close_logging,
@@ -74,6 +73,9 @@ from core.settings import (
 from core.status import AlertLevel, Status, to_json
 from core.xmpp import account
 from core.xmpp.client import XmppConfig
+
+if TYPE_CHECKING:  # pairing (zeroconf, spake2) is imported when first used: a fast start
+    from core.pairing.service import OpenWindow, Pairing, PairOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ class Core:
         self.hub = DeviceHub(self.config_dir, lambda: self.settings, timings=self.timings,
                              on_change=self.changed, paused=self.paused)  # fmt: skip
         self.on_handover: Callable[[list[str]], None] | None = None
-        self.pairing = Pairing(self.config_dir, lambda: self.settings, clock)
+        self._pairing: Pairing | None = None
         self._net_probe = net_probe or route_probe
         self._subscribers: list[Callable[[Status], None]] = []
         self._status = Status()
@@ -499,6 +501,14 @@ class Core:
         self.activity(f"Signed in to XMPP as {cfg.jid}")
 
     # --- pairing (issue 15; core.pairing.service) ----------------------------------------
+
+    @property
+    def pairing(self) -> Pairing:
+        if self._pairing is None:
+            from core.pairing.service import Pairing
+
+            self._pairing = Pairing(self.config_dir, lambda: self.settings, self.clock)
+        return self._pairing
 
     async def pair_show(self, how: str, friend: str | None = None, *,
                         on_open: Callable[[OpenWindow], None],

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import segno
 from PySide6.QtCore import Qt, QTimer
@@ -36,10 +36,12 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import CoreError
-from core.pairing.service import OpenWindow, PairOutcome
 from gui import format as fmt
 from gui.actions import Actions
 from gui.bridge import Bridge
+
+if TYPE_CHECKING:  # the pairing modules load on first use (app start stays fast)
+    from core.pairing.service import OpenWindow, PairOutcome
 
 
 def qr_pixmap(text: str, scale: int = 6) -> QPixmap:
