@@ -428,7 +428,8 @@ async def join(machine: PairingMachine, storage: Storage, cfg: XmppConfig, *,
             return result
         finally:
             keep = {payloads.bare(peer)} if peer and paired else set()
-            await side.withdraw(side.approved - keep)
+            asked = {friend} if friend else set()
+            await side.withdraw((side.approved | asked) - keep)
 
 
 def _offer_taker(offers: set[str]) -> Callable[[str], bool]:

@@ -127,6 +127,7 @@ def test_a_strangers_jid_finds_no_window_and_is_refused(
     assert isinstance(shown, PairingFailed) and shown.reason is Reason.EXPIRED, shown
     assert laptop.records() == desk.records() == []
     assert "bob@localhost" not in asyncio.run(roster_of(accounts["alice"]))
+    assert "alice@localhost" not in asyncio.run(roster_of(accounts["carol"]))  # her offer, too
 
 
 async def raw_frames(show_cfg: XmppConfig, sender_cfg: XmppConfig, laptop: Side,
