@@ -23,14 +23,15 @@ from tests.gui.conftest import make_repo
 BOUND = 30.0
 
 
-def _app(make_app: Any, run: Any, root: Path, name: str, device: str, server: Any) -> Any:
+def _app(make_app: Any, run: Any, root: Path, name: str, device: str, server: Any,
+         jid: str = "alice@localhost") -> Any:  # fmt: skip
     load_or_create(root / name, device)  # the device's name, not the host's
     repo = make_repo(root.parent / f"repo-{name}")
     app = make_app(name)
     run(app.core.add_repository(str(repo), create=False))
     app.core.settings = app.core.settings.replace(pairing_interface="127.0.0.1")
     app.core.pairing.lan_look = 0.5  # nothing on the LAN here: on to XMPP soon
-    run(app.core.xmpp_login("alice@localhost", "pw", server=server.server, ca_file=str(server.cert)))
+    run(app.core.xmpp_login(jid, "pw", server=server.server, ca_file=str(server.cert)))
     return app
 
 
@@ -47,11 +48,15 @@ def two_apps(make_app: Any, run: Any, config_root: Path, real_keyring: object,
             _app(make_app, run, config_root, "b", "desk", xmpp_server))  # fmt: skip
 
 
-def _show_code(app: Any, wait: Any) -> Any:
+def _show_code(app: Any, wait: Any, friend: str | None = None) -> Any:
     app.tray.rebuild_menu()
     app.tray.named["pair-device"].trigger()  # reached from the tray menu
     dlg = app.pair_dialog
-    dlg.own.click()
+    if friend:
+        dlg.friend.click()
+        dlg.friend_jid.setText(friend)
+    else:
+        dlg.own.click()
     dlg.start.click()
     wait(lambda: dlg.code.text() != "", BOUND, "the code shown")
     wait(lambda: dlg.left.text().startswith("Time left"), BOUND, "the countdown")
@@ -108,3 +113,20 @@ def test_a_wrong_code_in_the_join_wizard_is_said_and_nothing_is_stored(
     assert _records(a) == _records(b) == []
     shown.cancel.click()  # Cancel closes the window (the carrier cleans up)
     wait(lambda: shown.task is not None and shown.task.done(), BOUND, "the window closed")
+
+
+def test_the_wizards_pair_with_a_friend_on_another_account(
+        make_app: Any, run: Any, config_root: Path, real_keyring: object, xmpp_server: Any,
+        wait: Any, qtbot: Any) -> None:  # fmt: skip
+    for user in ("alice", "bob"):
+        xmpp_server.register(user, "pw")
+    a = _app(make_app, run, config_root, "a", "laptop", xmpp_server)
+    b = _app(make_app, run, config_root, "b", "friend", xmpp_server, "bob@localhost")
+    shown = _show_code(a, wait, friend="bob@localhost")
+    dlg = b.open_join()
+    qtbot.keyClicks(dlg.code, shown.code.text())
+    dlg.join.click()
+    wait(lambda: shown.said.text().startswith("Paired with"), BOUND, "the shower's outcome")
+    wait(lambda: dlg.said.text() == "Paired with laptop (over XMPP).", BOUND, "the joiner's outcome")
+    assert [(r.name, r.own) for r in _records(a)] == [("friend", False)]
+    assert [(r.name, r.own) for r in _records(b)] == [("laptop", False)]
