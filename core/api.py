@@ -44,14 +44,15 @@ import contextlib
 import json
 import logging
 import math
+import os
 import re
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import gitlock, gitops
+from core.activity import ActivityLog
 from core.daemon import jobs
 from core.daemon.alerts import AlertBook
 from core.daemon.jobs import TransferMeter
@@ -82,6 +83,23 @@ logger = logging.getLogger(__name__)
 ACKS_FILE = "conflicts.json"
 ACTIVITY_KEEP = 20
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+REMOTE_NAME_RULE = ("use letters, digits, '.', '_' and '-', starting with a letter or digit "
+                    "(no spaces)")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/:]+:")  # scheme://, or scp-like host:path
+
+
+def _check_location(repo: str, url: str) -> None:
+    """A location that is a local path must exist (issue 19: a typo is refused at once).
+
+    Raises:
+        CoreError: nothing at that path.
+    """
+    if _URL.match(url):
+        return
+    path = Path(repo, os.path.expanduser(url))
+    if not path.exists():
+        raise CoreError(f"no folder at {path}: give an existing folder, or a URL such as "
+                        "ssh://host/path or host:path")
 
 
 class UnknownRepository(CoreError):
@@ -118,9 +136,9 @@ class Core:
         self._stop = asyncio.Event()
         self._done = asyncio.Event()
         self._pause_changed = asyncio.Event()
-        self._paused_until: float | None = math.inf if self.settings.paused else None
+        self._paused_until = self._saved_pause()
         self.alerts = AlertBook(clock)
-        self._activity: deque[str] = deque(maxlen=ACTIVITY_KEEP)
+        self._activity = ActivityLog(self.config_dir, clock)
         self._acks = self._load_acks()
         self.queue = TransferQueue(
             self._run_transfer, slots=self.settings.transfer_slots, on_change=self.changed,
@@ -146,7 +164,7 @@ class Core:
 
     def activity(self, text: str) -> None:
         logger.info("%s", text)
-        self._activity.appendleft(text)
+        self._activity.add(text)
         self.changed()
 
     def alert(self, level: str, text: str, *, name: str | None = None,
@@ -182,7 +200,8 @@ class Core:
             online=self.netwatch.online if hasattr(self, "netwatch") else True,
             paused_until=self._paused_until,
             alerts=self.alerts.alerts(),
-            activity=tuple(self._activity),
+            activity=tuple(a.text for a in self._activity.entries()[:ACTIVITY_KEEP]),
+            activity_log=self._activity.entries(),
             xmpp=self.hub.xmpp_status(),
             devices=self.hub.statuses(),
         )
@@ -366,7 +385,9 @@ class Core:
             argv = [str(a) for a in request.get("argv", [])]
             cwd = Path(str(request.get("cwd") or "."))
             await self._handover(argv, cwd)
-            return {"ok": True}
+            # "window": whether a front end with a window took it (the tray app), or a
+            # headless daemon did: a second GUI launch then says so (issue 19)
+            return {"ok": True, "window": self.on_handover is not None}
         if op == "xmpp-login":
             await self.xmpp_login(str(request.get("jid") or ""), str(request.get("password") or ""),
                                   server=request.get("server") or None,
@@ -398,17 +419,24 @@ class Core:
         """Pause syncing until the epoch time ``until`` (None: until ``resume``)."""
         self._paused_until = math.inf if until is None else until
         self._pause_changed.set()
-        if until is None:
-            await self._save(self.settings.replace(paused=True))
+        # a timed pause survives a restart too (issue 19), until its time has passed
+        await self._save(self.settings.replace(paused=until is None, paused_until=until))
         if self.hub.link is not None:
             self.hub.link.announce()
         self.activity("Paused syncing")
 
+    def _saved_pause(self) -> float | None:
+        """The pause the settings remember: indefinite, or timed and not yet over."""
+        if self.settings.paused:
+            return math.inf
+        until = self.settings.paused_until
+        return until if until is not None and until > self.clock() else None
+
     async def resume(self) -> None:
         self._paused_until = None
         self._pause_changed.set()
-        if self.settings.paused:
-            await self._save(self.settings.replace(paused=False))
+        if self.settings.paused or self.settings.paused_until is not None:
+            await self._save(self.settings.replace(paused=False, paused_until=None))
         for w in self._workers.values():
             w.kick()
         self.queue.wake()
@@ -474,12 +502,35 @@ class Core:
         """
         w = self._worker(repo)
         if not _REMOTE_NAME.match(name):
-            raise CoreError(f"{name!r} is not a usable remote name")
+            raise CoreError(f"{name!r} is not a usable remote name: {REMOTE_NAME_RULE}")
+        _check_location(w.path, url)
+        await self._git_remote(w, ["remote", "add", name, url], f"cannot add remote {name}")
+
+    async def set_remote_url(self, repo: str, name: str, url: str) -> None:
+        """Point remote ``name`` at a new location (checked as ``add_remote`` checks it).
+
+        Raises:
+            CoreError: the location does not exist, or git refused (no such remote).
+        """
+        w = self._worker(repo)
+        _check_location(w.path, url)
+        await self._git_remote(w, ["remote", "set-url", name, url], f"cannot change remote {name}")
+
+    async def remove_remote(self, repo: str, name: str) -> None:
+        """``git remote remove``: stop syncing with ``name`` (nothing there is touched).
+
+        Raises:
+            CoreError: git refused (no such remote).
+        """
+        await self._git_remote(self._worker(repo), ["remote", "remove", name],
+                               f"cannot remove remote {name}")
+
+    async def _git_remote(self, w: RepoWorker, args: list[str], what: str) -> None:
         try:
             async with w.lock:
-                await run_blocking(gitops.run_git, Path(w.path), ["remote", "add", name, url])
+                await run_blocking(gitops.run_git, Path(w.path), args)
         except GitCommandError as e:
-            raise CoreError(f"cannot add remote {name}: {e}") from e
+            raise CoreError(f"{what}: {e}") from e
         await w.refresh_facts()
         w.desync_all()
 

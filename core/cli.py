@@ -227,8 +227,24 @@ def cmd_smudge(args: argparse.Namespace) -> int:
     return run_smudge(args.file, args.clean, sys.stdin.buffer, sys.stdout.buffer)
 
 
+def version() -> str:
+    """The installed version: from the package metadata only (pyproject.toml sets it)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("annexsync")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="annexsync", description="Sync git-annex repositories.")
+    p = argparse.ArgumentParser(
+        prog="annexsync", description="Sync git-annex repositories.",
+        epilog="With no COMMAND, annexsync starts the tray app (the sync assistant with its "
+               "window); with no display it runs `annexsync daemon` instead. No COMMAND "
+               "below starts the tray app.")
+    p.add_argument("--version", action="version", version=f"annexsync {version()}")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.add_argument("--config-dir", type=Path, default=None,
                    help="the daemon's config directory (default: $ANNEXSYNC_CONFIG_DIR, "
@@ -332,7 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
     try:
-        return int(func(args))
+        code = int(func(args))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return code
     except CoreError as e:
         print(f"annexsync: {e}", file=sys.stderr)
         return 1

@@ -198,9 +198,15 @@ def push(top: Path, remote: str, refspecs: Sequence[str]) -> dict[str, bool]:
     for pushed in reported:
         result[pushed.ref] = pushed.ok
     if proc.returncode != 0:
-        logger.info("push to %s: %s", remote, _text(proc.stderr).strip())
         if not reported:
             raise GitCommandError(args, proc.returncode, _text(proc.stderr))
+        # The remote was reached and refused some refs.  Its stderr repeats a long hint
+        # (a non-bare remote: "refusing to update checked out branch", a dozen lines)
+        # on every push: one line per refused ref is what the log keeps (issue 19).
+        for pushed in reported:
+            if not pushed.ok:
+                logger.info("push to %s: %s refused %s", remote, pushed.ref, pushed.summary)
+        logger.debug("push to %s: %s", remote, _text(proc.stderr).strip())
     return result
 
 

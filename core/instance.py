@@ -205,9 +205,20 @@ def hand_over(config_dir: Path, argv: list[str], timeout: float = IO_TIMEOUT) ->
     Raises:
         CoreError: the running instance refused or did not answer.
     """
+    return hand_over_reply(config_dir, argv, timeout) is not None
+
+
+def hand_over_reply(config_dir: Path, argv: list[str],
+                    timeout: float = IO_TIMEOUT) -> dict[str, Any] | None:
+    """As ``hand_over``, returning the running instance's reply (``"window"``: whether it
+    has a window to show), or None when none runs.
+
+    Raises:
+        CoreError: the running instance refused or did not answer.
+    """
     reply = request(config_dir, {"op": "handover", "argv": argv, "cwd": os.getcwd()}, timeout)
     if reply is None:
-        return False
+        return None
     if not reply.get("ok"):
         raise CoreError(f"the running instance refused: {reply.get('error')}")
-    return True
+    return reply

@@ -55,7 +55,8 @@ class Settings:
     xmpp_account: str | None = None  # the JID only; the password lives in the keyring
     xmpp_server: str | None = None  # HOST[:PORT] when not found from the JID's domain
     xmpp_ca_file: str | None = None  # a CA file for a self-hosted server's certificate
-    paused: bool = False  # remembered across restarts (indefinite pauses only)
+    paused: bool = False  # remembered across restarts (indefinite pauses)
+    paused_until: float | None = None  # epoch s: a timed pause ("for 1 hour"), kept too
     p2p_listen: str | None = None  # HOST:PORT: serve every synced repository to P2P peers
     pairing_interface: str | None = None  # the address pairing listens and announces on (all)
 

@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, Protocol
 
+from core.activity import Activity
+
 Direction = Literal["download", "upload"]
 TransferState = Literal["queued", "running", "done", "failed", "cancelled"]
 AlertLevel = Literal["info", "success", "warning", "error"]
@@ -260,6 +262,8 @@ class Status:
     xmpp: XmppStatus = XmppStatus()
     devices: tuple[DeviceStatus, ...] = ()
     daemon: bool = True  # issue 18: False when no daemon made it (``annexsync status``)
+    # issue 19: the same lines with their time, repeats folded (core.activity), newest first
+    activity_log: tuple[Activity, ...] = ()
 
     def peers(self) -> tuple[Peer, ...]:
         """Every peer health follows (module header): remotes, paired devices."""
@@ -419,4 +423,5 @@ def status_from_json(data: dict[str, Any]) -> Status:
         xmpp=XmppStatus(**data.get("xmpp", {})),
         devices=tuple(DeviceStatus(**d) for d in data.get("devices", ())),
         daemon=bool(data.get("daemon", True)),
+        activity_log=tuple(Activity(**a) for a in data.get("activity_log", ())),
     )

@@ -99,6 +99,14 @@ class Actions(QObject):
         """Add a path or URL remote to a repository."""
         return self.submit("add_remote", self.core.add_remote(repo, name, url))
 
+    def set_remote_url(self, repo: str, name: str, url: str) -> asyncio.Task[Any]:
+        """Point a remote at a new location."""
+        return self.submit("set_remote_url", self.core.set_remote_url(repo, name, url))
+
+    def remove_remote(self, repo: str, name: str) -> asyncio.Task[Any]:
+        """Stop syncing with a remote (nothing there is deleted)."""
+        return self.submit("remove_remote", self.core.remove_remote(repo, name))
+
     def cancel_transfer(self, transfer_id: int) -> asyncio.Task[Any]:
         """Cancel a queued or running transfer."""
         return self.submit("cancel_transfer", self.core.cancel_transfer(transfer_id))

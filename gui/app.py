@@ -29,19 +29,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSocketNotifier, QTimer, QUrl
+from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from core.api import Core
-from core.instance import hand_over
+from core.instance import hand_over_reply
 from core.settings import Settings, load_settings, resolve_config_dir
 from core.status import Conflict
 from gui.actions import Actions
 from gui.bridge import Bridge
 from gui.icons import app_icon
 from gui.tray import Tray
+from gui.windows.about import AboutDialog
 from gui.windows.conflict import ConflictDialog
+from gui.windows.log import LogDialog
 from gui.windows.main_window import MainWindow
 from gui.windows.pairing import JoinDialog, PairDialog
 from gui.windows.settings import SettingsDialog
@@ -52,9 +54,9 @@ logger = logging.getLogger(__name__)
 TRACE_ENV = "ANNEXSYNC_STARTUP_TRACE"  # bench/gui_startup.py: report when the tray icon is up
 
 
-def open_path(path: str) -> None:
-    """Open a folder or file with the desktop's default application."""
-    QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+def open_path(path: str) -> bool:
+    """Open a folder or file with the desktop's default application; False when none did."""
+    return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(path)))
 
 
 class App(QObject):
@@ -66,7 +68,7 @@ class App(QObject):
         config_dir: Path | None = None,
         *,
         clock: Callable[[], float] = time.time,
-        opener: Callable[[str], None] = open_path,
+        opener: Callable[[str], object] = open_path,
     ) -> None:
         super().__init__()
         self.core, self.config_dir, self.opener = core, config_dir, opener
@@ -78,11 +80,15 @@ class App(QObject):
             open_folder=self.open_folder, resolve_conflict=self.resolve_conflict,
             quit=self.quit, pair_device=self.open_pair, join_device=self.open_join, parent=self,
         )
+        self.tray.add_everyday_entries(add_folder=self.open_add_folder, about=self.open_about)
         self.window: MainWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.wizard: FirstRunWizard | None = None
         self.pair_dialog: PairDialog | None = None
         self.join_dialog: JoinDialog | None = None
+        self.add_folder_wizard: FirstRunWizard | None = None
+        self.about: AboutDialog | None = None
+        self.log_dialog: LogDialog | None = None
         self.conflict_dialogs: dict[tuple[str, str], ConflictDialog] = {}
         self._quit = asyncio.Event()
         self.actions.failed.connect(self._on_failed)
@@ -127,6 +133,7 @@ class App(QObject):
 
     def _windows(self) -> list[QWidget]:
         ws: list[QWidget | None] = [self.window, self.settings_dialog, self.wizard,
+                                    self.add_folder_wizard, self.about, self.log_dialog,
                                     self.pair_dialog, self.join_dialog]
         ws += list(self.conflict_dialogs.values())
         return [w for w in ws if w is not None]
@@ -135,6 +142,9 @@ class App(QObject):
 
     @staticmethod
     def _raise(w: QWidget) -> None:
+        """Show ``w`` in front, restored if it was minimized (issue 19)."""
+        if w.isMinimized():
+            w.setWindowState(w.windowState() & ~Qt.WindowState.WindowMinimized)
         w.show()
         w.raise_()
         w.activateWindow()
@@ -147,6 +157,8 @@ class App(QObject):
                 self.bridge, self.actions, resolve_conflict=self.resolve_conflict,
                 open_settings=self.open_settings, open_folder=self.open_folder,
                 pair=self.open_pair, join=self.open_join)
+            self.window.add_everyday_buttons(add_folder=self.open_add_folder,
+                                             about=self.open_about, open_log=self.open_log)
         if repo is not None:
             self.window.show_repo(repo)
         self._raise(self.window)
@@ -171,7 +183,7 @@ class App(QObject):
         if self.settings_dialog is None:
             self.settings_dialog = SettingsDialog(
                 self.bridge, self.actions, settings=self.settings, config_dir=self.config_dir,
-                add_folder=self.open_wizard)
+                add_folder=self.open_add_folder)
         else:
             self.settings_dialog.load()
         self._raise(self.settings_dialog)
@@ -185,6 +197,34 @@ class App(QObject):
             self.wizard = FirstRunWizard(self.actions)
         self._raise(self.wizard)
         return self.wizard
+
+    def open_add_folder(self) -> FirstRunWizard:
+        """Show the wizard that adds another folder (*Add folder…* in the menu, window,
+        settings): it says "Add a folder", not "Welcome", and starts empty."""
+        if self.first_run():
+            return self.open_wizard()
+        if self.add_folder_wizard is None or not self.add_folder_wizard.isVisible():
+            if self.add_folder_wizard is not None:
+                self.add_folder_wizard.deleteLater()
+            self.add_folder_wizard = FirstRunWizard(self.actions, first_run=False)
+        self._raise(self.add_folder_wizard)
+        return self.add_folder_wizard
+
+    def open_about(self) -> AboutDialog:
+        """Show the About dialog (version, licence, links)."""
+        if self.about is None:
+            self.about = AboutDialog()
+        self._raise(self.about)
+        return self.about
+
+    def open_log(self) -> LogDialog:
+        """Show the log view (with *Copy diagnostics*)."""
+        if self.log_dialog is None:
+            self.log_dialog = LogDialog(lambda: self.bridge.status, self.config_dir)
+        else:
+            self.log_dialog.load()
+        self._raise(self.log_dialog)
+        return self.log_dialog
 
     def open_folder(self, path: str) -> None:
         """Open a repository folder in the file manager."""
@@ -268,16 +308,35 @@ def _trace_startup(app: App, t0: float) -> None:
     timer.start(10)
 
 
-def main(config_dir: Path | str | None = None, argv: list[str] | None = None) -> int:
-    """Start the tray app; returns the exit status."""
+DAEMON_RUNS = ("annexsync already runs here as a background service (`annexsync daemon`), "
+               "which has no window. Its folders keep syncing. To use the tray app instead, "
+               "stop the service and start annexsync again.")
+
+
+def tell_daemon_runs(config_dir: Path) -> None:
+    """A GUI launch found a headless daemon on the same config: say so (issue 19), on
+    stderr and in a window, since a launch from the desktop menu has no terminal."""
+    print(f"annexsync: {DAEMON_RUNS} (config: {config_dir})", file=sys.stderr, flush=True)
+    box = QMessageBox(QMessageBox.Icon.Information, "annexsync", DAEMON_RUNS)
+    box.setObjectName("daemon-runs")
+    box.exec()
+
+
+def main(config_dir: Path | str | None = None, argv: list[str] | None = None, *,
+         on_started: Callable[[App], None] | None = None) -> int:
+    """Start the tray app; returns the exit status.  ``on_started`` (tests, benches) is
+    called with the ``App`` once it shows."""
     import qasync  # type: ignore[import-untyped]
 
     t0 = time.time()
     cfg = resolve_config_dir(config_dir)
-    if hand_over(cfg, list(argv[1:] if argv else [])):
-        return 0  # the running instance opens its window instead
+    reply = hand_over_reply(cfg, list(argv[1:] if argv else []))
     qapp = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     assert isinstance(qapp, QApplication)
+    if reply is not None:  # the running instance opens its window instead, if it has one
+        if not reply.get("window", True):
+            tell_daemon_runs(cfg)
+        return 0
     qapp.setApplicationName("annexsync")
     qapp.setDesktopFileName("annexsync")
     qapp.setQuitOnLastWindowClosed(False)
@@ -285,15 +344,17 @@ def main(config_dir: Path | str | None = None, argv: list[str] | None = None) ->
     core = Core(cfg)
     started: list[App] = []
 
-    def on_started(app: App) -> None:
+    def _started(app: App) -> None:
         started.append(app)
         if os.environ.get(TRACE_ENV):
             _trace_startup(app, t0)
+        if on_started is not None:
+            on_started(app)
 
     with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(qapp)) as runner:
         waker = _SignalWaker(lambda: started[0].quit() if started else None)
         try:
-            return runner.run(run_app(core, cfg, on_started=on_started))
+            return runner.run(run_app(core, cfg, on_started=_started))
         except KeyboardInterrupt:
             return 130
         finally:

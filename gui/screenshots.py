@@ -23,6 +23,7 @@ from pathlib import Path
 from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
+from core.activity import Activity
 from core.settings import Settings
 from core.status import (
     Alert,
@@ -64,6 +65,12 @@ def sample_status(now: float) -> Status:
         ),
         activity=("Uploading harbour.jpg to phone", "Downloading concert.flac from nas",
                   "Synced with phone, nas", "Added 14 files", "Committed 14 changes"),
+        activity_log=(
+            Activity(now - 30, "Uploading harbour.jpg to phone"),
+            Activity(now - 60, "Downloading concert.flac from nas"),
+            Activity(now - 95, "Synced with phone, nas", 3),
+            Activity(now - 400, "Committed 14 changes in Annex"),
+        ),
     )
 
 
@@ -117,6 +124,7 @@ class StaticCore:
 
     pause = resume = sync_now = add_repository = remove_repository = add_remote = _nothing
     cancel_transfer = resolve_conflict = update_settings = dismiss_alert = _nothing
+    set_remote_url = remove_remote = _nothing
 
 
 def _save(widget: QWidget, out: Path, name: str) -> Path:
@@ -159,7 +167,11 @@ async def capture(out: Path) -> list[Path]:
         window.tabs.setCurrentIndex(0)
         await _settle(0.2)
         written.append(_save(window, out, "main-window.png"))
+        window.tabs.setCurrentIndex(2)
+        await _settle(0.2)
+        written.append(_save(window, out, "main-window-activity.png"))
         window.hide()
+        written += await _dialog_shots(app, out)
 
         written += await _pairing_shots(app, out)
         written.append(await _tray_shot(app, out))
@@ -167,6 +179,22 @@ async def capture(out: Path) -> list[Path]:
         await first_run.aclose()
         await app.aclose()
     return written + await capture_states(out, now)
+
+
+async def _dialog_shots(app: object, out: Path) -> list[Path]:
+    """The add-folder wizard, the conflict resolver and the About dialog (issue 19)."""
+    from gui.app import App
+
+    assert isinstance(app, App)
+    written = []
+    conflict = next(c for r in app.bridge.status.repos for c in r.conflicts)
+    for name, dlg in (("add-folder-wizard.png", app.open_add_folder()),
+                      ("conflict-dialog.png", app.resolve_conflict(conflict)),
+                      ("about.png", app.open_about())):
+        await _settle(0.2)
+        written.append(_save(dlg, out, name))
+        dlg.hide()
+    return written
 
 
 async def capture_states(out: Path, now: float) -> list[Path]:

@@ -150,6 +150,8 @@ class Tray(QObject):
         self.menu.aboutToHide.connect(self._ticker.stop)
         self.icon.activated.connect(self._on_activated)
         self._on_click: Callable[[], object] = open_window
+        self._add_folder: Callable[[], object] | None = None
+        self._about: Callable[[], object] | None = None
         self.icon.messageClicked.connect(self._on_message_clicked)
         bridge.statusChanged.connect(self.update)
         bridge.alertRaised.connect(self.notify_alert)
@@ -281,10 +283,23 @@ class Tray(QObject):
             self._add("pause-tomorrow", tr("Pause until tomorrow"),
                       lambda: self.actions.pause(fmt.tomorrow_morning(self.bridge.now())))
         sync = self._add("sync-now", tr("Sync now"), self.actions.sync_now)
-        sync.setEnabled(bool(status.repos))
+        sync.setEnabled(bool(status.repos) and not status.paused(now))
         self.menu.addSeparator()
+        self._add_everyday_items()
         self._add("settings", tr("Settings…"), self._open_settings)
         self._add("quit", tr("Quit annexsync"), self._quit)
+
+    def add_everyday_entries(self, *, add_folder: Callable[[], object],
+                             about: Callable[[], object]) -> None:
+        """Give the menu its *Add folder…* and *About annexsync* entries (issue 19)."""
+        self._add_folder, self._about = add_folder, about
+        self.rebuild_menu()
+
+    def _add_everyday_items(self) -> None:
+        if self._add_folder is not None:
+            self._add("add-folder", self.tr("Add folder…"), self._add_folder)
+        if self._about is not None:
+            self._add("about", self.tr("About annexsync"), self._about)
 
     def _add_open_folder(self, status: Status) -> None:
         repos = status.repos

@@ -135,26 +135,6 @@ def annex_repo(tmp_path: Path) -> Iterator[Path]:
     yield repo
 
 
-# PySide6 6.12 can abort the interpreter during its final teardown ("bool_dealloc:
-# deallocating True or False", exit 134) after every test passed, when a run ends
-# with Qt objects still referenced from C++.  The results are all reported by then,
-# so a run that imported Qt leaves with its real status instead of the C crash.
-_exit_status: list[int] = []
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _exit_status.append(int(exitstatus))
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if "PySide6" in sys.modules and _exit_status:
-        config.get_terminal_writer().flush()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_status[-1])
-
-
 @pytest.fixture
 def xmpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A throw-away prosody with TLS on loopback (tests/xmpp_server.py)."""

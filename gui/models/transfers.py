@@ -2,12 +2,17 @@
 
 Rows are keyed by transfer id, so a progress update changes cells in place
 (``dataChanged``) instead of resetting the model -- the selection survives and a
-long queue does not flicker.
+long queue does not flicker.  A row names the file by its path inside the folder.
+
+``BatchProgress`` is the overall progress of one batch: every transfer seen from
+the moment one is queued or running until none is.  Finished files stay counted,
+so the figure never starts again at 0 % for each file (issue 19); the time left
+is the bytes left over the running transfers' speed.
 """
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
@@ -20,6 +25,44 @@ Index = QModelIndex | QPersistentModelIndex
 FILE, DIRECTION, PROGRESS, SPEED, STATE = range(5)
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1  # 0..100, or -1 when the size is unknown
 TRANSFER_ROLE = Qt.ItemDataRole.UserRole + 2  # the TransferStatus
+
+
+@dataclass(frozen=True)
+class Overall:
+    """One batch's progress: bytes done of bytes in total, seconds left (None: unknown)."""
+
+    done: int
+    total: int
+    eta: float | None
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+class BatchProgress:
+    """Overall progress over the current batch of transfers (see the module header)."""
+
+    def __init__(self) -> None:
+        self._batch: dict[int, TransferStatus] = {}
+
+    def update(self, status: Status) -> Overall | None:
+        """Take a snapshot; the batch's progress, or None when nothing is moving."""
+        transfers = [t for r in status.repos for t in r.transfers]
+        active = [t for t in transfers if t.state in ("queued", "running")]
+        if not active:
+            self._batch.clear()
+            return None
+        for t in transfers:
+            if t.state in ("queued", "running") or t.id in self._batch:
+                self._batch[t.id] = t
+        counted = [t for t in self._batch.values()
+                   if t.state not in ("failed", "cancelled") and t.bytes_total]
+        total = sum(t.bytes_total or 0 for t in counted)
+        done = sum((t.bytes_total or 0) if t.state == "done" else min(t.bytes_done, t.bytes_total or 0)
+                   for t in counted)
+        speed = sum(t.speed for t in active if t.state == "running")
+        return Overall(done, total, (total - done) / speed if speed > 0 else None)
 
 
 class TransfersModel(QAbstractTableModel):
@@ -76,7 +119,7 @@ class TransfersModel(QAbstractTableModel):
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         if col == FILE:
-            return os.path.basename(t.path) or t.path
+            return t.path  # inside the folder: two photos/IMG_1.jpg stay apart
         if col == DIRECTION:
             arrow = "↓" if t.direction == "download" else "↑"
             what = self.tr("from %1") if t.direction == "download" else self.tr("to %1")

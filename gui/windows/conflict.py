@@ -17,34 +17,38 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from core.status import Conflict
+from gui import format as fmt
 from gui.actions import Actions
 
 
 class ConflictDialog(QDialog):
     """Resolves one conflict."""
 
-    def __init__(self, conflict: Conflict, actions: Actions, open_file: Callable[[str], None],
+    def __init__(self, conflict: Conflict, actions: Actions, open_file: Callable[[str], object],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.conflict, self.commands, self._open_file = conflict, actions, open_file
         self.setObjectName("conflict-dialog")
         self.setWindowTitle(self.tr("Conflicting versions of %1").replace("%1", conflict.path))
         lay = QVBoxLayout(self)
+        folder = os.path.basename(conflict.repo.rstrip("/")) or conflict.repo
         text = QLabel(self.tr(
-            "“%1” was changed on two devices. Both versions are kept as separate files. "
-            "Keep both, or pick the version that keeps the name.").replace("%1", conflict.path))
+            "“%1” in the folder %2 was changed on two devices. Both versions are kept as "
+            "separate files. Keep both, or pick the version that keeps the name.")
+            .replace("%1", conflict.path).replace("%2", folder))
         text.setWordWrap(True)
         lay.addWidget(text)
         self.variants = QListWidget()
         self.variants.setObjectName("variants")
         for v in conflict.variants:
-            item = QListWidgetItem(os.path.basename(v))
+            item = QListWidgetItem(self.describe(v))
             item.setToolTip(v)
             self.variants.addItem(item)
         self.variants.setCurrentRow(0)
@@ -64,10 +68,20 @@ class ConflictDialog(QDialog):
         buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         # Our own slots decide when to close; the box's accepted signal is not used.
         self.keep_both.clicked.connect(lambda: self.resolve(None))
-        self.pick.clicked.connect(lambda: self.resolve(self.selected()))
+        self.pick.clicked.connect(self.confirm_pick)
         self.open_both.clicked.connect(self.open_all)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
+
+    def describe(self, variant: str) -> str:
+        """A version's line: its name, size and date (its content may not be here yet)."""
+        name = os.path.basename(variant)
+        try:
+            st = os.stat(os.path.join(self.conflict.repo, variant))
+        except OSError:
+            return self.tr("%1 — content not on this device yet").replace("%1", name)
+        return self.tr("%1 — %2, changed %3").replace("%1", name).replace(
+            "%2", fmt.size(st.st_size)).replace("%3", fmt.clock(st.st_mtime))
 
     def selected(self) -> str | None:
         """The variant path the user picked."""
@@ -94,7 +108,40 @@ class ConflictDialog(QDialog):
 
         task.add_done_callback(done)
 
+    def confirm_pick(self) -> None:
+        """Keeping one version discards the others: ask first (issue 19)."""
+        keep = self.selected()
+        if keep is None:
+            return
+        others = [os.path.basename(v) for v in self.conflict.variants if v != keep]
+        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Discard the other version?"),
+                          self.tr("Keep “%1” as %2 and delete %3?").replace(
+                              "%1", os.path.basename(keep)).replace("%2", self.conflict.path)
+                          .replace("%3", ", ".join(others)),
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("confirm-discard")
+        discard = box.addButton(self.tr("Keep it, delete the others"),
+                                QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _r: self.resolve(keep) if box.clickedButton() is discard
+                             else None)
+        self.confirm = box
+        box.open()
+
     def open_all(self) -> None:
-        """Open every version in the default application."""
+        """Open every version whose content is here; say so when none could be opened."""
+        opened = 0
         for v in self.conflict.variants:
-            self._open_file(os.path.join(self.conflict.repo, v))
+            path = os.path.join(self.conflict.repo, v)
+            if os.path.exists(path) and self._open_file(path) is not False:
+                opened += 1
+        if opened == 0:
+            self.error.setText(self.tr("Nothing was opened: neither version's content is on "
+                                       "this device yet, or no application opens it."))
+        elif opened < len(self.conflict.variants):
+            self.error.setText(self.tr("Opened %1 of %2 versions; the others' content is not "
+                                       "on this device yet.").replace("%1", str(opened))
+                               .replace("%2", str(len(self.conflict.variants))))
+        else:
+            self.error.setText("")
+        self.error.setVisible(bool(self.error.text()))

@@ -39,7 +39,7 @@ from gui import format as fmt
 from gui.actions import Actions
 from gui.bridge import Bridge
 from gui.icons import app_icon, state_icon
-from gui.models.transfers import PROGRESS, PROGRESS_ROLE, TransfersModel
+from gui.models.transfers import PROGRESS, PROGRESS_ROLE, BatchProgress, Overall, TransfersModel
 from gui.tray import headline, remote_line
 from gui.widgets.devices import DevicesView
 from gui.widgets.progress import ProgressDelegate
@@ -137,8 +137,25 @@ class MainWindow(QMainWindow):
         for b in (self.sync_button, self.open_button, settings):
             row.addWidget(b)
         row.addStretch(1)
+        self._folder_buttons = row
         lay.addLayout(row)
         return w
+
+    def add_everyday_buttons(self, *, add_folder: Callable[[], object],
+                             about: Callable[[], object], open_log: Callable[[], object]) -> None:
+        """*Add folder…* and *About* below the folder tree (issue 19)."""
+        self.add_folder_button = QPushButton(self.tr("Add folder…"))
+        self.add_folder_button.setObjectName("add-folder")
+        self.add_folder_button.clicked.connect(lambda: add_folder())
+        self.about_button = QPushButton(self.tr("About"))
+        self.about_button.setObjectName("about")
+        self.about_button.clicked.connect(lambda: about())
+        self._folder_buttons.insertWidget(0, self.add_folder_button)
+        self._folder_buttons.addWidget(self.about_button)
+        self.log_button = QPushButton(self.tr("Log and diagnostics…"))
+        self.log_button.setObjectName("open-log")
+        self.log_button.clicked.connect(lambda: open_log())
+        self._activity_buttons.insertWidget(0, self.log_button)
 
     def _build_transfers(self) -> QWidget:
         w = QWidget()
@@ -157,6 +174,10 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(PROGRESS, QHeaderView.ResizeMode.Interactive)
         self.transfers.setColumnWidth(PROGRESS, 170)
+        self.batch = BatchProgress()
+        self.overall = QLabel()
+        self.overall.setObjectName("overall")
+        lay.addWidget(self.overall)
         self.no_transfers = QLabel(self.tr("No file transfers running."))
         self.no_transfers.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.cancel_button = QPushButton(self.tr("Cancel transfer"))
@@ -184,6 +205,7 @@ class MainWindow(QMainWindow):
         dismiss = QPushButton(self.tr("Dismiss"))
         dismiss.clicked.connect(self._dismiss_selected)
         row = QHBoxLayout()
+        self._activity_buttons = row
         row.addStretch(1)
         row.addWidget(dismiss)
         tl.addLayout(row)
@@ -204,7 +226,10 @@ class MainWindow(QMainWindow):
         """Render a snapshot (cheap: called at most a few times a second)."""
         now = self.bridge.now()
         health = status.health(now)
-        self.headline.setText(headline(status, now, self.tr))
+        overall = self.batch.update(status)
+        self.headline.setText(self._overall_headline(overall) if health is Health.SYNCING
+                              and overall else headline(status, now, self.tr))
+        self._show_overall(overall)
         self.setWindowIcon(state_icon(health) if health is not Health.SYNCED else app_icon())
         self._show_repos(status, now)
         self._show_conflicts(status)
@@ -213,10 +238,28 @@ class MainWindow(QMainWindow):
         self.no_transfers.setVisible(not has)
         self._update_cancel()
         self._show_alerts(status)
-        self._fill_list(self.activity, list(status.activity))
+        self._fill_list(self.activity, self._activity_lines(status, now))
         self.devices.show_status(status, now)
-        self.sync_button.setEnabled(bool(status.repos))
+        self.sync_button.setEnabled(bool(status.repos) and not status.paused(now))
         self.open_button.setEnabled(bool(status.repos))
+
+    def _overall_headline(self, o: Overall) -> str:
+        text = self.tr("Syncing… %1%").replace("%1", str(int(o.fraction * 100)))
+        if o.eta is not None and o.eta >= 1:  # "about 0 s left" says nothing
+            text += self.tr(", about %1 left").replace("%1", fmt.duration(o.eta))
+        return text
+
+    def _show_overall(self, o: Overall | None) -> None:
+        """All files of this batch together: the figure does not restart per file."""
+        if o is None or not o.total:
+            self.overall.setVisible(False)
+            return
+        text = self.tr("Overall: %1 of %2 (%3%)").replace("%1", fmt.size(o.done)).replace(
+            "%2", fmt.size(o.total)).replace("%3", str(int(o.fraction * 100)))
+        if o.eta is not None and o.eta >= 1:  # "about 0 s left" says nothing
+            text += self.tr(", about %1 left").replace("%1", fmt.duration(o.eta))
+        self.overall.setText(text)
+        self.overall.setVisible(True)
 
     def _show_repos(self, status: Status, now: float) -> None:
         selected = self._selected_repo()
@@ -281,7 +324,13 @@ class MainWindow(QMainWindow):
         waiting = sum(1 for rm in repo.remotes if rm.waiting)
         if waiting:
             parts.append(self.tr("waiting for %1 remote(s)").replace("%1", str(waiting)))
-        return ", ".join(parts) if parts else self.tr("syncing enabled")
+        return ", ".join(parts) if parts else self._quiet_state()
+
+    def _quiet_state(self) -> str:
+        """A folder with nothing pending: paused, or up to date (issue 19: its real state)."""
+        if self.bridge.status.paused(self.bridge.now()):
+            return self.tr("paused")
+        return self.tr("up to date")
 
     def _show_conflicts(self, status: Status) -> None:
         items = [c for r in status.repos for c in r.conflicts]
@@ -317,6 +366,16 @@ class MainWindow(QMainWindow):
             it = QListWidgetItem(self.tr("No alerts."))
             it.setFlags(Qt.ItemFlag.NoItemFlags)
             self.alerts.addItem(it)
+
+    def _activity_lines(self, status: Status, now: float) -> list[str]:
+        """Each line with its time; a repeated line once, with how many times (issue 19)."""
+        if not status.activity_log:
+            return list(status.activity)
+        lines = []
+        for a in status.activity_log:
+            times = self.tr(" (×%1)").replace("%1", str(a.count)) if a.count > 1 else ""
+            lines.append(f"{fmt.clock(a.time, now)}  {a.text}{times}")
+        return lines
 
     @staticmethod
     def _fill_list(widget: QListWidget, texts: list[str]) -> None:

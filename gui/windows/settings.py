@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -141,7 +143,50 @@ class SettingsDialog(QDialog):
         add_form.addRow(self.tr("Location:"), self.remote_url)
         add_form.addRow("", self.add_remote_button)
         lay.addLayout(add_form)
+        self._add_remote_edit_buttons(add_form)
         return w
+
+    def _add_remote_edit_buttons(self, form: QFormLayout) -> None:
+        """Change the selected remote's location, or remove it (issue 19)."""
+        row = QHBoxLayout()
+        self.change_remote_button = QPushButton(self.tr("Change location of selected"))
+        self.change_remote_button.setObjectName("change-remote")
+        self.change_remote_button.clicked.connect(self.change_remote)
+        self.remove_remote_button = QPushButton(self.tr("Remove selected remote"))
+        self.remove_remote_button.setObjectName("remove-remote")
+        self.remove_remote_button.clicked.connect(self._on_remove_remote)
+        row.addWidget(self.change_remote_button)
+        row.addWidget(self.remove_remote_button)
+        form.addRow("", row)
+
+    def _selected_remote(self) -> str | None:
+        item = self.remotes.currentItem()
+        name = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        return name if isinstance(name, str) else None
+
+    def change_remote(self) -> asyncio.Task[Any] | None:
+        """Point the selected remote at the location typed below."""
+        name, url = self._selected_remote(), self.remote_url.text().strip()
+        if name is None or not url:
+            self._say(self.tr("Select a remote and type its new location."))
+            return None
+        self._say("")
+        return self.commands.set_remote_url(self.remote_repo.currentText(), name, url)
+
+    def _on_remove_remote(self) -> None:
+        name, repo = self._selected_remote(), self.remote_repo.currentText()
+        if name is None:
+            self._say(self.tr("Select the remote to remove."))
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Remove remote?"),
+                          self.tr("Stop syncing with “%1”? Nothing stored there is deleted.")
+                          .replace("%1", name), QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("confirm-remove-remote")
+        remove = box.addButton(self.tr("Remove"), QMessageBox.ButtonRole.DestructiveRole)
+        box.finished.connect(lambda _r: self.commands.remove_remote(repo, name)
+                             if box.clickedButton() is remove else None)
+        self.confirm = box
+        box.open()
 
     def _can_set_preferred(self) -> bool:
         return callable(getattr(self.commands.core, "set_preferred_content", None))
@@ -276,10 +321,13 @@ class SettingsDialog(QDialog):
                     combo.setCurrentText(current)
                 combo.blockSignals(False)
         repo = next((r for r in status.repos if r.path == self.remote_repo.currentText()), None)
-        texts = [f"{rm.name} ({rm.kind})" for rm in repo.remotes] if repo else []
+        remotes = repo.remotes if repo else ()
+        texts = [f"{rm.name} ({rm.kind})" for rm in remotes]
         if [self.remotes.item(i).text() for i in range(self.remotes.count())] != texts:
             self.remotes.clear()
             self.remotes.addItems(texts)
+            for i, rm in enumerate(remotes):
+                self.remotes.item(i).setData(Qt.ItemDataRole.UserRole, rm.name)
         self.add_remote_button.setEnabled(bool(paths))
 
     def _say(self, text: str) -> None:
@@ -290,11 +338,13 @@ class SettingsDialog(QDialog):
     def apply(self) -> asyncio.Task[Any]:
         """Save the plain settings and make start-at-login match."""
         new = self.edited()
+        self._say("")
         try:
             autostart.apply(new.start_at_login, self._config_dir)
-        except OSError as e:
+        except OSError as e:  # said, and left said (issue 19: it was cleared at once)
             self._say(self.tr("Could not change start at login: %1").replace("%1", str(e)))
-        self._say("")
+            new = new.replace(start_at_login=autostart.is_enabled())
+            self.start_at_login.setChecked(new.start_at_login)
         return self.commands.update_settings(new)
 
     def _ok(self) -> None:
@@ -302,9 +352,22 @@ class SettingsDialog(QDialog):
         task.add_done_callback(lambda t: None if t.cancelled() or t.exception() else self.accept())
 
     def _on_remove_folder(self) -> None:
+        """Ask first (issue 19); the files stay either way, but syncing stops."""
         item = self.folders.currentItem()
-        if item is not None:
-            self.commands.remove_repository(item.text())
+        if item is None:
+            return
+        path = item.text()
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Stop syncing this folder?"),
+                          self.tr("Stop syncing “%1”? Its files stay where they are; changes "
+                                  "are no longer synced with your other devices.").replace("%1", path),
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("confirm-stop-syncing")
+        stop = box.addButton(self.tr("Stop syncing"), QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _r: self.commands.remove_repository(path)
+                             if box.clickedButton() is stop else None)
+        self.confirm = box
+        box.open()
 
     def add_remote(self) -> asyncio.Task[Any] | None:
         """Add the remote typed in the Remotes page to the chosen folder."""

@@ -35,12 +35,20 @@ def default_folder() -> str:
 
 
 class FolderPage(QWizardPage):
-    """Choose: create a new folder, or use an existing git-annex repository."""
+    """Choose: create a new folder, or use an existing git-annex repository.
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    The first run welcomes the person and offers ``~/Annex``; adding another folder
+    later (issue 19) says so and starts with an empty path, never a synced folder.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, first_run: bool = True) -> None:
         super().__init__(parent)
-        self.setTitle(self.tr("Welcome to annexsync"))
-        self.setSubTitle(self.tr("Choose the folder to keep in sync between your devices."))
+        if first_run:
+            self.setTitle(self.tr("Welcome to annexsync"))
+            self.setSubTitle(self.tr("Choose the folder to keep in sync between your devices."))
+        else:
+            self.setTitle(self.tr("Add a folder"))
+            self.setSubTitle(self.tr("Choose another folder to keep in sync."))
         lay = QVBoxLayout(self)
         self.create_new = QRadioButton(self.tr("Create a new synced folder"))
         self.create_new.setObjectName("create-new")
@@ -55,7 +63,8 @@ class FolderPage(QWizardPage):
 
         lay.addWidget(QLabel(self.tr("Folder:")))
         row = QHBoxLayout()
-        self.path = QLineEdit(default_folder())
+        self.path = QLineEdit(default_folder() if first_run else "")
+        self.path.setPlaceholderText(self.tr("a folder to sync"))
         self.path.setObjectName("folder")
         browse = QPushButton(self.tr("Browse…"))
         browse.clicked.connect(self._browse)
@@ -94,15 +103,16 @@ class FolderPage(QWizardPage):
 class FirstRunWizard(QWizard):
     """Creates or adopts the first repository."""
 
-    def __init__(self, actions: Actions, parent: QWidget | None = None) -> None:
+    def __init__(self, actions: Actions, parent: QWidget | None = None, *,
+                 first_run: bool = True) -> None:
         super().__init__(parent)
         self.commands = actions
-        self.setObjectName("first-run-wizard")
-        self.setWindowTitle(self.tr("Set up annexsync"))
+        self.setObjectName("first-run-wizard" if first_run else "add-folder-wizard")
+        self.setWindowTitle(self.tr("Set up annexsync") if first_run else self.tr("Add a folder"))
         self.setWindowIcon(app_icon())
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
-        self.folder_page = FolderPage()
+        self.folder_page = FolderPage(first_run=first_run)
         self.addPage(self.folder_page)
         self.setButtonText(QWizard.WizardButton.FinishButton, self.tr("Start syncing"))
         self.resize(520, 360)

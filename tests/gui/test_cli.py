@@ -17,7 +17,7 @@ from tests.gui.conftest import requires_x
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _spawn(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:  # noqa: D103
     return subprocess.Popen([sys.executable, "-m", "core.cli", "--config-dir", str(config)],
                             cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -71,3 +71,70 @@ def test_no_display_runs_the_daemon(tmp_path: Path) -> None:
     finally:
         _stop(p)
     assert "PySide6" not in out
+
+
+# --- issue 19: the command line's own manners -----------------------------------------
+
+
+def _cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, **kw)  # type: ignore[call-overload]
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    p = _cli("--version")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"annexsync {version('annexsync')}"
+
+
+def test_help_says_what_starts_the_tray_app() -> None:
+    p = _cli("--help")
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert "With no COMMAND, annexsync starts the tray app" in text
+    assert "No COMMAND below starts the tray app" in text
+
+
+def test_status_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> None:
+    import json
+
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "settings.json").write_text(json.dumps(
+        {"repositories": [str(tmp_path / f"gone-{i}") for i in range(2000)]}))
+    p = subprocess.run(f"{sys.executable} -m core.cli --config-dir {cfg} status | head -1",
+                       shell=True, cwd=ROOT, text=True, capture_output=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.stdout.startswith("annexsync: not running")
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+
+
+@pytest.mark.tray
+@requires_x
+def test_launching_the_gui_while_the_daemon_runs_says_so(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    daemon = subprocess.Popen([sys.executable, "-m", "core.cli", "--config-dir", str(cfg),
+                               "daemon"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while '"running": true' not in _cli("--config-dir", str(cfg), "status", "--json").stdout:
+            assert time.monotonic() < deadline and daemon.poll() is None, "daemon up"
+            time.sleep(0.2)
+        gui_env = {k: v for k, v in env.items() if k != "QT_QPA_PLATFORM"}
+        gui = _spawn(cfg, gui_env)
+        try:
+            out = _read_until(gui, "background service", 20)
+            assert "already runs here as a background service (`annexsync daemon`)" in out, out
+            found = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name",
+                                    "^annexsync$"], capture_output=True, text=True, timeout=15)
+            assert found.stdout.strip(), "a window tells the person too"
+        finally:
+            gui.kill()
+            gui.wait(10)
+    finally:
+        _stop(daemon)

@@ -165,6 +165,8 @@ def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: A
     keep = next(v for v in conflict.variants if (p.pa / v).read_text() == "from B\n")
     dlg.variants.setCurrentRow(list(conflict.variants).index(keep))
     dlg.pick.click()
+    assert app_confirm_shown(dlg), "keeping one version asks before the other is deleted"
+    next(b for b in dlg.confirm.buttons() if b.text() == "Keep it, delete the others").click()
     wait(lambda: not dlg.isVisible(), BOUND, "dialog closes once resolved")
     wait(lambda: not p.a.bridge.status.repos[0].conflicts, BOUND, "conflict gone")
     assert (p.pa / "seed.txt").read_text() == "from B\n"
@@ -173,6 +175,10 @@ def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: A
          and _text(p.pb / "seed.txt") == "from B\n", BOUND, "B follows")
     wait(lambda: _synced(p.a) and _synced(p.b), BOUND, "both synced after resolving")
     assert flagged == ["seed.txt"], "flagged once"
+
+
+def app_confirm_shown(dlg: Any) -> bool:
+    return bool(dlg.confirm.isVisible())
 
 
 def _text(path: Path) -> str | None:
