@@ -102,7 +102,8 @@ class Core:
         self.timings = timings or Timings()
         self.settings = load_settings(self.config_dir)
         self.hub = DeviceHub(self.config_dir, lambda: self.settings, timings=self.timings,
-                             on_change=self.changed, paused=self.paused)  # fmt: skip
+                             on_change=self.changed, paused=self.paused,
+                             on_received=self._received)  # fmt: skip
         self.on_handover: Callable[[list[str]], None] | None = None
         self._net_probe = net_probe or route_probe
         self._subscribers: list[Callable[[Status], None]] = []
@@ -286,6 +287,17 @@ class Core:
             logger.exception("worker for %s crashed", worker.path)
             worker.error = f"stopped after an internal error: {e}"
             self.changed()
+
+    async def _received(self, path: Path) -> None:
+        """A paired device pushed into ``path``: its worker merges now (xmpp-sync C.3)."""
+        w = self._workers.get(str(Path(path).absolute()))
+        if w is None:
+            from core.devices.hub import merge_received
+
+            await merge_received(path)
+            return
+        w.need_receive = True
+        w.kick()
 
     def _worker(self, repo: str) -> RepoWorker:
         key = str(Path(repo).absolute())

@@ -12,7 +12,8 @@ into a verifying ``Incoming``, store, remove.  The kinds:
 * ``http``: ``annex+http`` p2phttp remotes (``remote.NAME.annexUrl``) — HTTP issue;
 * ``xmpp``: buddies reached through XMPP (git push only) — XMPP issue;
 * ``paired``: a paired device (``annexsync::paired:<device id>``), reached
-  over whichever transport is up when a session opens (core.devices);
+  through XMPP (``core.devices.remote``); git reaches it while
+  ``git_access`` holds its gate open;
 * ``special``: directory, rsync, S3, external … found in remote.log; shown, and
   their copies counted from the logs; moving content comes later;
 * ``cluster``: a git-annex cluster reached through a proxy — cluster issue.
@@ -49,7 +50,8 @@ from core.repo.repository import AnnexRepo, annex_uuid_at, config_value, parse_b
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Advance", "Remote", "RemoteInfo", "RemoteKind", "close_remotes", "find_remote", "list_remotes",
+    "Advance", "Remote", "RemoteInfo", "RemoteKind", "close_remotes", "find_remote", "git_access",
+    "list_remotes",
     "local_path", "open_remote",
 ]  # fmt: skip
 
@@ -225,6 +227,25 @@ def open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
     return found
 
 
+@contextlib.contextmanager
+def git_access(repo: AnnexRepo, info: RemoteInfo) -> Iterator[None]:
+    """What git needs to fetch from or push to ``info`` while the block runs:
+    nothing for most kinds; a paired device's gate (``PairedRemote.git_gate``).
+
+    Raises:
+        RemoteUnavailable: a paired device cannot be reached.
+    """
+    if info.kind is not RemoteKind.PAIRED:
+        yield
+        return
+    from core.devices.remote import PairedRemote
+
+    remote = open_remote(repo, info)
+    assert isinstance(remote, PairedRemote)
+    with remote.git_gate():
+        yield
+
+
 def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
     if info.kind is RemoteKind.PATH and info.url:
         path = local_path(info.url, repo.path)
@@ -242,6 +263,10 @@ def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
         from core.p2phttp.remote import http_remote
 
         return http_remote(repo, info)
+    if info.kind is RemoteKind.PAIRED and info.url:
+        from core.devices.remote import paired_remote
+
+        return paired_remote(repo, info)
     raise RemoteUnavailable(
         f"{info.name}: moving content to {info.kind.value} remotes is not supported yet"
     )

@@ -346,7 +346,10 @@ def pull_remote(path: str, name: str) -> RemoteOutcome:
         return _outcome(name, result, remote_reachable(path, info))
 
 
-_SINGLE_WRITER = re.compile(rb"^refs/synced/[0-9a-fA-F-]+/(.+)$")
+# refs/synced/<uuid>/<branch> (our daemon's fallback push), and
+# refs/synced/<uuid>/<device id>/<branch> (a paired device's push, xmpp-sync C.3)
+_UUID = rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_SINGLE_WRITER = re.compile(rb"^refs/synced/[0-9a-fA-F-]+/(?:" + _UUID + rb"/)?(.+)$")
 
 
 @dataclass(frozen=True)

@@ -456,10 +456,15 @@ class XmppLink:
         client.add_event_handler("presence_subscribe", subscribe)
 
     def may_stream(self, jid: str) -> bool:
-        """May ``jid`` open a bytestream to us?  Only a full JID that proved to
-        be one of ours (``Buddies.known``), on our account or a paired friend's."""
+        """May ``jid`` open a bytestream to us?  Only a full JID on our account
+        or a paired friend's that proved to be one of ours (``Buddies.known``)
+        or is a command's short-lived visitor resource
+        (``payloads.is_visitor``); either must then prove the pairing in the
+        session handshake (C.4) before anything is read or served."""
         own = self.jid
-        return (own is not None and payloads.resource_of(jid) != "" and self.buddies.known(jid)
+        resource = payloads.resource_of(jid)
+        ours = self.buddies.known(jid) or payloads.is_visitor(resource)
+        return (own is not None and resource != "" and ours
                 and (payloads.bare(jid) == payloads.bare(own) or self._is_contact(jid)))  # fmt: skip
 
     def _is_contact(self, jid: str) -> bool:
