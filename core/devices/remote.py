@@ -52,7 +52,7 @@ from typing import TypeVar
 
 from core.devices.identity import load_identity
 from core.devices.paired import PairedDevice, PairedStore
-from core.devices.sessions import credentials_for, open_device_session, own_refs
+from core.devices.sessions import credentials_for, open_device_session, own_refs, selector
 from core.errors import CoreError, RemoteRefused, RemoteUnavailable
 from core.p2p.messages import Service
 from core.p2p.remote import P2PClient, P2PRemote
@@ -136,7 +136,7 @@ class PairedRemote(P2PRemote):
         if not device.transports.xmpp:
             raise RemoteUnavailable(f"{info.name}: {device.name} has no XMPP address to reach")
         self.thread = LoopThread(f"paired {device.name}")
-        super().__init__(info, repo.uuid, self._open_link, token=info.uuid,
+        super().__init__(info, repo.uuid, self._open_link, token=selector(info.uuid),
                          run_on=self.thread.loop)  # fmt: skip
         self.device = device
         self.creds = creds
@@ -145,6 +145,7 @@ class PairedRemote(P2PRemote):
         self.peer_jid = device.transports.xmpp
         self.presence_timeout = presence_timeout
         self._visitor: Visitor | None = None
+        self._unreachable: RemoteUnavailable | None = None
 
     @property
     def own_device_id(self) -> str:
@@ -160,13 +161,18 @@ class PairedRemote(P2PRemote):
         return specs
 
     async def _visit(self) -> Visitor:
+        """The visitor connection, logged in once; a device found offline stays
+        offline for this remote's life (one operation), so no file waits again."""
+        if self._unreachable is not None:
+            raise self._unreachable
         if self._visitor is None:
             visitor = await Visitor.open(self.cfg, self.own_device_id)
             try:
                 if not await visitor.wait_online(self.peer_jid, self.presence_timeout):
-                    raise RemoteUnavailable(
+                    self._unreachable = RemoteUnavailable(
                         f"{self.device.name} is offline: not seen on XMPP within "
                         f"{self.presence_timeout:g} s")  # fmt: skip
+                    raise self._unreachable
             except BaseException:
                 await visitor.aclose()
                 raise

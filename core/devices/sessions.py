@@ -64,6 +64,12 @@ def own_refs(client_uuid: str, device_id: str) -> str:
     return f"refs/synced/{client_uuid}/{device_id}/"
 
 
+def selector(repo_uuid: str) -> str:
+    """The AUTH token that names a repository: its uuid without dashes (a P2P
+    token is ``[A-Za-z0-9]+``); the session, not the token, authenticates."""
+    return repo_uuid.replace("-", "").lower()
+
+
 def load_credentials(store: PairedStore, identity: DeviceIdentity) -> dict[str, PeerCredentials]:
     """Credentials for every paired device whose secret is in the keyring (blocking).
 
@@ -152,7 +158,7 @@ async def _serve_p2p(secure: SecureStream, record: PairedDevice, served_for: Ser
     pushed: list[bool] = []
 
     async def authenticate(client_uuid: str, wanted: str) -> ServedRepo | None:
-        found = shared.get(wanted)
+        found = shared.get(wanted.lower())
         if found is None or found[1] != client_uuid:
             security.warning("%s asked for repository %s as %s: not shared with it",
                              record.name, wanted, client_uuid)  # fmt: skip
@@ -182,7 +188,7 @@ def _shared_repos(record: PairedDevice) -> dict[str, tuple[Path, str]]:
     for repo in record.repos:
         uuid = annex_uuid_at(Path(repo.path))
         if uuid:
-            out[uuid] = (Path(repo.path), repo.peer_uuid)
+            out[selector(uuid)] = (Path(repo.path), repo.peer_uuid)
     return out
 
 
@@ -225,5 +231,5 @@ def served_repos() -> tuple[ServedFor, Callable[[], Awaitable[None]]]:
 
 __all__ = [
     "IDLE_TIMEOUT", "Served", "credentials_for", "load_credentials", "open_device_session",
-    "own_refs", "serve_device", "served_repos",
+    "own_refs", "selector", "serve_device", "served_repos",
 ]  # fmt: skip

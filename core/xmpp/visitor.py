@@ -30,7 +30,7 @@ import secrets
 import slixmpp
 
 from core.xmpp import payloads
-from core.xmpp.bytestream import IbbPair, IbbService
+from core.xmpp.bytestream import ACCEPT_MOST, IbbPair, IbbService
 from core.xmpp.client import XmppConfig, _Client, _open, _presence_kwargs
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Visitor:
         Raises:
             RemoteUnavailable: refused or unanswered.
         """
-        return await self.bytestreams.open(jid)
+        return await self.bytestreams.open(jid, block_size=ACCEPT_MOST)  # C.3: 8192 if taken
 
     async def aclose(self) -> None:
         """Break every stream and log out (bounded, never raises)."""

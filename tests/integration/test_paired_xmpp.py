@@ -1,0 +1,98 @@
+"""Paired devices that meet only through XMPP (real prosody with TLS on loopback):
+git history and annexed content travel as the P2P protocol over the Noise
+session over XEP-0047 (xmpp-sync.md C.3, C.4; issue 12).
+
+Each device has its own config dir, identity and keyring entries; records are
+made through ``PairedStore``.  The serving device runs its daemon (``Core``)
+on a loop in a thread; the other runs ``annexsync sync --content`` in-process
+(its own short-lived visitor connection).  The repositories have no other
+remote: what arrives came through XMPP.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.ops.sync import ANNEX_BRANCH
+from tests.conftest import annex, git
+from tests.integration.paired_helpers import (
+    Device,
+    cli,
+    device,
+    has_content,
+    head_files,
+    make_repo,
+    pair,
+    start,
+    stop,
+    wait,
+)
+from tests.xmpp_server import Prosody
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(110)]
+
+
+def _commit_file(repo: Path, name: str, data: bytes) -> None:
+    """Add and commit ``name`` (a running daemon may commit it first)."""
+    (repo / name).write_bytes(data)
+    annex(repo, "add", "-q", name)
+    git(repo, "commit", "-q", "-m", f"add {name}", check=False)
+    wait(lambda: name in head_files(repo), 10, f"{name} committed")
+
+
+def _arrived(receiver: Device, name: str, data: bytes) -> None:
+    wait(lambda: name in head_files(receiver.repo), 20, f"{receiver.name} merged {name}")
+    assert (receiver.repo / name).read_bytes() == data
+    annex(receiver.repo, "fsck", "--quiet", name)
+
+
+def test_own_devices_and_a_friend_sync_through_xmpp_alone(
+        tmp_path: Path, xmpp_server: Prosody, real_keyring: object,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    alice = xmpp_server.register("alice", "pw")
+    a_repo = make_repo(tmp_path / "a", "laptop")
+    (a_repo / "README").write_text("shared\n")
+    git(a_repo, "add", "README")
+    git(a_repo, "commit", "-q", "-m", "start")
+    a = device(tmp_path, "laptop", xmpp_server, alice, a_repo)
+    b = device(tmp_path, "desk", xmpp_server, alice, make_repo(tmp_path / "b", "desk", a_repo))
+    pair(a, b)
+    try:
+        start(b)
+        big = os.urandom(5_000_000)
+        _commit_file(a.repo, "big.bin", big)
+        assert cli(a, monkeypatch, "sync", "--content") == 0
+        _arrived(b, "big.bin", big)
+        prefix = f"refs/synced/{a.uuid}/{a.ident.device_id}/"
+        refs = git(b.repo, "for-each-ref", "--format=%(refname)", "refs/synced").split()
+        assert sorted(refs) == [prefix + "git-annex", prefix + "main"]  # per sender, only
+        assert git(b.repo, "branch", "--list", "synced/*").strip() == ""
+
+        start(a)  # B -> A: now A serves
+        small = os.urandom(30_000)
+        _commit_file(b.repo, "small.bin", small)
+        assert cli(b, monkeypatch, "sync", "--content") == 0
+        _arrived(a, "small.bin", small)
+
+        bob = xmpp_server.register("bob", "pw")  # a friend's device on another account
+        c = device(tmp_path, "friend", xmpp_server, bob, make_repo(tmp_path / "c", "friend",
+                                                                     a_repo))
+        pair(a, c)
+        stop(a)
+        start(a)  # the daemons subscribe to each other's accounts (C.1)
+        start(c)
+        assert cli(a, monkeypatch, "sync", "--content") == 0
+        _arrived(c, "big.bin", big)
+        _arrived(c, "small.bin", small)
+        annex(c.repo, "fsck", "--quiet")
+        for d in (a, b, c):  # every git-annex branch still reads as git-annex's
+            annex(d.repo, "info", "--fast")
+        assert git(c.repo, "rev-parse", ANNEX_BRANCH)
+    finally:
+        for d in (a, b):
+            stop(d)
+        if "c" in locals():
+            stop(c)
