@@ -114,10 +114,18 @@ class _Pool:
     operation does not re-read config and re-open remotes for every key.
     """
 
-    def __init__(self, stamp: tuple[int, bytes | None], infos: list[RemoteInfo]) -> None:
+    def __init__(self, stamp: tuple[int, bytes | None], infos: list[RemoteInfo],
+                 stale: list[Remote] | None = None) -> None:  # fmt: skip
         self.stamp = stamp
         self.infos = infos
         self.opened: dict[str, Remote | RemoteUnavailable] = {}
+        # remotes of an older state: an operation may still use them, so they
+        # are closed with this pool (a paired device's holds a connection)
+        self.stale: list[Remote] = stale or []
+
+    def remotes(self) -> list[Remote]:
+        return self.stale + [r for r in self.opened.values()
+                             if not isinstance(r, RemoteUnavailable)]  # fmt: skip
 
 
 _pools: weakref.WeakKeyDictionary[AnnexRepo, _Pool] = weakref.WeakKeyDictionary()
@@ -127,7 +135,7 @@ def _pool(repo: AnnexRepo) -> _Pool:
     stamp = repo.state_stamp()
     pool = _pools.get(repo)
     if pool is None or pool.stamp != stamp:
-        pool = _pools[repo] = _Pool(stamp, _list_remotes(repo))
+        pool = _pools[repo] = _Pool(stamp, _list_remotes(repo), pool.remotes() if pool else [])
     return pool
 
 
@@ -138,12 +146,11 @@ def close_remotes(repo: AnnexRepo) -> None:
     as the operation that needed it.
     """
     pool = _pools.pop(repo, None)
-    for remote in pool.opened.values() if pool else ():
-        if not isinstance(remote, RemoteUnavailable):
-            try:
-                remote.close()
-            except Exception as e:  # noqa: BLE001 - closing must not mask the result
-                logger.warning("closing %s: %s", remote.info.name, e)
+    for remote in pool.remotes() if pool else ():
+        try:
+            remote.close()
+        except Exception as e:  # noqa: BLE001 - closing must not mask the result
+            logger.warning("closing %s: %s", remote.info.name, e)
 
 
 def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:

@@ -88,12 +88,24 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Cancel what is left on the loop (slixmpp's own tasks), then end it."""
         if self.loop.is_closed():
             return
+        with contextlib.suppress(Exception):
+            self.run(_cancel_rest(), STOP_TIMEOUT)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(STOP_TIMEOUT)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+async def _cancel_rest() -> None:
+    me = asyncio.current_task()
+    rest = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for t in rest:
+        t.cancel()
+    if rest:
+        await asyncio.wait(rest, timeout=STOP_TIMEOUT / 6)
 
 
 # --- the gate git's helper reaches ---------------------------------------------------

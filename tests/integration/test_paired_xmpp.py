@@ -49,14 +49,19 @@ def _arrived(receiver: Device, name: str, data: bytes) -> None:
     annex(receiver.repo, "fsck", "--quiet", name)
 
 
-def test_own_devices_and_a_friend_sync_through_xmpp_alone(
+def _first_commit(tmp_path: Path) -> Path:
+    repo = make_repo(tmp_path / "a", "laptop")
+    (repo / "README").write_text("shared\n")
+    git(repo, "add", "README")
+    git(repo, "commit", "-q", "-m", "start")
+    return repo
+
+
+def test_own_devices_sync_a_commit_and_5mb_through_xmpp_alone(
         tmp_path: Path, xmpp_server: Prosody, real_keyring: object,
         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     alice = xmpp_server.register("alice", "pw")
-    a_repo = make_repo(tmp_path / "a", "laptop")
-    (a_repo / "README").write_text("shared\n")
-    git(a_repo, "add", "README")
-    git(a_repo, "commit", "-q", "-m", "start")
+    a_repo = _first_commit(tmp_path)
     a = device(tmp_path, "laptop", xmpp_server, alice, a_repo)
     b = device(tmp_path, "desk", xmpp_server, alice, make_repo(tmp_path / "b", "desk", a_repo))
     pair(a, b)
@@ -76,23 +81,33 @@ def test_own_devices_and_a_friend_sync_through_xmpp_alone(
         _commit_file(b.repo, "small.bin", small)
         assert cli(b, monkeypatch, "sync", "--content") == 0
         _arrived(a, "small.bin", small)
-
-        bob = xmpp_server.register("bob", "pw")  # a friend's device on another account
-        c = device(tmp_path, "friend", xmpp_server, bob, make_repo(tmp_path / "c", "friend",
-                                                                     a_repo))
-        pair(a, c)
+        for d in (a, b):  # both git-annex branches still read as git-annex's
+            annex(d.repo, "info", "--fast")
+    finally:
         stop(a)
+        stop(b)
+
+
+def test_a_friends_device_on_another_account(
+        tmp_path: Path, xmpp_server: Prosody, real_keyring: object,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    alice, bob = xmpp_server.register("alice", "pw"), xmpp_server.register("bob", "pw")
+    a_repo = _first_commit(tmp_path)
+    a = device(tmp_path, "laptop", xmpp_server, alice, a_repo)
+    c = device(tmp_path, "friend", xmpp_server, bob, make_repo(tmp_path / "c", "friend", a_repo))
+    pair(a, c)
+    try:
         start(a)  # the daemons subscribe to each other's accounts (C.1)
         start(c)
+        data = os.urandom(200_000)
+        _commit_file(a.repo, "photo.jpg", data)
         assert cli(a, monkeypatch, "sync", "--content") == 0
-        _arrived(c, "big.bin", big)
-        _arrived(c, "small.bin", small)
-        annex(c.repo, "fsck", "--quiet")
-        for d in (a, b, c):  # every git-annex branch still reads as git-annex's
-            annex(d.repo, "info", "--fast")
-        assert git(c.repo, "rev-parse", ANNEX_BRANCH)
+        _arrived(c, "photo.jpg", data)
+        _commit_file(c.repo, "reply.txt", b"thanks\n" * 1000)
+        assert cli(c, monkeypatch, "sync", "--content") == 0
+        _arrived(a, "reply.txt", b"thanks\n" * 1000)
+        assert git(a.repo, "rev-parse", ANNEX_BRANCH)
     finally:
-        for d in (a, b):
-            stop(d)
-        if "c" in locals():
-            stop(c)
+        stop(a)
+        stop(c)
+
