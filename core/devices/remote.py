@@ -62,6 +62,7 @@ from core.repo.repository import AnnexRepo
 from core.session import PeerCredentials
 from core.settings import load_settings, resolve_config_dir
 from core.xmpp import account
+from core.xmpp.bytestream import IbbPair
 from core.xmpp.client import XmppConfig
 from core.xmpp.visitor import PRESENCE_TIMEOUT, Visitor
 
@@ -198,10 +199,14 @@ class PairedRemote(P2PRemote):
             if isinstance(e, RemoteUnavailable):
                 raise
             raise RemoteUnavailable(f"{self.device.name}: {e}") from e
-        pair = await visitor.open_stream(self.peer_jid)
+        pair = await self._stream(visitor)
         secure = await open_device_session(pair.reader, pair.writer, self.creds,
                                            name=self.device.name)  # fmt: skip
         return Link(secure.reader, secure.writer, self.device.name)
+
+    async def _stream(self, visitor: Visitor) -> IbbPair:
+        """The bytestream a session runs over (tests put a hostile server here)."""
+        return await visitor.open_stream(self.peer_jid)
 
     async def _connect(self) -> P2PClient:
         try:

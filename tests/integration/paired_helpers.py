@@ -5,7 +5,6 @@ and the command line run in-process as that device."""
 from __future__ import annotations
 
 import asyncio
-
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

@@ -22,7 +22,6 @@ from tests.integration.paired_helpers import (
     Device,
     cli,
     device,
-    has_content,
     head_files,
     make_repo,
     pair,
