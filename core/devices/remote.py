@@ -178,6 +178,9 @@ class PairedRemote(P2PRemote):
         offline for this remote's life (one operation), so no file waits again."""
         if self._unreachable is not None:
             raise self._unreachable
+        if self._visitor is not None and self._visitor.client.lost.done():
+            await self._visitor.aclose()  # the connection dropped: log in again
+            self._visitor = None
         if self._visitor is None:
             visitor = await Visitor.open(self.cfg, self.own_device_id)
             try:
