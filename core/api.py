@@ -181,6 +181,7 @@ class Core:
             activity=tuple(self._activity),
             xmpp=self.hub.xmpp_status(),
             devices=self.hub.statuses(),
+            sessions=self.hub.sessions(),
         )
         if new == self._status:
             return

@@ -24,6 +24,7 @@ shared by all sessions (``sessions.served_repos``) and flushed at the end.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,11 +35,11 @@ from core.daemon.timings import Timings
 from core.devices import paired
 from core.devices.identity import DeviceIdentity, load_or_create
 from core.devices.paired import PairedDevice, PairedStore
-from core.devices.sessions import ServedFor, serve_device, served_repos
+from core.devices.sessions import ServedFor, SessionRecord, serve_device, served_repos
 from core.errors import CoreError
 from core.session.stream import RefusedSession
 from core.settings import Settings
-from core.status import DeviceStatus, XmppStatus
+from core.status import DeviceStatus, PeerSession, XmppStatus
 from core.xmpp import account
 from core.xmpp.buddies import Device
 from core.xmpp.bytestream import IbbPair
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 ACCEPT_POLL = 1.0  # how often the server loop looks for a renewed XMPP session
 MAX_REFUSED = 5
+MAX_SESSIONS = 10  # sessions kept for the status
+SESSION_TICK = 1.0  # how often a running session refreshes the status
 
 
 async def merge_received(path: Path) -> None:
@@ -108,6 +111,7 @@ class DeviceHub:
         self.paused = paused
         self.on_received = on_received or merge_received
         self.refused: list[RefusedSession] = []  # the last few, for the status
+        self._sessions: collections.deque[SessionRecord] = collections.deque(maxlen=MAX_SESSIONS)
         self.identity: DeviceIdentity | None = None
         self.store: PairedStore | None = None
         self.link: XmppLink | None = None
@@ -155,10 +159,33 @@ class DeviceHub:
             await close()
 
     async def _serve_one(self, pair: IbbPair, served_for: ServedFor) -> None:
+        """One session, shown in the status while it runs (bytes every second)."""
         assert self.store is not None and self.identity is not None
-        await serve_device(pair.reader, pair.writer, store=self.store, identity=self.identity,
-                           served_for=served_for, on_received=self.on_received,
-                           account=pair.peer, name=pair.peer, on_refused=self._refused)
+        stream = pair.stream
+        track = SessionRecord(pair.peer, "incoming",
+                              (lambda: (stream.bytes_in, stream.bytes_out)) if stream else
+                              (lambda: (0, 0)))  # fmt: skip
+        self._sessions.append(track)
+        self.on_change()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                ticker = tg.create_task(self._tick())
+                await serve_device(pair.reader, pair.writer, store=self.store,
+                                   identity=self.identity, served_for=served_for,
+                                   on_received=self.on_received, account=pair.peer,
+                                   name=pair.peer, on_refused=self._refused, track=track)
+                ticker.cancel()
+        finally:
+            self.on_change()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(SESSION_TICK)
+            self.on_change()
+
+    def sessions(self) -> tuple[PeerSession, ...]:
+        """Recent sessions with paired devices (live ones and the last few ended)."""
+        return tuple(t.snapshot() for t in self._sessions)
 
     def _refused(self, r: RefusedSession) -> None:
         self.refused = [*self.refused[-(MAX_REFUSED - 1):], r]

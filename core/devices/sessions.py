@@ -34,13 +34,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.devices.identity import DeviceIdentity
 from core.devices.paired import PairedDevice, PairedStore
-from core.errors import CoreError
+from core.errors import CoreError, SessionRefused
 from core.p2p.machine import server as server_machine
 from core.p2p.messages import Service
 from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel
@@ -48,6 +49,7 @@ from core.p2p.serving import ServedRepo, Session
 from core.repo.repository import annex_uuid_at
 from core.session import PeerCredentials
 from core.session.stream import Report, SecureStream, accept_session, connect_session
+from core.status import PeerSession, SessionDirection, SessionState
 from core.xmpp.payloads import bare
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,38 @@ def credentials_for(store: PairedStore, identity: DeviceIdentity,
     return load_credentials(store, identity).get(device_id)
 
 
+class SessionRecord:
+    """One session's facts as they change; ``snapshot`` is its status value.
+
+    ``counts`` reads the bytes the stream under the session moved (IBB's
+    counters), so the status shows a transfer progressing.
+    """
+
+    def __init__(self, peer: str, direction: SessionDirection,
+                 counts: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:  # fmt: skip
+        self.device = peer
+        self.direction: SessionDirection = direction
+        self.counts = counts
+        self.device_id: str | None = None
+        self.state: SessionState = "handshake"
+        self.repo: str | None = None
+        self.reason: str | None = None
+        self.started = time.time()
+
+    @property
+    def live(self) -> bool:
+        return self.state in ("handshake", "open")
+
+    def end(self, state: SessionState, reason: str | None = None) -> None:
+        if self.live:
+            self.state, self.reason = state, reason
+
+    def snapshot(self) -> PeerSession:
+        got, sent = self.counts()
+        return PeerSession(self.device, self.direction, self.state, self.device_id, self.repo,
+                           got, sent, self.started, self.reason)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Served:
     """What one served session did (for logs, status and tests)."""
@@ -107,37 +141,63 @@ class Served:
 async def serve_device(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                        store: PairedStore, identity: DeviceIdentity, served_for: ServedFor,
                        on_received: Received, account: str | None = None, name: str = "peer",
-                       on_refused: Report | None = None,
-                       idle_timeout: float = IDLE_TIMEOUT) -> Served | None:  # fmt: skip
+                       on_refused: Report | None = None, idle_timeout: float = IDLE_TIMEOUT,
+                       track: SessionRecord | None = None) -> Served | None:  # fmt: skip
     """Serve one paired device's session on ``reader``/``writer`` to its end.
 
     ``account``: the XMPP account the stream came from (checked against the
     record), None for transports without one.  ``served_for`` gives the
     process-wide ``ServedRepo`` of a path; ``on_received`` merges after a push.
-    Returns None when the session was refused.  Never raises ``CoreError``
-    (a broken or refused session is logged); cancellation propagates.
+    ``track`` follows the session for the status.  Returns None when the
+    session was refused or broke.  Never raises ``CoreError`` (a broken or
+    refused session is logged); cancellation propagates.
     """
+    track = track or SessionRecord(name, "incoming")
     try:
-        creds = await asyncio.to_thread(load_credentials, store, identity)
-        records = {r.device_id: r for r in await asyncio.to_thread(store.records)}
-    except CoreError as e:
-        logger.warning("cannot serve %s: %s", name, e)
-        writer.close()
-        return None
-    try:
-        secure = await accept_session(reader, writer, creds.get, name=name, on_refused=on_refused)
-    except CoreError as e:
-        logger.info("session from %s not opened: %s", name, e)
-        return None
+        try:
+            creds = await asyncio.to_thread(load_credentials, store, identity)
+            records = {r.device_id: r for r in await asyncio.to_thread(store.records)}
+        except CoreError as e:
+            logger.warning("cannot serve %s: %s", name, e)
+            writer.close()
+            track.end("failed", str(e))
+            return None
+        try:
+            secure = await accept_session(reader, writer, creds.get, name=name,
+                                          on_refused=on_refused)  # fmt: skip
+        except SessionRefused as e:
+            track.end("refused", e.reason)
+            return None
+        except CoreError as e:
+            logger.info("session from %s not opened: %s", name, e)
+            track.end("failed", str(e))
+            return None
+        return await _serve_secure(secure, records, account, served_for, on_received,
+                                   idle_timeout, track)  # fmt: skip
+    finally:
+        track.end("failed", "the session ended unexpectedly")
+
+
+async def _serve_secure(secure: SecureStream, records: dict[str, PairedDevice],
+                        account: str | None, served_for: ServedFor, on_received: Received,
+                        idle_timeout: float, track: SessionRecord) -> Served | None:  # fmt: skip
     try:
         record = records[secure.peer_device_id]
+        track.device, track.device_id, track.state = record.name, record.device_id, "open"
         if account is not None and not _same_account(record, account):
-            security.warning("refused %s: it came from %s, its record names %s", record.name,
-                             account, record.transports.xmpp)  # fmt: skip
+            why = f"it came from {bare(account)}, its record names another account"
+            security.warning("refused %s: %s", record.name, why)
+            track.end("refused", why)
             return None
-        return await _serve_p2p(secure, record, served_for, on_received, idle_timeout)
+        served = await _serve_p2p(secure, record, served_for, on_received, idle_timeout)
+        track.repo = str(served.repo) if served and served.repo else None
+        if served is None or served.repo is None:
+            track.end("refused", "it asked for a repository it does not share with this device")
+        track.end("done")
+        return served
     except CoreError as e:
-        logger.info("session with %s ended: %s", name, e)
+        logger.info("session with %s ended: %s", track.device, e)
+        track.end("failed", str(e))
         return None
     finally:
         await secure.aclose()
@@ -230,6 +290,6 @@ def served_repos() -> tuple[ServedFor, Callable[[], Awaitable[None]]]:
 
 
 __all__ = [
-    "IDLE_TIMEOUT", "Served", "credentials_for", "load_credentials", "open_device_session",
+    "IDLE_TIMEOUT", "Served", "SessionRecord", "credentials_for", "load_credentials", "open_device_session",
     "own_refs", "selector", "serve_device", "served_repos",
 ]  # fmt: skip

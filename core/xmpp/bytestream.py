@@ -217,13 +217,15 @@ class IbbWriter(asyncio.StreamWriter):
 
 @dataclass
 class IbbPair:
-    """One open bytestream: its reader, writer, peer full JID, sid and block size."""
+    """One open bytestream: its reader, writer, peer full JID, sid and block size;
+    ``stream`` counts the bytes (``bytes_in``, ``bytes_out``) for the status."""
 
     reader: IbbReader
     writer: IbbWriter
     peer: str
     sid: str
     block_size: int
+    stream: IbbStream | None = None
 
 
 class _Channel:
@@ -350,7 +352,7 @@ class IbbService:
     def _add(self, stream: IbbStream) -> IbbPair:
         ch = _Channel(self, stream)
         self._live[ch.key] = ch
-        return IbbPair(ch.reader, ch.writer, stream.peer, stream.sid, stream.block_size)
+        return IbbPair(ch.reader, ch.writer, stream.peer, stream.sid, stream.block_size, stream)
 
     def forget(self, ch: _Channel) -> None:
         if self._live.get(ch.key) is ch:

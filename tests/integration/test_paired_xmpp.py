@@ -74,6 +74,11 @@ def test_own_devices_sync_a_commit_and_5mb_through_xmpp_alone(
         refs = git(b.repo, "for-each-ref", "--format=%(refname)", "refs/synced").split()
         assert sorted(refs) == [prefix + "git-annex", prefix + "main"]  # per sender, only
         assert git(b.repo, "branch", "--list", "synced/*").strip() == ""
+        assert b.core is not None  # B's status: the sessions A opened, with their bytes
+        done = [x for x in b.core.status.sessions if x.state == "done"]
+        assert {x.device for x in done} == {"laptop"}
+        assert {x.direction for x in done} == {"incoming"}
+        assert sum(x.bytes_in for x in done) > 5_000_000
 
         start(a)  # B -> A: now A serves
         small = os.urandom(30_000)

@@ -11,6 +11,7 @@ the bytestream (``_stream``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
@@ -127,6 +128,15 @@ def test_a_device_without_the_pair_secret_is_refused(
     wait(lambda: bool(b.core and b.core.hub.refused), 5, "the refusal in B's hub")
     assert "could not prove the pairing" in b.core.hub.refused[-1].text
     assert any("refused" in r.getMessage() for r in caplog.records)
+    # B's status shows the refused session, in words, as text and as JSON
+    wait(lambda: bool(b.core and b.core.status.sessions), 5, "the session in B's status")
+    assert cli(b, monkeypatch, "status", "--json") == 0
+    sessions = json.loads(capsys.readouterr().out)["sessions"]
+    assert [(x["direction"], x["state"]) for x in sessions] == [("incoming", "refused")]
+    assert "could not prove the pairing" in sessions[0]["reason"]
+    assert cli(b, monkeypatch, "status") == 0
+    text = capsys.readouterr().out
+    assert "session from " in text and "refused" in text and "could not prove" in text, text
 
 
 def test_a_tampered_block_is_refused(devices: Pair, monkeypatch: pytest.MonkeyPatch,
