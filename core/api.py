@@ -61,6 +61,7 @@ from core.daemon.threads import run_blocking
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import Transfer, TransferQueue
 from core.devices.hub import DeviceHub
+from core.devices.remote import use_config_dir
 from core.errors import CoreError, GitCommandError
 from core.instance import InstanceLock, serve
 from core.settings import (
@@ -249,6 +250,7 @@ class Core:
         assert self._tg is not None
         worker = RepoWorker(path, self, create=create, description=description,
                             largefiles=self.settings.largefiles)
+        use_config_dir(worker.path, self.config_dir)  # its paired devices are ours
         self._workers[worker.path] = worker
         self._tasks[worker.path] = self._tg.create_task(self._guard(worker),
                                                         name=f"repo {worker.path}")
@@ -288,6 +290,12 @@ class Core:
             logger.exception("worker for %s crashed", worker.path)
             worker.error = f"stopped after an internal error: {e}"
             self.changed()
+
+    def device_online(self, device_id: str) -> bool:
+        """Whether a paired device's daemon is online on XMPP now (the workers'
+        probe for its remotes)."""
+        return any(d.device_id == device_id and d.presence == "online"  # not paused
+                   for d in self.hub.statuses())  # fmt: skip
 
     async def _received(self, path: Path) -> None:
         """A paired device pushed into ``path``: its worker merges now (xmpp-sync C.3)."""

@@ -25,11 +25,12 @@ a cancel flag on every chunk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,18 +47,26 @@ from core.ops.conflicts import VARIANT_MARKER, original_names
 from core.ops.files import AnnexedFile, annexed_files, populate_unlocked
 from core.ops.query import wanted
 from core.ops.transfer import _wanted, copy_key_to, get_key
-from core.remotes import RemoteInfo, RemoteKind, list_remotes, local_path, open_remote
+from core.remotes import (
+    RemoteInfo,
+    RemoteKind,
+    close_remotes,
+    list_remotes,
+    local_path,
+    open_remote,
+)
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo, init_git
 
 logger = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".annexsync-tmp"
-CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P)  # kinds that move content today
+CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P, RemoteKind.PAIRED)  # kinds that move content
 _UNREACHABLE_HINTS = (
     "does not appear to be a git repository", "could not read from remote", "connection refused",
     "could not resolve", "network is unreachable", "connection timed out", "no route to host",
     "unable to access", "connection reset", "timed out", "host is down",
+    "is offline", "went offline",  # a paired device (core.devices.remote)
 )
 
 
@@ -74,8 +83,16 @@ class RepoFacts:
     wanted_notes: dict[str, str] = field(default_factory=dict)  # uuid -> "treated as present"
 
 
-def _open(path: str) -> AnnexRepo:
-    return AnnexRepo.open(path, auto_init=True)
+@contextlib.contextmanager
+def _open(path: str) -> Iterator[AnnexRepo]:
+    """The repository for one job; the remotes it opened close with it (a
+    paired device's holds an XMPP connection)."""
+    repo = AnnexRepo.open(path, auto_init=True)
+    try:
+        yield repo
+    finally:
+        close_remotes(repo)
+        repo.close()
 
 
 CREATING = "annexsync-creating"  # in the git dir while the daemon creates a repository
@@ -294,8 +311,8 @@ def push_remote(path: str, name: str) -> RemoteOutcome:
         if name not in result.errors:
             return RemoteOutcome(True)
         first = _outcome(name, result, remote_reachable(path, info))
-        if first.unreachable:
-            return first
+        if first.unreachable or info.kind is RemoteKind.PAIRED:
+            return first  # a paired device takes our own refs only: nothing to fall back to
         # Refused: fetch and merge, push again (spec 3.1 step 5).
         retry = syncops.SyncResult()
         try:

@@ -291,6 +291,16 @@ async def _wait(fut: asyncio.Future[None]) -> None:
     await fut
 
 
+_config_dirs: dict[str, Path] = {}
+
+
+def use_config_dir(repo_path: str | Path, config_dir: Path) -> None:
+    """The daemon serving ``repo_path`` has ``config_dir``: its paired devices'
+    remotes use that identity (a process may hold several instances, as tests
+    do); elsewhere ``resolve_config_dir`` decides, as for every command."""
+    _config_dirs[os.path.realpath(repo_path)] = Path(config_dir)
+
+
 def paired_remote(repo: AnnexRepo, info: RemoteInfo) -> PairedRemote:
     """The ``Remote`` of a paired device (blocking: keyring, files).
 
@@ -299,7 +309,7 @@ def paired_remote(repo: AnnexRepo, info: RemoteInfo) -> PairedRemote:
     """
     assert info.url is not None and info.url.startswith(PAIRED_PREFIX)
     device_id = info.url.removeprefix(PAIRED_PREFIX)
-    config_dir = resolve_config_dir()
+    config_dir = _config_dirs.get(os.path.realpath(repo.path)) or resolve_config_dir()
     try:
         identity = load_identity(config_dir)
         if identity is None:
@@ -325,4 +335,5 @@ def paired_remote(repo: AnnexRepo, info: RemoteInfo) -> PairedRemote:
     return PairedRemote(info, repo, device, creds, cfg)
 
 
-__all__ = ["GATES_ENV", "LoopThread", "PairedRemote", "gate_path", "gates_dir", "paired_remote"]
+__all__ = ["GATES_ENV", "LoopThread", "PairedRemote", "gate_path", "gates_dir", "paired_remote",
+           "use_config_dir"]

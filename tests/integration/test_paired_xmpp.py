@@ -22,6 +22,7 @@ from tests.integration.paired_helpers import (
     Device,
     cli,
     device,
+    has_content,
     head_files,
     make_repo,
     pair,
@@ -115,3 +116,30 @@ def test_a_friends_device_on_another_account(
         stop(a)
         stop(c)
 
+
+
+def test_the_daemons_sync_with_an_online_paired_device_by_themselves(
+        tmp_path: Path, xmpp_server: Prosody, real_keyring: object) -> None:  # fmt: skip
+    """No command runs: A's daemon commits a new file; with B online, A's worker
+    pushes to it (per-sender refs, merged by B at once) and its transfer queue
+    sends the content; B's worker fetches from A as from any remote."""
+    alice = xmpp_server.register("alice", "pw")
+    a_repo = _first_commit(tmp_path)
+    a = device(tmp_path, "laptop", xmpp_server, alice, a_repo)
+    b = device(tmp_path, "desk", xmpp_server, alice, make_repo(tmp_path / "b", "desk", a_repo))
+    pair(a, b)
+    try:
+        start(a)
+        start(b)
+        data = os.urandom(300_000)
+        (a.repo / "new.bin").write_bytes(data)  # the daemon adds and commits it
+        wait(lambda: "new.bin" in head_files(b.repo) and has_content(b.repo, "new.bin"), 40,
+             "the new file and its content on B")
+        assert (b.repo / "new.bin").read_bytes() == data
+        annex(b.repo, "fsck", "--quiet", "new.bin")
+        assert b.core is not None and a.core is not None
+        (repo_b,) = b.core.status.repos
+        assert [r.kind for r in repo_b.remotes] == ["paired"]  # while A is online
+    finally:
+        stop(a)
+        stop(b)
