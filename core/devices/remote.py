@@ -159,6 +159,7 @@ class PairedRemote(P2PRemote):
         self.presence_timeout = presence_timeout
         self._visitor: Visitor | None = None
         self._unreachable: RemoteUnavailable | None = None
+        self.gate_error: CoreError | None = None  # why the last git relay failed
 
     @property
     def own_device_id(self) -> str:
@@ -269,6 +270,8 @@ class PairedRemote(P2PRemote):
             logger.info("%s: %s exited %d", self.device.name, service.value, code)
         except Exception as e:  # noqa: BLE001 - one helper's failure ends only its relay
             logger.info("git to %s: %s", self.device.name, e)
+            self.gate_error = e if isinstance(e, CoreError) else RemoteUnavailable(
+                f"{self.device.name}: {e}")  # git prints only "rejected": keep why
             with contextlib.suppress(Exception):
                 writer.write(f"error {' '.join(str(e).split())}\n".encode())
                 await writer.drain()

@@ -613,12 +613,15 @@ def _push_paired(repo: AnnexRepo, remote: Remote, branch: str | None,
             device = open_remote(repo, remote)
             assert isinstance(device, PairedRemote)
             specs = device.refspecs(branch, ANNEX_BRANCH)
+            device.gate_error = None
             outcome = gitops.push(repo.path, remote.name, specs)
     except (GitCommandError, RemoteUnavailable) as e:
         result.errors[remote.name] = str(e)
         return
     result.pushed[remote.name] = outcome
-    if not all(outcome.values()):
+    if device.gate_error is not None and not any(outcome.values()):
+        result.errors[remote.name] = str(device.gate_error)  # could not reach it, say why
+    elif not all(outcome.values()):
         refused = ", ".join(ref for ref, ok in outcome.items() if not ok)
         result.errors[remote.name] = f"{remote.name} did not take {refused}"
 

@@ -35,7 +35,7 @@ from core.xmpp.client import XmppConfig, _Client, _open, _presence_kwargs
 
 logger = logging.getLogger(__name__)
 
-PRESENCE_TIMEOUT = 15.0
+PRESENCE_TIMEOUT = 5.0  # the server sends who is online right after our presence
 
 
 class Visitor:

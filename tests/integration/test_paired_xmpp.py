@@ -143,3 +143,60 @@ def test_the_daemons_sync_with_an_online_paired_device_by_themselves(
     finally:
         stop(a)
         stop(b)
+
+
+def test_offline_and_unpaired_devices_are_said_in_words(
+        tmp_path: Path, xmpp_server: Prosody, real_keyring: object,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    import uuid
+
+    alice = xmpp_server.register("alice", "pw")
+    a_repo = _first_commit(tmp_path)
+    _commit_file(a_repo, "f.bin", b"x" * 5000)
+    a = device(tmp_path, "laptop", xmpp_server, alice, a_repo)
+    b = device(tmp_path, "desk", xmpp_server, alice, make_repo(tmp_path / "b", "desk", a_repo))
+    pair(a, b)
+    assert cli(a, monkeypatch, "copy", "--to", "desk", "f.bin") == 1
+    assert "desk is offline: not seen on XMPP within 5 s" in capsys.readouterr().out
+    git(a.repo, "remote", "add", "ghost", f"annexsync::paired:{uuid.uuid4()}")
+    git(a.repo, "config", "remote.ghost.annex-uuid", str(uuid.uuid4()))
+    assert cli(a, monkeypatch, "copy", "--to", "ghost", "f.bin") == 1
+    assert "is not paired with this device" in capsys.readouterr().err
+    assert cli(a, monkeypatch, "sync", "desk") == 1
+    assert "desk is offline" in capsys.readouterr().err
+
+
+@pytest.mark.asyncio
+async def test_scheduler_entry_points_push_to_and_pull_from_a_device(
+        tmp_path: Path, xmpp_server: Prosody, real_keyring: object) -> None:  # fmt: skip
+    """``push_to_device``/``pull_from_device`` (for the push scheduler): B serves,
+    A (no daemon) pushes a commit to it, then pulls B's; an offline device is
+    an unreachable outcome in words."""
+    import asyncio
+
+    from core.devices.jobs import pull_from_device, push_to_device
+    from core.devices.remote import use_config_dir
+
+    alice = xmpp_server.register("alice", "pw")
+    a_repo = _first_commit(tmp_path)
+    a = device(tmp_path, "laptop", xmpp_server, alice, a_repo)
+    b = device(tmp_path, "desk", xmpp_server, alice, make_repo(tmp_path / "b", "desk", a_repo))
+    pair(a, b)
+    use_config_dir(a.repo, a.cfg)
+    out = await push_to_device(str(a.repo), b.ident.device_id)
+    assert not out.ok and out.unreachable and "desk is offline" in (out.error or "")
+    await asyncio.to_thread(start, b)
+    try:
+        (a.repo / "a.txt").write_text("from a\n")
+        git(a.repo, "add", "a.txt")
+        git(a.repo, "commit", "-q", "-m", "a")
+        assert (await push_to_device(str(a.repo), b.ident.device_id)).ok
+        await asyncio.to_thread(wait, lambda: "a.txt" in head_files(b.repo), 10, "merged")
+        (b.repo / "b.txt").write_text("from b\n")
+        git(b.repo, "add", "b.txt")
+        git(b.repo, "commit", "-q", "-m", "b", check=False)
+        await asyncio.to_thread(wait, lambda: "b.txt" in head_files(b.repo), 10, "b committed")
+        assert (await pull_from_device(str(a.repo), b.ident.device_id)).ok
+        assert {"a.txt", "b.txt"} <= head_files(a.repo)
+    finally:
+        await asyncio.to_thread(stop, b)
