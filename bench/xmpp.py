@@ -124,7 +124,7 @@ def latency(a_repo: Path, b: object, commits: int, git: object) -> None:
         out = asyncio.run(push_to_device(str(a_repo), b.ident.device_id))  # type: ignore[attr-defined]
         if not out.ok:
             raise RuntimeError(out.error)
-        wait(lambda: contains(b.repo, sha), 30)  # type: ignore[attr-defined]
+        wait(lambda sha=sha: contains(b.repo, sha), 30)  # type: ignore[attr-defined,misc]
         took.append(time.perf_counter() - start)
     med = statistics.median(took)
     print(f"latency   commit-to-merged median {med:.2f} s (min {min(took):.2f}, "
@@ -157,7 +157,8 @@ def content(a_repo: Path, b: object, sizes: list[int], b_pid: int, prosody_pid: 
             copy_key_to(repo, key, remote, NullProgress())
             wall = time.perf_counter() - start
             used = [after - before for before, after in
-                    zip(cpu, (cpu_seconds(me), cpu_seconds(b_pid), cpu_seconds(prosody_pid)))]
+                    zip(cpu, (cpu_seconds(me), cpu_seconds(b_pid), cpu_seconds(prosody_pid)),
+                        strict=True)]
             close_remotes(repo)
         share = [f"{u / wall * 100:.0f}%" for u in used]
         print(f"{'':<9} {mib:>5} {mib * 1.048576 / wall:>6.2f} {share[0]:>6} {share[1]:>6} "
