@@ -170,11 +170,16 @@ class DeviceHub:
         try:
             async with asyncio.TaskGroup() as tg:
                 ticker = tg.create_task(self._tick())
-                await serve_device(pair.reader, pair.writer, store=self.store,
-                                   identity=self.identity, served_for=served_for,
-                                   on_received=self.on_received, account=pair.peer,
-                                   name=pair.peer, on_refused=self._refused, track=track)
-                ticker.cancel()
+                try:
+                    await serve_device(pair.reader, pair.writer, store=self.store,
+                                       identity=self.identity, served_for=served_for,
+                                       on_received=self.on_received, account=pair.peer,
+                                       name=pair.peer, on_refused=self._refused, track=track)
+                finally:
+                    ticker.cancel()
+        except Exception as e:  # noqa: BLE001 - one bad session must not stop the others
+            logger.warning("session with %s ended: %s", pair.peer, e)
+            track.end("failed", str(e))
         finally:
             self.on_change()
 

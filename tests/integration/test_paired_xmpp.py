@@ -168,10 +168,11 @@ def test_offline_and_unpaired_devices_are_said_in_words(
 
 @pytest.mark.asyncio
 async def test_scheduler_entry_points_push_to_and_pull_from_a_device(
-        tmp_path: Path, xmpp_server: Prosody, real_keyring: object) -> None:  # fmt: skip
+        tmp_path: Path, xmpp_server: Prosody, real_keyring: object,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """``push_to_device``/``pull_from_device`` (for the push scheduler): B serves,
     A (no daemon) pushes a commit to it, then pulls B's; an offline device is
-    an unreachable outcome in words."""
+    an unreachable outcome in words.  Then copy, drop and get over XMPP."""
     import asyncio
 
     from core.devices.jobs import pull_from_device, push_to_device
@@ -198,5 +199,14 @@ async def test_scheduler_entry_points_push_to_and_pull_from_a_device(
         await asyncio.to_thread(wait, lambda: "b.txt" in head_files(b.repo), 10, "b committed")
         assert (await pull_from_device(str(a.repo), b.ident.device_id)).ok
         assert {"a.txt", "b.txt"} <= head_files(a.repo)
+        # copy, drop (the copy on B proven by LOCKCONTENT through XMPP) and get again
+        data = os.urandom(100_000)
+        _commit_file(a.repo, "c.bin", data)
+        assert cli(a, monkeypatch, "copy", "--to", "desk", "c.bin") == 0
+        assert cli(a, monkeypatch, "drop", "c.bin") == 0
+        assert not has_content(a.repo, "c.bin")
+        assert cli(a, monkeypatch, "get", "c.bin") == 0
+        assert (a.repo / "c.bin").read_bytes() == data
+        annex(a.repo, "fsck", "--quiet", "c.bin")
     finally:
         await asyncio.to_thread(stop, b)
