@@ -35,7 +35,13 @@ from core.daemon.timings import Timings
 from core.devices import paired
 from core.devices.identity import DeviceIdentity, load_or_create
 from core.devices.paired import PairedDevice, PairedStore
-from core.devices.sessions import ServedFor, SessionRecord, serve_device, served_repos
+from core.devices.sessions import (
+    ServedFor,
+    SessionRecord,
+    outgoing,
+    serve_device,
+    served_repos,
+)
 from core.errors import CoreError
 from core.session.stream import RefusedSession
 from core.settings import Settings
@@ -190,7 +196,9 @@ class DeviceHub:
 
     def sessions(self) -> tuple[PeerSession, ...]:
         """Recent sessions with paired devices (live ones and the last few ended)."""
-        return tuple(t.snapshot() for t in self._sessions)
+        mine = outgoing(self.identity.device_id) if self.identity is not None else []
+        both = sorted([*self._sessions, *mine], key=lambda t: t.started)
+        return tuple(t.snapshot() for t in both[-MAX_SESSIONS:])
 
     def _refused(self, r: RefusedSession) -> None:
         self.refused = [*self.refused[-(MAX_REFUSED - 1):], r]

@@ -52,8 +52,15 @@ from typing import TypeVar
 
 from core.devices.identity import load_identity
 from core.devices.paired import PairedDevice, PairedStore
-from core.devices.sessions import credentials_for, open_device_session, own_refs, selector
-from core.errors import CoreError, RemoteRefused, RemoteUnavailable
+from core.devices.sessions import (
+    SessionRecord,
+    credentials_for,
+    open_device_session,
+    own_refs,
+    selector,
+    track_outgoing,
+)
+from core.errors import CoreError, RemoteRefused, RemoteUnavailable, SessionRefused
 from core.p2p.messages import Service
 from core.p2p.remote import P2PClient, P2PRemote
 from core.p2p.transport import Link
@@ -160,6 +167,8 @@ class PairedRemote(P2PRemote):
         self._visitor: Visitor | None = None
         self._unreachable: RemoteUnavailable | None = None
         self.gate_error: CoreError | None = None  # why the last git relay failed
+        self.repo_path = repo.path
+        self._tracks: list[SessionRecord] = []  # this remote's sessions, for the status
 
     @property
     def own_device_id(self) -> str:
@@ -203,9 +212,24 @@ class PairedRemote(P2PRemote):
             if isinstance(e, RemoteUnavailable):
                 raise
             raise RemoteUnavailable(f"{self.device.name}: {e}") from e
-        pair = await self._stream(visitor)
-        secure = await open_device_session(pair.reader, pair.writer, self.creds,
-                                           name=self.device.name)  # fmt: skip
+        track = SessionRecord(self.device.name, "outgoing")
+        track.device_id, track.repo = self.device.device_id, str(self.repo_path)
+        track_outgoing(self.own_device_id, track)
+        self._tracks.append(track)
+        try:
+            pair = await self._stream(visitor)
+            stream = pair.stream
+            if stream is not None:
+                track.counts = lambda: (stream.bytes_in, stream.bytes_out)
+            secure = await open_device_session(pair.reader, pair.writer, self.creds,
+                                               name=self.device.name)  # fmt: skip
+        except SessionRefused as e:
+            track.end("refused", e.reason)
+            raise
+        except BaseException as e:
+            track.end("failed", str(e) or type(e).__name__)
+            raise
+        track.state = "open"
         return Link(secure.reader, secure.writer, self.device.name)
 
     async def _stream(self, visitor: Visitor) -> IbbPair:
@@ -282,6 +306,8 @@ class PairedRemote(P2PRemote):
 
     def close(self) -> None:
         super().close()
+        for track in self._tracks:
+            track.end("done")
         if not self.thread.loop.is_closed():
             visitor, self._visitor = self._visitor, None
             if visitor is not None:

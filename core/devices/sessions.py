@@ -32,8 +32,10 @@ closed in ``finally``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -127,6 +129,23 @@ class SessionRecord:
         got, sent = self.counts()
         return PeerSession(self.device, self.direction, self.state, self.device_id, self.repo,
                            got, sent, self.started, self.reason)  # fmt: skip
+
+
+_outgoing: collections.deque[tuple[str, SessionRecord]] = collections.deque(maxlen=20)
+_outgoing_lock = threading.Lock()
+
+
+def track_outgoing(own_device_id: str, record: SessionRecord) -> None:
+    """A session this process opened as ``own_device_id`` (``PairedRemote``),
+    for the status of the daemon of that device (which may run its jobs in
+    threads with loops of their own)."""
+    with _outgoing_lock:
+        _outgoing.append((own_device_id, record))
+
+
+def outgoing(own_device_id: str) -> list[SessionRecord]:
+    with _outgoing_lock:
+        return [r for own, r in _outgoing if own == own_device_id]
 
 
 @dataclass(frozen=True)
@@ -290,6 +309,6 @@ def served_repos() -> tuple[ServedFor, Callable[[], Awaitable[None]]]:
 
 
 __all__ = [
-    "IDLE_TIMEOUT", "Served", "SessionRecord", "credentials_for", "load_credentials", "open_device_session",
+    "IDLE_TIMEOUT", "Served", "SessionRecord", "credentials_for", "outgoing", "track_outgoing", "load_credentials", "open_device_session",
     "own_refs", "selector", "serve_device", "served_repos",
 ]  # fmt: skip

@@ -140,6 +140,11 @@ def test_the_daemons_sync_with_an_online_paired_device_by_themselves(
         assert b.core is not None and a.core is not None
         (repo_b,) = b.core.status.repos
         assert [r.kind for r in repo_b.remotes] == ["paired"]  # while A is online
+        # A's status shows the session that carried the content, with its bytes: its
+        # own upload to B (outgoing) or B's download from it (incoming), whichever won
+        core_a = a.core
+        wait(lambda: any(x.device == "desk" and x.bytes_out > 300_000
+                         for x in core_a.status.sessions), 10, "the session in A's status")
     finally:
         stop(a)
         stop(b)
@@ -176,6 +181,7 @@ async def test_scheduler_entry_points_push_to_and_pull_from_a_device(
     import asyncio
 
     from core.devices.jobs import pull_from_device, push_to_device
+    from core.devices.sessions import outgoing
     from core.devices.remote import use_config_dir
 
     alice = xmpp_server.register("alice", "pw")
@@ -203,6 +209,9 @@ async def test_scheduler_entry_points_push_to_and_pull_from_a_device(
         data = os.urandom(100_000)
         _commit_file(a.repo, "c.bin", data)
         assert cli(a, monkeypatch, "copy", "--to", "desk", "c.bin") == 0
+        last = outgoing(a.ident.device_id)[-1].snapshot()  # what A's daemon would show
+        assert (last.device, last.direction, last.state) == ("desk", "outgoing", "done")
+        assert last.bytes_out > 100_000
         assert cli(a, monkeypatch, "drop", "c.bin") == 0
         assert not has_content(a.repo, "c.bin")
         assert cli(a, monkeypatch, "get", "c.bin") == 0
