@@ -181,8 +181,8 @@ async def test_scheduler_entry_points_push_to_and_pull_from_a_device(
     import asyncio
 
     from core.devices.jobs import pull_from_device, push_to_device
-    from core.devices.sessions import outgoing
     from core.devices.remote import use_config_dir
+    from core.devices.sessions import outgoing
 
     alice = xmpp_server.register("alice", "pw")
     a_repo = _first_commit(tmp_path)
