@@ -62,6 +62,7 @@ from core.daemon.threads import run_blocking
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import Transfer, TransferQueue
 from core.devices.hub import DeviceHub
+from core.devices.remote import use_config_dir
 from core.errors import CoreError, GitCommandError
 from core.instance import InstanceLock, serve
 from core.settings import (
@@ -123,7 +124,8 @@ class Core:
         self.timings = timings or Timings()
         self.settings = load_settings(self.config_dir)
         self.hub = DeviceHub(self.config_dir, lambda: self.settings, timings=self.timings,
-                             on_change=self.changed, paused=self.paused)  # fmt: skip
+                             on_change=self.changed, paused=self.paused,
+                             on_received=self._received)  # fmt: skip
         self.on_handover: Callable[[list[str]], None] | None = None
         self._pairing: Pairing | None = None
         self._net_probe = net_probe or route_probe
@@ -204,6 +206,7 @@ class Core:
             activity_log=self._activity.entries(),
             xmpp=self.hub.xmpp_status(),
             devices=self.hub.statuses(),
+            sessions=self.hub.sessions(),
         )
         if new == self._status:
             return
@@ -271,6 +274,7 @@ class Core:
         assert self._tg is not None
         worker = RepoWorker(path, self, create=create, description=description,
                             largefiles=self.settings.largefiles)
+        use_config_dir(worker.path, self.config_dir)  # its paired devices are ours
         self._workers[worker.path] = worker
         self._tasks[worker.path] = self._tg.create_task(self._guard(worker),
                                                         name=f"repo {worker.path}")
@@ -310,6 +314,23 @@ class Core:
             logger.exception("worker for %s crashed", worker.path)
             worker.error = f"stopped after an internal error: {e}"
             self.changed()
+
+    def device_online(self, device_id: str) -> bool:
+        """Whether a paired device's daemon is online on XMPP now (the workers'
+        probe for its remotes)."""
+        return any(d.device_id == device_id and d.presence == "online"  # not paused
+                   for d in self.hub.statuses())  # fmt: skip
+
+    async def _received(self, path: Path) -> None:
+        """A paired device pushed into ``path``: its worker merges now (xmpp-sync C.3)."""
+        w = self._workers.get(str(Path(path).absolute()))
+        if w is None:
+            from core.devices.hub import merge_received
+
+            await merge_received(path)
+            return
+        w.need_receive = True
+        w.kick()
 
     def _worker(self, repo: str) -> RepoWorker:
         key = str(Path(repo).absolute())

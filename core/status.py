@@ -61,6 +61,8 @@ TransferState = Literal["queued", "running", "done", "failed", "cancelled"]
 AlertLevel = Literal["info", "success", "warning", "error"]
 DevicePresence = Literal["online", "away", "offline", "unknown"]
 XmppState = Literal["off", "connecting", "online", "offline", "error"]
+SessionDirection = Literal["incoming", "outgoing"]
+SessionState = Literal["handshake", "open", "done", "failed", "refused"]
 
 
 class Health(Enum):
@@ -246,6 +248,34 @@ class DeviceStatus:
 
 
 @dataclass(frozen=True)
+class PeerSession:
+    """One encrypted session with a paired device through XMPP (xmpp-sync C.3, C.4).
+
+    ``bytes_in``/``bytes_out`` count what crossed the bytestream (encrypted
+    frames), so they move while a transfer runs; ``reason`` says in words why
+    a session failed or was refused (a refusal is a security event).
+    """
+
+    device: str  # its name, or its address before it proved who it is
+    direction: SessionDirection
+    state: SessionState
+    device_id: str | None = None
+    repo: str | None = None  # the repository it served or used
+    bytes_in: int = 0
+    bytes_out: int = 0
+    started: float = 0.0
+    reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        way = "from" if self.direction == "incoming" else "to"
+        moved = f"{self.bytes_in + self.bytes_out:,} bytes"
+        where = f" ({self.repo})" if self.repo else ""
+        why = f": {self.reason}" if self.reason else ""
+        return f"session {way} {self.device}{where}: {self.state}, {moved}{why}"
+
+
+@dataclass(frozen=True)
 class XmppStatus:
     account: str | None = None  # our JID
     state: XmppState = "off"
@@ -261,6 +291,7 @@ class Status:
     activity: tuple[str, ...] = ()  # recent, newest first
     xmpp: XmppStatus = XmppStatus()
     devices: tuple[DeviceStatus, ...] = ()
+    sessions: tuple[PeerSession, ...] = ()  # recent sessions with paired devices, newest last
     daemon: bool = True  # issue 18: False when no daemon made it (``annexsync status``)
     # issue 19: the same lines with their time, repeats folded (core.activity), newest first
     activity_log: tuple[Activity, ...] = ()
@@ -422,6 +453,7 @@ def status_from_json(data: dict[str, Any]) -> Status:
         activity=tuple(data["activity"]),
         xmpp=XmppStatus(**data.get("xmpp", {})),
         devices=tuple(DeviceStatus(**d) for d in data.get("devices", ())),
+        sessions=tuple(PeerSession(**x) for x in data.get("sessions", ())),
         daemon=bool(data.get("daemon", True)),
         activity_log=tuple(Activity(**a) for a in data.get("activity_log", ())),
     )

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -174,6 +175,7 @@ class _Client(slixmpp.ClientXMPP):
         if self.transport is None or self.transport.get_extra_info("ssl_object") is None:
             self._fail(XmppTlsFailed("the server did not encrypt the connection"))
             return
+        _no_delay(self.transport)
         if not self.outcome.done():
             self.outcome.set_result(None)
 
@@ -246,6 +248,17 @@ class _Client(slixmpp.ClientXMPP):
             if isinstance(handler, Waiter) and not handler._event.is_set():
                 handler._payload = None
                 handler._event.set()
+
+
+def _no_delay(transport: Any) -> None:
+    """TCP_NODELAY: an IBB block is an IQ of a few segments answered by a small
+    ack; with Nagle's algorithm the last segment waits for the peer's delayed
+    ACK (~40 ms), one block in flight, so a bytestream would crawl at
+    ~20 blocks a second (measured: 0.16 MB/s on loopback)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _reason(e: Any) -> str:
@@ -456,10 +469,15 @@ class XmppLink:
         client.add_event_handler("presence_subscribe", subscribe)
 
     def may_stream(self, jid: str) -> bool:
-        """May ``jid`` open a bytestream to us?  Only a full JID that proved to
-        be one of ours (``Buddies.known``), on our account or a paired friend's."""
+        """May ``jid`` open a bytestream to us?  Only a full JID on our account
+        or a paired friend's that proved to be one of ours (``Buddies.known``)
+        or is a command's short-lived visitor resource
+        (``payloads.is_visitor``); either must then prove the pairing in the
+        session handshake (C.4) before anything is read or served."""
         own = self.jid
-        return (own is not None and payloads.resource_of(jid) != "" and self.buddies.known(jid)
+        resource = payloads.resource_of(jid)
+        ours = self.buddies.known(jid) or payloads.is_visitor(resource)
+        return (own is not None and resource != "" and ours
                 and (payloads.bare(jid) == payloads.bare(own) or self._is_contact(jid)))  # fmt: skip
 
     def _is_contact(self, jid: str) -> bool:
