@@ -23,9 +23,13 @@ match wins:
 5. SYNCING    anything pending: an uncommitted change, a queued or running
               transfer, a scan, or a *reachable* remote that still needs a
               push or merge (``RemoteStatus.pending``);
+   SYNCING also covers a push to or from a paired device that waits for
+              a slot or runs (``PushStatus.active``);
 6. WAITING    some remote is unreachable (its work waits for it), or a paired
               device that is not online is owed something (``DeviceStatus.owed``);
-              an offline paired device owed nothing is not pending work;
+              an offline paired device owed nothing is not pending work; or the
+              last push with a device failed or timed out (``PushStatus.failed``:
+              the scheduler keeps the device dirty and retries after a back-off);
 7. SYNCED     nothing of the above -- so SYNCED never shows while work is pending.
 
 ``to_json``/``status_from_json`` carry a ``Status`` over the instance socket.
@@ -45,6 +49,9 @@ TransferState = Literal["queued", "running", "done", "failed", "cancelled"]
 AlertLevel = Literal["info", "success", "warning", "error"]
 DevicePresence = Literal["online", "away", "offline", "unknown"]
 XmppState = Literal["off", "connecting", "online", "offline", "error"]
+PushDirection = Literal["outgoing", "incoming"]
+PushPhase = Literal["pending", "invited", "running", "ended"]
+PushOutcome = Literal["done", "failed", "timed out", "aborted", "refused"]
 
 
 class Health(Enum):
@@ -156,6 +163,60 @@ class DeviceStatus:
 
 
 @dataclass(frozen=True)
+class PushStatus:
+    """One push job with a paired device (core.devices.pushes; xmpp-sync C.5).
+
+    Live jobs, then the last ended job per (device, repository, direction).
+    Times are epoch seconds: ``deadline`` is when the current wait times out
+    (a view counts down to it), ``started``/``ended`` give the elapsed time.
+    """
+
+    job_id: int
+    peer: str  # the device's name
+    device_id: str
+    repo: str  # our repository
+    direction: PushDirection
+    phase: PushPhase
+    waiting_for: str | None = None  # "answer", "block acknowledgement", "data"
+    deadline: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    ready: bool = False  # pending and would start were a slot free
+    outcome: PushOutcome | None = None
+    reason: str = ""  # in words, for a job that did not end "done"
+
+    @property
+    def active(self) -> bool:
+        """Running, invited, or pending with nothing but a free slot missing."""
+        return self.phase in ("running", "invited") or (self.phase == "pending" and self.ready)
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "timed out")
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        return max(0.0, (self.ended if self.ended is not None else now) - self.started)
+
+    def line(self, now: float) -> str:
+        """One line in words (status text, tooltip)."""
+        way = "to" if self.direction == "outgoing" else "from"
+        head = f"push {way} {self.peer}"
+        if self.outcome is not None:
+            return f"{head}: {self.outcome}" + (f" ({self.reason})" if self.outcome != "done" else "")
+        if self.phase == "running":
+            left = "" if self.deadline is None else f", times out in {max(0, round(self.deadline - now))} s"
+            waits = f", waiting for {self.waiting_for}" if self.waiting_for else ""
+            return f"{head}: running{waits}{left}"
+        if self.phase == "invited":
+            return f"{head}: asked it to push"
+        return f"{head}: waiting for a free slot" if self.ready else f"{head}: waiting for {self.peer}"
+
+
+@dataclass(frozen=True)
 class XmppStatus:
     account: str | None = None  # our JID
     state: XmppState = "off"
@@ -171,6 +232,10 @@ class Status:
     activity: tuple[str, ...] = ()  # recent, newest first
     xmpp: XmppStatus = XmppStatus()
     devices: tuple[DeviceStatus, ...] = ()
+    pushes: tuple[PushStatus, ...] = ()
+
+    def failed_pushes(self) -> tuple[PushStatus, ...]:
+        return tuple(p for p in self.pushes if p.failed)
 
     def online_devices(self) -> tuple[DeviceStatus, ...]:
         return tuple(d for d in self.devices if d.presence in ("online", "away"))
@@ -188,11 +253,11 @@ class Status:
             return Health.PAUSED
         if not self.online:
             return Health.OFFLINE
-        if any(r.busy() for r in self.repos):
+        if any(r.busy() for r in self.repos) or any(p.active for p in self.pushes):
             return Health.SYNCING
         if any(rm.reachable is False for r in self.repos for rm in r.remotes):
             return Health.WAITING
-        if any(d.waiting for d in self.devices):
+        if any(d.waiting for d in self.devices) or self.failed_pushes():
             return Health.WAITING
         return Health.SYNCED
 
@@ -219,6 +284,7 @@ class Status:
         queued = sum(r.queued for r in self.repos)
         if queued:
             lines.append(f"{queued} transfer{_s(queued)} queued")
+        lines += [p.line(now) for p in self.pushes if p.active or p.failed]
         return "\n".join(lines)
 
 
@@ -248,7 +314,8 @@ def _headline(status: Status, health: Health, now: float) -> str:
         return f"syncing ({changes} change{_s(changes)} to commit)" if changes else "syncing"
     if health is Health.WAITING:
         names = sorted({rm.name for r in repos for rm in r.remotes if rm.reachable is False}
-                       | {d.name for d in status.devices if d.waiting})
+                       | {d.name for d in status.devices if d.waiting}
+                       | {p.peer for p in status.failed_pushes()})
         return "waiting for " + ", ".join(names)
     return "everything synced" if repos else "no repositories"
 
@@ -292,4 +359,5 @@ def status_from_json(data: dict[str, Any]) -> Status:
         activity=tuple(data["activity"]),
         xmpp=XmppStatus(**data.get("xmpp", {})),
         devices=tuple(DeviceStatus(**d) for d in data.get("devices", ())),
+        pushes=tuple(PushStatus(**p) for p in data.get("pushes", ())),
     )

@@ -96,6 +96,7 @@ class Host(Protocol):
     def alert(self, level: str, text: str, *, name: str | None = None,
               notify: bool = False) -> None: ...
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
+    def branch_moved(self, repo: str) -> None: ...
 
 
 @dataclass
@@ -374,6 +375,7 @@ class RepoWorker:
                 r.pending = True
         at = self.host.now() + self.t.push_delay
         self.push_at = at if self.push_at is None else min(self.push_at, at)
+        self.host.branch_moved(self.path)  # paired devices: advertise (core.devices.pushes)
         self.kick()
 
     # --- merger ----------------------------------------------------------------------
@@ -403,6 +405,7 @@ class RepoWorker:
             self.scan_keys = None  # new files or new location information
             self._conflicts_stale = True
             self.host.activity(f"Merged changes into {Path(self.path).name}")
+            self.host.branch_moved(self.path)  # paired devices learn the merge
         if got.resolved:
             self._schedule_push()
             self.host.alert("warning", f"Conflicting changes in {Path(self.path).name}",
