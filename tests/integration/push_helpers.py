@@ -1,0 +1,172 @@
+"""Devices for the push scheduler tests: a real XmppLink and PushHub each, a real git
+repository each, and a push job that moves git data between the repositories.
+
+The job (``GitJob``) does what the P2P session of issue 12 will do, with plain
+git on disk: an outgoing push runs ``git push`` into the peer's repository
+(single-writer ref ``refs/synced/<our device>/main``), an incoming push
+fetches the peer's branch and merges it (fast-forward, or a merge commit;
+nothing when we have it or the trees are equal -- so rounds of merges end).
+A merge that moved our branch is a commit: ``branch_moved``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.devices.paired import PairedDevice, SharedRepo, Transports
+from core.devices.pushes import PushControl, PushHub
+from core.scheduler.events import Direction, Limits, Wait
+from core.scheduler.runner import JobResult
+from core.xmpp.client import XmppLink
+from tests.integration.xmpp_helpers import config, link
+from tests.xmpp_server import Prosody
+
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}  # fmt: skip
+
+
+async def git(path: Path | str, *args: str, check: bool = True) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "git", "-C", str(path), *args, env=GIT_ENV,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)  # fmt: skip
+    try:
+        out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {err.decode().strip()}")
+    return out.decode().strip()
+
+
+async def make_repos(root: Path, names: list[str]) -> dict[str, tuple[Path, str]]:
+    """One first commit, cloned: each name gets (path, annex uuid)."""
+    first = root / names[0]
+    await git(root, "init", "-q", "-b", "main", str(first))
+    (first / "README").write_text("shared\n")
+    await git(first, "add", "README")
+    await git(first, "commit", "-q", "-m", "first")
+    out = {}
+    for name in names:
+        path = root / name
+        if name != names[0]:
+            await git(root, "clone", "-q", str(first), str(path))
+        u = str(uuid.uuid4())
+        await git(path, "config", "annex.uuid", u)
+        await git(path, "config", "receive.denyCurrentBranch", "refuse")
+        out[name] = (path, u)
+    return out
+
+
+async def merge_fetched(path: Path) -> bool:
+    """Merge FETCH_HEAD into main; True when main moved."""
+    if await _ancestor(path, "FETCH_HEAD", "HEAD"):
+        return False
+    if await git(path, "rev-parse", "HEAD^{tree}") == await git(path, "rev-parse", "FETCH_HEAD^{tree}"):
+        return False
+    await git(path, "merge", "-q", "--no-edit", "FETCH_HEAD")
+    return True
+
+
+async def _ancestor(path: Path, a: str, b: str) -> bool:
+    proc = await asyncio.create_subprocess_exec("git", "-C", str(path), "merge-base", "--is-ancestor",
+                                                a, b, env=GIT_ENV)  # fmt: skip
+    return await proc.wait() == 0
+
+
+@dataclass
+class GitJob:
+    """The injected push job of one device (module header)."""
+
+    own_id: str
+    paths: dict[str, Path]  # device id -> its repository
+    moved: Callable[[str], None] = lambda _path: None
+    merge: bool = True
+    log: list[tuple[str, str, bool]] = field(default_factory=list)  # (peer id, direction, ok)
+    running: int = 0
+    hold: asyncio.Event | None = None  # set: jobs wait for it (a busy device)
+
+    async def __call__(self, device: PairedDevice, shared: SharedRepo, direction: Direction,
+                       control: PushControl) -> JobResult:  # fmt: skip
+        self.running += 1
+        try:
+            if self.hold is not None:
+                await self.hold.wait()
+            peer = self.paths[device.device_id]
+            if direction is Direction.OUTGOING:
+                control.waiting(Wait.ACK)
+                await git(shared.path, "push", "-q", str(peer), f"+main:refs/synced/{self.own_id}/main")
+            elif self.merge:
+                control.waiting(Wait.IDLE)
+                await git(shared.path, "fetch", "-q", str(peer), "main")
+                if await merge_fetched(Path(shared.path)):
+                    self.moved(shared.path)
+            self.log.append((device.device_id, direction.value, True))
+            return JobResult(True)
+        finally:
+            self.running -= 1
+
+
+@dataclass
+class Dev:
+    name: str
+    account: str
+    path: Path
+    uuid: str
+    link: XmppLink
+    job: GitJob
+    hub: PushHub
+
+    @property
+    def id(self) -> str:
+        return self.link.hello.device_id
+
+    async def commit(self, filename: str, text: str = "x\n") -> None:
+        (self.path / filename).write_text(text)
+        await git(self.path, "add", filename)
+        await git(self.path, "commit", "-q", "-m", f"{self.name}: {filename}")
+        self.hub.branch_moved(str(self.path))
+
+    async def files(self) -> set[str]:
+        return set((await git(self.path, "ls-tree", "--name-only", "HEAD")).split())
+
+    def done(self, peer: Dev, direction: str) -> int:
+        return sum(1 for d, way, ok in self.job.log if d == peer.id and way == direction and ok)
+
+
+def make_devs(server: Prosody, repos: dict[str, tuple[Path, str]], accounts: dict[str, str],
+              limits: Limits | None = None, merge: bool = True) -> dict[str, Dev]:  # fmt: skip
+    """One device per repository, each paired with every other (records, contacts)."""
+    others = set(accounts.values())
+    devs: dict[str, Dev] = {}
+    for name, (path, u) in repos.items():
+        lnk = link(config(server, accounts[name]), name, others - {accounts[name]})
+        own = lnk.hello.device_id
+        job = GitJob(own, {}, merge=merge)
+        hub = PushHub(own, job, on_change=lambda: None, limits=limits)
+        job.moved = hub.branch_moved
+        lnk.on_session = hub.signals.attach
+        lnk.on_change = lambda lnk=lnk, hub=hub: hub.link_news(lnk)  # type: ignore[misc]
+        devs[name] = Dev(name, accounts[name], path, u, lnk, job, hub)
+    for d in devs.values():
+        d.job.paths.update({o.id: o.path for o in devs.values() if o is not d})
+        d.hub.set_records([record_of(o, d) for o in devs.values() if o is not d])
+    return devs
+
+
+def record_of(other: Dev, mine: Dev) -> PairedDevice:
+    """``mine``'s paired record of ``other``: its id, its uuid in the shared repository, its account."""
+    return PairedDevice(other.id, other.name, (SharedRepo(str(mine.path), other.uuid),),
+                        Transports(other.account))  # fmt: skip
+
+
+async def run_dev(d: Dev) -> None:
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(d.link.run())
+        tg.create_task(d.hub.run())
