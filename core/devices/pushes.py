@@ -164,7 +164,7 @@ def _sync_paired(path: str, device_id: str) -> JobResult:
         repo.close()
     error = result.errors.get(name)
     if error:
-        return JobResult(False, f"{name} is not reachable: {error.strip().splitlines()[-1]}")
+        return JobResult(False, f"{name} is not reachable: {error.strip().splitlines()[-1].strip()}")
     return JobResult(True, changed=bool(result.annex_merged))
 
 
