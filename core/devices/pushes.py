@@ -20,6 +20,10 @@ What becomes a scheduler event:
   device's resource becoming online (proved ours by disco + hello,
   ``core.xmpp.buddies``) on the device's own account, or leaving, is a
   ``PresenceChanged``.  Nothing reaches a runner before its device's presence.
+  A device the machine took for unreachable (an IQ error or no answer) while
+  XMPP still shows it online is announced again at the next records refresh
+  (``set_records``, every ``devices_refresh`` = 30 s): so a transient refusal
+  (records not loaded yet on the other side) delays, never stops, syncing.
 * ``branch_moved(path)`` (the repository worker committed, merged a
   resolution or changed the location log) is ``LocalCommit``.
 * ``on_control`` (a received IQ): ``route`` finds the shared repository from
@@ -238,6 +242,17 @@ class PushHub:
         """The paired devices now (pairing, forgetting, a record's repositories)."""
         self._records = list(records)
         self._sync_repos()
+        self._revive()
+
+    def _revive(self) -> None:
+        """A device the machine took for unreachable (an IQ error or timeout, B.6) that XMPP
+        still shows online is tried again: at each records refresh (every 30 s)."""
+        for r in list(self._repos.values()):
+            if not r.ready or r.runner is None:
+                continue
+            for dev, jid in sorted(self._present.items()):
+                if self._shares(r, dev) and not r.runner.machine.present(dev):
+                    r.runner.receive(ev.PresenceChanged(jid, dev, True))
 
     def link_news(self, link: XmppLink) -> None:
         """``XmppLink.on_change``: pass on what the link knows now."""
