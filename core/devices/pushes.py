@@ -365,6 +365,8 @@ class PushHub:
                 await asyncio.sleep(0)  # the runner owns its group now
                 r.ready = True
                 self._replay(r)
+        except Exception:  # noqa: BLE001 - a bug here stops this repository's pushes, not the daemon
+            logger.exception("pushes for %s stopped", path)
         finally:
             r.ready = False
             self.on_change()

@@ -132,6 +132,10 @@ class Signalling:
         except TimeoutError:
             _error(iq, "internal-server-error")
             return
+        except Exception:  # noqa: BLE001 - one bad answer must not end the receive path
+            logger.exception("signalling: cannot answer %s from %s", control.action, shorten(jid))
+            _error(iq, "internal-server-error")
+            return
         reply = iq.reply(clear=True)  # type: ignore[no-untyped-call]
         for k, v in signal.format_answer(control.action, answer).items():
             reply["annexsync"][k] = v

@@ -6,7 +6,8 @@ git on disk: an outgoing push runs ``git push`` into the peer's repository
 (single-writer ref ``refs/synced/<our device>/main``), an incoming push
 fetches the peer's branch and merges it (fast-forward, or a merge commit;
 nothing when we have it or the trees are equal -- so rounds of merges end).
-A merge that moved our branch is a commit: ``branch_moved``.
+A merge that moved our branch is a commit: ``branch_moved``.  Merges and the
+test's own commits take the device's ``lock`` (the daemon's repository lock).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class GitJob:
     log: list[tuple[str, str, bool]] = field(default_factory=list)  # (peer id, direction, ok)
     running: int = 0
     hold: asyncio.Event | None = None  # set: jobs wait for it (a busy device)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one writer per repository
 
     async def __call__(self, device: PairedDevice, shared: SharedRepo, direction: Direction,
                        control: PushControl) -> JobResult:  # fmt: skip
@@ -104,8 +106,10 @@ class GitJob:
                 await git(shared.path, "push", "-q", str(peer), f"+main:refs/synced/{self.own_id}/main")
             elif self.merge:
                 control.waiting(Wait.IDLE)
-                await git(shared.path, "fetch", "-q", str(peer), "main")
-                if await merge_fetched(Path(shared.path)):
+                async with self.lock:
+                    await git(shared.path, "fetch", "-q", str(peer), "main")
+                    moved = await merge_fetched(Path(shared.path))
+                if moved:
                     self.moved(shared.path)
             self.log.append((device.device_id, direction.value, True))
             return JobResult(True)
@@ -128,9 +132,10 @@ class Dev:
         return self.link.hello.device_id
 
     async def commit(self, filename: str, text: str = "x\n") -> None:
-        (self.path / filename).write_text(text)
-        await git(self.path, "add", filename)
-        await git(self.path, "commit", "-q", "-m", f"{self.name}: {filename}")
+        async with self.job.lock:
+            (self.path / filename).write_text(text)
+            await git(self.path, "add", filename)
+            await git(self.path, "commit", "-q", "-m", f"{self.name}: {filename}")
         self.hub.branch_moved(str(self.path))
 
     async def files(self) -> set[str]:
@@ -141,12 +146,14 @@ class Dev:
 
 
 def make_devs(server: Prosody, repos: dict[str, tuple[Path, str]], accounts: dict[str, str],
-              limits: Limits | None = None, merge: bool = True) -> dict[str, Dev]:  # fmt: skip
+              limits: Limits | None = None, merge: bool = True,
+              via: dict[str, str] | None = None) -> dict[str, Dev]:  # fmt: skip
     """One device per repository, each paired with every other (records, contacts)."""
     others = set(accounts.values())
     devs: dict[str, Dev] = {}
     for name, (path, u) in repos.items():
-        lnk = link(config(server, accounts[name]), name, others - {accounts[name]})
+        cfg = config(server, accounts[name], via=(via or {}).get(name))
+        lnk = link(cfg, name, others - {accounts[name]})
         own = lnk.hello.device_id
         job = GitJob(own, {}, merge=merge)
         hub = PushHub(own, job, on_change=lambda: None, limits=limits)

@@ -20,7 +20,7 @@ from core.xmpp import signal
 from core.xmpp.signal import Control
 from core.xmpp.signalling import PeerRefused
 from tests.integration.push_helpers import Dev, git, make_devs, make_repos, run_dev
-from tests.integration.xmpp_helpers import open_fds, until
+from tests.integration.xmpp_helpers import Relay, open_fds, until
 from tests.xmpp_server import Prosody
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
@@ -205,3 +205,33 @@ async def test_tasks_and_fds_stable_across_200_signalled_pushes(xmpp_server: Pro
         assert desktop.job.log.count((laptop.id, "incoming", True)) == 200
     (tasks10, fds10), (tasks200, fds200) = counts
     assert tasks200 <= tasks10 and fds200 <= fds10 + 2, counts
+
+
+async def test_connection_killed_mid_push_aborts_cleans_up_and_resumes(
+        xmpp_server: Prosody, tmp_path: Path) -> None:  # fmt: skip
+    """C.6, B.6, B.11, B.49: the laptop's connection dies while the desktop receives its push;
+    the desktop's job ends at once (the laptop went offline), its cleanup runs, and after
+    the laptop reconnects the commit arrives; nothing is left running."""
+    alice = xmpp_server.register("alice", "pw")
+    repos = await make_repos(tmp_path, ["laptop", "desktop"])
+    async with Relay(xmpp_server.port) as relay:
+        devs = make_devs(xmpp_server, repos, {"laptop": alice, "desktop": alice},
+                         via={"laptop": relay.address})  # fmt: skip
+        laptop, desktop = devs["laptop"], devs["desktop"]
+        async with running(laptop, desktop):
+            await all_see_all([laptop, desktop])
+            await until(lambda: idle([laptop, desktop]), 10, "quiet")
+            sessions = laptop.link.sessions
+            desktop.job.hold = asyncio.Event()
+            await laptop.commit("laptop.txt")
+            await until(lambda: desktop.job.running == 1, 10, "the desktop receives")
+            relay.cut()
+            await until(lambda: desktop.job.running == 0, 10, "the desktop's job ended")
+            ended = [p for p in desktop.hub.statuses() if p.direction == "incoming"]
+            assert [(p.outcome, p.reason) for p in ended] == [("aborted", "the device went offline")]
+            desktop.job.hold = None
+            await until(lambda: laptop.link.sessions > sessions and sees(desktop, laptop), 15,
+                        "the laptop is back")  # fmt: skip
+            await until(lambda: "laptop.txt" in _files_sync(desktop), 20, "the commit arrived")
+            await until(lambda: idle([laptop, desktop]), 10, "all ended")
+            assert laptop.job.running == 0 and desktop.job.running == 0
