@@ -90,6 +90,7 @@ class SchedulerRunner:
         self._wake: float | None = None
         self._wake_changed = asyncio.Event()
         self._closing = False
+        self._stream = 0  # Disconnected events so far: which stream a send went out on (B.49)
 
     async def run(self) -> None:
         """Own every task until cancelled; on the way out, all of them are cancelled and awaited."""
@@ -114,6 +115,8 @@ class SchedulerRunner:
         """Feed one event; return the answers the receive path must send now."""
         if self._tg is None:
             raise RuntimeError("the scheduler runner is not running")
+        if isinstance(event, Disconnected):
+            self._stream += 1
         answers: list[Answer] = []
         for action in self.machine.handle(event, self._clock()):
             if isinstance(action, (AnswerAdvertise, AnswerRequest, AnswerOffer, Reject)):
@@ -143,12 +146,18 @@ class SchedulerRunner:
             self._wake_changed.set()
 
     async def _deliver(self, action: SendAdvertise | SendPushRequest) -> None:
+        """Send and feed the outcome back -- unless the stream it went out on is gone
+        meanwhile: its answer (or silence) says nothing about the new one (B.49)."""
+        stream = self._stream
         try:
             async with asyncio.timeout(self.machine.limits.iq):
                 want = await self._send(action)
         except Exception as exc:  # any failure to deliver means unreachable (B.2, B.6)
             logger.info("%s to %s failed: %r", type(action).__name__, action.device_id, exc)
-            self.receive(PeerUnreachable(action.device_id))
+            if stream == self._stream:
+                self.receive(PeerUnreachable(action.device_id))
+            return
+        if stream != self._stream:
             return
         if isinstance(action, SendAdvertise):
             self.receive(AdvertiseAnswered(action.device_id, want))

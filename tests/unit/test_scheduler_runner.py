@@ -154,3 +154,34 @@ async def test_unreachable_peer_is_marked_absent() -> None:
         runner.receive(available(A))
         await until(lambda: not runner.machine.present(A.device_id))
         assert peer.started == []
+
+
+async def test_b49_an_answer_lost_with_the_old_stream_does_not_touch_the_new_one() -> None:
+    """Found by bench/xmpp_soak.py: an advertise sent just before the connection died timed
+    out 30 s later and marked the device unreachable although it was back on the new stream:
+    nothing more went to it (a stall).  News about an earlier stream is dropped."""
+    calls: list[int] = []
+
+    async def send(message: SendAdvertise | SendPushRequest) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.Event().wait()  # sent on the stream that dies: never answered
+        return False
+
+    peer = Peer()
+    runner = SchedulerRunner(Scheduler(DEVICES, FAST), send, peer.run_job, peer.scans.append)
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0)
+    try:
+        runner.receive(Connected())
+        runner.receive(available(A))
+        runner.receive(LocalCommit())
+        await until(lambda: len(calls) >= 1)
+        runner.receive(Disconnected())
+        runner.receive(Connected())
+        runner.receive(available(A))
+        await asyncio.sleep(3 * FAST.iq)  # the first send's limit passes
+        assert runner.machine.present(A.device_id)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
