@@ -280,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.xmpp.cli import register as register_xmpp
 
     register_xmpp(sub)
+    from core.pairing.cli import register as register_pairing
+
+    register_pairing(sub)
     return p
 
 

@@ -57,6 +57,7 @@ class Settings:
     xmpp_ca_file: str | None = None  # a CA file for a self-hosted server's certificate
     paused: bool = False  # remembered across restarts (indefinite pauses only)
     p2p_listen: str | None = None  # HOST:PORT: serve every synced repository to P2P peers
+    pairing_interface: str | None = None  # the address pairing listens and announces on (all)
 
     def __post_init__(self) -> None:
         # Accept a list (the facade says "list of paths") but keep the value frozen.
