@@ -105,6 +105,11 @@ class Soak:
         return sorted(t - self.expected[f] for (d, f), t in self.seen.items() if own[f] != d)
 
 
+def _progress(what: str, i: int, took: float, stall: float) -> None:
+    if took > stall:
+        print(f"{what} {i}: converged after {took:.1f} s", flush=True)
+
+
 def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
@@ -125,9 +130,11 @@ async def soak(server: Prosody, root: Path, rounds: int, kills: int, stall: floa
             for i in range(rounds):
                 await s.commit_all(f"r{i}")
                 round_times.append(await s.converge())
+                _progress("round", i, round_times[-1], stall)
             for i in range(kills):
                 await s.kill(i)
                 kill_times.append(await s.converge())
+                _progress("kill", i, kill_times[-1], stall)
             quiet = time.monotonic()
             while (s.active() or not await s.look()) and time.monotonic() - quiet < 60:
                 await asyncio.sleep(0.2)

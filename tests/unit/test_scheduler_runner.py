@@ -185,3 +185,32 @@ async def test_b49_an_answer_lost_with_the_old_stream_does_not_touch_the_new_one
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_b49_a_failure_from_before_the_device_left_and_returned_is_dropped() -> None:
+    """The device went offline and came back while our advertise to its old presence was
+    unanswered: that send's failure must not mark the returned device unreachable."""
+    calls: list[int] = []
+
+    async def send(message: SendAdvertise | SendPushRequest) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.sleep(2 * FAST.iq)  # no answer: the limit ends it with a failure
+        return False
+
+    peer = Peer()
+    runner = SchedulerRunner(Scheduler(DEVICES, FAST), send, peer.run_job, peer.scans.append)
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0)
+    try:
+        runner.receive(Connected())
+        runner.receive(available(A))
+        runner.receive(LocalCommit())
+        await until(lambda: len(calls) >= 1)
+        runner.receive(available(A, False))
+        runner.receive(available(A))
+        await asyncio.sleep(3 * FAST.iq)
+        assert runner.machine.present(A.device_id)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
