@@ -4,8 +4,10 @@ repository each, and a push job that moves git data between the repositories.
 The job (``GitJob``) does what the P2P session of issue 12 will do, with plain
 git on disk: an outgoing push runs ``git push`` into the peer's repository
 (single-writer ref ``refs/synced/<our device>/main``), an incoming push
-fetches the peer's branch and merges it (fast-forward, or a merge commit;
-nothing when we have it or the trees are equal -- so rounds of merges end).
+merges what peers pushed (fast-forward, or a merge commit; nothing when we
+have it or the trees are equal -- so rounds of merges end), and ``watch``
+merges it as well every half second, as the daemon's repository worker
+does when refs arrive (so a push whose receiving job was cut still lands).
 A merge that moved our branch is a commit: ``branch_moved``.  Merges and the
 test's own commits take the device's ``lock`` (the daemon's repository lock).
 """
@@ -65,14 +67,21 @@ async def make_repos(root: Path, names: list[str]) -> dict[str, tuple[Path, str]
     return out
 
 
-async def merge_fetched(path: Path) -> bool:
-    """Merge FETCH_HEAD into main; True when main moved."""
-    if await _ancestor(path, "FETCH_HEAD", "HEAD"):
-        return False
-    if await git(path, "rev-parse", "HEAD^{tree}") == await git(path, "rev-parse", "FETCH_HEAD^{tree}"):
-        return False
-    await git(path, "merge", "-q", "--no-edit", "FETCH_HEAD")
-    return True
+async def merge_received(path: Path) -> bool:
+    """Merge every ``refs/synced/*/main`` a peer pushed here into main; True when main moved.
+
+    Nothing when we have it already or the trees are equal (so rounds of merges end).
+    """
+    refs = (await git(path, "for-each-ref", "--format=%(refname)", "refs/synced/")).split()
+    moved = False
+    for ref in refs:
+        if await _ancestor(path, ref, "HEAD"):
+            continue
+        if await git(path, "rev-parse", "HEAD^{tree}") == await git(path, "rev-parse", ref + "^{tree}"):
+            continue
+        await git(path, "merge", "-q", "--no-edit", ref)
+        moved = True
+    return moved
 
 
 async def _ancestor(path: Path, a: str, b: str) -> bool:
@@ -106,15 +115,25 @@ class GitJob:
                 await git(shared.path, "push", "-q", str(peer), f"+main:refs/synced/{self.own_id}/main")
             elif self.merge:
                 control.waiting(Wait.IDLE)
-                async with self.lock:
-                    await git(shared.path, "fetch", "-q", str(peer), "main")
-                    moved = await merge_fetched(Path(shared.path))
-                if moved:
-                    self.moved(shared.path)
+                await self.merge_now(shared.path)
             self.log.append((device.device_id, direction.value, True))
             return JobResult(True)
         finally:
             self.running -= 1
+
+    async def merge_now(self, path: str) -> None:
+        async with self.lock:
+            moved = await merge_received(Path(path))
+        if moved:
+            self.moved(path)
+
+    async def watch(self, path: str, every: float = 0.5) -> None:
+        """The repository worker's part: merge what peers pushed here even when no incoming
+        job ran to its end (a push cut off after its refs were written)."""
+        while True:
+            await asyncio.sleep(every)
+            if self.merge:
+                await self.merge_now(path)
 
 
 @dataclass
@@ -177,3 +196,4 @@ async def run_dev(d: Dev) -> None:
     async with asyncio.TaskGroup() as tg:
         tg.create_task(d.link.run())
         tg.create_task(d.hub.run())
+        tg.create_task(d.job.watch(str(d.path)))
