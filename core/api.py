@@ -147,9 +147,10 @@ class Core:
         self.changed()
 
     def alert(self, level: str, text: str, *, name: str | None = None,
-              notify: bool = False) -> None:
+              notify: bool = False, repo: str | None = None) -> None:
+        """Record an alert; errors always become notifications (spec 8: Error class)."""
         lvl: AlertLevel = level if level in ("info", "success", "warning", "error") else "info"  # type: ignore[assignment]
-        self.alerts.add(lvl, text, name=name, notify=notify)
+        self.alerts.add(lvl, text, name=name, notify=notify or lvl == "error", repo=repo)
         self.changed()
 
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool:

@@ -185,15 +185,22 @@ def parse_push_porcelain(out: str) -> list[PushedRef]:
 def push(top: Path, remote: str, refspecs: Sequence[str]) -> dict[str, bool]:
     """Push; return destination ref -> accepted.  Never raises for a rejection.
 
-    A refspec the remote never reported on (transport failure) counts as
-    not accepted.
+    A refspec the remote never reported on counts as not accepted.
+
+    Raises:
+        GitCommandError: git failed and reported no ref at all: the remote was
+            never reached (its stderr says why: issue 18, ``core.failures``).
     """
-    proc = run_git(top, ["push", "--porcelain", remote, *refspecs], NETWORK_TIMEOUT, check=False)
+    args = ["push", "--porcelain", remote, *refspecs]
+    proc = run_git(top, args, NETWORK_TIMEOUT, check=False)
     result = {_dest(spec): False for spec in refspecs}
-    for pushed in parse_push_porcelain(_text(proc.stdout)):
+    reported = parse_push_porcelain(_text(proc.stdout))
+    for pushed in reported:
         result[pushed.ref] = pushed.ok
     if proc.returncode != 0:
         logger.info("push to %s: %s", remote, _text(proc.stderr).strip())
+        if not reported:
+            raise GitCommandError(args, proc.returncode, _text(proc.stderr))
     return result
 
 

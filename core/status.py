@@ -11,26 +11,40 @@ as magic-wormhole's ``_status.py``).  Nothing here is stored or mutated, and
 nothing secret goes in: these values are shown to users and written as JSON
 by ``annexsync status --json``.
 
-``Health`` is *derived* (``Status.health``), never stored.  The rules, first
-match wins:
+``Health`` is *derived* (``Status.health``), never stored: this is the one
+definition of "synced" (issue 18).  The rules, first match wins:
 
+0. STOPPED    no daemon made this snapshot (``annexsync status`` read the
+              repositories itself): nothing syncs, so nothing is "synced";
 1. ERROR      a repository reports an error (cannot open, refused to write ...,
-              or a job that failed and is being retried, e.g. a held git lock)
-              or a merge that failed (``RepoStatus.problem``);
-2. ATTENTION  a conflict waits for the user;
-3. PAUSED     ``paused_until`` lies in the future (``math.inf``: indefinitely);
-4. OFFLINE    the network is down;
-5. SYNCING    anything pending: an uncommitted change, a queued or running
-              transfer, a scan, or a *reachable* remote that still needs a
-              push or merge (``RemoteStatus.pending``);
-   SYNCING also covers a push to or from a paired device that waits for
-              a slot or runs (``PushStatus.active``);
-6. WAITING    some remote is unreachable (its work waits for it), or a paired
-              device that is not online is owed something (``DeviceStatus.owed``);
-              an offline paired device owed nothing is not pending work; or the
-              last push with a device failed or timed out (``PushStatus.failed``:
-              the scheduler keeps the device dirty and retries after a back-off);
-7. SYNCED     nothing of the above -- so SYNCED never shows while work is pending.
+              a job that failed and is being retried, e.g. a held git lock),
+              a merge that failed, or its folder is gone (``RepoStatus.problem``);
+              or a *peer* fails in a way waiting will not cure (``Peer.failure``:
+              host not found, authentication failed, not a git-annex repository,
+              our pushes refused -- ``core.failures``);
+2. SETUP      no folder is synced yet (first run: not a green check);
+3. ATTENTION  a conflict waits for the user, or a transfer was cancelled or
+              failed and the content is still not where it is wanted
+              (``RepoStatus.unfinished``; its remote is not merely waiting);
+4. PAUSED     ``paused_until`` lies in the future (``math.inf``: indefinitely);
+5. OFFLINE    the network is down;
+6. SYNCING    anything pending: an uncommitted change, a queued or running
+              transfer, a scan, or a *reachable, not failing* remote that still
+              needs a push or merge (``RemoteStatus.pending``);
+              or a push with a paired device that runs or waits only for a
+              free slot (``PushStatus.active``, issue 13);
+7. WAITING    some peer waits (``Peer.waiting``): an unreachable remote (its
+              work waits for it), a paired device that is not online and is
+              owed something (``DeviceStatus.owed``);  a push with a paired device that failed or
+              timed out (``PushStatus.failed``: the scheduler retries it after a
+              back-off);
+8. SYNCED     nothing of the above -- so SYNCED never shows while work is
+              pending, a peer fails or a folder is missing.
+
+*Peers* are everything health follows besides the local folders: today the
+remotes of every repository and the paired devices; XMPP peers and cluster
+nodes join by giving their status values the ``Peer`` shape (``peer_name``,
+``failure``, ``waiting``) and listing them in ``Status.peers``.
 
 ``to_json``/``status_from_json`` carry a ``Status`` over the instance socket.
 """
@@ -42,7 +56,7 @@ import math
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Direction = Literal["download", "upload"]
 TransferState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -64,6 +78,19 @@ class Health(Enum):
     PAUSED = "paused"
     ATTENTION = "attention"
     ERROR = "error"
+    SETUP = "setup"  # no folder yet
+    STOPPED = "stopped"  # no daemon running (``annexsync status`` read the folders itself)
+
+
+class Peer(Protocol):
+    """What health needs from a remote, a device, an XMPP peer, a cluster node."""
+
+    @property
+    def peer_name(self) -> str: ...
+    @property
+    def failure(self) -> str | None: ...  # short words, when waiting will not cure it
+    @property
+    def waiting(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -90,9 +117,32 @@ class RemoteStatus:
     last_sync: float | None = None  # epoch seconds of the last complete push+pull
     waiting_since: float | None = None  # unreachable since
     push_deadline: float | None = None  # a push in flight and when its timeout fires
-    error: str | None = None
+    error: str | None = None  # a short reason (core.failures), one line
     pending: bool = False  # (addition) commits or git-annex changes not yet pushed/merged
     wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
+    # --- issue 18: the raw text behind ``error``, for a details view ---
+    detail: str | None = None
+
+    @property
+    def peer_name(self) -> str:
+        return self.name
+
+    @property
+    def failure(self) -> str | None:
+        """Failing, not waiting: an unreachable remote (``reachable`` False) waits."""
+        return self.error if self.reachable is not False else None
+
+    @property
+    def waiting(self) -> bool:
+        return self.reachable is False
+
+    def state_words(self) -> str:
+        """Its state in the words ``annexsync status`` and the GUI share."""
+        if self.failure:
+            return f"failing: {self.failure}"
+        if self.waiting:
+            return "waiting" + (f": {self.error}" if self.error else "")
+        return {True: "reachable", None: "not tried"}[self.reachable]
 
 
 @dataclass(frozen=True)
@@ -109,6 +159,7 @@ class Alert:
     text: str
     time: float
     notify: bool = False
+    repo: str | None = None  # the folder it is about: a click on its notification opens it
 
 
 @dataclass(frozen=True)
@@ -127,22 +178,46 @@ class RepoStatus:
     # folders differ until a later merge from the same place succeeds.
     merge_error: str | None = None
 
+    wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
+    # --- issue 18: the folder itself is gone (unplugged drive, moved) ---
+    missing: bool = False
+
     @property
     def problem(self) -> str | None:
-        """What is wrong, in words, or None: the repository's error, else a failed merge."""
+        """What is wrong, in words, or None: a missing folder, the repository's error,
+        else a failed merge."""
+        if self.missing:
+            return "folder not found (unplugged or moved?)"
         return self.error or self.merge_error
-    wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
 
     def busy(self) -> bool:
         """Local work pending: changes to commit, transfers, a scan, or a push/merge
-        owed to a reachable remote."""
+        owed to a reachable remote that is not failing."""
         return bool(
             self.uncommitted
             or self.queued
             or self.scanning
             or any(t.state in ("queued", "running") for t in self.transfers)
-            or any(r.pending and r.reachable is not False for r in self.remotes)
+            or any(r.pending and r.reachable is not False and not r.error for r in self.remotes)
         )
+
+    def unfinished(self) -> tuple[TransferStatus, ...]:
+        """Cancelled or failed transfers whose content is still not where it is wanted:
+        no later transfer of the same key in the same direction is done, queued or
+        running, and the remote is not merely waiting (then WAITING says so; the rescan
+        on its return queues the content again)."""
+        waiting = {r.name for r in self.remotes if r.reachable is False}
+        settled: set[tuple[str, str]] = set()
+        left = []
+        for t in self.transfers:  # running, queued, then finished newest first
+            ident = (t.direction, t.key)
+            if ident in settled:
+                continue
+            settled.add(ident)
+            # remote "": dropped because every remote it could use became unreachable
+            if t.state in ("cancelled", "failed") and t.remote and t.remote not in waiting:
+                left.append(t)
+        return tuple(left)
 
 
 @dataclass(frozen=True)
@@ -160,6 +235,14 @@ class DeviceStatus:
     @property
     def waiting(self) -> bool:
         return self.paired and self.owed and self.presence != "online"
+
+    @property
+    def peer_name(self) -> str:
+        return self.name
+
+    @property
+    def failure(self) -> str | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -195,6 +278,19 @@ class PushStatus:
     @property
     def failed(self) -> bool:
         return self.outcome in ("failed", "timed out")
+
+    # the Peer shape (health): a failed push waits for its retry, it is no failure
+    @property
+    def peer_name(self) -> str:
+        return self.peer
+
+    @property
+    def failure(self) -> str | None:
+        return None
+
+    @property
+    def waiting(self) -> bool:
+        return self.failed
 
     def elapsed(self, now: float) -> float | None:
         if self.started is None:
@@ -232,7 +328,12 @@ class Status:
     activity: tuple[str, ...] = ()  # recent, newest first
     xmpp: XmppStatus = XmppStatus()
     devices: tuple[DeviceStatus, ...] = ()
-    pushes: tuple[PushStatus, ...] = ()
+    daemon: bool = True  # issue 18: False when no daemon made it (``annexsync status``)
+    pushes: tuple[PushStatus, ...] = ()  # issue 13: pushes with paired devices
+
+    def peers(self) -> tuple[Peer, ...]:
+        """Every peer health follows (module header): remotes, paired devices, pushes."""
+        return (*(rm for r in self.repos for rm in r.remotes), *self.devices, *self.pushes)
 
     def failed_pushes(self) -> tuple[PushStatus, ...]:
         return tuple(p for p in self.pushes if p.failed)
@@ -245,9 +346,13 @@ class Status:
 
     def health(self, now: float) -> Health:
         """The derived tray state (rules in the module header)."""
-        if any(r.problem for r in self.repos):
+        if not self.daemon:
+            return Health.STOPPED
+        if any(r.problem for r in self.repos) or any(p.failure for p in self.peers()):
             return Health.ERROR
-        if any(r.conflicts for r in self.repos):
+        if not self.repos:
+            return Health.SETUP
+        if any(r.conflicts or r.unfinished() for r in self.repos):
             return Health.ATTENTION
         if self.paused(now):
             return Health.PAUSED
@@ -255,9 +360,7 @@ class Status:
             return Health.OFFLINE
         if any(r.busy() for r in self.repos) or any(p.active for p in self.pushes):
             return Health.SYNCING
-        if any(rm.reachable is False for r in self.repos for rm in r.remotes):
-            return Health.WAITING
-        if any(d.waiting for d in self.devices) or self.failed_pushes():
+        if any(p.waiting for p in self.peers()):
             return Health.WAITING
         return Health.SYNCED
 
@@ -273,9 +376,13 @@ class Status:
         done = sum(min(t.bytes_done, t.bytes_total or 0) for t in sized)
         return done / total if total else None
 
+    def headline(self, now: float) -> str:
+        """The state in a few words (the tooltip's first line, ``status``'s, its JSON's)."""
+        return _headline(self, self.health(now), now)
+
     def tooltip(self, now: float) -> str:
         """One or a few lines for the tray icon's tooltip."""
-        lines = [f"annexsync: {_headline(self, self.health(now), now)}"]
+        lines = [f"annexsync: {self.headline(now)}"]
         running = self.running()
         if running:
             pct = self.progress()
@@ -298,12 +405,18 @@ def _clock(t: float) -> str:
 
 def _headline(status: Status, health: Health, now: float) -> str:
     repos = status.repos
+    if health is Health.STOPPED:
+        return "not running" + (f"; last known: {_known(status, now)}" if repos else "")
     if health is Health.ERROR:
-        first = next(r for r in repos if r.problem)
-        return f"error in {first.path}: {first.problem}"
+        return error_words(status)
+    if health is Health.SETUP:
+        return "no folder synced yet"
     if health is Health.ATTENTION:
         n = sum(len(r.conflicts) for r in repos)
-        return f"{n} conflict{_s(n)} to resolve"
+        if n:
+            return f"{n} conflict{_s(n)} to resolve"
+        u = sum(len(r.unfinished()) for r in repos)
+        return f"{u} file{_s(u)} not copied (transfer cancelled or failed)"
     if health is Health.PAUSED:
         until = status.paused_until
         return "paused" if until is None or math.isinf(until) else f"paused until {_clock(until)}"
@@ -313,11 +426,30 @@ def _headline(status: Status, health: Health, now: float) -> str:
         changes = sum(r.uncommitted for r in repos)
         return f"syncing ({changes} change{_s(changes)} to commit)" if changes else "syncing"
     if health is Health.WAITING:
-        names = sorted({rm.name for r in repos for rm in r.remotes if rm.reachable is False}
-                       | {d.name for d in status.devices if d.waiting}
-                       | {p.peer for p in status.failed_pushes()})
-        return "waiting for " + ", ".join(names)
-    return "everything synced" if repos else "no repositories"
+        return "waiting for " + ", ".join(sorted({p.peer_name for p in status.peers()
+                                                   if p.waiting}))
+    return "everything synced"
+
+
+def error_words(status: Status) -> str:
+    """The first error in words: a folder's problem, else a failing peer's reason."""
+    first = next((r for r in status.repos if r.problem), None)
+    if first is not None:
+        return f"error in {first.path}: {first.problem}"
+    peer = next(p for p in status.peers() if p.failure)
+    return f"{peer.peer_name}: {peer.failure}"
+
+
+def _known(status: Status, now: float) -> str:
+    """What the folders tell without a daemon: problems, conflicts, changes not committed."""
+    facts = [error_words(status)] if any(r.problem for r in status.repos) else []
+    n = sum(len(r.conflicts) for r in status.repos)
+    if n:
+        facts.append(f"{n} conflict{_s(n)} to resolve")
+    u = sum(r.uncommitted for r in status.repos)
+    if u:
+        facts.append(f"{u} change{_s(u)} not committed")
+    return "; ".join(facts) or "no changes waiting"
 
 
 # --- JSON ---------------------------------------------------------------------
@@ -359,5 +491,6 @@ def status_from_json(data: dict[str, Any]) -> Status:
         activity=tuple(data["activity"]),
         xmpp=XmppStatus(**data.get("xmpp", {})),
         devices=tuple(DeviceStatus(**d) for d in data.get("devices", ())),
+        daemon=bool(data.get("daemon", True)),
         pushes=tuple(PushStatus(**p) for p in data.get("pushes", ())),
     )

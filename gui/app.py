@@ -135,12 +135,15 @@ class App(QObject):
         w.raise_()
         w.activateWindow()
 
-    def open_window(self) -> MainWindow:
-        """Show (building on first use) the main window."""
+    def open_window(self, repo: str | None = None) -> MainWindow:
+        """Show (building on first use) the main window; at ``repo``'s folder when given
+        (a clicked notification about it)."""
         if self.window is None:
             self.window = MainWindow(
                 self.bridge, self.actions, resolve_conflict=self.resolve_conflict,
                 open_settings=self.open_settings, open_folder=self.open_folder)
+        if repo is not None:
+            self.window.show_repo(repo)
         self._raise(self.window)
         return self.window
 

@@ -56,7 +56,8 @@ class Bridge(QObject):
         self.core = core
         self.clock = clock
         self._status: Status = core.status
-        self._seen_alerts: set[int] = {a.id for a in self._status.alerts}
+        # (id, text): an alert replaced by a new text under its name (a new reason) notifies again
+        self._seen_alerts: set[tuple[int, str]] = {(a.id, a.text) for a in self._status.alerts}
         self._seen_conflicts: set[ConflictId] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -107,8 +108,8 @@ class Bridge(QObject):
         self._dirty = False
         status = self._status
         for alert in status.alerts:
-            if alert.id not in self._seen_alerts:
-                self._seen_alerts.add(alert.id)
+            if (alert.id, alert.text) not in self._seen_alerts:
+                self._seen_alerts.add((alert.id, alert.text))
                 if alert.notify:
                     self.alertRaised.emit(alert)
         for repo in status.repos:

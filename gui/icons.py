@@ -39,6 +39,8 @@ _FALLBACK = {
     Health.PAUSED: "#6b7a99",
     Health.ATTENTION: "#f08c00",
     Health.ERROR: "#d62f2f",
+    Health.SETUP: "#3b5b92",
+    Health.STOPPED: "#3d3f45",
 }
 
 

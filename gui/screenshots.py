@@ -12,6 +12,7 @@ menu; without one it is the menu alone.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 import time
@@ -22,7 +23,15 @@ from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from core.settings import Settings
-from core.status import Alert, Conflict, RemoteStatus, RepoStatus, Status, TransferStatus
+from core.status import (
+    Alert,
+    Conflict,
+    Health,
+    RemoteStatus,
+    RepoStatus,
+    Status,
+    TransferStatus,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -57,6 +66,41 @@ def sample_status(now: float) -> Status:
     )
 
 
+def state_statuses(now: float) -> dict[str, Status]:
+    """One snapshot per health state (issue 18), plus a missing folder: name -> status."""
+    home = str(Path.home() / "Annex")
+    ok = (RemoteStatus("nas", "9e07", "path", True, now - 600),)
+
+    def one(remotes: tuple[RemoteStatus, ...] = ok, **kw: object) -> tuple[RepoStatus, ...]:
+        return (RepoStatus(home, "e1f0", "desktop", remotes=remotes, **kw),)  # type: ignore[arg-type]
+
+    running = TransferStatus(1, home, "Photos/harbour.jpg", "SHA256E-s4812331--a.jpg", "upload",
+                             "nas", 2_950_000, 4_812_331, 1_450_000.0, "running")
+    cancelled = TransferStatus(2, home, "Videos/birthday.mp4", "SHA256E-s210000000--c.mp4",
+                               "upload", "nas", 52_000_000, 210_000_000, 0.0, "cancelled")
+    dns = ("git fetch --quiet origin failed (128)\nssh: Could not resolve hostname "
+           "server.invalid: Name or service not known\nfatal: Could not read from remote "
+           "repository.\n\nPlease make sure you have the correct access rights\nand the "
+           "repository exists.")
+    failing = (*ok, RemoteStatus("origin", None, "p2p", None, None, error="host not found",
+                                 detail=dns, pending=True))
+    waiting = (RemoteStatus("laptop", "c4d2", "p2p", False, now - 7300, now - 5400,
+                            error="connection refused"), *ok)
+    return {
+        Health.SYNCED.value: Status(repos=one()),
+        Health.SYNCING.value: Status(repos=one(uncommitted=3, transfers=(running,))),
+        Health.WAITING.value: Status(repos=one(waiting)),
+        Health.OFFLINE.value: Status(repos=one(), online=False),
+        Health.PAUSED.value: Status(repos=one(), paused_until=math.inf),
+        Health.ATTENTION.value: Status(repos=one(transfers=(cancelled,))),
+        Health.ERROR.value: Status(repos=one(failing)),
+        "error-folder-missing": Status(repos=one(
+            (RemoteStatus("nas", "9e07", "path", None, now - 600),), missing=True)),
+        Health.SETUP.value: Status(),
+        Health.STOPPED.value: Status(repos=one(), daemon=False),
+    }
+
+
 class StaticCore:
     """A core stand-in holding one snapshot, for screenshots only (tests use the real Core)."""
 
@@ -89,7 +133,8 @@ async def _settle(seconds: float) -> None:
 
 
 async def capture(out: Path) -> list[Path]:
-    """Render the three screenshots into ``out``; returns their paths."""
+    """Render the screenshots into ``out`` (the three views, then the window in each
+    health state); returns their paths."""
     from gui.app import App
 
     out.mkdir(parents=True, exist_ok=True)
@@ -119,6 +164,29 @@ async def capture(out: Path) -> list[Path]:
     finally:
         await first_run.aclose()
         await app.aclose()
+    return written + await capture_states(out, now)
+
+
+async def capture_states(out: Path, now: float) -> list[Path]:
+    """``main-window-<state>.png`` for every health state (``state_statuses``)."""
+    from gui.app import App
+
+    written = []
+    for name, status in state_statuses(now).items():
+        app = App(StaticCore(status), None, opener=lambda p: None)  # type: ignore[arg-type]
+        try:
+            window = app.open_window()
+            window.resize(640, 400)
+            if status.repos and status.repos[0].remotes:  # a failure's details show on selection
+                top = window.repos.topLevelItem(0)
+                last = top.child(top.childCount() - 1) if top is not None else None
+                if last is not None:
+                    last.setSelected(True)
+            await _settle(0.15)
+            written.append(_save(window, out, f"main-window-{name}.png"))
+            window.hide()
+        finally:
+            await app.aclose()
     return written
 
 

@@ -25,7 +25,8 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from core.status import Alert, Conflict, Health, PushStatus, RemoteStatus, Status
+from core.failures import one_line
+from core.status import Alert, Conflict, Health, PushStatus, RemoteStatus, Status, error_words
 from gui import format as fmt
 from gui.actions import Actions
 from gui.bridge import Bridge
@@ -35,23 +36,41 @@ from gui.widgets.pushes import push_state
 logger = logging.getLogger(__name__)
 
 
+MENU_LINE = 60  # characters: a remote's line never widens the tray menu (issue 18)
+
+
 def remote_line(rm: RemoteStatus, now: float, tr: Callable[[str], str]) -> str:
-    """One menu line for a remote or device: its state and last sync."""
+    """One line for a remote or device: its state (a short reason when it fails) or last sync.
+
+    Always one line of at most ``MENU_LINE`` characters: the raw text of a
+    failure is for the window's details view (``RemoteStatus.detail``).
+    """
+    return one_line(_remote_text(rm, now, tr), MENU_LINE)
+
+
+def _remote_text(rm: RemoteStatus, now: float, tr: Callable[[str], str]) -> str:
     if rm.push_deadline is not None:
         left = max(0.0, rm.push_deadline - now)
         return tr("%1: pushing, times out in %2").replace("%1", rm.name).replace("%2", fmt.duration(left))
-    if rm.error:
-        return tr("%1: %2").replace("%1", rm.name).replace("%2", rm.error)
-    if rm.reachable is False:
+    if rm.failure:
+        return tr("%1: failing: %2").replace("%1", rm.name).replace("%2", rm.failure)
+    if rm.waiting:
+        why = f" ({rm.error})" if rm.error else ""
         since = rm.waiting_since
         if since is not None:
-            return tr("%1: waiting since %2").replace("%1", rm.name).replace("%2", fmt.clock(since, now))
-        return tr("%1: waiting").replace("%1", rm.name)
+            return tr("%1: waiting since %2").replace("%1", rm.name).replace(
+                "%2", fmt.clock(since, now)) + why
+        return tr("%1: waiting").replace("%1", rm.name) + why
     return tr("%1: last sync %2").replace("%1", rm.name).replace("%2", fmt.ago(rm.last_sync, now))
 
 
 def headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
-    """The menu's first line, translated."""
+    """The window's headline and (cut to ``MENU_LINE``) the menu's first line, translated."""
+    text = _headline(status, now, tr)
+    return one_line(text, len(text))
+
+
+def _headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
     h = status.health(now)
     if h is Health.PAUSED:
         until = status.paused_until
@@ -69,13 +88,20 @@ def headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
         if since:
             return tr("Waiting for a device since %1").replace("%1", fmt.clock(min(since), now))
         return tr("Waiting for a device")
-    n_conflicts = sum(len(r.conflicts) for r in status.repos)
+    if h is Health.ATTENTION:
+        n_conflicts = sum(len(r.conflicts) for r in status.repos)
+        if n_conflicts:
+            return tr("%1 conflict(s) need you").replace("%1", str(n_conflicts))
+        n = sum(len(r.unfinished()) for r in status.repos)
+        return tr("%1 file(s) not copied: transfer cancelled or failed").replace("%1", str(n))
+    if h is Health.ERROR:
+        problem = next((r.problem for r in status.repos if r.problem), None)
+        return tr("Error: %1").replace("%1", problem or error_words(status))
     return {
-        Health.SYNCED: tr("Everything synced") if status.repos else tr("No folders synced yet"),
+        Health.SYNCED: tr("Everything synced"),
+        Health.SETUP: tr("No folders synced yet"),
+        Health.STOPPED: tr("Not running"),
         Health.OFFLINE: tr("Offline, waiting for the network"),
-        Health.ATTENTION: tr("%1 conflict(s) need you").replace("%1", str(n_conflicts)),
-        Health.ERROR: tr("Error: %1").replace(
-            "%1", next((r.problem or "" for r in status.repos if r.problem), "")),
     }[h]
 
 
@@ -103,7 +129,7 @@ class Tray(QObject):
         bridge: Bridge,
         actions: Actions,
         *,
-        open_window: Callable[[], object],
+        open_window: Callable[..., object],
         open_settings: Callable[[], object],
         open_folder: Callable[[str], None],
         resolve_conflict: Callable[[Conflict], object],
@@ -128,6 +154,8 @@ class Tray(QObject):
         self.menu.aboutToShow.connect(self._ticker.start)
         self.menu.aboutToHide.connect(self._ticker.stop)
         self.icon.activated.connect(self._on_activated)
+        self._on_click: Callable[[], object] = open_window
+        self.icon.messageClicked.connect(self._on_message_clicked)
         bridge.statusChanged.connect(self.update)
         bridge.alertRaised.connect(self.notify_alert)
         bridge.conflictFound.connect(self.notify_conflict)
@@ -167,27 +195,38 @@ class Tray(QObject):
 
     # --- notifications --------------------------------------------------------------
 
-    def _message(self, title: str, text: str, icon: QSystemTrayIcon.MessageIcon) -> None:
+    def _message(self, title: str, text: str, icon: QSystemTrayIcon.MessageIcon,
+                 on_click: Callable[[], object] | None = None) -> None:
+        """Show a desktop notification; ``on_click`` runs when the person clicks it."""
+        self._on_click = on_click or self._open_window
         if QSystemTrayIcon.supportsMessages() and self.icon.isVisible():
             self.icon.showMessage(title, text, icon, 10_000)
         else:
             logger.info("notification: %s: %s", title, text)
 
+    def _on_message_clicked(self) -> None:
+        """The last notification was clicked: open the place it is about."""
+        self._on_click()
+
     def notify_alert(self, alert: Alert) -> None:
-        """A desktop notification for an alert that asks for one."""
+        """A desktop notification for an alert that asks for one (errors always do);
+        a click opens the window at the folder it is about."""
         kind = {
             "error": QSystemTrayIcon.MessageIcon.Critical,
             "warning": QSystemTrayIcon.MessageIcon.Warning,
         }.get(alert.level, QSystemTrayIcon.MessageIcon.Information)
-        self._message(self.tr("annexsync"), alert.text, kind)
+        repo = alert.repo
+        self._message(self.tr("annexsync"), alert.text, kind,
+                      (lambda: self._open_window(repo)) if repo else None)
 
     def notify_conflict(self, conflict: Conflict) -> None:
-        """Tell the user once that two versions of a file exist."""
+        """Tell the user once that two versions of a file exist; a click opens the resolver."""
         self._message(
             self.tr("Conflicting versions"),
             self.tr("%1 was changed on two devices; both versions were kept.").replace(
                 "%1", conflict.path),
             QSystemTrayIcon.MessageIcon.Warning,
+            functools.partial(self._resolve, conflict),
         )
 
     # --- menu -----------------------------------------------------------------------
@@ -216,7 +255,8 @@ class Tray(QObject):
         self.named.clear()
         self._live.clear()
         status, tr = self.bridge.status, self.tr
-        self._live_line("status", lambda: headline(self.bridge.status, self.bridge.now(), tr))
+        self._live_line("status", lambda: one_line(
+            headline(self.bridge.status, self.bridge.now(), tr), MENU_LINE))
         for i, repo in enumerate(status.repos):
             for j, rm in enumerate(repo.remotes):
                 def render(repo_path: str = repo.path, name: str = rm.name) -> str:

@@ -40,15 +40,16 @@ class AlertBook:
         self._next = 1
 
     def add(self, level: AlertLevel, text: str, *, name: str | None = None,
-            notify: bool = False) -> Alert:
+            notify: bool = False, repo: str | None = None) -> Alert:
         now = self.clock()
         for i, e in enumerate(self._entries):
             if name is not None and e.name == name:
-                alert = replace(e.alert, level=level, text=text, time=now, notify=notify)
+                alert = replace(e.alert, level=level, text=text, time=now, notify=notify,
+                                repo=repo)
                 del self._entries[i]
                 self._entries.insert(0, _Entry(alert, name))
                 return alert
-        alert = Alert(self._next, level, text, now, notify)
+        alert = Alert(self._next, level, text, now, notify, repo)
         self._next += 1
         self._entries.insert(0, _Entry(alert, name))
         del self._entries[self.keep:]

@@ -11,7 +11,10 @@ when it is not a git repository yet) and the core runs until SIGINT/SIGTERM.
 
 ``status [--json]`` asks the running instance; when none runs it reads the
 repositories named in the settings directly (``offline_status``): no network
-is touched, remotes show as not tried.
+is touched, remotes show as not tried, and the health is *stopped* ("not
+running", with what the folders tell), never "everything synced" (issue 18).
+The text and the JSON carry the same words: ``Status.headline`` and
+``RemoteStatus.state_words``.
 """
 
 from __future__ import annotations
@@ -116,21 +119,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         data = to_json(status)
         data["running"] = running
         data["health"] = status.health(now).value
+        data["headline"] = status.headline(now)
         print(json.dumps(data))
         return 0
-    print(status.tooltip(now) + ("" if running else " (daemon not running)"))
+    print(status.tooltip(now))
     for r in status.repos:
         print(f"{r.path}: {r.uncommitted} uncommitted, {r.queued} queued"
               + (f", error: {r.problem}" if r.problem else ""))
         if r.wanted_note:
             print(f"  {r.wanted_note}")
         for rm in r.remotes:
-            state = {True: "reachable", False: "unreachable", None: "not tried"}[rm.reachable]
-            print(f"  {rm.name} ({rm.kind}): {state}")
+            print(f"  {rm.name} ({rm.kind}): {rm.state_words()}")
             if rm.wanted_note:
                 print(f"    {rm.wanted_note}")
         for c in r.conflicts:
             print(f"  conflict: {c.path}: {', '.join(c.variants)}")
+        for t in r.unfinished():
+            print(f"  not copied ({t.state}): {t.path}")
     x = status.xmpp
     if x.account:
         print(f"xmpp {x.account}: {x.state}" + (f" ({x.error})" if x.error else ""))
@@ -165,7 +170,7 @@ def offline_status(config_dir: Path) -> Status:
         except CoreError as e:
             repos.append(RepoStatus(path=path, uuid="", description="", error=str(e)))
     return Status(repos=tuple(repos), xmpp=_offline_xmpp(config_dir),
-                  devices=_offline_devices(config_dir))
+                  devices=_offline_devices(config_dir), daemon=False)
 
 
 def _offline_xmpp(config_dir: Path) -> XmppStatus:

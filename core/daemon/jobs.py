@@ -38,8 +38,9 @@ from dulwich.index import IndexEntry, index_entry_from_stat
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Commit, ObjectID
 
-from core import gitlock, gitops
+from core import failures, gitlock, gitops
 from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed, RemoteUnavailable
+from core.failures import Reason
 from core.ops import sync as syncops
 from core.ops.add import Adder
 from core.ops.conflicts import VARIANT_MARKER, original_names
@@ -54,11 +55,7 @@ logger = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".annexsync-tmp"
 CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P)  # kinds that move content today
-_UNREACHABLE_HINTS = (
-    "does not appear to be a git repository", "could not read from remote", "connection refused",
-    "could not resolve", "network is unreachable", "connection timed out", "no route to host",
-    "unable to access", "connection reset", "timed out", "host is down",
-)
+
 
 
 # --- opening ------------------------------------------------------------------
@@ -173,13 +170,17 @@ def remote_reachable(repo_path: str, info: RemoteInfo) -> bool | None:
 
 
 def classify(error: Exception) -> bool:
-    """True when ``error`` means "could not reach the remote" (not "it said no")."""
-    if isinstance(error, RemoteUnavailable):
-        return True
-    if isinstance(error, GitCommandError):
-        text = str(error).lower()
-        return getattr(error, "returncode", 0) is None or any(h in text for h in _UNREACHABLE_HINTS)
-    return False
+    """True when ``error`` means "wait for the remote" (not "it said no" or "fix me").
+
+    The reason comes from ``core.failures`` (one table for every front end):
+    a closed port, a timeout, a lost route or connection wait; a name that
+    does not resolve, a refused login or a URL that is no repository do not.
+    """
+    if not isinstance(error, (RemoteUnavailable, GitCommandError)):
+        return False
+    f = failures.classify(failures.error_text(error))
+    # "unavailable" in words we do not know still means: could not reach it
+    return f.transient or (isinstance(error, RemoteUnavailable) and f.reason is Reason.OTHER)
 
 
 # --- committing ---------------------------------------------------------------
@@ -273,7 +274,7 @@ def _outcome(name: str, result: syncops.SyncResult, probe: bool | None) -> Remot
     error = result.errors.get(name)
     if error is None:
         return RemoteOutcome(True, changed=bool(result.merged or result.resolved))
-    unreachable = probe is False or any(h in error.lower() for h in _UNREACHABLE_HINTS)
+    unreachable = probe is False or failures.classify(error).transient
     return RemoteOutcome(False, unreachable, error)
 
 
@@ -287,7 +288,7 @@ def push_remote(path: str, name: str) -> RemoteOutcome:
         info = _find(repo, name)
         probe = remote_reachable(path, info)
         if probe is False:
-            return RemoteOutcome(False, True, f"{name} is not reachable")
+            return RemoteOutcome(False, True, f"{name}: folder not found ({info.url})")
         repo.branch.commit()
         result = syncops.SyncResult()
         syncops.push(repo, info, result)
@@ -317,7 +318,7 @@ def _push_single_writer(repo: AnnexRepo, info: RemoteInfo) -> RemoteOutcome:
     try:
         pushed = gitops.push(repo.path, info.name, specs)
     except GitCommandError as e:
-        return RemoteOutcome(False, classify(e), str(e))
+        return RemoteOutcome(False, classify(e), failures.error_text(e))
     if all(pushed.values()):
         return RemoteOutcome(True)
     return RemoteOutcome(False, False, f"{info.name} refused our pushes")
@@ -334,14 +335,14 @@ def pull_remote(path: str, name: str) -> RemoteOutcome:
         info = _find(repo, name)
         probe = remote_reachable(path, info)
         if probe is False:
-            return RemoteOutcome(False, True, f"{name} is not reachable")
+            return RemoteOutcome(False, True, f"{name}: folder not found ({info.url})")
         result = syncops.SyncResult()
         try:
             syncops.pull(repo, info, result)
         except MergeFailed:
             raise
         except GitCommandError as e:
-            return RemoteOutcome(False, classify(e), str(e))
+            return RemoteOutcome(False, classify(e), failures.error_text(e))
         result.annex_merged += [r.decode() for r in repo.branch.merge_refs()]
         return _outcome(name, result, remote_reachable(path, info))
 

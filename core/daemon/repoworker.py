@@ -65,7 +65,7 @@ from typing import Protocol
 
 from watchfiles import Change, awatch
 
-from core import gitlock
+from core import failures, gitlock
 from core.daemon import jobs
 from core.daemon.batching import Batcher
 from core.daemon.jobs import TransferMeter
@@ -73,6 +73,7 @@ from core.daemon.threads import run_blocking, run_blocking_cancellable
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import NotNeeded, Transfer, TransferQueue, Unreachable
 from core.errors import CoreError, MergeConflict, MergeFailed, TransferBusy
+from core.failures import Failure
 from core.remotes import RemoteInfo, RemoteKind
 from core.repo.key import Key
 from core.status import Conflict, RemoteStatus, RepoStatus
@@ -94,7 +95,7 @@ class Host(Protocol):
     def changed(self) -> None: ...
     def activity(self, text: str) -> None: ...
     def alert(self, level: str, text: str, *, name: str | None = None,
-              notify: bool = False) -> None: ...
+              notify: bool = False, repo: str | None = None) -> None: ...
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
     def branch_moved(self, repo: str) -> None: ...
 
@@ -111,6 +112,7 @@ class RemoteState:
     wanted_note: str | None = None
     desynced: bool = True
     retry_at: float | None = None
+    detail: str | None = None  # the raw text behind ``error`` (issue 18)
 
     def status(self) -> RemoteStatus:
         return RemoteStatus(
@@ -118,7 +120,20 @@ class RemoteState:
             reachable=self.reachable, last_sync=self.last_sync,
             waiting_since=self.waiting_since, push_deadline=self.push_deadline,
             error=self.error, pending=self.pending, wanted_note=self.wanted_note,
+            detail=self.detail,
         )
+
+    def failed(self, raw: str | None) -> Failure | None:
+        """Record why it failed: the short reason shown, the raw text for details."""
+        f = failures.classify(raw) if raw else None
+        self.error = f.words if f else None
+        self.detail = raw
+        return f
+
+    def unknown(self) -> RemoteStatus:
+        """Its status while our own folder is missing: nothing about it is known now."""
+        return RemoteStatus(name=self.info.name, uuid=self.info.uuid, kind=self.info.kind.value,
+                            last_sync=self.last_sync, wanted_note=self.wanted_note)
 
 
 class RepoWorker:
@@ -154,16 +169,44 @@ class RepoWorker:
         self.fail_count = 0
         self.retry_at: float | None = None  # when failed jobs run again
         self.next_sweep = 0.0  # when git's lock files are looked at again
+        self.missing = False  # the folder is gone (unplugged, moved): issue 18
+
+    # --- the folder itself (issue 18) --------------------------------------------------
+
+    def check_folder(self) -> bool:
+        """Notice the folder vanishing or coming back; True while it is there.
+
+        A drive unplugged or a folder moved must not leave "syncing enabled"
+        and "last sync just now" on screen: the status says it is missing (an
+        error) until it is back, and then a full round runs again.
+        """
+        there = (Path(self.path) / ".git").exists()
+        if there == (not self.missing):
+            return there
+        self.missing = not there
+        if there:
+            self.host.activity(f"{Path(self.path).name} is back")
+            self.need_receive, self.scan_keys = True, None
+            self.desync_all()
+        else:
+            self.host.queue.drop_repo(self.path)  # nothing to copy from or into meanwhile
+            self.host.alert("error", f"{Path(self.path).name}: folder not found "
+                            f"(unplugged or moved?): {self.path}", name=f"missing {self.path}",
+                            notify=True, repo=self.path)
+        self.host.changed()
+        return there
 
     # --- status ------------------------------------------------------------------
 
     def status(self) -> RepoStatus:
         q = self.host.queue
+        rs = self.remotes.values()
         return RepoStatus(
             path=self.path, uuid=self.uuid, description=self.description,
             uncommitted=self.batcher.pending, queued=q.queued(self.path),
             transfers=q.transfers(self.path),
-            remotes=tuple(r.status() for r in self.remotes.values()),
+            remotes=tuple(r.unknown() if self.missing else r.status() for r in rs),
+            missing=self.missing,
             conflicts=self.conflicts, scanning=self.scanning,
             error=self.error or self._failure_text(),
             merge_error="; ".join(self.merge_errors.values()) or None,
@@ -183,7 +226,8 @@ class RepoWorker:
         logger.warning("%s: %s failed, will retry: %s", self.path, job, e)
         text = f"could not {verb}: {e}"
         if self.failures.get(job) != text:  # once per new problem, not on every retry
-            self.host.alert("error", f"{Path(self.path).name}: {text}", name=f"{job} {self.path}")
+            self.host.alert("error", f"{Path(self.path).name}: {text}", name=f"{job} {self.path}",
+                            repo=self.path)
         self.failures[job] = text
         self.fail_count += 1
         delay = min(self.t.job_retry_max, self.t.job_retry_base * 2 ** (self.fail_count - 1))
@@ -261,7 +305,7 @@ class RepoWorker:
         await self._startup()
         while True:
             await self._sleep()
-            if self.host.paused():
+            if self.host.paused() or not self.check_folder():
                 continue
             try:
                 await self.step()
@@ -274,8 +318,9 @@ class RepoWorker:
                     self._succeeded("step")
 
     def _due(self, now: float) -> float | None:
-        """Seconds until the next timer; 0 when work is waiting; None when idle."""
-        if self.host.paused():
+        """Seconds until the next timer; 0 when work is waiting; None when idle (paused,
+        or the folder is missing: the tree watcher or ``idle_tick`` looks again)."""
+        if self.host.paused() or self.missing:
             return None
         if self._backing_off(now):
             pass  # failed jobs wait for retry_at (below)
@@ -310,7 +355,7 @@ class RepoWorker:
             await run_blocking(jobs.sweep_locks, self.path)
         self._retry_failed(now)
         backing_off = self._backing_off(now)
-        for r in self.remotes.values():
+        for r in self.remotes.values():  # PushRetrier (spec 2)
             if r.retry_at is not None and now >= r.retry_at:
                 r.retry_at, r.pending = None, True
                 self.push_at = now
@@ -409,7 +454,7 @@ class RepoWorker:
         if got.resolved:
             self._schedule_push()
             self.host.alert("warning", f"Conflicting changes in {Path(self.path).name}",
-                            name=f"conflict {self.path}", notify=True)
+                            name=f"conflict {self.path}", notify=True, repo=self.path)
         self.host.changed()
 
     def _merge_failed(self, source: str, e: MergeFailed) -> None:
@@ -420,7 +465,7 @@ class RepoWorker:
         if self.merge_errors.get(source) != text:
             self.merge_errors[source] = text
             self.host.alert("error", f"Could not merge changes into {Path(self.path).name}",
-                            name=f"merge {self.path}", notify=True)
+                            name=f"merge {self.path}", notify=True, repo=self.path)
         self.host.changed()
 
     def _merge_done(self, source: str) -> None:
@@ -510,14 +555,17 @@ class RepoWorker:
             if pushed:
                 r.pending = False
                 r.last_sync = now
-            r.error = None
+            r.failed(None)
         elif out.unreachable:
             self.mark_unreachable(r.info.name, out.error)
         else:
-            r.error = out.error
+            before = r.error
+            f = r.failed(out.error or f"could not sync with {r.info.name}")
             r.retry_at = now + self.t.push_retry  # PushRetrier (spec 2)
-            self.host.alert("warning", f"Failed to sync with {r.info.name}",
-                            name=f"sync {self.path} {r.info.name}")
+            if f is not None and r.error != before:  # errors notify, once per new reason
+                self.host.alert("error", f"Failed to sync with {r.info.name}: {f.words}",
+                                name=f"sync {self.path} {r.info.name}", notify=True,
+                                repo=self.path)
         if out.changed:
             self.scan_keys = None
             self._conflicts_stale = True
@@ -529,7 +577,7 @@ class RepoWorker:
             self.host.activity(f"{r.info.name} is reachable again")
         r.reachable = True
         r.waiting_since = None
-        r.error = None
+        r.failed(None)
         self.kick()
 
     def mark_unreachable(self, name: str, error: str | None) -> None:
@@ -540,13 +588,16 @@ class RepoWorker:
             r.waiting_since = self.host.now()
             self.host.activity(f"Waiting for {name}")
         r.reachable = False
-        r.error = error
+        r.failed(error)
         r.desynced = True
         self.host.queue.drop_remote(self.path, name)
         self.host.changed()
 
     async def reprobe(self) -> None:
-        """NetWatch round: reload remotes, probe waiting ones, notice path remotes vanishing."""
+        """NetWatch round: reload remotes, probe waiting ones, notice path remotes vanishing
+        (and our own folder)."""
+        if not self.check_folder():
+            return
         with contextlib.suppress(CoreError):
             await self.refresh_facts()
         for r in list(self.remotes.values()):
@@ -554,7 +605,7 @@ class RepoWorker:
             if probe is True and r.reachable is False:
                 self.mark_reachable(r)
             elif probe is False and r.reachable is not False:
-                self.mark_unreachable(r.info.name, f"{r.info.name} is not reachable")
+                self.mark_unreachable(r.info.name, f"{r.info.name}: folder not found ({r.info.url})")
             elif probe is None and r.reachable is False:
                 r.reachable, r.desynced = None, True  # network kinds: only a real try tells
                 self.kick()
@@ -632,6 +683,8 @@ class RepoWorker:
     # --- watchers ------------------------------------------------------------------------
 
     def _tree_filter(self, change: Change, path: str) -> bool:
+        if path == self.path:
+            return True  # the folder itself moved or went: check_folder tells
         rel = _rel(self.path, path)
         return rel is not None and not jobs.ignored(rel)
 
@@ -664,6 +717,8 @@ class RepoWorker:
             async for changes in awatch(self.path, watch_filter=self._tree_filter,
                                         debounce=self.t.watch_debounce_ms,
                                         step=self.t.watch_step_ms, stop_event=stop):
+                if any(p == self.path for _, p in changes):
+                    self.check_folder()
                 rels = {r for _, p in changes if (r := _rel(self.path, p))}
                 if rels:
                     self.batcher.record(rels, self.host.now())

@@ -85,7 +85,7 @@ from dulwich.object_store import iter_tree_contents
 from dulwich.objects import Blob, Commit, ObjectID
 from dulwich.refs import Ref
 
-from core import gitlock, gitops
+from core import failures, gitlock, gitops
 from core.errors import GitCommandError, MergeConflict, RepoError
 from core.ops.add import Adder
 from core.ops.conflicts import place_unlocked, resolve
@@ -560,7 +560,7 @@ def pull(repo: AnnexRepo, remote: Remote, result: SyncResult, merge: bool = True
     try:
         gitops.fetch(repo.path, remote.name)
     except GitCommandError as e:
-        result.errors[remote.name] = str(e)
+        result.errors[remote.name] = failures.error_text(e)
         return
     result.fetched.append(remote.name)
     branch = repo.current_branch()
@@ -588,7 +588,7 @@ def push(repo: AnnexRepo, remote: Remote, result: SyncResult) -> None:
         quiet = gitops.push(repo.path, remote.name, [f"{ANNEX_BRANCH}:{ANNEX_BRANCH}"])
         outcome.update(quiet)
     except GitCommandError as e:
-        result.errors[remote.name] = str(e)
+        result.errors[remote.name] = failures.error_text(e)
     result.pushed[remote.name] = outcome
     if not outcome.get("refs/heads/synced/git-annex", False):
         result.errors.setdefault(remote.name, f"could not push to {remote.name}")
@@ -671,7 +671,7 @@ def _pull_all(
             except MergeConflict as e:
                 conflict = e
             except RepoError as e:
-                result.errors[remote.name] = str(e)
+                result.errors[remote.name] = failures.error_text(e)
         prog.advance(1, 0, f"pull {remote.name}")
     result.annex_merged += [r.decode() for r in repo.branch.merge_refs()]
     prog.advance(1, 0, "merge git-annex branches")

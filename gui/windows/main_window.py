@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 CONFLICT_ROLE = Qt.ItemDataRole.UserRole + 10
 ALERT_ROLE = Qt.ItemDataRole.UserRole + 11
+DETAIL_ROLE = Qt.ItemDataRole.UserRole + 12
 
 
 class MainWindow(QMainWindow):
@@ -117,7 +118,15 @@ class MainWindow(QMainWindow):
         self.repos.setHeaderLabels([self.tr("Folder / device"), self.tr("State")])
         self.repos.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.repos.header().setStretchLastSection(True)
+        self.repos.itemSelectionChanged.connect(self._show_details)
         lay.addWidget(self.repos, 1)
+        # The raw text behind a failure's short reason (issue 18), for the selected row.
+        self.details = QLabel()
+        self.details.setObjectName("details")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setVisible(False)
+        lay.addWidget(self.details)
 
         row = QHBoxLayout()
         self.sync_button = QPushButton(self.tr("Sync now"))
@@ -213,6 +222,8 @@ class MainWindow(QMainWindow):
 
     def _show_repos(self, status: Status, now: float) -> None:
         selected = self._selected_repo()
+        items = self.repos.selectedItems()
+        selected_remote = (selected, items[0].text(0)) if items and items[0].parent() else None
         self.repos.clear()
         for repo in status.repos:
             item = QTreeWidgetItem([self._repo_title(repo), self._repo_state(repo)])
@@ -223,14 +234,18 @@ class MainWindow(QMainWindow):
                 text = remote_line(rm, now, self.tr)
                 child = QTreeWidgetItem([rm.name, text.split(": ", 1)[-1]])
                 child.setData(0, Qt.ItemDataRole.UserRole, repo.path)
-                child.setToolTip(1, f"{rm.kind} {rm.uuid or ''}")
-                state = Health.WAITING if rm.reachable is False else (
-                    Health.ERROR if rm.error else Health.SYNCED)
-                child.setIcon(0, state_icon(state))
+                child.setData(1, DETAIL_ROLE, rm.detail)
+                child.setToolTip(1, rm.detail or f"{rm.kind} {rm.uuid or ''}")
+                state = Health.ERROR if rm.failure else (
+                    Health.WAITING if rm.waiting else Health.SYNCED if rm.reachable else None)
+                if state is not None:  # not tried (or its folder missing): no check mark
+                    child.setIcon(0, state_icon(state))
                 item.addChild(child)
+                if (repo.path, rm.name) == selected_remote:
+                    child.setSelected(True)
             self.repos.addTopLevelItem(item)
             item.setExpanded(True)
-            if repo.path == selected:
+            if repo.path == selected and selected_remote is None:
                 item.setSelected(True)
         if not status.repos:
             self.repos.addTopLevelItem(QTreeWidgetItem([self.tr("No folders yet"), ""]))
@@ -254,6 +269,15 @@ class MainWindow(QMainWindow):
             parts.append(self.tr("%1 transfer(s) running").replace("%1", str(running)))
         if repo.conflicts:
             parts.append(self.tr("%1 conflict(s)").replace("%1", str(len(repo.conflicts))))
+        unfinished = len(repo.unfinished())
+        if unfinished:
+            parts.append(self.tr("%1 file(s) not copied").replace("%1", str(unfinished)))
+        failing = sum(1 for rm in repo.remotes if rm.failure)
+        if failing:
+            parts.append(self.tr("%1 remote(s) failing").replace("%1", str(failing)))
+        waiting = sum(1 for rm in repo.remotes if rm.waiting)
+        if waiting:
+            parts.append(self.tr("waiting for %1 remote(s)").replace("%1", str(waiting)))
         return ", ".join(parts) if parts else self.tr("syncing enabled")
 
     def _show_conflicts(self, status: Status) -> None:
@@ -296,6 +320,20 @@ class MainWindow(QMainWindow):
         if [widget.item(i).text() for i in range(widget.count())] != texts:
             widget.clear()
             widget.addItems(texts)
+
+    def _show_details(self) -> None:
+        items = self.repos.selectedItems()
+        detail = items[0].data(1, DETAIL_ROLE) if items else None
+        self.details.setText(self.tr("Details: %1").replace("%1", detail) if detail else "")
+        self.details.setVisible(bool(detail))
+
+    def show_repo(self, path: str) -> None:
+        """Bring the Folders tab forward with ``path``'s folder selected."""
+        self.tabs.setCurrentIndex(0)
+        for i in range(self.repos.topLevelItemCount()):
+            item = self.repos.topLevelItem(i)
+            if item is not None:
+                item.setSelected(item.data(0, Qt.ItemDataRole.UserRole) == path)
 
     # --- user actions ---------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QWizard
 from core.settings import load_settings
 from core.status import Health
 from tests.gui.conftest import make_repo
+from tests.gui.test_honest import shown_health
 
 
 def test_first_run_wizard_creates_a_repository(make_app: Any, wait: Any, tmp_path: Path,
@@ -125,13 +126,13 @@ def test_icon_never_shows_synced_while_work_is_pending(make_core: Any, make_app:
     core_seen: list[Health] = []
     app.core.subscribe(lambda s: core_seen.append(s.health(time.time())))
     shown: list[tuple[Health | None, Health, bool]] = []
-    app.bridge.statusChanged.connect(lambda s: shown.append(
-        (app.tray.health, s.health(app.bridge.now()), s.repos[0].busy())))
+    app.bridge.statusChanged.connect(lambda s: shown.append(  # the icon's pixels, not a field
+        (shown_health(app), s.health(app.bridge.now()), s.repos[0].busy())))
     folder = Path(app.bridge.status.repos[0].path)
     for i in range(5):
         (folder / f"f{i}.txt").write_text(str(i))
     wait(lambda: Health.SYNCING in core_seen, 20, "the core reports the pending work")
-    wait(lambda: app.tray.health is Health.SYNCED and not app.bridge.status.repos[0].busy(), 30)
+    wait(lambda: shown_health(app) is Health.SYNCED and not app.bridge.status.repos[0].busy(), 30)
     assert shown
     for icon, health, busy in shown:
         assert icon is health  # the icon follows Status.health at every update ...

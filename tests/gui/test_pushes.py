@@ -56,6 +56,7 @@ def test_pushes_view_shows_the_countdown_then_the_outcome(
     repo_a = make_repo(tmp_path / "repo-a", {"a.txt": "a"})
     repo_b = make_repo(tmp_path / "repo-b", {"b.txt": "b"})
     app = make_app("a", core=core_a, show=False)
+    run(core_a.add_repository(str(repo_a), create=False))  # a folder synced: not first-run setup
     wait(lambda: core_a.hub.identity is not None and core_b.hub.identity is not None, 10)
     _pair(core_a, core_b, repo_a, repo_b, "desk", alice)
     _pair(core_b, core_a, repo_b, repo_a, "lap", alice)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QDialogButtonBox, QWizard
 from core.status import Health
 from gui.models.transfers import PROGRESS_ROLE, TRANSFER_ROLE
 from tests.conftest import git
+from tests.gui.test_honest import record_messages
 
 BOUND = 45.0
 
@@ -131,8 +132,7 @@ def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: A
     p = _pair(make_app, wait, tmp_path)
     flagged: list[str] = []
     p.a.bridge.conflictFound.connect(lambda c: flagged.append(c.path))
-    notified: list[str] = []
-    p.a.tray._message = lambda title, text, icon: notified.append(text)  # type: ignore[method-assign]
+    recorded = record_messages(p.a)  # what reaches QSystemTrayIcon.showMessage (issue 18)
     for app in (p.a, p.b):
         app.tray.rebuild_menu()
         app.tray.named["pause"].trigger()
@@ -153,6 +153,7 @@ def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: A
     wait(lambda: any((p.pa / v).exists() and (p.pa / v).read_text() == "from B\n"
                      for v in conflict.variants), BOUND, "B's variant in A")
     assert flagged == ["seed.txt"]
+    notified = [text for _title, text in recorded]
     assert len([n for n in notified if "seed.txt was changed on two devices" in n]) == 1, notified
 
     # The resolver: open both, then keep B's version.

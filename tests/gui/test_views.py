@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPalette
+from PySide6.QtGui import QColor, QImage, QPalette
 
 from core.status import Alert, Conflict, Health, RemoteStatus, RepoStatus, Status, TransferStatus
 from gui import format as fmt
@@ -37,11 +38,24 @@ def test_every_state_has_its_own_icon_shape_and_colour(qapp: object) -> None:
     masks = {h: tuple(img.pixelColor(x, y).alpha() > 128 for x in range(32) for y in range(32))
              for h, img in images.items()}
     assert len(set(masks.values())) == len(Health)
-    fills = {h: img.pixelColor(16, 16).name() for h, img in images.items()}
+    # Colours differ too: each icon's most common opaque colour, and the ones that
+    # carry meaning have it (issue 18: the old check, ``assert fills``, could not fail).
+    fills = {h: _main_colour(img) for h, img in images.items()}
+    assert len({c.name() for c in fills.values()}) == len(Health), fills
+    green, red = fills[Health.SYNCED], fills[Health.ERROR]
+    assert green.green() > green.red() + 60 and green.green() > green.blue() + 60, green.name()
+    assert red.red() > red.green() + 100 and red.red() > red.blue() + 100, red.name()
     assert len({state_path(h).read_text() for h in Health}) == len(Health)
-    assert fills  # rendered
     assert sorted(p.name for p in ICON_DIR.glob("tray-*.svg")) == sorted(
         f"tray-{h.name.lower()}.svg" for h in Health)
+
+
+def _main_colour(img: QImage) -> QColor:
+    """The most common opaque colour of an icon (its fill)."""
+    counts: Counter[int] = Counter(
+        img.pixel(x, y) for x in range(img.width()) for y in range(img.height())
+        if img.pixelColor(x, y).alpha() > 250)
+    return QColor.fromRgba(counts.most_common(1)[0][0])
 
 
 def test_progress_icon_draws_over_syncing(qapp: object) -> None:
@@ -65,6 +79,9 @@ def test_headline_never_says_synced_while_work_is_pending() -> None:
     c = Conflict("/r", "a.txt", ("a.variant-1.txt", "a.variant-2.txt"))
     assert headline(Status(repos=(repo(conflicts=(c,)),)), NOW, tr) == "1 conflict(s) need you"
     assert headline(Status(repos=(repo(error="broken"),)), NOW, tr) == "Error: broken"
+    long = Status(repos=(repo(error="git said:\n" + "x " * 300),))  # the window shows it all
+    assert headline(long, NOW, tr) == "Error: git said: " + ("x " * 300).strip()
+    assert len(remote_line(RemoteStatus("r", None, "p2p", None, error="y" * 300), NOW, tr)) <= 60
     failed = Status(repos=(repo(merge_error="could not merge synced/main: no"),))
     assert headline(failed, NOW, tr) == "Error: could not merge synced/main: no"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,7 +105,11 @@ def test_daemon_status_and_handover(daemon: tuple[subprocess.Popen[str], Path, P
     paths = {r["path"]: r for r in data["repos"]}
     assert set(paths) == {str(repo), str(second)}
     assert paths[str(repo)]["uncommitted"] == 1
-    assert data["health"] == "syncing"
+    assert data["health"] == "stopped"  # issue 18: nothing runs, so nothing is "syncing"
+    assert data["headline"] == "not running; last known: 1 change not committed"
+    human = cli(cfg, "status").stdout
+    assert human.startswith("annexsync: not running; last known: 1 change not committed")
+    assert "everything synced" not in human
 
 
 def test_config_dir_from_environment(tmp_path: Path) -> None:
@@ -114,4 +119,41 @@ def test_config_dir_from_environment(tmp_path: Path) -> None:
                        env=env, timeout=60)
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
-    assert data["running"] is False and data["repos"] == [] and data["health"] == "synced"
+    assert data["running"] is False and data["repos"] == [] and data["health"] == "stopped"
+    assert data["headline"] == "not running"
+
+
+def test_failing_ssh_remotes_under_the_daemon(daemon: tuple[subprocess.Popen[str], Path, Path],
+                                              tmp_path: Path) -> None:
+    """Issue 18: an ssh remote on an unknown host left "everything synced" (and the daemon
+    "syncing" forever); a closed port said nothing.  Now: one short reason each, the same
+    in the text and the JSON, the raw text kept, and health an error."""
+    proc, cfg, repo = daemon
+    wait_for(lambda: [r for r in status_json(cfg)["repos"] if r["uuid"]], "the repository")
+    wait_for(lambda: status_json(cfg)["health"] == "synced", "synced before")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    git(repo, "remote", "add", "origin", "ssh://nohost.invalid/srv/x")
+    git(repo, "remote", "add", "shut", f"ssh://127.0.0.1:{port}/srv/x")
+    (repo / "new.txt").write_text("new\n")  # a commit: pushes are owed to both
+
+    def remotes() -> dict[str, Any]:
+        return {r["name"]: r for r in status_json(cfg)["repos"][0]["remotes"]}
+
+    wait_for(lambda: remotes().get("origin", {}).get("error") == "host not found"
+             and remotes().get("shut", {}).get("error") == "connection refused", "both failed")
+    data = status_json(cfg)
+    assert data["health"] == "error" and data["headline"] == "origin: host not found"
+    got = remotes()
+    assert "Could not resolve hostname nohost.invalid" in got["origin"]["detail"]
+    assert got["shut"]["reachable"] is False and "Connection refused" in got["shut"]["detail"]
+    human = cli(cfg, "status").stdout
+    assert human.splitlines()[0] == "annexsync: origin: host not found"
+    assert "  origin (p2p): failing: host not found" in human
+    assert "  shut (p2p): waiting: connection refused" in human
+    assert "everything synced" not in human and "Please make sure" not in human
+    # It stays so: never "syncing" forever, never "synced".
+    time.sleep(2)
+    assert status_json(cfg)["health"] == "error"

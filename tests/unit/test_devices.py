@@ -13,7 +13,7 @@ from core.devices.hub import device_statuses
 from core.devices.identity import IdentityError, key_name, load_identity, load_or_create
 from core.devices.paired import PairedDevice, PairedStore, PairSecret, SharedRepo, Transports
 from core.secrets import SecretsUnavailable
-from core.status import DeviceStatus, Health, Status
+from core.status import DeviceStatus, Health, RepoStatus, Status
 from core.xmpp.buddies import Device
 from tests.unit.test_daemon_secrets import MemoryKeyring
 
@@ -95,15 +95,18 @@ def test_device_statuses_merge_seen_and_paired() -> None:
     assert not by["id-3"].paired
 
 
+_FOLDER = (RepoStatus("/r", "u", "here"),)  # no folder at all would be SETUP
+
+
 def test_an_offline_paired_device_is_pending_work_only_when_owed() -> None:
-    idle = Status(devices=(DeviceStatus("desk", "id-2", presence="offline", paired=True),))
+    idle = Status(repos=_FOLDER, devices=(DeviceStatus("desk", "id-2", presence="offline", paired=True),))
     assert idle.health(0) is Health.SYNCED
-    owed = Status(devices=(DeviceStatus("desk", "id-2", presence="offline", paired=True, owed=True),))
+    owed = Status(repos=_FOLDER, devices=(DeviceStatus("desk", "id-2", presence="offline", paired=True, owed=True),))
     assert owed.health(0) is Health.WAITING
     assert "waiting for desk" in owed.tooltip(0)
-    online = Status(devices=(DeviceStatus("desk", "id-2", presence="online", paired=True, owed=True),))
+    online = Status(repos=_FOLDER, devices=(DeviceStatus("desk", "id-2", presence="online", paired=True, owed=True),))
     assert online.health(0) is Health.SYNCED
-    unpaired = Status(devices=(DeviceStatus("x", "id-9", presence="offline", owed=True),))
+    unpaired = Status(repos=_FOLDER, devices=(DeviceStatus("x", "id-9", presence="offline", owed=True),))
     assert unpaired.health(0) is Health.SYNCED
 
 

@@ -58,9 +58,10 @@ def test_synced_when_nothing_is_pending() -> None:
     assert s.tooltip(NOW) == "annexsync: everything synced"
 
 
-def test_no_repositories_is_synced_and_says_so() -> None:
-    assert Status().health(NOW) is Health.SYNCED
-    assert "no repositories" in Status().tooltip(NOW)
+def test_no_folder_is_not_synced_but_setup() -> None:
+    """Issue 18: before any folder exists the icon was a green check."""
+    assert Status().health(NOW) is Health.SETUP
+    assert Status().tooltip(NOW) == "annexsync: no folder synced yet"
 
 
 @pytest.mark.parametrize("pending", [
@@ -78,8 +79,76 @@ def test_syncing_while_anything_is_pending(pending: dict[str, object]) -> None:
 
 
 def test_finished_transfers_do_not_keep_it_syncing() -> None:
-    for state in ("done", "failed", "cancelled"):
-        assert status(repo(transfers=(transfer(state),))).health(NOW) is Health.SYNCED
+    assert status(repo(transfers=(transfer("done"),))).health(NOW) is Health.SYNCED
+    for state in ("failed", "cancelled"):  # issue 18: the content is not where it is wanted
+        s = status(repo(transfers=(transfer(state),)))
+        assert s.health(NOW) is Health.ATTENTION
+        assert s.tooltip(NOW) == "annexsync: 1 file not copied (transfer cancelled or failed)"
+
+
+def test_a_cancelled_transfer_done_later_is_settled() -> None:
+    later = dataclasses.replace(transfer("done"), id=2)
+    assert status(repo(transfers=(later, transfer("cancelled")))).health(NOW) is Health.SYNCED
+    again = dataclasses.replace(transfer("queued"), id=2)
+    assert status(repo(transfers=(again, transfer("failed")))).health(NOW) is Health.SYNCING
+    other = dataclasses.replace(transfer("done"), id=2, key="SHA256E-s1--other")
+    assert status(repo(transfers=(other, transfer("cancelled")))).health(NOW) is Health.ATTENTION
+
+
+def test_a_transfer_failed_for_a_waiting_remote_is_waiting() -> None:
+    dropped = dataclasses.replace(transfer("failed"), remote="")
+    assert status(repo(transfers=(dropped,), remotes=(remote(reachable=False),))
+                  ).health(NOW) is Health.WAITING
+    s = status(repo(transfers=(transfer("failed"),), remotes=(remote(reachable=False),)))
+    assert s.health(NOW) is Health.WAITING
+
+
+def test_a_failing_remote_is_an_error_in_words_never_synced_or_syncing() -> None:
+    """Issue 18: an ssh remote on an unknown host left "everything synced" (or "syncing"
+    forever, with a push owed)."""
+    for pending in (False, True):
+        s = status(repo(remotes=(remote(reachable=None, error="host not found",
+                                        detail="ssh: Could not resolve hostname ...",
+                                        pending=pending),)))
+        assert s.health(NOW) is Health.ERROR
+        assert s.tooltip(NOW) == "annexsync: laptop: host not found"
+        assert s.repos[0].remotes[0].state_words() == "failing: host not found"
+    waiting = remote(reachable=False, error="connection refused")
+    assert status(repo(remotes=(waiting,))).health(NOW) is Health.WAITING
+    assert waiting.state_words() == "waiting: connection refused"
+
+
+def test_a_missing_folder_is_an_error() -> None:
+    s = status(repo(missing=True))
+    assert s.health(NOW) is Health.ERROR
+    assert s.tooltip(NOW) == "annexsync: error in /r: folder not found (unplugged or moved?)"
+
+
+def test_without_a_daemon_it_is_stopped_and_says_what_is_known() -> None:
+    assert Status(daemon=False).health(NOW) is Health.STOPPED
+    assert Status(daemon=False).tooltip(NOW) == "annexsync: not running"
+    s = status(repo(uncommitted=2), daemon=False)
+    assert s.health(NOW) is Health.STOPPED
+    assert s.tooltip(NOW) == "annexsync: not running; last known: 2 changes not committed"
+    assert status(repo(), daemon=False).headline(NOW) == "not running; last known: no changes waiting"
+    broken = status(repo(error="cannot open"), daemon=False)
+    assert broken.headline(NOW) == "not running; last known: error in /r: cannot open"
+
+
+class _Node:
+    """A peer of a kind Status does not know yet (an XMPP peer, a cluster node)."""
+
+    def __init__(self, failure: str | None, waiting: bool) -> None:
+        self.peer_name, self.failure, self.waiting = "node1", failure, waiting
+
+
+def test_any_peer_shape_joins_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = status(repo())
+    monkeypatch.setattr(Status, "peers", lambda self: (_Node("authentication failed", False),))
+    assert base.health(NOW) is Health.ERROR
+    assert base.headline(NOW) == "node1: authentication failed"
+    monkeypatch.setattr(Status, "peers", lambda self: (_Node(None, True),))
+    assert base.health(NOW) is Health.WAITING and base.headline(NOW) == "waiting for node1"
 
 
 def test_waiting_when_a_remote_is_unreachable() -> None:
@@ -150,6 +219,8 @@ def test_every_health_state_is_reachable() -> None:
         Health.PAUSED: status(repo(), paused_until=math.inf),
         Health.ATTENTION: status(repo(conflicts=(c,))),
         Health.ERROR: status(repo(error="boom")),
+        Health.SETUP: status(),
+        Health.STOPPED: status(repo(), daemon=False),
     }
     assert set(examples) == set(Health)
     for want, s in examples.items():
@@ -186,8 +257,9 @@ def test_values_are_frozen() -> None:
 def test_json_round_trip() -> None:
     s = status(
         repo(transfers=(transfer(),), conflicts=(Conflict("/r", "a", ("a.variant-1",)),),
-             remotes=(remote(reachable=False, waiting_since=NOW),)),
-        paused_until=math.inf,
+             remotes=(remote(reachable=False, waiting_since=NOW, error="timed out",
+                             detail="git fetch timed out"),), missing=True),
+        paused_until=math.inf, daemon=False,
         alerts=(Alert(1, "warning", "Failed to sync with laptop", NOW, True),),
         activity=("Committed 1 change",),
     )
