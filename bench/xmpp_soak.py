@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
 import sys
 import tempfile
@@ -171,6 +172,7 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=100)
     ap.add_argument("--stall", type=float, default=20.0)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so prosody is stopped in `finally`
     with tempfile.TemporaryDirectory() as d, prosody(Path(d) / "prosody") as server:
         root = Path(d) / "repos"
         root.mkdir()
