@@ -140,7 +140,7 @@ def cmd_whereis(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(w.json()))
             continue
-        print(f"whereis {w.path} ({len(w.copies)} copies)")
+        print(f"whereis {w.path} ({w.count} copies)")
         for c in w.copies:
             print(f"  \t{c.uuid} -- {c.label()}")
         if w.untrusted:
@@ -152,8 +152,16 @@ def cmd_whereis(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from core.ops.query import info
+    from core.ops.query import info, remote_info
 
+    if args.remote:
+        fields = remote_info(_repo(args), args.remote)
+        if args.json:
+            print(json.dumps({**dict(fields), "command": "info", "success": True}))
+            return 0
+        for field, text in fields:
+            print(f"{field}: {text}")
+        return 0
     data = info(_repo(args)).json()
     if args.json:
         print(json.dumps(data))
@@ -252,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("whereis", cmd_whereis, "list the repositories holding each file")
     sp.add_argument("paths", nargs="*")
     sp.add_argument("--json", action="store_true")
-    sp = command("info", cmd_info, "describe the repository and the ones it knows")
+    sp = command("info", cmd_info, "describe the repository and the ones it knows, or a remote")
+    sp.add_argument("remote", nargs="?")
     sp.add_argument("--json", action="store_true")
     sp = command("wanted", cmd_wanted, "show preferred content expressions, and any "
                  "annexsync cannot evaluate")
@@ -283,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.pairing.cli import register as register_pairing
 
     register_pairing(sub)
+    from core.clustercli import register as register_clusters
+
+    register_clusters(sub)
     return p
 
 

@@ -178,6 +178,18 @@ class RemoteRefused(RemoteError):
     """The remote answered, and the answer was no."""
 
 
+class PartialRemoval(RemoteRefused):
+    """A cluster removal that failed, though some nodes did remove (FAILURE-PLUS).
+
+    ``removed`` names them: the caller logs them absent all the same
+    (clusters.md 4.3).
+    """
+
+    def __init__(self, text: str, removed: tuple[str, ...]) -> None:
+        super().__init__(text)
+        self.removed = removed
+
+
 # --- wire protocols -----------------------------------------------------------
 
 

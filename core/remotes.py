@@ -15,7 +15,9 @@ into a verifying ``Incoming``, store, remove.  The kinds:
   over whichever transport is up when a session opens (core.devices);
 * ``special``: directory, rsync, S3, external … found in remote.log; shown, and
   their copies counted from the logs; moving content comes later;
-* ``cluster``: a git-annex cluster reached through a proxy — cluster issue.
+* ``cluster``: a git-annex cluster, reached through its gateway remote; the
+  gateway's other proxied remotes (``origin-node1``) keep the gateway's kind
+  and carry ``via`` (``core.proxied``, clusters.md 4.1).
 
 ``list_remotes`` finds them all from git config and remote.log; ``open_remote``
 gives the ``Remote`` for those that can move content today.  A git remote
@@ -152,6 +154,7 @@ def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
 def _list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
     cfg = repo.git.get_config_stack()
     found = [_git_remote(repo, cfg, name) for name in _remote_names(cfg)]
+    found += _proxied(repo, cfg, found)
     known = {r.uuid for r in found}
     for uuid, settings in repo.state.remotes().items():
         if uuid not in known:
@@ -189,7 +192,7 @@ def _git_remote(repo: AnnexRepo, cfg: StackedConfig, name: str) -> RemoteInfo:
         uuid=uuid,
         kind=kind,
         url=url,
-        cost=float(cost) if cost else (100.0 if kind is RemoteKind.PATH else 200.0),
+        cost=float(cost) if cost else _default_cost(url, repo.path),
         sync=_flag(cfg, name, "annex-sync", True),
         pull=_flag(cfg, name, "annex-pull", True),
         push=_flag(cfg, name, "annex-push", True),
@@ -197,6 +200,44 @@ def _git_remote(repo: AnnexRepo, cfg: StackedConfig, name: str) -> RemoteInfo:
         special_type=_cfg(cfg, name, "annex-type"),
         ignore=ignore,
     )
+
+
+def _default_cost(url: str | None, base: Path) -> float:
+    """git-annex's default: 100 for a repository on this machine, else 200."""
+    return 100.0 if url and local_path(url, base) is not None else 200.0
+
+
+# --- proxied remotes and clusters (issue 16; rules in core.proxied) ---------------
+
+
+def _proxied(repo: AnnexRepo, cfg: StackedConfig, git_remotes: list[RemoteInfo]) -> list[RemoteInfo]:
+    """The remotes the gateways among ``git_remotes`` offer (clusters.md 4.1)."""
+    from core.proxied import proxied_remotes
+
+    proxies = repo.state.proxies()
+    if not proxies:
+        return []
+    clusters = repo.state.clusters()
+    configured = set(_remote_names(cfg))
+    out: list[RemoteInfo] = []
+    for gw in git_remotes:
+        lookup = _cfg(cfg, gw.name, "annex-config-uuid") or gw.uuid
+        out += proxied_remotes(gw, lookup, proxies, clusters, configured,
+                               _default_cost(gw.url, repo.path))  # fmt: skip
+    return out
+
+
+def _transport(repo: AnnexRepo, info: RemoteInfo) -> RemoteKind:
+    """How ``info`` is reached: its own kind, or its gateway's for a proxied remote."""
+    if info.via is None:
+        return info.kind
+    for gw in _pool(repo).infos:
+        if gw.name == info.via:
+            return gw.kind
+    raise RemoteUnavailable(f"{info.name}: its gateway remote {info.via} is gone")
+
+
+# --- end of proxied remotes ---------------------------------------------------------
 
 
 def find_remote(repo: AnnexRepo, name_or_uuid: str) -> RemoteInfo:
@@ -226,19 +267,20 @@ def open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
 
 
 def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
-    if info.kind is RemoteKind.PATH and info.url:
+    kind = _transport(repo, info)
+    if kind is RemoteKind.PATH and info.url:
         path = local_path(info.url, repo.path)
         assert path is not None
         return PathRemote(info, path, repo.uuid)
-    if info.kind is RemoteKind.P2P and info.url:
+    if kind is RemoteKind.P2P and info.url:
         from core.p2p.remote import ssh_remote, tcp_remote
 
         cfg = repo.git.get_config_stack()
         if info.url.startswith("p2p-annex::"):
             return tcp_remote(info, repo.uuid, _cfg(cfg, info.name, "annexsync-p2p-authtoken"))
         if not info.url.startswith("tor-annex::"):
-            return ssh_remote(info, repo.uuid, _cfg(cfg, info.name, "annex-shell"))
-    if info.kind is RemoteKind.HTTP:
+            return ssh_remote(info, repo.uuid, _cfg(cfg, info.config_name, "annex-shell"))
+    if kind is RemoteKind.HTTP:
         from core.p2phttp.remote import http_remote
 
         return http_remote(repo, info)
@@ -278,7 +320,7 @@ class PathRemote:
                 into.write(chunk)
                 advance(len(chunk))
 
-    def store(self, key: Key, source: Path, advance: Advance) -> None:
+    def store(self, key: Key, source: Path, advance: Advance) -> tuple[str, ...]:
         from core.ops.files import follow_content
 
         if self.info.readonly:
@@ -298,8 +340,9 @@ class PathRemote:
             self.repo.keep_received(key)  # or the content goes again: we still have it
         follow_content(self.repo, key, True)
         self.repo.branch.commit_or_keep()  # stored: a held lock or a full disk must not fail it
+        return ()
 
-    def remove(self, key: Key) -> None:
+    def remove(self, key: Key) -> tuple[str, ...]:
         from core.ops.files import follow_content
 
         self.repo.require_writable()
@@ -307,6 +350,7 @@ class PathRemote:
             raise ContentMissing(str(key), self.info.name)
         follow_content(self.repo, key, False)
         self.repo.branch.commit_or_keep()
+        return ()
 
     def close(self) -> None:
         self.repo.close()

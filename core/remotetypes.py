@@ -49,6 +49,19 @@ class RemoteInfo:
     readonly: bool = False
     special_type: str | None = None
     ignore: bool = False  # remote.NAME.annex-ignore: content only when named (--from/--to)
+    # --- proxied remotes (clusters.md 3.2, 4.1): reached through a gateway remote
+    proxied_by: str | None = None  # the gateway's UUID (annex-proxied-by)
+    via: str | None = None  # the gateway remote's name: its URL, settings and transport
+
+    @property
+    def config_name(self) -> str:
+        """The remote whose git config (annexUrl, annex-shell ...) applies."""
+        return self.via or self.name
+
+    @property
+    def git_remote(self) -> bool:
+        """Has a git side (fetch, push): not a proxied remote nor a special one."""
+        return self.via is None and self.kind is not RemoteKind.SPECIAL
 
 
 class Remote(Protocol):
@@ -60,8 +73,20 @@ class Remote(Protocol):
 
     def retrieve(self, key: Key, into: Incoming, advance: Advance) -> None: ...
 
-    def store(self, key: Key, source: Path, advance: Advance) -> None: ...
+    def store(self, key: Key, source: Path, advance: Advance) -> tuple[str, ...]:
+        """Send ``key``; returns the other repositories that now hold it too.
 
-    def remove(self, key: Key) -> None: ...
+        A cluster or gateway names them (SUCCESS-PLUS, ALREADY-HAVE-PLUS,
+        ``plusuuids``; clusters.md 4.3); an ordinary remote returns ().
+        """
+        ...
+
+    def remove(self, key: Key) -> tuple[str, ...]:
+        """Remove ``key``; returns the other repositories that lost it too.
+
+        Raises:
+            PartialRemoval: failed, but the repositories it names did remove.
+        """
+        ...
 
     def close(self) -> None: ...

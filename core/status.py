@@ -122,6 +122,10 @@ class RemoteStatus:
     wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
     # --- issue 18: the raw text behind ``error``, for a details view ---
     detail: str | None = None
+    # a remote reached through a gateway (clusters.md 4.1): the gateway remote's name;
+    # a cluster also names its node remotes, which are not synced one by one
+    via: str | None = None
+    nodes: tuple[str, ...] = ()
 
     @property
     def peer_name(self) -> str:
@@ -474,7 +478,8 @@ def status_from_json(data: dict[str, Any]) -> Status:
             **{
                 **r,
                 "transfers": tuple(TransferStatus(**t) for t in r["transfers"]),
-                "remotes": tuple(RemoteStatus(**x) for x in r["remotes"]),
+                "remotes": tuple(RemoteStatus(**{**x, "nodes": tuple(x.get("nodes", ()))})
+                                 for x in r["remotes"]),
                 "conflicts": tuple(
                     Conflict(**{**c, "variants": tuple(c["variants"])}) for c in r["conflicts"]
                 ),

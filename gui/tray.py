@@ -258,7 +258,10 @@ class Tray(QObject):
         self._live_line("status", lambda: one_line(
             headline(self.bridge.status, self.bridge.now(), tr), MENU_LINE))
         for i, repo in enumerate(status.repos):
+            nodes = {n for rm in repo.remotes for n in rm.nodes}  # shown as their cluster
             for j, rm in enumerate(repo.remotes):
+                if rm.name in nodes:
+                    continue
                 def render(repo_path: str = repo.path, name: str = rm.name) -> str:
                     cur = self._remote(repo_path, name)
                     return "   " + (remote_line(cur, self.bridge.now(), tr) if cur else name)

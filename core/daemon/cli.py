@@ -129,7 +129,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if r.wanted_note:
             print(f"  {r.wanted_note}")
         for rm in r.remotes:
-            print(f"  {rm.name} ({rm.kind}): {rm.state_words()}")
+            via = f" via {rm.via}" if rm.via else ""
+            nodes = f", nodes {' '.join(rm.nodes)}" if rm.nodes else ""
+            print(f"  {rm.name} ({rm.kind}{via}{nodes}): {rm.state_words()}")
             if rm.wanted_note:
                 print(f"    {rm.wanted_note}")
         for c in r.conflicts:
@@ -162,8 +164,10 @@ def offline_status(config_dir: Path) -> Status:
                 path=f.path, uuid=f.uuid, description=f.description,
                 uncommitted=jobs.count_uncommitted(path),
                 remotes=tuple(RemoteStatus(r.name, r.uuid, r.kind.value,
-                                           wanted_note=f.wanted_notes.get(r.uuid or ""))
-                              for r in f.remotes if r.kind is not RemoteKind.PAIRED),
+                                           wanted_note=f.wanted_notes.get(r.uuid or ""),
+                                           via=r.via, nodes=f.cluster_nodes.get(r.name, ()))
+                              for r in (*f.remotes, *f.proxied)
+                              if r.kind is not RemoteKind.PAIRED),
                 conflicts=tuple(Conflict(f.path, p, v) for p, v in sorted(conflicts.items())),
                 wanted_note=f.wanted_notes.get(f.uuid),
             ))

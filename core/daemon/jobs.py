@@ -47,7 +47,15 @@ from core.ops.conflicts import VARIANT_MARKER, original_names
 from core.ops.files import AnnexedFile, annexed_files, populate_unlocked
 from core.ops.query import wanted
 from core.ops.transfer import _wanted, copy_key_to, get_key
-from core.remotes import RemoteInfo, RemoteKind, list_remotes, local_path, open_remote
+from core.proxied import nodes_of
+from core.remotes import (
+    RemoteInfo,
+    RemoteKind,
+    find_remote,
+    list_remotes,
+    local_path,
+    open_remote,
+)
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo, init_git
 
@@ -69,6 +77,9 @@ class RepoFacts:
     remotes: tuple[RemoteInfo, ...]
     branch: str | None
     wanted_notes: dict[str, str] = field(default_factory=dict)  # uuid -> "treated as present"
+    # remotes reached through a gateway (a cluster, its nodes; clusters.md 4.1): no git side
+    proxied: tuple[RemoteInfo, ...] = ()
+    cluster_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # cluster -> nodes
 
 
 def _open(path: str) -> AnnexRepo:
@@ -145,7 +156,12 @@ def facts(path: str) -> RepoFacts:
         desc = repo.state.descriptions().get(repo.uuid, str(repo.path))
         remotes = tuple(r for r in syncops.list_remotes(repo))
         notes = {w.uuid: w.fallback_text() for w in wanted(repo) if w.fallback}
-        return RepoFacts(str(repo.path), repo.uuid, desc, remotes, repo.current_branch(), notes)
+        proxied = tuple(r for r in list_remotes(repo) if r.via is not None)
+        table = repo.state.clusters()
+        nodes = {c.name: tuple(n.name for n in nodes_of(c, proxied, table))
+                 for c in proxied if c.kind is RemoteKind.CLUSTER}  # fmt: skip
+        return RepoFacts(str(repo.path), repo.uuid, desc, remotes, repo.current_branch(), notes,
+                         proxied, nodes)  # fmt: skip
 
 
 def sweep_locks(path: str) -> list[str]:
@@ -396,8 +412,10 @@ def plan_transfers(path: str, usable: Sequence[str], only: set[str] | None = Non
     """
     out: list[Planned] = []
     with _open(path) as repo:
-        infos = [r for r in list_remotes(repo)
-                 if r.name in usable and r.uuid and r.kind in CONTENT_KINDS and not r.ignore]
+        every = list_remotes(repo)
+        kinds = {r.name: r.kind for r in every}
+        infos = [r for r in every if r.name in usable and r.uuid and not r.ignore
+                 and kinds.get(r.via or r.name) in CONTENT_KINDS]  # proxied: the gateway's
         preferred = repo.state.preferred_content()
         seen: set[Key] = set()
         for f in annexed_files(repo):
@@ -460,7 +478,7 @@ def still_needed(path: str, direction: str, key: Key, fpath: str, remote: str) -
         if direction == "download":
             return not repo.objects.has(key) and _wanted(
                 repo, key, fpath, repo.uuid, preferred.get(repo.uuid))
-        info = _find(repo, remote)
+        info = find_remote(repo, remote)  # a proxied remote (a cluster) too
         uuid = info.uuid or ""
         return (repo.objects.has(key) and uuid not in repo.state.locations(key)
                 and _wanted(repo, key, fpath, uuid, preferred.get(uuid)))
@@ -479,7 +497,7 @@ def run_transfer(path: str, direction: str, key: Key, remote: str, meter: Transf
             meter.done = repo.objects.incoming(key).offset
             note = get_key(repo, key, meter, remote)  # Incoming holds the transfer lock
         else:
-            r = open_remote(repo, _find(repo, remote))
+            r = open_remote(repo, find_remote(repo, remote))
             try:
                 note = copy_key_to(repo, key, r, meter)  # upload lock; the target's download lock
             finally:

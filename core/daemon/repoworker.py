@@ -123,6 +123,15 @@ class RemoteState:
             detail=self.detail,
         )
 
+    def proxied_status(self, info: RemoteInfo, nodes: tuple[str, ...],
+                       wanted_note: str | None) -> RemoteStatus:  # fmt: skip
+        """A remote this gateway proxies: reachable as the gateway is (clusters.md 4.1)."""
+        return RemoteStatus(
+            name=info.name, uuid=info.uuid, kind=info.kind.value, reachable=self.reachable,
+            last_sync=self.last_sync, waiting_since=self.waiting_since,
+            wanted_note=wanted_note, via=self.info.name, nodes=nodes,
+        )
+
     def failed(self, raw: str | None) -> Failure | None:
         """Record why it failed: the short reason shown, the raw text for details."""
         f = failures.classify(raw) if raw else None
@@ -152,6 +161,8 @@ class RepoWorker:
         self.scanning = False
         self.batcher = Batcher(self.t.batch)
         self.remotes: dict[str, RemoteState] = {}
+        self.proxied: tuple[RemoteInfo, ...] = ()  # through a gateway in ``remotes``
+        self.cluster_nodes: dict[str, tuple[str, ...]] = {}
         self.conflicts: tuple[Conflict, ...] = ()
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
@@ -205,7 +216,8 @@ class RepoWorker:
             path=self.path, uuid=self.uuid, description=self.description,
             uncommitted=self.batcher.pending, queued=q.queued(self.path),
             transfers=q.transfers(self.path),
-            remotes=tuple(r.unknown() if self.missing else r.status() for r in rs),
+            remotes=tuple(r.unknown() if self.missing else r.status() for r in rs)
+            + (() if self.missing else self._proxied_status()),
             missing=self.missing,
             conflicts=self.conflicts, scanning=self.scanning,
             error=self.error or self._failure_text(),
@@ -286,7 +298,28 @@ class RepoWorker:
             state.wanted_note = f.wanted_notes.get(info.uuid or "")
         for gone in set(self.remotes) - {i.name for i in remotes}:
             del self.remotes[gone]
+        self.proxied, self.cluster_nodes = f.proxied, f.cluster_nodes
         self.host.changed()
+
+    def _proxied_status(self) -> tuple[RemoteStatus, ...]:
+        out = []
+        for info in self.proxied:
+            gw = self.remotes.get(info.via or "")
+            if gw is not None:
+                out.append(gw.proxied_status(info, self.cluster_nodes.get(info.name, ()),
+                                             self.wanted_notes.get(info.uuid or "")))  # fmt: skip
+        return tuple(out)
+
+    def _content_remotes(self) -> list[str]:
+        """Remotes content moves with now: usable git remotes, and what their
+        gateways proxy with annex-sync on -- a cluster, never its nodes (clusters.md 4.6)."""
+        usable = [r.info.name for r in self.remotes.values() if self._usable(r)]
+        return usable + [p.name for p in self.proxied if p.sync and p.via in usable]
+
+    def _state_for(self, name: str) -> RemoteState | None:
+        """The state a transfer with ``name`` depends on: a proxied remote's is its gateway's."""
+        via = next((p.via for p in self.proxied if p.name == name), None)
+        return self.remotes.get(via or name)
 
     async def _startup(self) -> None:
         """Startup scan (spec 2, Watcher): find changes made while we were not running."""
@@ -627,7 +660,7 @@ class RepoWorker:
     async def _scan(self) -> None:
         only, self.scan_keys = self.scan_keys, set()
         front, self.front_keys = self.front_keys, set()
-        usable = [r.info.name for r in self.remotes.values() if self._usable(r)]
+        usable = self._content_remotes()
         self.scanning = only is None
         self.host.changed()
         try:
@@ -656,7 +689,7 @@ class RepoWorker:
                                     t.remote)
         if not needed:
             raise NotNeeded()
-        r = self.remotes.get(t.remote)
+        r = self._state_for(t.remote)
         if r is None or not self._usable(r):
             raise Unreachable(f"{t.remote} is not usable now")
         try:

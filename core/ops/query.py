@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from core.ops.files import annexed_files
-from core.remotes import list_remotes
+from core.remotes import RemoteKind, find_remote, list_remotes
+from core.repo.clusters import count_copies, is_cluster_uuid
 from core.repo.key import Key
 from core.repo.preferred import Context, fallback_reason
 from core.repo.repository import AnnexRepo, trust_levels
@@ -56,6 +57,11 @@ class Whereis:
     copies: tuple[Copy, ...]
     untrusted: tuple[Copy, ...] = field(default=())
 
+    @property
+    def count(self) -> int:
+        """Copies, as git-annex counts them: a cluster is shown, never counted (4.4)."""
+        return count_copies(c.uuid for c in self.copies)
+
     def json(self) -> dict[str, object]:
         def one(c: Copy) -> dict[str, object]:
             return {"uuid": c.uuid, "description": c.json_description(), "here": c.here}
@@ -79,6 +85,11 @@ def _description(descriptions: dict[str, str], uuid: str) -> str:
     return descriptions.get(uuid) or SPECIAL_DESCRIPTIONS.get(uuid, "")
 
 
+def _listed_order(uuid: str) -> tuple[bool, str]:
+    """git-annex lists clusters first (they are prepended to the locations), then by UUID."""
+    return not is_cluster_uuid(uuid), uuid
+
+
 def whereis(repo: AnnexRepo, paths: Iterable[str] = ()) -> list[Whereis]:
     descriptions = repo.state.descriptions()
     trust = trust_levels(repo)
@@ -87,7 +98,7 @@ def whereis(repo: AnnexRepo, paths: Iterable[str] = ()) -> list[Whereis]:
     for f in annexed_files(repo, paths):
         good: list[Copy] = []
         untrusted: list[Copy] = []
-        for uuid in sorted(repo.state.locations(f.key)):
+        for uuid in sorted(repo.state.locations(f.key), key=_listed_order):
             level = trust.get(uuid, "semitrusted")
             if level == "dead":
                 continue
@@ -160,6 +171,51 @@ def info(repo: AnnexRepo) -> Info:
         mincopies=repo.state.mincopies(),
         wanted_fallbacks=tuple(w.fallback_text() for w in wanted(repo) if w.fallback),
     )
+
+
+# --- one remote (git annex info REMOTE; clusters.md 4.1) ------------------------
+
+
+def _location(url: str | None) -> str:
+    """git-annex shows an scp-style ssh URL as ``ssh://host/path`` (``~`` for relative)."""
+    if not url or "://" in url or url.startswith("/"):
+        return url or ""
+    host, sep, path = url.partition(":")
+    if not sep or "/" in host:
+        return url
+    return f"ssh://{host}{path if path.startswith('/') else '/~/' + path}"
+
+
+def remote_info(repo: AnnexRepo, name: str) -> list[tuple[str, str]]:
+    """``git annex info REMOTE --fast``: the fields, in git-annex's order and words.
+
+    A gateway names the cluster it serves and what else it proxies; a
+    cluster says so (clusters.md 4.1).
+
+    Raises:
+        RepoError: no remote of that name.
+    """
+    remotes = list_remotes(repo)
+    r = find_remote(repo, name)
+    label = Copy(r.uuid or "", _description(repo.state.descriptions(), r.uuid or ""), False,
+                 r.name).label()  # fmt: skip
+    out = [("uuid", r.uuid or ""), ("description", label),
+           ("trust", trust_levels(repo).get(r.uuid or "", "semitrusted")), ("remote", r.name),
+           ("cost", f"{r.cost:.1f}"), ("type", r.special_type or "git")]  # fmt: skip
+    if r.kind is not RemoteKind.SPECIAL:
+        out += [("repository location", _location(r.url)),
+                ("proxied", "true" if r.via else "false")]  # fmt: skip
+    if r.kind is RemoteKind.CLUSTER:
+        out.append(("cluster", "true"))
+    # in the order git-annex keeps its proxy set: by UUID, then name
+    offered = sorted((x for x in remotes if x.via == r.name), key=lambda x: (x.uuid or "", x.name))
+    clusters = [x.name for x in offered if x.kind is RemoteKind.CLUSTER]
+    if clusters:
+        out.append(("gateway to cluster", " ".join(clusters)))
+    others = [x.name for x in offered if x.kind is not RemoteKind.CLUSTER]
+    if others:
+        out.append(("proxying", " ".join(others)))
+    return out
 
 
 # --- preferred content (spec 10) ----------------------------------------------

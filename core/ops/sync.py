@@ -91,7 +91,6 @@ from core.ops.add import Adder
 from core.ops.conflicts import place_unlocked, resolve
 from core.progress import NullProgress, Progress
 from core.remotes import RemoteInfo as Remote
-from core.remotes import RemoteKind
 from core.remotes import list_remotes as all_remotes
 from core.repo.key import Key
 from core.repo.pointer import MAX_POINTER, parse_pointer
@@ -127,15 +126,36 @@ class SyncResult:
 
 
 def list_remotes(repo: AnnexRepo) -> list[Remote]:
-    """Remotes git can fetch from and push to, cheapest first."""
-    return [r for r in all_remotes(repo) if r.url and r.kind is not RemoteKind.SPECIAL]
+    """Remotes git can fetch from and push to, cheapest first.
+
+    Proxied remotes (a cluster, its nodes) share their gateway's URL but have
+    no git side: only the gateway is fetched and pushed (clusters.md 4.6).
+    """
+    return [r for r in all_remotes(repo) if r.url and r.git_remote]
+
+
+def content_remotes(repo: AnnexRepo, names: Sequence[str] | None,
+                    chosen: Sequence[Remote]) -> list[Remote]:  # fmt: skip
+    """Step 5's remotes: the chosen git remotes and what their gateways proxy.
+
+    By default a proxied remote takes part when its annex-sync allows, so a
+    cluster does and its nodes (annex-sync=false, ``core.proxied``) do not;
+    named remotes take part as named (clusters.md 4.6).
+    """
+    gateways = {r.name for r in chosen}
+    proxied = [r for r in all_remotes(repo) if r.via is not None]
+    if names is None:
+        extra = [r for r in proxied if r.via in gateways and r.sync]
+    else:
+        extra = [r for r in proxied if r.name in names]
+    return sorted([*chosen, *extra], key=lambda r: (r.cost, r.name))
 
 
 def _chosen(repo: AnnexRepo, names: Sequence[str] | None, result: SyncResult) -> list[Remote]:
     remotes = list_remotes(repo)
     if names is None:
         return [r for r in remotes if r.sync]
-    by_name = {r.name: r for r in remotes}
+    by_name = {r.name: r for r in [*remotes, *(r for r in all_remotes(repo) if r.via)]}
     for missing in [n for n in names if n not in by_name]:
         result.errors[missing] = f"there is no git remote named {missing!r}"
     return [r for r in remotes if r.name in names]
@@ -640,7 +660,7 @@ def sync(
     result.committed = commit_worktree(repo, message)
     conflict = _pull_all(repo, chosen, result, prog)
     if content and content_sync is not None:
-        content_sync(repo, chosen, prog)
+        content_sync(repo, content_remotes(repo, remotes, chosen), prog)
         result.content_synced = True
         commit_worktree(repo, message)
         conflict = conflict or _pull_all(repo, chosen, result, prog)

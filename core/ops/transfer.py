@@ -29,6 +29,7 @@ from core.errors import (
     CoreError,
     DropRefused,
     ExpressionError,
+    PartialRemoval,
     RemoteError,
     TransferBusy,
 )
@@ -44,6 +45,7 @@ from core.remotes import (
     open_remote,
 )
 from core.repo import transfers
+from core.repo.clusters import is_cluster_uuid
 from core.repo.key import Key
 from core.repo.preferred import wants_get
 from core.repo.repository import AnnexRepo, trust_levels
@@ -113,9 +115,23 @@ def copy_key_to(repo: AnnexRepo, key: Key, remote: Remote, progress: Progress) -
     if path is None:
         raise RemoteError(f"{key}: content not present here")
     with repo.objects.lock(key), transfers.upload(repo.gitdir, _uuid(remote), key):
-        remote.store(key, path, lambda n: progress.advance(0, n))
-    repo.state.set_location(key, _uuid(remote), True)
+        plus = remote.store(key, path, lambda n: progress.advance(0, n))
+    _log_fanout(repo, key, remote, plus, True)
     return f"to {remote.info.name}"
+
+
+def _log_fanout(repo: AnnexRepo, key: Key, remote: Remote, also: Iterable[str],
+                present: bool) -> None:  # fmt: skip
+    """Log the remote and every other repository its answer named (clusters.md 4.3).
+
+    For a cluster the remote's own line is a no-op (``set_location``): its
+    nodes, named in the -PLUS list, are what the log records.
+    """
+    uuid = _uuid(remote)
+    repo.state.set_location(key, uuid, present)
+    for other in also:
+        if other != uuid:
+            repo.state.set_location(key, other, present)
 
 
 def _uuid(remote: Remote) -> str:
@@ -145,7 +161,8 @@ def _verify_copies(
     """
     trust = trust_levels(repo)
     found = _Verified(set(), set())
-    candidates = repo.state.locations(key) - {exclude}
+    candidates = {u for u in repo.state.locations(key) - _losing(repo, exclude)
+                  if not is_cluster_uuid(u)}  # fmt: skip
     for uuid in sorted(candidates):
         level = trust.get(uuid, "semitrusted")
         if level in ("untrusted", "dead"):
@@ -159,7 +176,7 @@ def _verify_copies(
             found.uuids.add(repo.uuid)
             found.strong.add(repo.uuid)
     for info in list_remotes(repo):
-        if info.uuid in (None, exclude) or info.uuid in found.uuids or info.ignore:
+        if info.uuid is None or info.uuid in found.uuids or info.ignore:
             continue
         if info.uuid not in candidates or trust.get(info.uuid) in ("untrusted", "dead"):
             continue
@@ -172,6 +189,12 @@ def _verify_copies(
         found.uuids.add(info.uuid)
         found.strong.add(info.uuid)
     return found
+
+
+def _losing(repo: AnnexRepo, uuid: str) -> frozenset[str]:
+    """The repositories a drop from ``uuid`` takes the content from: a cluster
+    drop removes from every node, so none of them proves a copy (clusters.md 4.5)."""
+    return frozenset({uuid}) | repo.state.clusters().nodes.get(uuid, frozenset())
 
 
 def _check_required(repo: AnnexRepo, key: Key, files: list[AnnexedFile], uuid: str) -> None:
@@ -221,8 +244,13 @@ def drop_key(repo: AnnexRepo, key: Key, files: list[AnnexedFile], remote_name: s
             repo.state.set_location(key, _uuid(remote), False)
             return "not present there"
         _check_drop(repo, key, files, _uuid(remote), stack)
-        remote.remove(key)
-        repo.state.set_location(key, _uuid(remote), False)
+        try:
+            plus = remote.remove(key)
+        except PartialRemoval as e:  # FAILURE-PLUS: failed, but these did remove
+            for other in e.removed:
+                repo.state.set_location(key, other, False)
+            raise
+        _log_fanout(repo, key, remote, plus, False)
         return f"dropped from {remote.info.name}"
 
 

@@ -53,6 +53,7 @@ from urllib.parse import unquote, urlparse
 from core.errors import (
     ContentMissing,
     CoreError,
+    PartialRemoval,
     RemoteError,
     RemoteProtocolError,
     RemoteRefused,
@@ -215,8 +216,14 @@ class P2PClient:
         return reply.timestamp
 
     async def remove(self, key: Key, before: int | None = None) -> bool:
+        return (await self.remove_plus(key, before))[0]
+
+    async def remove_plus(self, key: Key, before: int | None = None) -> tuple[bool, tuple[str, ...]]:
+        """REMOVE (or REMOVE-BEFORE): whether it went, and the extra UUIDs that
+        lost the key too (SUCCESS-PLUS / FAILURE-PLUS from a cluster, clusters.md 4.3)."""
         msg: Message = Remove(key) if before is None else RemoveBefore(before, key)
-        return _yes_no(await self._request(msg), "REMOVE")
+        reply = await self._request(msg)
+        return _yes_no(reply, "REMOVE"), _plus(reply)
 
     async def get(self, key: Key, into: Incoming, advance: Advance, file: bytes = b"") -> None:
         """Receive ``key`` into ``into`` from what it already holds (resume, 6.7).
@@ -263,8 +270,12 @@ class P2PClient:
             raise RemoteError(f"{key} changed on {self.link.name} while it was sent")
         await self.ch.send(Success())
 
-    async def put(self, key: Key, source: Path, advance: Advance, file: bytes = b"") -> None:
+    async def put(self, key: Key, source: Path, advance: Advance,
+                  file: bytes = b"") -> tuple[str, ...]:  # fmt: skip
         """Send ``key`` from ``source``, from the offset the server asks (6.5).
+
+        Returns the extra UUIDs a cluster or gateway stored to or already had
+        (SUCCESS-PLUS, ALREADY-HAVE-PLUS; clusters.md 4.3).
 
         Raises:
             RemoteRefused: the server said no (FAILURE, ERROR).
@@ -272,7 +283,7 @@ class P2PClient:
         """
         (offer,) = await self._request(Put(file, key))
         if isinstance(offer, (AlreadyHave, AlreadyHavePlus)):
-            return
+            return _plus([offer])
         if not isinstance(offer, PutFrom):
             raise _refusal(offer, "PUT")
         f = await asyncio.to_thread(source.open, "rb")
@@ -286,6 +297,7 @@ class P2PClient:
         (result,) = await self._request(Valid() if same else Invalid())
         if not isinstance(result, (Success, SuccessPlus)):
             raise _refusal(result, f"PUT {key}")
+        return _plus([result])
 
     async def notify_change(self, timeout: float) -> tuple[str, ...]:
         """NOTIFYCHANGE: wait up to ``timeout`` for the server's refs to move (6.9).
@@ -371,6 +383,13 @@ def _yes_no(reply: list[Event], what: str) -> bool:
     if len(reply) == 1 and isinstance(reply[0], (Failure, FailurePlus)):
         return False
     raise _refusal(reply[0] if reply else None, what)
+
+
+def _plus(reply: list[Event]) -> tuple[str, ...]:
+    """The UUID list of a -PLUS answer; () for any other."""
+    if len(reply) == 1 and isinstance(reply[0], (SuccessPlus, FailurePlus, AlreadyHavePlus)):
+        return reply[0].uuids
+    return ()
 
 
 def _refusal(reply: object, what: str) -> RemoteRefused:
@@ -479,25 +498,27 @@ class P2PRemote:
     def retrieve(self, key: Key, into: Incoming, advance: Advance) -> None:
         self._call(lambda s: s.get(key, into, advance))
 
-    def store(self, key: Key, source: Path, advance: Advance) -> None:
+    def store(self, key: Key, source: Path, advance: Advance) -> tuple[str, ...]:
         if self.info.readonly:
             raise RemoteRefused(f"{self.info.name} is read-only")
-        self._call(lambda s: s.put(key, source, advance))
+        return self._call(lambda s: s.put(key, source, advance))
 
-    def remove(self, key: Key) -> None:
+    def remove(self, key: Key) -> tuple[str, ...]:
         expiry = earliest_lock_expiry()
 
-        async def go(s: P2PClient) -> bool:
+        async def go(s: P2PClient) -> tuple[bool, tuple[str, ...]]:
             if expiry is None or s.version < 3:
-                return await s.remove(key)
+                return await s.remove_plus(key)
             ts = await s.timestamp()
             left = math.floor(expiry - time.monotonic())
             if left <= 0:
                 raise RemoteRefused(f"{self.info.name}: the copies proving {key} safe expired")
-            return await s.remove(key, before=ts + left)
+            return await s.remove_plus(key, before=ts + left)
 
-        if not self._call(go):
-            raise RemoteRefused(f"{self.info.name}: could not remove {key}")
+        removed, plus = self._call(go)
+        if not removed:
+            raise PartialRemoval(f"{self.info.name}: could not remove {key}", plus)
+        return plus
 
 
 def _shutdown(runner: asyncio.Runner, idle: list[P2PClient]) -> None:

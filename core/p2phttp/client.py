@@ -389,6 +389,10 @@ class P2PHttpClient:
 
     async def remove(self, key: Key, before: int | None = None) -> bool:
         """``remove`` or ``remove-before`` (spec 5.5, 5.7); 500 (locked) is False."""
+        return (await self.remove_plus(key, before))[0]
+
+    async def remove_plus(self, key: Key, before: int | None = None) -> tuple[bool, tuple[str, ...]]:
+        """As ``remove``, with the ``plusuuids`` that lost the key too (clusters.md 4.3)."""
         op = m.Op.REMOVE if before is None else m.Op.REMOVE_BEFORE
         query = {} if before is None else {"timestamp": str(before)}
         try:
@@ -396,9 +400,9 @@ class P2PHttpClient:
         except RemoteRefused as e:
             if " 500 " in str(e):
                 logger.info("remove %s refused: %s", key, e)
-                return False
+                return False, ()
             raise
-        return m.field_bool(body, "removed", op.value)
+        return m.field_bool(body, "removed", op.value), tuple(m.plus_uuids(body))
 
     async def lock(self, key: Key) -> str | None:
         """``lockcontent``: the lock id, or None when the server could not lock."""

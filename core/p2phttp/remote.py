@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from core.errors import RemoteRefused, RemoteUnavailable
+from core.errors import PartialRemoval, RemoteRefused, RemoteUnavailable
 from core.p2p.remote import LOCK_PROOF_SECONDS, earliest_lock_expiry
 from core.p2p.remote import _hold as hold_proof  # one registry for every kind of lock
 from core.p2p.remote import _release as release_proof
@@ -148,17 +148,19 @@ class HttpRemote:
     def retrieve(self, key: Key, into: Incoming, advance: Advance) -> None:
         self._call(lambda c: c.get(key, into, advance))
 
-    def store(self, key: Key, source: Path, advance: Advance) -> None:
+    def store(self, key: Key, source: Path, advance: Advance) -> tuple[str, ...]:
         if self.info.readonly:
             raise RemoteRefused(f"{self.info.name} is read-only")
-        self._call(lambda c: c.put(key, source, advance))
+        return self._call(lambda c: c.put(key, source, advance))
 
-    def remove(self, key: Key) -> None:
-        def go(c: P2PHttpClient) -> Awaitable[bool]:
+    def remove(self, key: Key) -> tuple[str, ...]:
+        def go(c: P2PHttpClient) -> Awaitable[tuple[bool, tuple[str, ...]]]:
             return _remove(c, key)
 
-        if not self._call(go):
-            raise RemoteRefused(f"{self.info.name}: could not remove {key}")
+        removed, plus = self._call(go)
+        if not removed:
+            raise PartialRemoval(f"{self.info.name}: could not remove {key}", plus)
+        return plus
 
     def close(self) -> None:
         self._finalizer()
@@ -170,7 +172,7 @@ async def _start(client: P2PHttpClient, lock_id: str) -> KeptLock:
     return kept
 
 
-async def _remove(client: P2PHttpClient, key: Key) -> bool:
+async def _remove(client: P2PHttpClient, key: Key) -> tuple[bool, tuple[str, ...]]:
     """Plain remove, or remove-before while a lock proves a copy (spec 5.7)."""
     expiry = earliest_lock_expiry()
     if expiry is not None:
@@ -178,9 +180,9 @@ async def _remove(client: P2PHttpClient, key: Key) -> bool:
         if now is not None:
             left = int(expiry - time.monotonic())
             if left <= 0:
-                return False
-            return await client.remove(key, before=now + left)
-    return await client.remove(key)
+                return False, ()
+            return await client.remove_plus(key, before=now + left)
+    return await client.remove_plus(key)
 
 
 def _shutdown(runner: asyncio.Runner, state: dict[str, object]) -> None:
@@ -216,7 +218,7 @@ def http_remote(repo: AnnexRepo, info: RemoteInfo) -> HttpRemote:
     Raises:
         RemoteUnavailable: no usable annex+http URL.
     """
-    annex_url = _cfg(repo, (b"remote", info.name.encode()), "annexurl") or info.url or ""
+    annex_url = _cfg(repo, (b"remote", info.config_name.encode()), "annexurl") or info.url or ""
     endpoint = Endpoint.parse(annex_url)
     git_url = info.url if info.url and not info.url.startswith("annex+") else None
     creds = KeyringOrGit(credential_url(annex_url, git_url), cwd=repo.path)

@@ -302,7 +302,7 @@ class AnnexRepo:
             groups=st.groups(),
             group_wanted=st.group_preferred_content(),
             numcopies=st.numcopies(),
-            cluster_uuids=frozenset(st.clusters()),
+            cluster_uuids=frozenset(st.clusters().nodes),
             metadata=_Lazy(lambda: st.metadata(key)),
             preferred_dir=st.remotes().get(uuid, {}).get("preferreddir", "public"),
             urls=_Lazy(lambda: dict.fromkeys(st.urls(key), frozenset())),

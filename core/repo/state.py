@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from enum import Enum
 from fractions import Fraction
 
+from core.repo import clusters as cl
 from core.repo import logs
 from core.repo.branch import AnnexBranch
 from core.repo.key import Key
@@ -136,17 +137,29 @@ class AnnexState:
         """remote.log: special remote uuid -> settings."""
         return {u: logs.parse_remote_config(v) for u, v in self._uuid_map("remote.log").items()}
 
-    def clusters(self) -> dict[str, frozenset[str]]:
-        """cluster.log: cluster uuid -> node uuids."""
-        return {c: frozenset(_text(v).split()) for c, v in self._field_map("cluster.log").items()}
+    def clusters(self) -> cl.Clusters:
+        """cluster.log: cluster uuid -> live node uuids (clusters.md 2.1)."""
+        blob = self.branch.read(cl.CLUSTER_LOG)
+        if not blob:
+            return cl.Clusters()
+        dead = [u for u, t in self.trust().items() if t is Trust.DEAD]
+        return cl.parse_cluster_log(blob, dead)
 
-    def proxies(self) -> dict[str, dict[str, str]]:
-        """proxy.log: proxy uuid -> {uuid: remote name}."""
-        out: dict[str, dict[str, str]] = {}
-        for proxy, value in self._field_map("proxy.log").items():
-            pairs = (word.partition(":") for word in _text(value).split())
-            out[proxy] = {u: name for u, sep, name in pairs if sep}
-        return out
+    def proxies(self) -> dict[str, frozenset[cl.Proxied]]:
+        """proxy.log: gateway uuid -> what it proxies (clusters.md 2.2)."""
+        return cl.parse_proxy_log(self.branch.read(cl.PROXY_LOG) or b"")
+
+    def set_cluster(self, cluster: str, nodes: Iterable[str],
+                    now: Fraction | int | None = None) -> None:  # fmt: skip
+        clock = current_clock() if now is None else now
+        self.branch.change(cl.CLUSTER_LOG,
+                           lambda old: cl.change_cluster_log(old, cluster, nodes, clock))
+
+    def set_proxies(self, gateway: str, proxied: Iterable[cl.Proxied],
+                    now: Fraction | int | None = None) -> None:  # fmt: skip
+        clock = current_clock() if now is None else now
+        self.branch.change(cl.PROXY_LOG,
+                           lambda old: cl.change_proxy_log(old, gateway, proxied, clock))
 
     def maxsize(self) -> dict[str, int]:
         out = {u: _int_or_none(v) for u, v in self._field_map("maxsize.log").items()}
@@ -160,8 +173,13 @@ class AnnexState:
         return {_text(i): x for i, x in logs.compact_presence(lines).items()}
 
     def locations(self, key: Key | str) -> frozenset[str]:
-        """UUIDs whose newest status for the key is present (1)."""
-        return frozenset(u for u, x in self.location_lines(key).items() if x.present)
+        """UUIDs whose newest status for the key is present (1), plus the clusters.
+
+        A cluster is never logged; it "has" a key when one of its live nodes
+        is logged present, as every git-annex reader sees it (clusters.md 2.4).
+        """
+        logged = frozenset(u for u, x in self.location_lines(key).items() if x.present)
+        return self.clusters().with_clusters(logged) if logged else logged
 
     def metadata(self, key: Key | str) -> dict[str, frozenset[str]]:
         """Current metadata of a key (5.4 ``.log.met``): case-folded field -> values."""
@@ -189,6 +207,8 @@ class AnnexState:
         Raises:
             DiskFull: (``immediately``) the line could not be written.
         """
+        if cl.is_cluster_uuid(uuid):
+            return  # never logged: readers derive it from the nodes (clusters.md 2.4)
         status = logs.PRESENT if present else logs.ABSENT
         clock = current_clock() if now is None else now
         self.branch.change(

@@ -230,7 +230,10 @@ class MainWindow(QMainWindow):
             item.setData(0, Qt.ItemDataRole.UserRole, repo.path)
             item.setToolTip(0, repo.path)
             item.setIcon(0, self.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon))
-            for rm in repo.remotes:
+            # a proxied remote sits under its gateway, a cluster's nodes under the cluster
+            parents = {n: rm.name for rm in repo.remotes for n in rm.nodes}
+            placed: dict[str, QTreeWidgetItem] = {}
+            for rm in sorted(repo.remotes, key=lambda r: (r.via is not None, not r.nodes)):
                 text = remote_line(rm, now, self.tr)
                 child = QTreeWidgetItem([rm.name, text.split(": ", 1)[-1]])
                 child.setData(0, Qt.ItemDataRole.UserRole, repo.path)
@@ -240,7 +243,9 @@ class MainWindow(QMainWindow):
                     Health.WAITING if rm.waiting else Health.SYNCED if rm.reachable else None)
                 if state is not None:  # not tried (or its folder missing): no check mark
                     child.setIcon(0, state_icon(state))
-                item.addChild(child)
+                parent = placed.get(parents.get(rm.name, rm.via or ""), item)
+                parent.addChild(child)
+                placed[rm.name] = child
                 if (repo.path, rm.name) == selected_remote:
                     child.setSelected(True)
             self.repos.addTopLevelItem(item)

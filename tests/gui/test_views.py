@@ -115,27 +115,32 @@ def test_transfers_model_updates_rows_in_place(qapp: object) -> None:
     assert m.index(0, STATE).data() == "running"
 
 
+class StaticBridge:  # a bridge over a fixed snapshot: render-only checks
+    def __init__(self, status: Status) -> None:
+        from PySide6.QtCore import QObject, Signal
+
+        self.status = status
+
+        class _S(QObject):
+            statusChanged = Signal(object)
+            alertRaised = Signal(object)
+            conflictFound = Signal(object)
+
+        self._s = _S()
+        self.statusChanged = self._s.statusChanged
+        self.alertRaised = self._s.alertRaised
+        self.conflictFound = self._s.conflictFound
+
+    def now(self) -> float:
+        return NOW
+
+
 @pytest.mark.parametrize("dark", [False, True])
 def test_main_window_renders_small_and_dark(qapp, qtbot, dark: bool) -> None:  # type: ignore[no-untyped-def]
     """The dashboard fits 360×300 and uses the palette (no fixed light colours)."""
     from PySide6.QtWidgets import QApplication
 
     from gui.windows.main_window import MainWindow
-
-    class StaticBridge:  # a bridge over a fixed snapshot: render-only check
-        from PySide6.QtCore import QObject, Signal
-
-        def __init__(self, status: Status) -> None:
-            self.status = status
-
-            class _S(self.QObject):  # type: ignore[name-defined,misc]
-                statusChanged = self.Signal(object)
-
-            self._s = _S()
-            self.statusChanged = self._s.statusChanged
-
-        def now(self) -> float:
-            return NOW
 
     old = QApplication.palette()
     if dark:
@@ -178,3 +183,43 @@ def test_format_helpers() -> None:
     assert fmt.ago(NOW - 1, NOW) == "just now"
     t = fmt.tomorrow_morning(time.mktime((2026, 3, 4, 22, 0, 0, 0, 0, -1)))
     assert time.localtime(t)[:5] == (2026, 3, 5, 8, 0)
+
+
+def test_cluster_shows_as_one_remote_with_its_nodes(qapp, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """clusters.md 4.1: proxied remotes under their gateway, nodes under the cluster;
+    the tray shows the cluster, not each node."""
+    from gui.windows.main_window import MainWindow
+
+    nodes = ("origin-node1", "origin-node2")
+    remotes = (RemoteStatus("origin", "g", "p2p", True, NOW - 30),
+               RemoteStatus("origin-node1", "n1", "p2p", True, NOW - 30, via="origin"),
+               RemoteStatus("origin-mycluster", "ac", "cluster", True, NOW - 30, via="origin",
+                            nodes=nodes),
+               RemoteStatus("origin-node2", "n2", "p2p", True, NOW - 30, via="origin"),
+               RemoteStatus("origin-extra", "x", "p2p", True, NOW - 30, via="origin"))
+    status = Status(repos=(repo(remotes=remotes),))
+    w = MainWindow(StaticBridge(status), None, resolve_conflict=lambda c: None,  # type: ignore[arg-type]
+                   open_settings=lambda: None, open_folder=lambda p: None)
+    qtbot.addWidget(w)
+    top = w.repos.topLevelItem(0)
+    assert top.childCount() == 1 and top.child(0).text(0) == "origin"
+    gw = top.child(0)
+    assert sorted(gw.child(i).text(0) for i in range(gw.childCount())) == [
+        "origin-extra", "origin-mycluster"]
+    cluster = next(gw.child(i) for i in range(gw.childCount())
+                   if gw.child(i).text(0) == "origin-mycluster")
+    assert [cluster.child(i).text(0) for i in range(cluster.childCount())] == list(nodes)
+
+    from gui.tray import Tray
+
+    def nothing(*a: object) -> None:
+        return None
+
+    from types import SimpleNamespace
+
+    actions = SimpleNamespace(pause=nothing, resume=nothing, sync_now=nothing)
+    tray = Tray(StaticBridge(status), actions, open_window=nothing, open_settings=nothing,  # type: ignore[arg-type]
+                open_folder=nothing, resolve_conflict=nothing, quit=nothing)
+    lines = [a.text().strip() for n, a in tray.named.items() if n.startswith("remote-")]
+    assert [t.split(":")[0] for t in lines] == ["origin", "origin-mycluster", "origin-extra"]
+    tray.dispose()

@@ -198,3 +198,44 @@ def test_ssh_helpers() -> None:
 def test_shell_argument_syntax() -> None:
     args = ["/r", "--debug", "cu", "--uuid", "su", "--", "a=b", "--"]
     assert _options_last(strip_fields(args)) == ["/r", "cu", "--debug", "--uuid", "su"]
+
+
+def test_plus_lists_reach_the_caller(tmp_path: Path) -> None:
+    """clusters.md 4.3: a gateway's -PLUS lists come back from put and remove; FAILURE-PLUS
+    is a failed removal that still names what went."""
+    data = b"fanout"
+    key = _key(data)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+
+    async def gateway(link: Link) -> None:
+        async def line() -> bytes:
+            return await asyncio.wait_for(link.reader.readline(), 5)
+
+        link.writer.write(b"AUTH-SUCCESS ac65f247-cf26-81e1-8d32-7ed136e64be1\n")
+        assert (await line()).startswith(b"VERSION")
+        link.writer.write(b"VERSION 4\n")
+        assert (await line()).startswith(b"PUT ")
+        link.writer.write(b"PUT-FROM 0\n")
+        assert await line() == b"DATA 6\n"
+        assert await asyncio.wait_for(link.reader.readexactly(6), 5) == data
+        assert await line() == b"VALID\n"
+        link.writer.write(b"SUCCESS-PLUS n1 n2 n3\n")
+        assert await line() == f"REMOVE {key}\n".encode()
+        link.writer.write(b"FAILURE-PLUS n2\n")
+        assert await line() == f"PUT  {key}\n".encode()
+        link.writer.write(b"ALREADY-HAVE-PLUS n1\n")
+        await link.writer.drain()
+
+    async def go() -> None:
+        a, b = await _pair()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(gateway(b))
+            c = await P2PClient.connect(a, our_uuid="me")
+            assert await c.put(key, src, lambda n: None) == ("n1", "n2", "n3")
+            assert await c.remove_plus(key) == (False, ("n2",))
+            assert await c.put(key, src, lambda n: None) == ("n1",)
+        await c.aclose()
+        await b.aclose()
+
+    run(go)
