@@ -49,7 +49,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import gitlock, gitops
 from core.activity import ActivityLog
@@ -62,6 +62,7 @@ from core.daemon.threads import run_blocking
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import Transfer, TransferQueue
 from core.devices.hub import DeviceHub
+from core.devices.remote import use_config_dir
 from core.errors import CoreError, GitCommandError
 from core.instance import InstanceLock, serve
 from core.settings import (
@@ -74,6 +75,9 @@ from core.settings import (
 from core.status import AlertLevel, Status, to_json
 from core.xmpp import account
 from core.xmpp.client import XmppConfig
+
+if TYPE_CHECKING:  # pairing (zeroconf, spake2) is imported when first used: a fast start
+    from core.pairing.service import OpenWindow, Pairing, PairOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +124,11 @@ class Core:
         self.timings = timings or Timings()
         self.settings = load_settings(self.config_dir)
         self.hub = DeviceHub(self.config_dir, lambda: self.settings, timings=self.timings,
-                             on_change=self.changed, paused=self.paused)  # fmt: skip
+                             on_change=self.changed, paused=self.paused,
+                             on_received=self._received)  # fmt: skip
+        self.hub.on_scan = self._device_scan
         self.on_handover: Callable[[list[str]], None] | None = None
+        self._pairing: Pairing | None = None
         self._net_probe = net_probe or route_probe
         self._subscribers: list[Callable[[Status], None]] = []
         self._status = Status()
@@ -173,6 +180,18 @@ class Core:
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool:
         return [repo, path, list(variants)] in self._acks
 
+    def branch_moved(self, repo: str) -> None:
+        """A worker committed: paired devices sharing ``repo`` are told (xmpp-sync C.5)."""
+        self.hub.branch_moved(repo)
+
+    def _device_scan(self, repo: str, device_id: str) -> None:
+        """A push from a desynced device, or one that changed the git-annex branch (C.7)."""
+        w = self._workers.get(repo)
+        if w is not None:
+            w.need_receive = True
+            w.scan_keys = None
+            w.kick()
+
     # --- status ------------------------------------------------------------------------
 
     @property
@@ -200,6 +219,8 @@ class Core:
             activity_log=self._activity.entries(),
             xmpp=self.hub.xmpp_status(),
             devices=self.hub.statuses(),
+            sessions=self.hub.sessions(),
+            pushes=self.hub.push_statuses(),
         )
         if new == self._status:
             return
@@ -267,6 +288,7 @@ class Core:
         assert self._tg is not None
         worker = RepoWorker(path, self, create=create, description=description,
                             largefiles=self.settings.largefiles)
+        use_config_dir(worker.path, self.config_dir)  # its paired devices are ours
         self._workers[worker.path] = worker
         self._tasks[worker.path] = self._tg.create_task(self._guard(worker),
                                                         name=f"repo {worker.path}")
@@ -306,6 +328,23 @@ class Core:
             logger.exception("worker for %s crashed", worker.path)
             worker.error = f"stopped after an internal error: {e}"
             self.changed()
+
+    def device_online(self, device_id: str) -> bool:
+        """Whether a paired device's daemon is online on XMPP now (the workers'
+        probe for its remotes)."""
+        return any(d.device_id == device_id and d.presence == "online"  # not paused
+                   for d in self.hub.statuses())  # fmt: skip
+
+    async def _received(self, path: Path) -> None:
+        """A paired device pushed into ``path``: its worker merges now (xmpp-sync C.3)."""
+        w = self._workers.get(str(Path(path).absolute()))
+        if w is None:
+            from core.devices.hub import merge_received
+
+            await merge_received(path)
+            return
+        w.need_receive = True
+        w.kick()
 
     def _worker(self, repo: str) -> RepoWorker:
         key = str(Path(repo).absolute())
@@ -546,6 +585,50 @@ class Core:
         self.settings = await account.login(self.config_dir, cfg)
         self.hub.kick(restart=True)
         self.activity(f"Signed in to XMPP as {cfg.jid}")
+
+    # --- pairing (issue 15; core.pairing.service) ----------------------------------------
+
+    @property
+    def pairing(self) -> Pairing:
+        if self._pairing is None:
+            from core.pairing.service import Pairing
+
+            self._pairing = Pairing(self.config_dir, lambda: self.settings, self.clock)
+        return self._pairing
+
+    async def pair_show(self, how: str, friend: str | None = None, *,
+                        on_open: Callable[[OpenWindow], None],
+                        timeout: float = 600.0) -> PairOutcome:  # fmt: skip
+        """Show a code (``on_open``) and wait for a device: ``how`` is ``lan``, ``own``
+        (this XMPP account's devices) or ``friend`` (``friend``'s account).
+
+        Raises:
+            PairingFailed: expired, too many wrong codes; CoreError: no account, bad address.
+        """
+        outcome = await self.pairing.show(how, friend, on_open, timeout)
+        self._paired(outcome)
+        return outcome
+
+    async def pair_join(self, code: str, *, on_progress: Callable[[str], None]) -> PairOutcome:
+        """Join the device showing ``code``: on the LAN, then over XMPP.
+
+        Raises:
+            BadCode: not a code; PairingFailed: not paired, and why.
+        """
+        outcome = await self.pairing.join(code, on_progress)
+        self._paired(outcome)
+        return outcome
+
+    async def forget_device(self, device_id: str) -> None:
+        """Forget a paired device: its key, record and remotes."""
+        await self.pairing.forget(device_id)
+        self.hub.kick()
+        self.changed()
+
+    def _paired(self, outcome: PairOutcome) -> None:
+        self.activity(f"Paired with {outcome.name} over {outcome.transport}")
+        self.hub.kick()
+        self.changed()
 
     async def xmpp_logout(self) -> None:
         """Stop using the XMPP account and remove its password from the keyring."""

@@ -43,13 +43,15 @@ class Reason(Enum):
     FOLDER_MISSING = "folder not found"
     REJECTED = "refused our changes"
     CONNECTION_LOST = "connection lost"
+    OFFLINE = "device offline"  # a paired device not seen on XMPP (core.devices.remote)
     OTHER = "failed"
 
 
 TRANSIENT = frozenset({Reason.TIMED_OUT, Reason.REFUSED, Reason.NETWORK,
-                       Reason.CONNECTION_LOST, Reason.FOLDER_MISSING})
+                       Reason.CONNECTION_LOST, Reason.FOLDER_MISSING, Reason.OFFLINE})
 
 _RULES: tuple[tuple[Reason, tuple[str, ...]], ...] = (
+    (Reason.OFFLINE, ("is offline: not seen on xmpp", "went offline")),
     (Reason.HOST_NOT_FOUND, ("could not resolve", "name or service not known",
                              "temporary failure in name resolution", "nodename nor servname",
                              "no address associated with hostname", "unknown host")),

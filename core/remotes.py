@@ -12,7 +12,8 @@ into a verifying ``Incoming``, store, remove.  The kinds:
 * ``http``: ``annex+http`` p2phttp remotes (``remote.NAME.annexUrl``) — HTTP issue;
 * ``xmpp``: buddies reached through XMPP (git push only) — XMPP issue;
 * ``paired``: a paired device (``annexsync::paired:<device id>``), reached
-  over whichever transport is up when a session opens (core.devices);
+  through XMPP (``core.devices.remote``); git reaches it while
+  ``git_access`` holds its gate open;
 * ``special``: directory, rsync, S3, external … found in remote.log; shown, and
   their copies counted from the logs; moving content comes later;
 * ``cluster``: a git-annex cluster, reached through its gateway remote; the
@@ -51,7 +52,8 @@ from core.repo.repository import AnnexRepo, annex_uuid_at, config_value, parse_b
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Advance", "Remote", "RemoteInfo", "RemoteKind", "close_remotes", "find_remote", "list_remotes",
+    "Advance", "Remote", "RemoteInfo", "RemoteKind", "close_remotes", "find_remote", "git_access",
+    "list_remotes",
     "local_path", "open_remote",
 ]  # fmt: skip
 
@@ -114,10 +116,18 @@ class _Pool:
     operation does not re-read config and re-open remotes for every key.
     """
 
-    def __init__(self, stamp: tuple[int, bytes | None], infos: list[RemoteInfo]) -> None:
+    def __init__(self, stamp: tuple[int, bytes | None], infos: list[RemoteInfo],
+                 stale: list[Remote] | None = None) -> None:  # fmt: skip
         self.stamp = stamp
         self.infos = infos
         self.opened: dict[str, Remote | RemoteUnavailable] = {}
+        # remotes of an older state: an operation may still use them, so they
+        # are closed with this pool (a paired device's holds a connection)
+        self.stale: list[Remote] = stale or []
+
+    def remotes(self) -> list[Remote]:
+        return self.stale + [r for r in self.opened.values()
+                             if not isinstance(r, RemoteUnavailable)]  # fmt: skip
 
 
 _pools: weakref.WeakKeyDictionary[AnnexRepo, _Pool] = weakref.WeakKeyDictionary()
@@ -127,7 +137,7 @@ def _pool(repo: AnnexRepo) -> _Pool:
     stamp = repo.state_stamp()
     pool = _pools.get(repo)
     if pool is None or pool.stamp != stamp:
-        pool = _pools[repo] = _Pool(stamp, _list_remotes(repo))
+        pool = _pools[repo] = _Pool(stamp, _list_remotes(repo), pool.remotes() if pool else [])
     return pool
 
 
@@ -138,12 +148,11 @@ def close_remotes(repo: AnnexRepo) -> None:
     as the operation that needed it.
     """
     pool = _pools.pop(repo, None)
-    for remote in pool.opened.values() if pool else ():
-        if not isinstance(remote, RemoteUnavailable):
-            try:
-                remote.close()
-            except Exception as e:  # noqa: BLE001 - closing must not mask the result
-                logger.warning("closing %s: %s", remote.info.name, e)
+    for remote in pool.remotes() if pool else ():
+        try:
+            remote.close()
+        except Exception as e:  # noqa: BLE001 - closing must not mask the result
+            logger.warning("closing %s: %s", remote.info.name, e)
 
 
 def list_remotes(repo: AnnexRepo) -> list[RemoteInfo]:
@@ -266,6 +275,25 @@ def open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
     return found
 
 
+@contextlib.contextmanager
+def git_access(repo: AnnexRepo, info: RemoteInfo) -> Iterator[None]:
+    """What git needs to fetch from or push to ``info`` while the block runs:
+    nothing for most kinds; a paired device's gate (``PairedRemote.git_gate``).
+
+    Raises:
+        RemoteUnavailable: a paired device cannot be reached.
+    """
+    if info.kind is not RemoteKind.PAIRED:
+        yield
+        return
+    from core.devices.remote import PairedRemote
+
+    remote = open_remote(repo, info)
+    assert isinstance(remote, PairedRemote)
+    with remote.git_gate():
+        yield
+
+
 def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
     kind = _transport(repo, info)
     if kind is RemoteKind.PATH and info.url:
@@ -284,6 +312,10 @@ def _open_remote(repo: AnnexRepo, info: RemoteInfo) -> Remote:
         from core.p2phttp.remote import http_remote
 
         return http_remote(repo, info)
+    if info.kind is RemoteKind.PAIRED and info.url:
+        from core.devices.remote import paired_remote
+
+        return paired_remote(repo, info)
     raise RemoteUnavailable(
         f"{info.name}: moving content to {info.kind.value} remotes is not supported yet"
     )

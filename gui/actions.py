@@ -122,3 +122,7 @@ class Actions(QObject):
     def dismiss_alert(self, alert_id: int) -> asyncio.Task[Any]:
         """Remove an alert from the list."""
         return self.submit("dismiss_alert", self.core.dismiss_alert(alert_id))
+
+    def forget_device(self, device_id: str) -> asyncio.Task[Any]:
+        """Forget a paired device (its key, record and remotes)."""
+        return self.submit("forget device", self.core.forget_device(device_id))

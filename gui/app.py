@@ -45,6 +45,7 @@ from gui.windows.about import AboutDialog
 from gui.windows.conflict import ConflictDialog
 from gui.windows.log import LogDialog
 from gui.windows.main_window import MainWindow
+from gui.windows.pairing import JoinDialog, PairDialog
 from gui.windows.settings import SettingsDialog
 from gui.windows.wizard import FirstRunWizard
 
@@ -77,12 +78,14 @@ class App(QObject):
             self.bridge, self.actions,
             open_window=self.open_window, open_settings=self.open_settings,
             open_folder=self.open_folder, resolve_conflict=self.resolve_conflict,
-            quit=self.quit, parent=self,
+            quit=self.quit, pair_device=self.open_pair, join_device=self.open_join, parent=self,
         )
         self.tray.add_everyday_entries(add_folder=self.open_add_folder, about=self.open_about)
         self.window: MainWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.wizard: FirstRunWizard | None = None
+        self.pair_dialog: PairDialog | None = None
+        self.join_dialog: JoinDialog | None = None
         self.add_folder_wizard: FirstRunWizard | None = None
         self.about: AboutDialog | None = None
         self.log_dialog: LogDialog | None = None
@@ -130,7 +133,8 @@ class App(QObject):
 
     def _windows(self) -> list[QWidget]:
         ws: list[QWidget | None] = [self.window, self.settings_dialog, self.wizard,
-                                    self.add_folder_wizard, self.about, self.log_dialog]
+                                    self.add_folder_wizard, self.about, self.log_dialog,
+                                    self.pair_dialog, self.join_dialog]
         ws += list(self.conflict_dialogs.values())
         return [w for w in ws if w is not None]
 
@@ -151,13 +155,28 @@ class App(QObject):
         if self.window is None:
             self.window = MainWindow(
                 self.bridge, self.actions, resolve_conflict=self.resolve_conflict,
-                open_settings=self.open_settings, open_folder=self.open_folder)
+                open_settings=self.open_settings, open_folder=self.open_folder,
+                pair=self.open_pair, join=self.open_join)
             self.window.add_everyday_buttons(add_folder=self.open_add_folder,
                                              about=self.open_about, open_log=self.open_log)
         if repo is not None:
             self.window.show_repo(repo)
         self._raise(self.window)
         return self.window
+
+    def open_pair(self) -> PairDialog:
+        """Show "Pair a device…" (a fresh one unless one is open)."""
+        if self.pair_dialog is None or not self.pair_dialog.isVisible():
+            self.pair_dialog = PairDialog(self.bridge, self.actions)
+        self._raise(self.pair_dialog)
+        return self.pair_dialog
+
+    def open_join(self) -> JoinDialog:
+        """Show "Join with a code…" (a fresh one unless one is open)."""
+        if self.join_dialog is None or not self.join_dialog.isVisible():
+            self.join_dialog = JoinDialog(self.bridge, self.actions)
+        self._raise(self.join_dialog)
+        return self.join_dialog
 
     def open_settings(self) -> SettingsDialog:
         """Show the settings dialog."""

@@ -1,4 +1,5 @@
-"""Render the screenshots in ``docs/screenshots/``: main window, tray menu, first-run wizard.
+"""Render the screenshots in ``docs/screenshots/``: main window, tray menu, the wizards
+(first run, pairing).
 
     python -m gui.screenshots [OUT_DIR]      # under X (Xvfb + trayer for the tray shot)
 
@@ -172,6 +173,7 @@ async def capture(out: Path) -> list[Path]:
         window.hide()
         written += await _dialog_shots(app, out)
 
+        written += await _pairing_shots(app, out)
         written.append(await _tray_shot(app, out))
     finally:
         await first_run.aclose()
@@ -216,6 +218,31 @@ async def capture_states(out: Path, now: float) -> list[Path]:
         finally:
             await app.aclose()
     return written
+
+
+async def _pairing_shots(app: object, out: Path) -> list[Path]:
+    """Both pairing wizards in a representative state (a code shown; a join done)."""
+    from core.pairing.service import OpenWindow, PairOutcome
+    from gui.app import App
+    from gui.windows.pairing import outcome_text
+
+    assert isinstance(app, App)
+    pair = app.open_pair()
+    pair.own.setChecked(True)
+    pair.start.setEnabled(False)
+    pair._opened(OpenWindow("7-tracker-revenue", app.bridge.now() + 522, "own"))
+    await _settle(0.2)
+    shots = [_save(pair, out, "pair-device-wizard.png")]
+    pair._ticker.stop()
+    pair.hide()
+    join = app.open_join()
+    join.code.setText("7-tracker-revenue")
+    join.said.setText(outcome_text(PairOutcome("5b1c", "laptop", "XMPP"), join.tr))
+    join.cancel.setText(join.tr("Close"))
+    await _settle(0.2)
+    shots.append(_save(join, out, "join-with-code-wizard.png"))
+    join.hide()
+    return shots
 
 
 async def _tray_shot(app: object, out: Path) -> Path:

@@ -3,7 +3,8 @@
 The same recipe as the project's shared ``xmpp-server.sh``, written here so a
 checkout runs its tests alone: a config, a self-signed certificate, data and
 log in one directory; ``prosody -F`` in its own process group, stopped by pid.
-mod_limits stays off (Debian's default would throttle to 10 KiB/s).
+mod_limits stays off (Debian's default would throttle to 10 KiB/s) unless a
+test asks for a rate (``limits="10kb/s"``).
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ http_ports = {{ }}
 https_ports = {{ }}
 modules_enabled = {{
   "roster"; "saslauth"; "disco"; "carbons"; "pep"; "private"; "blocklist";
-  "smacks"; "ping"; "register"; "time"; "uptime"; "version"; "posix"; {tls}
+  "smacks"; "ping"; "register"; "time"; "uptime"; "version"; "posix"; {tls} {limits}
 }}
 modules_disabled = {{ "s2s" }}
 authentication = "internal_hashed"
 c2s_require_encryption = false
 allow_registration = false
+{limits_config}
 VirtualHost "{domain}"
 """
 
@@ -61,6 +63,7 @@ class Prosody:
     dir: Path
     tls: bool = True
     port: int = 0
+    limits: str | None = None  # a c2s rate for mod_limits, e.g. "10kb/s"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,8 +87,11 @@ class Prosody:
                  "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN}",
                  "-keyout", str(self.dir / "certs" / f"{DOMAIN}.key"), "-out", str(self.cert)],
                 check=True, capture_output=True, timeout=30)  # fmt: skip
+        limits = f'limits = {{ c2s = {{ rate = "{self.limits}" }} }}' if self.limits else ""
         self.cfg.write_text(CONFIG.format(d=self.dir, port=self.port, domain=DOMAIN,
-                                          tls='"tls";' if self.tls else ""))  # fmt: skip
+                                          tls='"tls";' if self.tls else "",
+                                          limits='"limits";' if self.limits else "",
+                                          limits_config=limits))  # fmt: skip
 
     def register(self, user: str, password: str) -> str:
         subprocess.run(["prosodyctl", "--config", str(self.cfg), "register", user, DOMAIN,
@@ -133,8 +139,8 @@ class Prosody:
 
 
 @contextlib.contextmanager
-def prosody(directory: Path, tls: bool = True) -> Iterator[Prosody]:
-    server = Prosody(Path(directory), tls=tls)
+def prosody(directory: Path, tls: bool = True, limits: str | None = None) -> Iterator[Prosody]:
+    server = Prosody(Path(directory), tls=tls, limits=limits)
     server.start()
     try:
         yield server

@@ -144,6 +144,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for d in status.devices:
         flags = [f for f, on in (("paired", d.paired), ("waiting for it", d.waiting)) if on]
         print(f"  device {d.name}: {d.presence}" + (f", {', '.join(flags)}" if flags else ""))
+    for session in status.sessions:
+        print(f"  {session.text}")
+    for p in status.pushes:
+        print(f"  {p.line(now)}" + (f" [{p.repo}]" if len(status.repos) > 1 else ""))
     return 0
 
 

@@ -25,11 +25,12 @@ a cancel flag on every chunk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from core.proxied import nodes_of
 from core.remotes import (
     RemoteInfo,
     RemoteKind,
+    close_remotes,
     find_remote,
     list_remotes,
     local_path,
@@ -62,7 +64,7 @@ from core.repo.repository import AnnexRepo, init_git
 logger = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".annexsync-tmp"
-CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P)  # kinds that move content today
+CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P, RemoteKind.PAIRED)  # kinds that move content
 
 
 
@@ -82,8 +84,16 @@ class RepoFacts:
     cluster_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # cluster -> nodes
 
 
-def _open(path: str) -> AnnexRepo:
-    return AnnexRepo.open(path, auto_init=True)
+@contextlib.contextmanager
+def _open(path: str) -> Iterator[AnnexRepo]:
+    """The repository for one job; the remotes it opened close with it (a
+    paired device's holds an XMPP connection)."""
+    repo = AnnexRepo.open(path, auto_init=True)
+    try:
+        yield repo
+    finally:
+        close_remotes(repo)
+        repo.close()
 
 
 CREATING = "annexsync-creating"  # in the git dir while the daemon creates a repository
@@ -311,8 +321,8 @@ def push_remote(path: str, name: str) -> RemoteOutcome:
         if name not in result.errors:
             return RemoteOutcome(True)
         first = _outcome(name, result, remote_reachable(path, info))
-        if first.unreachable:
-            return first
+        if first.unreachable or info.kind is RemoteKind.PAIRED:
+            return first  # a paired device takes our own refs only: nothing to fall back to
         # Refused: fetch and merge, push again (spec 3.1 step 5).
         retry = syncops.SyncResult()
         try:
@@ -363,7 +373,10 @@ def pull_remote(path: str, name: str) -> RemoteOutcome:
         return _outcome(name, result, remote_reachable(path, info))
 
 
-_SINGLE_WRITER = re.compile(rb"^refs/synced/[0-9a-fA-F-]+/(.+)$")
+# refs/synced/<uuid>/<branch> (our daemon's fallback push), and
+# refs/synced/<uuid>/<device id>/<branch> (a paired device's push, xmpp-sync C.3)
+_UUID = rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_SINGLE_WRITER = re.compile(rb"^refs/synced/[0-9a-fA-F-]+/(?:" + _UUID + rb"/)?(.+)$")
 
 
 @dataclass(frozen=True)

@@ -75,12 +75,19 @@ from core.daemon.transferqueue import NotNeeded, Transfer, TransferQueue, Unreac
 from core.errors import CoreError, MergeConflict, MergeFailed, TransferBusy
 from core.failures import Failure
 from core.remotes import RemoteInfo, RemoteKind
+from core.remotetypes import PAIRED_PREFIX
 from core.repo.key import Key
 from core.status import Conflict, RemoteStatus, RepoStatus
 
 logger = logging.getLogger(__name__)
 
-NETWORK_KINDS = (RemoteKind.P2P, RemoteKind.HTTP, RemoteKind.GIT, RemoteKind.XMPP)
+NETWORK_KINDS = (RemoteKind.P2P, RemoteKind.HTTP, RemoteKind.GIT, RemoteKind.XMPP,
+                 RemoteKind.PAIRED)
+
+
+def device_of(info: RemoteInfo) -> str:
+    """The device id of a paired device's remote (``annexsync::paired:<id>``)."""
+    return (info.url or "").removeprefix(PAIRED_PREFIX)
 
 
 class Host(Protocol):
@@ -97,6 +104,8 @@ class Host(Protocol):
     def alert(self, level: str, text: str, *, name: str | None = None,
               notify: bool = False, repo: str | None = None) -> None: ...
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
+    def device_online(self, device_id: str) -> bool: ...
+    def branch_moved(self, repo: str) -> None: ...
 
 
 @dataclass
@@ -160,6 +169,7 @@ class RepoWorker:
         self.scanning = False
         self.batcher = Batcher(self.t.batch)
         self.remotes: dict[str, RemoteState] = {}
+        self.paired: list[RemoteInfo] = []  # paired devices' remotes, online or not
         self.proxied: tuple[RemoteInfo, ...] = ()  # through a gateway in ``remotes``
         self.cluster_nodes: dict[str, tuple[str, ...]] = {}
         self.conflicts: tuple[Conflict, ...] = ()
@@ -288,7 +298,9 @@ class RepoWorker:
         f = await run_blocking(jobs.facts, self.path)
         self.uuid, self.description = f.uuid, f.description
         self.wanted_notes = f.wanted_notes
-        remotes = [i for i in f.remotes if i.kind is not RemoteKind.PAIRED]  # core.devices
+        self.paired = [i for i in f.remotes if i.kind is RemoteKind.PAIRED]
+        remotes = [i for i in f.remotes if i.kind is not RemoteKind.PAIRED]  # _follow_devices
+        remotes += [i for i in self.paired if i.name in self.remotes]
         for info in remotes:
             state = self.remotes.get(info.name)
             if state is None:
@@ -380,7 +392,24 @@ class RepoWorker:
     def _backing_off(self, now: float) -> bool:
         return self.retry_at is not None and now < self.retry_at
 
+    def _follow_devices(self) -> None:
+        """A paired device takes part while it is online (its XMPP presence is the
+        probe): it joins the remotes -- desynced, so it is pulled from, pushed to
+        and scanned for at once -- and leaves them, with its queued transfers,
+        when it goes offline; an offline device's debt shows as
+        ``DeviceStatus.owed`` instead."""
+        for info in self.paired:
+            online = self.host.device_online(device_of(info))
+            if online and info.name not in self.remotes:
+                self.remotes[info.name] = RemoteState(info)
+                self.host.changed()
+            elif not online and info.name in self.remotes:
+                del self.remotes[info.name]
+                self.host.queue.drop_remote(self.path, info.name)
+                self.host.changed()
+
     async def step(self) -> None:
+        self._follow_devices()
         now = self.host.now()
         if now >= self.next_sweep:  # stale git locks, as the assistant's sanity checker
             self.next_sweep = now + self.t.idle_tick
@@ -452,6 +481,7 @@ class RepoWorker:
                 r.pending = True
         at = self.host.now() + self.t.push_delay
         self.push_at = at if self.push_at is None else min(self.push_at, at)
+        self.host.branch_moved(self.path)  # paired devices: advertise (core.devices.pushes)
         self.kick()
 
     # --- merger ----------------------------------------------------------------------
@@ -481,6 +511,7 @@ class RepoWorker:
             self.scan_keys = None  # new files or new location information
             self._conflicts_stale = True
             self.host.activity(f"Merged changes into {Path(self.path).name}")
+            self.host.branch_moved(self.path)  # paired devices learn the merge
         if got.resolved:
             self._schedule_push()
             self.host.alert("warning", f"Conflicting changes in {Path(self.path).name}",

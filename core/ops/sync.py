@@ -86,11 +86,12 @@ from dulwich.objects import Blob, Commit, ObjectID
 from dulwich.refs import Ref
 
 from core import failures, gitlock, gitops
-from core.errors import GitCommandError, MergeConflict, RepoError
+from core.errors import GitCommandError, MergeConflict, RemoteUnavailable, RepoError
 from core.ops.add import Adder
 from core.ops.conflicts import place_unlocked, resolve
 from core.progress import NullProgress, Progress
 from core.remotes import RemoteInfo as Remote
+from core.remotes import RemoteKind, close_remotes, git_access, open_remote
 from core.remotes import list_remotes as all_remotes
 from core.repo.key import Key
 from core.repo.pointer import MAX_POINTER, parse_pointer
@@ -578,8 +579,9 @@ def pull(repo: AnnexRepo, remote: Remote, result: SyncResult, merge: bool = True
         MergeConflict: see ``merge_ref``.
     """
     try:
-        gitops.fetch(repo.path, remote.name)
-    except GitCommandError as e:
+        with git_access(repo, remote):
+            gitops.fetch(repo.path, remote.name)
+    except (GitCommandError, RemoteUnavailable) as e:
         result.errors[remote.name] = failures.error_text(e)
         return
     result.fetched.append(remote.name)
@@ -592,9 +594,15 @@ def pull(repo: AnnexRepo, remote: Remote, result: SyncResult, merge: bool = True
 
 
 def push(repo: AnnexRepo, remote: Remote, result: SyncResult) -> None:
-    """8.2 step 6: B direct, else B:synced/B; +git-annex:synced/git-annex; git-annex."""
+    """8.2 step 6: B direct, else B:synced/B; +git-annex:synced/git-annex; git-annex.
+
+    A paired device gets per-sender refs instead (``_push_paired``).
+    """
     branch = repo.current_branch()
     b = f"refs/heads/{branch}" if branch and ref_sha(repo, f"refs/heads/{branch}") else None
+    if remote.kind is RemoteKind.PAIRED:
+        _push_paired(repo, remote, branch if b else None, result)
+        return
     if not _needs_push(repo, remote, branch if b else None):
         return
     outcome: dict[str, bool] = {}
@@ -612,6 +620,31 @@ def push(repo: AnnexRepo, remote: Remote, result: SyncResult) -> None:
     result.pushed[remote.name] = outcome
     if not outcome.get("refs/heads/synced/git-annex", False):
         result.errors.setdefault(remote.name, f"could not push to {remote.name}")
+
+
+def _push_paired(repo: AnnexRepo, remote: Remote, branch: str | None,
+                 result: SyncResult) -> None:  # fmt: skip
+    """xmpp-sync C.3: a paired device gets our refs under
+    ``refs/synced/<our uuid>/<our device id>/`` -- B fast-forward, git-annex
+    forced -- written by nobody else; it merges them as soon as they arrive."""
+    from core.devices.remote import PairedRemote
+
+    try:
+        with git_access(repo, remote):
+            device = open_remote(repo, remote)
+            assert isinstance(device, PairedRemote)
+            specs = device.refspecs(branch, ANNEX_BRANCH)
+            device.gate_error = None
+            outcome = gitops.push(repo.path, remote.name, specs)
+    except (GitCommandError, RemoteUnavailable) as e:
+        result.errors[remote.name] = str(e)
+        return
+    result.pushed[remote.name] = outcome
+    if device.gate_error is not None and not any(outcome.values()):
+        result.errors[remote.name] = str(device.gate_error)  # could not reach it, say why
+    elif not all(outcome.values()):
+        refused = ", ".join(ref for ref, ok in outcome.items() if not ok)
+        result.errors[remote.name] = f"{remote.name} did not take {refused}"
 
 
 def _needs_push(repo: AnnexRepo, remote: Remote, branch: str | None) -> bool:
@@ -653,7 +686,14 @@ def sync(
     if content and content_sync is None:
         raise ValueError("content=True needs a content_sync hook (the transfer code)")
     repo.require_writable()
-    prog = progress or NullProgress()
+    try:
+        return _sync(repo, remotes, message, content, progress or NullProgress(), content_sync)
+    finally:
+        close_remotes(repo)  # sessions (a paired device's XMPP connection) end with the sync
+
+
+def _sync(repo: AnnexRepo, remotes: Sequence[str] | None, message: str | None, content: bool,
+          prog: Progress, content_sync: ContentSync | None) -> SyncResult:  # fmt: skip
     result = SyncResult()
     chosen = _chosen(repo, remotes, result)
     prog.start("sync", 2 + 2 * len(chosen), None)

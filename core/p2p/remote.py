@@ -18,7 +18,9 @@ Two layers:
   context exits (the server reads exactly one more line, spec 6.2), so a
   second request meanwhile opens another session.  Callers already inside a
   running event loop (the GUI) should use ``P2PClient`` directly;
-  ``Runner.run`` refuses to nest.
+  ``Runner.run`` refuses to nest.  With ``run_on`` the coroutines run on that
+  loop instead (running in another thread; a paired device's remote keeps
+  its XMPP connection there), the caller's thread waiting for each.
 
 Resume (spec 6.5, 6.7): ``retrieve`` asks ``GET <bytes already in
 annex/tmp>``, so a GET cut short continues where it stopped; ``store``
@@ -432,15 +434,17 @@ class P2PRemote:
         *,
         token: str | None = None,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
+        run_on: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.info = info
         self.our_uuid = our_uuid
         self.connector = connector
         self.token = token
         self.read_timeout = read_timeout
-        self._runner = asyncio.Runner()
+        self._runner = asyncio.Runner() if run_on is None else None
+        self._loop = run_on
         self._idle: list[P2PClient] = []
-        self._finalizer = weakref.finalize(self, _shutdown, self._runner, self._idle)
+        self._finalizer = weakref.finalize(self, _shutdown, self._runner, self._loop, self._idle)
 
     # --- sessions -------------------------------------------------------------
 
@@ -448,6 +452,9 @@ class P2PRemote:
         async def wrapped() -> T:
             return await coro
 
+        if self._loop is not None:
+            return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result()
+        assert self._runner is not None
         return self._runner.run(wrapped())
 
     def _acquire(self) -> P2PClient:
@@ -532,7 +539,8 @@ class P2PRemote:
         return plus
 
 
-def _shutdown(runner: asyncio.Runner, idle: list[P2PClient]) -> None:
+def _shutdown(runner: asyncio.Runner | None, loop: asyncio.AbstractEventLoop | None,
+              idle: list[P2PClient]) -> None:  # fmt: skip
     """Close idle sessions (the server exits on EOF) and the private loop.
 
     Also runs from the garbage collector, possibly while another loop runs in
@@ -543,6 +551,13 @@ def _shutdown(runner: asyncio.Runner, idle: list[P2PClient]) -> None:
         for s in idle:
             await s.aclose()
 
+    if loop is not None:  # not ours to close; its owner does
+        with contextlib.suppress(Exception):
+            if idle and not loop.is_closed() and asyncio._get_running_loop() is not loop:
+                asyncio.run_coroutine_threadsafe(close_all(), loop).result(30)
+        idle.clear()
+        return
+    assert runner is not None
     if asyncio._get_running_loop() is not None:
         for s in idle:
             with contextlib.suppress(Exception):

@@ -117,6 +117,7 @@ from core.p2p.messages import (
     PutFrom,
     Remove,
     RemoveBefore,
+    Service,
     Success,
     Timestamp,
     UnlockContent,
@@ -360,6 +361,11 @@ class Session:
         auth_timeout: with ``authenticate``, the time a peer has from the
             start of the session to authenticate, however it trickles bytes.
         networked_extras: serve NOTIFYCHANGE and CONNECT (networked only).
+        own_refs: maps the client's uuid (from AUTH) to the only ref prefix
+            its push may write through CONNECT (a paired device's per-sender
+            refs, xmpp-sync C.3; ``tunnel.serve_connect``).
+        after_connect: awaited with the service and git's exit code after a
+            CONNECT (the paired-device server merges what a push brought).
         client_uuid: the peer's repository (p2pstdio's argument), named in
             the transfer lock of a PUT; AUTH replaces it on networked sessions.
     """
@@ -374,6 +380,8 @@ class Session:
         auth_timeout: float | None = None,
         networked_extras: bool = False,
         client_uuid: str = "",
+        own_refs: Callable[[str], str] | None = None,
+        after_connect: Callable[[Service, int], Awaitable[None]] | None = None,
     ) -> None:
         self.served = served
         self.client_uuid = client_uuid
@@ -383,6 +391,8 @@ class Session:
         self.auth_timeout = auth_timeout
         self._auth_deadline: float | None = None
         self.networked_extras = networked_extras
+        self.own_refs = own_refs
+        self.after_connect = after_connect
         self._locked: Key | None = None
         self._put: _Put | None = None
         self._watcher: RefWatcher | None = None
@@ -515,8 +525,11 @@ class Session:
             raise SessionAborted("relaying to git not supported on this connection")
         self._over = True  # spec 6.8: CONNECT is the last request of a session
         code = await serve_connect(self.ch, msg.service, self.served.repo.gitdir,
-                                   idle_timeout=self.idle_timeout)  # fmt: skip
+                                   idle_timeout=self.idle_timeout,
+                                   own_refs=self.own_refs and self.own_refs(self.client_uuid))
         logger.info("%s: %s exited %d", self.ch.peer, msg.service.value, code)
+        if self.after_connect is not None:
+            await self.after_connect(msg.service, code)
 
     # --- GET (spec 6.7) ---------------------------------------------------------
 

@@ -41,9 +41,12 @@ a helper that relays stdin/stdout to the peer.  So we do not ship a second
   It reaches ``annexsync-tcp``/``tcp`` addresses directly and every other
   network through its ``git-annex-p2p-<netname>`` helper, like git-annex.
 - ``annexsync::paired:<device id>`` (netname ``paired``, core.remotetypes) is
-  a paired device: only the running annexsync can reach it, over the
-  transport that is up when a session opens, so the helper refuses it with a
-  clear message instead of looking for a ``git-annex-p2p-paired`` program.
+  a paired device: only an annexsync process holding its session can reach
+  it, so the helper connects to the gate that process serves while it runs
+  git (``core.devices.remote.git_gate``: a unix socket under
+  ``$ANNEXSYNC_PAIRED_GATES`` named by device and repository), asks for the
+  service (``connect <service>``), and relays once it answers ``ok``.
+  Without a gate (plain git) it refuses with a clear message.
 
 The server process is spawned here rather than in ``core.gitops``: gitops
 runs git to completion, a tunnel needs a long-lived process with both pipes
@@ -80,6 +83,29 @@ HELPER_PREFIX = "git-annex-p2p-"
 OUR_SCHEME = "annexsync"
 INSTEADOF = [f"url.{OUR_SCHEME}::.insteadOf=p2p-annex::"]  # for ``git -c``
 _NO_HOOKS = Path(tempfile.gettempdir()) / f"annexsync-no-hooks-{os.getuid()}"
+_OWN_REFS_HOOKS = Path(tempfile.gettempdir()) / f"annexsync-own-refs-hooks-{os.getuid()}"
+OWN_REFS_ENV = "ANNEXSYNC_OWN_REFS"
+# xmpp-sync C.3: a paired device writes only its own refs, the branch only
+# fast-forward (the git-annex branch is pushed forced, it is union-merged).
+_PRE_RECEIVE = """#!/bin/sh
+# annexsync: a paired device may write only its own refs (xmpp-sync C.3)
+set -u
+nonzero() { case "$1" in *[!0]*) return 0 ;; esac; return 1; }
+while read -r old new ref; do
+  case "$ref" in
+    "$ANNEXSYNC_OWN_REFS"*) ;;
+    *) echo "annexsync: refused $ref: this device may write only $ANNEXSYNC_OWN_REFS..." >&2
+       exit 1 ;;
+  esac
+  case "$ref" in
+    */git-annex) ;;
+    *) if nonzero "$old" && nonzero "$new" && ! git merge-base --is-ancestor "$old" "$new"; then
+         echo "annexsync: refused $ref: not a fast-forward" >&2
+         exit 1
+       fi ;;
+  esac
+done
+"""
 
 
 # --- addresses (pure) -----------------------------------------------------------------
@@ -146,29 +172,52 @@ async def open_p2p_link(addr: P2PAddress) -> Link:
 # --- server half (spec 6.8) -----------------------------------------------------------
 
 
-def service_argv(service: Service, gitdir: Path) -> list[str]:
-    """``git upload-pack`` / ``git receive-pack`` on ``gitdir``, hooks off."""
-    _NO_HOOKS.mkdir(mode=0o700, exist_ok=True)
+def service_argv(service: Service, gitdir: Path, *, own_refs: bool = False) -> list[str]:
+    """``git upload-pack`` / ``git receive-pack`` on ``gitdir``, hooks off --
+    or, with ``own_refs``, only our pre-receive hook, which refuses any ref
+    outside ``$ANNEXSYNC_OWN_REFS`` and a branch update that is not a
+    fast-forward."""
+    hooks = _own_refs_hooks() if own_refs else _NO_HOOKS
+    hooks.mkdir(mode=0o700, exist_ok=True)
     sub = service.value.removeprefix("git-")
-    return ["git", "-c", f"core.hooksPath={_NO_HOOKS}", sub, str(gitdir)]
+    return ["git", "-c", f"core.hooksPath={hooks}", sub, str(gitdir)]
+
+
+def _own_refs_hooks() -> Path:
+    """The hooks directory holding only the pre-receive hook (written atomically)."""
+    _OWN_REFS_HOOKS.mkdir(mode=0o700, exist_ok=True)
+    hook = _OWN_REFS_HOOKS / "pre-receive"
+    with contextlib.suppress(OSError):
+        if hook.read_text() == _PRE_RECEIVE and os.access(hook, os.X_OK):
+            return _OWN_REFS_HOOKS
+    tmp = _OWN_REFS_HOOKS / f".pre-receive.{os.getpid()}"
+    tmp.write_text(_PRE_RECEIVE)
+    tmp.chmod(0o755)
+    os.replace(tmp, hook)
+    return _OWN_REFS_HOOKS
 
 
 async def serve_connect(ch: Channel, service: Service, gitdir: Path, *,
-                        idle_timeout: float) -> int:  # fmt: skip
+                        idle_timeout: float, own_refs: str | None = None) -> int:  # fmt: skip
     """Run ``service`` on ``gitdir`` and relay it over ``ch`` until CONNECTDONE.
 
     ``idle_timeout`` bounds each wait for the peer while git runs (a fetch
-    may think for a while).  Returns git's exit code (-1 if it never ran).
+    may think for a while).  ``own_refs``: the only ref prefix a push may
+    write (a paired device's per-sender refs, xmpp-sync C.3).  Returns git's
+    exit code (-1 if it never ran).
 
     Raises:
         P2PTimeout, ConnectionLost: the peer vanished.
         RemoteProtocolError: the peer broke the protocol.
     """
     try:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        if own_refs is not None:
+            env[OWN_REFS_ENV] = own_refs
         proc = await asyncio.create_subprocess_exec(
-            *service_argv(service, gitdir), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            *service_argv(service, gitdir, own_refs=own_refs is not None),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
     except OSError as e:
         logger.warning("cannot run git %s: %s", service.value, e)
@@ -344,7 +393,8 @@ def git_remote_main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"git-remote-annexsync: {e}", file=sys.stderr)
         return 2
-    if addr.netname == PAIRED_NETNAME:
+    gate = _paired_gate(addr) if addr.netname == PAIRED_NETNAME else None
+    if addr.netname == PAIRED_NETNAME and gate is None:
         print(f"git-remote-annexsync: {args[0]} is the paired device {addr.address}; the "
               "running annexsync syncs with it, plain git cannot reach it", file=sys.stderr)
         return 1
@@ -358,12 +408,58 @@ def git_remote_main(argv: list[str] | None = None) -> int:
             except ValueError:
                 print(f"git-remote-annexsync: unsupported service {cmd!r}", file=sys.stderr)
                 return 1
+            if gate is not None:
+                return _run_gate(gate, service)
             return _run_tunnel(args[0], addr, service)
         elif cmd == "":
             return 0
         else:
             print(f"git-remote-annexsync: unsupported command {cmd!r}", file=sys.stderr)
             return 1
+
+
+def _paired_gate(addr: P2PAddress) -> Path | None:
+    """The gate socket of the annexsync process that runs this git, if any."""
+    from core.devices.remote import GATES_ENV, gate_path
+
+    gates, gitdir = os.environ.get(GATES_ENV), os.environ.get("GIT_DIR")
+    if not gates or not gitdir:
+        return None
+    path = gate_path(Path(gates), addr.address, gitdir)
+    return path if path.exists() else None
+
+
+def _run_gate(gate: Path, service: Service) -> int:
+    try:
+        return asyncio.run(_gate_relay(gate, service))
+    except (CoreError, OSError) as e:
+        print(f"git-remote-annexsync: {e}", file=sys.stderr)
+        return 1
+
+
+async def _gate_relay(gate: Path, service: Service) -> int:
+    from core.p2p.transport import stdio_link
+
+    reader, writer = await asyncio.open_unix_connection(str(gate))
+    try:
+        writer.write(f"connect {service.value}\n".encode())
+        await writer.drain()
+        async with asyncio.timeout(CONNECTDONE_WAIT * 6):  # login, presence, handshake
+            answer = (await reader.readline()).decode("utf-8", "replace").strip()
+        if answer != "ok":
+            raise RemoteUnavailable(answer.removeprefix("error ") or "the session ended")
+        local = await stdio_link()
+        try:
+            _write("\n")  # connection established: git starts talking
+            async with asyncio.TaskGroup() as tg:
+                up = tg.create_task(_splice(local.reader, writer))
+                await _splice(reader, local.writer)  # the gate closed: git's service is over
+                up.cancel()
+        finally:
+            await local.aclose()
+    finally:
+        writer.close()
+    return 0
 
 
 def _run_tunnel(remote: str, addr: P2PAddress, service: Service) -> int:

@@ -38,12 +38,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="words in the code (3 is stronger, longer to say)")
     show.add_argument("--no-announce", action="store_true",
                       help="do not announce on the LAN (the other device uses --host)")
+    show.add_argument("--xmpp", nargs="?", const="", metavar="FRIEND_JID",
+                      help="hold the window on the XMPP account instead of the LAN: for your "
+                           "own devices, or for the friend named (they become contacts)")
     show.set_defaults(func=cmd_show)
     join = ps.add_parser("join", help="join the device showing CODE")
     join.add_argument("code", nargs="?", metavar="CODE",
                       help="the code the other device shows (default: read a line from stdin)")
     join.add_argument("--host", metavar="HOST:PORT", help="where the other device listens "
                       "(when the LAN does not carry DNS-SD)")
+    join.add_argument("--xmpp", nargs="?", const="", metavar="FRIEND_JID",
+                      help="look among the XMPP account's devices and contacts instead of the "
+                           "LAN (or only the friend named)")
     _common(join)
     join.set_defaults(func=cmd_join)
     ls = ps.add_parser("list", help="list the paired devices")
@@ -91,8 +97,19 @@ class _Context:
         from core.pairing.lan import Storage
 
         own_id = self.identity.device_id
-        return Storage(lambda r: result.store(self.config_dir, own_id, r, self.repos),
+        account = self.settings.xmpp_account
+        return Storage(lambda r: result.store(self.config_dir, own_id, r, self.repos,
+                                              own_account=account),
                        lambda s: result.undo(self.config_dir, own_id, s))
+
+    def xmpp(self) -> Any:
+        """The configured XMPP account (password from the keyring)."""
+        from core.xmpp.account import load_config
+
+        cfg = load_config(self.settings)
+        if cfg is None:
+            raise CoreError("no XMPP account is set up here: annexsync xmpp login JID")
+        return cfg
 
     def options(self) -> dict[str, Any]:
         return {} if self.step_timeout is None else {"step_timeout": self.step_timeout}
@@ -132,9 +149,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     def listening(host: str, port: int) -> None:
         print(f"listening on {host or '0.0.0.0'}:{port}", flush=True)
 
+    if args.xmpp is not None:
+        return _outcome(_show_xmpp(window, ctx, args.xmpp or None))
+
     return _outcome(show(window, ctx.hello(), ctx.storage(), host=ctx.interface,
                          on_listening=listening, report=_say,
                          announce=not args.no_announce, **ctx.options()))  # fmt: skip
+
+
+async def _show_xmpp(window: Any, ctx: _Context, friend: str | None) -> Any:
+    from core.pairing import xmpp
+
+    def waiting(jid: str) -> None:
+        who = f"{friend} (they become your contact)" if friend else "your devices on this account"
+        print(f"waiting over XMPP as {jid} for {who}", flush=True)
+
+    return await xmpp.show(window, ctx.hello(), ctx.storage(), await asyncio.to_thread(ctx.xmpp),
+                           friend=friend, report=_say, on_listening=waiting,
+                           **ctx.options())  # fmt: skip
 
 
 def _read_code(args: argparse.Namespace) -> str:
@@ -157,7 +189,16 @@ def cmd_join(args: argparse.Namespace) -> int:
         raise CoreError(str(e)) from None
     ctx = _Context(args)
     machine = PairingMachine.joiner(code, ctx.hello())
+    if args.xmpp is not None:
+        return _outcome(_join_xmpp(machine, ctx, args.xmpp or None))
     return _outcome(_join(code.nameplate, machine, ctx, targets))
+
+
+async def _join_xmpp(machine: Any, ctx: _Context, friend: str | None) -> Any:
+    from core.pairing import xmpp
+
+    return await xmpp.join(machine, ctx.storage(), await asyncio.to_thread(ctx.xmpp),
+                           friend=friend, report=_say, **ctx.options())
 
 
 async def _join(nameplate: int, machine: Any, ctx: _Context, targets: list[tuple[str, int]]) -> Any:

@@ -37,7 +37,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from zeroconf import InterfaceChoice, IPVersion
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
@@ -71,6 +71,21 @@ Undo = Callable[[Any], None]
 Report = Callable[[str], None]
 
 
+class PairReader(Protocol):
+    """What ``run_attempt`` reads from: an ``asyncio.StreamReader``, or the XMPP carrier's pipe."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+class PairWriter(Protocol):
+    """What ``run_attempt`` writes to: an ``asyncio.StreamWriter``, or the XMPP carrier's pipe."""
+
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def close(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Storage:
     """Blocking callbacks: ``store`` records a result and returns what ``undo`` needs."""
@@ -82,8 +97,8 @@ class Storage:
 # --- one attempt over one stream ------------------------------------------------
 
 
-async def run_attempt(machine: PairingMachine, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter, storage: Storage, *,
+async def run_attempt(machine: PairingMachine, reader: PairReader,
+                      writer: PairWriter, storage: Storage, *,
                       step_timeout: float = STEP_TIMEOUT,
                       deadline: float | None = None) -> PairingResult:  # fmt: skip
     """Run ``machine`` to the end over ``reader``/``writer``; always closes the stream.
@@ -125,7 +140,7 @@ async def run_attempt(machine: PairingMachine, reader: asyncio.StreamReader,
         await _close(writer)
 
 
-async def _read(reader: asyncio.StreamReader, step_timeout: float, deadline: float | None) -> bytes:
+async def _read(reader: PairReader, step_timeout: float, deadline: float | None) -> bytes:
     wait = step_timeout if deadline is None else min(step_timeout, deadline - time.monotonic())
     if wait <= 0:
         raise PairingFailed(Reason.EXPIRED)
@@ -140,7 +155,7 @@ async def _read(reader: asyncio.StreamReader, step_timeout: float, deadline: flo
         raise PairingFailed(Reason.PEER_GONE, str(e)) from None
 
 
-async def _flush(machine: PairingMachine, writer: asyncio.StreamWriter, timeout: float) -> None:
+async def _flush(machine: PairingMachine, writer: PairWriter, timeout: float) -> None:
     data = machine.data_to_send()
     if not data:
         return
@@ -152,7 +167,7 @@ async def _flush(machine: PairingMachine, writer: asyncio.StreamWriter, timeout:
         raise PairingFailed(Reason.PEER_GONE, str(e) or "the connection stalled") from None
 
 
-async def _close(writer: asyncio.StreamWriter) -> None:
+async def _close(writer: PairWriter) -> None:
     writer.close()
     with contextlib.suppress(Exception):
         async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -162,7 +177,7 @@ async def _close(writer: asyncio.StreamWriter) -> None:
 # --- the shower -------------------------------------------------------------------
 
 
-Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Conn = tuple[PairReader, PairWriter]
 
 
 async def show(window: PairingWindow, own: Hello, storage: Storage, *, host: str,
@@ -183,7 +198,7 @@ async def show(window: PairingWindow, own: Hello, storage: Storage, *, host: str
             if announce:
                 await stack.enter_async_context(announced(window.code.nameplate, host, port))
             on_listening(host, port)
-            return await _attempts(window, own, storage, pending, deadline, report, step_timeout)
+            return await attempts(window, own, storage, pending, deadline, report, step_timeout)
     finally:
         server.close()
         while not pending.empty():
@@ -203,9 +218,11 @@ def _queue(pending: asyncio.Queue[Conn], reader: asyncio.StreamReader,
         writer.close()
 
 
-async def _attempts(window: PairingWindow, own: Hello, storage: Storage,
+async def attempts(window: PairingWindow, own: Hello, storage: Storage,
                     pending: asyncio.Queue[Conn], deadline: float, report: Report,
                     step_timeout: float) -> PairingResult:  # fmt: skip
+    """Run the callers queued in ``pending`` one at a time until one pairs or the
+    window closes (any carrier: LAN connections, XMPP pipes)."""
     while True:
         window.check(time.monotonic())
         try:

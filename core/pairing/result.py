@@ -30,7 +30,7 @@ from core.pairing.machine import PairingResult
 from core.pairing.messages import Hello, RepoOffer
 from core.repo.repository import AnnexRepo
 from core.settings import Settings
-from core.xmpp.payloads import resource_name
+from core.xmpp.payloads import bare, resource_name
 
 logger = logging.getLogger(__name__)
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
@@ -66,8 +66,9 @@ class Stored:
 
 
 def store(config_dir: Path, own_id: str, result: PairingResult, repos: list[Path],
-          now: float | None = None) -> Stored:  # fmt: skip
-    """Record the pairing: keyring, record, remotes (``PairedStore.add``).
+          now: float | None = None, own_account: str | None = None) -> Stored:  # fmt: skip
+    """Record the pairing: keyring, record, remotes (``PairedStore.add``).  The peer is
+    a friend's device when its hello names another XMPP account than ``own_account``.
 
     Raises:
         SecretsUnavailable: no safe keyring (nothing stored).
@@ -83,11 +84,18 @@ def store(config_dir: Path, own_id: str, result: PairingResult, repos: list[Path
     device = PairedDevice(
         device_id=peer.device_id, name=peer.name,
         repos=tuple(SharedRepo(str(p), offer.uuid) for p, offer in zip(repos, peer.repos, strict=True)),
-        transports=Transports(peer.xmpp, peer.lan), own=True, created=created,
+        transports=Transports(peer.xmpp, peer.lan), own=_own_device(peer, own_account),
+        created=created,
     )  # fmt: skip
     paired.add(device, PairSecret(result.pair_secret, peer.static_key, created))
     logger.info("paired with %s (%s)", peer.name, peer.device_id[:8])
     return Stored(peer.device_id, (before, old_secret) if before and old_secret else None)
+
+
+def _own_device(peer: Hello, own_account: str | None) -> bool:
+    if not own_account or not peer.xmpp:
+        return True
+    return bare(peer.xmpp) == bare(own_account)
 
 
 def undo(config_dir: Path, own_id: str, stored: Stored) -> None:

@@ -114,6 +114,8 @@ class IbbStream:
         self.state = StreamState.OPEN
         self._send_seq = 0
         self._recv_seq = 0
+        self.bytes_in = 0  # payload taken in order (for the status)
+        self.bytes_out = 0  # payload cut into blocks to send
 
     def _check(self, peer: str, sid: str | None) -> None:
         if peer != self.peer or sid != self.sid:
@@ -145,6 +147,7 @@ class IbbStream:
         except IbbError as e:
             raise self._abort(e) from None
         self._recv_seq = (self._recv_seq + 1) % SEQ_MODULO
+        self.bytes_in += len(data)
         return data
 
     def receive_close(self, peer: str, sid: str | None) -> None:
@@ -159,6 +162,7 @@ class IbbStream:
         for i in range(0, len(data), self.block_size):
             out.append(Block(self._send_seq, data[i : i + self.block_size]))
             self._send_seq = (self._send_seq + 1) % SEQ_MODULO
+        self.bytes_out += len(data)
         return out
 
     def close(self) -> None:

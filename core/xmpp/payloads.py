@@ -43,6 +43,21 @@ def resource_name(device_id: str) -> str:
     return RESOURCE_PREFIX + device_id.replace("-", "")[:8]
 
 
+VISITOR_PREFIX = "annexsync.visit-"
+
+
+def visitor_resource(device_id: str, token: str) -> str:
+    """The resource of a short-lived connection of a command (``annexsync get``
+    and friends) of device ``device_id``: not ``annexsync-``, so no peer asks
+    it who it is and it never replaces the device's daemon in a buddy list;
+    ``token`` (random) keeps two commands apart."""
+    return f"{VISITOR_PREFIX}{device_id.replace('-', '')[:8]}-{token}"
+
+
+def is_visitor(resource: str) -> bool:
+    return resource.startswith(VISITOR_PREFIX)
+
+
 def presence_fields(paused: bool = False) -> dict[str, str | int]:
     """The one place presence is built (B.33)."""
     return {"show": "dnd" if paused else "xa", "priority": PRIORITY, "status": STATUS_TEXT}

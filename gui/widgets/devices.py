@@ -1,4 +1,5 @@
-"""The Devices view: accounts, their annexsync devices, presence, last seen, paired or not.
+"""The Devices view: accounts, their annexsync devices, presence, last seen, paired or not,
+the transport in use; "Pair a device…", "Join with a code…" and "Forget" (with confirmation).
 
 Renders ``Status.devices`` and ``Status.xmpp`` (core.status) as given; no core
 object is touched (gui reaches the core through the facade and the bridge).
@@ -8,7 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.status import DeviceStatus, Status, XmppStatus
 from gui import format as fmt
@@ -36,13 +47,21 @@ def device_cells(d: DeviceStatus, now: float, tr: Callable[[str], str]) -> list[
     if d.waiting:
         presence += tr(", changes waiting for it")
     seen = tr("now") if d.presence == "online" else fmt.ago(d.last_seen, now)
-    return [d.name, presence, seen, tr("paired") if d.paired else tr("not paired")]
+    return [d.name, presence, seen, tr("paired") if d.paired else tr("not paired"),
+            d.transport or "", d.device_id if d.paired else ""]
+
+
+COLUMNS = 5  # the last cell (the device id of a paired device) is kept as item data
 
 
 class DevicesView(QWidget):
-    def __init__(self, tr: Callable[[str], str], parent: QWidget | None = None) -> None:
+    def __init__(self, tr: Callable[[str], str], parent: QWidget | None = None, *,
+                 pair: Callable[[], object] | None = None, join: Callable[[], object] | None = None,
+                 forget: Callable[[str], object] | None = None) -> None:  # fmt: skip
         super().__init__(parent)
         self._tr = tr
+        self._forget = forget
+        self.confirm: QMessageBox | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.account = QLabel()
@@ -51,9 +70,42 @@ class DevicesView(QWidget):
         self.tree = QTreeWidget()
         self.tree.setObjectName("devices")
         self.tree.setHeaderLabels([tr("Account / device"), tr("Presence"), tr("Last seen"),
-                                   tr("Paired")])  # fmt: skip
+                                   tr("Paired"), tr("Transport")])  # fmt: skip
         lay.addWidget(self.account)
         lay.addWidget(self.tree, 1)
+        row = QHBoxLayout()
+        for name, text, slot in (("devices-pair", tr("Pair a device…"), pair),
+                                 ("devices-join", tr("Join with a code…"), join),
+                                 ("devices-forget", tr("Forget…"), self._ask_forget)):  # fmt: skip
+            button = QPushButton(text)
+            button.setObjectName(name)
+            button.setEnabled(slot is not None)
+            if slot is not None:
+                button.clicked.connect(lambda _c=False, s=slot: s())
+            row.addWidget(button)
+        row.addStretch(1)
+        lay.addLayout(row)
+
+    def selected_device(self) -> tuple[str, str] | None:
+        """(device id, name) of the selected paired device."""
+        item = self.tree.currentItem()
+        device_id = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return (str(device_id), item.text(0)) if item is not None and device_id else None
+
+    def _ask_forget(self) -> None:
+        chosen = self.selected_device()
+        if chosen is None or self._forget is None:
+            return
+        device_id, name = chosen
+        box = QMessageBox(QMessageBox.Icon.Question, self._tr("Forget device"),
+                          self._tr("Forget %1? Its key, record and remotes are removed; pairing "
+                                   "again needs a new code.").replace("%1", name),
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("forget-confirm")
+        forget = self._forget
+        box.accepted.connect(lambda: forget(device_id))
+        self.confirm = box
+        box.open()
 
     def show_status(self, status: Status, now: float) -> None:
         self.account.setText(account_line(status.xmpp, self._tr))
@@ -67,7 +119,8 @@ class DevicesView(QWidget):
             if parent is None:
                 parent = groups[group] = QTreeWidgetItem(self.tree, [group])
                 parent.setExpanded(True)
-            QTreeWidgetItem(parent, cells)
+            item = QTreeWidgetItem(parent, cells[:COLUMNS])
+            item.setData(0, Qt.ItemDataRole.UserRole, cells[COLUMNS] or None)
 
     def rows(self, status: Status, now: float) -> list[tuple[str, list[str]]]:
         mine = status.xmpp.account
@@ -87,7 +140,8 @@ class DevicesView(QWidget):
             for j in range(top.childCount()):
                 child = top.child(j)
                 assert child is not None
-                out.append((top.text(0), [child.text(c) for c in range(4)]))
+                device_id = child.data(0, Qt.ItemDataRole.UserRole) or ""
+                out.append((top.text(0), [child.text(c) for c in range(COLUMNS)] + [device_id]))
         return out
 
     def device_texts(self) -> list[str]:

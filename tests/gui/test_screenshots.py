@@ -18,7 +18,8 @@ def test_screenshots_render(run: Any, tmp_path: Path) -> None:
     states = [f"main-window-{h.value}.png" for h in Health] + ["main-window-error-folder-missing.png"]
     assert names == sorted(["first-run-wizard.png", "main-window-transfers.png", "main-window.png",
                             "tray-menu.png", "main-window-activity.png", "add-folder-wizard.png",
-                            "conflict-dialog.png", "about.png", *states])
+                            "conflict-dialog.png", "about.png", "pair-device-wizard.png",
+                            "join-with-code-wizard.png", *states])
     for p in paths:
         img = QImage(str(p))
         assert img.width() > 150 and img.height() > 150, p

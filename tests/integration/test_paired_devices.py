@@ -71,7 +71,7 @@ async def test_an_offline_paired_device_waits_only_when_owed(annex_repo: Path, t
         await wait_for(lambda: health(core) is Health.WAITING, "waiting for desk")
         assert "waiting for desk" in core.status.tooltip(0)
         (repo_status,) = core.status.repos
-        assert all(r.kind != "paired" for r in repo_status.remotes)  # not the worker's job
+        assert all(r.kind != "paired" for r in repo_status.remotes)  # offline: not a remote now
         # the last sync left its refs: nothing owed, so the offline device is no work
         heads = git(annex_repo, "for-each-ref", "--format=%(refname:short) %(objectname)",
                     "refs/heads").split("\n")

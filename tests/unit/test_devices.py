@@ -89,8 +89,10 @@ def test_device_statuses_merge_seen_and_paired() -> None:
                PairedDevice("id-2", "desk", transports=Transports("alice@x/annexsync-2"))]
     out = device_statuses(seen, records, {"id-2": True})
     by = {d.device_id: d for d in out}
-    assert by["id-1"] == DeviceStatus("My laptop", "id-1", "alice@x", "online", 5.0, True, False)
+    assert by["id-1"] == DeviceStatus("My laptop", "id-1", "alice@x", "online", 5.0, True, False,
+                                      "XMPP")  # online there: the transport in use
     assert by["id-2"].presence == "offline" and by["id-2"].paired and by["id-2"].owed
+    assert by["id-2"].transport == "XMPP" and by["id-3"].transport is None
     assert by["id-2"].account == "alice@x"
     assert not by["id-3"].paired
 

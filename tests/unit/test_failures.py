@@ -162,3 +162,8 @@ def test_openssh_login_refusal_and_unknown_texts() -> None:
 def test_one_line() -> None:
     assert one_line("a\n  b\tc") == "a b c"
     assert one_line("y" * 100, 10) == "y" * 9 + "…"
+
+
+def test_a_paired_device_offline_is_waited_for() -> None:
+    f = classify("desk is offline: not seen on XMPP within 5 s")
+    assert f.reason is Reason.OFFLINE and f.transient and f.words == "device offline"

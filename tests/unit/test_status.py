@@ -14,6 +14,7 @@ from core.status import (
     Alert,
     Conflict,
     Health,
+    PeerSession,
     RemoteStatus,
     RepoStatus,
     Status,
@@ -262,10 +263,21 @@ def test_json_round_trip() -> None:
         paused_until=math.inf, daemon=False,
         alerts=(Alert(1, "warning", "Failed to sync with laptop", NOW, True),),
         activity=("Committed 1 change",),
+        sessions=(PeerSession("desk", "incoming", "refused", "d-1", None, 10, 20, NOW,
+                              "the device could not prove the pairing"),),
     )
     data = json.loads(json.dumps(to_json(s)))
     assert data["paused_until"] == "inf"
     assert status_from_json(data) == s
+
+
+def test_a_session_in_words() -> None:
+    done = PeerSession("desk", "outgoing", "done", repo="/r", bytes_in=1000, bytes_out=234)
+    assert done.text == "session to desk (/r): done, 1,234 bytes"
+    refused = PeerSession("alice@x/annexsync.visit-1", "incoming", "refused",
+                          reason="the device is not paired with this one")
+    assert refused.text == ("session from alice@x/annexsync.visit-1: refused, 0 bytes: "
+                            "the device is not paired with this one")
 
 
 def test_facade_does_not_import_qt() -> None:

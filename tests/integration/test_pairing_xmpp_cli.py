@@ -1,0 +1,108 @@
+"""Two annexsync processes pair through a real prosody from the command line.
+
+``pair show --xmpp [FRIEND]`` and ``pair join --xmpp``: own devices on one
+account, then two accounts that become contacts.  Each device has its own
+HOME and config directory and logs in with ``annexsync xmpp login`` (the
+password goes to the keyring); the repositories are made by real git-annex.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_pairing_cli import (
+    CODE_LINE,
+    Device,
+    assert_paired,
+    device,
+    finish,
+    noise_session,
+    read_until,
+)
+from tests.xmpp_server import Prosody
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture
+def devices(tmp_path: Path, real_keyring: object) -> tuple[Device, Device]:
+    laptop = device(tmp_path, "laptop")
+    return laptop, device(tmp_path, "desk", laptop.repo)
+
+
+def login(dev: Device, server: Prosody, user: str) -> str:
+    jid = f"{user}@localhost"
+    done = dev.run("xmpp", "login", jid, "--password-stdin", "--server", server.server,
+                   "--ca-file", str(server.cert), stdin="pw\n")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return jid
+
+
+def start_show(dev: Device, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = dev.popen("pair", "show", "--repo", str(dev.repo), "--timeout", "30", *extra)
+    code = read_until(proc, CODE_LINE)
+    read_until(proc, re.compile(r"^waiting over XMPP as "))
+    return proc, code
+
+
+def test_own_devices_pair_over_xmpp_then_friends_on_two_accounts(
+        devices: tuple[Device, Device], xmpp_server: Prosody, tmp_path: Path) -> None:  # fmt: skip
+    laptop, desk = devices
+    for user in ("alice", "bob"):
+        xmpp_server.register(user, "pw")
+    login(laptop, xmpp_server, "alice")
+    login(desk, xmpp_server, "alice")
+    proc, code = start_show(laptop, "--xmpp")
+    joined = desk.run("pair", "join", "--repo", str(desk.repo), "--xmpp", stdin=code + "\n")
+    rc, out, err = finish(proc)
+    assert (joined.returncode, rc) == (0, 0), joined.stdout + joined.stderr + out + err
+    assert "paired with device laptop" in joined.stdout and "paired with device desk" in out
+    assert_paired(laptop, desk)
+    assert [r.own for r in desk.store().records()] == [True]  # the same account: own device
+    assert asyncio.run(noise_session(laptop, desk)) == (b"ping!", b"hello")
+
+    # a friend: bob's device, on another account, becomes alice's contact
+    friend = device(tmp_path, "friend", laptop.repo)
+    login(friend, xmpp_server, "bob")
+    laptop.run("pair", "forget", "desk")
+    proc, code = start_show(laptop, "--xmpp", "bob@localhost")
+    joined = friend.run("pair", "join", "--repo", str(friend.repo), "--xmpp", stdin=code + "\n")
+    rc, out, err = finish(proc)
+    assert (joined.returncode, rc) == (0, 0), joined.stdout + joined.stderr + out + err
+    assert "paired with device friend" in out
+    assert_paired(laptop, friend)
+    assert [r.own for r in laptop.store().records()] == [False]  # a friend's device
+    assert [r.own for r in friend.store().records()] == [False]
+
+
+def test_a_wrong_code_over_xmpp_is_said_in_words_and_nothing_is_stored(
+        devices: tuple[Device, Device], xmpp_server: Prosody) -> None:  # fmt: skip
+    laptop, desk = devices
+    xmpp_server.register("alice", "pw")
+    login(laptop, xmpp_server, "alice")
+    login(desk, xmpp_server, "alice")
+    proc, code = start_show(laptop, "--xmpp")
+    np, first, second = code.split("-")
+    wrong = f"{np}-{first}-{'adroitness' if second != 'adroitness' else 'adviser'}"
+    joined = desk.run("pair", "join", "--repo", str(desk.repo), "--xmpp", stdin=wrong + "\n")
+    proc.kill()
+    finish(proc)
+    assert joined.returncode == 1
+    assert "not paired: the code did not match" in joined.stdout, joined.stdout + joined.stderr
+    assert laptop.store().records() == desk.store().records() == []
+
+
+def test_no_account_and_a_bad_friend_address_are_said_in_words(devices: tuple[Device, Device],
+                                                              xmpp_server: Prosody) -> None:  # fmt: skip
+    laptop, _ = devices
+    done = laptop.run("pair", "show", "--repo", str(laptop.repo), "--xmpp")
+    assert done.returncode == 1 and "no XMPP account is set up here" in done.stderr, done.stderr
+    xmpp_server.register("alice", "pw")
+    login(laptop, xmpp_server, "alice")
+    done = laptop.run("pair", "show", "--repo", str(laptop.repo), "--xmpp", "not a jid")
+    assert done.returncode == 1 and "is not an XMPP address" in done.stderr, done.stdout + done.stderr
