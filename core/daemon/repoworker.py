@@ -242,7 +242,13 @@ class RepoWorker:
     # --- failed jobs ---------------------------------------------------------------------
 
     def _failed(self, job: str, verb: str, error: BaseException) -> float:
-        """Record a failed job (module header, "Failures"); return when it runs again."""
+        """Record a failed job (module header, "Failures"); return when it runs again.
+
+        A job that failed because the folder went away while it ran is not a
+        failure of its own: the missing folder is the one error shown.
+        """
+        if not self.check_folder():
+            return self.host.now()
         e = gitlock.explain(error)
         logger.warning("%s: %s failed, will retry: %s", self.path, job, e)
         text = f"could not {verb}: {e}"
@@ -521,6 +527,8 @@ class RepoWorker:
     def _merge_failed(self, source: str, e: MergeFailed) -> None:
         """A merge git refused is an error in the status until one from ``source``
         succeeds; "Sync now" and every reconnect retry it."""
+        if not self.check_folder():
+            return  # the folder went away meanwhile: that is the error shown
         logger.warning("%s: %s", self.path, e)
         text = str(e)
         if self.merge_errors.get(source) != text:
