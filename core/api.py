@@ -301,7 +301,8 @@ class Core:
             await asyncio.wait({previous})  # its socket is closed before we bind again
         try:
             await serve_repositories(repos, bind, on_started=lambda lst: self.activity(
-                f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}"))
+                f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}"),
+                paired=self.hub.serve_lan)  # fmt: skip
         except (OSError, CoreError) as e:
             logger.warning("P2P listener on %s: %s", bind, e)
             self.alert("error", f"Cannot serve P2P peers on {bind}: {e}", name="p2p-listen")

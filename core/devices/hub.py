@@ -176,26 +176,43 @@ class DeviceHub:
             await close()
 
     async def _serve_one(self, pair: IbbPair, served_for: ServedFor) -> None:
-        """One session, shown in the status while it runs (bytes every second)."""
-        assert self.store is not None and self.identity is not None
+        """One session over XMPP, shown in the status while it runs (bytes every second)."""
         stream = pair.stream
         track = SessionRecord(pair.peer, "incoming",
                               (lambda: (stream.bytes_in, stream.bytes_out)) if stream else
-                              (lambda: (0, 0)))  # fmt: skip
+                              (lambda: (0, 0)), transport="xmpp")  # fmt: skip
+        await self._serve_stream(pair.reader, pair.writer, served_for, track, account=pair.peer)
+
+    async def serve_lan(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        served_for: ServedFor) -> None:  # fmt: skip
+        """One session a paired device opened on the TCP listener (``core.p2p.sniff``):
+        no account to check, the Noise handshake alone says who it is."""
+        peer = writer.get_extra_info("peername")
+        name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "a LAN peer"
+        await self._serve_stream(reader, writer, served_for,
+                                 SessionRecord(name, "incoming", transport="lan"))  # fmt: skip
+
+    async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            served_for: ServedFor, track: SessionRecord,
+                            account: str | None = None) -> None:  # fmt: skip
+        if self.store is None or self.identity is None:
+            logger.info("session from %s refused: this device has no identity yet", track.device)
+            writer.close()
+            return
         self._sessions.append(track)
         self.on_change()
         try:
             async with asyncio.TaskGroup() as tg:
                 ticker = tg.create_task(self._tick())
                 try:
-                    await serve_device(pair.reader, pair.writer, store=self.store,
+                    await serve_device(reader, writer, store=self.store,
                                        identity=self.identity, served_for=served_for,
-                                       on_received=self.on_received, account=pair.peer,
-                                       name=pair.peer, on_refused=self._refused, track=track)
+                                       on_received=self.on_received, account=account,
+                                       name=track.device, on_refused=self._refused, track=track)
                 finally:
                     ticker.cancel()
         except Exception as e:  # noqa: BLE001 - one bad session must not stop the others
-            logger.warning("session with %s ended: %s", pair.peer, e)
+            logger.warning("session with %s ended: %s", track.device, e)
             track.end("failed", str(e))
         finally:
             self.on_change()
