@@ -278,7 +278,8 @@ class PairedRemote(P2PRemote):
                                                name=self.device.name)  # fmt: skip
         except SessionRefused as e:
             track.end("refused", e.reason)
-            raise
+            raise SessionRefused(e.peer_device_id, e.reason, by_peer=e.by_peer,
+                                 name=self.device.name) from e  # fmt: skip
         except BaseException as e:
             track.end("failed", str(e) or type(e).__name__)
             raise
