@@ -317,10 +317,11 @@ class Core:
             self.changed()
 
     def device_online(self, device_id: str) -> bool:
-        """Whether a paired device's daemon is online on XMPP now (the workers'
-        probe for its remotes)."""
-        return any(d.device_id == device_id and d.presence == "online"  # not paused
-                   for d in self.hub.statuses())  # fmt: skip
+        """Whether a paired device's daemon is online on XMPP now, or its LAN
+        listener answered the last probe (the workers' probe for its remotes)."""
+        return self.hub.lan_reachable(device_id) or any(
+            d.device_id == device_id and d.presence == "online"  # not paused
+            for d in self.hub.statuses())  # fmt: skip
 
     async def _received(self, path: Path) -> None:
         """A paired device pushed into ``path``: its worker merges now (xmpp-sync C.3)."""

@@ -35,6 +35,7 @@ from core.daemon.timings import Timings
 from core.devices import paired
 from core.devices.identity import DeviceIdentity, load_or_create
 from core.devices.paired import PairedDevice, PairedStore
+from core.devices.remote import lan_answers
 from core.devices.sessions import (
     ServedFor,
     SessionRecord,
@@ -135,6 +136,7 @@ class DeviceHub:
         self.error: str | None = None
         self._records: list[PairedDevice] = []
         self._owed: dict[str, bool] = {}
+        self._lan_up: set[str] = set()  # devices whose listener answered the last probe
         self._refresh = asyncio.Event()
 
     async def run(self) -> None:
@@ -247,6 +249,8 @@ class DeviceHub:
             try:
                 self._records = await run_blocking(self.store.records)
                 self._owed = await run_blocking(_owed, self._records)
+                self._lan_up = {r.device_id for r in self._records
+                                if r.transports.lan and await lan_answers(r.transports.lan)}
             except CoreError as e:
                 logger.warning("paired devices: %s", e)
             self.on_change()
@@ -259,6 +263,11 @@ class DeviceHub:
         """The network is back (``restart``: after sleep, drop the old stream too)."""
         if self.link is not None:
             self.link.kick(restart=restart)
+
+    def lan_reachable(self, device_id: str) -> bool:
+        """Whether the device's LAN listener answered the last probe (every
+        ``devices_refresh``): the workers' probe for devices without XMPP."""
+        return device_id in self._lan_up
 
     def statuses(self) -> tuple[DeviceStatus, ...]:
         seen = self.link.buddies.devices() if self.link else ()

@@ -53,7 +53,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -229,19 +229,11 @@ class PairedRemote(P2PRemote):
         """A TCP connection to the device's listener, or None (the LAN is down)."""
         if self._lan_down is not None or not self.device.transports.lan:
             return None
-        why: list[str] = []
-        for where in self.device.transports.lan:
-            host, _, port = where.rpartition(":")
-            try:
-                async with asyncio.timeout(LAN_CONNECT_TIMEOUT):
-                    return await asyncio.open_connection(host.strip("[]"), int(port))
-            except TimeoutError:
-                why.append(f"{where}: no answer within {LAN_CONNECT_TIMEOUT:g} s")
-            except (OSError, ValueError) as e:
-                why.append(f"{where}: {getattr(e, 'strerror', None) or e}")
-        self._lan_down = "; ".join(why)
-        logger.info("%s: not reachable on the LAN (%s)", self.device.name, self._lan_down)
-        return None
+        stream, why = await open_lan(self.device.transports.lan)
+        if stream is None:
+            self._lan_down = why
+            logger.info("%s: not reachable on the LAN (%s)", self.device.name, why)
+        return stream
 
     async def _carrier(self, track: SessionRecord
                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:  # fmt: skip
@@ -371,6 +363,36 @@ class PairedRemote(P2PRemote):
         self.thread.stop()
 
 
+async def open_lan(addresses: Iterable[str]
+                   ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, str]:
+    """A TCP connection to the first of ``addresses`` (HOST:PORT) that accepts one
+    within ``LAN_CONNECT_TIMEOUT``, or None and why none did, in words."""
+    why: list[str] = []
+    for where in addresses:
+        host, _, port = where.rpartition(":")
+        try:
+            async with asyncio.timeout(LAN_CONNECT_TIMEOUT):
+                return await asyncio.open_connection(host.strip("[]"), int(port)), ""
+        except TimeoutError:
+            why.append(f"{where}: no answer within {LAN_CONNECT_TIMEOUT:g} s")
+        except (OSError, ValueError) as e:
+            why.append(f"{where}: {getattr(e, 'strerror', None) or e}")
+    return None, "; ".join(why) or "no address"
+
+
+async def lan_answers(addresses: Iterable[str]) -> bool:
+    """Whether a listener answers at one of ``addresses`` (the daemon's probe);
+    the connection is closed at once, which the listener takes as a silent peer."""
+    stream, _ = await open_lan(addresses)
+    if stream is None:
+        return False
+    stream[1].close()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(LAN_CONNECT_TIMEOUT):
+            await stream[1].wait_closed()
+    return True
+
+
 async def _wait(fut: asyncio.Future[None]) -> None:
     await fut
 
@@ -419,5 +441,5 @@ def paired_remote(repo: AnnexRepo, info: RemoteInfo) -> PairedRemote:
     return PairedRemote(info, repo, device, creds, cfg)
 
 
-__all__ = ["GATES_ENV", "LoopThread", "PairedRemote", "gate_path", "gates_dir", "paired_remote",
-           "use_config_dir"]
+__all__ = ["GATES_ENV", "LAN_CONNECT_TIMEOUT", "LoopThread", "PairedRemote", "gate_path",
+           "gates_dir", "lan_answers", "open_lan", "paired_remote", "use_config_dir"]  # fmt: skip

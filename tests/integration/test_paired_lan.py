@@ -155,3 +155,41 @@ def test_paired_over_the_lan_they_sync_both_ways_through_the_listener(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
+
+
+def test_the_daemons_sync_with_a_paired_lan_device_by_themselves(
+        lan_devices: tuple[Device, Device, int, int]) -> None:  # fmt: skip
+    """No command runs after pairing: each daemon's probe finds the other's
+    listener answering, so the device joins its remotes; a file written on one
+    side arrives, with its content, on the other."""
+    import asyncio
+
+    from core.api import Core
+    from core.devices.remote import LoopThread
+    from tests.integration.paired_helpers import FAST, has_content
+
+    laptop, desk, laptop_port, desk_port = lan_devices
+    proc, code, where = start_show(laptop, "--timeout", "30", "--no-announce")
+    joined = desk.run("pair", "join", code, "--host", where, "--repo", str(desk.repo))
+    assert (joined.returncode, finish(proc)[0]) == (0, 0), joined.stdout + joined.stderr
+    running: list[tuple[Core, LoopThread, object]] = []
+    try:
+        for dev, port in ((laptop, laptop_port), (desk, desk_port)):
+            thread = LoopThread(f"daemon {dev.name}")
+            core = Core(dev.config, timings=FAST)
+            running.append((core, thread,
+                            asyncio.run_coroutine_threadsafe(core.run(), thread.loop)))
+            wait(lambda port=port: answers(port), 20, f"{dev.name}'s listener")  # type: ignore[misc]
+        data = os.urandom(200_000)
+        (laptop.repo / "new.bin").write_bytes(data)  # laptop's daemon adds and commits it
+        wait(lambda: "new.bin" in head_files(desk.repo) and has_content(desk.repo, "new.bin"),
+             40, "the new file and its content on desk")  # fmt: skip
+        assert (desk.repo / "new.bin").read_bytes() == data
+        annex(desk.repo, "fsck", "--quiet", "new.bin")
+        desk_core = running[1][0]
+        assert any(s.transport == "lan" for s in desk_core.status.sessions)
+    finally:
+        for core, thread, fut in running:
+            thread.run(core.stop(), 30)
+            fut.result(30)  # type: ignore[attr-defined]
+            thread.stop()
