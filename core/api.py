@@ -126,6 +126,7 @@ class Core:
         self.hub = DeviceHub(self.config_dir, lambda: self.settings, timings=self.timings,
                              on_change=self.changed, paused=self.paused,
                              on_received=self._received)  # fmt: skip
+        self.hub.on_scan = self._device_scan
         self.on_handover: Callable[[list[str]], None] | None = None
         self._pairing: Pairing | None = None
         self._net_probe = net_probe or route_probe
@@ -179,6 +180,18 @@ class Core:
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool:
         return [repo, path, list(variants)] in self._acks
 
+    def branch_moved(self, repo: str) -> None:
+        """A worker committed: paired devices sharing ``repo`` are told (xmpp-sync C.5)."""
+        self.hub.branch_moved(repo)
+
+    def _device_scan(self, repo: str, device_id: str) -> None:
+        """A push from a desynced device, or one that changed the git-annex branch (C.7)."""
+        w = self._workers.get(repo)
+        if w is not None:
+            w.need_receive = True
+            w.scan_keys = None
+            w.kick()
+
     # --- status ------------------------------------------------------------------------
 
     @property
@@ -207,6 +220,7 @@ class Core:
             xmpp=self.hub.xmpp_status(),
             devices=self.hub.statuses(),
             sessions=self.hub.sessions(),
+            pushes=self.hub.push_statuses(),
         )
         if new == self._status:
             return

@@ -31,9 +31,13 @@ definition of "synced" (issue 18).  The rules, first match wins:
 6. SYNCING    anything pending: an uncommitted change, a queued or running
               transfer, a scan, or a *reachable, not failing* remote that still
               needs a push or merge (``RemoteStatus.pending``);
+              or a push with a paired device that runs or waits only for a
+              free slot (``PushStatus.active``, issue 13);
 7. WAITING    some peer waits (``Peer.waiting``): an unreachable remote (its
               work waits for it), a paired device that is not online and is
-              owed something (``DeviceStatus.owed``);
+              owed something (``DeviceStatus.owed``);  a push with a paired device that failed or
+              timed out (``PushStatus.failed``: the scheduler retries it after a
+              back-off);
 8. SYNCED     nothing of the above -- so SYNCED never shows while work is
               pending, a peer fails or a folder is missing.
 
@@ -65,6 +69,9 @@ SessionDirection = Literal["incoming", "outgoing"]
 SessionState = Literal["handshake", "open", "done", "failed", "refused"]
 SessionTransport = Literal["lan", "xmpp"]
 _TRANSPORT_WORDS: dict[str, str] = {"lan": "the LAN", "xmpp": "XMPP"}
+PushDirection = Literal["outgoing", "incoming"]
+PushPhase = Literal["pending", "invited", "running", "ended"]
+PushOutcome = Literal["done", "failed", "timed out", "aborted", "refused"]
 
 
 class Health(Enum):
@@ -281,6 +288,73 @@ class PeerSession:
 
 
 @dataclass(frozen=True)
+class PushStatus:
+    """One push job with a paired device (core.devices.pushes; xmpp-sync C.5).
+
+    Live jobs, then the last ended job per (device, repository, direction).
+    Times are epoch seconds: ``deadline`` is when the current wait times out
+    (a view counts down to it), ``started``/``ended`` give the elapsed time.
+    """
+
+    job_id: int
+    peer: str  # the device's name
+    device_id: str
+    repo: str  # our repository
+    direction: PushDirection
+    phase: PushPhase
+    waiting_for: str | None = None  # "answer", "block acknowledgement", "data"
+    deadline: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    ready: bool = False  # pending and would start were a slot free
+    outcome: PushOutcome | None = None
+    reason: str = ""  # in words, for a job that did not end "done"
+
+    @property
+    def active(self) -> bool:
+        """Running, invited, or pending with nothing but a free slot missing."""
+        return self.phase in ("running", "invited") or (self.phase == "pending" and self.ready)
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "timed out")
+
+    # the Peer shape (health): a failed push waits for its retry, it is no failure
+    @property
+    def peer_name(self) -> str:
+        return self.peer
+
+    @property
+    def failure(self) -> str | None:
+        return None
+
+    @property
+    def waiting(self) -> bool:
+        return self.failed
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        return max(0.0, (self.ended if self.ended is not None else now) - self.started)
+
+    def line(self, now: float) -> str:
+        """One line in words (status text, tooltip)."""
+        way = "to" if self.direction == "outgoing" else "from"
+        head = f"push {way} {self.peer}"
+        if self.outcome is not None:
+            return f"{head}: {self.outcome}" + (f" ({self.reason})" if self.outcome != "done" else "")
+        if self.phase == "running":
+            left = "" if self.deadline is None else f", times out in {max(0, round(self.deadline - now))} s"
+            waits = f", waiting for {self.waiting_for}" if self.waiting_for else ""
+            return f"{head}: running{waits}{left}"
+        if self.phase == "invited":
+            return f"{head}: asked it to push"
+        return f"{head}: waiting for a free slot" if self.ready else f"{head}: waiting for {self.peer}"
+
+
+@dataclass(frozen=True)
 class XmppStatus:
     account: str | None = None  # our JID
     state: XmppState = "off"
@@ -300,10 +374,14 @@ class Status:
     daemon: bool = True  # issue 18: False when no daemon made it (``annexsync status``)
     # issue 19: the same lines with their time, repeats folded (core.activity), newest first
     activity_log: tuple[Activity, ...] = ()
+    pushes: tuple[PushStatus, ...] = ()  # issue 13: pushes with paired devices
 
     def peers(self) -> tuple[Peer, ...]:
-        """Every peer health follows (module header): remotes, paired devices."""
-        return (*(rm for r in self.repos for rm in r.remotes), *self.devices)
+        """Every peer health follows (module header): remotes, paired devices, pushes."""
+        return (*(rm for r in self.repos for rm in r.remotes), *self.devices, *self.pushes)
+
+    def failed_pushes(self) -> tuple[PushStatus, ...]:
+        return tuple(p for p in self.pushes if p.failed)
 
     def online_devices(self) -> tuple[DeviceStatus, ...]:
         return tuple(d for d in self.devices if d.presence in ("online", "away"))
@@ -325,7 +403,7 @@ class Status:
             return Health.PAUSED
         if not self.online:
             return Health.OFFLINE
-        if any(r.busy() for r in self.repos):
+        if any(r.busy() for r in self.repos) or any(p.active for p in self.pushes):
             return Health.SYNCING
         if any(p.waiting for p in self.peers()):
             return Health.WAITING
@@ -358,6 +436,7 @@ class Status:
         queued = sum(r.queued for r in self.repos)
         if queued:
             lines.append(f"{queued} transfer{_s(queued)} queued")
+        lines += [p.line(now) for p in self.pushes if p.active or p.failed]
         return "\n".join(lines)
 
 
@@ -461,4 +540,5 @@ def status_from_json(data: dict[str, Any]) -> Status:
         sessions=tuple(PeerSession(**x) for x in data.get("sessions", ())),
         daemon=bool(data.get("daemon", True)),
         activity_log=tuple(Activity(**a) for a in data.get("activity_log", ())),
+        pushes=tuple(PushStatus(**p) for p in data.get("pushes", ())),
     )

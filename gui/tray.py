@@ -1,8 +1,9 @@
 """The tray icon and its menu.
 
 The icon follows ``Status.health(now)`` (so it never shows *synced* while work
-is pending), with a progress ring while transfers run; the tooltip is
-``Status.tooltip``.  The menu is rebuilt from the current status each time it is
+is pending, a push with a paired device included), with a progress ring while
+transfers run; the tooltip is ``Status.tooltip`` (it names running and failed
+pushes); the menu has a line per running or failed push.  The menu is rebuilt from the current status each time it is
 about to show (as vorta's ``tray_menu.py``), and while it is open a one-second
 timer refreshes the lines that count (last sync "ago", a push's timeout).  No
 timer runs while the menu is closed, so an idle tray costs no CPU.
@@ -25,11 +26,12 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from core.failures import one_line
-from core.status import Alert, Conflict, Health, RemoteStatus, Status, error_words
+from core.status import Alert, Conflict, Health, PushStatus, RemoteStatus, Status, error_words
 from gui import format as fmt
 from gui.actions import Actions
 from gui.bridge import Bridge
 from gui.icons import progress_icon, state_icon
+from gui.widgets.pushes import push_state
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,12 @@ def _headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
         Health.STOPPED: tr("Not running"),
         Health.OFFLINE: tr("Offline, waiting for the network"),
     }[h]
+
+
+def push_line(p: PushStatus, now: float, tr: Callable[[str], str]) -> str:
+    """A push in the menu: ``desktop: sending, waiting for data, times out in 40 s``."""
+    way = tr("sending") if p.direction == "outgoing" else tr("receiving")
+    return f"{p.peer}: {way}, {push_state(p, now, tr)}"
 
 
 def devices_line(status: Status, tr: Callable[[str], str]) -> str:
@@ -267,6 +275,9 @@ class Tray(QObject):
                 self._add(f"conflict-{c.path}", tr("Resolve conflict: %1…").replace("%1", c.path),
                           functools.partial(self._resolve, c))
         self._live_line("devices", lambda: devices_line(self.bridge.status, tr))
+        for p in status.pushes:
+            if p.active or p.failed:
+                self._live_line(f"push-{p.repo}-{p.job_id}", functools.partial(self._push_line, p))
         self.menu.addSeparator()
         self._add_open_folder(status)
         self._add("open-window", tr("Open window"), self._open_window)
@@ -312,6 +323,12 @@ class Tray(QObject):
         for i, r in enumerate(repos):
             self._add(f"open-folder-{i}", os.path.basename(r.path) or r.path,
                       functools.partial(self._open_folder, r.path), menu=sub)
+
+    def _push_line(self, shown: PushStatus) -> str:
+        """A push's menu line from the newest status (its countdown, then its outcome)."""
+        cur = next((p for p in self.bridge.status.pushes
+                    if (p.repo, p.job_id) == (shown.repo, shown.job_id)), shown)  # fmt: skip
+        return "   " + push_line(cur, self.bridge.now(), self.tr)
 
     def _remote(self, repo_path: str, name: str) -> RemoteStatus | None:
         for r in self.bridge.status.repos:

@@ -146,6 +146,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  device {d.name}: {d.presence}" + (f", {', '.join(flags)}" if flags else ""))
     for session in status.sessions:
         print(f"  {session.text}")
+    for p in status.pushes:
+        print(f"  {p.line(now)}" + (f" [{p.repo}]" if len(status.repos) > 1 else ""))
     return 0
 
 

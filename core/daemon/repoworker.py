@@ -105,6 +105,7 @@ class Host(Protocol):
               notify: bool = False, repo: str | None = None) -> None: ...
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
     def device_online(self, device_id: str) -> bool: ...
+    def branch_moved(self, repo: str) -> None: ...
 
 
 @dataclass
@@ -480,6 +481,7 @@ class RepoWorker:
                 r.pending = True
         at = self.host.now() + self.t.push_delay
         self.push_at = at if self.push_at is None else min(self.push_at, at)
+        self.host.branch_moved(self.path)  # paired devices: advertise (core.devices.pushes)
         self.kick()
 
     # --- merger ----------------------------------------------------------------------
@@ -509,6 +511,7 @@ class RepoWorker:
             self.scan_keys = None  # new files or new location information
             self._conflicts_stale = True
             self.host.activity(f"Merged changes into {Path(self.path).name}")
+            self.host.branch_moved(self.path)  # paired devices learn the merge
         if got.resolved:
             self._schedule_push()
             self.host.alert("warning", f"Conflicting changes in {Path(self.path).name}",

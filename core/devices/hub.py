@@ -17,6 +17,11 @@ brought is merged at once through ``on_received`` (the facade hands it to the
 repository's worker, the one place merges run).  Served repositories are
 shared by all sessions (``sessions.served_repos``) and flushed at the end.
 
+Pushes (issue 13): a ``PushHub`` (``core.devices.pushes``) runs beside the
+link; the lines marked "pushes" below start it and forward the link's
+changes, the records and our commits to it.  ``push_job`` is the injected
+job (default ``pushes.sync_job``); ``on_scan`` asks for a content scan.
+
 ``statuses`` merges what XMPP saw (``Buddies``) with the paired records into
 ``DeviceStatus`` values (``device_statuses``, pure).
 """
@@ -32,7 +37,7 @@ from pathlib import Path
 
 from core.daemon.threads import run_blocking
 from core.daemon.timings import Timings
-from core.devices import paired
+from core.devices import paired, pushes
 from core.devices.identity import DeviceIdentity, load_or_create
 from core.devices.paired import PairedDevice, PairedStore
 from core.devices.remote import lan_answers
@@ -46,7 +51,7 @@ from core.devices.sessions import (
 from core.errors import CoreError
 from core.session.stream import RefusedSession
 from core.settings import Settings
-from core.status import DeviceStatus, PeerSession, XmppStatus
+from core.status import DeviceStatus, PeerSession, PushStatus, XmppStatus
 from core.xmpp import account
 from core.xmpp.buddies import Device
 from core.xmpp.bytestream import IbbPair
@@ -138,6 +143,10 @@ class DeviceHub:
         self._owed: dict[str, bool] = {}
         self._lan_up: set[str] = set()  # devices whose listener answered the last probe
         self._refresh = asyncio.Event()
+        # pushes (issue 13)
+        self.push_job: pushes.PushJob = pushes.sync_job
+        self.on_scan: Callable[[str, str], None] = lambda _path, _device: None
+        self.pushes: pushes.PushHub | None = None
 
     async def run(self) -> None:
         try:
@@ -150,11 +159,15 @@ class DeviceHub:
         self.store = PairedStore(self.config_dir, ident.device_id)
         self.link = XmppLink(
             self._config, hello=Hello(ident.device_id, ident.name),
-            contacts=self._contacts, on_change=self.on_change, paused=self.paused,
+            contacts=self._contacts, on_change=self._link_changed, paused=self.paused,
             backoff=Backoff(self.timings.xmpp_backoff_first, self.timings.xmpp_backoff_most),
         )  # fmt: skip
+        self.pushes = pushes.PushHub(ident.device_id, self.push_job, on_change=self.on_change,
+                                     on_scan=self.on_scan)  # fmt: skip
+        self.link.on_session = self.pushes.signals.attach
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.link.run(), name="xmpp-link")
+            tg.create_task(self.pushes.run(), name="pushes")
             tg.create_task(self._refresher(), name="devices-refresh")
             tg.create_task(self._serve(), name="devices-serve")
 
@@ -249,6 +262,8 @@ class DeviceHub:
             try:
                 self._records = await run_blocking(self.store.records)
                 self._owed = await run_blocking(_owed, self._records)
+                if self.pushes is not None:  # pushes
+                    self.pushes.set_records(self._records)
                 self._lan_up = {r.device_id for r in self._records
                                 if r.transports.lan and await lan_answers(r.transports.lan)}
             except CoreError as e:
@@ -258,6 +273,20 @@ class DeviceHub:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.timings.devices_refresh):
                     await self._refresh.wait()
+
+    def _link_changed(self) -> None:
+        """pushes: the link's news goes to the scheduler, then to the status."""
+        if self.link is not None and self.pushes is not None:
+            self.pushes.link_news(self.link)
+        self.on_change()
+
+    def branch_moved(self, path: str) -> None:
+        """pushes: we committed in ``path``; paired devices sharing it are behind."""
+        if self.pushes is not None:
+            self.pushes.branch_moved(path)
+
+    def push_statuses(self) -> tuple[PushStatus, ...]:
+        return self.pushes.statuses() if self.pushes is not None else ()
 
     def kick(self, *, restart: bool = False) -> None:
         """The network is back (``restart``: after sleep, drop the old stream too)."""

@@ -260,11 +260,17 @@ class Scheduler:
     def _after_push(self, peer: _Peer, job: _Job, outcome: Outcome) -> None:
         if outcome is Outcome.DONE:
             peer.confirmed = max(peer.confirmed, job.generation)
-            peer.failures = 0
+            self._healthy(peer)
         elif outcome is Outcome.REFUSED:
             peer.retry_at = self._now + self.limits.backoff_first  # it will ask us; in case it does not
         elif outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
             self._back_off(peer)
+
+    def _healthy(self, peer: _Peer) -> None:
+        """A push or an up-to-date answer went through: no back-off or refusal retry
+        holds the next commit (a leftover 30 s wait would stall it, B.14)."""
+        peer.failures = 0
+        peer.retry_at = 0.0
 
     def _back_off(self, peer: _Peer) -> None:
         """B.51: a failure keeps the device dirty; wait 30 s, doubling to 30 min, before advertising."""
@@ -447,7 +453,7 @@ class Scheduler:
             self._want_push(event.device_id)
         else:
             peer.confirmed = max(peer.confirmed, peer.advertised)
-            peer.failures = 0
+            self._healthy(peer)
 
     def _want_push(self, device_id: str) -> None:
         """Rule 3: one waiting outgoing job per device; more requests coalesce into it."""

@@ -30,6 +30,7 @@ from core.scheduler.events import (
     JobWaiting,
     OfferRefused,
     PeerUnreachable,
+    PresenceChanged,
     Reject,
     RequestScan,
     SendAdvertise,
@@ -90,6 +91,10 @@ class SchedulerRunner:
         self._wake: float | None = None
         self._wake_changed = asyncio.Event()
         self._closing = False
+        # Which stream and which presence of the device a send went out on (B.49): lost
+        # streams so far, and per device the times it left (offline, unreachable).
+        self._stream = 0
+        self._left: dict[str, int] = {}
 
     async def run(self) -> None:
         """Own every task until cancelled; on the way out, all of them are cancelled and awaited."""
@@ -114,6 +119,11 @@ class SchedulerRunner:
         """Feed one event; return the answers the receive path must send now."""
         if self._tg is None:
             raise RuntimeError("the scheduler runner is not running")
+        if isinstance(event, Disconnected):
+            self._stream += 1
+        elif isinstance(event, PeerUnreachable) or (isinstance(event, PresenceChanged)
+                                                     and not event.available):  # fmt: skip
+            self._left[event.device_id] = self._left.get(event.device_id, 0) + 1
         answers: list[Answer] = []
         for action in self.machine.handle(event, self._clock()):
             if isinstance(action, (AnswerAdvertise, AnswerRequest, AnswerOffer, Reject)):
@@ -143,15 +153,25 @@ class SchedulerRunner:
             self._wake_changed.set()
 
     async def _deliver(self, action: SendAdvertise | SendPushRequest) -> None:
+        """Send and feed the outcome back -- unless the stream it went out on is gone
+        meanwhile, or the device left (and maybe came back): the answer (or silence)
+        then says nothing about the device now (B.49)."""
+        sent_on = self._sent_on(action.device_id)
         try:
             async with asyncio.timeout(self.machine.limits.iq):
                 want = await self._send(action)
         except Exception as exc:  # any failure to deliver means unreachable (B.2, B.6)
             logger.info("%s to %s failed: %r", type(action).__name__, action.device_id, exc)
-            self.receive(PeerUnreachable(action.device_id))
+            if sent_on == self._sent_on(action.device_id):
+                self.receive(PeerUnreachable(action.device_id))
+            return
+        if sent_on != self._sent_on(action.device_id):
             return
         if isinstance(action, SendAdvertise):
             self.receive(AdvertiseAnswered(action.device_id, want))
+
+    def _sent_on(self, device_id: str) -> tuple[int, int]:
+        return self._stream, self._left.get(device_id, 0)
 
     async def _job(self, start: StartJob) -> None:
         result = JobResult(False, "the job ended unexpectedly")

@@ -57,7 +57,7 @@ from slixmpp.xmlstream.handler import Callback, Waiter
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from core.errors import CoreError, RemoteProtocolError
-from core.xmpp import payloads
+from core.xmpp import payloads, signal
 from core.xmpp.buddies import Buddies
 from core.xmpp.bytestream import IbbService
 from core.xmpp.payloads import FEATURE, Hello
@@ -124,12 +124,13 @@ class State(Enum):
 
 
 class SyncElement(ElementBase):
-    """``<sync xmlns="urn:x-annexsync:sync:1" action=".." dev=".." name=".."/>``."""
+    """``<sync xmlns="urn:x-annexsync:sync:1" action=".." dev=".." name=".."/>``
+    (hello) and the scheduling IQs' attributes (``core.xmpp.signal``)."""
 
     name = "sync"
     namespace = payloads.NAMESPACE
     plugin_attrib = "annexsync"
-    interfaces = {"action", "dev", "name"}
+    interfaces = {"action", "dev", "name", *signal.ATTRIBUTES}
 
 
 register_stanza_plugin(slixmpp.Iq, SyncElement)
@@ -348,6 +349,9 @@ class XmppLink:
         self._restart = asyncio.Event()
         self._client: _Client | None = None
         self.bytestreams: IbbService | None = None  # XEP-0047 while online (C.3)
+        # called with the client when a session starts and with None when it ends
+        # (core.xmpp.signalling attaches its IQ handler there)
+        self.on_session: Callable[[_Client | None], None] | None = None
         self._refused = False  # the last session was refused (password, certificate)
 
     def _set(self, state: State, error: str | None = None) -> None:
@@ -419,6 +423,8 @@ class XmppLink:
             self._client = client
             self.jid = str(client.boundjid)
             self.bytestreams = IbbService(client, self.may_stream)
+            if self.on_session is not None:
+                self.on_session(client)
             self._watch(client, queue)
             client.send_presence(**_presence_kwargs(self.paused()))
             self._subscribe(client)
@@ -435,6 +441,8 @@ class XmppLink:
                 return f"the connection to the server was lost ({lost.result()})"
             return None
         finally:
+            if self.on_session is not None:
+                self.on_session(None)
             if self.bytestreams is not None:
                 self.bytestreams.shutdown()
                 self.bytestreams = None

@@ -1,4 +1,5 @@
-"""The main window: folders and their remotes, transfers, conflicts, activity and alerts.
+"""The main window: folders and their remotes, transfers, conflicts, activity and alerts,
+devices and pushes with them.
 
 Three tabs keep it usable at small sizes (it opens at 640×440 and still works
 at 360×300).  Colours come from the palette and state icons, never fixed light
@@ -43,6 +44,7 @@ from gui.models.transfers import PROGRESS, PROGRESS_ROLE, BatchProgress, Overall
 from gui.tray import headline, remote_line
 from gui.widgets.devices import DevicesView
 from gui.widgets.progress import ProgressDelegate
+from gui.widgets.pushes import PushesView
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ class MainWindow(QMainWindow):
         self.devices = DevicesView(self.tr, pair=pair, join=join,
                                    forget=lambda device_id: actions.forget_device(device_id))
         self.tabs.addTab(self.devices, self.tr("Devices"))
+        self.pushes = PushesView(self.tr, bridge.now)
+        self.tabs.addTab(self.pushes, self.tr("Pushes"))
 
         central = QWidget()
         lay = QVBoxLayout(central)
@@ -240,6 +244,7 @@ class MainWindow(QMainWindow):
         self._show_alerts(status)
         self._fill_list(self.activity, self._activity_lines(status, now))
         self.devices.show_status(status, now)
+        self.pushes.show_status(status)
         self.sync_button.setEnabled(bool(status.repos) and not status.paused(now))
         self.open_button.setEnabled(bool(status.repos))
 

@@ -334,6 +334,21 @@ def test_commit_during_a_push_is_advertised_after_it() -> None:
     assert SendAdvertise(A.device_id) in d(JobFinished(job.job_id, True))
 
 
+def test_b14_after_a_refusal_and_the_push_it_asked_for_the_next_commit_goes_at_once() -> None:
+    """Found by bench/xmpp_soak.py: a refused push-open set a 30 s retry that the push the
+    peer then asked for did not clear, so every commit in the next 30 s waited (a stall)."""
+    d = Driver()
+    d.online(A)
+    d(LocalCommit())
+    (job,) = starts(d(AdvertiseAnswered(A.device_id, True)))
+    d(OfferRefused(job.job_id))  # A was busy; it asks us when it is free
+    (job,) = starts(d(PushRequestReceived(sender(A))))
+    d(JobFinished(job.job_id, True))
+    assert SendAdvertise(A.device_id) in d(LocalCommit(), at=d.now + 1)
+    d(AdvertiseAnswered(A.device_id, False))
+    assert SendAdvertise(A.device_id) in d(LocalCommit(), at=d.now + 1)
+
+
 def test_busy_device_is_invited_when_the_incoming_slot_frees() -> None:
     d = Driver()
     d.online(A, C)

@@ -19,6 +19,7 @@ from core.scheduler.events import (
     Connected,
     Direction,
     Disconnected,
+    Event,
     Limits,
     LocalCommit,
     Outcome,
@@ -154,3 +155,45 @@ async def test_unreachable_peer_is_marked_absent() -> None:
         runner.receive(available(A))
         await until(lambda: not runner.machine.present(A.device_id))
         assert peer.started == []
+
+
+
+async def _first_answer_lost(*meanwhile: Event) -> bool:
+    """Our first advertise to A is never answered; ``meanwhile`` happens before its limit.
+    Whether A is present after that limit passed."""
+    calls: list[int] = []
+
+    async def send(message: SendAdvertise | SendPushRequest) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.Event().wait()  # sent to what is gone now: never answered
+        return False
+
+    peer = Peer()
+    runner = SchedulerRunner(Scheduler(DEVICES, FAST), send, peer.run_job, peer.scans.append)
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0)
+    try:
+        for event in (Connected(), available(A), LocalCommit()):
+            runner.receive(event)
+        await until(lambda: len(calls) >= 1)
+        for event in meanwhile:
+            runner.receive(event)
+        await asyncio.sleep(3 * FAST.iq)  # the first send's limit passes
+        return runner.machine.present(A.device_id)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_b49_an_answer_lost_with_the_old_stream_does_not_touch_the_new_one() -> None:
+    """Found by bench/xmpp_soak.py: an advertise sent just before the connection died timed
+    out 30 s later and marked the device unreachable although it was back on the new stream:
+    nothing more went to it (a stall).  News about an earlier stream is dropped."""
+    assert await _first_answer_lost(Disconnected(), Connected(), available(A))
+
+
+async def test_b49_a_failure_from_before_the_device_left_and_returned_is_dropped() -> None:
+    """The device went offline and came back while our advertise to its old presence was
+    unanswered: that send's failure must not mark the returned device unreachable."""
+    assert await _first_answer_lost(available(A, False), available(A))
