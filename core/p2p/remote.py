@@ -356,6 +356,17 @@ class P2PClient:
         await self.ch.send(msg)
         return await _reply(self.ch)
 
+    # --- for relays (a cluster gateway, core.p2p.gateway) ---------------------
+
+    async def exchange(self, *events: Message | Payload) -> list[Event]:
+        """Send ``events``, then read the reply (events up to our turn)."""
+        await self.ch.send(*events)
+        return await _reply(self.ch)
+
+    async def next(self) -> Event | Sentinel:
+        """The next event; EOF raises ``ConnectionLost``."""
+        return await _next(self.ch)
+
 
 async def _next(ch: Channel, timeout: float | None = None) -> Event | Sentinel:
     try:

@@ -277,8 +277,9 @@ class ServedRepo:
 
     # --- location log ---------------------------------------------------------
 
-    def record(self, key: Key, present: bool) -> None:
-        """Log the served UUID as having (or not) ``key`` (spec 6.5).
+    def record(self, key: Key, present: bool, uuids: tuple[str, ...] | None = None) -> None:
+        """Log the served UUID (or ``uuids``: a gateway's nodes, clusters.md
+        5.13) as having (or not) ``key`` (spec 6.5).
 
         The line goes to the journal at once (readers, git-annex's included,
         see it there); the branch is committed at most once a second while
@@ -286,7 +287,8 @@ class ServedRepo:
         """
         with self._branch_lock:
             try:
-                self.repo.state.set_location(key, self.uuid, present)
+                for uuid in (self.uuid,) if uuids is None else uuids:
+                    self.repo.state.set_location(key, uuid, present)
             except CoreError as e:  # content moved anyway; the log is advisory
                 logger.warning("could not record %s in the location log: %s", key, e)
                 return

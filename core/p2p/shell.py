@@ -50,6 +50,7 @@ from core.repo.key import Key
 from core.repo.repository import AnnexRepo
 
 if TYPE_CHECKING:  # the server side is imported only when it runs
+    from core.p2p.gateway import ClusterTarget
     from core.p2p.serving import ServedRepo
 
 logger = logging.getLogger(__name__)
@@ -99,13 +100,20 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
         raise ShellError("missing UUID parameter")
     repo = _open_repo(args.directory)
     try:
+        target = None
         if args.uuid and args.uuid != repo.uuid:
-            raise ShellError(f"expected repository UUID {args.uuid} but found UUID {repo.uuid}")
+            target = _proxied_target(repo, args.uuid)
+        if isinstance(target, Path):  # a proxied local repository: serve it directly
+            repo.close()
+            repo = _open_repo(str(target))
+            target = None
+            if repo.uuid != args.uuid:
+                raise ShellError(f"expected repository UUID {args.uuid} but found UUID {repo.uuid}")
         from core.p2p.serving import ServedRepo, SessionAborted, mode_from_env
 
         served = ServedRepo(repo, mode=mode_from_env())
         try:
-            ended_badly = asyncio.run(_serve_stdio(served, args.client_uuid))
+            ended_badly = asyncio.run(_serve_stdio(served, args.client_uuid, target))
             if ended_badly:  # git-annex-shell exits 1 here too (checked, 10.20261026)
                 raise ShellError(ended_badly)
         except SessionAborted as e:  # git-annex-shell's way: EOF, stderr, exit 1 (spec 8)
@@ -117,15 +125,46 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_stdio(served: ServedRepo, client_uuid: str) -> str | None:
-    """Serve one session; why it ended badly, if it did."""
+def _proxied_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | Path:
+    """What ``--uuid`` names when it is not this repository (clusters.md 5.1).
+
+    The git-annex branches pushed here are merged first, as git-annex does
+    when it reads the branch, so what clients synced (a node's preferred
+    content) counts at once.  Only UUIDs in this repository's own proxy.log entry: a cluster it is a
+    gateway of (served by ``gateway.GatewaySession``), or a proxied remote
+    that is a local repository (its path: served as it is, the same
+    answers a relay would give).  Anything else is refused with
+    git-annex-shell's words; a proxied ssh or special remote is not
+    served yet, and says so.
+    """
+    from core.p2p.gateway import cluster_target, local_node_path
+
+    try:  # what clients pushed (synced/git-annex): node preferred content, nodes (5.13)
+        repo.branch.merge_refs()
+    except CoreError as e:
+        logger.warning("could not merge the git-annex branches: %s", e)
+    proxied = {p.uuid for p in repo.state.proxies().get(repo.uuid, frozenset())}
+    if uuid not in proxied:
+        raise ShellError(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
+    target = cluster_target(repo, uuid) or local_node_path(repo, uuid)
+    if target is None:
+        raise ShellError(f"proxying to {uuid} is not supported by annexsync yet "
+                         "(only clusters and local repositories)")  # fmt: skip
+    return target
+
+
+async def _serve_stdio(served: ServedRepo, client_uuid: str,
+                       target: ClusterTarget | None = None) -> str | None:  # fmt: skip
+    """Serve one session (as a cluster gateway with ``target``); why it ended badly."""
+    from core.p2p.gateway import GatewaySession
     from core.p2p.runtime import Channel
     from core.p2p.serving import Session, new_server_connection
     from core.p2p.transport import stdio_link
 
     link = await stdio_link()
     channel = Channel(new_server_connection(served), link.reader, link.writer, peer="client")
-    session = Session(served, channel, client_uuid=client_uuid)
+    session = (Session(served, channel, client_uuid=client_uuid) if target is None
+               else GatewaySession(served, channel, target, client_uuid=client_uuid))  # fmt: skip
     try:
         await session.run(greet=True)
     finally:

@@ -1,0 +1,511 @@
+"""Serving a cluster UUID: the gateway side of clusters.md 5 (thin adapter).
+
+Theory of operation
+-------------------
+``GatewaySession`` is a ``serving.Session`` whose requests go to the
+cluster's nodes instead of the local object store.  The decisions (which
+nodes, what to answer) are ``core.p2p.fanout``'s; this module opens node
+connections, moves bytes and writes the gateway's location log.
+
+- Nodes are the gateway's remotes configured as nodes of the cluster and
+  recorded in cluster.log (dead ones left out), in cost order (5.3).  Each
+  node is reached as git-annex reaches it (5.12): a local path by running
+  our ``p2pstdio`` on it, an ssh URL by ``git-annex-shell p2pstdio`` over
+  ssh with ``--uuid``.  Connections open lazily, at most once per node per
+  session; a node that could not be opened stays "unreachable" for the
+  session, so one dead node costs one bounded wait (``OPEN_TIMEOUT``), not
+  one per request.
+- Several nodes are always asked in parallel (a TaskGroup per request), and
+  every node wait is bounded (the node channel's read and write timeouts).
+- PUT streams once from the client: each chunk goes to every target still
+  taking part before the next is read (lock-step, 5.6 step 4); a target
+  that fails is dropped and the others complete.
+- The gateway logs, in its own git-annex branch, exactly the nodes that
+  stored (PUT) or removed (REMOVE) content, as each request completes
+  (5.13); the journal is committed as ``ServedRepo.record`` does.
+- LOCKCONTENT on a cluster: FAILURE (5.9).  NOTIFYCHANGE and CONNECT:
+  ``ERROR protocol error`` and the session ends (5.10).
+- Differences from git-annex 10.20261026 (section 7), on purpose: an
+  unreachable node is skipped instead of failing the whole request; reads
+  fall back to the next node logged present; a partial REMOVE is answered
+  with FAILURE-PLUS and logged.  Node connections do not send BYPASS (our
+  own p2pstdio ignores it; gateway-to-gateway links are not served yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import CoreError
+from core.p2p import fanout
+from core.p2p.events import PAUSED, Payload, PayloadEnd
+from core.p2p.fanout import NodeResult
+from core.p2p.messages import (
+    AlreadyHave,
+    AlreadyHavePlus,
+    AuthSuccess,
+    CheckPresent,
+    Connect,
+    Data,
+    DataPresent,
+    Error,
+    Failure,
+    Get,
+    GetTimestamp,
+    Invalid,
+    LockContent,
+    Message,
+    NotifyChange,
+    Put,
+    PutFrom,
+    Remove,
+    RemoveBefore,
+    Success,
+    SuccessPlus,
+    Timestamp,
+    Valid,
+)
+from core.p2p.remote import P2PClient, parse_ssh_url, shell_command
+from core.p2p.runtime import Channel
+from core.p2p.serving import ServedRepo, Session
+from core.p2p.transport import Link, open_subprocess, ssh_command
+from core.remotes import list_remotes
+from core.remotetypes import RemoteInfo
+from core.repo.key import Key
+from core.repo.repository import AnnexRepo
+
+logger = logging.getLogger(__name__)
+
+OPEN_TIMEOUT = 30.0  # opening one node connection, greeting and VERSION included
+NODE_READ_TIMEOUT = 120.0  # one node reply (a node hashing a large PUT answers late)
+
+
+@dataclass(frozen=True)
+class Node:
+    uuid: str
+    name: str
+    connect: Callable[[], Awaitable[Link]]
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """The cluster a session serves: its UUID and its nodes in cost order."""
+
+    uuid: str
+    nodes: tuple[Node, ...]
+
+    @property
+    def node_uuids(self) -> list[str]:
+        return [n.uuid for n in self.nodes]
+
+
+def _local_path(repo_path: Path, url: str) -> Path | None:
+    """A remote URL that is a local path, resolved; None for ssh and the rest."""
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    if not url or "://" in url:
+        return None
+    try:
+        parse_ssh_url(url)
+    except CoreError:
+        return (repo_path / url).resolve()
+    return None
+
+
+def local_node_path(repo: AnnexRepo, uuid: str) -> Path | None:
+    """Where the proxied remote ``uuid`` is, when it is a local repository."""
+    for r in list_remotes(repo):
+        if r.uuid == uuid and r.via is None and r.url:
+            path = _local_path(repo.path, r.url)
+            if path is not None:
+                return path
+    return None
+
+
+def node_connector(repo_path: Path, info: RemoteInfo, gateway_uuid: str) -> Callable[[], Awaitable[Link]]:
+    """How the gateway reaches one node (5.12)."""
+    local = _local_path(repo_path, info.url or "")
+    if local is not None:
+
+        async def run_local() -> Link:
+            return await open_subprocess([sys.executable, "-m", "core.p2p.shell", "p2pstdio",
+                                          str(local), gateway_uuid])  # fmt: skip
+
+        return run_local
+    try:
+        host, port, path = parse_ssh_url(info.url or "")
+    except CoreError as e:  # annex+http, tor ...: git-annex cannot proxy to these either (5.12)
+        why = e
+
+        async def refuse() -> Link:
+            raise why
+
+        return refuse
+    command = shell_command("git-annex-shell", path, gateway_uuid, info.uuid)
+
+    async def run_ssh() -> Link:
+        return await open_subprocess(ssh_command(host, command, port=port))
+
+    return run_ssh
+
+
+@dataclass
+class _Put:
+    key: Key
+    targets: dict[str, P2PClient]  # node uuid -> connection still taking part
+    offsets: dict[str, int]
+    results: dict[str, NodeResult] = field(default_factory=dict)
+    position: int = 0  # bytes of the key the client's stream has reached
+
+
+class GatewaySession(Session):
+    """One client connection to a cluster UUID (see the module docstring)."""
+
+    def __init__(self, served: ServedRepo, channel: Channel, target: ClusterTarget, *,
+                 open_timeout: float = OPEN_TIMEOUT, **kwargs: object) -> None:  # fmt: skip
+        super().__init__(served, channel, **kwargs)  # type: ignore[arg-type]
+        self.target = target
+        self.open_timeout = open_timeout
+        self._nodes: dict[str, P2PClient | NodeResult] = {}  # open, or why not
+        self._gput: _Put | None = None
+        self._get_node: P2PClient | None = None
+        self._stamps: dict[str, int] = {}
+        self._own_stamp: int | None = None
+        self._closing: list[P2PClient] = []  # dropped mid-request, closed at the end
+
+    # --- node connections ----------------------------------------------------------
+
+    async def _open(self, node: Node) -> P2PClient | NodeResult:
+        known = self._nodes.get(node.uuid)
+        if isinstance(known, P2PClient) and not known.usable:
+            known = NodeResult(node.uuid, error="connection lost", reached=False)
+        if known is not None:
+            return known
+        try:
+            async with asyncio.timeout(self.open_timeout):
+                link = await node.connect()
+                client: P2PClient | NodeResult = await P2PClient.connect(
+                    link, our_uuid=self.served.uuid, expect_uuid=node.uuid,
+                    read_timeout=NODE_READ_TIMEOUT)  # fmt: skip
+        except (CoreError, OSError, TimeoutError) as e:
+            e = e if str(e) else TimeoutError(f"no answer in {self.open_timeout:g} s")
+            logger.warning("cluster node %s unreachable: %s", node.name, e)
+            client = NodeResult(node.uuid, error=f"unreachable: {e}", reached=False)
+        self._nodes[node.uuid] = client
+        return client
+
+    def _drop(self, uuid: str, why: str) -> NodeResult:
+        old = self._nodes.get(uuid)
+        result = NodeResult(uuid, error=why, reached=False)
+        self._nodes[uuid] = result
+        if isinstance(old, P2PClient):
+            self._closing.append(old)
+        return result
+
+    async def _each(self, nodes: list[Node],
+                    fn: Callable[[Node, P2PClient], Awaitable[NodeResult]]) -> list[NodeResult]:  # fmt: skip
+        """``fn`` on every node in parallel; results in ``nodes``' order."""
+        out: dict[str, NodeResult] = {}
+
+        async def one(node: Node) -> None:
+            client = await self._open(node)
+            if isinstance(client, NodeResult):
+                out[node.uuid] = client
+                return
+            try:
+                out[node.uuid] = await fn(node, client)
+            except (CoreError, OSError, TimeoutError) as e:
+                out[node.uuid] = self._drop(node.uuid, str(e))
+
+        async with asyncio.TaskGroup() as tg:
+            for n in nodes:
+                tg.create_task(one(n))
+        return [out[n.uuid] for n in nodes]
+
+    def _by_uuid(self, uuids: list[str]) -> list[Node]:
+        return [n for n in self.target.nodes if n.uuid in uuids]
+
+    # --- requests -------------------------------------------------------------------
+
+    async def _request(self, msg: Message) -> None:  # noqa: C901 - one branch per request
+        if isinstance(msg, CheckPresent):
+            await self.ch.send(Success() if await self._check_present(msg.key) else Failure())
+        elif isinstance(msg, Get):
+            await self._relay_get(msg)
+        elif isinstance(msg, (Success, Failure)) and self._get_node is not None:
+            node, self._get_node = self._get_node, None
+            with contextlib.suppress(CoreError, OSError):
+                await node.ch.send(msg)
+        elif isinstance(msg, Put):
+            await self._fan_put(msg)
+        elif isinstance(msg, Data):
+            await self._put_data(msg.length)
+        elif isinstance(msg, DataPresent):
+            await self._put_finish(DataPresent())
+        elif isinstance(msg, (Remove, RemoveBefore)):
+            await self._remove(msg)
+        elif isinstance(msg, GetTimestamp):
+            await self._timestamp()
+        elif isinstance(msg, LockContent):
+            await self.ch.send(Failure())  # 5.9: lock a node, not the cluster
+        elif isinstance(msg, (NotifyChange, Connect)):
+            await self.ch.send(Error("protocol error"))  # 5.10
+            self.ended_badly, self._over = "protocol error", True
+        elif isinstance(msg, Error):
+            await self._abandon()
+
+    def _logged(self, key: Key) -> list[str]:
+        return fanout.read_candidates(self.target.node_uuids, self.served.repo.state.locations(key))
+
+    async def _check_present(self, key: Key) -> bool:
+        """Ask the nodes logged present, cheapest first, until one answers (5.4)."""
+        candidates = await asyncio.to_thread(self._logged, key)
+        for node in self._by_uuid(candidates):
+            client = await self._open(node)
+            if isinstance(client, NodeResult):
+                continue
+            try:
+                return await client.check_present(key)
+            except (CoreError, OSError, TimeoutError) as e:
+                self._drop(node.uuid, str(e))
+        return False
+
+    # --- GET (5.5) -----------------------------------------------------------------
+
+    async def _relay_get(self, msg: Get) -> None:
+        candidates = await asyncio.to_thread(self._logged, msg.key)
+        for node in self._by_uuid(candidates):
+            client = await self._open(node)
+            if isinstance(client, NodeResult):
+                continue
+            try:
+                if await self._get_from(client, msg):
+                    return
+            except (CoreError, OSError, TimeoutError) as e:
+                self._drop(node.uuid, str(e))
+        await self.ch.send(Data(0), Invalid())
+
+    async def _get_from(self, client: P2PClient, msg: Get) -> bool:
+        """Relay the node's DATA; False (nothing sent) when it lacks the content.
+
+        Once bytes went to the client a node failure cannot be hidden: the
+        session ends and the client resumes on its next GET.
+        """
+        await client.ch.send(msg)
+        first = await client.next()
+        if not isinstance(first, Data):
+            raise CoreError(f"GET: unexpected {first!r}")
+        if first.length == 0:
+            end = await client.next()
+            if isinstance(end, PayloadEnd) and end.valid is False:
+                await client.next()  # PAUSED: our answer is due
+                await client.ch.send(Failure())
+                return False
+            await self.ch.send(Data(0))
+            await self._relay_end(end, client)
+            return True
+        self._get_node = client
+        await self.ch.send(first)
+        while True:
+            ev = await client.next()
+            if isinstance(ev, Payload):
+                await self.ch.send(ev)
+                continue
+            await self._relay_end(ev, client)
+            return True
+
+    async def _relay_end(self, ev: object, client: P2PClient) -> None:
+        self._get_node = client
+        if isinstance(ev, PayloadEnd):
+            await self.ch.send(Valid() if ev.valid else Invalid())
+            await client.next()  # PAUSED: the node waits for the client's answer
+        elif ev is not PAUSED:
+            raise CoreError(f"GET: unexpected {ev!r}")
+
+    # --- PUT (5.6) -----------------------------------------------------------------
+
+    def _wants(self, key: Key, file: str) -> Callable[[str], bool]:
+        from core.ops.transfer import _wanted  # one definition of "wants" (transfer)
+
+        repo = self.served.repo
+        preferred = repo.state.preferred_content()
+        return lambda uuid: _wanted(repo, key, file, uuid, preferred.get(uuid))
+
+    async def _fan_put(self, msg: Put) -> None:
+        file = msg.file.decode("utf-8", "surrogateescape")
+
+        def choose() -> list[str]:
+            present = self.served.repo.state.locations(msg.key)
+            return fanout.put_targets(self.target.node_uuids, present, self._wants(msg.key, file))
+
+        targets = self._by_uuid(await asyncio.to_thread(choose))
+
+        async def offer(node: Node, client: P2PClient) -> NodeResult:
+            (reply,) = await client.exchange(msg)
+            if isinstance(reply, PutFrom):
+                put.offsets[node.uuid] = reply.offset
+                put.targets[node.uuid] = client
+                return NodeResult(node.uuid)
+            if isinstance(reply, (AlreadyHave, AlreadyHavePlus)):
+                return NodeResult(node.uuid, already=True, plus=getattr(reply, "uuids", ()))
+            return NodeResult(node.uuid, error=getattr(reply, "text", None) or "refused")
+
+        put = _Put(msg.key, {}, {})
+        results = await self._each(targets, offer)
+        version = self.ch.conn.version
+        answer = fanout.offer_answer(self.target.uuid, version, results)
+        if answer is not None or not put.targets:
+            self._log_failures(msg.key, results)
+            await self.ch.send(answer or Failure())
+            return
+        put.results = {r.node: r for r in results if r.node not in put.targets}
+        put.position = min(put.offsets.values())
+        self._gput = put
+        await self.ch.send(PutFrom(put.position))
+
+    async def _put_data(self, length: int) -> None:
+        put = self._gput
+        if put is None:
+            return
+        total = put.position + length
+
+        async def announce(node: Node, client: P2PClient) -> NodeResult:
+            await client.ch.send(Data(max(total - put.offsets[node.uuid], 0)))
+            return NodeResult(node.uuid)
+
+        await self._to_targets(put, announce)
+
+    async def _payload(self, data: bytes) -> None:
+        put = self._gput
+        if put is None:
+            return
+        start, put.position = put.position, put.position + len(data)
+
+        async def forward(node: Node, client: P2PClient) -> NodeResult:
+            skip = max(put.offsets[node.uuid] - start, 0)
+            if skip < len(data):
+                await client.ch.send(Payload(data[skip:]))
+            return NodeResult(node.uuid)
+
+        await self._to_targets(put, forward)
+
+    async def _to_targets(self, put: _Put,
+                          fn: Callable[[Node, P2PClient], Awaitable[NodeResult]]) -> None:  # fmt: skip
+        """``fn`` on the targets still taking part; a failing one leaves the PUT."""
+        results = await self._each(self._by_uuid(list(put.targets)), fn)
+        for r in results:
+            if r.error is not None:
+                put.targets.pop(r.node, None)
+                put.results[r.node] = r
+
+    async def _put_done(self, valid: bool | None) -> None:
+        await self._put_finish(Invalid() if valid is False else Valid())
+
+    async def _put_finish(self, end: Message) -> None:
+        put, self._gput = self._gput, None
+        if put is None:
+            return
+
+        async def finish(node: Node, client: P2PClient) -> NodeResult:
+            (reply,) = await client.exchange(end)
+            if isinstance(reply, (Success, SuccessPlus)):
+                return NodeResult(node.uuid, ok=True, plus=getattr(reply, "uuids", ()))
+            return NodeResult(node.uuid, error=getattr(reply, "text", None) or "refused")
+
+        for r in await self._each(self._by_uuid(list(put.targets)), finish):
+            put.results[r.node] = r
+        results = [put.results[u] for u in self.target.node_uuids if u in put.results]
+        stored = fanout.collected(self.target.uuid, results)
+        if stored:
+            await asyncio.to_thread(self.served.record, put.key, True, stored)
+        self._log_failures(put.key, results)
+        await self.ch.send(fanout.put_answer(self.target.uuid, self.ch.conn.version, results))
+
+    def _log_failures(self, key: Key, results: list[NodeResult]) -> None:
+        names = {n.uuid: n.name for n in self.target.nodes}
+        for line in fanout.describe(results, names):
+            logger.warning("%s: %s", key, line)
+
+    # --- REMOVE, GETTIMESTAMP (5.7, 5.8) ----------------------------------------------
+
+    async def _remove(self, msg: Remove | RemoveBefore) -> None:
+        async def remove(node: Node, client: P2PClient) -> NodeResult:
+            before = None
+            if isinstance(msg, RemoveBefore):
+                before = msg.timestamp
+                if self._own_stamp is not None and node.uuid in self._stamps:
+                    before = self._stamps[node.uuid] + (msg.timestamp - self._own_stamp)
+            reply = await client.exchange(Remove(msg.key) if before is None
+                                          else RemoveBefore(before, msg.key))  # fmt: skip
+            (r,) = reply
+            ok = isinstance(r, (Success, SuccessPlus))
+            return NodeResult(node.uuid, ok=ok, plus=getattr(r, "uuids", ()),
+                              error=None if ok else (getattr(r, "text", None) or "refused"))
+
+        results = await self._each(list(self.target.nodes), remove)
+        removed = fanout.collected(self.target.uuid, results)
+        if removed:
+            await asyncio.to_thread(self.served.record, msg.key, False, removed)
+        self._log_failures(msg.key, results)
+        await self.ch.send(fanout.remove_answer(self.target.uuid, self.ch.conn.version, results))
+
+    async def _timestamp(self) -> None:
+        async def stamp(node: Node, client: P2PClient) -> NodeResult:
+            self._stamps[node.uuid] = await client.timestamp()
+            return NodeResult(node.uuid, ok=True)
+
+        await self._each(list(self.target.nodes), stamp)
+        self._own_stamp = self.served.clock()
+        await self.ch.send(Timestamp(self._own_stamp))
+
+    # --- the end ------------------------------------------------------------------------
+
+    async def _abandon(self) -> None:
+        """Close node connections a PUT left mid-stream; at session end, all."""
+        put, self._gput = self._gput, None
+        if put is not None:
+            for uuid in list(put.targets):
+                self._drop(uuid, "the client abandoned the PUT")
+        await super()._abandon()
+
+    async def run(self, *, greet: bool) -> None:
+        """As ``Session.run``; the greeting names the cluster, not the gateway (5.2)."""
+        try:
+            if greet:
+                await self.ch.send(AuthSuccess(self.target.uuid))
+            await super().run(greet=False)
+        finally:
+            clients = [c for c in self._nodes.values() if isinstance(c, P2PClient)]
+            clients += self._closing
+            async with asyncio.TaskGroup() as tg:
+                for c in clients:
+                    tg.create_task(c.aclose())
+
+
+def cluster_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | None:
+    """The cluster ``uuid`` as this gateway serves it (5.1, 5.3), or None.
+
+    Its nodes: remotes configured as nodes of a cluster name that maps to
+    ``uuid`` here and recorded for it in cluster.log (dead ones left out),
+    cheapest first.
+    """
+    from core.ops.clustersetup import _nodes, my_clusters
+
+    names = [n for n, u in my_clusters(repo).items() if u == uuid]
+    recorded = repo.state.clusters().nodes.get(uuid)
+    if not names or recorded is None:
+        return None
+    configured = _nodes(repo, repo.git.get_config_stack())
+    infos = {r.uuid: r for n in names for r in configured.get(n, []) if r.uuid in recorded}
+    nodes = sorted(infos.values(), key=lambda r: r.cost)
+    return ClusterTarget(uuid, tuple(
+        Node(r.uuid or "", r.name, node_connector(repo.path, r, repo.uuid)) for r in nodes))
+
+
+__all__ = ["ClusterTarget", "cluster_target", "local_node_path", "GatewaySession", "Node", "node_connector"]
