@@ -315,7 +315,8 @@ class Core:
             await asyncio.wait({previous})  # its socket is closed before we bind again
         try:
             await serve_repositories(repos, bind, on_started=lambda lst: self.activity(
-                f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}"))
+                f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}"),
+                paired=self.hub.serve_lan)  # fmt: skip
         except (OSError, CoreError) as e:
             logger.warning("P2P listener on %s: %s", bind, e)
             self.alert("error", f"Cannot serve P2P peers on {bind}: {e}", name="p2p-listen")
@@ -330,10 +331,11 @@ class Core:
             self.changed()
 
     def device_online(self, device_id: str) -> bool:
-        """Whether a paired device's daemon is online on XMPP now (the workers'
-        probe for its remotes)."""
-        return any(d.device_id == device_id and d.presence == "online"  # not paused
-                   for d in self.hub.statuses())  # fmt: skip
+        """Whether a paired device's daemon is online on XMPP now, or its LAN
+        listener answered the last probe (the workers' probe for its remotes)."""
+        return self.hub.lan_reachable(device_id) or any(
+            d.device_id == device_id and d.presence == "online"  # not paused
+            for d in self.hub.statuses())  # fmt: skip
 
     async def _received(self, path: Path) -> None:
         """A paired device pushed into ``path``: its worker merges now (xmpp-sync C.3)."""

@@ -268,9 +268,10 @@ class SessionRefused(RemoteError):
         by_peer: True when the other device refused us.
     """
 
-    def __init__(self, peer_device_id: str, reason: str, *, by_peer: bool = False) -> None:
-        who = f"device {peer_device_id}"
-        text = (f"{who} refused this device: {reason}" if by_peer
+    def __init__(self, peer_device_id: str, reason: str, *, by_peer: bool = False,
+                 name: str | None = None) -> None:  # fmt: skip
+        who = name or f"device {peer_device_id}"  # its name, where the caller knows it
+        text = (f"{who} no longer trusts this device: {reason}" if by_peer
                 else f"refused a session from {who}: {reason}")
         super().__init__(text)
         self.peer_device_id = peer_device_id

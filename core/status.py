@@ -67,6 +67,8 @@ DevicePresence = Literal["online", "away", "offline", "unknown"]
 XmppState = Literal["off", "connecting", "online", "offline", "error"]
 SessionDirection = Literal["incoming", "outgoing"]
 SessionState = Literal["handshake", "open", "done", "failed", "refused"]
+SessionTransport = Literal["lan", "xmpp"]
+_TRANSPORT_WORDS: dict[str, str] = {"lan": "the LAN", "xmpp": "XMPP"}
 PushDirection = Literal["outgoing", "incoming"]
 PushPhase = Literal["pending", "invited", "running", "ended"]
 PushOutcome = Literal["done", "failed", "timed out", "aborted", "refused"]
@@ -256,7 +258,8 @@ class DeviceStatus:
 
 @dataclass(frozen=True)
 class PeerSession:
-    """One encrypted session with a paired device through XMPP (xmpp-sync C.3, C.4).
+    """One encrypted session with a paired device, over XMPP or the LAN listener
+    (xmpp-sync C.3, C.4; issue 14): ``transport`` says which.
 
     ``bytes_in``/``bytes_out`` count what crossed the bytestream (encrypted
     frames), so they move while a transfer runs; ``reason`` says in words why
@@ -272,14 +275,16 @@ class PeerSession:
     bytes_out: int = 0
     started: float = 0.0
     reason: str | None = None
+    transport: SessionTransport | None = None  # what carried it
 
     @property
     def text(self) -> str:
         way = "from" if self.direction == "incoming" else "to"
         moved = f"{self.bytes_in + self.bytes_out:,} bytes"
         where = f" ({self.repo})" if self.repo else ""
+        over = f" over {_TRANSPORT_WORDS[self.transport]}" if self.transport else ""
         why = f": {self.reason}" if self.reason else ""
-        return f"session {way} {self.device}{where}: {self.state}, {moved}{why}"
+        return f"session {way} {self.device}{where}{over}: {self.state}, {moved}{why}"
 
 
 @dataclass(frozen=True)

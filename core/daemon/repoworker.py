@@ -399,8 +399,8 @@ class RepoWorker:
         return self.retry_at is not None and now < self.retry_at
 
     def _follow_devices(self) -> None:
-        """A paired device takes part while it is online (its XMPP presence is the
-        probe): it joins the remotes -- desynced, so it is pulled from, pushed to
+        """A paired device takes part while it is online (its XMPP presence, or
+        its LAN listener answering the hub's probe, is the probe): it joins the remotes -- desynced, so it is pulled from, pushed to
         and scanned for at once -- and leaves them, with its queued transfers,
         when it goes offline; an offline device's debt shows as
         ``DeviceStatus.owed`` instead."""

@@ -40,6 +40,7 @@ from core.daemon.timings import Timings
 from core.devices import paired, pushes
 from core.devices.identity import DeviceIdentity, load_or_create
 from core.devices.paired import PairedDevice, PairedStore
+from core.devices.remote import lan_answers
 from core.devices.sessions import (
     ServedFor,
     SessionRecord,
@@ -140,6 +141,7 @@ class DeviceHub:
         self.error: str | None = None
         self._records: list[PairedDevice] = []
         self._owed: dict[str, bool] = {}
+        self._lan_up: set[str] = set()  # devices whose listener answered the last probe
         self._refresh = asyncio.Event()
         # pushes (issue 13)
         self.push_job: pushes.PushJob = pushes.sync_job
@@ -189,26 +191,43 @@ class DeviceHub:
             await close()
 
     async def _serve_one(self, pair: IbbPair, served_for: ServedFor) -> None:
-        """One session, shown in the status while it runs (bytes every second)."""
-        assert self.store is not None and self.identity is not None
+        """One session over XMPP, shown in the status while it runs (bytes every second)."""
         stream = pair.stream
         track = SessionRecord(pair.peer, "incoming",
                               (lambda: (stream.bytes_in, stream.bytes_out)) if stream else
-                              (lambda: (0, 0)))  # fmt: skip
+                              (lambda: (0, 0)), transport="xmpp")  # fmt: skip
+        await self._serve_stream(pair.reader, pair.writer, served_for, track, account=pair.peer)
+
+    async def serve_lan(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        served_for: ServedFor) -> None:  # fmt: skip
+        """One session a paired device opened on the TCP listener (``core.p2p.sniff``):
+        no account to check, the Noise handshake alone says who it is."""
+        peer = writer.get_extra_info("peername")
+        name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "a LAN peer"
+        await self._serve_stream(reader, writer, served_for,
+                                 SessionRecord(name, "incoming", transport="lan"))  # fmt: skip
+
+    async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            served_for: ServedFor, track: SessionRecord,
+                            account: str | None = None) -> None:  # fmt: skip
+        if self.store is None or self.identity is None:
+            logger.info("session from %s refused: this device has no identity yet", track.device)
+            writer.close()
+            return
         self._sessions.append(track)
         self.on_change()
         try:
             async with asyncio.TaskGroup() as tg:
                 ticker = tg.create_task(self._tick())
                 try:
-                    await serve_device(pair.reader, pair.writer, store=self.store,
+                    await serve_device(reader, writer, store=self.store,
                                        identity=self.identity, served_for=served_for,
-                                       on_received=self.on_received, account=pair.peer,
-                                       name=pair.peer, on_refused=self._refused, track=track)
+                                       on_received=self.on_received, account=account,
+                                       name=track.device, on_refused=self._refused, track=track)
                 finally:
                     ticker.cancel()
         except Exception as e:  # noqa: BLE001 - one bad session must not stop the others
-            logger.warning("session with %s ended: %s", pair.peer, e)
+            logger.warning("session with %s ended: %s", track.device, e)
             track.end("failed", str(e))
         finally:
             self.on_change()
@@ -245,6 +264,8 @@ class DeviceHub:
                 self._owed = await run_blocking(_owed, self._records)
                 if self.pushes is not None:  # pushes
                     self.pushes.set_records(self._records)
+                self._lan_up = {r.device_id for r in self._records
+                                if r.transports.lan and await lan_answers(r.transports.lan)}
             except CoreError as e:
                 logger.warning("paired devices: %s", e)
             self.on_change()
@@ -271,6 +292,11 @@ class DeviceHub:
         """The network is back (``restart``: after sleep, drop the old stream too)."""
         if self.link is not None:
             self.link.kick(restart=restart)
+
+    def lan_reachable(self, device_id: str) -> bool:
+        """Whether the device's LAN listener answered the last probe (every
+        ``devices_refresh``): the workers' probe for devices without XMPP."""
+        return device_id in self._lan_up
 
     def statuses(self) -> tuple[DeviceStatus, ...]:
         seen = self.link.buddies.devices() if self.link else ()

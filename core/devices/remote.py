@@ -1,4 +1,4 @@
-"""``annexsync::paired:<device id>`` remotes: a paired device reached through XMPP.
+"""``annexsync::paired:<device id>`` remotes: a paired device reached over the LAN or XMPP.
 
 Spec: xmpp-sync.md C.3-C.4 and the issue's decision (the P2P protocol over
 the encrypted session carries content and git).
@@ -23,8 +23,15 @@ daemon's ``XmppLink``.  The transfer and sync jobs run in worker threads
 with blocking code; borrowing the link would move every byte between two
 event loops.  A visitor costs one login (~0.3 s on loopback) per operation.
 
-Every session: an IBB stream to the device's full JID (from its record),
-the Noise handshake as initiator (``sessions.open_device_session``), then
+Every session picks its carrier (issue 14): when the device's record has LAN
+addresses (``Transports.lan``, from pairing), a TCP connection to the
+first that answers within ``LAN_CONNECT_TIMEOUT`` (the device's listener,
+which tells our session from git-annex peers by its first bytes,
+``core.p2p.sniff``); else, or when none answers, an IBB stream to the
+device's full JID (from its record).  A LAN that did not answer is not tried
+again for this remote's life (one operation).  The session's status says
+which carrier it used (``PeerSession.transport``).  Then the Noise
+handshake as initiator (``sessions.open_device_session``), then
 P2P ``AUTH <our repository uuid> <its repository uuid>``: the device serves
 that repository only if it is shared with us (``sessions.serve_device``).
 
@@ -46,7 +53,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -78,6 +85,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 GATES_ENV = "ANNEXSYNC_PAIRED_GATES"
 GATE_HELLO_TIMEOUT = 10.0
+LAN_CONNECT_TIMEOUT = 2.0  # a listener on the LAN answers at once, or is not there
 STOP_TIMEOUT = 30.0
 
 
@@ -149,12 +157,13 @@ class PairedRemote(P2PRemote):
     """A paired device's repository (see the module docstring)."""
 
     def __init__(self, info: RemoteInfo, repo: AnnexRepo, device: PairedDevice,
-                 creds: PeerCredentials, cfg: XmppConfig, *,
+                 creds: PeerCredentials, cfg: XmppConfig | None, *,
                  presence_timeout: float = PRESENCE_TIMEOUT) -> None:  # fmt: skip
         if not info.uuid:
             raise RemoteUnavailable(f"{info.name}: the device's repository uuid is unknown")
-        if not device.transports.xmpp:
-            raise RemoteUnavailable(f"{info.name}: {device.name} has no XMPP address to reach")
+        if not device.transports.xmpp and not device.transports.lan:
+            raise RemoteUnavailable(f"{info.name}: {device.name} has no LAN or XMPP address "
+                                    "to reach")  # fmt: skip
         self.thread = LoopThread(f"paired {device.name}")
         super().__init__(info, repo.uuid, self._open_link, token=selector(info.uuid),
                          run_on=self.thread.loop)  # fmt: skip
@@ -166,6 +175,7 @@ class PairedRemote(P2PRemote):
         self.presence_timeout = presence_timeout
         self._visitor: Visitor | None = None
         self._unreachable: RemoteUnavailable | None = None
+        self._lan_down: str | None = None  # why the LAN did not answer (not tried again)
         self.gate_error: CoreError | None = None  # why the last git relay failed
         self.repo_path = repo.path
         self._tracks: list[SessionRecord] = []  # this remote's sessions, for the status
@@ -188,6 +198,9 @@ class PairedRemote(P2PRemote):
         offline for this remote's life (one operation), so no file waits again."""
         if self._unreachable is not None:
             raise self._unreachable
+        if self.cfg is None or not self.peer_jid:
+            self._unreachable = RemoteUnavailable(self._no_xmpp())
+            raise self._unreachable
         if self._visitor is not None and self._visitor.client.lost.done():
             await self._visitor.aclose()  # the connection dropped: log in again
             self._visitor = None
@@ -205,27 +218,60 @@ class PairedRemote(P2PRemote):
             self._visitor = visitor
         return self._visitor
 
-    async def _open_link(self) -> Link:
+    def _no_xmpp(self) -> str:
+        lan = f"its LAN address did not answer ({self._lan_down})" if self._lan_down else (
+            "it has no LAN address")
+        how = ("no XMPP account is set up (annexsync xmpp login)" if self.peer_jid else
+               "it has no XMPP address")  # fmt: skip
+        return f"{self.device.name} is unreachable: {lan}, and {how}"
+
+    async def _lan(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A TCP connection to the device's listener, or None (the LAN is down)."""
+        if self._lan_down is not None or not self.device.transports.lan:
+            return None
+        stream, why = await open_lan(self.device.transports.lan)
+        if stream is None:
+            self._lan_down = why
+            logger.info("%s: not reachable on the LAN (%s)", self.device.name, why)
+        return stream
+
+    async def _carrier(self, track: SessionRecord
+                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:  # fmt: skip
+        """The stream a session runs over: the LAN when it answers, else XMPP."""
+        lan = await self._lan()
+        if lan is not None:
+            track.transport = "lan"
+            return lan
         try:
             visitor = await self._visit()
         except CoreError as e:
             if isinstance(e, RemoteUnavailable):
                 raise
             raise RemoteUnavailable(f"{self.device.name}: {e}") from e
+        track.transport = "xmpp"
+        pair = await self._stream(visitor)
+        stream = pair.stream
+        if stream is not None:
+            track.counts = lambda: (stream.bytes_in, stream.bytes_out)
+        return pair.reader, pair.writer
+
+    async def _open_link(self) -> Link:
         track = SessionRecord(self.device.name, "outgoing")
         track.device_id, track.repo = self.device.device_id, str(self.repo_path)
+        try:
+            reader, writer = await self._carrier(track)
+        except BaseException as e:
+            track.end("failed", str(e) or type(e).__name__)
+            raise
         track_outgoing(self.own_device_id, track)
         self._tracks.append(track)
         try:
-            pair = await self._stream(visitor)
-            stream = pair.stream
-            if stream is not None:
-                track.counts = lambda: (stream.bytes_in, stream.bytes_out)
-            secure = await open_device_session(pair.reader, pair.writer, self.creds,
+            secure = await open_device_session(reader, writer, self.creds,
                                                name=self.device.name)  # fmt: skip
         except SessionRefused as e:
             track.end("refused", e.reason)
-            raise
+            raise SessionRefused(e.peer_device_id, e.reason, by_peer=e.by_peer,
+                                 name=self.device.name) from e  # fmt: skip
         except BaseException as e:
             track.end("failed", str(e) or type(e).__name__)
             raise
@@ -234,6 +280,7 @@ class PairedRemote(P2PRemote):
 
     async def _stream(self, visitor: Visitor) -> IbbPair:
         """The bytestream a session runs over (tests put a hostile server here)."""
+        assert self.peer_jid is not None  # _visit checked it
         return await visitor.open_stream(self.peer_jid)
 
     async def _connect(self) -> P2PClient:
@@ -316,6 +363,36 @@ class PairedRemote(P2PRemote):
         self.thread.stop()
 
 
+async def open_lan(addresses: Iterable[str]
+                   ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, str]:
+    """A TCP connection to the first of ``addresses`` (HOST:PORT) that accepts one
+    within ``LAN_CONNECT_TIMEOUT``, or None and why none did, in words."""
+    why: list[str] = []
+    for where in addresses:
+        host, _, port = where.rpartition(":")
+        try:
+            async with asyncio.timeout(LAN_CONNECT_TIMEOUT):
+                return await asyncio.open_connection(host.strip("[]"), int(port)), ""
+        except TimeoutError:
+            why.append(f"{where}: no answer within {LAN_CONNECT_TIMEOUT:g} s")
+        except (OSError, ValueError) as e:
+            why.append(f"{where}: {getattr(e, 'strerror', None) or e}")
+    return None, "; ".join(why) or "no address"
+
+
+async def lan_answers(addresses: Iterable[str]) -> bool:
+    """Whether a listener answers at one of ``addresses`` (the daemon's probe);
+    the connection is closed at once, which the listener takes as a silent peer."""
+    stream, _ = await open_lan(addresses)
+    if stream is None:
+        return False
+    stream[1].close()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(LAN_CONNECT_TIMEOUT):
+            await stream[1].wait_closed()
+    return True
+
+
 async def _wait(fut: asyncio.Future[None]) -> None:
     await fut
 
@@ -358,11 +435,11 @@ def paired_remote(repo: AnnexRepo, info: RemoteInfo) -> PairedRemote:
         raise
     except CoreError as e:
         raise RemoteUnavailable(f"{info.name}: {e}") from e
-    if cfg is None:
+    if cfg is None and not device.transports.lan:
         raise RemoteUnavailable(f"{info.name}: {device.name} is reached through XMPP, and no "
                                 "XMPP account is set up (annexsync xmpp login)")  # fmt: skip
     return PairedRemote(info, repo, device, creds, cfg)
 
 
-__all__ = ["GATES_ENV", "LoopThread", "PairedRemote", "gate_path", "gates_dir", "paired_remote",
-           "use_config_dir"]
+__all__ = ["GATES_ENV", "LAN_CONNECT_TIMEOUT", "LoopThread", "PairedRemote", "gate_path",
+           "gates_dir", "lan_answers", "open_lan", "paired_remote", "use_config_dir"]  # fmt: skip

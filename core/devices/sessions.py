@@ -51,7 +51,7 @@ from core.p2p.serving import ServedRepo, Session
 from core.repo.repository import annex_uuid_at
 from core.session import PeerCredentials
 from core.session.stream import Report, SecureStream, accept_session, connect_session
-from core.status import PeerSession, SessionDirection, SessionState
+from core.status import PeerSession, SessionDirection, SessionState, SessionTransport
 from core.xmpp.payloads import bare
 
 logger = logging.getLogger(__name__)
@@ -107,8 +107,10 @@ class SessionRecord:
     """
 
     def __init__(self, peer: str, direction: SessionDirection,
-                 counts: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:  # fmt: skip
+                 counts: Callable[[], tuple[int, int]] = lambda: (0, 0), *,
+                 transport: SessionTransport | None = None) -> None:  # fmt: skip
         self.device = peer
+        self.transport = transport
         self.direction: SessionDirection = direction
         self.counts = counts
         self.device_id: str | None = None
@@ -128,7 +130,7 @@ class SessionRecord:
     def snapshot(self) -> PeerSession:
         got, sent = self.counts()
         return PeerSession(self.device, self.direction, self.state, self.device_id, self.repo,
-                           got, sent, self.started, self.reason)  # fmt: skip
+                           got, sent, self.started, self.reason, self.transport)  # fmt: skip
 
 
 _outgoing: collections.deque[tuple[str, SessionRecord]] = collections.deque(maxlen=20)

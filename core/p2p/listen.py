@@ -10,7 +10,8 @@ Theory of operation
 cancelled, and closes them in ``finally``.  A peer's AUTH token picks the
 repository it reaches (``Listener.find``).  The command runs it in the
 foreground; the daemon runs it as a service when the setting ``p2p_listen``
-is set, over every synced repository (``core.api``).
+is set, over every synced repository (``core.api``), and then serves paired
+devices' Noise sessions on the same port too (``core.p2p.sniff``).
 
 How a real git-annex peer links (the network is ``annexsync-tcp``, whose
 helper ``git-annex-p2p-annexsync-tcp`` we install; see ``core.p2p.tunnel``):
@@ -41,7 +42,7 @@ from typing import Any
 
 from core.daemon.threads import start_thread_pool
 from core.errors import CoreError, RepoError
-from core.p2p.listener import AUTH_TIMEOUT, MAX_CONNECTIONS, Listener
+from core.p2p.listener import AUTH_TIMEOUT, MAX_CONNECTIONS, Listener, PairedHandler
 from core.p2p.serving import ServedRepo
 from core.p2p.tunnel import NETNAME, P2PAddress
 from core.repo.repository import AnnexRepo
@@ -94,8 +95,10 @@ async def serve_repositories(
     max_connections: int = MAX_CONNECTIONS,
     auth_timeout: float = AUTH_TIMEOUT,
     on_started: Callable[[Listener], None] | None = None,
+    paired: PairedHandler | None = None,
 ) -> None:
-    """Serve ``paths`` on ``bind`` until cancelled.
+    """Serve ``paths`` on ``bind`` until cancelled; ``paired`` serves paired
+    devices' sessions on the same port (the daemon's ``DeviceHub.serve_lan``).
 
     Raises:
         ListenError: a bad address, or no repository to serve.
@@ -105,7 +108,7 @@ async def serve_repositories(
     served = await asyncio.to_thread(open_served, paths)
     try:
         listener = Listener(served, host=host, port=port, max_connections=max_connections,
-                            auth_timeout=auth_timeout)  # fmt: skip
+                            auth_timeout=auth_timeout, paired=paired)  # fmt: skip
         await listener.run(on_started=on_started)
     finally:
         for s in served:

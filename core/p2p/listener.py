@@ -35,6 +35,13 @@ Misbehaving peers cost one connection, never the listener (the rules are
   is dropped; any other exception in a session is logged on one line and
   ends only that session.
 
+Two kinds of peers share the port (``core.p2p.sniff``): the first bytes of a
+connection, read within ``auth_timeout`` (or ``idle_timeout`` when shorter), say whether it is a git-annex
+peer (a P2P line, ``AUTH`` first: served here as above) or a paired device
+(a session HELLO frame: handed to ``paired``, which runs the Noise handshake
+and the P2P protocol inside it, ``core.devices.sessions.serve_device``).
+Anything else gets one ``ERROR`` line and is closed, nothing served.
+
 Unlike p2pstdio, the listener offers NOTIFYCHANGE (``notify``, spec 6.9)
 and CONNECT (``tunnel``, spec 6.8), as git-annex's networked server does
 (spec 4.2): one authenticated connection can carry git and content.
@@ -47,19 +54,31 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
+from core.errors import CoreError
 from core.p2p.limits import AuthThrottle, ConnectionTable, one_line
 from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
 from core.p2p.serving import ServedRepo, Session, new_server_connection
+from core.p2p.sniff import REFUSAL, Replay, Speaks, sniff
 
 logger = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 100
 DEFAULT_IDLE_TIMEOUT = 600.0
 AUTH_TIMEOUT = 30.0  # from connecting to AUTH-SUCCESS
+
+ServedFor = Callable[[Path], Awaitable[ServedRepo]]
+# serves one paired device's session (``DeviceHub.serve_lan``): the stream, and
+# the listener's repositories by path
+PairedHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, ServedFor],
+                         Awaitable[None]]  # fmt: skip
+
+
+class NotServed(CoreError):
+    """A paired device asked for a repository this listener does not serve."""
 
 
 def creds_tokens(gitdir: Path) -> list[str]:
@@ -79,6 +98,8 @@ class Listener:
             server in this process); a peer's token picks one.
         tokens: accepted AUTH tokens for the first repository, besides
             those in the creds files.
+        paired: serves sessions of paired devices (None: they are refused
+            like any other bytes that are not AUTH).
         port: 0 picks a free port; read ``port`` once ``started`` is set.
     """
 
@@ -94,6 +115,7 @@ class Listener:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         auth_timeout: float = AUTH_TIMEOUT,
         throttle: AuthThrottle | None = None,
+        paired: PairedHandler | None = None,
     ) -> None:
         self.repos = [served] if isinstance(served, ServedRepo) else list(served)
         if not self.repos:
@@ -107,6 +129,7 @@ class Listener:
         self.auth_timeout = auth_timeout
         self.table: ConnectionTable[asyncio.StreamWriter] = ConnectionTable(max_connections)
         self.throttle = throttle or AuthThrottle(clock=time.monotonic)
+        self.paired = paired
         self._tg: asyncio.TaskGroup | None = None
         self._full = False
 
@@ -195,13 +218,22 @@ class Listener:
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername"))
-        conn = new_server_connection(self.served, networked=True)
-        channel = Channel(conn, reader, writer, read_timeout=self.read_timeout, peer=peer)
-        session = Session(self.served, channel, authenticate=partial(self.authenticate, writer),
-                          idle_timeout=self.idle_timeout, auth_timeout=self.auth_timeout,
-                          networked_extras=True)  # fmt: skip
         try:
-            await session.run(greet=False)
+            speaks, first = await sniff(reader, min(self.auth_timeout, self.idle_timeout))
+            if speaks is Speaks.SESSION and self.paired is not None:
+                self.table.busy(writer)  # the session layer bounds its handshake
+                await self.paired(Replay(first, reader), writer, self.served_for)
+            elif speaks is Speaks.P2P:
+                await self._serve_p2p(Replay(first, reader), writer, peer)
+            elif not first:
+                logger.debug("%s said nothing in time: closed", peer)
+            else:
+                logger.info("refused %s: its first bytes %r are neither AUTH nor a paired "
+                            "device's session", peer, first)  # fmt: skip
+                writer.write(REFUSAL)
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.read_timeout):
+                        await writer.drain()
         except Exception as e:  # noqa: BLE001 - one bad session must not stop the rest
             logger.info("session with %s ended: %s", peer, one_line(e))
         finally:
@@ -209,10 +241,32 @@ class Listener:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    async def _serve_p2p(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         peer: str) -> None:  # fmt: skip
+        conn = new_server_connection(self.served, networked=True)
+        channel = Channel(conn, reader, writer, read_timeout=self.read_timeout, peer=peer)
+        session = Session(self.served, channel, authenticate=partial(self.authenticate, writer),
+                          idle_timeout=self.idle_timeout, auth_timeout=self.auth_timeout,
+                          networked_extras=True)  # fmt: skip
+        await session.run(greet=False)
+
+    async def served_for(self, path: Path) -> ServedRepo:
+        """The served repository at ``path`` (for a paired device's session).
+
+        Raises:
+            NotServed: this listener does not serve it.
+        """
+        want = await asyncio.to_thread(Path(path).resolve)
+        for served in self.repos:
+            if await asyncio.to_thread(served.repo.path.resolve) == want:
+                return served
+        raise NotServed(f"{path} is not served on this listener")
+
 
 def _host_of(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
-__all__ = ["AUTH_TIMEOUT", "DEFAULT_IDLE_TIMEOUT", "MAX_CONNECTIONS", "Listener", "creds_tokens"]
+__all__ = ["AUTH_TIMEOUT", "DEFAULT_IDLE_TIMEOUT", "MAX_CONNECTIONS", "Listener", "NotServed",
+           "PairedHandler", "ServedFor", "creds_tokens"]  # fmt: skip

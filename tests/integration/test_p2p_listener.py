@@ -162,7 +162,7 @@ def test_bad_peers_do_not_stop_the_listener(peers: tuple[AnnexRepo, AnnexRepo, L
     key = Key("SHA256E", "0" * 64 + ".bin", size=250_000)
     silent = _connect(port)  # says nothing at all
     garbage = _connect(port)
-    garbage.sendall(os.urandom(40_000).replace(b"\n", b"x"))  # an overlong line
+    garbage.sendall(b"G" + os.urandom(40_000).replace(b"\n", b"x"))  # an overlong line
     liar = _connect(port)
     assert _auth(liar).startswith(b"AUTH-SUCCESS")
     liar.sendall(f"VERSION 4\nPUT  {key}\n".encode())
@@ -196,3 +196,22 @@ def test_bad_peers_do_not_stop_the_listener(peers: tuple[AnnexRepo, AnnexRepo, L
     while lt.listener.active > 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lt.listener.active <= 1
+
+
+def test_first_bytes_neither_auth_nor_a_session_are_refused(
+        peers: tuple[AnnexRepo, AnnexRepo, ListenerThread]) -> None:  # fmt: skip
+    """The listener tells git-annex peers from paired devices by the first bytes
+    (core.p2p.sniff); anything else gets one ERROR line, is closed, nothing served."""
+    from core.p2p.sniff import REFUSAL
+    from core.session.frames import Frame, Kind, format_frame
+    from core.session.machine import hello_body
+
+    lt = peers[2]
+    hello = format_frame(Frame(Kind.HELLO, hello_body("a" * 36, "b" * 36)))
+    for first in (b"\x16\x03\x01\x02\x00", b"\x00\x05Xjunk", b"auth x y\n", hello):
+        with _connect(lt.listener.port) as s:  # no paired handler here: a HELLO is refused too
+            s.sendall(first + f"\nAUTH {CLIENT} {TOKEN}\n".encode())
+            assert _line(s) == REFUSAL
+            assert s.recv(100) == b""
+    with _connect(lt.listener.port) as s:  # and AUTH still works after all that
+        assert _auth(s).startswith(b"AUTH-SUCCESS")

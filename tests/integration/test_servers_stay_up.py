@@ -354,7 +354,8 @@ def test_a_malformed_line_to_the_listener_logs_one_short_line(
     with caplog.at_level(logging.INFO, logger="core"):
         s = socket.create_connection(("127.0.0.1", listener.listener.port), timeout=T)
         try:
-            s.sendall(b"\x01garbage" * 5000)  # 45,000 bytes and no newline
+            # a P2P line (it starts with a letter: core.p2p.sniff), 45,001 bytes, no newline
+            s.sendall(b"G" + b"\x01garbage" * 5000)
             assert s.recv(100) == b""  # dropped without an ERROR (spec 2.1)
         finally:
             s.close()
