@@ -433,7 +433,19 @@ class Core:
         if op == "xmpp-logout":
             await self.xmpp_logout()
             return {"ok": True}
+        if op == "devices-changed":  # `annexsync pair` paired or forgot a device (issue 14)
+            await self.devices_changed()
+            return {"ok": True}
         return {"ok": False, "error": f"unknown request {op!r}"}
+
+    async def devices_changed(self) -> None:
+        """The paired records and remotes changed outside this process: read them
+        now, and reconnect every folder's remotes so a new device syncs at once."""
+        await self.hub.reload()
+        for w in list(self._workers.values()):
+            with contextlib.suppress(CoreError):
+                await w.refresh_facts()
+            w.desync_all()
 
     async def _handover(self, argv: list[str], cwd: Path) -> None:
         """A second launch: its repository arguments are added; the rest goes to the front end."""

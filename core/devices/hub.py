@@ -256,19 +256,26 @@ class DeviceHub:
     def refresh(self) -> None:
         self._refresh.set()
 
+    async def reload(self) -> None:
+        """Read the paired records again and probe their LAN listeners, now (the
+        refresher does it every ``devices_refresh``; a pairing or forget made by
+        the command line asks for it through the instance socket)."""
+        if self.store is None:
+            return
+        try:
+            self._records = await run_blocking(self.store.records)
+            self._owed = await run_blocking(_owed, self._records)
+            if self.pushes is not None:  # pushes
+                self.pushes.set_records(self._records)
+            self._lan_up = {r.device_id for r in self._records
+                            if r.transports.lan and await lan_answers(r.transports.lan)}
+        except CoreError as e:
+            logger.warning("paired devices: %s", e)
+        self.on_change()
+
     async def _refresher(self) -> None:
         while True:
-            assert self.store is not None
-            try:
-                self._records = await run_blocking(self.store.records)
-                self._owed = await run_blocking(_owed, self._records)
-                if self.pushes is not None:  # pushes
-                    self.pushes.set_records(self._records)
-                self._lan_up = {r.device_id for r in self._records
-                                if r.transports.lan and await lan_answers(r.transports.lan)}
-            except CoreError as e:
-                logger.warning("paired devices: %s", e)
-            self.on_change()
+            await self.reload()
             self._refresh.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.timings.devices_refresh):

@@ -132,6 +132,20 @@ def _outcome(coro: Any) -> int:
     return 0
 
 
+def _tell_instance(args: argparse.Namespace) -> None:
+    """A running annexsync reads the changed records at once (it would within
+    ``devices_refresh`` anyway), so the first sync with a new device starts now."""
+    from core.instance import request
+    from core.settings import resolve_config_dir
+
+    try:
+        request(resolve_config_dir(getattr(args, "config_dir", None)), {"op": "devices-changed"},
+                timeout=30.0)
+    except CoreError as e:
+        print(f"annexsync: the running annexsync will notice within a minute ({e})",
+              file=sys.stderr)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     import segno
 
@@ -150,11 +164,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"listening on {host or '0.0.0.0'}:{port}", flush=True)
 
     if args.xmpp is not None:
-        return _outcome(_show_xmpp(window, ctx, args.xmpp or None))
-
-    return _outcome(show(window, ctx.hello(), ctx.storage(), host=ctx.interface,
-                         on_listening=listening, report=_say,
-                         announce=not args.no_announce, **ctx.options()))  # fmt: skip
+        exit_code = _outcome(_show_xmpp(window, ctx, args.xmpp or None))
+    else:
+        exit_code = _outcome(show(window, ctx.hello(), ctx.storage(), host=ctx.interface,
+                              on_listening=listening, report=_say,
+                              announce=not args.no_announce, **ctx.options()))  # fmt: skip
+    if exit_code == 0:
+        _tell_instance(args)
+    return exit_code
 
 
 async def _show_xmpp(window: Any, ctx: _Context, friend: str | None) -> Any:
@@ -190,8 +207,12 @@ def cmd_join(args: argparse.Namespace) -> int:
     ctx = _Context(args)
     machine = PairingMachine.joiner(code, ctx.hello())
     if args.xmpp is not None:
-        return _outcome(_join_xmpp(machine, ctx, args.xmpp or None))
-    return _outcome(_join(code.nameplate, machine, ctx, targets))
+        exit_code = _outcome(_join_xmpp(machine, ctx, args.xmpp or None))
+    else:
+        exit_code = _outcome(_join(code.nameplate, machine, ctx, targets))
+    if exit_code == 0:
+        _tell_instance(args)
+    return exit_code
 
 
 async def _join_xmpp(machine: Any, ctx: _Context, friend: str | None) -> Any:
@@ -244,5 +265,6 @@ def cmd_forget(args: argparse.Namespace) -> int:
         why = "no paired device" if not found else "several paired devices"
         raise CoreError(f"{why} named {args.device!r}; use its device id (annexsync pair list)")
     store.forget(found[0].device_id)
+    _tell_instance(args)
     print(f"annexsync: forgot {found[0].name} ({found[0].device_id}): its key, record and remotes")
     return 0

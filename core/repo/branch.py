@@ -54,6 +54,7 @@ from dulwich.repo import Repo
 
 from core import gitlock
 from core.errors import DiskFull, GitLockHeld, UnsupportedRepository
+from core.repo.dirs import annex_dirs
 from core.repo.identity import commit_identity
 from core.repo.logs import union_blob
 from core.repo.objects import disk_full_as_error
@@ -132,7 +133,7 @@ class _JournalLock:
     def held(self) -> Iterator[None]:
         with self.thread_lock:
             if self.depth == 0:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                annex_dirs(self.path.parent)
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
                 fcntl.lockf(self.fd, fcntl.LOCK_EX)
             self.depth += 1
@@ -339,8 +340,8 @@ class AnnexBranch:
         if not pending:
             return
         tmpdir = self.annexdir / "othertmp"
-        tmpdir.mkdir(parents=True, exist_ok=True)
-        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        annex_dirs(tmpdir)
+        annex_dirs(self.journal_dir)
         for path, data in pending.items():
             fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="journal.")
             try:
@@ -646,7 +647,7 @@ class AnnexBranch:
         lines = {f"{s.decode()}\t{r.decode()}" for s, r in self._merged_record()}
         lines |= {f"{s.decode()}\t{r.decode()}" for r, s in refs}
         tmpdir = self.annexdir / "othertmp"
-        tmpdir.mkdir(parents=True, exist_ok=True)
+        annex_dirs(tmpdir)
         fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="mergedrefs.")
         with os.fdopen(fd, "w") as f:
             f.write("".join(line + "\n" for line in sorted(lines)))

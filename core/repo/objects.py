@@ -47,6 +47,7 @@ from typing import BinaryIO
 
 from core.errors import ContentMissing, ContentVerifyError, DiskFull, DiskReserveError, RepoError
 from core.repo import transfers
+from core.repo.dirs import annex_dirs
 from core.repo.key import Hasher, Key
 from core.repo.lockpool import Held, LockBusy, hold
 
@@ -174,7 +175,7 @@ class ObjectStore:
 
     def check_reserve(self, needed: int) -> None:
         """Raise DiskReserveError unless ``needed`` bytes fit above the reserve."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        annex_dirs(self.root)
         st = os.statvfs(self.root)
         free = st.f_bavail * st.f_frsize
         if needed + self.disk_reserve > free:
@@ -188,7 +189,7 @@ class ObjectStore:
             if move_in is not None:
                 move_in.unlink()
             return dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        annex_dirs(dest.parent)
         dest.parent.chmod(0o755)
         try:
             if move_in is not None:
@@ -388,7 +389,7 @@ class Incoming:
             DiskReserveError: the rest would not fit above annex.diskreserve.
         """
         self._take_lock()
-        self.store.tmp.mkdir(parents=True, exist_ok=True)
+        annex_dirs(self.store.tmp)
         have = self.offset
         start = have if offset is None else min(offset, have)
         if self.key.size is not None:

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import TransferBusy
+from core.repo.dirs import annex_dirs
 from core.repo.key import Key
 from core.repo.lockpool import LockBusy, hold
 
@@ -69,7 +70,7 @@ def transfer(
     info = info_path(gitdir, direction, uuid, key)
     with contextlib.ExitStack() as stack:
         for p in lock_paths(gitdir, direction, uuid, key):
-            p.parent.mkdir(parents=True, exist_ok=True)
+            annex_dirs(p.parent)
             try:
                 stack.enter_context(hold(p, exclusive=True, unlink=True))
             except LockBusy:

@@ -19,6 +19,7 @@ K = Key.parse("SHA256E-s12--" + hashlib.sha256(DATA).hexdigest() + ".txt")
 
 
 def store(tmp_path: Path, bare: bool = False) -> ObjectStore:
+    (tmp_path / ".git").mkdir(exist_ok=True)  # a repository's git directory exists
     return ObjectStore(tmp_path / ".git", bare=bare, disk_reserve=0)
 
 
@@ -110,6 +111,7 @@ def test_lock_conflicts_with_other_process(tmp_path: Path) -> None:
 
 
 def test_disk_reserve(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir(exist_ok=True)
     s = ObjectStore(tmp_path / ".git", bare=False, disk_reserve=10**18)
     big = Key.parse("SHA256-s100--" + "0" * 64)
     with s.incoming(big) as inc, pytest.raises(DiskReserveError):
