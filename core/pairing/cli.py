@@ -58,9 +58,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fg = ps.add_parser("forget", help="forget a paired device (its key, record and remotes)")
     fg.add_argument("device", metavar="DEVICE", help="its name or device id")
     fg.set_defaults(func=cmd_forget)
+    # the names for the same two commands
+    dv = sub.add_parser("devices", help="list the paired devices (as `pair list`)")
+    dv.add_argument("--config-dir", type=Path, default=argparse.SUPPRESS)
+    dv.add_argument("--json", action="store_true")
+    dv.set_defaults(func=cmd_list)
+    fo = sub.add_parser("forget", help="forget a paired device (as `pair forget`)")
+    fo.add_argument("--config-dir", type=Path, default=argparse.SUPPRESS)
+    fo.add_argument("device", metavar="DEVICE", help="its name or device id")
+    fo.set_defaults(func=cmd_forget)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lan", action="store_true", help="over the LAN (the default)")
+    p.add_argument("--to", metavar="JID", help="over XMPP with this friend (as --xmpp JID)")
     p.add_argument("--repo", action="append", type=Path, default=[], metavar="PATH",
                    help="a repository to share (repeat; the same number, in the same order, "
                         "on both devices)")
@@ -163,8 +174,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     def listening(host: str, port: int) -> None:
         print(f"listening on {host or '0.0.0.0'}:{port}", flush=True)
 
-    if args.xmpp is not None:
-        exit_code = _outcome(_show_xmpp(window, ctx, args.xmpp or None))
+    if args.xmpp is not None or args.to:
+        exit_code = _outcome(_show_xmpp(window, ctx, args.to or args.xmpp or None))
     else:
         exit_code = _outcome(show(window, ctx.hello(), ctx.storage(), host=ctx.interface,
                               on_listening=listening, report=_say,
@@ -206,8 +217,8 @@ def cmd_join(args: argparse.Namespace) -> int:
         raise CoreError(str(e)) from None
     ctx = _Context(args)
     machine = PairingMachine.joiner(code, ctx.hello())
-    if args.xmpp is not None:
-        exit_code = _outcome(_join_xmpp(machine, ctx, args.xmpp or None))
+    if args.xmpp is not None or args.to:
+        exit_code = _outcome(_join_xmpp(machine, ctx, args.to or args.xmpp or None))
     else:
         exit_code = _outcome(_join(code.nameplate, machine, ctx, targets))
     if exit_code == 0:

@@ -57,10 +57,10 @@ def test_pushes_view_shows_the_countdown_then_the_outcome(
     repo_b = make_repo(tmp_path / "repo-b", {"b.txt": "b"})
     app = make_app("a", core=core_a, show=False)
     run(core_a.add_repository(str(repo_a), create=False))  # a folder synced: not first-run setup
-    wait(lambda: core_a.hub.identity is not None and core_b.hub.identity is not None, 10)
+    wait(lambda: core_a.hub.identity is not None and core_b.hub.identity is not None, 30)
     _pair(core_a, core_b, repo_a, repo_b, "desk", alice)
     _pair(core_b, core_a, repo_b, repo_a, "lap", alice)
-    wait(lambda: all(any(d.paired for d in c.status.devices) for c in (core_a, core_b)), 10)
+    wait(lambda: all(any(d.paired for d in c.status.devices) for c in (core_a, core_b)), 30)
     run(core_b.xmpp_login(alice, "alice-pw", **where))
     run(core_a.xmpp_login(alice, "alice-pw", **where))
     window = app.open_window()
@@ -69,11 +69,11 @@ def test_pushes_view_shows_the_countdown_then_the_outcome(
     def row() -> list[str] | None:
         return next((r for r in view.texts() if r[1] == "sending to"), None)
 
-    wait(lambda: (r := row()) is not None and "block acknowledgement" in r[2], 20, "a push waiting")
+    wait(lambda: (r := row()) is not None and "block acknowledgement" in r[2], 40, "a push waiting")
     first = row()
     assert first is not None and first[0] == "desk"
     assert first[2].startswith("waiting for block acknowledgement, times out in "), first
-    wait(lambda: (r := row()) is not None and r[2] != first[2], 5, "the countdown moves")
+    wait(lambda: (r := row()) is not None and r[2] != first[2], 30, "the countdown moves")
     assert app.core.status.health(app.bridge.now()) is Health.SYNCING
     tip = app.tray.icon.toolTip()
     assert "push to desk: running, waiting for block acknowledgement, times out in" in tip, tip
@@ -82,9 +82,9 @@ def test_pushes_view_shows_the_countdown_then_the_outcome(
     assert any("desk: sending, waiting for block acknowledgement, times out in" in t for t in lines), lines
 
     release.set()
-    wait(lambda: (r := row()) is not None and r[2].startswith("failed"), 10, "the outcome")
+    wait(lambda: (r := row()) is not None and r[2].startswith("failed"), 30, "the outcome")
     assert row() == ["desk", "sending to", "failed: the device stopped answering", "", row()[4]]  # type: ignore[index]
-    wait(lambda: "push to desk: failed (the device stopped answering)" in app.tray.icon.toolTip(), 5)
+    wait(lambda: "push to desk: failed (the device stopped answering)" in app.tray.icon.toolTip(), 30)
     assert app.tray.health is Health.WAITING
     app.tray.rebuild_menu()
     lines = [a.text() for a in app.tray.menu.findChildren(QAction) if a.objectName().startswith("action-push-")]

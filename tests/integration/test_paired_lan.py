@@ -194,3 +194,40 @@ def test_the_daemons_sync_with_a_paired_lan_device_by_themselves(
             thread.run(core.stop(), 30)
             fut.result(30)  # type: ignore[attr-defined]
             thread.stop()
+
+
+def test_pairing_while_the_daemons_run_syncs_at_once(
+        lan_devices: tuple[Device, Device, int, int]) -> None:  # fmt: skip
+    """Both daemons already run when the devices pair: ``annexsync pair`` tells
+    each running instance (``devices-changed`` on the instance socket), which
+    reads the new record and remotes at once -- not at its next records refresh
+    (set to ten minutes here) -- so a file written next arrives on the other side."""
+    import asyncio
+    import dataclasses
+
+    from core.api import Core
+    from core.devices.remote import LoopThread
+    from tests.integration.paired_helpers import FAST, has_content
+
+    laptop, desk, laptop_port, desk_port = lan_devices
+    slow = dataclasses.replace(FAST, devices_refresh=600.0)
+    running: list[tuple[Core, LoopThread, object]] = []
+    try:
+        for dev, port in ((laptop, laptop_port), (desk, desk_port)):
+            thread = LoopThread(f"daemon {dev.name}")
+            core = Core(dev.config, timings=slow)
+            running.append((core, thread,
+                            asyncio.run_coroutine_threadsafe(core.run(), thread.loop)))
+            wait(lambda port=port: answers(port), 20, f"{dev.name}'s listener")  # type: ignore[misc]
+        proc, code, where = start_show(laptop, "--timeout", "30", "--no-announce")
+        joined = desk.run("pair", "join", code, "--host", where, "--repo", str(desk.repo))
+        assert (joined.returncode, finish(proc)[0]) == (0, 0), joined.stdout + joined.stderr
+        data = os.urandom(100_000)
+        (laptop.repo / "after.bin").write_bytes(data)  # laptop's daemon adds and commits it
+        wait(lambda: "after.bin" in head_files(desk.repo) and has_content(desk.repo, "after.bin"),
+             40, "the file written after pairing, with its content, on desk")  # fmt: skip
+    finally:
+        for core, thread, fut in running:
+            thread.run(core.stop(), 30)
+            fut.result(30)  # type: ignore[attr-defined]
+            thread.stop()

@@ -199,6 +199,7 @@ def test_two_processes_pair_by_dns_sd_on_loopback_and_then_open_a_session(
     assert asyncio.run(noise_session(laptop, desk)) == (b"ping!", b"hello")
     listed = json.loads(desk.run("pair", "list", "--json").stdout)
     assert [d["name"] for d in listed] == ["laptop"]
+    assert json.loads(laptop.run("devices", "--json").stdout)[0]["name"] == "desk"
 
 
 def test_pairing_with_host_and_no_announcement(devices: tuple[Device, Device]) -> None:
@@ -265,7 +266,7 @@ def test_forget_removes_record_secret_and_remote(devices: tuple[Device, Device])
     assert finish(proc)[0] == 0
     ida = load_identity(laptop.config)
     assert ida is not None
-    out = desk.run("pair", "forget", "laptop")
+    out = desk.run("forget", "laptop")  # the name for `pair forget`
     assert out.returncode == 0 and "forgot laptop" in out.stdout
     assert desk.store().records() == [] and desk.store().secret(ida.device_id) is None
     assert "annexsync::paired" not in git(desk.repo, "config", "--list")
