@@ -168,10 +168,14 @@ class GatewaySession(Session):
     """One client connection to a cluster UUID (see the module docstring)."""
 
     def __init__(self, served: ServedRepo, channel: Channel, target: ClusterTarget, *,
-                 open_timeout: float = OPEN_TIMEOUT, **kwargs: object) -> None:  # fmt: skip
+                 open_timeout: float = OPEN_TIMEOUT, node_jobs: int | None = None,
+                 **kwargs: object) -> None:  # fmt: skip
+        """``node_jobs``: at most this many nodes talked to at once (p2phttp's
+        ``--clusterjobs``); None: every node of a request at once."""
         super().__init__(served, channel, **kwargs)  # type: ignore[arg-type]
         self.target = target
         self.open_timeout = open_timeout
+        self._slots = asyncio.Semaphore(node_jobs) if node_jobs else None
         self._nodes: dict[str, P2PClient | NodeResult] = {}  # open, or why not
         self._gput: _Put | None = None
         self._get_node: P2PClient | None = None
@@ -214,6 +218,10 @@ class GatewaySession(Session):
         out: dict[str, NodeResult] = {}
 
         async def one(node: Node) -> None:
+            async with self._slots or contextlib.nullcontext():
+                await each_node(node)
+
+        async def each_node(node: Node) -> None:
             client = await self._open(node)
             if isinstance(client, NodeResult):
                 out[node.uuid] = client

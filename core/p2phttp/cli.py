@@ -11,8 +11,13 @@ unchanged.  Differences, on purpose:
 - ``--port 0`` picks a free port; the address actually bound is printed on
   stderr (``p2phttp listening on http://HOST:PORT``), which tests and the
   benchmark read.
-- ``--cpus``, ``--proxyconnections`` and ``--clusterjobs`` are accepted and
-  have no effect yet (no proxying or clusters here).
+- ``--cpus`` is accepted and has no effect.
+- Clusters and proxied local repositories are served (``proxy``).
+  ``--proxyconnections`` (idle connections kept per cluster) defaults to
+  ``-J`` rather than 1, so a client running ``-J`` jobs does not start new
+  node processes for every request; ``--clusterjobs`` (nodes talked to at
+  once per request) defaults to every node of the request rather than 1:
+  a PUT fans out in parallel (issue 17).  Given, both are honoured.
 """
 
 from __future__ import annotations
@@ -66,8 +71,10 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--unauth-nolocking", action="store_true")
     sp.add_argument("--wideopen", action="store_true")
     sp.add_argument("--lockedfiles", type=int, default=100)
-    sp.add_argument("--proxyconnections", type=int, default=1)
-    sp.add_argument("--clusterjobs", type=int, default=1)
+    sp.add_argument("--proxyconnections", type=_positive, default=None,
+                    help="idle connections kept per cluster (default: -J)")
+    sp.add_argument("--clusterjobs", type=_positive, default=None,
+                    help="nodes talked to at once per request (default: all)")
     sp.add_argument("--directory", type=Path, action="append", default=[])
     sp.set_defaults(func=cmd_p2phttp)
 
@@ -80,6 +87,13 @@ def _jobs(text: str) -> int:
     n = int(text)
     if n < 1:
         raise argparse.ArgumentTypeError("jobs must be at least 1")
+    return n
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
     return n
 
 
@@ -129,7 +143,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         repo.close()
     return Settings(repositories=repositories, directories=directories, policy=policy,
                     https=args.certfile is not None, jobs=jobs,
-                    locked_files=args.lockedfiles)  # fmt: skip
+                    locked_files=args.lockedfiles, proxy_connections=args.proxyconnections,
+                    cluster_jobs=args.clusterjobs)  # fmt: skip
 
 
 async def serve(args: argparse.Namespace) -> int:

@@ -84,11 +84,14 @@ from typing import BinaryIO, TypeVar
 from aiohttp import HttpVersion11, web
 
 from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
+from core.p2p.gateway import cluster_target, local_node_path
 from core.p2p.limits import Pace, one_line
 from core.p2p.serving import ServedRepo, monotonic_seconds
 from core.p2phttp import models as m
+from core.p2phttp import proxy
 from core.p2phttp.auth import Access, AuthPolicy
 from core.p2phttp.gate import Gate, default_max_connections, http_logger, listen
+from core.p2phttp.proxy import ClusterPool, SessionHost
 from core.repo import transfers
 from core.repo.key import Key
 from core.repo.objects import ContentLocked
@@ -124,6 +127,8 @@ class Settings:
     header_timeout: float = HEADER_TIMEOUT
     max_connections: int | None = None  # None: what the descriptor limit allows
     clock: Callable[[], int] = monotonic_seconds
+    proxy_connections: int | None = None  # idle ones kept per cluster; None: ``jobs``
+    cluster_jobs: int | None = None  # nodes at once per request; None: all of them
 
     def pace(self) -> Pace:
         """The pace one transfer must keep, starting now (on the running loop's clock)."""
@@ -169,9 +174,11 @@ def find_repositories(top: Path) -> list[Path]:
 class Repositories:
     """UUID -> ``Served``; with directories, rescanned on an unknown UUID (spec 2.2)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, host: SessionHost | None = None) -> None:
         self.settings = settings
+        self.host = host or SessionHost()
         self._by_uuid: dict[str, Served] = {}
+        self._clusters: dict[str, ClusterPool] = {}
         self._scan_lock = asyncio.Lock()
         self._scans = 0
 
@@ -184,8 +191,46 @@ class Repositories:
         except RepoError as e:
             logger.info("not serving %s: %s", path, e)
             return
-        self._by_uuid[repo.uuid] = Served(repo, self.settings.jobs, self.settings.clock)
+        self._serve(repo)
         logger.info("serving %s (%s)", path, repo.uuid)
+
+    def _serve(self, repo: AnnexRepo) -> None:
+        served = Served(repo, self.settings.jobs, self.settings.clock)
+        self._by_uuid[repo.uuid] = served
+        self._add_proxied(served)
+
+    def _add_proxied(self, gateway: Served) -> None:
+        """What ``gateway`` proxies, as its p2pstdio serves it (clusters.md 5.1,
+        10): its clusters through ``proxy.ClusterPool``, proxied local
+        repositories directly.  Only UUIDs in its own proxy.log entry."""
+        repo = gateway.repo
+        try:
+            proxied = {p.uuid for p in repo.state.proxies().get(repo.uuid, frozenset())}
+        except CoreError as e:
+            logger.warning("%s: cannot read proxy.log: %s", repo.path, e)
+            return
+        s = self.settings
+        for uuid in sorted(proxied - self._by_uuid.keys() - self._clusters.keys()):
+            if cluster_target(repo, uuid) is not None:
+                self._clusters[uuid] = ClusterPool(
+                    gateway.served, uuid, self.host, keep=s.proxy_connections or s.jobs,
+                    node_jobs=s.cluster_jobs)  # fmt: skip
+                logger.info("serving cluster %s through %s", uuid, repo.path)
+                continue
+            path = local_node_path(repo, uuid)
+            if path is None:
+                logger.info("not proxying %s: only clusters and local repositories are", uuid)
+                continue
+            try:
+                node = AnnexRepo.open(path, auto_init=False)
+            except RepoError as e:
+                logger.info("not proxying %s at %s: %s", uuid, path, e)
+                continue
+            if node.uuid != uuid:
+                node.close()
+                continue
+            self._by_uuid[uuid] = Served(node, s.jobs, s.clock)
+            logger.info("proxying %s (%s)", path, uuid)
 
     def _scan(self) -> None:
         for top in self.settings.directories:
@@ -195,26 +240,33 @@ class Repositories:
     def open_initial(self) -> None:
         """Open the single repositories and scan the directories (blocking)."""
         for path in self.settings.repositories:
-            repo = AnnexRepo.open(path, auto_init=False)
-            self._by_uuid[repo.uuid] = Served(repo, self.settings.jobs, self.settings.clock)
+            self._serve(AnnexRepo.open(path, auto_init=False))
         self._scan()
 
-    async def lookup(self, uuid: str) -> Served:
+    async def lookup(self, uuid: str) -> Served | ClusterPool:
         """Raises: HttpError 404 when no repository has this UUID."""
-        found = self._by_uuid.get(uuid)
+        found: Served | ClusterPool | None = self._by_uuid.get(uuid) or self._clusters.get(uuid)
         if found is None and self.settings.directories:
             seen = self._scans
             async with self._scan_lock:
                 if self._scans == seen:  # nobody scanned while we waited
                     await asyncio.to_thread(self._scan)
                     self._scans += 1
-            found = self._by_uuid.get(uuid)
+            found = self._by_uuid.get(uuid) or self._clusters.get(uuid)
         if found is None:
             raise m.HttpError(404)
         return found
 
     def all(self) -> list[Served]:
         return list(self._by_uuid.values())
+
+    async def aclose(self) -> None:
+        """Close the pools, stop their sessions, then close the repositories."""
+        for pool in self._clusters.values():
+            await pool.aclose()
+        self._clusters.clear()
+        await self.host.aclose()
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         for s in self._by_uuid.values():
@@ -308,6 +360,7 @@ def make_app(settings: Settings, repos: Repositories | None = None) -> web.Appli
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     repos, locks = app[REPOS], app[LOCKS]
+    await repos.host.start()
     if not repos.all():
         await asyncio.to_thread(repos.open_initial)
     reaper = asyncio.get_running_loop().create_task(_reap(locks), name="p2phttp-lock-reaper")
@@ -318,7 +371,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
         await locks.release_all()
-        await asyncio.to_thread(repos.close)
+        await repos.aclose()
 
 
 async def _reap(locks: LockTable) -> None:
@@ -353,6 +406,8 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         )
         if req.op is m.Op.KEEPLOCKED:
             return await _keeplocked(request, req)
+        if isinstance(served, ClusterPool):
+            return await proxy.handle(request, req, served, app[SETTINGS])
         return await HANDLERS[req.op](request, req, served, access)
     except m.HttpError as e:
         return web.Response(status=e.status, text=e.text or None, headers=e.headers)

@@ -1,0 +1,373 @@
+"""Clusters over the P2P HTTP API: ``annexsync p2phttp`` as a cluster gateway.
+
+Spec: clusters.md 10 (p2phttp serving of proxied and cluster UUIDs), 5
+(the gateway's rules), p2phttp.md 5 (the endpoints).
+
+Theory of operation
+-------------------
+git-annex's p2phttp turns each request for a cluster UUID into the P2P
+exchange the line protocol would run, on a pooled proxy connection
+(clusters.md 10).  We do the same, in process: a ``ClusterPool`` holds P2P
+client connections to ``core.p2p.gateway.GatewaySession``s running in this
+process, each joined to its session by a socket pair.  Every gateway rule
+(which nodes, the answers, the gateway's location log, nodes that are down)
+is therefore the one ``gateway`` and ``fanout`` implement for p2pstdio, not a
+second copy; this module only translates HTTP to P2P and back.
+
+- The sessions are tasks of ``SessionHost``'s TaskGroup, one long task the
+  app's cleanup context starts and cancels (style 5: every task has an
+  owner).  A session that fails ends alone; its client sees the connection
+  close.
+- A request takes a connection from the pool and gives it back idle when
+  the exchange completed in step, up to ``keep`` idle ones
+  (``--proxyconnections``); any other end closes it, and its session closes
+  its node connections.  An idle connection keeps its node connections open,
+  so the client's checkpresent, putoffset and put of one file cost no new
+  node processes.
+- Every wait is bounded: reads from the session by ``READ_TIMEOUT`` (longer
+  than a node's own reply timeout, so a slow node is given up by the
+  session, which then answers), the request body by the server's pace.
+
+Request -> exchange (answers shaped per API version by ``models``):
+
+- ``checkpresent``: CHECKPRESENT.
+- ``key``: GET; ``DATA n`` gives ``X-git-annex-data-length``, the last byte
+  is held back until VALID and left out on INVALID (p2phttp.md 5.2);
+  ``DATA 0`` + INVALID (no node has it) is the empty 200 git-annex sends.
+- ``putoffset``: PUT, then the PUT is abandoned with ``DATA 0`` + INVALID
+  (what git-annex's gateway does, clusters.md 10); ALREADY-HAVE(-PLUS):
+  ``alreadyhave``.
+- ``put``: PUT, ``DATA`` from the body (skipping what the nodes already
+  hold), VALID only when the body had exactly ``X-git-annex-data-length``
+  bytes; a body cut short closes the connection, which abandons the PUT at
+  every node (their partial files stay for resume).  ``data-present``:
+  DATA-PRESENT.
+- ``remove``: REMOVE.  ``remove-before``: GETTIMESTAMP, then REMOVE-BEFORE on
+  the same connection, so the session translates the client's deadline to
+  each node's clock with fresh readings (clusters.md 5.8).
+- ``gettimestamp``: the gateway's own clock, as a gateway answers (5.8).
+- ``lockcontent``: ``{"locked":false}`` without asking anyone (5.9: lock a
+  node, not the cluster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import HttpVersion11, web
+
+from core.errors import CoreError, RemoteRefused
+from core.p2p.events import PAUSED, Payload, PayloadEnd
+from core.p2p.gateway import GatewaySession, cluster_target
+from core.p2p.messages import (
+    AlreadyHave,
+    AlreadyHavePlus,
+    Data,
+    DataPresent,
+    Failure,
+    FailurePlus,
+    Get,
+    Invalid,
+    Message,
+    Put,
+    PutFrom,
+    Success,
+    SuccessPlus,
+    Valid,
+)
+from core.p2p.remote import P2PClient
+from core.p2p.runtime import Channel
+from core.p2p.serving import ServedRepo, new_server_connection
+from core.p2p.transport import Link
+from core.p2phttp import models as m
+from core.repo.key import Key
+
+if TYPE_CHECKING:
+    from core.p2phttp.server import Settings
+
+logger = logging.getLogger(__name__)
+
+READ_TIMEOUT = 300.0  # a reply from the session: above the gateway's node timeouts
+BODY_CHUNK = 1 << 20
+
+
+class SessionHost:
+    """Owns the in-process gateway sessions: one task holding a TaskGroup."""
+
+    def __init__(self) -> None:
+        self._tg: asyncio.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="p2phttp-sessions")
+        await self._ready.wait()
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            self._ready.set()
+            await asyncio.Future()  # until cancelled by aclose
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as a child; its failure is logged and ends only it.
+
+        Raises:
+            CoreError: the host is not running (the server is stopping).
+        """
+        if self._tg is None or self._task is None or self._task.done():
+            coro.close()
+            raise CoreError("the server is stopping")
+        self._tg.create_task(_alone(coro, name), name=name)
+
+    async def aclose(self) -> None:
+        """Cancel every session; each closes its node connections in ``finally``."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._tg = None
+
+
+async def _alone(coro: Coroutine[Any, Any, None], name: str) -> None:
+    try:
+        await coro
+    except Exception as e:  # noqa: BLE001 - one session's failure is its own
+        logger.info("%s ended: %s", name, e)
+
+
+class ClusterPool:
+    """Pooled connections to in-process gateway sessions serving one cluster.
+
+    Args:
+        served: the gateway repository (its location log gets the nodes' lines).
+        uuid: the cluster.
+        host: where the sessions run.
+        keep: idle connections kept (``--proxyconnections``).
+        node_jobs: nodes talked to at once per request (``--clusterjobs``).
+    """
+
+    def __init__(self, served: ServedRepo, uuid: str, host: SessionHost, *,
+                 keep: int, node_jobs: int | None) -> None:  # fmt: skip
+        self.served = served
+        self.uuid = uuid
+        self.host = host
+        self.keep = max(keep, 1)
+        self.node_jobs = node_jobs
+        self._idle: list[P2PClient] = []
+
+    async def _open(self) -> P2PClient:
+        """A new session (cluster membership read now, 5.13) and our end of it."""
+        target = await asyncio.to_thread(cluster_target, self.served.repo, self.uuid)
+        if target is None:
+            raise m.HttpError(404)  # no longer a cluster of this gateway
+        ours, theirs = socket.socketpair()
+        sr, sw = await asyncio.open_connection(sock=theirs)
+        cr, cw = await asyncio.open_connection(sock=ours)
+        channel = Channel(new_server_connection(self.served), sr, sw, peer="p2phttp")
+        session = GatewaySession(self.served, channel, target, node_jobs=self.node_jobs)
+        self.host.spawn(session.run(greet=True), f"cluster session {self.uuid}")
+        return await P2PClient.connect(Link(cr, cw, f"cluster {self.uuid}"),
+                                       our_uuid=self.served.uuid, expect_uuid=self.uuid,
+                                       read_timeout=READ_TIMEOUT)  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[P2PClient]:
+        """A connection for one request; back to the pool only if it ended in step."""
+        client = None
+        while self._idle and client is None:
+            c = self._idle.pop()
+            if c.usable:
+                client = c
+            else:
+                await c.aclose()
+        if client is None:
+            client = await self._open()
+        done = False
+        try:
+            yield client
+            done = True
+        finally:
+            if done and client.usable and len(self._idle) < self.keep:
+                self._idle.append(client)
+            else:
+                await client.aclose()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for c in idle:
+            await c.aclose()
+
+
+# --- requests ---------------------------------------------------------------------
+
+
+class _CutShort(Exception):
+    """The client's body ended inside DATA: the connection must not be reused."""
+
+
+async def handle(request: web.Request, req: m.ApiRequest, pool: ClusterPool,
+                 settings: Settings) -> web.StreamResponse:  # fmt: skip
+    """Run one API request against the cluster (module docstring).
+
+    Raises:
+        HttpError: for the server to answer.
+    """
+    if req.op is m.Op.LOCKCONTENT:
+        return _json(m.locked_body(None))
+    if req.op is m.Op.GETTIMESTAMP:
+        return _json(m.timestamp_body(pool.served.clock()))
+    try:
+        async with pool.connection() as c:
+            if req.op is m.Op.KEY:
+                return await _download(request, req, c)
+            return _json(await _exchange(request, req, c, settings))
+    except _CutShort:
+        return _json(m.stored_body(req.api_version, False))
+    except RemoteRefused as e:
+        raise m.HttpError(500, str(e)) from e
+
+
+async def _exchange(request: web.Request, req: m.ApiRequest, c: P2PClient,
+                    settings: Settings) -> m.Json:  # fmt: skip
+    key, v = _key(req), req.api_version
+    if req.op is m.Op.CHECKPRESENT:
+        return m.present_body(await c.check_present(key))
+    if req.op in (m.Op.REMOVE, m.Op.REMOVE_BEFORE):
+        if req.timestamp is not None:
+            await c.timestamp()  # fresh node readings for the translation (5.8)
+        try:
+            removed, plus = await c.remove_plus(key, req.timestamp)
+        except RemoteRefused as e:  # ERROR: nothing removed anywhere
+            logger.info("remove %s from cluster: %s", key, e)
+            removed, plus = False, ()
+        return m.removed_body(v, removed, plus)
+    offer = await _offer(c, req, key)
+    if not isinstance(offer, PutFrom):
+        done = isinstance(offer, (AlreadyHave, AlreadyHavePlus))
+        if req.op is m.Op.PUTOFFSET:
+            return m.offset_body(v, None if done else 0, _plus(offer))
+        return m.stored_body(v, done, _plus(offer))
+    if req.op is m.Op.PUTOFFSET:
+        await c.exchange(Data(0), Invalid())  # the probe's agreed abandon
+        return m.offset_body(v, offer.offset)
+    reply: object
+    if req.data_present:
+        (reply,) = await c.exchange(DataPresent())
+    else:
+        reply = await _send_body(request, req, c, offer.offset, settings)
+    return m.stored_body(v, isinstance(reply, (Success, SuccessPlus)), _plus(reply))
+
+
+async def _offer(c: P2PClient, req: m.ApiRequest, key: Key) -> Message:
+    file = (req.associated_file or "").encode("utf-8", "surrogateescape")
+    (offer,) = await c.exchange(Put(file, key))
+    assert isinstance(offer, Message)
+    return offer
+
+
+async def _send_body(request: web.Request, req: m.ApiRequest, c: P2PClient, have: int,
+                     settings: Settings) -> object:  # fmt: skip
+    """Stream the body from offset ``have`` as DATA; the session's final reply.
+
+    Raises:
+        _CutShort: the body ended early (the connection is then closed,
+            which abandons the PUT at every node).
+    """
+    start, length = req.offset or 0, req.data_length or 0
+    if have < start:  # the nodes lost bytes the body does not repeat
+        await c.exchange(Data(0), Invalid())
+        return Failure()
+    skip = have - start
+    await c.ch.send(Data(max(length - skip, 0)))
+    received = 0
+    pace = settings.pace()
+    loop = asyncio.get_running_loop()
+    while received <= length:
+        try:
+            async with asyncio.timeout_at(pace.deadline()):
+                chunk = await request.content.read(BODY_CHUNK)
+        except Exception as e:  # noqa: BLE001 - a stall or a broken body: cut short
+            logger.info("put %s cut short: %s", req.key, e or type(e).__name__)
+            raise _CutShort from e
+        pace.moved(len(chunk), loop.time())
+        if not chunk:
+            break
+        part = memoryview(chunk)[: max(length - received, 0)]
+        received += len(chunk)
+        if skip:
+            cut = min(skip, len(part))
+            part, skip = part[cut:], skip - cut
+        if part:
+            await c.ch.send(Payload(chunk if len(part) == len(chunk) else bytes(part)))
+    if received < length:
+        raise _CutShort
+    (reply,) = await c.exchange(Valid() if received == length else Invalid())
+    return reply
+
+
+async def _download(request: web.Request, req: m.ApiRequest, c: P2PClient) -> web.StreamResponse:
+    """GET relayed; the body length is the validity signal (p2phttp.md 5.2)."""
+    file = (req.associated_file or "").encode("utf-8", "surrogateescape")
+    await c.ch.send(Get(req.offset or 0, file, _key(req)))
+    first = await c.next()
+    if not isinstance(first, Data):
+        raise RemoteRefused(f"GET from the cluster: unexpected {first!r}")
+    resp = web.StreamResponse(headers={"Content-Type": m.OCTET_STREAM,
+                                       m.DATA_LENGTH: str(first.length)})  # fmt: skip
+    if request.version >= HttpVersion11:
+        resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    try:
+        valid, held = await _relay_payload(c, resp, send=request.method != "HEAD")
+        await c.ch.send(Success() if valid else Failure())
+    except CoreError as e:  # the response has started: all we can do is hang up
+        raise ConnectionError(f"GET from the cluster: {e}") from e
+    if valid and held:
+        await resp.write(held)
+    await resp.write_eof()
+    return resp
+
+
+async def _relay_payload(c: P2PClient, resp: web.StreamResponse, *,
+                         send: bool) -> tuple[bool, bytes]:  # fmt: skip
+    """Write the payload but its last byte; whether VALID came, and that byte."""
+    held = b""
+    while True:
+        ev = await c.next()
+        if not isinstance(ev, Payload):
+            break
+        if send and ev.data:
+            if held:
+                await resp.write(held)
+            await resp.write(memoryview(ev.data)[:-1])
+            held = ev.data[-1:]
+    if await c.next() is not PAUSED:
+        raise RemoteRefused("GET from the cluster: no turn after the data")
+    return isinstance(ev, PayloadEnd) and ev.valid is True, held
+
+
+def _key(req: m.ApiRequest) -> Key:
+    assert req.key is not None
+    return req.key
+
+
+def _plus(reply: object) -> tuple[str, ...]:
+    if isinstance(reply, (SuccessPlus, FailurePlus, AlreadyHavePlus)):
+        return reply.uuids
+    return ()
+
+
+def _json(body: m.Json) -> web.Response:
+    return web.Response(body=m.dump(body), headers={"Content-Type": m.JSON_CONTENT_TYPE})
+
+
+__all__ = ["READ_TIMEOUT", "ClusterPool", "SessionHost", "handle"]
+

@@ -1,0 +1,200 @@
+"""``annexsync p2phttp`` as the cluster gateway of real git-annex clients over HTTP
+(clusters.md 5, 7, 10; issue 17).
+
+The gateway repository and its three nodes are set up with real git-annex
+(``cluster_support``); our p2phttp serves the gateway, the clients are real
+git-annex with ``remote.origin.annexUrl`` pointing at it, and we reach the
+nodes with our own ``p2pstdio``.  Each test starts its own server, so no
+pooled node connection outlives a test.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import annex, git, isolate_home
+from tests.integration.cluster_support import (
+    NODES,
+    Gateway,
+    build_gateway,
+    clone_client,
+    content_path,
+    finish_gateway,
+    logged_lines,
+)
+from tests.integration.test_p2phttp_support import CLIENT_UUID, our_p2phttp
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_home(tmp_path_factory.mktemp("home"), mp)
+        g = build_gateway(tmp_path_factory.mktemp("http"))
+        finish_gateway(g)
+        yield g
+
+
+@pytest.fixture
+def served(gateway: Gateway) -> Iterator[Gateway]:
+    """Our p2phttp serving the gateway for one test (``gateway.port`` set)."""
+    with our_p2phttp(gateway.gw, "--wideopen", "-J4") as server:
+        gateway.port = server.port
+        yield gateway
+
+
+def _client(g: Gateway, where: Path) -> Path:
+    return clone_client(g, where, "http", ours=False)
+
+
+def _add(repo: Path, name: str) -> str:
+    (repo / name).write_text(f"{name} {uuid.uuid4()}\n")
+    annex(repo, "add", "-q", name)
+    git(repo, "commit", "-q", "-m", name)
+    return annex(repo, "lookupkey", name).strip()
+
+
+def _fsck_all(g: Gateway, client: Path) -> None:
+    for repo in (client, g.gw, *(g.root / n for n in NODES)):
+        annex(repo, "fsck", "-q")
+
+
+def _success(out: str) -> bool:
+    return bool(json.loads(out.splitlines()[-1])["success"])
+
+
+def test_copy_get_drop_over_http(served: Gateway, tmp_path: Path) -> None:
+    """Fan-out to every node, logs on both sides as a git-annex gateway
+    writes them (clusters.md 2.4), get back, drop from every node."""
+    g = served
+    client = _client(g, tmp_path / "c")
+    key = _add(client, "f.txt")
+    me = git(client, "config", "annex.uuid").strip()
+    nodes = g.node_uuids()
+
+    annex(client, "copy", "-q", "--to", "origin-mycluster", "f.txt")
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "1")}
+    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "1")  # no cluster line
+    for n in NODES:
+        assert content_path(g.root / n, key) is not None, n
+    assert "(4 copies)" in annex(client, "whereis", "f.txt")
+
+    annex(client, "drop", "-q", "--force", "f.txt")
+    annex(client, "get", "-q", "--from", "origin-mycluster", "f.txt")
+    assert content_path(client, key) is not None
+
+    annex(client, "drop", "-q", "--from", "origin-mycluster", "f.txt")
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "0")}
+    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "0")
+    for n in NODES:
+        assert content_path(g.root / n, key) is None, n
+    _fsck_all(g, client)
+
+
+def test_node_down_and_node_failing_mid_put_over_http(served: Gateway, tmp_path: Path) -> None:
+    """clusters.md 7 done better over HTTP: node1 moved away (unreachable),
+    node3 refusing the data (``annex.diskreserve``: PUT-FROM, DATA, FAILURE);
+    node2 completes; answers and both logs say exactly that."""
+    g = served
+    client = _client(g, tmp_path / "c")
+    me = git(client, "config", "annex.uuid").strip()
+    u1, u2, u3 = (g.uuids[n] for n in NODES)
+    had = _add(client, "had.txt")
+    annex(client, "copy", "-q", "--to", "origin-mycluster", "had.txt")  # on all three
+    key = _add(client, "new.txt")
+    with our_p2phttp(g.gw, "--wideopen", "-J4") as fresh:  # no pooled node1 session
+        git(client, "config", "remote.origin.annexurl",
+            f"annex+http://127.0.0.1:{fresh.port}/git-annex/")  # fmt: skip
+        away = g.root / "node1.away"
+        (g.root / "node1").rename(away)
+        git(g.root / "node3", "config", "annex.diskreserve", "1000000G")
+        try:
+            annex(client, "copy", "-q", "--to", "origin-mycluster", "new.txt")
+            assert logged_lines(client, key) == {me: "1", u2: "1"}
+            assert logged_lines(g.gw, key) == {u2: "1"}
+            assert content_path(g.root / "node3", key) is None
+
+            # get falls back from node1 (first in cost order, unreachable) to node2
+            annex(client, "drop", "-q", "--force", "had.txt")
+            annex(client, "get", "-q", "--from", "origin-mycluster", "had.txt")
+            assert content_path(client, had) is not None
+
+            # a partial drop fails, and both sides log exactly what went
+            out = annex(client, "drop", "--json", "--from", "origin-mycluster", "had.txt",
+                        check=False)  # fmt: skip
+            assert not _success(out)
+            assert logged_lines(g.gw, had) == {u1: "1", u2: "0", u3: "0"}
+            assert logged_lines(client, had) == {me: "1", u1: "1", u2: "0", u3: "0"}
+        finally:
+            away.rename(g.root / "node1")
+            git(g.root / "node3", "config", "--unset", "annex.diskreserve")
+    assert content_path(g.root / "node1", had) is not None  # it was never touched
+    _fsck_all(g, client)
+
+
+def _post(g: Gateway, target: str, path: str, body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    url = f"http://127.0.0.1:{g.port}/git-annex/{target}/{path}"
+    req = urllib.request.Request(url, data=body if body is not None else b"",
+                                 headers=headers or {}, method="POST")  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, dict(resp.headers), resp.read()
+
+
+def _get(g: Gateway, target: str, path: str) -> tuple[dict[str, str], bytes]:
+    url = f"http://127.0.0.1:{g.port}/git-annex/{target}/{path}"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return dict(resp.headers), resp.read()
+
+
+def test_raw_http_answers(served: Gateway) -> None:
+    """clusters.md 10's table, request by request, against our gateway."""
+    import hashlib
+
+    g = served
+    cluster, nodes = g.uuids["mycluster"], [g.uuids[n] for n in NODES]
+    data = f"raw {uuid.uuid4()}\n".encode()
+    key = f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.txt"
+    q = f"key={key}&clientuuid={CLIENT_UUID}"
+
+    def post(path: str, body: bytes | None = None, **headers: str) -> object:
+        status, _, out = _post(g, cluster, path, body, headers)
+        assert status == 200
+        return json.loads(out)
+
+    assert post(f"v4/checkpresent?{q}") == {"present": False}
+    assert _get(g, cluster, f"v4/key/{key}?clientuuid={CLIENT_UUID}")[1] == b""
+    assert post(f"v4/putoffset?{q}") == {"offset": 0}
+    short = {"X-git-annex-data-length": str(len(data))}
+    assert post(f"v4/put?{q}", data[:-1], **short) == {"plusuuids": [], "stored": False}
+    assert post(f"v4/put?{q}&associatedfile=r.txt", data, **short) == {
+        "plusuuids": nodes, "stored": True}  # fmt: skip
+    assert post(f"v4/putoffset?{q}") == {"alreadyhave": True, "plusuuids": nodes}
+    assert post(f"v1/putoffset?{q}") == {"alreadyhave": True}
+    assert post(f"v4/checkpresent?{q}") == {"present": True}
+    headers, body = _get(g, cluster, f"v4/key/{key}?clientuuid={CLIENT_UUID}&offset=3")
+    assert body == data[3:] and headers["X-git-annex-data-length"] == str(len(data) - 3)
+    assert post(f"v4/lockcontent?{q}") == {"locked": False}
+    stamp = post(f"v4/gettimestamp?clientuuid={CLIENT_UUID}")
+    assert isinstance(stamp, dict) and isinstance(stamp["timestamp"], int)
+    expired = stamp["timestamp"] - 1
+    assert post(f"v4/remove-before?{q}&timestamp={expired}") == {"plusuuids": [],
+                                                                  "removed": False}  # fmt: skip
+    assert post(f"v4/checkpresent?{q}") == {"present": True}
+    assert post(f"v4/remove?{q}") == {"plusuuids": nodes, "removed": True}
+    assert post(f"v1/remove?{q}") == {"removed": True}
+    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "0")
+    for n in NODES:
+        assert content_path(g.root / n, key) is None
+    other = "ac111111-2222-8333-4444-555555555555"  # a cluster we are not a gateway of
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _post(g, other, f"v4/checkpresent?{q}")
+    assert e.value.code == 404
