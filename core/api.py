@@ -51,8 +51,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import gitlock, gitops
+from core import clusterview, gitlock, gitops
 from core.activity import ActivityLog
+from core.clusterview import FileCopies
 from core.daemon import jobs
 from core.daemon.alerts import AlertBook
 from core.daemon.jobs import TransferMeter
@@ -675,6 +676,16 @@ class Core:
         w._conflicts_stale = True
         w.kick()
         self.activity(f"Resolved the conflict on {path}")
+
+    async def file_copies(self, repo: str, path: str) -> FileCopies:
+        """Where ``path``'s copies are and whether dropping it here is safe now
+        (numcopies-aware, the drop's own check: ``core.clusterview``).
+
+        Raises:
+            CoreError: no such folder, or ``path`` is not an annexed file.
+        """
+        w = self._worker(repo)
+        return await run_blocking(clusterview.file_copies, w.path, path)
 
     async def update_settings(self, settings: Settings) -> None:
         """Save and apply: slots at once, repositories added or removed."""

@@ -41,10 +41,11 @@ definition of "synced" (issue 18).  The rules, first match wins:
 8. SYNCED     nothing of the above -- so SYNCED never shows while work is
               pending, a peer fails or a folder is missing.
 
-*Peers* are everything health follows besides the local folders: today the
-remotes of every repository and the paired devices; XMPP peers and cluster
-nodes join by giving their status values the ``Peer`` shape (``peer_name``,
-``failure``, ``waiting``) and listing them in ``Status.peers``.
+*Peers* are everything health follows besides the local folders: the
+remotes of every repository, the nodes of its clusters (``NodeStatus``, issue
+17), the paired devices and their pushes; each gives its status value the
+``Peer`` shape (``peer_name``, ``failure``, ``waiting``) and is listed in
+``Status.peers``.
 
 ``to_json``/``status_from_json`` carry a ``Status`` over the instance socket.
 """
@@ -156,6 +157,49 @@ class RemoteStatus:
 
 
 @dataclass(frozen=True)
+class NodeStatus:
+    """One node of a cluster (issue 17): what the location logs say it holds,
+    and whether it answered the last probe (through the gateway, or directly
+    when this repository is the gateway)."""
+
+    name: str  # the remote's name here: ``origin-node1`` through a gateway, ``node1`` at it
+    uuid: str
+    reachable: bool | None = None  # None: not probed (no daemon, or not yet)
+    keys: int = 0
+    bytes: int = 0
+    error: str | None = None  # why the last probe failed, in words
+
+    @property
+    def peer_name(self) -> str:
+        return self.name
+
+    @property
+    def failure(self) -> str | None:
+        """As a remote's: an unreachable node waits, it does not fail."""
+        return self.error if self.reachable is not False else None
+
+    @property
+    def waiting(self) -> bool:
+        return self.reachable is False
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """A cluster this repository uses through a gateway, or is the gateway of."""
+
+    name: str  # its remote's name (``origin-mycluster``), or its name at the gateway
+    uuid: str
+    via: str | None = None  # the gateway remote; None: this repository is the gateway
+    nodes: tuple[NodeStatus, ...] = ()
+    keys: int = 0  # keys on at least one node
+    bytes: int = 0
+
+    @property
+    def reachable_nodes(self) -> int:
+        return sum(1 for n in self.nodes if n.reachable is not False)
+
+
+@dataclass(frozen=True)
 class Conflict:
     repo: str
     path: str  # the original name
@@ -191,6 +235,7 @@ class RepoStatus:
     wanted_note: str | None = None  # its preferred content acts as "present" (spec 10.2)
     # --- issue 18: the folder itself is gone (unplugged drive, moved) ---
     missing: bool = False
+    clusters: tuple[ClusterStatus, ...] = ()  # issue 17
 
     @property
     def problem(self) -> str | None:
@@ -377,8 +422,11 @@ class Status:
     pushes: tuple[PushStatus, ...] = ()  # issue 13: pushes with paired devices
 
     def peers(self) -> tuple[Peer, ...]:
-        """Every peer health follows (module header): remotes, paired devices, pushes."""
-        return (*(rm for r in self.repos for rm in r.remotes), *self.devices, *self.pushes)
+        """Every peer health follows (module header): remotes, cluster nodes,
+        paired devices, pushes."""
+        return (*(rm for r in self.repos for rm in r.remotes),
+                *(n for r in self.repos for c in r.clusters for n in c.nodes),
+                *self.devices, *self.pushes)  # fmt: skip
 
     def failed_pushes(self) -> tuple[PushStatus, ...]:
         return tuple(p for p in self.pushes if p.failed)
@@ -508,6 +556,10 @@ def to_json(status: Status) -> dict[str, Any]:
     return data
 
 
+def _cluster_from_json(c: dict[str, Any]) -> ClusterStatus:
+    return ClusterStatus(**{**c, "nodes": tuple(NodeStatus(**n) for n in c["nodes"])})
+
+
 def status_from_json(data: dict[str, Any]) -> Status:
     """The inverse of ``to_json``.
 
@@ -524,6 +576,7 @@ def status_from_json(data: dict[str, Any]) -> Status:
                 "conflicts": tuple(
                     Conflict(**{**c, "variants": tuple(c["variants"])}) for c in r["conflicts"]
                 ),
+                "clusters": tuple(_cluster_from_json(c) for c in r.get("clusters", ())),
             }
         )
         for r in data["repos"]

@@ -126,3 +126,7 @@ class Actions(QObject):
     def forget_device(self, device_id: str) -> asyncio.Task[Any]:
         """Forget a paired device (its key, record and remotes)."""
         return self.submit("forget device", self.core.forget_device(device_id))
+
+    def file_copies(self, repo: str, path: str) -> asyncio.Task[Any]:
+        """Where a file's copies are and whether a drop here is safe (the cluster view)."""
+        return self.submit("file_copies", self.core.file_copies(repo, path))

@@ -134,6 +134,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {rm.name} ({rm.kind}{via}{nodes}): {rm.state_words()}")
             if rm.wanted_note:
                 print(f"    {rm.wanted_note}")
+        for cl in r.clusters:
+            print(f"  cluster {cl.name}" + (f" via {cl.via}" if cl.via else " (gateway here)")
+                  + f": {cl.keys} keys, {cl.bytes} bytes on "
+                  + f"{cl.reachable_nodes} of {len(cl.nodes)} nodes reachable")
+            for n in cl.nodes:
+                state = {True: "reachable", False: "unreachable", None: "not probed"}[n.reachable]
+                why = f" ({n.error})" if n.error else ""
+                print(f"    {n.name}: {state}{why}, {n.keys} keys, {n.bytes} bytes")
         for c in r.conflicts:
             print(f"  conflict: {c.path}: {', '.join(c.variants)}")
         for t in r.unfinished():
@@ -153,6 +161,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def offline_status(config_dir: Path) -> Status:
     """Status read from the repositories themselves, when no daemon runs."""
+    from core.clusterview import cluster_statuses
     from core.daemon import jobs
 
     repos = []
@@ -172,6 +181,7 @@ def offline_status(config_dir: Path) -> Status:
                               if r.kind is not RemoteKind.PAIRED),
                 conflicts=tuple(Conflict(f.path, p, v) for p, v in sorted(conflicts.items())),
                 wanted_note=f.wanted_notes.get(f.uuid),
+                clusters=cluster_statuses(path, probe_nodes=False),
             ))
         except CoreError as e:
             repos.append(RepoStatus(path=path, uuid="", description="", error=str(e)))

@@ -65,7 +65,7 @@ from typing import Protocol
 
 from watchfiles import Change, awatch
 
-from core import failures, gitlock
+from core import clusterview, failures, gitlock
 from core.daemon import jobs
 from core.daemon.batching import Batcher
 from core.daemon.jobs import TransferMeter
@@ -77,7 +77,7 @@ from core.failures import Failure
 from core.remotes import RemoteInfo, RemoteKind
 from core.remotetypes import PAIRED_PREFIX
 from core.repo.key import Key
-from core.status import Conflict, RemoteStatus, RepoStatus
+from core.status import ClusterStatus, Conflict, RemoteStatus, RepoStatus
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ class RepoWorker:
         self.paired: list[RemoteInfo] = []  # paired devices' remotes, online or not
         self.proxied: tuple[RemoteInfo, ...] = ()  # through a gateway in ``remotes``
         self.cluster_nodes: dict[str, tuple[str, ...]] = {}
+        self.clusters: tuple[ClusterStatus, ...] = ()  # issue 17: nodes probed each reprobe
         self.conflicts: tuple[Conflict, ...] = ()
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
@@ -227,7 +228,7 @@ class RepoWorker:
             transfers=q.transfers(self.path),
             remotes=tuple(r.unknown() if self.missing else r.status() for r in rs)
             + (() if self.missing else self._proxied_status()),
-            missing=self.missing,
+            missing=self.missing, clusters=() if self.missing else self.clusters,
             conflicts=self.conflicts, scanning=self.scanning,
             error=self.error or self._failure_text(),
             merge_error="; ".join(self.merge_errors.values()) or None,
@@ -299,6 +300,7 @@ class RepoWorker:
             tg.create_task(self._watch_tree(), name=f"watch-tree {self.path}")
             tg.create_task(self._watch_refs(), name=f"watch-refs {self.path}")
             tg.create_task(self._loop(), name=f"worker {self.path}")
+            tg.create_task(self.probe_clusters(), name=f"clusters {self.path}")
 
     async def refresh_facts(self) -> None:
         f = await run_blocking(jobs.facts, self.path)
@@ -669,6 +671,7 @@ class RepoWorker:
             return
         with contextlib.suppress(CoreError):
             await self.refresh_facts()
+        await self.probe_clusters()
         for r in list(self.remotes.values()):
             probe = await run_blocking(jobs.remote_reachable, self.path, r.info)
             if probe is True and r.reachable is False:
@@ -681,6 +684,24 @@ class RepoWorker:
         now = self.host.now()
         if now - self.last_reconnect >= self.t.fallback_reconnect:
             self.desync_all()
+
+    async def probe_clusters(self) -> None:
+        """Cluster nodes: what the logs say each holds, and whether it answers
+        (``core.clusterview``); health follows them as it follows remotes."""
+        try:
+            clusters = await run_blocking(clusterview.cluster_statuses, self.path,
+                                          probe_nodes=True)  # fmt: skip
+        except CoreError as e:
+            logger.info("%s: cluster status: %s", self.path, e)
+            return
+        before = {n.name: n.reachable for c in self.clusters for n in c.nodes}
+        for n in (n for c in clusters for n in c.nodes):
+            if n.reachable is False and before.get(n.name) is not False:
+                self.host.activity(f"Waiting for cluster node {n.name}")
+            elif n.reachable and before.get(n.name) is False:
+                self.host.activity(f"cluster node {n.name} is reachable again")
+        self.clusters = clusters
+        self.host.changed()
 
     def desync_all(self) -> None:
         """Network up, resume from sleep, hourly fallback: reconnect every remote (6.2)."""

@@ -1,5 +1,5 @@
 """The main window: folders and their remotes, transfers, conflicts, activity and alerts,
-devices and pushes with them.
+devices and pushes with them, clusters and where a file's copies are.
 
 Three tabs keep it usable at small sizes (it opens at 640×440 and still works
 at 360×300).  Colours come from the palette and state icons, never fixed light
@@ -42,6 +42,7 @@ from gui.bridge import Bridge
 from gui.icons import app_icon, state_icon
 from gui.models.transfers import PROGRESS, PROGRESS_ROLE, BatchProgress, Overall, TransfersModel
 from gui.tray import headline, remote_line
+from gui.widgets.clusters import ClustersView
 from gui.widgets.devices import DevicesView
 from gui.widgets.progress import ProgressDelegate
 from gui.widgets.pushes import PushesView
@@ -89,6 +90,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.devices, self.tr("Devices"))
         self.pushes = PushesView(self.tr, bridge.now)
         self.tabs.addTab(self.pushes, self.tr("Pushes"))
+        self.clusters = ClustersView(self.tr, actions.file_copies)
+        self.tabs.addTab(self.clusters, self.tr("Clusters"))
 
         central = QWidget()
         lay = QVBoxLayout(central)
@@ -245,6 +248,7 @@ class MainWindow(QMainWindow):
         self._fill_list(self.activity, self._activity_lines(status, now))
         self.devices.show_status(status, now)
         self.pushes.show_status(status)
+        self.clusters.show_status(status)
         self.sync_button.setEnabled(bool(status.repos) and not status.paused(now))
         self.open_button.setEnabled(bool(status.repos))
 

@@ -96,6 +96,24 @@ def clone_client(g: Gateway, where: Path, transport: str, ours: bool = True) -> 
     return where
 
 
+def client_of_our_gateway(root: Path, mp: pytest.MonkeyPatch) -> tuple[Gateway, Path]:
+    """The reference gateway served by annexsync over the fake ssh, and a
+    git-annex client of it with two files copied to the cluster (all three
+    nodes) and numcopies 2."""
+    install_fake_ssh(root, mp)
+    g = build_gateway(root)
+    finish_gateway(g)
+    client = clone_client(g, root / "client", "ssh", ours=False)
+    git(client, "config", "remote.origin.annex-shell", "annexsync")
+    for name in ("a.txt", "b.txt"):
+        (client / name).write_text(f"{name} in the cluster\n")
+    annex(client, "add", "-q", ".")
+    git(client, "commit", "-q", "-m", "two files")
+    annex(client, "copy", "-q", "--to", "origin-mycluster", ".")
+    annex(client, "numcopies", "2")
+    return g, client
+
+
 def present_uuids(repo: Path, key: str) -> set[str]:
     """What the location log in ``repo`` says, read by real git-annex."""
     out = annex(repo, "whereis", "--key", key, "--json")
@@ -120,5 +138,6 @@ def content_path(repo: Path, key: str) -> Path | None:
     return repo / out if out else None
 
 
-__all__ = ["NODES", "Gateway", "build_gateway", "clone_client", "content_path", "finish_gateway",
+__all__ = ["NODES", "Gateway", "build_gateway", "client_of_our_gateway", "clone_client",
+           "content_path", "finish_gateway",
            "logged_lines", "present_uuids", "running_gateway", "uuid_of"]  # fmt: skip

@@ -194,6 +194,8 @@ def test_raw_http_answers(served: Gateway) -> None:
     assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "0")
     for n in NODES:
         assert content_path(g.root / n, key) is None
+    extra = g.uuids["extra"]  # a proxied local repository, served as it is
+    assert json.loads(_post(g, extra, f"v4/checkpresent?{q}")[2]) == {"present": False}
     other = "ac111111-2222-8333-4444-555555555555"  # a cluster we are not a gateway of
     with pytest.raises(urllib.error.HTTPError) as e:
         _post(g, other, f"v4/checkpresent?{q}")
