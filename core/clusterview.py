@@ -31,6 +31,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from core import failures
 from core.errors import CoreError, DropRefused
 from core.ops.files import annexed_files
 from core.proxied import nodes_of
@@ -91,11 +92,14 @@ def _holdings(repo: AnnexRepo, uuids: set[str]) -> dict[str, tuple[int, int]]:
 
 
 def probe(repo: AnnexRepo, info: RemoteInfo) -> str | None:
-    """None when the node answers; else why not, in words."""
+    """None when the node answers; else why not, in the short words
+    ``core.failures`` gives every failing peer."""
     try:
         open_remote(repo, info).check_present(PROBE_KEY)
     except (CoreError, OSError) as e:
-        return str(e) or type(e).__name__
+        raw = str(e) or type(e).__name__
+        logger.info("%s: probe of cluster node %s failed: %s", repo.path, info.name, raw)
+        return failures.classify(raw).words
     return None
 
 

@@ -68,8 +68,9 @@ _RULES: tuple[tuple[Reason, tuple[str, ...]], ...] = (
                              "' not found", "returned error: 404", "repository not found")),
     (Reason.REJECTED, ("[rejected]", "[remote rejected]", "refused our pushes",
                        "non-fast-forward", "could not push to")),
-    (Reason.CONNECTION_LOST, ("connection closed", "connection reset", "early eof",
-                              "hung up unexpectedly", "unexpected disconnect", "broken pipe")),
+    (Reason.CONNECTION_LOST, ("connection closed", "closed the connection", "connection reset",
+                              "early eof", "hung up unexpectedly", "unexpected disconnect",
+                              "broken pipe")),
 )
 
 

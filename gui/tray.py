@@ -87,6 +87,9 @@ def _headline(status: Status, now: float, tr: Callable[[str], str]) -> str:
                  if rm.reachable is False and rm.waiting_since is not None]
         if since:
             return tr("Waiting for a device since %1").replace("%1", fmt.clock(min(since), now))
+        names = sorted({p.peer_name for p in status.peers() if p.waiting})
+        if names:  # a cluster node, a paired device, a push: say which
+            return tr("Waiting for %1").replace("%1", ", ".join(names))
         return tr("Waiting for a device")
     if h is Health.ATTENTION:
         n_conflicts = sum(len(r.conflicts) for r in status.repos)

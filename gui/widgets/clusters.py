@@ -49,11 +49,11 @@ def cluster_cells(c: ClusterStatus, tr: Callable[[str], str]) -> list[str]:
     via = tr("through %1").replace("%1", c.via) if c.via else tr("this folder is its gateway")
     reach = tr("%1 of %2 nodes reachable").replace("%1", str(c.reachable_nodes)).replace(
         "%2", str(len(c.nodes)))
-    return [c.name, f"{via}; {reach}", str(c.keys), fmt.size(c.bytes)]
+    return [c.name, str(c.keys), fmt.size(c.bytes), f"{via}; {reach}"]
 
 
 def node_cells(n: NodeStatus, tr: Callable[[str], str]) -> list[str]:
-    return [n.name, node_state(n, tr), str(n.keys), fmt.size(n.bytes)]
+    return [n.name, str(n.keys), fmt.size(n.bytes), node_state(n, tr)]
 
 
 def copies_text(f: FileCopies, tr: Callable[[str], str]) -> str:
@@ -77,7 +77,7 @@ class ClustersView(QWidget):
         self.empty.setWordWrap(True)
         self.tree = QTreeWidget()
         self.tree.setObjectName("clusters")
-        self.tree.setHeaderLabels([tr("Cluster / node"), tr("State"), tr("Keys"), tr("Size")])
+        self.tree.setHeaderLabels([tr("Cluster / node"), tr("Keys"), tr("Size"), tr("State")])
         lay.addWidget(self.empty)
         lay.addWidget(self.tree, 1)
         row = QHBoxLayout()
@@ -115,7 +115,7 @@ class ClustersView(QWidget):
             item.setToolTip(0, repo)
             for n in nodes:
                 child = QTreeWidgetItem(item, n)
-                child.setToolTip(1, n[1])
+                child.setToolTip(3, n[3])
             item.setExpanded(True)
             if repo == selected:
                 self.tree.setCurrentItem(item)
