@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.devices, self.tr("Devices"))
         self.pushes = PushesView(self.tr, bridge.now)
         self.tabs.addTab(self.pushes, self.tr("Pushes"))
-        self.clusters = ClustersView(self.tr, actions.file_copies)
+        self.clusters = ClustersView(self.tr, lambda repo, path: actions.file_copies(repo, path))
         self.tabs.addTab(self.clusters, self.tr("Clusters"))
 
         central = QWidget()
