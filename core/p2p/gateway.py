@@ -128,9 +128,27 @@ def local_node_path(repo: AnnexRepo, uuid: str) -> Path | None:
     return None
 
 
-def node_connector(repo_path: Path, info: RemoteInfo, gateway_uuid: str) -> Callable[[], Awaitable[Link]]:
-    """How the gateway reaches one node (5.12)."""
+# how a long-running gateway (p2phttp) serves a local node in its own process:
+# the node's path and the gateway's UUID in, our end of a served session out
+LocalNodes = Callable[[Path, str], Awaitable[Link]]
+
+
+def node_connector(repo_path: Path, info: RemoteInfo, gateway_uuid: str,
+                   local_nodes: LocalNodes | None = None) -> Callable[[], Awaitable[Link]]:  # fmt: skip
+    """How the gateway reaches one node (5.12).
+
+    A local node is served by our p2pstdio in a subprocess, or, given
+    ``local_nodes``, by the same ``serving.Session`` in this process (no
+    process to start per connection; the answers are the same).
+    """
     local = _local_path(repo_path, info.url or "")
+    if local is not None and local_nodes is not None:
+        where = local
+
+        async def in_process() -> Link:
+            return await local_nodes(where, gateway_uuid)
+
+        return in_process
     if local is not None:
 
         async def run_local() -> Link:
@@ -496,7 +514,8 @@ class GatewaySession(Session):
                     tg.create_task(c.aclose())
 
 
-def cluster_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | None:
+def cluster_target(repo: AnnexRepo, uuid: str,
+                   local_nodes: LocalNodes | None = None) -> ClusterTarget | None:  # fmt: skip
     """The cluster ``uuid`` as this gateway serves it (5.1, 5.3), or None.
 
     Its nodes: remotes configured as nodes of a cluster name that maps to
@@ -513,7 +532,9 @@ def cluster_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | None:
     infos = {r.uuid: r for n in names for r in configured.get(n, []) if r.uuid in recorded}
     nodes = sorted(infos.values(), key=lambda r: r.cost)
     return ClusterTarget(uuid, tuple(
-        Node(r.uuid or "", r.name, node_connector(repo.path, r, repo.uuid)) for r in nodes))
+        Node(r.uuid or "", r.name, node_connector(repo.path, r, repo.uuid, local_nodes))
+        for r in nodes))
 
 
-__all__ = ["ClusterTarget", "cluster_target", "local_node_path", "GatewaySession", "Node", "node_connector"]
+__all__ = ["ClusterTarget", "LocalNodes", "cluster_target", "local_node_path", "GatewaySession", "Node",
+           "node_connector"]

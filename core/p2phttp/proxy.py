@@ -24,6 +24,10 @@ second copy; this module only translates HTTP to P2P and back.
   its node connections.  An idle connection keeps its node connections open,
   so the client's checkpresent, putoffset and put of one file cost no new
   node processes.
+- Local nodes (the usual kind) are served in this process too, by the same
+  ``serving.Session`` our p2pstdio runs (``local_nodes``), sharing the
+  ``ServedRepo`` a direct request to that node uses: no process is started
+  per pooled connection.  ssh nodes are reached as p2pstdio reaches them.
 - Every wait is bounded: reads from the session by ``READ_TIMEOUT`` (longer
   than a node's own reply timeout, so a slow node is given up by the
   session, which then answers), the request body by the server's pace.
@@ -56,14 +60,15 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import HttpVersion11, web
 
-from core.errors import CoreError, RemoteRefused
+from core.errors import CoreError, RemoteRefused, RemoteUnavailable
 from core.p2p.events import PAUSED, Payload, PayloadEnd
-from core.p2p.gateway import GatewaySession, cluster_target
+from core.p2p.gateway import GatewaySession, LocalNodes, cluster_target
 from core.p2p.messages import (
     AlreadyHave,
     AlreadyHavePlus,
@@ -82,7 +87,7 @@ from core.p2p.messages import (
 )
 from core.p2p.remote import P2PClient
 from core.p2p.runtime import Channel
-from core.p2p.serving import ServedRepo, new_server_connection
+from core.p2p.serving import ServedRepo, Session, new_server_connection
 from core.p2p.transport import Link
 from core.p2phttp import models as m
 from core.repo.key import Key
@@ -94,6 +99,8 @@ logger = logging.getLogger(__name__)
 
 READ_TIMEOUT = 300.0  # a reply from the session: above the gateway's node timeouts
 BODY_CHUNK = 1 << 20
+SOCKET_BUFFER = 1 << 20
+STREAM_LIMIT = 1 << 20
 
 
 class SessionHost:
@@ -143,6 +150,40 @@ async def _alone(coro: Coroutine[Any, Any, None], name: str) -> None:
         logger.info("%s ended: %s", name, e)
 
 
+async def _serve_pair(host: SessionHost, served: ServedRepo,
+                      make: Callable[[Channel], Session], name: str) -> Link:
+    """A session of ``make`` run by ``host`` over a socket pair; our end of it."""
+    ours, theirs = socket.socketpair()
+    for sock in (ours, theirs):  # fewer, larger reads for content
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+    sr, sw = await asyncio.open_connection(sock=theirs, limit=STREAM_LIMIT)
+    cr, cw = await asyncio.open_connection(sock=ours, limit=STREAM_LIMIT)
+    channel = Channel(new_server_connection(served), sr, sw, peer=name)
+    host.spawn(make(channel).run(greet=True), name)
+    return Link(cr, cw, name)
+
+
+def local_nodes(host: SessionHost, served_for: Callable[[Path], ServedRepo]) -> LocalNodes:
+    """Local cluster nodes served in this process (``gateway.node_connector``).
+
+    ``served_for`` gives the node's shared ``ServedRepo`` (blocking; raises
+    ``CoreError`` when the path is no repository): a node proxied directly
+    and the same node inside the cluster share one lock table.
+    """
+
+    async def connect(path: Path, gateway_uuid: str) -> Link:
+        try:
+            served = await asyncio.to_thread(served_for, path)
+        except CoreError as e:
+            raise RemoteUnavailable(f"cannot open the node at {path}: {e}") from e
+        return await _serve_pair(host, served,
+                                 lambda ch: Session(served, ch, client_uuid=gateway_uuid),
+                                 f"node {path.name}")  # fmt: skip
+
+    return connect
+
+
 class ClusterPool:
     """Pooled connections to in-process gateway sessions serving one cluster.
 
@@ -152,30 +193,29 @@ class ClusterPool:
         host: where the sessions run.
         keep: idle connections kept (``--proxyconnections``).
         node_jobs: nodes talked to at once per request (``--clusterjobs``).
+        nodes: how local nodes are reached (in process); None: our p2pstdio.
     """
 
     def __init__(self, served: ServedRepo, uuid: str, host: SessionHost, *,
-                 keep: int, node_jobs: int | None) -> None:  # fmt: skip
+                 keep: int, node_jobs: int | None, nodes: LocalNodes | None = None) -> None:  # fmt: skip
         self.served = served
         self.uuid = uuid
         self.host = host
         self.keep = max(keep, 1)
         self.node_jobs = node_jobs
+        self.nodes = nodes
         self._idle: list[P2PClient] = []
 
     async def _open(self) -> P2PClient:
         """A new session (cluster membership read now, 5.13) and our end of it."""
-        target = await asyncio.to_thread(cluster_target, self.served.repo, self.uuid)
+        target = await asyncio.to_thread(cluster_target, self.served.repo, self.uuid, self.nodes)
         if target is None:
             raise m.HttpError(404)  # no longer a cluster of this gateway
-        ours, theirs = socket.socketpair()
-        sr, sw = await asyncio.open_connection(sock=theirs)
-        cr, cw = await asyncio.open_connection(sock=ours)
-        channel = Channel(new_server_connection(self.served), sr, sw, peer="p2phttp")
-        session = GatewaySession(self.served, channel, target, node_jobs=self.node_jobs)
-        self.host.spawn(session.run(greet=True), f"cluster session {self.uuid}")
-        return await P2PClient.connect(Link(cr, cw, f"cluster {self.uuid}"),
-                                       our_uuid=self.served.uuid, expect_uuid=self.uuid,
+        link = await _serve_pair(
+            self.host, self.served,
+            lambda ch: GatewaySession(self.served, ch, target, node_jobs=self.node_jobs),
+            f"cluster {self.uuid}")  # fmt: skip
+        return await P2PClient.connect(link, our_uuid=self.served.uuid, expect_uuid=self.uuid,
                                        read_timeout=READ_TIMEOUT)  # fmt: skip
 
     @contextlib.asynccontextmanager

@@ -91,7 +91,7 @@ from core.p2phttp import models as m
 from core.p2phttp import proxy
 from core.p2phttp.auth import Access, AuthPolicy
 from core.p2phttp.gate import Gate, default_max_connections, http_logger, listen
-from core.p2phttp.proxy import ClusterPool, SessionHost
+from core.p2phttp.proxy import ClusterPool, SessionHost, local_nodes
 from core.repo import transfers
 from core.repo.key import Key
 from core.repo.objects import ContentLocked
@@ -214,7 +214,7 @@ class Repositories:
             if cluster_target(repo, uuid) is not None:
                 self._clusters[uuid] = ClusterPool(
                     gateway.served, uuid, self.host, keep=s.proxy_connections or s.jobs,
-                    node_jobs=s.cluster_jobs)  # fmt: skip
+                    node_jobs=s.cluster_jobs, nodes=local_nodes(self.host, self.node_served))  # fmt: skip
                 logger.info("serving cluster %s through %s", uuid, repo.path)
                 continue
             path = local_node_path(repo, uuid)
@@ -236,6 +236,23 @@ class Repositories:
         for top in self.settings.directories:
             for path in find_repositories(top):
                 self._add(path)
+
+    def node_served(self, path: Path) -> ServedRepo:
+        """The repository at ``path`` as served here, opened now if it is not yet
+        (a node that was away at start).
+
+        Raises:
+            RepoError: no repository there.
+        """
+        for s in list(self._by_uuid.values()):
+            if s.repo.path.resolve() == path.resolve():
+                return s.served
+        repo = AnnexRepo.open(path, auto_init=False)
+        served = self._by_uuid.setdefault(repo.uuid, Served(repo, self.settings.jobs,
+                                                            self.settings.clock))  # fmt: skip
+        if served.repo is not repo:
+            repo.close()
+        return served.served
 
     def open_initial(self) -> None:
         """Open the single repositories and scan the directories (blocking)."""

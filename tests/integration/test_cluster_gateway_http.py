@@ -110,13 +110,13 @@ def test_node_down_and_node_failing_mid_put_over_http(served: Gateway, tmp_path:
     had = _add(client, "had.txt")
     annex(client, "copy", "-q", "--to", "origin-mycluster", "had.txt")  # on all three
     key = _add(client, "new.txt")
-    with our_p2phttp(g.gw, "--wideopen", "-J4") as fresh:  # no pooled node1 session
-        git(client, "config", "remote.origin.annexurl",
-            f"annex+http://127.0.0.1:{fresh.port}/git-annex/")  # fmt: skip
-        away = g.root / "node1.away"
-        (g.root / "node1").rename(away)
-        git(g.root / "node3", "config", "annex.diskreserve", "1000000G")
-        try:
+    away = g.root / "node1.away"
+    (g.root / "node1").rename(away)
+    git(g.root / "node3", "config", "annex.diskreserve", "1000000G")
+    try:  # a server started now: node configuration is read when a node is first opened
+        with our_p2phttp(g.gw, "--wideopen", "-J4") as fresh:
+            git(client, "config", "remote.origin.annexurl",
+                f"annex+http://127.0.0.1:{fresh.port}/git-annex/")  # fmt: skip
             annex(client, "copy", "-q", "--to", "origin-mycluster", "new.txt")
             assert logged_lines(client, key) == {me: "1", u2: "1"}
             assert logged_lines(g.gw, key) == {u2: "1"}
@@ -133,9 +133,9 @@ def test_node_down_and_node_failing_mid_put_over_http(served: Gateway, tmp_path:
             assert not _success(out)
             assert logged_lines(g.gw, had) == {u1: "1", u2: "0", u3: "0"}
             assert logged_lines(client, had) == {me: "1", u1: "1", u2: "0", u3: "0"}
-        finally:
-            away.rename(g.root / "node1")
-            git(g.root / "node3", "config", "--unset", "annex.diskreserve")
+    finally:
+        away.rename(g.root / "node1")
+        git(g.root / "node3", "config", "--unset", "annex.diskreserve")
     assert content_path(g.root / "node1", had) is not None  # it was never touched
     _fsck_all(g, client)
 
