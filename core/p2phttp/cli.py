@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the server (aiohttp) is imported only when it runs
 
 logger = logging.getLogger(__name__)
 
+THREADS_PER_JOB = 4  # the gateway and three nodes
 JOBS_MESSAGE = "Use -Jn or set annex.jobs to configure the number of worker threads."
 
 
@@ -148,10 +149,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from core.daemon.threads import start_thread_pool
+    from core.daemon.threads import default_workers, start_thread_pool
 
     settings = settings_from_args(args)
-    start_thread_pool()  # a thread count that stays what it is at start
+    # a thread count that stays what it is at start; a cluster request keeps
+    # the gateway's thread and one per node busy (in-process nodes, ``proxy``)
+    start_thread_pool(max(default_workers(), THREADS_PER_JOB * settings.jobs))
     tls = None
     if args.certfile is not None:
         from core.p2phttp.server import ssl_context
