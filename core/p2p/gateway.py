@@ -15,8 +15,11 @@ connections, moves bytes and writes the gateway's location log.
   session; a node that could not be opened stays "unreachable" for the
   session, so one dead node costs one bounded wait (``OPEN_TIMEOUT``), not
   one per request.
-- Several nodes are always asked in parallel (a TaskGroup per request), and
-  every node wait is bounded (the node channel's read and write timeouts).
+- Several nodes are asked in parallel (a TaskGroup per request; at most
+  ``node_jobs`` at once when given, p2phttp's ``--clusterjobs``), and every
+  node wait is bounded (the node channel's read and write timeouts).
+- A long-running gateway (``annexsync p2phttp``) passes ``local_nodes`` and
+  serves local nodes in its own process (``core.p2phttp.proxy``).
 - PUT streams once from the client: each chunk goes to every target still
   taking part before the next is read (lock-step, 5.6 step 4); a target
   that fails is dropped and the others complete.

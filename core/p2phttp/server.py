@@ -16,6 +16,12 @@ rescanned when an unknown UUID is asked for, spec 2.2), decide access
 status and plain-text body; anything unexpected is ``500 Something went
 wrong``, as git-annex answers (spec 7.2).
 
+A gateway repository's clusters and proxied local repositories are served
+too (clusters.md 10): each cluster by ``proxy.ClusterPool`` (the P2P
+gateway's own rules, through an in-process session), each proxied local
+repository directly as a repository of its own, as p2pstdio serves them.
+Both are found at start (``Repositories._add_proxied``).
+
 Repository semantics are ``core.p2p.serving.ServedRepo``'s, the same object
 the P2P server uses and already checked against git-annex: content locks with
 ``.rtm`` retention, removal refused while locked, remove-before against the
