@@ -415,14 +415,18 @@ class GatewaySession(Session):
         if put is None:
             return
         start, put.position = put.position, put.position + len(data)
-
-        async def forward(node: Node, client: P2PClient) -> NodeResult:
-            skip = max(put.offsets[node.uuid] - start, 0)
-            if skip < len(data):
-                await client.ch.send(Payload(data[skip:]))
-            return NodeResult(node.uuid)
-
-        await self._to_targets(put, forward)
+        # One target after the other, no task per chunk: a write only waits when
+        # that node's buffer is full, and the chunk must reach every target
+        # before the next is read anyway (lock-step, 5.6 step 4).
+        for uuid, client in list(put.targets.items()):
+            skip = max(put.offsets[uuid] - start, 0)
+            if skip >= len(data):
+                continue
+            try:
+                await client.ch.send(Payload(data[skip:] if skip else data))
+            except (CoreError, OSError, TimeoutError) as e:
+                put.targets.pop(uuid, None)
+                put.results[uuid] = self._drop(uuid, str(e))
 
     async def _to_targets(self, put: _Put,
                           fn: Callable[[Node, P2PClient], Awaitable[NodeResult]]) -> None:  # fmt: skip

@@ -86,7 +86,7 @@ from core.p2p.messages import (
     Valid,
 )
 from core.p2p.remote import P2PClient
-from core.p2p.runtime import Channel
+from core.p2p.runtime import Channel, P2PTimeout
 from core.p2p.serving import ServedRepo, Session, new_server_connection
 from core.p2p.transport import Link
 from core.p2phttp import models as m
@@ -101,6 +101,7 @@ READ_TIMEOUT = 300.0  # a reply from the session: above the gateway's node timeo
 BODY_CHUNK = 1 << 20
 SOCKET_BUFFER = 1 << 20
 STREAM_LIMIT = 1 << 20
+WIDE_READ = 1 << 20
 
 
 class SessionHost:
@@ -150,6 +151,21 @@ async def _alone(coro: Coroutine[Any, Any, None], name: str) -> None:
         logger.info("%s ended: %s", name, e)
 
 
+class _WideChannel(Channel):
+    """A server channel that reads up to ``WIDE_READ`` at once: content sent
+    over the in-process socket pair arrives in fewer, larger payload events
+    (the P2P machine cuts payloads at whatever the read returned)."""
+
+    async def _read(self, deadline: float, limit: float) -> bytes:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.reader.read(WIDE_READ)
+        except TimeoutError:
+            raise P2PTimeout(f"waiting for {self.peer}", limit) from None
+        except (ConnectionError, OSError):
+            return b""
+
+
 async def _serve_pair(host: SessionHost, served: ServedRepo,
                       make: Callable[[Channel], Session], name: str) -> Link:
     """A session of ``make`` run by ``host`` over a socket pair; our end of it."""
@@ -159,7 +175,7 @@ async def _serve_pair(host: SessionHost, served: ServedRepo,
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
     sr, sw = await asyncio.open_connection(sock=theirs, limit=STREAM_LIMIT)
     cr, cw = await asyncio.open_connection(sock=ours, limit=STREAM_LIMIT)
-    channel = Channel(new_server_connection(served), sr, sw, peer=name)
+    channel = _WideChannel(new_server_connection(served), sr, sw, peer=name)
     host.spawn(make(channel).run(greet=True), name)
     return Link(cr, cw, name)
 
