@@ -82,6 +82,7 @@ class RepoFacts:
     # remotes reached through a gateway (a cluster, its nodes; clusters.md 4.1): no git side
     proxied: tuple[RemoteInfo, ...] = ()
     cluster_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # cluster -> nodes
+    gateway_of: tuple[str, ...] = ()  # clusters this repository is the gateway of (annex.cluster.*)
 
 
 @contextlib.contextmanager
@@ -170,8 +171,10 @@ def facts(path: str) -> RepoFacts:
         table = repo.state.clusters()
         nodes = {c.name: tuple(n.name for n in nodes_of(c, proxied, table))
                  for c in proxied if c.kind is RemoteKind.CLUSTER}  # fmt: skip
+        from core.ops.clustersetup import my_clusters
+
         return RepoFacts(str(repo.path), repo.uuid, desc, remotes, repo.current_branch(), notes,
-                         proxied, nodes)  # fmt: skip
+                         proxied, nodes, tuple(sorted(my_clusters(repo))))  # fmt: skip
 
 
 def sweep_locks(path: str) -> list[str]:

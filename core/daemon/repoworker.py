@@ -173,6 +173,7 @@ class RepoWorker:
         self.proxied: tuple[RemoteInfo, ...] = ()  # through a gateway in ``remotes``
         self.cluster_nodes: dict[str, tuple[str, ...]] = {}
         self.clusters: tuple[ClusterStatus, ...] = ()  # issue 17: nodes probed each reprobe
+        self.has_clusters = False  # uses a cluster or is a gateway of one (refresh_facts)
         self.conflicts: tuple[Conflict, ...] = ()
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
@@ -318,6 +319,8 @@ class RepoWorker:
         for gone in set(self.remotes) - {i.name for i in remotes}:
             del self.remotes[gone]
         self.proxied, self.cluster_nodes = f.proxied, f.cluster_nodes
+        self.has_clusters = bool(f.gateway_of) or any(
+            i.kind is RemoteKind.CLUSTER for i in f.proxied)
         self.host.changed()
 
     def _proxied_status(self) -> tuple[RemoteStatus, ...]:
@@ -688,6 +691,11 @@ class RepoWorker:
     async def probe_clusters(self) -> None:
         """Cluster nodes: what the logs say each holds, and whether it answers
         (``core.clusterview``); health follows them as it follows remotes."""
+        if not self.has_clusters:
+            if self.clusters:
+                self.clusters = ()
+                self.host.changed()
+            return
         try:
             clusters = await run_blocking(clusterview.cluster_statuses, self.path,
                                           probe_nodes=True)  # fmt: skip
