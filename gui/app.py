@@ -37,6 +37,7 @@ from core.api import Core
 from core.instance import hand_over_reply
 from core.settings import Settings, load_settings, resolve_config_dir
 from core.status import Conflict
+from gui import i18n
 from gui.actions import Actions
 from gui.bridge import Bridge
 from gui.icons import app_icon
@@ -339,6 +340,7 @@ def main(config_dir: Path | str | None = None, argv: list[str] | None = None, *,
         return 0
     qapp.setApplicationName("annexsync")
     qapp.setDesktopFileName("annexsync")
+    i18n.install(qapp)
     qapp.setQuitOnLastWindowClosed(False)
     qapp.setWindowIcon(app_icon())
     core = Core(cfg)
