@@ -67,9 +67,11 @@ DEB=$OUT/deb
 mkdir -p "$DEB/DEBIAN" "$DEB/usr"
 cp -a "$TREE/bin" "$TREE/lib" "$TREE/share" "$DEB/usr/"
 size=$(du -sk "$DEB/usr" | cut -f1)
-sed -e "s/@VERSION@/$VERSION/" -e "s/@SIZE@/$size/" packaging/debian/control > "$DEB/DEBIAN/control"
+shlibs=$($PY packaging/depends.py "$TREE/lib/annexsync")
+sed -e "s/@VERSION@/$VERSION/" -e "s/@SIZE@/$size/" -e "s/@SHLIBS@/$shlibs/" \
+  packaging/debian/control > "$DEB/DEBIAN/control"
 find "$DEB" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-dpkg-deb --root-owner-group -Zxz --build "$DEB" "$OUT/annexsync_${VERSION}_amd64.deb" >/dev/null
+dpkg-deb --root-owner-group -Zgzip --build "$DEB" "$OUT/annexsync_${VERSION}_amd64.deb" >/dev/null
 rm -rf "$DEB"
 echo "$hash" > "$OUT/.stamp"
 ls -l "$OUT"/*.tar.gz "$OUT"/*.deb

@@ -4,7 +4,8 @@
 
 Everything is made from the sources in ``resources/`` and the command line's own
 parser, so nothing here is kept twice:
-- ``applications/annexsync.desktop`` (the menu entry, as in the source tree);
+- ``applications/<id>.desktop``: the menu entry, named by the AppStream id
+  (``resources/annexsync.metainfo.xml``, the one place it is written);
 - ``icons/hicolor/``: the scalable SVG, PNGs in the sizes of the freedesktop
   icon theme spec (rendered here with Qt's SVG renderer), and the one-colour
   ``-symbolic`` icon that panels recolour for light and dark themes;
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,13 +73,20 @@ def man_pages(man1: Path, version: str, date: str) -> None:
         p.unlink()
 
 
+def app_id() -> str:
+    """The AppStream component id, which also names the desktop entry."""
+    found = ET.parse(RES / "annexsync.metainfo.xml").getroot().findtext("id")
+    assert found, "resources/annexsync.metainfo.xml has no <id>"
+    return found
+
+
 def main() -> int:
     share, version = Path(sys.argv[1]), sys.argv[2]
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
     date = time.strftime("%Y-%m-%d", time.gmtime(epoch))
     apps = share / "applications"
     apps.mkdir(parents=True, exist_ok=True)
-    shutil.copy(RES / "annexsync.desktop", apps / "annexsync.desktop")
+    shutil.copy(RES / "annexsync.desktop", apps / f"{app_id()}.desktop")
     icons = share / "icons" / "hicolor"
     for sub, src in (("scalable", "annexsync.svg"), ("symbolic", "annexsync-symbolic.svg")):
         (icons / sub / "apps").mkdir(parents=True, exist_ok=True)

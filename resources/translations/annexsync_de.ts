@@ -355,7 +355,12 @@
 <context>
     <name>App</name>
     <message>
-        <location filename="../../gui/app.py" line="251"/>
+        <location filename="../../gui/app.py" line="128"/>
+        <source>No system tray on this desktop, so annexsync shows this window instead. Closing it leaves annexsync syncing; start annexsync again to reopen it.</source>
+        <translation>Diese Arbeitsumgebung hat keinen Systembereich (Tray), darum zeigt annexsync stattdessen dieses Fenster. Wenn Sie es schließen, synchronisiert annexsync weiter; starten Sie annexsync erneut, um es wieder zu öffnen.</translation>
+    </message>
+    <message>
+        <location filename="../../gui/app.py" line="263"/>
         <source>annexsync</source>
         <translation>annexsync</translation>
     </message>
@@ -1006,52 +1011,52 @@
         <translation>Dieses Konto nicht mehr verwenden</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="345"/>
+        <location filename="../../gui/windows/settings.py" line="349"/>
         <source>Could not change start at login: %1</source>
         <translation>Start bei der Anmeldung konnte nicht geändert werden: %1</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="360"/>
+        <location filename="../../gui/windows/settings.py" line="365"/>
         <source>Stop syncing this folder?</source>
         <translation>Diesen Ordner nicht mehr synchronisieren?</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="361"/>
+        <location filename="../../gui/windows/settings.py" line="366"/>
         <source>Stop syncing “%1”? Its files stay where they are; changes are no longer synced with your other devices.</source>
         <translation>„%1“ nicht mehr synchronisieren? Die Dateien bleiben, wo sie sind; Änderungen werden nicht mehr mit Ihren anderen Geräten abgeglichen.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="365"/>
+        <location filename="../../gui/windows/settings.py" line="370"/>
         <source>Stop syncing</source>
         <translation>Nicht mehr synchronisieren</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="377"/>
+        <location filename="../../gui/windows/settings.py" line="382"/>
         <source>Name the remote and give its location.</source>
         <translation>Benennen Sie die Gegenstelle und geben Sie ihren Ort an.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="406"/>
+        <location filename="../../gui/windows/settings.py" line="411"/>
         <source>Enter an address like you@example.org.</source>
         <translation>Geben Sie eine Adresse wie sie@example.org ein.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="409"/>
+        <location filename="../../gui/windows/settings.py" line="414"/>
         <source>Enter the password of %1.</source>
         <translation>Geben Sie das Passwort von %1 ein.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="411"/>
+        <location filename="../../gui/windows/settings.py" line="416"/>
         <source>Signing in as %1…</source>
         <translation>Anmeldung als %1…</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="420"/>
+        <location filename="../../gui/windows/settings.py" line="425"/>
         <source>Signed in as %1; the password is in your keyring.</source>
         <translation>Angemeldet als %1; das Passwort liegt in Ihrem Schlüsselbund.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/settings.py" line="436"/>
+        <location filename="../../gui/windows/settings.py" line="441"/>
         <source>Signed out; the password was removed from your keyring.</source>
         <translation>Abgemeldet; das Passwort wurde aus Ihrem Schlüsselbund entfernt.</translation>
     </message>
