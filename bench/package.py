@@ -29,9 +29,6 @@ import time
 import tomllib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gui_startup import start_display  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "pkg"
 
@@ -61,6 +58,37 @@ def start_to_tray(cmd: str, cfg: Path, env: dict[str, str]) -> float:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def usable_display() -> tuple[list[subprocess.Popen[bytes]], str]:
+    """A new Xvfb with trayer, on a display number a client can really reach.
+
+    Xvfb's own pick (``-displayfd``, as bench/gui_startup.py does) is not enough on a
+    machine shared with other test runs: a number can be free here yet answered by
+    another server (abstract sockets of another namespace), so each candidate is probed.
+    """
+    for n in range(300, 340):
+        if Path(f"/tmp/.X{n}-lock").exists():
+            continue
+        display = f":{n}"
+        env = {**os.environ, "DISPLAY": display}
+        xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and xvfb.poll() is None:
+            if subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True,
+                              check=False).returncode == 0:
+                tray = subprocess.Popen(
+                    ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+                     "--height", "24", "--SetDockType", "true"], env=env,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(["xdotool", "search", "--sync", "--classname", "trayer"], env=env,
+                               timeout=10, stdout=subprocess.DEVNULL, check=False)
+                return [tray, xvfb], display
+            time.sleep(0.1)
+        xvfb.terminate()
+        xvfb.wait(5)
+    raise SystemExit("could not start a usable Xvfb display")
 
 
 def pipx_install(tmp: Path) -> Path:
@@ -93,7 +121,7 @@ def main() -> int:
     helpers: list[subprocess.Popen[bytes]] = []
     display = args.display
     if display is None:
-        helpers, display = start_display()
+        helpers, display = usable_display()
     tmp = Path(tempfile.mkdtemp(prefix="annexsync-package-bench-"))
     try:
         installs = {"bundle": str(tree / "bin" / "annexsync")}
