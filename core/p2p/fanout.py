@@ -104,6 +104,14 @@ def offer_answer(cluster: str, version: int, results: Sequence[NodeResult]) -> M
     return AlreadyHavePlus(tuple(u for u in (r.node for r in reached) if u != cluster))
 
 
+def no_taker(results: Sequence[NodeResult]) -> Error:
+    """The reply to a PUT no node took (none answered, or none wants it): FAILURE
+    is no reply to PUT, so one ERROR line fails the request and the session goes
+    on (p2p-protocol §8; git-annex closes the connection here, 5.6 step 2)."""
+    why = "; ".join(f"{r.node}: {r.error}" for r in results if r.error)
+    return Error(f"no cluster node took the content ({why or 'none wants it'})")
+
+
 def put_answer(cluster: str, version: int, results: Sequence[NodeResult]) -> Message:
     """The reply after the data (5.6 step 6)."""
     stored = collected(cluster, results)

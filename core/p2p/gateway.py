@@ -391,7 +391,7 @@ class GatewaySession(Session):
         answer = fanout.offer_answer(self.target.uuid, version, results)
         if answer is not None or not put.targets:
             self._log_failures(msg.key, results)
-            await self.ch.send(answer or Failure())
+            await self.ch.send(answer or fanout.no_taker(results))
             return
         put.results = {r.node: r for r in results if r.node not in put.targets}
         put.position = min(put.offsets.values())

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import RemoteRefused
 from core.p2p import Payload, client
 from core.p2p.events import PayloadEnd
 from core.p2p.gateway import ClusterTarget, GatewaySession, Node, cluster_target
@@ -326,6 +327,46 @@ def test_a_silent_node_costs_one_bounded_wait(gateway: Gateway, tmp_path: Path) 
 
     assert asyncio.run(scenario()) == (u1, u2)
     assert _gateway_lines(g, str(key)) == {u1: "1", u2: "1"}
+
+
+def test_a_put_no_node_takes_is_refused_in_words_and_the_session_goes_on(
+        gateway: Gateway, tmp_path: Path) -> None:
+    """Every node silent: FAILURE is no reply to PUT (the gateway used to break its
+    own session sending it); one ERROR line names each node's reason, nothing is
+    logged, and the same session still answers the next request."""
+    g = gateway
+    key, data = _content()
+    source = tmp_path / "src"
+    source.write_bytes(data)
+
+    async def scenario() -> tuple[str, bool]:
+        a, b = socket.socketpair()
+        sr, sw = await asyncio.open_connection(sock=a)
+        cr, cw = await asyncio.open_connection(sock=b)
+        with AnnexRepo.open(g.gw) as repo:
+            found = cluster_target(repo, g.uuids["mycluster"])
+            assert found is not None
+            silent = tuple(Node(n.uuid, n.name, lambda: open_subprocess(["sleep", "30"]))
+                           for n in found.nodes)
+            session = GatewaySession(ServedRepo(repo), Channel(server_machine(), sr, sw,
+                                     peer="client"), ClusterTarget(found.uuid, silent),
+                                     open_timeout=0.5)  # fmt: skip
+            async with asyncio.timeout(20), asyncio.TaskGroup() as tg:
+                tg.create_task(session.run(greet=True))
+                c = await P2PClient.connect(Link(cr, cw, "gateway"), our_uuid=str(uuid.uuid4()),
+                                            expect_uuid=found.uuid)  # fmt: skip
+                try:
+                    with pytest.raises(RemoteRefused) as refused:
+                        await c.put(key, source, lambda n: None, b"s.txt")
+                    return str(refused.value), await c.check_present(key)
+                finally:
+                    await c.aclose()
+
+    words, present = asyncio.run(scenario())
+    assert "no cluster node took the content" in words
+    assert all(f"{g.uuids[n]}: unreachable" in words for n in NODES), words
+    assert present is False
+    assert _gateway_lines(g, str(key)) == {}
 
 
 def test_drop_from_cluster_with_remove_before(gateway: Gateway, tmp_path: Path) -> None:
