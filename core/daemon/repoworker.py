@@ -106,6 +106,7 @@ class Host(Protocol):
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
     def device_online(self, device_id: str) -> bool: ...
     def branch_moved(self, repo: str) -> None: ...
+    def scheduler_pushes(self, repo: str, device_id: str) -> bool: ...
 
 
 @dataclass
@@ -562,7 +563,30 @@ class RepoWorker:
                 continue
             await self._push(r)
 
+    def _handed_over(self, r: RemoteState) -> bool:
+        """A paired device the push scheduler serves (online on XMPP) gets our git
+        pushes from it alone (xmpp-sync C.5, ``core.devices.pushes``): it advertised
+        when we committed (``branch_moved``) and pushes when the device wants it.
+        The worker's round still pulls from it and moves content with it; a device
+        reached over the LAN only is pushed to here, as any remote."""
+        if r.info.kind is not RemoteKind.PAIRED:
+            return False
+        if not self.host.scheduler_pushes(self.path, device_of(r.info)):
+            return False
+        r.pending = False
+        return True
+
+    def device_pushed(self, device_id: str) -> None:
+        """The scheduler's push to ``device_id`` went through: its remote is in sync."""
+        for r in self.remotes.values():
+            if r.info.kind is RemoteKind.PAIRED and device_of(r.info) == device_id:
+                r.pending, r.last_sync = False, self.host.now()
+                self.mark_reachable(r)
+                self.host.changed()
+
     async def _push(self, r: RemoteState) -> None:
+        if self._handed_over(r):
+            return
         now = self.host.now()
         r.push_deadline = now + self.t.push_timeout
         self.host.changed()

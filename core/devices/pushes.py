@@ -272,6 +272,13 @@ class PushHub:
                                        ((old.get(dev), False), (present.get(dev), True)) if jid]
             self._to_sharing(dev, changes)
 
+    def serves(self, path: str, device_id: str) -> bool:
+        """Whether this hub pushes ``path`` to ``device_id`` now: its runner runs and the
+        device is online on XMPP (the repository worker then leaves git pushes to it)."""
+        r = self._repos.get(str(path))
+        return (r is not None and r.ready and r.runner is not None
+                and device_id in self._present and self._shares(r, device_id))  # fmt: skip
+
     def branch_moved(self, path: str) -> None:
         """Our branch or git-annex branch in ``path`` moved: every device sharing it is behind."""
         r = self._repos.get(str(path))
