@@ -70,18 +70,37 @@ async def make_repos(root: Path, names: list[str]) -> dict[str, tuple[Path, str]
 async def merge_received(path: Path) -> bool:
     """Merge every ``refs/synced/*/main`` a peer pushed here into main; True when main moved.
 
-    Nothing when we have it already or the trees are equal (so rounds of merges end).
+    Nothing when we have it already; with equal trees the agreed merge commit core
+    makes (``gitops.make_agreed_merge``), so devices end at one commit and rounds of
+    merges end (skipping them instead left the tips apart for good: every later
+    merge then had more criss-cross bases, and git's recursive merge of them grew
+    to minutes -- the soak's stall at round 17).
     """
     refs = (await git(path, "for-each-ref", "--format=%(refname)", "refs/synced/")).split()
     moved = False
     for ref in refs:
         if await _ancestor(path, ref, "HEAD"):
             continue
-        if await git(path, "rev-parse", "HEAD^{tree}") == await git(path, "rev-parse", ref + "^{tree}"):
-            continue
-        await git(path, "merge", "-q", "--no-edit", ref)
+        tree = await git(path, "rev-parse", "HEAD^{tree}")
+        if tree == await git(path, "rev-parse", ref + "^{tree}"):
+            head, theirs = await git(path, "rev-parse", "HEAD"), await git(path, "rev-parse", ref)
+            merge = await asyncio.to_thread(_agreed, path, tree, head, theirs)
+            await git(path, "merge", "-q", "--ff-only", merge)
+        else:
+            await git(path, "merge", "-q", "--no-edit", ref)
         moved = True
     return moved
+
+
+def _agreed(path: Path, tree: str, head: str, theirs: str) -> str:
+    from dulwich.repo import Repo
+
+    from core.gitops import make_agreed_merge
+    from core.ops.sync import AGREED_MESSAGE
+
+    with Repo(str(path)) as repo:
+        return make_agreed_merge(repo, tree.encode(), head.encode(), theirs.encode(),
+                                 AGREED_MESSAGE).decode()  # fmt: skip
 
 
 async def _ancestor(path: Path, a: str, b: str) -> bool:
