@@ -11,7 +11,8 @@ and the phone reach prosody through loopback relays that a kill cuts (both sides
 the TCP connection aborted) while a push is running.
 
 * a round: every device commits a new file at once; it converged when every device
-  has every file.  Latency = commit to the file being in another device's branch.
+  has every file and all three are at one commit.  Latency = commit to the file
+  being in another device's branch.
 * deadlock: some push is active but no push ended for ``--stall`` seconds;
 * stall: a round (or a kill) that took more than ``--stall`` seconds to converge;
 * lost commit: a (device, file) pair still missing after a final quiet period of
@@ -53,9 +54,11 @@ class Soak:
         return any(p.active for d in self.devs for p in d.hub.statuses())
 
     async def look(self) -> bool:
-        """Record what each device has now; True when every device has every file."""
+        """Record what each device has now; True when every device has every file and
+        all are at one commit (so a round starts from one history, not from tips still
+        merging each other's merges)."""
         now = time.monotonic()
-        complete = True
+        complete = len({await git(d.path, "rev-parse", "HEAD") for d in self.devs}) == 1
         for d in self.devs:
             files = set((await git(d.path, "ls-tree", "--name-only", "HEAD")).split())
             for f in self.expected:
