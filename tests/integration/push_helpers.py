@@ -82,7 +82,8 @@ async def merge_received(path: Path) -> bool:
         if await _ancestor(path, ref, "HEAD"):
             continue
         tree = await git(path, "rev-parse", "HEAD^{tree}")
-        if tree == await git(path, "rev-parse", ref + "^{tree}"):
+        ahead = await _ancestor(path, "HEAD", ref)  # theirs holds ours: git fast-forwards
+        if not ahead and tree == await git(path, "rev-parse", ref + "^{tree}"):
             head, theirs = await git(path, "rev-parse", "HEAD"), await git(path, "rev-parse", ref)
             merge = await asyncio.to_thread(_agreed, path, tree, head, theirs)
             await git(path, "merge", "-q", "--ff-only", merge)
