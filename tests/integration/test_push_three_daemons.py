@@ -25,7 +25,7 @@ from tests.integration.paired_helpers import (
 )
 from tests.xmpp_server import Prosody
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(110)]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(110)]
 
 
 def _online(d: Device, others: list[Device]) -> bool:
