@@ -197,7 +197,9 @@ class Core:
                           control: PushControl) -> JobResult:  # fmt: skip
         """The scheduler's job (``pushes.sync_job``) under the repository worker's lock,
         as the worker's own jobs run (one writer per repository); a push that went
-        through shows as the device's last sync."""
+        through shows as the device's last sync, and a pull tells the scheduler our
+        branches may have moved (it advertises again: devices already up to date
+        answer so, nothing is pushed twice)."""
         w = self._workers.get(str(Path(shared.path).absolute()))
         if w is None:
             return await sync_job(device, shared, direction, control)
@@ -205,6 +207,8 @@ class Core:
             result = await sync_job(device, shared, direction, control)
         if result.ok and direction is Direction.OUTGOING:
             w.device_pushed(device.device_id)
+        elif result.ok:
+            self.branch_moved(w.path)  # what we merged goes on to the other devices
         return result
 
     def _device_scan(self, repo: str, device_id: str) -> None:

@@ -634,6 +634,8 @@ class RepoWorker:
             self._remote_outcome(r, out, pushed=False)
             if not out.ok:
                 return
+            if r.info.kind is RemoteKind.PAIRED:
+                self.host.branch_moved(self.path)  # the scheduler takes what we merged on
             if out.changed:
                 self._conflicts_stale = True
         if r.info.push and not r.info.readonly:
