@@ -67,7 +67,7 @@ from core.devices.pushes import PushControl, sync_job
 from core.devices.remote import use_config_dir
 from core.errors import CoreError, GitCommandError
 from core.instance import InstanceLock, serve
-from core.scheduler.events import Direction
+from core.scheduler.events import Direction, Wait
 from core.scheduler.runner import JobResult
 from core.settings import (
     Settings,
@@ -203,6 +203,7 @@ class Core:
         w = self._workers.get(str(Path(shared.path).absolute()))
         if w is None:
             return await sync_job(device, shared, direction, control)
+        control.waiting(Wait.IDLE)  # the worker may hold the lock a while: not an IQ's 30 s
         async with w.lock:
             result = await sync_job(device, shared, direction, control)
         if result.ok and direction is Direction.OUTGOING:
