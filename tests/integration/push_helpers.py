@@ -76,19 +76,21 @@ async def merge_received(path: Path) -> bool:
     merge then had more criss-cross bases, and git's recursive merge of them grew
     to minutes -- the soak's stall at round 17).
     """
-    refs = (await git(path, "for-each-ref", "--format=%(refname)", "refs/synced/")).split()
+    # each ref read once: a peer's push may move it meanwhile (no lock of ours covers it),
+    # and a merge built from one sha's tree and another sha's id would drop its changes
+    shas = (await git(path, "for-each-ref", "--format=%(objectname)", "refs/synced/")).split()
     moved = False
-    for ref in refs:
-        if await _ancestor(path, ref, "HEAD"):
+    for theirs in shas:
+        if await _ancestor(path, theirs, "HEAD"):
             continue
-        tree = await git(path, "rev-parse", "HEAD^{tree}")
-        ahead = await _ancestor(path, "HEAD", ref)  # theirs holds ours: git fast-forwards
-        if not ahead and tree == await git(path, "rev-parse", ref + "^{tree}"):
-            head, theirs = await git(path, "rev-parse", "HEAD"), await git(path, "rev-parse", ref)
+        head = await git(path, "rev-parse", "HEAD")
+        tree = await git(path, "rev-parse", head + "^{tree}")
+        ahead = await _ancestor(path, head, theirs)  # theirs holds ours: git fast-forwards
+        if not ahead and tree == await git(path, "rev-parse", theirs + "^{tree}"):
             merge = await asyncio.to_thread(_agreed, path, tree, head, theirs)
             await git(path, "merge", "-q", "--ff-only", merge)
         else:
-            await git(path, "merge", "-q", "--no-edit", ref)
+            await git(path, "merge", "-q", "--no-edit", theirs)
         moved = True
     return moved
 
