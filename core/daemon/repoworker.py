@@ -484,8 +484,8 @@ class RepoWorker:
 
     def _schedule_push(self) -> None:
         for r in self.remotes.values():
-            if r.info.push and not r.info.readonly:
-                r.pending = True
+            if r.info.push and not r.info.readonly and not self._scheduler_pushes(r):
+                r.pending = True  # (the scheduler owes its own pushes: branch_moved below)
         at = self.host.now() + self.t.push_delay
         self.push_at = at if self.push_at is None else min(self.push_at, at)
         self.host.branch_moved(self.path)  # paired devices: advertise (core.devices.pushes)
@@ -569,12 +569,14 @@ class RepoWorker:
         when we committed (``branch_moved``) and pushes when the device wants it.
         The worker's round still pulls from it and moves content with it; a device
         reached over the LAN only is pushed to here, as any remote."""
-        if r.info.kind is not RemoteKind.PAIRED:
-            return False
-        if not self.host.scheduler_pushes(self.path, device_of(r.info)):
+        if not self._scheduler_pushes(r):
             return False
         r.pending = False
         return True
+
+    def _scheduler_pushes(self, r: RemoteState) -> bool:
+        return r.info.kind is RemoteKind.PAIRED and \
+            self.host.scheduler_pushes(self.path, device_of(r.info))
 
     def device_pushed(self, device_id: str) -> None:
         """The scheduler's push to ``device_id`` went through: its remote is in sync."""
