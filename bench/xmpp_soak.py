@@ -11,7 +11,8 @@ and the phone reach prosody through loopback relays that a kill cuts (both sides
 the TCP connection aborted) while a push is running.
 
 * a round: every device commits a new file at once; it converged when every device
-  has every file.  Latency = commit to the file being in another device's branch.
+  has every file and all three are at one commit.  Latency = commit to the file
+  being in another device's branch.
 * deadlock: some push is active but no push ended for ``--stall`` seconds;
 * stall: a round (or a kill) that took more than ``--stall`` seconds to converge;
 * lost commit: a (device, file) pair still missing after a final quiet period of
@@ -53,9 +54,11 @@ class Soak:
         return any(p.active for d in self.devs for p in d.hub.statuses())
 
     async def look(self) -> bool:
-        """Record what each device has now; True when every device has every file."""
+        """Record what each device has now; True when every device has every file and
+        all are at one commit (so a round starts from one history, not from tips still
+        merging each other's merges)."""
         now = time.monotonic()
-        complete = True
+        complete = len({await git(d.path, "rev-parse", "HEAD") for d in self.devs}) == 1
         for d in self.devs:
             files = set((await git(d.path, "ls-tree", "--name-only", "HEAD")).split())
             for f in self.expected:
@@ -80,9 +83,32 @@ class Soak:
                 last_change = now
             if not stalled and now - start > self.stall:
                 self.stalls, stalled = self.stalls + 1, True
+                self.dump()
             if now - start > 10 * self.stall:
                 return now - start  # give up on this round; the final check counts the loss
         return time.monotonic() - start
+
+    def dump(self) -> None:
+        """What each device's schedulers hold now (to diagnose a stall)."""
+        t = asyncio.get_running_loop().time()
+        names = {d.id: d.name for d in self.devs}
+        for d in self.devs:
+            present = {names.get(k, k[:6]): v for k, v in d.hub._present.items()}
+            print(f"  {d.name}: online={d.hub._online} present={present} running={d.job.running}")
+            for r in d.hub._repos.values():
+                m = r.runner.machine if r.runner else None
+                if m is None:
+                    continue
+                for dev, p in m._peers.items():
+                    print(f"    peer {names.get(dev, dev[:6])}: present={p.present} dirty={m.dirty(dev)} "
+                          f"confirmed={p.confirmed} gen={m._generation} adv_deadline="
+                          f"{None if p.advertise_deadline is None else round(p.advertise_deadline - t, 1)} "
+                          f"retry_in={round(p.retry_at - t, 1)} wants_pull={p.wants_pull} failures={p.failures}")
+                for v in m.jobs():
+                    print(f"    job {v.job_id} {names.get(v.device_id, v.device_id[:6])} {v.direction.value} "
+                          f"{v.phase.value} wait={v.waiting_for} deadline_in="
+                          f"{None if v.deadline is None else round(v.deadline - t, 1)} {v.outcome} {v.reason}")
+        print(flush=True)
 
     async def commit_all(self, tag: str) -> None:
         now = time.monotonic()

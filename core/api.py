@@ -63,9 +63,13 @@ from core.daemon.threads import run_blocking
 from core.daemon.timings import Timings
 from core.daemon.transferqueue import Transfer, TransferQueue
 from core.devices.hub import DeviceHub
+from core.devices.paired import PairedDevice, SharedRepo
+from core.devices.pushes import PushControl, sync_job
 from core.devices.remote import use_config_dir
 from core.errors import CoreError, GitCommandError
 from core.instance import InstanceLock, serve
+from core.scheduler.events import Direction, Wait
+from core.scheduler.runner import JobResult
 from core.settings import (
     Settings,
     close_logging,
@@ -128,6 +132,7 @@ class Core:
                              on_change=self.changed, paused=self.paused,
                              on_received=self._received)  # fmt: skip
         self.hub.on_scan = self._device_scan
+        self.hub.push_job = self._device_job
         self.on_handover: Callable[[list[str]], None] | None = None
         self._pairing: Pairing | None = None
         self._net_probe = net_probe or route_probe
@@ -184,6 +189,29 @@ class Core:
     def branch_moved(self, repo: str) -> None:
         """A worker committed: paired devices sharing ``repo`` are told (xmpp-sync C.5)."""
         self.hub.branch_moved(repo)
+
+    def scheduler_pushes(self, repo: str, device_id: str) -> bool:
+        """Whether the push scheduler pushes ``repo`` to the device (the worker does not)."""
+        return self.hub.scheduler_pushes(repo, device_id)
+
+    async def _device_job(self, device: PairedDevice, shared: SharedRepo, direction: Direction,
+                          control: PushControl) -> JobResult:  # fmt: skip
+        """The scheduler's job (``pushes.sync_job``) under the repository worker's lock,
+        as the worker's own jobs run (one writer per repository); a push that went
+        through shows as the device's last sync, and a pull tells the scheduler our
+        branches may have moved (it advertises again: devices already up to date
+        answer so, nothing is pushed twice)."""
+        w = self._workers.get(str(Path(shared.path).absolute()))
+        if w is None:
+            return await sync_job(device, shared, direction, control)
+        control.waiting(Wait.IDLE)  # the worker may hold the lock a while: not an IQ's 30 s
+        async with w.lock:
+            result = await sync_job(device, shared, direction, control)
+        if result.ok and direction is Direction.OUTGOING:
+            w.device_pushed(device.device_id)
+        elif result.ok:
+            self.branch_moved(w.path)  # what we merged goes on to the other devices
+        return result
 
     def _device_scan(self, repo: str, device_id: str) -> None:
         """A push from a desynced device, or one that changed the git-annex branch (C.7)."""

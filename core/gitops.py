@@ -292,6 +292,31 @@ def make_commit(git: Repo, tree: bytes, parents: Sequence[bytes], message: str) 
     return bytes(commit.id)
 
 
+def make_agreed_merge(git: Repo, tree: bytes, a: bytes, b: bytes, message: str) -> bytes:
+    """Store the merge commit of ``a`` and ``b`` that any repository holding both makes
+    byte for byte the same: parents in sorted order, author and committer (with their
+    times) of the parent committed last (ties: the larger id), a fixed message.
+
+    Why: two repositories whose tips have one tree but neither contains the other
+    (each merged the other's work at once) would otherwise each record a merge
+    commit of their own, exchange them, and merge those again -- without end.
+    With one agreed commit both arrive at the same tip and the next exchange
+    finds nothing to merge.
+    """
+    ca, cb = git.object_store[ObjectID(a)], git.object_store[ObjectID(b)]
+    assert isinstance(ca, Commit) and isinstance(cb, Commit)
+    last = max((ca, cb), key=lambda c: (c.commit_time, c.id))
+    c = Commit()
+    c.tree = ObjectID(tree)
+    c.parents = sorted([ca.id, cb.id])
+    c.author, c.author_time, c.author_timezone = last.committer, last.commit_time, last.commit_timezone
+    c.committer, c.commit_time, c.commit_timezone = last.committer, last.commit_time, last.commit_timezone
+    c.encoding = b"UTF-8"
+    c.message = os.fsencode(message) + b"\n"
+    gitlock.add_object(git, c)
+    return bytes(c.id)
+
+
 def conflicted_paths(top: Path) -> list[str]:
     out = run_git(top, ["diff", "--name-only", "--diff-filter=U", "-z"]).stdout
     return sorted({p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p})

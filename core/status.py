@@ -356,6 +356,7 @@ class PushStatus:
     ready: bool = False  # pending and would start were a slot free
     outcome: PushOutcome | None = None
     reason: str = ""  # in words, for a job that did not end "done"
+    stopped: bool = False  # no job: this repository's pushes stopped (an internal error)
 
     @property
     def active(self) -> bool:
@@ -373,11 +374,11 @@ class PushStatus:
 
     @property
     def failure(self) -> str | None:
-        return None
+        return self.reason if self.stopped else None  # nothing retries it: an error
 
     @property
     def waiting(self) -> bool:
-        return self.failed
+        return self.failed and not self.stopped
 
     def elapsed(self, now: float) -> float | None:
         if self.started is None:

@@ -106,6 +106,7 @@ class Host(Protocol):
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
     def device_online(self, device_id: str) -> bool: ...
     def branch_moved(self, repo: str) -> None: ...
+    def scheduler_pushes(self, repo: str, device_id: str) -> bool: ...
 
 
 @dataclass
@@ -488,8 +489,8 @@ class RepoWorker:
 
     def _schedule_push(self) -> None:
         for r in self.remotes.values():
-            if r.info.push and not r.info.readonly:
-                r.pending = True
+            if r.info.push and not r.info.readonly and not self._scheduler_pushes(r):
+                r.pending = True  # (the scheduler owes its own pushes: branch_moved below)
         at = self.host.now() + self.t.push_delay
         self.push_at = at if self.push_at is None else min(self.push_at, at)
         self.host.branch_moved(self.path)  # paired devices: advertise (core.devices.pushes)
@@ -567,7 +568,32 @@ class RepoWorker:
                 continue
             await self._push(r)
 
+    def _handed_over(self, r: RemoteState) -> bool:
+        """A paired device the push scheduler serves (online on XMPP) gets our git
+        pushes from it alone (xmpp-sync C.5, ``core.devices.pushes``): it advertised
+        when we committed (``branch_moved``) and pushes when the device wants it.
+        The worker's round still pulls from it and moves content with it; a device
+        reached over the LAN only is pushed to here, as any remote."""
+        if not self._scheduler_pushes(r):
+            return False
+        r.pending = False
+        return True
+
+    def _scheduler_pushes(self, r: RemoteState) -> bool:
+        return r.info.kind is RemoteKind.PAIRED and \
+            self.host.scheduler_pushes(self.path, device_of(r.info))
+
+    def device_pushed(self, device_id: str) -> None:
+        """The scheduler's push to ``device_id`` went through: its remote is in sync."""
+        for r in self.remotes.values():
+            if r.info.kind is RemoteKind.PAIRED and device_of(r.info) == device_id:
+                r.pending, r.last_sync = False, self.host.now()
+                self.mark_reachable(r)
+                self.host.changed()
+
     async def _push(self, r: RemoteState) -> None:
+        if self._handed_over(r):
+            return
         now = self.host.now()
         r.push_deadline = now + self.t.push_timeout
         self.host.changed()
@@ -615,6 +641,8 @@ class RepoWorker:
             self._remote_outcome(r, out, pushed=False)
             if not out.ok:
                 return
+            if r.info.kind is RemoteKind.PAIRED:
+                self.host.branch_moved(self.path)  # the scheduler takes what we merged on
             if out.changed:
                 self._conflicts_stale = True
         if r.info.push and not r.info.readonly:

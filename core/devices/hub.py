@@ -294,6 +294,10 @@ class DeviceHub:
         if self.pushes is not None:
             self.pushes.branch_moved(path)
 
+    def scheduler_pushes(self, path: str, device_id: str) -> bool:
+        """pushes: whether the push scheduler pushes ``path`` to the device now."""
+        return self.pushes is not None and self.pushes.serves(path, device_id)
+
     def push_statuses(self) -> tuple[PushStatus, ...]:
         return self.pushes.statuses() if self.pushes is not None else ()
 

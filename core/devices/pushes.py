@@ -198,6 +198,7 @@ class _Repo:
     uuid: str = ""
     runner: _Runner | None = None
     ready: bool = False
+    error: str | None = None  # why this repository's pushes stopped, in words
     started: dict[int, float] = field(default_factory=dict)
     ended: dict[int, float] = field(default_factory=dict)
     controls: dict[int, PushControl] = field(default_factory=dict)
@@ -249,7 +250,7 @@ class PushHub:
                 continue
             for dev, jid in sorted(self._present.items()):
                 if self._shares(r, dev) and not r.runner.machine.present(dev):
-                    r.runner.receive(ev.PresenceChanged(jid, dev, True))
+                    self._feed(r, ev.PresenceChanged(jid, dev, True))
 
     def link_news(self, link: XmppLink) -> None:
         """``XmppLink.on_change``: pass on what the link knows now."""
@@ -272,11 +273,18 @@ class PushHub:
                                        ((old.get(dev), False), (present.get(dev), True)) if jid]
             self._to_sharing(dev, changes)
 
+    def serves(self, path: str, device_id: str) -> bool:
+        """Whether this hub pushes ``path`` to ``device_id`` now: its runner runs and the
+        device is online on XMPP (the repository worker then leaves git pushes to it)."""
+        r = self._repos.get(str(path))
+        return (r is not None and r.ready and r.runner is not None
+                and device_id in self._present and self._shares(r, device_id))  # fmt: skip
+
     def branch_moved(self, path: str) -> None:
         """Our branch or git-annex branch in ``path`` moved: every device sharing it is behind."""
         r = self._repos.get(str(path))
-        if r is not None and r.ready and r.runner is not None:
-            r.runner.receive(ev.LocalCommit())
+        if r is not None:
+            self._feed(r, ev.LocalCommit())
 
     async def on_control(self, jid: str, control: Control) -> str:
         """The signalling receiver: route, let the machine decide, answer (module header)."""
@@ -296,7 +304,7 @@ class PushHub:
             event = ev.PushRequestReceived(sender)
         else:
             event = ev.PushOfferReceived(sender, control.sid)
-        for answer in r.runner.receive(event):
+        for answer in self._feed(r, event):
             return await self._answer(r, answer, control)
         raise Refusal("service-unavailable")
 
@@ -316,18 +324,44 @@ class PushHub:
     def _shares(self, r: _Repo, device_id: str) -> bool:
         return any(d.device_id == device_id for d in scheduler_devices(self._records, r.path))
 
+    def _feed(self, r: _Repo, *events: ev.Event) -> list[Answer]:
+        """Give ``events`` to the repository's runner if it runs; the answers of the last.
+
+        An error in the runner (a bug: the machine refusing a move) stops this
+        repository's pushes, says so in the status (``statuses``) and never
+        reaches the caller -- a commit, the XMPP link, the signalling receiver.
+        """
+        answers: list[Answer] = []
+        if not r.ready or r.runner is None:
+            return answers
+        try:
+            for e in events:
+                answers = r.runner.receive(e)
+        except Exception as exc:  # noqa: BLE001 - shown in the status, logged with its trace
+            self._broke(r, exc)
+            return []
+        return answers
+
+    def _broke(self, r: _Repo, exc: BaseException) -> None:
+        logger.error("pushes for %s stopped", r.path, exc_info=exc)
+        while isinstance(exc, BaseExceptionGroup):  # the runner's TaskGroup wraps it
+            exc = exc.exceptions[0]
+        r.error = f"pushes stopped after an internal error ({type(exc).__name__}: {exc})"
+        r.ready = False
+        task = self._tasks.get(r.path)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()  # its jobs end and clean up (runner.run's finally)
+        self.on_change()
+
     def _broadcast(self, events: list[ev.Event]) -> None:
         for r in list(self._repos.values()):
-            if r.ready and r.runner is not None:
-                for e in events:
-                    r.runner.receive(e)
+            self._feed(r, *events)
 
     def _to_sharing(self, device_id: str, events: list[ev.Event]) -> None:
         """Feed ``events`` to the runners of the repositories ``device_id`` shares."""
         for r in list(self._repos.values()):
-            if r.ready and r.runner is not None and self._shares(r, device_id):
-                for e in events:
-                    r.runner.receive(e)
+            if self._shares(r, device_id):
+                self._feed(r, *events)
 
     def _sync_repos(self) -> None:
         if self._tg is None:
@@ -343,8 +377,8 @@ class PushHub:
             if r is None:
                 self._repos[path] = _Repo(path)
                 self._tasks[path] = self._tg.create_task(self._run_repo(path), name=f"pushes {path}")
-            elif r.ready and r.runner is not None:
-                r.runner.receive(ev.DevicesChanged(scheduler_devices(self._records, path)))
+            else:
+                self._feed(r, ev.DevicesChanged(scheduler_devices(self._records, path)))
 
     async def _run_repo(self, path: str) -> None:
         r = self._repos[path]
@@ -362,21 +396,22 @@ class PushHub:
                 await asyncio.sleep(0)  # the runner owns its group now
                 r.ready = True
                 self._replay(r)
-        except Exception:  # noqa: BLE001 - a bug here stops this repository's pushes, not the daemon
-            logger.exception("pushes for %s stopped", path)
+        except Exception as exc:  # noqa: BLE001 - a bug here stops this repository's pushes, not the daemon
+            self._broke(r, exc)
         finally:
             r.ready = False
             self.on_change()
 
     def _replay(self, r: _Repo) -> None:
         """A runner that starts late learns the state the others got event by event."""
-        assert r.runner is not None
-        r.runner.receive(ev.DevicesChanged(scheduler_devices(self._records, r.path)))
+        events: list[ev.Event] = [ev.DevicesChanged(scheduler_devices(self._records, r.path))]
         if self._online:
-            r.runner.receive(ev.Connected())
-            for dev, jid in sorted(self._present.items()):
-                if self._shares(r, dev):
-                    r.runner.receive(ev.PresenceChanged(jid, dev, True))
+            events.append(ev.Connected())
+            events += [ev.PresenceChanged(jid, dev, True) for dev, jid in sorted(self._present.items())
+                       if self._shares(r, dev)]  # fmt: skip
+        assert r.runner is not None
+        for e in events:  # an error here ends _run_repo, which says so (_broke)
+            r.runner.receive(e)
 
     # --- actions --------------------------------------------------------------------
 
@@ -442,7 +477,17 @@ class PushHub:
                     ready=v.ready, outcome=v.outcome.value if v.outcome else None, reason=v.reason,
                 ))  # fmt: skip
         self._forget_old(out)
-        return tuple(out)
+        return tuple(out) + self._stopped(names)
+
+    def _stopped(self, names: dict[str, str]) -> tuple[PushStatus, ...]:
+        """One failed line per device of a repository whose pushes stopped (``_broke``)."""
+        return tuple(
+            PushStatus(job_id=0, peer=names.get(d.device_id, d.device_id[:8]), device_id=d.device_id,
+                       repo=r.path, direction="outgoing", phase="ended", outcome="failed",
+                       reason=r.error, stopped=True)
+            for r in self._repos.values() if r.error
+            for d in scheduler_devices(self._records, r.path)
+        )  # fmt: skip
 
     def _forget_old(self, shown: list[PushStatus]) -> None:
         """Keep start and end times only for jobs the status still shows (bounded memory)."""

@@ -53,6 +53,13 @@ history or unrelated histories leave the merge to git as before.  The
 results are ordinary commits, so git-annex peers merge them as usual, and two
 identical conflict fixes still merge to their common tree (8.4).
 
+Merges of merges: when both tips have one tree (each side merged the other's
+work at once, as paired devices pushing to each other do), the settled merge
+is the *agreed* one (``gitops.make_agreed_merge``): both sides build the very
+same commit, so the next exchange finds nothing to merge.  A merge commit of
+one's own on each side would be merged again on the other, and so on without
+end (issue 13).
+
 Merges run ``git merge`` through ``core.gitops`` (filter off).  git then
 writes pointer text for unlocked files it checks out, so after every merge
 ``_fix_worktree`` does what git-annex's post-merge hook does: each unlocked
@@ -325,6 +332,9 @@ def _content_matches(path: Path, key: Key) -> bool:
 # --- merging into B -------------------------------------------------------------
 
 
+AGREED_MESSAGE = "Merge two branches with one tree"
+
+
 def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
     """Merge ``ref`` into the checked-out branch unless it is already contained.
 
@@ -344,7 +354,11 @@ def merge_ref(repo: AnnexRepo, ref: bytes, result: SyncResult) -> bool:
     name = ref.decode("utf-8", "surrogateescape")
     settle = _settle(repo, old, theirs) if old is not None else None
     if old is not None and settle is not None and settle.tree is not None:
-        _merge_as(repo, settle.tree, old, theirs, name)
+        if settle.tree == _tree(repo, theirs) == _tree(repo, old):
+            merge = gitops.make_agreed_merge(repo.git, settle.tree, old, theirs, AGREED_MESSAGE)
+            gitops.fast_forward(repo.path, merge, name)
+        else:
+            _merge_as(repo, settle.tree, old, theirs, name)
         _fix_worktree(repo, old, [theirs, _head_sha(repo)])
         result.merged.append(name)
         return True

@@ -70,18 +70,40 @@ async def make_repos(root: Path, names: list[str]) -> dict[str, tuple[Path, str]
 async def merge_received(path: Path) -> bool:
     """Merge every ``refs/synced/*/main`` a peer pushed here into main; True when main moved.
 
-    Nothing when we have it already or the trees are equal (so rounds of merges end).
+    Nothing when we have it already; with equal trees the agreed merge commit core
+    makes (``gitops.make_agreed_merge``), so devices end at one commit and rounds of
+    merges end (skipping them instead left the tips apart for good: every later
+    merge then had more criss-cross bases, and git's recursive merge of them grew
+    to minutes -- the soak's stall at round 17).
     """
-    refs = (await git(path, "for-each-ref", "--format=%(refname)", "refs/synced/")).split()
+    # each ref read once: a peer's push may move it meanwhile (no lock of ours covers it),
+    # and a merge built from one sha's tree and another sha's id would drop its changes
+    shas = (await git(path, "for-each-ref", "--format=%(objectname)", "refs/synced/")).split()
     moved = False
-    for ref in refs:
-        if await _ancestor(path, ref, "HEAD"):
+    for theirs in shas:
+        if await _ancestor(path, theirs, "HEAD"):
             continue
-        if await git(path, "rev-parse", "HEAD^{tree}") == await git(path, "rev-parse", ref + "^{tree}"):
-            continue
-        await git(path, "merge", "-q", "--no-edit", ref)
+        head = await git(path, "rev-parse", "HEAD")
+        tree = await git(path, "rev-parse", head + "^{tree}")
+        ahead = await _ancestor(path, head, theirs)  # theirs holds ours: git fast-forwards
+        if not ahead and tree == await git(path, "rev-parse", theirs + "^{tree}"):
+            merge = await asyncio.to_thread(_agreed, path, tree, head, theirs)
+            await git(path, "merge", "-q", "--ff-only", merge)
+        else:
+            await git(path, "merge", "-q", "--no-edit", theirs)
         moved = True
     return moved
+
+
+def _agreed(path: Path, tree: str, head: str, theirs: str) -> str:
+    from dulwich.repo import Repo
+
+    from core.gitops import make_agreed_merge
+    from core.ops.sync import AGREED_MESSAGE
+
+    with Repo(str(path)) as repo:
+        return make_agreed_merge(repo, tree.encode(), head.encode(), theirs.encode(),
+                                 AGREED_MESSAGE).decode()  # fmt: skip
 
 
 async def _ancestor(path: Path, a: str, b: str) -> bool:

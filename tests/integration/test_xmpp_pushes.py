@@ -86,6 +86,11 @@ async def test_three_devices_commit_at_once_and_converge(xmpp_server: Prosody, t
                     assert a.done(b, "outgoing") >= 1, (a.name, b.name, a.job.log)
         outcomes = {p.outcome for d in ds for p in d.hub.statuses()}
         assert outcomes <= {"done", "refused"}, [p for d in ds for p in d.hub.statuses()]
+        # and they end at one commit: tips left apart would give every later merge more
+        # criss-cross bases (the soak's stall at round 17), merges of merges none at all
+        async with asyncio.timeout(20):
+            while len({await git(d.path, "rev-parse", "HEAD") for d in ds}) > 1:
+                await asyncio.sleep(0.1)
 
 
 async def test_answers_come_at_once_while_a_push_runs(xmpp_server: Prosody, tmp_path: Path) -> None:
