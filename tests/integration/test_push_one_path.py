@@ -56,8 +56,10 @@ def test_the_scheduler_alone_pushes_to_an_online_paired_device(
         core_a = a.core
         wait(lambda: any(p.direction == "outgoing" and p.outcome == "done" and p.peer == "desk"
                          for p in core_a.status.pushes), 10, "A's scheduler push done")
-        (remote,) = [r for s in core_a.status.repos for r in s.remotes if r.kind == "paired"]
-        assert remote.last_sync is not None and not remote.pending  # the job told the worker
+        def settled() -> bool:  # the job told the worker; its resync of the device ran
+            (remote,) = [r for s in core_a.status.repos for r in s.remotes if r.kind == "paired"]
+            return remote.last_sync is not None and not remote.pending
+        wait(settled, 10, "the device's remote synced and owing nothing")
     finally:
         stop(a)
         stop(b)
