@@ -620,7 +620,7 @@ class Core:
             PairingFailed: expired, too many wrong codes; CoreError: no account, bad address.
         """
         outcome = await self.pairing.show(how, friend, on_open, timeout)
-        self._paired(outcome)
+        await self._paired(outcome)
         return outcome
 
     async def pair_join(self, code: str, *, on_progress: Callable[[str], None]) -> PairOutcome:
@@ -630,17 +630,21 @@ class Core:
             BadCode: not a code; PairingFailed: not paired, and why.
         """
         outcome = await self.pairing.join(code, on_progress)
-        self._paired(outcome)
+        await self._paired(outcome)
         return outcome
 
     async def forget_device(self, device_id: str) -> None:
         """Forget a paired device: its key, record and remotes."""
         await self.pairing.forget(device_id)
+        await self.devices_changed()
         self.hub.kick()
         self.changed()
 
-    def _paired(self, outcome: PairOutcome) -> None:
+    async def _paired(self, outcome: PairOutcome) -> None:
+        """The new record and remote are used at once (not at the next records
+        refresh): the Devices view shows the device, the first sync starts now."""
         self.activity(f"Paired with {outcome.name} over {outcome.transport}")
+        await self.devices_changed()
         self.hub.kick()
         self.changed()
 
