@@ -175,3 +175,29 @@ def test_paired_over_xmpp_from_the_command_line_they_sync_both_ways(
     assert (joined.returncode, rc) == (0, 0), joined.stdout + joined.stderr + out + err
     assert [r.own for r in desk.store().records()] == [not friend]
     _both_ways(laptop, desk)
+
+
+def test_a_window_shown_on_the_lan_and_xmpp_at_once_serves_both(
+        devices: tuple[Device, Device], xmpp_server: Prosody) -> None:  # fmt: skip
+    """``pair show --lan --xmpp``: one window, one code, on both carriers.  A
+    wrong code over the LAN costs one of its attempts; the right code over XMPP
+    then pairs, and the window is used up on both."""
+    laptop, desk = devices
+    xmpp_server.register("alice", "pw")
+    login(laptop, xmpp_server, "alice")
+    login(desk, xmpp_server, "alice")
+    proc = laptop.popen("pair", "show", "--repo", str(laptop.repo), "--timeout", "30", "--lan",
+                        "--xmpp", "--interface", "127.0.0.1", "--no-announce")  # fmt: skip
+    code = read_until(proc, CODE_LINE)
+    where = read_until(proc, re.compile(r"^listening on ")).removeprefix("listening on ")
+    read_until(proc, re.compile(r"^waiting over XMPP as "))
+    np, first, second = code.split("-")
+    wrong = f"{np}-{first}-{'adroitness' if second != 'adroitness' else 'adviser'}"
+    refused = desk.run("pair", "join", wrong, "--host", where, "--repo", str(desk.repo))
+    assert refused.returncode == 1 and "the code did not match" in refused.stdout, refused.stdout
+    joined = desk.run("pair", "join", code, "--repo", str(desk.repo), "--xmpp")
+    rc, out, err = finish(proc)
+    assert (joined.returncode, rc) == (0, 0), joined.stdout + joined.stderr + out + err
+    assert "attempt failed: the code did not match" in err and "(2 left)" in err, err
+    assert "paired with device desk" in out
+    assert_paired(laptop, desk)
