@@ -55,7 +55,8 @@ def sample_status(now: float) -> Status:
         RemoteStatus("laptop", "c4d2", "p2p", False, now - 7300, now - 5400),
     )
     conflict = Conflict(home, "Documents/notes.txt",
-                        ("Documents/notes.variant-1a2b.txt", "Documents/notes.variant-9f8e.txt"))
+                        ("Documents/notes.variant-1a2b.txt", "Documents/notes.variant-9f8e.txt"),
+                        ("this device", "laptop"))
     return Status(
         repos=(RepoStatus(home, "e1f0", "desktop", 0, 1, transfers, remotes, (conflict,)),),
         alerts=(

@@ -135,7 +135,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if rm.wanted_note:
                 print(f"    {rm.wanted_note}")
         for c in r.conflicts:
-            print(f"  conflict: {c.path}: {', '.join(c.variants)}")
+            print(f"  conflict: {c.path}: {', '.join(c.describe_versions())}")
         for t in r.unfinished():
             print(f"  not copied ({t.state}): {t.path}")
     x = status.xmpp
@@ -159,9 +159,7 @@ def offline_status(config_dir: Path) -> Status:
     for path in load_settings(config_dir).repositories:
         try:
             f = jobs.facts(path)
-            conflicts = jobs.find_conflicts(path)
-            from core.status import Conflict
-
+            conflicts = jobs.conflicts(f.path)
             repos.append(RepoStatus(
                 path=f.path, uuid=f.uuid, description=f.description,
                 uncommitted=jobs.count_uncommitted(path),
@@ -170,7 +168,7 @@ def offline_status(config_dir: Path) -> Status:
                                            via=r.via, nodes=f.cluster_nodes.get(r.name, ()))
                               for r in (*f.remotes, *f.proxied)
                               if r.kind is not RemoteKind.PAIRED),
-                conflicts=tuple(Conflict(f.path, p, v) for p, v in sorted(conflicts.items())),
+                conflicts=conflicts,
                 wanted_note=f.wanted_notes.get(f.uuid),
             ))
         except CoreError as e:

@@ -544,11 +544,8 @@ class RepoWorker:
 
     async def _refresh_conflicts(self) -> None:
         self._conflicts_stale = False
-        found = await run_blocking(jobs.find_conflicts, self.path)
-        shown = tuple(
-            Conflict(self.path, path, variants) for path, variants in sorted(found.items())
-            if not self.host.acknowledged(self.path, path, variants)
-        )
+        found = await run_blocking(jobs.conflicts, self.path)
+        shown = tuple(c for c in found if not self.host.acknowledged(self.path, c.path, c.variants))
         if shown != self.conflicts:
             self.conflicts = shown
             self.host.changed()

@@ -153,6 +153,9 @@ def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: A
     wait(lambda: any((p.pa / v).exists() and (p.pa / v).read_text() == "from B\n"
                      for v in conflict.variants), BOUND, "B's variant in A")
     assert flagged == ["seed.txt"]
+    # each version with the device it came from: B's through the remote "b", A's here
+    origins = {(p.pa / v).read_text(): conflict.origin(v) for v in conflict.variants}
+    assert origins == {"from A\n": "this device", "from B\n": "b"}, origins
     notified = [text for _title, text in recorded]
     assert len([n for n in notified if "seed.txt was changed on two devices" in n]) == 1, notified
 
@@ -160,6 +163,9 @@ def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: A
     win.conflicts.itemActivated.emit(win.conflicts.item(0))
     dlg = p.a.conflict_dialogs[(str(p.pa), "seed.txt")]
     assert dlg.isVisible()
+    lines = [dlg.variants.item(i).text() for i in range(dlg.variants.count())]
+    assert sorted(line.split(" — ")[0].split(", ")[1] for line in lines) == [
+        "from b", "from this device"], lines
     dlg.open_both.click()
     assert sorted(p.a.opened) == sorted(str(p.pa / v) for v in conflict.variants)
     keep = next(v for v in conflict.variants if (p.pa / v).read_text() == "from B\n")
