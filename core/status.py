@@ -132,6 +132,7 @@ class RemoteStatus:
     # a cluster also names its node remotes, which are not synced one by one
     via: str | None = None
     nodes: tuple[str, ...] = ()
+    transport: str = ""  # how it is reached: ssh, p2p, folder, http... (RemoteInfo.transport)
 
     @property
     def peer_name(self) -> str:

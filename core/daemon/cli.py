@@ -131,7 +131,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for rm in r.remotes:
             via = f" via {rm.via}" if rm.via else ""
             nodes = f", nodes {' '.join(rm.nodes)}" if rm.nodes else ""
-            print(f"  {rm.name} ({rm.kind}{via}{nodes}): {rm.state_words()}")
+            print(f"  {rm.name} ({rm.transport or rm.kind}{via}{nodes}): {rm.state_words()}")
             if rm.wanted_note:
                 print(f"    {rm.wanted_note}")
         for c in r.conflicts:
@@ -165,7 +165,8 @@ def offline_status(config_dir: Path) -> Status:
                 uncommitted=jobs.count_uncommitted(path),
                 remotes=tuple(RemoteStatus(r.name, r.uuid, r.kind.value,
                                            wanted_note=f.wanted_notes.get(r.uuid or ""),
-                                           via=r.via, nodes=f.cluster_nodes.get(r.name, ()))
+                                           via=r.via, nodes=f.cluster_nodes.get(r.name, ()),
+                                           transport=r.transport)
                               for r in (*f.remotes, *f.proxied)
                               if r.kind is not RemoteKind.PAIRED),
                 conflicts=conflicts,

@@ -128,7 +128,7 @@ class RemoteState:
             reachable=self.reachable, last_sync=self.last_sync,
             waiting_since=self.waiting_since, push_deadline=self.push_deadline,
             error=self.error, pending=self.pending, wanted_note=self.wanted_note,
-            detail=self.detail,
+            detail=self.detail, transport=self.info.transport,
         )
 
     def proxied_status(self, info: RemoteInfo, nodes: tuple[str, ...],
@@ -137,7 +137,7 @@ class RemoteState:
         return RemoteStatus(
             name=info.name, uuid=info.uuid, kind=info.kind.value, reachable=self.reachable,
             last_sync=self.last_sync, waiting_since=self.waiting_since,
-            wanted_note=wanted_note, via=self.info.name, nodes=nodes,
+            wanted_note=wanted_note, via=self.info.name, nodes=nodes, transport=info.transport,
         )
 
     def failed(self, raw: str | None) -> Failure | None:
@@ -150,7 +150,8 @@ class RemoteState:
     def unknown(self) -> RemoteStatus:
         """Its status while our own folder is missing: nothing about it is known now."""
         return RemoteStatus(name=self.info.name, uuid=self.info.uuid, kind=self.info.kind.value,
-                            last_sync=self.last_sync, wanted_note=self.wanted_note)
+                            last_sync=self.last_sync, wanted_note=self.wanted_note,
+                            transport=self.info.transport)
 
 
 class RepoWorker:

@@ -117,8 +117,9 @@ class MainWindow(QMainWindow):
 
         self.repos = QTreeWidget()
         self.repos.setObjectName("repositories")
-        self.repos.setColumnCount(2)
-        self.repos.setHeaderLabels([self.tr("Folder / device"), self.tr("State")])
+        self.repos.setColumnCount(3)
+        self.repos.setHeaderLabels([self.tr("Folder / device"), self.tr("State"), self.tr("Reached by")])
+        self.repos.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.repos.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.repos.header().setStretchLastSection(True)
         self.repos.itemSelectionChanged.connect(self._show_details)
@@ -281,7 +282,7 @@ class MainWindow(QMainWindow):
             placed: dict[str, QTreeWidgetItem] = {}
             for rm in sorted(repo.remotes, key=lambda r: (r.via is not None, not r.nodes)):
                 text = remote_line(rm, now, self.tr)
-                child = QTreeWidgetItem([rm.name, text.split(": ", 1)[-1]])
+                child = QTreeWidgetItem([rm.name, text.split(": ", 1)[-1], rm.transport])
                 child.setData(0, Qt.ItemDataRole.UserRole, repo.path)
                 child.setData(1, DETAIL_ROLE, rm.detail)
                 child.setToolTip(1, rm.detail or f"{rm.kind} {rm.uuid or ''}")

@@ -271,3 +271,30 @@ def test_log_view_and_copy_diagnostics(make_core: Any, make_app: Any, wait: Any,
     assert copied.startswith(f"annexsync {version('annexsync')}\n")
     assert "annexsync: paused" in copied and "Paused syncing" in copied
     assert dlg.note.text().startswith("Diagnostics copied to the clipboard")
+
+
+def test_remotes_say_how_they_are_reached(make_core: Any, make_app: Any, wait: Any, run: Any,
+                                          tmp_path: Path) -> None:
+    """An ssh remote says ssh (in both URL forms), a folder says folder: in the
+    window's tree and in the settings' list."""
+    app = _app_with_repo(make_core, make_app, wait, run, tmp_path / "r")
+    folder = app.bridge.status.repos[0].path
+    other = make_repo(tmp_path / "other")
+    for name, url in (("server", "ssh://nohost.invalid/srv/x"), ("scp", "me@nohost.invalid:x"),
+                      ("disk", str(other))):
+        run(app.core.add_remote(folder, name, url))
+    win = app.open_window()
+
+    def rows() -> dict[str, str]:
+        top = win.repos.topLevelItem(0)
+        if top is None:
+            return {}
+        return {top.child(i).text(0): top.child(i).text(2) for i in range(top.childCount())}
+
+    wait(lambda: len(rows()) == 3, BOUND, "three remotes in the window")
+    assert rows() == {"server": "ssh", "scp": "ssh", "disk": "folder"}
+    dlg = app.open_settings()
+    dlg.tabs.setCurrentIndex(1)
+    wait(lambda: dlg.remotes.count() == 3, BOUND, "three remotes in the settings")
+    listed = sorted(dlg.remotes.item(i).text() for i in range(dlg.remotes.count()))
+    assert listed == ["disk (folder)", "scp (ssh)", "server (ssh)"], listed
