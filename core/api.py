@@ -10,7 +10,7 @@ of the config directory, attaches the rotating log, and opens the root
 TaskGroup, which owns:
 
 * the transfer queue's scheduler (``core.daemon.transferqueue``), shared by
-  all repositories (``transfer_slots`` slots, one per remote at a time);
+  all repositories (``transfer_slots`` slots, used to one remote too);
 * the NetWatch (``core.daemon.netwatch``): online/offline, sleep/resume,
   re-probing waiting remotes;
 * the instance socket (``core.instance``): ``annexsync status`` and hand-over

@@ -193,3 +193,38 @@ def _text(path: Path) -> str | None:
         return path.read_text()
     except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
         return None
+
+
+def test_two_slots_carry_two_transfers_to_one_remote_at_once(make_app: Any, wait: Any,
+                                                           tmp_path: Path) -> None:
+    """Issue 19: with the default 2 slots and one remote, both slots are used --
+    the window's transfer list shows two files to the same remote running at once."""
+    p = _pair(make_app, wait, tmp_path, bandwidth_kb=400)
+    assert p.a.core.settings.transfer_slots == 2
+    windows = [p.a.open_window(), p.b.open_window()]
+    most: list[set[str]] = []
+
+    def record(_status: object) -> None:
+        for w in windows:
+            m = w.transfers_model
+            rows = [m.index(r, 0).data(TRANSFER_ROLE) for r in range(m.rowCount())]
+            running = [t for t in rows if t.state == "running"]
+            if len(running) >= 2 and len({(t.direction, t.remote) for t in running}) == 1:
+                most.append({t.path for t in running})
+
+    for app in (p.a, p.b):
+        app.bridge.statusChanged.connect(record)
+    first, second = os.urandom(1_500_000), os.urandom(1_500_000)
+    (p.pa / "one.bin").write_bytes(first)
+    (p.pa / "two.bin").write_bytes(second)
+    wait(lambda: bool(most), BOUND, "two transfers to one remote running at once")
+    assert most[0] == {"one.bin", "two.bin"}
+    wait(lambda: _text_bytes(p.pb / "one.bin") == first and _text_bytes(p.pb / "two.bin") == second,
+         BOUND, "both files in B")
+
+
+def _text_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
