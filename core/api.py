@@ -177,6 +177,11 @@ class Core:
         self.alerts.add(lvl, text, name=name, notify=notify or lvl == "error", repo=repo)
         self.changed()
 
+    def clear_alert(self, name: str) -> None:
+        """The cause of alert ``name`` is gone: it leaves the window and the menu."""
+        if self.alerts.clear(name):
+            self.changed()
+
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool:
         return [repo, path, list(variants)] in self._acks
 
@@ -314,12 +319,15 @@ class Core:
         if previous is not None:
             await asyncio.wait({previous})  # its socket is closed before we bind again
         try:
-            await serve_repositories(repos, bind, on_started=lambda lst: self.activity(
-                f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}"),
-                paired=self.hub.serve_lan)  # fmt: skip
+            await serve_repositories(repos, bind, on_started=self._serving,
+                                     paired=self.hub.serve_lan)  # fmt: skip
         except (OSError, CoreError) as e:
             logger.warning("P2P listener on %s: %s", bind, e)
             self.alert("error", f"Cannot serve P2P peers on {bind}: {e}", name="p2p-listen")
+
+    def _serving(self, lst: Any) -> None:
+        self.clear_alert("p2p-listen")  # an earlier bind failure is over
+        self.activity(f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}")
 
     async def _guard(self, worker: RepoWorker) -> None:
         """A crashing worker shows its error instead of taking the core down."""
@@ -539,6 +547,7 @@ class Core:
                 async with asyncio.timeout(self.timings.stop_grace):
                     await asyncio.wait({task})
         self._workers.pop(w.path, None)
+        self.alerts.clear_repo(w.path)  # nothing about it is shown any more
         await self._save(self.settings.replace(
             repositories=tuple(p for p in self.settings.repositories if p != w.path)))
         self.changed()

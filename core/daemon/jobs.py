@@ -216,7 +216,8 @@ def classify(error: Exception) -> bool:
 @dataclass
 class CommitOutcome:
     commit: bytes | None = None
-    added_keys: list[tuple[str, Key]] = field(default_factory=list)
+    added_keys: list[tuple[str, Key]] = field(default_factory=list)  # annexed
+    added: list[str] = field(default_factory=list)  # every path added, dotfiles (in git) too
 
 
 def ignored(rel: str) -> bool:
@@ -256,6 +257,7 @@ def commit_changes(path: str, changed: Iterable[str], message: str | None) -> Co
                 adder.unlocked = True
                 added = adder.add(still)
             out.added_keys = [(a.path, a.key) for a in added if a.key is not None]
+            out.added = [a.path for a in added]
         out.commit = syncops.commit_worktree(repo, message)
         repo.branch.commit()
     return out

@@ -103,6 +103,7 @@ class Host(Protocol):
     def activity(self, text: str) -> None: ...
     def alert(self, level: str, text: str, *, name: str | None = None,
               notify: bool = False, repo: str | None = None) -> None: ...
+    def clear_alert(self, name: str) -> None: ...
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
     def device_online(self, device_id: str) -> bool: ...
     def branch_moved(self, repo: str) -> None: ...
@@ -206,6 +207,7 @@ class RepoWorker:
             return there
         self.missing = not there
         if there:
+            self.host.clear_alert(f"missing {self.path}")
             self.host.activity(f"{Path(self.path).name} is back")
             self.need_receive, self.scan_keys = True, None
             self.desync_all()
@@ -316,6 +318,7 @@ class RepoWorker:
             state.wanted_note = f.wanted_notes.get(info.uuid or "")
         for gone in set(self.remotes) - {i.name for i in remotes}:
             del self.remotes[gone]
+            self.host.clear_alert(f"sync {self.path} {gone}")
         self.proxied, self.cluster_nodes = f.proxied, f.cluster_nodes
         self.host.changed()
 
@@ -473,9 +476,9 @@ class RepoWorker:
                                f"in {Path(self.path).name}")
             self._schedule_push()
             self._conflicts_stale = True
+        if out.added:  # dotfiles and small files (into git) too, not only annexed ones
+            self.host.alert("info", _files_text("Added", out.added), name=f"added {self.path}")
         if out.added_keys:
-            self.host.alert("info", _files_text("Added", [p for p, _ in out.added_keys]),
-                            name=f"added {self.path}")
             if self.scan_keys is not None:
                 keys = {str(k) for _, k in out.added_keys}
                 self.scan_keys |= keys
@@ -540,6 +543,8 @@ class RepoWorker:
 
     def _merge_done(self, source: str) -> None:
         if self.merge_errors.pop(source, None) is not None:
+            if not self.merge_errors:
+                self.host.clear_alert(f"merge {self.path}")
             self.host.activity(f"Merged into {Path(self.path).name} again")
             self.host.changed()
 
@@ -547,6 +552,8 @@ class RepoWorker:
         self._conflicts_stale = False
         found = await run_blocking(jobs.conflicts, self.path)
         shown = tuple(c for c in found if not self.host.acknowledged(self.path, c.path, c.variants))
+        if not shown:
+            self.host.clear_alert(f"conflict {self.path}")
         if shown != self.conflicts:
             self.conflicts = shown
             self.host.changed()
@@ -619,6 +626,7 @@ class RepoWorker:
         now = self.host.now()
         if out.ok:
             self.mark_reachable(r)
+            self.host.clear_alert(f"sync {self.path} {r.info.name}")
             if pushed:
                 r.pending = False
                 r.last_sync = now
@@ -832,9 +840,16 @@ def _rel(top: str, path: str) -> str | None:
 
 
 def _files_text(verb: str, paths: list[str], limit: int = 10) -> str:
-    """``Added a, b and N other files`` (spec 5.2: file lists keep the last 10 names)."""
-    names = [Path(p).name for p in paths[-limit:]]
-    more = len(paths) - len(names)
+    """``Added a, b and N other files`` (spec 5.2: file lists keep the last 10 names).
+
+    Each file once; by its name, or by its path inside the folder when two
+    listed files share a name (``a/notes.txt, b/notes.txt``, not ``notes.txt,
+    notes.txt``).
+    """
+    unique = list(dict.fromkeys(paths))
+    shown = unique[-limit:]
+    names = [Path(p).name for p in shown]
+    names = [p if names.count(n) > 1 else n for p, n in zip(shown, names, strict=True)]
+    more = len(unique) - len(shown)
     text = f"{verb} " + ", ".join(names)
     return text + (f" and {more} other file{'s' if more != 1 else ''}" if more else "")
-

@@ -298,3 +298,46 @@ def test_remotes_say_how_they_are_reached(make_core: Any, make_app: Any, wait: A
     wait(lambda: dlg.remotes.count() == 3, BOUND, "three remotes in the settings")
     listed = sorted(dlg.remotes.item(i).text() for i in range(dlg.remotes.count()))
     assert listed == ["disk (folder)", "scp (ssh)", "server (ssh)"], listed
+
+
+def _alert_texts(win: Any) -> list[str]:
+    return [win.alerts.item(i).text() for i in range(win.alerts.count())]
+
+
+def test_added_files_are_named_once_dotfiles_too(make_core: Any, make_app: Any, wait: Any,
+                                                 run: Any, tmp_path: Path) -> None:
+    """One batch (written while paused): a dotfile (it goes to git, not the annex)
+    is named with the others; two files of one name are told apart by their path."""
+    app = _app_with_repo(make_core, make_app, wait, run, tmp_path)
+    folder = Path(app.bridge.status.repos[0].path)
+    win = app.open_window()
+    run(app.core.pause(None))
+    for rel in (".hidden", "a/notes.txt", "b/notes.txt"):
+        (folder / rel).parent.mkdir(exist_ok=True)
+        (folder / rel).write_text(f"{rel}\n")
+    wait(lambda: app.bridge.status.repos[0].uncommitted >= 3, BOUND, "changes seen while paused")
+    run(app.core.resume())
+
+    def added() -> list[str]:
+        return [t for t in _alert_texts(win) if "Added " in t]
+
+    wait(lambda: bool(added()), BOUND, "the Added alert")
+    (text,) = added()
+    listed = text.split("Added ", 1)[1].split(", ")
+    assert sorted(listed) == [".hidden", "a/notes.txt", "b/notes.txt"], text
+
+
+def test_a_failed_sync_alert_says_why_and_goes_when_the_sync_works(
+        make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path) -> None:
+    app = _app_with_repo(make_core, make_app, wait, run, tmp_path)
+    folder = app.bridge.status.repos[0].path
+    win = app.open_window()
+    run(app.core.add_remote(folder, "origin", "ssh://nohost.invalid/srv/x"))
+    failed = "Failed to sync with origin: host not found"
+    wait(lambda: any(t.endswith(failed) for t in _alert_texts(win)), BOUND, "the failure alert")
+    other = make_repo(tmp_path / "other")
+    run(app.core.set_remote_url(folder, "origin", str(other)))  # the person fixes the address
+    wait(lambda: not any(failed in t for t in _alert_texts(win)), BOUND,
+         "the stale alert cleared after a good sync")
+    status = app.bridge.status.repos[0]
+    assert [(r.name, r.reachable, r.error) for r in status.remotes] == [("origin", True, None)]
