@@ -119,9 +119,12 @@ class MainWindow(QMainWindow):
         self.repos.setObjectName("repositories")
         self.repos.setColumnCount(3)
         self.repos.setHeaderLabels([self.tr("Folder / device"), self.tr("State"), self.tr("Reached by")])
-        self.repos.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        self.repos.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.repos.header().setStretchLastSection(True)
+        header = self.repos.header()
+        header.setStretchLastSection(False)
+        for col, mode in enumerate((QHeaderView.ResizeMode.ResizeToContents,
+                                    QHeaderView.ResizeMode.Stretch,
+                                    QHeaderView.ResizeMode.ResizeToContents)):
+            header.setSectionResizeMode(col, mode)
         self.repos.itemSelectionChanged.connect(self._show_details)
         lay.addWidget(self.repos, 1)
         # The raw text behind a failure's short reason (issue 18), for the selected row.
