@@ -65,7 +65,8 @@ from core.status import Conflict
 logger = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".annexsync-tmp"
-CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P, RemoteKind.PAIRED)  # kinds that move content
+CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P, RemoteKind.HTTP,  # kinds that move content
+                 RemoteKind.PAIRED)
 
 
 
