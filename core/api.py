@@ -10,7 +10,7 @@ of the config directory, attaches the rotating log, and opens the root
 TaskGroup, which owns:
 
 * the transfer queue's scheduler (``core.daemon.transferqueue``), shared by
-  all repositories (``transfer_slots`` slots, one per remote at a time);
+  all repositories (``transfer_slots`` slots, used to one remote too);
 * the NetWatch (``core.daemon.netwatch``): online/offline, sleep/resume,
   re-probing waiting remotes;
 * the instance socket (``core.instance``): ``annexsync status`` and hand-over
@@ -183,6 +183,11 @@ class Core:
         self.alerts.add(lvl, text, name=name, notify=notify or lvl == "error", repo=repo)
         self.changed()
 
+    def clear_alert(self, name: str) -> None:
+        """The cause of alert ``name`` is gone: it leaves the window and the menu."""
+        if self.alerts.clear(name):
+            self.changed()
+
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool:
         return [repo, path, list(variants)] in self._acks
 
@@ -343,12 +348,15 @@ class Core:
         if previous is not None:
             await asyncio.wait({previous})  # its socket is closed before we bind again
         try:
-            await serve_repositories(repos, bind, on_started=lambda lst: self.activity(
-                f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}"),
-                paired=self.hub.serve_lan)  # fmt: skip
+            await serve_repositories(repos, bind, on_started=self._serving,
+                                     paired=self.hub.serve_lan)  # fmt: skip
         except (OSError, CoreError) as e:
             logger.warning("P2P listener on %s: %s", bind, e)
             self.alert("error", f"Cannot serve P2P peers on {bind}: {e}", name="p2p-listen")
+
+    def _serving(self, lst: Any) -> None:
+        self.clear_alert("p2p-listen")  # an earlier bind failure is over
+        self.activity(f"Serving {len(lst.repos)} repositories to P2P peers on {lst.host}:{lst.port}")
 
     async def _guard(self, worker: RepoWorker) -> None:
         """A crashing worker shows its error instead of taking the core down."""
@@ -568,6 +576,7 @@ class Core:
                 async with asyncio.timeout(self.timings.stop_grace):
                     await asyncio.wait({task})
         self._workers.pop(w.path, None)
+        self.alerts.clear_repo(w.path)  # nothing about it is shown any more
         await self._save(self.settings.replace(
             repositories=tuple(p for p in self.settings.repositories if p != w.path)))
         self.changed()
@@ -649,7 +658,7 @@ class Core:
             PairingFailed: expired, too many wrong codes; CoreError: no account, bad address.
         """
         outcome = await self.pairing.show(how, friend, on_open, timeout)
-        self._paired(outcome)
+        await self._paired(outcome)
         return outcome
 
     async def pair_join(self, code: str, *, on_progress: Callable[[str], None]) -> PairOutcome:
@@ -659,17 +668,21 @@ class Core:
             BadCode: not a code; PairingFailed: not paired, and why.
         """
         outcome = await self.pairing.join(code, on_progress)
-        self._paired(outcome)
+        await self._paired(outcome)
         return outcome
 
     async def forget_device(self, device_id: str) -> None:
         """Forget a paired device: its key, record and remotes."""
         await self.pairing.forget(device_id)
+        await self.devices_changed()
         self.hub.kick()
         self.changed()
 
-    def _paired(self, outcome: PairOutcome) -> None:
+    async def _paired(self, outcome: PairOutcome) -> None:
+        """The new record and remote are used at once (not at the next records
+        refresh): the Devices view shows the device, the first sync starts now."""
         self.activity(f"Paired with {outcome.name} over {outcome.transport}")
+        await self.devices_changed()
         self.hub.kick()
         self.changed()
 

@@ -59,6 +59,17 @@ class RemoteInfo:
         return self.via or self.name
 
     @property
+    def transport(self) -> str:
+        """How it is reached, in the word the person sees (issue 19: an ssh remote
+        says ssh): ssh, p2p, folder, http, xmpp, paired, cluster, git, or the
+        special remote's type."""
+        if self.kind is RemoteKind.P2P:
+            return "p2p" if (self.url or "").startswith(("p2p-annex::", "tor-annex::")) else "ssh"
+        if self.kind is RemoteKind.SPECIAL:
+            return self.special_type or "special"
+        return "folder" if self.kind is RemoteKind.PATH else self.kind.value
+
+    @property
     def git_remote(self) -> bool:
         """Has a git side (fetch, push): not a proxied remote nor a special one."""
         return self.via is None and self.kind is not RemoteKind.SPECIAL

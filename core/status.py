@@ -133,6 +133,7 @@ class RemoteStatus:
     # a cluster also names its node remotes, which are not synced one by one
     via: str | None = None
     nodes: tuple[str, ...] = ()
+    transport: str = ""  # how it is reached: ssh, p2p, folder, http... (RemoteInfo.transport)
 
     @property
     def peer_name(self) -> str:
@@ -204,6 +205,16 @@ class Conflict:
     repo: str
     path: str  # the original name
     variants: tuple[str, ...]  # the .variant- paths, relative to the repository
+    origins: tuple[str, ...] = ()  # for each variant, the device it came from ("" unknown)
+
+    def origin(self, variant: str) -> str:
+        """The device ``variant`` came from, "" when unknown."""
+        pairs = dict(zip(self.variants, self.origins, strict=False))
+        return pairs.get(variant, "")
+
+    def describe_versions(self) -> list[str]:
+        """Each variant with its device, as ``annexsync status`` lists them."""
+        return [f"{v} (from {self.origin(v)})" if self.origin(v) else v for v in self.variants]
 
 
 @dataclass(frozen=True)
@@ -575,7 +586,9 @@ def status_from_json(data: dict[str, Any]) -> Status:
                 "remotes": tuple(RemoteStatus(**{**x, "nodes": tuple(x.get("nodes", ()))})
                                  for x in r["remotes"]),
                 "conflicts": tuple(
-                    Conflict(**{**c, "variants": tuple(c["variants"])}) for c in r["conflicts"]
+                    Conflict(**{**c, "variants": tuple(c["variants"]),
+                                "origins": tuple(c.get("origins", ()))})
+                    for c in r["conflicts"]
                 ),
                 "clusters": tuple(_cluster_from_json(c) for c in r.get("clusters", ())),
             }

@@ -50,12 +50,13 @@ def sample_status(now: float) -> Status:
                        "phone", 0, 210_000_000, 0.0, "queued"),
     )
     remotes = (
-        RemoteStatus("phone", "5b1c", "p2p", True, now - 95, None, now + 24),
-        RemoteStatus("nas", "9e07", "path", True, now - 600),
-        RemoteStatus("laptop", "c4d2", "p2p", False, now - 7300, now - 5400),
+        RemoteStatus("phone", "5b1c", "p2p", True, now - 95, None, now + 24, transport="ssh"),
+        RemoteStatus("nas", "9e07", "path", True, now - 600, transport="folder"),
+        RemoteStatus("laptop", "c4d2", "p2p", False, now - 7300, now - 5400, transport="ssh"),
     )
     conflict = Conflict(home, "Documents/notes.txt",
-                        ("Documents/notes.variant-1a2b.txt", "Documents/notes.variant-9f8e.txt"))
+                        ("Documents/notes.variant-1a2b.txt", "Documents/notes.variant-9f8e.txt"),
+                        ("this device", "laptop"))
     return Status(
         repos=(RepoStatus(home, "e1f0", "desktop", 0, 1, transfers, remotes, (conflict,)),),
         alerts=(
@@ -77,7 +78,7 @@ def sample_status(now: float) -> Status:
 def state_statuses(now: float) -> dict[str, Status]:
     """One snapshot per health state (issue 18), plus a missing folder: name -> status."""
     home = str(Path.home() / "Annex")
-    ok = (RemoteStatus("nas", "9e07", "path", True, now - 600),)
+    ok = (RemoteStatus("nas", "9e07", "path", True, now - 600, transport="folder"),)
 
     def one(remotes: tuple[RemoteStatus, ...] = ok, **kw: object) -> tuple[RepoStatus, ...]:
         return (RepoStatus(home, "e1f0", "desktop", remotes=remotes, **kw),)  # type: ignore[arg-type]
@@ -91,9 +92,9 @@ def state_statuses(now: float) -> dict[str, Status]:
            "repository.\n\nPlease make sure you have the correct access rights\nand the "
            "repository exists.")
     failing = (*ok, RemoteStatus("origin", None, "p2p", None, None, error="host not found",
-                                 detail=dns, pending=True))
+                                 detail=dns, pending=True, transport="ssh"))
     waiting = (RemoteStatus("laptop", "c4d2", "p2p", False, now - 7300, now - 5400,
-                            error="connection refused"), *ok)
+                            error="connection refused", transport="ssh"), *ok)
     return {
         Health.SYNCED.value: Status(repos=one()),
         Health.SYNCING.value: Status(repos=one(uncommitted=3, transfers=(running,))),
@@ -103,7 +104,8 @@ def state_statuses(now: float) -> dict[str, Status]:
         Health.ATTENTION.value: Status(repos=one(transfers=(cancelled,))),
         Health.ERROR.value: Status(repos=one(failing)),
         "error-folder-missing": Status(repos=one(
-            (RemoteStatus("nas", "9e07", "path", None, now - 600),), missing=True)),
+            (RemoteStatus("nas", "9e07", "path", None, now - 600, transport="folder"),),
+            missing=True)),
         Health.SETUP.value: Status(),
         Health.STOPPED.value: Status(repos=one(), daemon=False),
     }

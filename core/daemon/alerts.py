@@ -9,8 +9,10 @@ Theory of operation
 ``AlertBook`` keeps at most ``keep`` alerts, newest first.  An alert added
 with a ``name`` replaces the live alert of the same name (same id, new text
 and time), so "Added a, b" becomes "Added a, b, c" and "Syncing with X"
-becomes "Synced with X" instead of piling up.  ``dismiss`` removes one.
-The clock is injected.
+becomes "Synced with X" instead of piling up.  ``dismiss`` removes one (the
+person closed it); ``clear`` removes the one of a name, and ``clear_repo``
+those about a folder, when their cause is gone (issue 19: a "Failed to sync
+with X" must not outlive the next good sync with X).  The clock is injected.
 """
 
 from __future__ import annotations
@@ -61,6 +63,18 @@ class AlertBook:
                 del self._entries[i]
                 return True
         return False
+
+    def clear(self, name: str) -> bool:
+        """Remove the alert named ``name``: what it said is no longer true."""
+        kept = [e for e in self._entries if e.name != name]
+        cleared, self._entries = len(kept) != len(self._entries), kept
+        return cleared
+
+    def clear_repo(self, repo: str) -> bool:
+        """Remove the alerts about folder ``repo`` (it is no longer synced)."""
+        kept = [e for e in self._entries if e.alert.repo != repo]
+        cleared, self._entries = len(kept) != len(self._entries), kept
+        return cleared
 
     def alerts(self) -> tuple[Alert, ...]:
         return tuple(e.alert for e in self._entries)

@@ -131,7 +131,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for rm in r.remotes:
             via = f" via {rm.via}" if rm.via else ""
             nodes = f", nodes {' '.join(rm.nodes)}" if rm.nodes else ""
-            print(f"  {rm.name} ({rm.kind}{via}{nodes}): {rm.state_words()}")
+            print(f"  {rm.name} ({rm.transport or rm.kind}{via}{nodes}): {rm.state_words()}")
             if rm.wanted_note:
                 print(f"    {rm.wanted_note}")
         for cl in r.clusters:
@@ -143,7 +143,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 why = f" ({n.error})" if n.error else ""
                 print(f"    {n.name}: {state}{why}, {n.keys} keys, {n.bytes} bytes")
         for c in r.conflicts:
-            print(f"  conflict: {c.path}: {', '.join(c.variants)}")
+            print(f"  conflict: {c.path}: {', '.join(c.describe_versions())}")
         for t in r.unfinished():
             print(f"  not copied ({t.state}): {t.path}")
     x = status.xmpp
@@ -168,18 +168,17 @@ def offline_status(config_dir: Path) -> Status:
     for path in load_settings(config_dir).repositories:
         try:
             f = jobs.facts(path)
-            conflicts = jobs.find_conflicts(path)
-            from core.status import Conflict
-
+            conflicts = jobs.conflicts(f.path)
             repos.append(RepoStatus(
                 path=f.path, uuid=f.uuid, description=f.description,
                 uncommitted=jobs.count_uncommitted(path),
                 remotes=tuple(RemoteStatus(r.name, r.uuid, r.kind.value,
                                            wanted_note=f.wanted_notes.get(r.uuid or ""),
-                                           via=r.via, nodes=f.cluster_nodes.get(r.name, ()))
+                                           via=r.via, nodes=f.cluster_nodes.get(r.name, ()),
+                                           transport=r.transport)
                               for r in (*f.remotes, *f.proxied)
                               if r.kind is not RemoteKind.PAIRED),
-                conflicts=tuple(Conflict(f.path, p, v) for p, v in sorted(conflicts.items())),
+                conflicts=conflicts,
                 wanted_note=f.wanted_notes.get(f.uuid),
                 clusters=cluster_statuses(path, probe_nodes=False),
             ))

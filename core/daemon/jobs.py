@@ -44,7 +44,7 @@ from core.errors import CoreError, GitCommandError, MergeConflict, MergeFailed, 
 from core.failures import Reason
 from core.ops import sync as syncops
 from core.ops.add import Adder
-from core.ops.conflicts import VARIANT_MARKER, original_names
+from core.ops.conflicts import VARIANT_MARKER, original_names, version_origins
 from core.ops.files import AnnexedFile, annexed_files, populate_unlocked
 from core.ops.query import wanted
 from core.ops.transfer import _wanted, copy_key_to, get_key
@@ -60,6 +60,7 @@ from core.remotes import (
 )
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo, init_git
+from core.status import Conflict
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +220,8 @@ def classify(error: Exception) -> bool:
 @dataclass
 class CommitOutcome:
     commit: bytes | None = None
-    added_keys: list[tuple[str, Key]] = field(default_factory=list)
+    added_keys: list[tuple[str, Key]] = field(default_factory=list)  # annexed
+    added: list[str] = field(default_factory=list)  # every path added, dotfiles (in git) too
 
 
 def ignored(rel: str) -> bool:
@@ -259,6 +261,7 @@ def commit_changes(path: str, changed: Iterable[str], message: str | None) -> Co
                 adder.unlocked = True
                 added = adder.add(still)
             out.added_keys = [(a.path, a.key) for a in added if a.key is not None]
+            out.added = [a.path for a in added]
         out.commit = syncops.commit_worktree(repo, message)
         repo.branch.commit()
     return out
@@ -562,6 +565,16 @@ def find_conflicts(path: str) -> dict[str, tuple[str, ...]]:
             for rel in gitops.conflicted_paths(repo.path):
                 groups.setdefault(rel, [])
     return {k: tuple(sorted(v)) for k, v in groups.items()}
+
+
+def conflicts(path: str) -> tuple[Conflict, ...]:
+    """The folder's conflicts as status values, each version with the device it came
+    from (``version_origins``)."""
+    found = find_conflicts(path)
+    with _open(path) as repo:
+        names = {r.uuid: r.name for r in list_remotes(repo) if r.uuid}
+        return tuple(Conflict(path, p, v, version_origins(repo, v, names))
+                     for p, v in sorted(found.items()))
 
 
 def _recent_trees(repo: AnnexRepo) -> list[ObjectID]:

@@ -103,6 +103,7 @@ class Host(Protocol):
     def activity(self, text: str) -> None: ...
     def alert(self, level: str, text: str, *, name: str | None = None,
               notify: bool = False, repo: str | None = None) -> None: ...
+    def clear_alert(self, name: str) -> None: ...
     def acknowledged(self, repo: str, path: str, variants: tuple[str, ...]) -> bool: ...
     def device_online(self, device_id: str) -> bool: ...
     def branch_moved(self, repo: str) -> None: ...
@@ -129,7 +130,7 @@ class RemoteState:
             reachable=self.reachable, last_sync=self.last_sync,
             waiting_since=self.waiting_since, push_deadline=self.push_deadline,
             error=self.error, pending=self.pending or self.desynced,
-            wanted_note=self.wanted_note, detail=self.detail,
+            wanted_note=self.wanted_note, detail=self.detail, transport=self.info.transport,
         )
 
     def proxied_status(self, info: RemoteInfo, nodes: tuple[str, ...],
@@ -138,7 +139,7 @@ class RemoteState:
         return RemoteStatus(
             name=info.name, uuid=info.uuid, kind=info.kind.value, reachable=self.reachable,
             last_sync=self.last_sync, waiting_since=self.waiting_since,
-            wanted_note=wanted_note, via=self.info.name, nodes=nodes,
+            wanted_note=wanted_note, via=self.info.name, nodes=nodes, transport=info.transport,
         )
 
     def failed(self, raw: str | None) -> Failure | None:
@@ -151,7 +152,8 @@ class RemoteState:
     def unknown(self) -> RemoteStatus:
         """Its status while our own folder is missing: nothing about it is known now."""
         return RemoteStatus(name=self.info.name, uuid=self.info.uuid, kind=self.info.kind.value,
-                            last_sync=self.last_sync, wanted_note=self.wanted_note)
+                            last_sync=self.last_sync, wanted_note=self.wanted_note,
+                            transport=self.info.transport)
 
 
 class RepoWorker:
@@ -208,6 +210,7 @@ class RepoWorker:
             return there
         self.missing = not there
         if there:
+            self.host.clear_alert(f"missing {self.path}")
             self.host.activity(f"{Path(self.path).name} is back")
             self.need_receive, self.scan_keys = True, None
             self.desync_all()
@@ -319,6 +322,7 @@ class RepoWorker:
             state.wanted_note = f.wanted_notes.get(info.uuid or "")
         for gone in set(self.remotes) - {i.name for i in remotes}:
             del self.remotes[gone]
+            self.host.clear_alert(f"sync {self.path} {gone}")
         self.proxied, self.cluster_nodes = f.proxied, f.cluster_nodes
         self.has_clusters = bool(f.gateway_of) or any(
             i.kind is RemoteKind.CLUSTER for i in f.proxied)
@@ -478,9 +482,9 @@ class RepoWorker:
                                f"in {Path(self.path).name}")
             self._schedule_push()
             self._conflicts_stale = True
+        if out.added:  # dotfiles and small files (into git) too, not only annexed ones
+            self.host.alert("info", _files_text("Added", out.added), name=f"added {self.path}")
         if out.added_keys:
-            self.host.alert("info", _files_text("Added", [p for p, _ in out.added_keys]),
-                            name=f"added {self.path}")
             if self.scan_keys is not None:
                 keys = {str(k) for _, k in out.added_keys}
                 self.scan_keys |= keys
@@ -545,16 +549,17 @@ class RepoWorker:
 
     def _merge_done(self, source: str) -> None:
         if self.merge_errors.pop(source, None) is not None:
+            if not self.merge_errors:
+                self.host.clear_alert(f"merge {self.path}")
             self.host.activity(f"Merged into {Path(self.path).name} again")
             self.host.changed()
 
     async def _refresh_conflicts(self) -> None:
         self._conflicts_stale = False
-        found = await run_blocking(jobs.find_conflicts, self.path)
-        shown = tuple(
-            Conflict(self.path, path, variants) for path, variants in sorted(found.items())
-            if not self.host.acknowledged(self.path, path, variants)
-        )
+        found = await run_blocking(jobs.conflicts, self.path)
+        shown = tuple(c for c in found if not self.host.acknowledged(self.path, c.path, c.variants))
+        if not shown:
+            self.host.clear_alert(f"conflict {self.path}")
         if shown != self.conflicts:
             self.conflicts = shown
             self.host.changed()
@@ -654,6 +659,7 @@ class RepoWorker:
         now = self.host.now()
         if out.ok:
             self.mark_reachable(r)
+            self.host.clear_alert(f"sync {self.path} {r.info.name}")
             if pushed:
                 r.pending = False
                 r.last_sync = now
@@ -891,9 +897,16 @@ def _rel(top: str, path: str) -> str | None:
 
 
 def _files_text(verb: str, paths: list[str], limit: int = 10) -> str:
-    """``Added a, b and N other files`` (spec 5.2: file lists keep the last 10 names)."""
-    names = [Path(p).name for p in paths[-limit:]]
-    more = len(paths) - len(names)
+    """``Added a, b and N other files`` (spec 5.2: file lists keep the last 10 names).
+
+    Each file once; by its name, or by its path inside the folder when two
+    listed files share a name (``a/notes.txt, b/notes.txt``, not ``notes.txt,
+    notes.txt``).
+    """
+    unique = list(dict.fromkeys(paths))
+    shown = unique[-limit:]
+    names = [Path(p).name for p in shown]
+    names = [p if names.count(n) > 1 else n for p, n in zip(shown, names, strict=True)]
+    more = len(unique) - len(shown)
     text = f"{verb} " + ", ".join(names)
     return text + (f" and {more} other file{'s' if more != 1 else ''}" if more else "")
-

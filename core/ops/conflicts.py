@@ -48,7 +48,7 @@ from dulwich.objects import Blob, ObjectID
 
 from core import gitlock, gitops
 from core.errors import MergeConflict
-from core.ops.files import install_object
+from core.ops.files import index_key, install_object
 from core.repo.key import Key
 from core.repo.pointer import format_pointer, link_target, parse_link_target, parse_pointer
 from core.repo.repository import AnnexRepo
@@ -414,3 +414,31 @@ __all__ = [
     "side_key",
     "variant_name",
 ]
+
+
+THIS_DEVICE = "this device"
+
+
+def version_origins(repo: AnnexRepo, variants: Iterable[str],
+                    remote_names: dict[str, str]) -> tuple[str, ...]:  # fmt: skip
+    """For each variant, where its version came from, in the person's words.
+
+    A variant's name carries a hash of its key, not the device (8.4), so the
+    origin is read from the location log (5.5): the repository that first
+    recorded having that content is the one where the version was written.
+    It is named ``THIS_DEVICE``, by the git remote (``remote_names``: uuid to
+    name), else by its description; "" when unknown (content never logged).
+    """
+    descriptions = repo.state.descriptions()
+    out = []
+    for v in variants:
+        key = index_key(repo, v)
+        uuid = repo.state.first_location(key) if key else None
+        if uuid is None:
+            out.append("")
+        elif uuid == repo.uuid:
+            out.append(THIS_DEVICE)
+        else:
+            out.append(remote_names.get(uuid) or descriptions.get(uuid) or uuid)
+    return tuple(out)
+

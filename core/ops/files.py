@@ -55,6 +55,14 @@ def _entry_key(repo: AnnexRepo, rel: str, entry: object) -> tuple[Key, bool] | N
     return key, locked
 
 
+def index_key(repo: AnnexRepo, rel: str) -> Key | None:
+    """The key of the annexed file at ``rel`` in the index, if it is one."""
+    index = repo.git.open_index()
+    raw = rel.encode("utf-8", "surrogateescape")
+    found = _entry_key(repo, rel, index[raw]) if raw in index else None
+    return found[0] if found else None
+
+
 def _warn_bad_key(rel: str, data: bytes) -> None:
     """A link or pointer naming an invalid key: say which file, touch nothing."""
     name = data.split(b"\n", 1)[0].rsplit(b"/", 1)[-1].decode("utf-8", "replace")

@@ -3,11 +3,13 @@
 ``show`` makes a code, prints it on its own line (and as a QR code), holds
 the window open on the LAN and waits; ``join`` takes the code (argument, or
 a line on stdin so it stays out of the process list), finds the window by
-DNS-SD or ``--host HOST:PORT`` and pairs.  Both end with the outcome in
+DNS-SD or ``--host HOST:PORT`` and pairs.  ``--xmpp`` holds or finds the window
+on the XMPP account instead; ``show --lan --xmpp`` holds it on both at once
+(``everywhere``).  Both end with the outcome in
 words: "paired with device NAME", or why not (wrong code, expired, too many
 attempts, peer gone), exit 0 or 1.
 
-By itself for now: the running instance does not host pairing windows yet.
+A success tells a running instance (``devices-changed``), which syncs at once.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="do not announce on the LAN (the other device uses --host)")
     show.add_argument("--xmpp", nargs="?", const="", metavar="FRIEND_JID",
                       help="hold the window on the XMPP account instead of the LAN: for your "
-                           "own devices, or for the friend named (they become contacts)")
+                           "own devices, or for the friend named (they become contacts); with "
+                           "--lan, on both at once (the first device to join wins)")
     show.set_defaults(func=cmd_show)
     join = ps.add_parser("join", help="join the device showing CODE")
     join.add_argument("code", nargs="?", metavar="CODE",
@@ -70,7 +73,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lan", action="store_true", help="over the LAN (the default)")
+    p.add_argument("--lan", action="store_true",
+                   help="over the LAN (the default; show: with --xmpp, on both at once)")
     p.add_argument("--to", metavar="JID", help="over XMPP with this friend (as --xmpp JID)")
     p.add_argument("--repo", action="append", type=Path, default=[], metavar="PATH",
                    help="a repository to share (repeat; the same number, in the same order, "
@@ -174,8 +178,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     def listening(host: str, port: int) -> None:
         print(f"listening on {host or '0.0.0.0'}:{port}", flush=True)
 
+    friend = args.to or args.xmpp or None
     if args.xmpp is not None or args.to:
-        exit_code = _outcome(_show_xmpp(window, ctx, args.to or args.xmpp or None))
+        exit_code = _outcome(_show_xmpp(window, ctx, friend, args, listening))
     else:
         exit_code = _outcome(show(window, ctx.hello(), ctx.storage(), host=ctx.interface,
                               on_listening=listening, report=_say,
@@ -185,16 +190,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     return exit_code
 
 
-async def _show_xmpp(window: Any, ctx: _Context, friend: str | None) -> Any:
-    from core.pairing import xmpp
+async def _show_xmpp(window: Any, ctx: _Context, friend: str | None, args: argparse.Namespace,
+                     listening: Any) -> Any:  # fmt: skip
+    """The window on the XMPP account, and with ``--lan`` on the LAN too."""
+    from core.pairing import everywhere, xmpp
 
     def waiting(jid: str) -> None:
         who = f"{friend} (they become your contact)" if friend else "your devices on this account"
         print(f"waiting over XMPP as {jid} for {who}", flush=True)
 
-    return await xmpp.show(window, ctx.hello(), ctx.storage(), await asyncio.to_thread(ctx.xmpp),
-                           friend=friend, report=_say, on_listening=waiting,
-                           **ctx.options())  # fmt: skip
+    cfg = await asyncio.to_thread(ctx.xmpp)
+    if args.lan:
+        return await everywhere.show(window, ctx.hello(), ctx.storage(), cfg, host=ctx.interface,
+                                     friend=friend, announce=not args.no_announce, report=_say,
+                                     on_listening=listening, on_xmpp=waiting, **ctx.options())  # fmt: skip
+    return await xmpp.show(window, ctx.hello(), ctx.storage(), cfg, friend=friend, report=_say,
+                           on_listening=waiting, **ctx.options())  # fmt: skip
 
 
 def _read_code(args: argparse.Namespace) -> str:

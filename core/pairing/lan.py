@@ -190,15 +190,25 @@ async def show(window: PairingWindow, own: Hello, storage: Storage, *, host: str
         PairingFailed: EXPIRED or TOO_MANY_ATTEMPTS (the listener is gone).
     """
     pending: asyncio.Queue[Conn] = asyncio.Queue(maxsize=1)
+    deadline = time.monotonic() + window.remaining(time.monotonic())
+    async with listening(window, pending, host=host, on_listening=on_listening, announce=announce):
+        return await attempts(window, own, storage, pending, deadline, report, step_timeout)
+
+
+@contextlib.asynccontextmanager
+async def listening(window: PairingWindow, pending: asyncio.Queue[Conn], *, host: str,
+                    on_listening: Callable[[str, int], None] = lambda h, p: None,
+                    announce: bool = True) -> AsyncIterator[None]:  # fmt: skip
+    """The window's listener (and its DNS-SD announcement) while the block runs:
+    callers go to ``pending`` (a full queue tells them ``busy``), for ``attempts``."""
     server = await asyncio.start_server(lambda r, w: _queue(pending, r, w), host, 0)
     port = server.sockets[0].getsockname()[1]
-    deadline = time.monotonic() + window.remaining(time.monotonic())
     try:
         async with contextlib.AsyncExitStack() as stack:
             if announce:
                 await stack.enter_async_context(announced(window.code.nameplate, host, port))
             on_listening(host, port)
-            return await attempts(window, own, storage, pending, deadline, report, step_timeout)
+            yield
     finally:
         server.close()
         while not pending.empty():

@@ -223,12 +223,13 @@ class IqPipe:
 class _Side:
     """The logged-in resource of one side, its IQ handlers and its roster changes."""
 
-    def __init__(self, client: _Client, gate: Gate) -> None:
+    def __init__(self, client: _Client, gate: Gate,
+                 incoming: asyncio.Queue[Conn] | None = None) -> None:  # fmt: skip
         self.client = client
         self.gate = gate
         self.own = payloads.bare(str(client.boundjid))
         self.pipes: dict[str, IqPipe] = {}
-        self.incoming: asyncio.Queue[Conn] = asyncio.Queue(1)  # shower: callers in turn
+        self.incoming = incoming or asyncio.Queue(1)  # shower: callers in turn
         self.candidates: asyncio.Queue[str] = asyncio.Queue(64)  # joiner: resources to ask
         self.approved: set[str] = set()  # accounts whose subscription we approved here
         self.before: set[str] = set()  # the roster's accounts when we logged in
@@ -323,10 +324,11 @@ class _Side:
 
 
 @contextlib.asynccontextmanager
-async def _side(cfg: XmppConfig, gate: Gate) -> AsyncIterator[_Side]:
+async def _side(cfg: XmppConfig, gate: Gate,
+                incoming: asyncio.Queue[Conn] | None = None) -> AsyncIterator[_Side]:  # fmt: skip
     """Log in with a pairing resource; log out (handlers gone, socket closed) on exit."""
     client = await _open(cfg, pair_resource(), None)
-    side = _Side(client, gate)
+    side = _Side(client, gate, incoming)
     try:
         with contextlib.suppress(IqError, IqTimeout):
             await client.get_roster(timeout=IQ_TIMEOUT)
@@ -367,11 +369,28 @@ async def show(window: PairingWindow, own: Hello, storage: Storage, cfg: XmppCon
     Raises:
         PairingFailed: EXPIRED or TOO_MANY_ATTEMPTS; XmppError: the account failed.
     """
-    friend = check_friend(friend) if friend else None
+    pending: asyncio.Queue[Conn] = asyncio.Queue(1)
     deadline = time.monotonic() + window.remaining(time.monotonic())
+    async with holding(window, pending, cfg, friend=friend, report=report,
+                       on_listening=on_listening):  # fmt: skip
+        return await attempts(window, own, storage, pending, deadline, report, step_timeout)
+
+
+@contextlib.asynccontextmanager
+async def holding(window: PairingWindow, pending: asyncio.Queue[Conn], cfg: XmppConfig, *,
+                  friend: str | None = None, report: Report = lambda s: None,
+                  on_listening: Callable[[str], None] = lambda jid: None,
+                  ) -> AsyncIterator[None]:  # fmt: skip
+    """The window held on the account while the block runs: callers' pipes go to
+    ``pending`` (for ``attempts``).  A friend offered contact for a window that
+    closed unused is taken off the roster again.
+
+    Raises:
+        XmppError: not an address, or the account failed.
+    """
+    friend = check_friend(friend) if friend else None
     gate = Gate(_chosen(cfg.jid, friend), window.code.nameplate)
-    async with _side(cfg, gate) as side:
-        paired = False
+    async with _side(cfg, gate, pending) as side:
         try:
             side.accept_offers = gate.allowed if friend else (lambda _a: False)
             side.announce()
@@ -379,12 +398,9 @@ async def show(window: PairingWindow, own: Hello, storage: Storage, cfg: XmppCon
                 side.client.send_presence(pto=payloads.bare(friend), ptype="subscribe")
                 report(f"offered {friend} to become contacts")
             on_listening(str(side.client.boundjid))
-            result = await attempts(window, own, storage, side.incoming, deadline, report,
-                                    step_timeout)  # fmt: skip
-            paired = True
-            return result
+            yield
         finally:
-            if friend and not paired:
+            if friend and not window.used:
                 await side.withdraw({payloads.bare(friend)})
 
 

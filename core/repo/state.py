@@ -181,6 +181,14 @@ class AnnexState:
         logged = frozenset(u for u, x in self.location_lines(key).items() if x.present)
         return self.clusters().with_clusters(logged) if logged else logged
 
+    def first_location(self, key: Key | str) -> str | None:
+        """The UUID of the earliest "present" line of the key's location log: the
+        repository where that content was first recorded (where it was added)."""
+        path = location_log_path(key)
+        lines = [x for x in logs.parse_presence(self.branch.read(path) or b"", path) if x.present]
+        first = min(lines, key=lambda x: x.clock, default=None)
+        return _text(first.info) if first else None
+
     def metadata(self, key: Key | str) -> dict[str, frozenset[str]]:
         """Current metadata of a key (5.4 ``.log.met``): case-folded field -> values."""
         path = location_log_path(key) + ".met"

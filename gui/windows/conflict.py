@@ -74,8 +74,12 @@ class ConflictDialog(QDialog):
         lay.addWidget(buttons)
 
     def describe(self, variant: str) -> str:
-        """A version's line: its name, size and date (its content may not be here yet)."""
+        """A version's line: its name, the device it came from, size and date (its
+        content may not be here yet)."""
         name = os.path.basename(variant)
+        origin = self.conflict.origin(variant)
+        if origin:
+            name = self.tr("%1, from %2").replace("%1", name).replace("%2", origin)
         try:
             st = os.stat(os.path.join(self.conflict.repo, variant))
         except OSError:

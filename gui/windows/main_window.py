@@ -120,10 +120,14 @@ class MainWindow(QMainWindow):
 
         self.repos = QTreeWidget()
         self.repos.setObjectName("repositories")
-        self.repos.setColumnCount(2)
-        self.repos.setHeaderLabels([self.tr("Folder / device"), self.tr("State")])
-        self.repos.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.repos.header().setStretchLastSection(True)
+        self.repos.setColumnCount(3)
+        self.repos.setHeaderLabels([self.tr("Folder / device"), self.tr("State"), self.tr("Reached by")])
+        header = self.repos.header()
+        header.setStretchLastSection(False)
+        for col, mode in enumerate((QHeaderView.ResizeMode.ResizeToContents,
+                                    QHeaderView.ResizeMode.Stretch,
+                                    QHeaderView.ResizeMode.ResizeToContents)):
+            header.setSectionResizeMode(col, mode)
         self.repos.itemSelectionChanged.connect(self._show_details)
         lay.addWidget(self.repos, 1)
         # The raw text behind a failure's short reason (issue 18), for the selected row.
@@ -285,7 +289,7 @@ class MainWindow(QMainWindow):
             placed: dict[str, QTreeWidgetItem] = {}
             for rm in sorted(repo.remotes, key=lambda r: (r.via is not None, not r.nodes)):
                 text = remote_line(rm, now, self.tr)
-                child = QTreeWidgetItem([rm.name, text.split(": ", 1)[-1]])
+                child = QTreeWidgetItem([rm.name, text.split(": ", 1)[-1], rm.transport])
                 child.setData(0, Qt.ItemDataRole.UserRole, repo.path)
                 child.setData(1, DETAIL_ROLE, rm.detail)
                 child.setToolTip(1, rm.detail or f"{rm.kind} {rm.uuid or ''}")

@@ -325,7 +325,7 @@ class SettingsDialog(QDialog):
                 combo.blockSignals(False)
         repo = next((r for r in status.repos if r.path == self.remote_repo.currentText()), None)
         remotes = repo.remotes if repo else ()
-        texts = [f"{rm.name} ({rm.kind})" for rm in remotes]
+        texts = [f"{rm.name} ({rm.transport or rm.kind})" for rm in remotes]
         if [self.remotes.item(i).text() for i in range(self.remotes.count())] != texts:
             self.remotes.clear()
             self.remotes.addItems(texts)

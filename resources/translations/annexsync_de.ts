@@ -394,36 +394,41 @@
     </message>
     <message>
         <location filename="../../gui/windows/conflict.py" line="82"/>
+        <source>%1, from %2</source>
+        <translation>%1, von %2</translation>
+    </message>
+    <message>
+        <location filename="../../gui/windows/conflict.py" line="86"/>
         <source>%1 — content not on this device yet</source>
         <translation>%1 — Inhalt noch nicht auf diesem Gerät</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/conflict.py" line="83"/>
+        <location filename="../../gui/windows/conflict.py" line="87"/>
         <source>%1 — %2, changed %3</source>
         <translation>%1 — %2, geändert %3</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/conflict.py" line="117"/>
+        <location filename="../../gui/windows/conflict.py" line="121"/>
         <source>Discard the other version?</source>
         <translation>Die andere Version verwerfen?</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/conflict.py" line="118"/>
+        <location filename="../../gui/windows/conflict.py" line="122"/>
         <source>Keep “%1” as %2 and delete %3?</source>
         <translation>„%1“ als %2 behalten und %3 löschen?</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/conflict.py" line="123"/>
+        <location filename="../../gui/windows/conflict.py" line="127"/>
         <source>Keep it, delete the others</source>
         <translation>Diese behalten, die anderen löschen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/conflict.py" line="139"/>
+        <location filename="../../gui/windows/conflict.py" line="143"/>
         <source>Nothing was opened: neither version&apos;s content is on this device yet, or no application opens it.</source>
         <translation>Nichts wurde geöffnet: Der Inhalt keiner Version ist schon auf diesem Gerät, oder keine Anwendung öffnet ihn.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/conflict.py" line="142"/>
+        <location filename="../../gui/windows/conflict.py" line="146"/>
         <source>Opened %1 of %2 versions; the others&apos; content is not on this device yet.</source>
         <translation>%1 von %2 Versionen geöffnet; der Inhalt der anderen ist noch nicht auf diesem Gerät.</translation>
     </message>
@@ -593,153 +598,158 @@
         <translation>Zustand</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="135"/>
+        <location filename="../../gui/windows/main_window.py" line="121"/>
+        <source>Reached by</source>
+        <translation>Erreicht über</translation>
+    </message>
+    <message>
+        <location filename="../../gui/windows/main_window.py" line="139"/>
         <source>Sync now</source>
         <translation>Jetzt synchronisieren</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="137"/>
+        <location filename="../../gui/windows/main_window.py" line="141"/>
         <source>Open folder</source>
         <translation>Ordner öffnen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="139"/>
+        <location filename="../../gui/windows/main_window.py" line="143"/>
         <source>Settings…</source>
         <translation>Einstellungen…</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="151"/>
+        <location filename="../../gui/windows/main_window.py" line="155"/>
         <source>Add folder…</source>
         <translation>Ordner hinzufügen…</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="154"/>
+        <location filename="../../gui/windows/main_window.py" line="158"/>
         <source>About</source>
         <translation>Über</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="159"/>
+        <location filename="../../gui/windows/main_window.py" line="163"/>
         <source>Log and diagnostics…</source>
         <translation>Protokoll und Diagnose…</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="185"/>
+        <location filename="../../gui/windows/main_window.py" line="189"/>
         <source>No file transfers running.</source>
         <translation>Keine Dateiübertragungen laufen.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="187"/>
+        <location filename="../../gui/windows/main_window.py" line="191"/>
         <source>Cancel transfer</source>
         <translation>Übertragung abbrechen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="204"/>
+        <location filename="../../gui/windows/main_window.py" line="208"/>
         <source>Alerts</source>
         <translation>Hinweise</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="209"/>
+        <location filename="../../gui/windows/main_window.py" line="213"/>
         <source>Dismiss</source>
         <translation>Verwerfen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="219"/>
+        <location filename="../../gui/windows/main_window.py" line="223"/>
         <source>Recent activity</source>
         <translation>Letzte Aktivität</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="252"/>
+        <location filename="../../gui/windows/main_window.py" line="256"/>
         <source>Syncing… %1%</source>
         <translation>Synchronisiere… %1%</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="254"/>
-        <location filename="../../gui/windows/main_window.py" line="265"/>
+        <location filename="../../gui/windows/main_window.py" line="258"/>
+        <location filename="../../gui/windows/main_window.py" line="269"/>
         <source>, about %1 left</source>
         <translation>, noch etwa %1</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="262"/>
+        <location filename="../../gui/windows/main_window.py" line="266"/>
         <source>Overall: %1 of %2 (%3%)</source>
         <translation>Insgesamt: %1 von %2 (%3%)</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="302"/>
+        <location filename="../../gui/windows/main_window.py" line="306"/>
         <source>No folders yet</source>
         <translation>Noch keine Ordner</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="310"/>
+        <location filename="../../gui/windows/main_window.py" line="314"/>
         <source>error: %1</source>
         <translation>Fehler: %1</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="312"/>
+        <location filename="../../gui/windows/main_window.py" line="316"/>
         <source>scanning for files to transfer</source>
         <translation>sucht Dateien zum Übertragen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="315"/>
+        <location filename="../../gui/windows/main_window.py" line="319"/>
         <source>%1 change(s) to commit</source>
         <translation>%1 Änderung(en) zu speichern</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="317"/>
+        <location filename="../../gui/windows/main_window.py" line="321"/>
         <source>%1 transfer(s) queued</source>
         <translation>%1 Übertragung(en) in der Warteschlange</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="320"/>
+        <location filename="../../gui/windows/main_window.py" line="324"/>
         <source>%1 transfer(s) running</source>
         <translation>%1 Übertragung(en) laufen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="322"/>
+        <location filename="../../gui/windows/main_window.py" line="326"/>
         <source>%1 conflict(s)</source>
         <translation>%1 Konflikt(e)</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="325"/>
+        <location filename="../../gui/windows/main_window.py" line="329"/>
         <source>%1 file(s) not copied</source>
         <translation>%1 Datei(en) nicht kopiert</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="328"/>
+        <location filename="../../gui/windows/main_window.py" line="332"/>
         <source>%1 remote(s) failing</source>
         <translation>%1 Gegenstelle(n) schlagen fehl</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="331"/>
+        <location filename="../../gui/windows/main_window.py" line="335"/>
         <source>waiting for %1 remote(s)</source>
         <translation>wartet auf %1 Gegenstelle(n)</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="337"/>
+        <location filename="../../gui/windows/main_window.py" line="341"/>
         <source>paused</source>
         <translation>angehalten</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="338"/>
+        <location filename="../../gui/windows/main_window.py" line="342"/>
         <source>up to date</source>
         <translation>aktuell</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="344"/>
+        <location filename="../../gui/windows/main_window.py" line="348"/>
         <source>%1 — %2 versions</source>
         <translation>%1 — %2 Versionen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="371"/>
+        <location filename="../../gui/windows/main_window.py" line="375"/>
         <source>No alerts.</source>
         <translation>Keine Hinweise.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="381"/>
+        <location filename="../../gui/windows/main_window.py" line="385"/>
         <source> (×%1)</source>
         <translation> (×%1)</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="394"/>
+        <location filename="../../gui/windows/main_window.py" line="398"/>
         <source>Details: %1</source>
         <translation>Details: %1</translation>
     </message>
@@ -1189,7 +1199,7 @@
 <context>
     <name>join</name>
     <message>
-        <location filename="../../gui/screenshots.py" line="241"/>
+        <location filename="../../gui/screenshots.py" line="243"/>
         <source>Close</source>
         <translation>Schließen</translation>
     </message>

@@ -200,6 +200,7 @@ def make_app(qloop: qasync.QEventLoop, make_core: Callable[..., Any],
         apps.append(app)
         return app
 
+    _make.make_core = make_core  # type: ignore[attr-defined]
     yield _make
     for app in apps:
         qloop.run_until_complete(app.aclose())

@@ -99,17 +99,31 @@ def test_help_says_what_starts_the_tray_app() -> None:
 
 
 def test_status_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> None:
+    """``annexsync status | head``: the reader is gone before the output is written.
+
+    Short output stays in Python's buffer until the command's end, so the write
+    that meets the closed pipe is the last flush: it must happen where the CLI
+    catches BrokenPipeError, not at interpreter exit ("Exception ignored ...
+    BrokenPipeError", exit 120).  The pipe's read end is closed before the
+    process starts, so the outcome does not depend on timing; PYTHONUNBUFFERED
+    (set where the tests run) would write, and fail, inside the command instead.
+    """
     import json
 
     cfg = tmp_path / "cfg"
     cfg.mkdir()
-    (cfg / "settings.json").write_text(json.dumps(
-        {"repositories": [str(tmp_path / f"gone-{i}") for i in range(2000)]}))
-    p = subprocess.run(f"{sys.executable} -m core.cli --config-dir {cfg} status | head -1",
-                       shell=True, cwd=ROOT, text=True, capture_output=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert p.stdout.startswith("annexsync: not running")
+    (cfg / "settings.json").write_text(json.dumps({"repositories": [str(tmp_path / "gone")]}))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user runs it
+    r, w = os.pipe()
+    os.close(r)  # as `head` that has already exited
+    try:
+        p = subprocess.run([sys.executable, "-m", "core.cli", "--config-dir", str(cfg), "status"],
+                           stdout=w, stderr=subprocess.PIPE, cwd=ROOT, text=True, timeout=60,
+                           env={**env, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    finally:
+        os.close(w)
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+    assert p.returncode == 141, (p.returncode, p.stderr)  # as git-annex ends on SIGPIPE
 
 
 @pytest.mark.tray

@@ -9,6 +9,7 @@ words, with nothing stored.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,19 @@ from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from core.devices.identity import load_or_create
 from core.devices.paired import PairedStore
-from tests.gui.conftest import make_repo
+from tests.gui.conftest import FAST, make_repo
 
 BOUND = 30.0
+SLOW_RECORDS = dataclasses.replace(FAST, devices_refresh=600.0)
 
 
 def _app(make_app: Any, run: Any, root: Path, name: str, device: str, server: Any,
          jid: str = "alice@localhost") -> Any:  # fmt: skip
+    """An app instance whose core re-reads the paired records only when told
+    (not every few seconds), so a new pairing must reach it by itself."""
     load_or_create(root / name, device)  # the device's name, not the host's
     repo = make_repo(root.parent / f"repo-{name}")
-    app = make_app(name)
+    app = make_app(name, core=make_app.make_core(name, timings=SLOW_RECORDS))
     run(app.core.add_repository(str(repo), create=False))
     app.core.settings = app.core.settings.replace(pairing_interface="127.0.0.1")
     app.core.pairing.lan_look = 0.5  # nothing on the LAN here: on to XMPP soon
@@ -64,6 +68,21 @@ def _show_code(app: Any, wait: Any, friend: str | None = None) -> Any:
     return dlg
 
 
+def _repo(app: Any) -> Path:
+    (path,) = app.core.settings.repositories
+    return Path(path)
+
+
+def _syncing(a: Any, b: Any, wait: Any) -> None:
+    """Paired and syncing: a file written on one side arrives, with its content,
+    on the other, and one back (the repositories have no other remote)."""
+    for src, dst, name in ((a, b, "there.txt"), (b, a, "back.txt")):
+        data = f"{name} from {src.core.config_dir.name}\n" * 100
+        (_repo(src) / name).write_text(data)  # the core adds and commits it
+        wait(lambda: (_repo(dst) / name).is_file()  # noqa: B023
+             and (_repo(dst) / name).read_text() == data, 60, f"{name} on the other side")  # noqa: B023
+
+
 def test_both_wizards_pair_two_instances_over_xmpp_and_forget(
         two_apps: tuple[Any, Any], wait: Any, qtbot: Any) -> None:  # fmt: skip
     a, b = two_apps
@@ -77,6 +96,7 @@ def test_both_wizards_pair_two_instances_over_xmpp_and_forget(
     assert dlg.said.text() == "Paired with laptop (over XMPP)."
     assert shown.said.text() == "Paired with desk (over XMPP)."
     assert [r.name for r in _records(a)] == ["desk"] and [r.name for r in _records(b)] == ["laptop"]
+    _syncing(a, b, wait)
 
     view = a.open_window().devices
 
@@ -97,6 +117,7 @@ def test_both_wizards_pair_two_instances_over_xmpp_and_forget(
     assert isinstance(box, QMessageBox) and "Forget desk?" in box.text()
     box.button(QMessageBox.StandardButton.Yes).click()
     wait(lambda: _records(a) == [], BOUND, "desk forgotten")
+    wait(lambda: desk_row() is None, BOUND, "desk gone from the Devices view")
 
 
 def test_a_wrong_code_in_the_join_wizard_is_said_and_nothing_is_stored(

@@ -153,6 +153,9 @@ def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: A
     wait(lambda: any((p.pa / v).exists() and (p.pa / v).read_text() == "from B\n"
                      for v in conflict.variants), BOUND, "B's variant in A")
     assert flagged == ["seed.txt"]
+    # each version with the device it came from: B's through the remote "b", A's here
+    origins = {(p.pa / v).read_text(): conflict.origin(v) for v in conflict.variants}
+    assert origins == {"from A\n": "this device", "from B\n": "b"}, origins
     notified = [text for _title, text in recorded]
     assert len([n for n in notified if "seed.txt was changed on two devices" in n]) == 1, notified
 
@@ -160,6 +163,9 @@ def test_conflict_flagged_once_and_resolved_in_the_dialog(make_app: Any, wait: A
     win.conflicts.itemActivated.emit(win.conflicts.item(0))
     dlg = p.a.conflict_dialogs[(str(p.pa), "seed.txt")]
     assert dlg.isVisible()
+    lines = [dlg.variants.item(i).text() for i in range(dlg.variants.count())]
+    assert sorted(line.split(" — ")[0].split(", ")[1] for line in lines) == [
+        "from b", "from this device"], lines
     dlg.open_both.click()
     assert sorted(p.a.opened) == sorted(str(p.pa / v) for v in conflict.variants)
     keep = next(v for v in conflict.variants if (p.pa / v).read_text() == "from B\n")
@@ -186,4 +192,39 @@ def _text(path: Path) -> str | None:
     try:
         return path.read_text()
     except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        return None
+
+
+def test_two_slots_carry_two_transfers_to_one_remote_at_once(make_app: Any, wait: Any,
+                                                           tmp_path: Path) -> None:
+    """Issue 19: with the default 2 slots and one remote, both slots are used --
+    the window's transfer list shows two files to the same remote running at once."""
+    p = _pair(make_app, wait, tmp_path, bandwidth_kb=400)
+    assert p.a.core.settings.transfer_slots == 2
+    windows = [p.a.open_window(), p.b.open_window()]
+    most: list[set[str]] = []
+
+    def record(_status: object) -> None:
+        for w in windows:
+            m = w.transfers_model
+            rows = [m.index(r, 0).data(TRANSFER_ROLE) for r in range(m.rowCount())]
+            running = [t for t in rows if t.state == "running"]
+            if len(running) >= 2 and len({(t.direction, t.remote) for t in running}) == 1:
+                most.append({t.path for t in running})
+
+    for app in (p.a, p.b):
+        app.bridge.statusChanged.connect(record)
+    first, second = os.urandom(1_500_000), os.urandom(1_500_000)
+    (p.pa / "one.bin").write_bytes(first)
+    (p.pa / "two.bin").write_bytes(second)
+    wait(lambda: bool(most), BOUND, "two transfers to one remote running at once")
+    assert most[0] == {"one.bin", "two.bin"}
+    wait(lambda: _text_bytes(p.pb / "one.bin") == first and _text_bytes(p.pb / "two.bin") == second,
+         BOUND, "both files in B")
+
+
+def _text_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
         return None

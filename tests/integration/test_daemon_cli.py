@@ -152,8 +152,8 @@ def test_failing_ssh_remotes_under_the_daemon(daemon: tuple[subprocess.Popen[str
     assert got["shut"]["reachable"] is False and "Connection refused" in got["shut"]["detail"]
     human = cli(cfg, "status").stdout
     assert human.splitlines()[0] == "annexsync: origin: host not found"
-    assert "  origin (p2p): failing: host not found" in human
-    assert "  shut (p2p): waiting: connection refused" in human
+    assert "  origin (ssh): failing: host not found" in human
+    assert "  shut (ssh): waiting: connection refused" in human
     assert "everything synced" not in human and "Please make sure" not in human
     # It stays so: never "syncing" forever, never "synced".
     time.sleep(2)

@@ -1,4 +1,4 @@
-"""The transfer queue with a scripted runner: dedup, slots, one per remote, retries,
+"""The transfer queue with a scripted runner: dedup, slots, every slot used, retries,
 unreachable remotes, cancel, bounded put."""
 
 from __future__ import annotations
@@ -61,20 +61,20 @@ async def test_backoff_doubles_and_is_capped() -> None:
     assert backoff(20) == 300.0
 
 
-async def test_dedup_slots_and_one_per_remote() -> None:
+async def test_dedup_and_every_slot_used_even_for_one_remote() -> None:
     s = Script()
     async with queue(s, slots=2) as q:
         assert await q.put("/r", "upload", key(1), "a", ["x"]) is not None
         assert await q.put("/r", "upload", key(1), "a", ["x"]) is None  # queued already
-        await q.put("/r", "upload", key(2), "b", ["x"])  # same remote: must wait
+        await q.put("/r", "upload", key(2), "b", ["x"])  # same remote: the second slot (issue 19)
         await q.put("/r", "upload", key(3), "c", ["y"])
         await q.put("/r", "upload", key(4), "d", ["z"])
         await until(lambda: len(s.started) == 2)
         await asyncio.sleep(0.05)
-        assert s.started == [("a", "x"), ("c", "y")]  # two slots, b waits for x
+        assert s.started == [("a", "x"), ("b", "x")]  # two slots, both to x; c waits for a slot
         s.release.setdefault("a", asyncio.Event()).set()
         await until(lambda: len(s.started) == 3)
-        assert s.started[2] == ("b", "x")
+        assert s.started[2] == ("c", "y")
         states = {t.path: t.state for t in q.transfers("/r")}
         assert states["a"] == "done" and states["d"] == "queued"
         for p in "bcd":
