@@ -54,129 +54,134 @@
         <translation>Wartet seit %1 auf ein Gerät</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="90"/>
+        <location filename="../../gui/tray.py" line="92"/>
+        <source>Waiting for %1</source>
+        <translation>Warte auf %1</translation>
+    </message>
+    <message>
+        <location filename="../../gui/tray.py" line="93"/>
         <source>Waiting for a device</source>
         <translation>Wartet auf ein Gerät</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="94"/>
+        <location filename="../../gui/tray.py" line="97"/>
         <source>%1 conflict(s) need you</source>
         <translation>%1 Konflikt(e) brauchen Sie</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="96"/>
+        <location filename="../../gui/tray.py" line="99"/>
         <source>%1 file(s) not copied: transfer cancelled or failed</source>
         <translation>%1 Datei(en) nicht kopiert: Übertragung abgebrochen oder fehlgeschlagen</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="99"/>
+        <location filename="../../gui/tray.py" line="102"/>
         <source>Error: %1</source>
         <translation>Fehler: %1</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="101"/>
+        <location filename="../../gui/tray.py" line="104"/>
         <source>Everything synced</source>
         <translation>Alles synchronisiert</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="102"/>
+        <location filename="../../gui/tray.py" line="105"/>
         <source>No folders synced yet</source>
         <translation>Noch keine Ordner synchronisiert</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="103"/>
+        <location filename="../../gui/tray.py" line="106"/>
         <source>Not running</source>
         <translation>Läuft nicht</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="104"/>
+        <location filename="../../gui/tray.py" line="107"/>
         <source>Offline, waiting for the network</source>
         <translation>Offline, wartet auf das Netzwerk</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="110"/>
+        <location filename="../../gui/tray.py" line="113"/>
         <source>sending</source>
         <translation>sendet</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="110"/>
+        <location filename="../../gui/tray.py" line="113"/>
         <source>receiving</source>
         <translation>empfängt</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="118"/>
+        <location filename="../../gui/tray.py" line="121"/>
         <source>Online: %1</source>
         <translation>Online: %1</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="120"/>
+        <location filename="../../gui/tray.py" line="123"/>
         <source>No other device online</source>
         <translation>Kein anderes Gerät online</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="121"/>
+        <location filename="../../gui/tray.py" line="124"/>
         <source>Devices: not connected</source>
         <translation>Geräte: nicht verbunden</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="121"/>
+        <location filename="../../gui/tray.py" line="124"/>
         <source>Devices: no XMPP account</source>
         <translation>Geräte: kein XMPP-Konto</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="275"/>
+        <location filename="../../gui/tray.py" line="278"/>
         <source>Resolve conflict: %1…</source>
         <translation>Konflikt lösen: %1…</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="283"/>
+        <location filename="../../gui/tray.py" line="286"/>
         <source>Open window</source>
         <translation>Fenster öffnen</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="284"/>
+        <location filename="../../gui/tray.py" line="287"/>
         <location filename="../../gui/widgets/devices.py" line="77"/>
         <source>Pair a device…</source>
         <translation>Gerät koppeln…</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="285"/>
+        <location filename="../../gui/tray.py" line="288"/>
         <location filename="../../gui/widgets/devices.py" line="78"/>
         <source>Join with a code…</source>
         <translation>Mit einem Code beitreten…</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="289"/>
+        <location filename="../../gui/tray.py" line="292"/>
         <source>Resume syncing</source>
         <translation>Synchronisieren fortsetzen</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="291"/>
+        <location filename="../../gui/tray.py" line="294"/>
         <source>Pause syncing</source>
         <translation>Synchronisieren anhalten</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="292"/>
+        <location filename="../../gui/tray.py" line="295"/>
         <source>Pause for 1 hour</source>
         <translation>Für 1 Stunde anhalten</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="294"/>
+        <location filename="../../gui/tray.py" line="297"/>
         <source>Pause until tomorrow</source>
         <translation>Bis morgen anhalten</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="296"/>
+        <location filename="../../gui/tray.py" line="299"/>
         <source>Sync now</source>
         <translation>Jetzt synchronisieren</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="300"/>
+        <location filename="../../gui/tray.py" line="303"/>
         <source>Settings…</source>
         <translation>Einstellungen…</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="301"/>
+        <location filename="../../gui/tray.py" line="304"/>
         <source>Quit annexsync</source>
         <translation>annexsync beenden</translation>
     </message>
@@ -311,9 +316,90 @@
         <translation>Richtung</translation>
     </message>
     <message>
+        <location filename="../../gui/widgets/clusters.py" line="42"/>
+        <source>not checked yet</source>
+        <translation>noch nicht geprüft</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="44"/>
+        <source>reachable</source>
+        <translation>erreichbar</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="45"/>
+        <source>unreachable</source>
+        <translation>nicht erreichbar</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="49"/>
+        <source>through %1</source>
+        <translation>über %1</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="49"/>
+        <source>this folder is its gateway</source>
+        <translation>dieser Ordner ist sein Gateway</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="50"/>
+        <source>%1 of %2 nodes reachable</source>
+        <translation>%1 von %2 Knoten erreichbar</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="62"/>
+        <source>nowhere known</source>
+        <translation>nirgends bekannt</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="63"/>
+        <source>%1: %2 copies (numcopies %3): %4</source>
+        <translation>%1: %2 Kopien (numcopies %3): %4</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="65"/>
+        <source>safe to drop here</source>
+        <translation>kann hier sicher entfernt werden</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="65"/>
+        <source>not safe to drop here</source>
+        <translation>kann hier nicht sicher entfernt werden</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="76"/>
+        <source>No cluster: none of your folders uses one or is the gateway of one.</source>
+        <translation>Kein Cluster: keiner Ihrer Ordner nutzt einen oder ist dessen Gateway.</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="80"/>
         <location filename="../../gui/widgets/pushes.py" line="64"/>
         <source>State</source>
         <translation>Zustand</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="80"/>
+        <source>Cluster / node</source>
+        <translation>Cluster / Knoten</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="80"/>
+        <source>Keys</source>
+        <translation>Schlüssel</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="80"/>
+        <source>Size</source>
+        <translation>Größe</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="86"/>
+        <source>a file in the folder, e.g. Photos/harbour.jpg</source>
+        <translation>eine Datei im Ordner, z. B. Fotos/hafen.jpg</translation>
+    </message>
+    <message>
+        <location filename="../../gui/widgets/clusters.py" line="88"/>
+        <source>Where are the copies?</source>
+        <translation>Wo sind die Kopien?</translation>
     </message>
     <message>
         <location filename="../../gui/widgets/pushes.py" line="64"/>
@@ -553,203 +639,208 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="75"/>
+        <location filename="../../gui/windows/main_window.py" line="76"/>
         <source>annexsync</source>
         <translation>annexsync</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="84"/>
+        <location filename="../../gui/windows/main_window.py" line="85"/>
         <source>Folders</source>
         <translation>Ordner</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="85"/>
+        <location filename="../../gui/windows/main_window.py" line="86"/>
         <source>Transfers</source>
         <translation>Übertragungen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="86"/>
+        <location filename="../../gui/windows/main_window.py" line="87"/>
         <source>Activity</source>
         <translation>Aktivität</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="89"/>
+        <location filename="../../gui/windows/main_window.py" line="90"/>
         <source>Devices</source>
         <translation>Geräte</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="91"/>
+        <location filename="../../gui/windows/main_window.py" line="92"/>
         <source>Pushes</source>
         <translation>Übertragungen an Geräte</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="113"/>
+        <location filename="../../gui/windows/main_window.py" line="94"/>
+        <source>Clusters</source>
+        <translation>Cluster</translation>
+    </message>
+    <message>
+        <location filename="../../gui/windows/main_window.py" line="116"/>
         <source>Files changed on two devices (double-click to resolve):</source>
         <translation>Auf zwei Geräten geänderte Dateien (Doppelklick zum Lösen):</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="121"/>
+        <location filename="../../gui/windows/main_window.py" line="124"/>
         <source>Folder / device</source>
         <translation>Ordner / Gerät</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="121"/>
+        <location filename="../../gui/windows/main_window.py" line="124"/>
         <source>State</source>
         <translation>Zustand</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="121"/>
+        <location filename="../../gui/windows/main_window.py" line="124"/>
         <source>Reached by</source>
         <translation>Erreicht über</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="139"/>
+        <location filename="../../gui/windows/main_window.py" line="142"/>
         <source>Sync now</source>
         <translation>Jetzt synchronisieren</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="141"/>
+        <location filename="../../gui/windows/main_window.py" line="144"/>
         <source>Open folder</source>
         <translation>Ordner öffnen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="143"/>
+        <location filename="../../gui/windows/main_window.py" line="146"/>
         <source>Settings…</source>
         <translation>Einstellungen…</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="155"/>
+        <location filename="../../gui/windows/main_window.py" line="158"/>
         <source>Add folder…</source>
         <translation>Ordner hinzufügen…</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="158"/>
+        <location filename="../../gui/windows/main_window.py" line="161"/>
         <source>About</source>
         <translation>Über</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="163"/>
+        <location filename="../../gui/windows/main_window.py" line="166"/>
         <source>Log and diagnostics…</source>
         <translation>Protokoll und Diagnose…</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="189"/>
+        <location filename="../../gui/windows/main_window.py" line="192"/>
         <source>No file transfers running.</source>
         <translation>Keine Dateiübertragungen laufen.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="191"/>
+        <location filename="../../gui/windows/main_window.py" line="194"/>
         <source>Cancel transfer</source>
         <translation>Übertragung abbrechen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="208"/>
+        <location filename="../../gui/windows/main_window.py" line="211"/>
         <source>Alerts</source>
         <translation>Hinweise</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="213"/>
+        <location filename="../../gui/windows/main_window.py" line="216"/>
         <source>Dismiss</source>
         <translation>Verwerfen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="223"/>
+        <location filename="../../gui/windows/main_window.py" line="226"/>
         <source>Recent activity</source>
         <translation>Letzte Aktivität</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="256"/>
+        <location filename="../../gui/windows/main_window.py" line="260"/>
         <source>Syncing… %1%</source>
         <translation>Synchronisiere… %1%</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="258"/>
-        <location filename="../../gui/windows/main_window.py" line="269"/>
+        <location filename="../../gui/windows/main_window.py" line="262"/>
+        <location filename="../../gui/windows/main_window.py" line="273"/>
         <source>, about %1 left</source>
         <translation>, noch etwa %1</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="266"/>
+        <location filename="../../gui/windows/main_window.py" line="270"/>
         <source>Overall: %1 of %2 (%3%)</source>
         <translation>Insgesamt: %1 von %2 (%3%)</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="306"/>
+        <location filename="../../gui/windows/main_window.py" line="310"/>
         <source>No folders yet</source>
         <translation>Noch keine Ordner</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="314"/>
+        <location filename="../../gui/windows/main_window.py" line="318"/>
         <source>error: %1</source>
         <translation>Fehler: %1</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="316"/>
+        <location filename="../../gui/windows/main_window.py" line="320"/>
         <source>scanning for files to transfer</source>
         <translation>sucht Dateien zum Übertragen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="319"/>
+        <location filename="../../gui/windows/main_window.py" line="323"/>
         <source>%1 change(s) to commit</source>
         <translation>%1 Änderung(en) zu speichern</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="321"/>
+        <location filename="../../gui/windows/main_window.py" line="325"/>
         <source>%1 transfer(s) queued</source>
         <translation>%1 Übertragung(en) in der Warteschlange</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="324"/>
+        <location filename="../../gui/windows/main_window.py" line="328"/>
         <source>%1 transfer(s) running</source>
         <translation>%1 Übertragung(en) laufen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="326"/>
+        <location filename="../../gui/windows/main_window.py" line="330"/>
         <source>%1 conflict(s)</source>
         <translation>%1 Konflikt(e)</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="329"/>
+        <location filename="../../gui/windows/main_window.py" line="333"/>
         <source>%1 file(s) not copied</source>
         <translation>%1 Datei(en) nicht kopiert</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="332"/>
+        <location filename="../../gui/windows/main_window.py" line="336"/>
         <source>%1 remote(s) failing</source>
         <translation>%1 Gegenstelle(n) schlagen fehl</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="335"/>
+        <location filename="../../gui/windows/main_window.py" line="339"/>
         <source>waiting for %1 remote(s)</source>
         <translation>wartet auf %1 Gegenstelle(n)</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="341"/>
+        <location filename="../../gui/windows/main_window.py" line="345"/>
         <source>paused</source>
         <translation>angehalten</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="342"/>
+        <location filename="../../gui/windows/main_window.py" line="346"/>
         <source>up to date</source>
         <translation>aktuell</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="348"/>
+        <location filename="../../gui/windows/main_window.py" line="352"/>
         <source>%1 — %2 versions</source>
         <translation>%1 — %2 Versionen</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="375"/>
+        <location filename="../../gui/windows/main_window.py" line="379"/>
         <source>No alerts.</source>
         <translation>Keine Hinweise.</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="385"/>
+        <location filename="../../gui/windows/main_window.py" line="389"/>
         <source> (×%1)</source>
         <translation> (×%1)</translation>
     </message>
     <message>
-        <location filename="../../gui/windows/main_window.py" line="398"/>
+        <location filename="../../gui/windows/main_window.py" line="402"/>
         <source>Details: %1</source>
         <translation>Details: %1</translation>
     </message>
@@ -1147,33 +1238,33 @@
 <context>
     <name>Tray</name>
     <message>
-        <location filename="../../gui/tray.py" line="224"/>
+        <location filename="../../gui/tray.py" line="227"/>
         <source>annexsync</source>
         <translation>annexsync</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="230"/>
+        <location filename="../../gui/tray.py" line="233"/>
         <source>Conflicting versions</source>
         <translation>Widersprüchliche Versionen</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="231"/>
+        <location filename="../../gui/tray.py" line="234"/>
         <source>%1 was changed on two devices; both versions were kept.</source>
         <translation>%1 wurde auf zwei Geräten geändert; beide Versionen wurden behalten.</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="311"/>
+        <location filename="../../gui/tray.py" line="314"/>
         <source>Add folder…</source>
         <translation>Ordner hinzufügen…</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="313"/>
+        <location filename="../../gui/tray.py" line="316"/>
         <source>About annexsync</source>
         <translation>Über annexsync</translation>
     </message>
     <message>
-        <location filename="../../gui/tray.py" line="318"/>
-        <location filename="../../gui/tray.py" line="322"/>
+        <location filename="../../gui/tray.py" line="321"/>
+        <location filename="../../gui/tray.py" line="325"/>
         <source>Open folder</source>
         <translation>Ordner öffnen</translation>
     </message>
