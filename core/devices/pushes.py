@@ -244,13 +244,18 @@ class PushHub:
 
     def _revive(self) -> None:
         """A device the machine took for unreachable (an IQ error or timeout, B.6) that XMPP
-        still shows online is tried again: at each records refresh (every 30 s)."""
+        still shows online is tried again: at each records refresh (every 30 s), and at
+        once when a message from it arrives (it may have refused us only because it had
+        not loaded our new pairing record yet)."""
         for r in list(self._repos.values()):
-            if not r.ready or r.runner is None:
-                continue
-            for dev, jid in sorted(self._present.items()):
-                if self._shares(r, dev) and not r.runner.machine.present(dev):
-                    self._feed(r, ev.PresenceChanged(jid, dev, True))
+            for dev in sorted(self._present):
+                self._revive_one(r, dev)
+
+    def _revive_one(self, r: _Repo, dev: str) -> None:
+        jid = self._present.get(dev)
+        if (jid and r.ready and r.runner is not None and self._shares(r, dev)
+                and not r.runner.machine.present(dev)):
+            self._feed(r, ev.PresenceChanged(jid, dev, True))
 
     def link_news(self, link: XmppLink) -> None:
         """``XmppLink.on_change``: pass on what the link knows now."""
@@ -296,6 +301,7 @@ class PushHub:
         r = self._repos.get(shared.path)
         if r is None or not r.ready or r.runner is None:
             raise Refusal("service-unavailable")
+        self._revive_one(r, control.dev)
         sender = ev.Sender(jid, control.dev, control.repo)
         event: ev.Event
         if control.action == signal.ADVERTISE:
