@@ -106,7 +106,7 @@ logger = logging.getLogger(__name__)
 WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
 
 T = TypeVar("T")
-SEND_CHUNK = 1 << 18
+SEND_CHUNK = 1 << 20  # one thread hand-off per MiB read (the pipe holds 1 MiB)
 LOCK_PROOF_SECONDS = 600.0  # spec 6.2: how long a P2P lock proves a copy
 GREETING_TIMEOUT = 60.0
 Connector = Callable[[], Awaitable[Link]]
