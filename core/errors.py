@@ -238,6 +238,17 @@ class GitCommandError(RepoError):
         self.stderr = stderr
 
 
+class GitMissing(GitCommandError):
+    """No ``git`` program on PATH: merging, fetching and pushing need it."""
+
+    def __init__(self, args: list[str]) -> None:
+        RepoError.__init__(self, "git is not installed (no git program on PATH): install git "
+                                 "(on Debian or Ubuntu: sudo apt install git), then try again")
+        self.command = args
+        self.returncode = None
+        self.stderr = ""
+
+
 class MergeFailed(GitCommandError):
     """git could not merge a branch and changed nothing (say, merge.ff=only,
     or local changes in the way).  Shown to the user until a later merge

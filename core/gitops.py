@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -51,7 +52,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from core import gitlock
-from core.errors import GitCommandError, MergeFailed
+from core.errors import GitCommandError, GitMissing, MergeFailed
 from core.repo.identity import commit_identity, login_name
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,10 @@ def run_git(
             )
         except subprocess.TimeoutExpired as e:
             raise GitCommandError(list(args), None, _text(e.stderr or b"")) from e
+        except FileNotFoundError as e:  # no git at all, or cwd is gone (that stays itself)
+            if shutil.which("git") is None:
+                raise GitMissing(list(args)) from e
+            raise
         lock = gitlock.lock_in_git_message(_text(proc.stderr)) if proc.returncode else None
         if lock is None or not _inside(lock, cwd):
             break  # a remote's lock (relayed by push) is the remote's business

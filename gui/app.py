@@ -31,12 +31,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
 
 from core.api import Core
 from core.instance import hand_over_reply
 from core.settings import Settings, load_settings, resolve_config_dir
 from core.status import Conflict
+from gui import i18n
 from gui.actions import Actions
 from gui.bridge import Bridge
 from gui.icons import app_icon
@@ -50,6 +51,8 @@ from gui.windows.settings import SettingsDialog
 from gui.windows.wizard import FirstRunWizard
 
 logger = logging.getLogger(__name__)
+# the menu entry's name (without .desktop): the <id> of resources/annexsync.metainfo.xml
+DESKTOP_ID = "io.github.annexsync.annexsync"
 
 TRACE_ENV = "ANNEXSYNC_STARTUP_TRACE"  # bench/gui_startup.py: report when the tray icon is up
 
@@ -114,6 +117,16 @@ class App(QObject):
         self.bridge.start()
         if self.first_run():
             self.open_wizard()
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            self._no_tray()
+
+    def _no_tray(self) -> None:
+        """No tray host: an icon nobody sees would leave the person with nothing, so the
+        window opens and says why (issue 21)."""
+        window = self.open_window()
+        window.statusBar().showMessage(self.tr(
+            "No system tray on this desktop, so annexsync shows this window instead. "
+            "Closing it leaves annexsync syncing; start annexsync again to reopen it."))
 
     def quit(self) -> None:
         """Ask ``run_app`` to stop (the Quit menu item, SIGTERM)."""
@@ -338,7 +351,8 @@ def main(config_dir: Path | str | None = None, argv: list[str] | None = None, *,
             tell_daemon_runs(cfg)
         return 0
     qapp.setApplicationName("annexsync")
-    qapp.setDesktopFileName("annexsync")
+    qapp.setDesktopFileName(DESKTOP_ID)
+    i18n.install(qapp)
     qapp.setQuitOnLastWindowClosed(False)
     qapp.setWindowIcon(app_icon())
     core = Core(cfg)

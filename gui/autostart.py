@@ -42,7 +42,10 @@ def entry_path() -> Path:
 def exec_command(config_dir: Path | None = None) -> str:
     """The ``Exec=`` line: how to start this installation."""
     script = shutil.which("annexsync")
-    argv = [script] if script else [sys.executable, "-m", "core.cli"]
+    if getattr(sys, "frozen", False):  # the bundle (PyInstaller): its own binary
+        argv = [sys.executable]
+    else:
+        argv = [script] if script else [sys.executable, "-m", "core.cli"]
     if config_dir is not None:
         argv += ["--config-dir", str(config_dir)]
     return " ".join(shlex.quote(a) for a in argv)

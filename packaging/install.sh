@@ -17,6 +17,7 @@ if [ -n "$need" ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $need
 fi
 pipx install --force . >/dev/null
-install -Dm644 resources/annexsync.desktop "$HOME/.local/share/applications/annexsync.desktop"
+id=$(sed -n 's:.*<id>\(.*\)</id>.*:\1:p' resources/annexsync.metainfo.xml)
+install -Dm644 resources/annexsync.desktop "$HOME/.local/share/applications/$id.desktop"
 install -Dm644 resources/annexsync.svg "$HOME/.local/share/icons/hicolor/scalable/apps/annexsync.svg"
 echo "annexsync installed: $HOME/.local/bin/annexsync"

@@ -64,7 +64,8 @@ from core.repo.repository import AnnexRepo, init_git
 logger = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".annexsync-tmp"
-CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P, RemoteKind.PAIRED)  # kinds that move content
+CONTENT_KINDS = (RemoteKind.PATH, RemoteKind.P2P, RemoteKind.HTTP,  # kinds that move content
+                 RemoteKind.PAIRED)
 
 
 

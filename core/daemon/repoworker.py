@@ -127,8 +127,8 @@ class RemoteState:
             name=self.info.name, uuid=self.info.uuid, kind=self.info.kind.value,
             reachable=self.reachable, last_sync=self.last_sync,
             waiting_since=self.waiting_since, push_deadline=self.push_deadline,
-            error=self.error, pending=self.pending, wanted_note=self.wanted_note,
-            detail=self.detail,
+            error=self.error, pending=self.pending or self.desynced,
+            wanted_note=self.wanted_note, detail=self.detail,
         )
 
     def proxied_status(self, info: RemoteInfo, nodes: tuple[str, ...],

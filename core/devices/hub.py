@@ -267,8 +267,10 @@ class DeviceHub:
             self._owed = await run_blocking(_owed, self._records)
             if self.pushes is not None:  # pushes
                 self.pushes.set_records(self._records)
-            self._lan_up = {r.device_id for r in self._records
-                            if r.transports.lan and await lan_answers(r.transports.lan)}
+            async with asyncio.TaskGroup() as tg:  # each probe waits up to 2 s: at once
+                probes = {r.device_id: tg.create_task(lan_answers(r.transports.lan))
+                          for r in self._records if r.transports.lan}
+            self._lan_up = {device for device, probe in probes.items() if probe.result()}
         except CoreError as e:
             logger.warning("paired devices: %s", e)
         self.on_change()

@@ -287,7 +287,10 @@ class SettingsDialog(QDialog):
         s = self._settings()
         self.bandwidth.setValue((s.bandwidth_limit or 0) // 1000)
         self.slots.setValue(s.transfer_slots)
-        self.start_at_login.setChecked(s.start_at_login or autostart.is_enabled())
+        # the autostart entry is the truth: the person may have removed it in their
+        # desktop's settings, and then it stays removed (issue 21)
+        self._login_shown = autostart.is_enabled()
+        self.start_at_login.setChecked(self._login_shown)
         self.jid.setText(s.xmpp_account or "")
         self.xmpp_server.setText(s.xmpp_server or "")
         self.xmpp_ca.setText(s.xmpp_ca_file or "")
@@ -339,12 +342,14 @@ class SettingsDialog(QDialog):
         """Save the plain settings and make start-at-login match."""
         new = self.edited()
         self._say("")
-        try:
-            autostart.apply(new.start_at_login, self._config_dir)
-        except OSError as e:  # said, and left said (issue 19: it was cleared at once)
-            self._say(self.tr("Could not change start at login: %1").replace("%1", str(e)))
-            new = new.replace(start_at_login=autostart.is_enabled())
-            self.start_at_login.setChecked(new.start_at_login)
+        if new.start_at_login != self._login_shown:  # only a change made here writes or removes
+            try:
+                autostart.apply(new.start_at_login, self._config_dir)
+            except OSError as e:  # said, and left said (issue 19: it was cleared at once)
+                self._say(self.tr("Could not change start at login: %1").replace("%1", str(e)))
+        self._login_shown = autostart.is_enabled()
+        new = new.replace(start_at_login=self._login_shown)
+        self.start_at_login.setChecked(self._login_shown)
         return self.commands.update_settings(new)
 
     def _ok(self) -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtWidgets import QWizard
 
 from core.settings import load_settings
@@ -137,3 +138,14 @@ def test_icon_never_shows_synced_while_work_is_pending(make_core: Any, make_app:
     for icon, health, busy in shown:
         assert icon is health  # the icon follows Status.health at every update ...
         assert not (busy and icon is Health.SYNCED)  # ... so never "synced" with work pending
+
+
+def test_without_a_tray_host_the_window_opens_and_says_why(
+        make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No tray host (a desktop without a system tray): the person still sees annexsync."""
+    import gui.app
+
+    monkeypatch.setattr(gui.app.QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: False))
+    app = make_app("a")
+    assert app.window is not None and app.window.isVisible()
+    assert "No system tray" in app.window.statusBar().currentMessage()

@@ -38,6 +38,7 @@ def test_wrapped_calls_keep_none_and_bools_alive(qapp: object) -> None:
         assert a >= b - 10, f"{name} lost {b - a} references in 1000 rounds of Qt calls"
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 @requires_x
 @pytest.mark.parametrize("round_", range(10))
 def test_a_whole_session_quits_with_status_0(round_: int, tmp_path: Path) -> None:

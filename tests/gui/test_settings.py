@@ -132,3 +132,29 @@ def test_no_safe_keyring_stores_nothing_and_says_why(make_app: Any, wait: Any,
             if (config_root / "a" / "settings.json").exists() else True
     finally:
         keyring.set_keyring(old)
+
+
+def test_start_at_login_removed_by_the_person_is_never_recreated(
+        make_app: Any, wait: Any, git_home: Path, config_root: Path) -> None:
+    """Removed in the desktop's own settings (or by hand): it stays removed, on reopening the
+    dialog and on applying other settings, even with the dialog open meanwhile (issue 21)."""
+    app = make_app("a", show=False)
+    dlg = app.open_settings()
+    dlg.start_at_login.setChecked(True)
+    _apply(dlg)
+    wait(lambda: app.core.settings.start_at_login, 10)
+    entry = autostart.entry_path()
+    assert entry.is_file()
+    entry.unlink()  # the person, elsewhere, while the dialog is open
+    dlg.slots.setValue(4)
+    _apply(dlg)
+    wait(lambda: app.core.settings.transfer_slots == 4, 10)
+    assert not entry.exists() and not dlg.start_at_login.isChecked()
+    wait(lambda: not app.core.settings.start_at_login, 10)
+    dlg.close()
+    dlg = app.open_settings()
+    assert not dlg.start_at_login.isChecked()
+    dlg.bandwidth.setValue(100)
+    _apply(dlg)
+    wait(lambda: app.core.settings.bandwidth_limit == 100_000, 10)
+    assert not entry.exists() and not load_settings(config_root / "a").start_at_login

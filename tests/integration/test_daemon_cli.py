@@ -123,6 +123,7 @@ def test_config_dir_from_environment(tmp_path: Path) -> None:
     assert data["headline"] == "not running"
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 def test_failing_ssh_remotes_under_the_daemon(daemon: tuple[subprocess.Popen[str], Path, Path],
                                               tmp_path: Path) -> None:
     """Issue 18: an ssh remote on an unknown host left "everything synced" (and the daemon

@@ -54,6 +54,7 @@ def _synced(cfg: Path, repo: Path, names: set[str]) -> bool:
     return bool(data["running"]) and data["health"] == "synced"
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 @pytest.mark.interop
 def test_daemon_killed_twenty_times_resumes_alone(tmp_path: Path) -> None:
     cfg, repo = tmp_path / "cfg", tmp_path / "Sync"

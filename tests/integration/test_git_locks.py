@@ -52,6 +52,7 @@ def _write(repo: Path, names: list[str], size: int = 1) -> None:
         (repo / n).write_bytes(os.urandom(16) + n.encode() * size)
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 def test_add_racing_git_annex_add_loses_no_staged_file(annex_repo: Path) -> None:
     """Rounds of both adds at once; every file an add reported is staged afterwards."""
     repo = annex_repo
@@ -82,6 +83,7 @@ def _only_untracked(repo: Path) -> bool:
     return all(line.startswith("??") for line in git(repo, "status", "--porcelain").splitlines())
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 def test_sync_racing_git_annex_sync_neither_crashes_nor_loses(annex_repo: Path) -> None:
     """Both commit the work tree at once; every file ends up committed, fsck clean.
 

@@ -166,6 +166,7 @@ def _copy_at_once(cmds: list[list[str]], clients: list[Path]) -> None:
     assert "Traceback" not in "".join(o[1] for o in outs)
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 def test_two_real_copies_of_one_key_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two git-annex clients send one key to ``annexsync p2pstdio`` together."""
     install_fake_ssh(tmp_path, monkeypatch)

@@ -78,6 +78,7 @@ def _with_token(repo: AnnexRepo) -> AnnexRepo:
 # --- nothing grows with the number of requests -----------------------------------------
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 def test_p2phttp_resources_return_to_their_start(tmp_path: Path) -> None:
     server = AnnexRepo.init(tmp_path / "server", "server")
     argv = ["p2phttp", "--bind", "127.0.0.1", "--port", "0", "--wideopen", "-J2"]
@@ -92,6 +93,7 @@ def test_p2phttp_resources_return_to_their_start(tmp_path: Path) -> None:
     _check(before, after, "annexsync p2phttp")
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 def test_p2p_listener_resources_return_to_their_start(tmp_path: Path) -> None:
     server = _with_token(AnnexRepo.init(tmp_path / "server", "server"))
     client = AnnexRepo.init(tmp_path / "client", "client")

@@ -182,6 +182,7 @@ async def _eve(server: Prosody, tmp_path: Path) -> dict[str, Dev]:
     return make_devs(server, repos, {"eve": eve})
 
 
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
 async def test_tasks_and_fds_stable_across_200_signalled_pushes(xmpp_server: Prosody,
                                                                 tmp_path: Path) -> None:  # fmt: skip
     """B.30, B.11: 200 pushes laptop -> desktop (advertise, push-open, a real git push);

@@ -287,3 +287,17 @@ def test_facade_does_not_import_qt() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_a_remote_not_yet_resynced_is_work_not_synced() -> None:
+    """A remote the worker has not fetched from since it (or the folder) came back is
+    owed a fetch and merge: until that ran, the folder is not "synced" with it."""
+    from core.daemon.repoworker import RemoteState
+    from core.remotetypes import RemoteInfo, RemoteKind
+
+    state = RemoteState(RemoteInfo("usb", "u-1", RemoteKind.PATH), reachable=True)
+    assert state.desynced
+    repo = RepoStatus("/r", "u-0", "laptop", remotes=(state.status(),))
+    assert repo.busy()
+    state.desynced = False
+    assert not RepoStatus("/r", "u-0", "laptop", remotes=(state.status(),)).busy()
