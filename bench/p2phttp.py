@@ -9,27 +9,41 @@ thing that differs.  For each server and row: a fresh client clone with
 - ``get``: ``git annex get --from srv -J<n>`` of content the server has;
 - ``copy``: ``git annex copy --to srv -J<n>`` of content only the client has.
 
-Rows: 1 × 1 GiB, 1,000 × 1 MiB (``-J1`` and ``-J4``), and with ``--small``
-10,000 × 1 KiB.  ``--scale F`` shrinks every size and count for a quick run.
-Printed: seconds per tool, the ratio annexsync/git-annex (below 1 = we are
-faster) and each server's peak RSS (VmHWM of the server process tree).
+Set-ups (client>server): ``ga>ga`` is the baseline (git-annex at both ends);
+``ga>as`` is the git-annex client against ``annexsync p2phttp`` (the issue's
+rows); ``as>as`` and ``as>ga`` measure the annexsync client (``annexsync get
+--from``/``copy --to``, which has no ``-J``).  Every set-up is run ``--runs``
+times, taking turns, and the median is reported; after each run every file is
+checked where it should have arrived (present, right size, hashes to its key).
 
-    python bench/p2phttp.py [--scale 0.25] [--small] [--jobs 1,4] [--workdir /tmp]
+Rows: 1 × 1 GiB ``-J1`` and 1,000 × 1 MiB ``-J4`` (the defaults, ``--rows``),
+``--jobs`` for more, ``--small`` for 10,000 × 1 KiB.  ``--scale F`` shrinks
+every size and count for a quick run.  Printed: median seconds per set-up, the
+speedup against ga>ga (git-annex's time ÷ ours) and each server's peak RSS
+(VmHWM of the server process tree).
+
+    python bench/p2phttp.py [--scale 0.25] [--small] [--runs 3] [--copy] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from p2p import annexed_objects, verify
+from report import Dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -117,10 +131,10 @@ def setup_repo(path: Path, files: Path | None) -> str:
     return out.stdout.strip()
 
 
-def client_for(tmp: Path, srv: Path, uuid: str, port: int, name: str) -> Path:
+def client_for(tmp: Path, srv: Path, uuid: str, port: int, name: str, client: str) -> Path:
     c = tmp / name
     sh(["git", "clone", "-q", str(srv), str(c)], tmp)
-    sh(["git", "annex", "init", "-q", name], c)
+    sh(["annexsync", "init"] if client == "annexsync" else ["git", "annex", "init", "-q", name], c)
     for k, v in (("annex.security.allowed-ip-addresses", "127.0.0.1"),
                  ("remote.origin.annex-uuid", uuid),
                  ("remote.origin.annexUrl", f"annex+http://127.0.0.1:{port}/git-annex/")):  # fmt: skip
@@ -128,43 +142,104 @@ def client_for(tmp: Path, srv: Path, uuid: str, port: int, name: str) -> Path:
     return c
 
 
-def run_row(tmp: Path, files: Path, kind: str, jobs: int, tool: str) -> tuple[float, float]:
-    work = Path(tempfile.mkdtemp(dir=tmp, prefix=f"{tool}-{kind}-"))
+@dataclass(frozen=True)
+class Setup:
+    client: str  # "git-annex" or "annexsync"
+    server: str
+
+    @property
+    def name(self) -> str:
+        short = {"git-annex": "ga", "annexsync": "as"}
+        return f"{short[self.client]}>{short[self.server]}"
+
+    def command(self, kind: str, jobs: int, remote: str) -> list[str]:
+        if self.client == "annexsync":
+            return ["annexsync", kind, "--from" if kind == "get" else "--to", remote, "data"]
+        return ["git", "annex", kind, "-q", "--from" if kind == "get" else "--to", remote,
+                f"-J{jobs}", "data"]  # fmt: skip
+
+
+BASE = Setup("git-annex", "git-annex")
+SETUPS = (Setup("git-annex", "annexsync"), BASE, Setup("annexsync", "annexsync"),
+          Setup("annexsync", "git-annex"))  # fmt: skip
+
+
+@dataclass
+class Measured:
+    times: list[float] = field(default_factory=list)
+    rss: list[float] = field(default_factory=list)
+    error: str = ""
+
+
+def run_row(tmp: Path, files: Path, ds: Dataset, kind: str, jobs: int, setup: Setup) -> tuple[float, float]:
+    work = Path(tempfile.mkdtemp(dir=tmp, prefix=f"{setup.name.replace('>', '-')}-{kind}-"))
     try:
-        if kind == "get":
-            srv = work / "srv"
-            uuid = setup_repo(srv, files)
-            with server(tool, srv) as (port, proc):
-                c = client_for(work, srv, uuid, port, "client")
-                t0 = time.monotonic()
-                sh(["git", "annex", "get", "-q", "--from", "origin", f"-J{jobs}", "data"], c)
-                return time.monotonic() - t0, tree_hwm_mib(proc.pid)
         srv = work / "srv"
+        if kind == "get":
+            uuid = setup_repo(srv, files)
+            with server(setup.server, srv) as (port, proc):
+                c = client_for(work, srv, uuid, port, "client", setup.client)
+                t0 = time.monotonic()
+                sh(setup.command(kind, jobs, "origin"), c)
+                took = time.monotonic() - t0
+                verify(c / ".git/annex/objects", annexed_objects(c), ds)
+                return took, tree_hwm_mib(proc.pid)
         uuid = setup_repo(srv, None)
         src = work / "src"
         setup_repo(src, files)
-        with server(tool, srv) as (port, proc):
+        if setup.client == "annexsync":
+            sh(["annexsync", "init"], src)
+        with server(setup.server, srv) as (port, proc):
             for k, v in (("annex.security.allowed-ip-addresses", "127.0.0.1"),
                          ("remote.srv.annex-uuid", uuid),
                          ("remote.srv.url", "http://127.0.0.1:1/unused.git"),
                          ("remote.srv.annexUrl", f"annex+http://127.0.0.1:{port}/git-annex/")):  # fmt: skip
                 sh(["git", "config", k, v], src)
             t0 = time.monotonic()
-            sh(["git", "annex", "copy", "-q", "--to", "srv", f"-J{jobs}", "data"], src)
-            return time.monotonic() - t0, tree_hwm_mib(proc.pid)
+            sh(setup.command(kind, jobs, "srv"), src)
+            took = time.monotonic() - t0
+            verify(srv / ".git/annex/objects", annexed_objects(src), ds)
+            return took, tree_hwm_mib(proc.pid)
     finally:
+        sh(["chmod", "-R", "u+w", str(work)], tmp)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure_row(tmp: Path, files: Path, ds: Dataset, kind: str, jobs: int,
+                runs: int, setups: list[Setup]) -> dict[str, Measured]:  # fmt: skip
+    out = {s.name: Measured() for s in setups}
+    for _ in range(runs):
+        for setup in setups:
+            m = out[setup.name]
+            if m.error:
+                continue
+            try:
+                took, rss = run_row(tmp, files, ds, kind, jobs, setup)
+            except Exception as e:  # the tool failed or the check did: shown, bench goes on
+                m.error = str(e)[-1500:]
+                print(f"  {setup.name} failed: {m.error}", file=sys.stderr, flush=True)
+                continue
+            m.times.append(took)
+            m.rss.append(rss)
+    return out
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--small", action="store_true", help="also 10,000 x 1 KiB")
-    ap.add_argument("--jobs", default="1,4")
+    ap.add_argument("--jobs", default="", help="-J values for every row (default: 1 for "
+                    "the big file, 4 for many files)")
+    ap.add_argument("--copy", action="store_true", help="also copy --to rows")
+    ap.add_argument("--runs", type=int, default=3, help="runs per set-up (median taken)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
-    args = ap.parse_args()
+    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    return ap.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    jobs = [int(j) for j in args.jobs.split(",")]
     tmp = Path(tempfile.mkdtemp(dir=args.workdir, prefix="p2phttp-bench-"))
     home = tmp / "home"
     home.mkdir()
@@ -173,25 +248,50 @@ def main() -> int:
     os.environ["HOME"] = str(home)
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
     s = args.scale
-    sets = [("1 x 1 GiB", 1, int((1 << 30) * s)), (f"{int(1000 * s)} x 1 MiB", int(1000 * s), 1 << 20)]
+    sets = [Dataset("large", 1, int((1 << 30) * s)), Dataset("many", int(1000 * s), 1 << 20)]
     if args.small:
-        sets.append((f"{int(10000 * s)} x 1 KiB", int(10000 * s), 1024))
-    print(f"{'row':<28}{'git-annex s':>12}{'annexsync s':>12}{'ratio':>8}"
-          f"{'RSS ga MiB':>12}{'RSS as MiB':>12}")  # fmt: skip
+        sets.append(Dataset("tiny", int(10000 * s), 1024))
+    print(f"p2phttp: median of {args.runs} runs; speedup = ga>ga's time ÷ the set-up's; "
+          f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{'row':<30}{'set-up':>8}{'median s':>10}{'speedup':>9}{'server RSS MiB':>16}  runs")
+    rows = []
     try:
-        for label, count, size in sets:
-            files = tmp / f"files-{count}-{size}"
-            make_files(files, count, size)
-            for kind in ("get", "copy"):
+        for ds in sets:
+            files = tmp / f"files-{ds.name}"
+            make_files(files, ds.count, ds.size)
+            for kind in ("get", "copy") if args.copy else ("get",):
+                jobs = [int(j) for j in args.jobs.split(",")] if args.jobs else [
+                    1 if ds.count == 1 else 4]
                 for j in jobs:
-                    res = {t: run_row(tmp, files, kind, j, t) for t in ("git-annex", "annexsync")}
-                    (ga, ga_rss), (us, us_rss) = res["git-annex"], res["annexsync"]
-                    print(f"{kind + ' ' + label + f' -J{j}':<28}{ga:>12.2f}{us:>12.2f}"
-                          f"{us / ga:>8.2f}{ga_rss:>12.0f}{us_rss:>12.0f}", flush=True)  # fmt: skip
+                    label = f"{kind} {ds.label} -J{j}"
+                    measured = measure_row(tmp, files, ds, kind, j, args.runs, list(SETUPS))
+                    rows.append(report_row(label, kind, ds, j, measured))
             shutil.rmtree(files, ignore_errors=True)
     finally:
+        subprocess.run(["chmod", "-R", "u+w", str(tmp)], check=False)
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    if args.json:
+        args.json.write_text(json.dumps({"meta": {"bench": "p2phttp", "runs": args.runs,
+                                                  "scale": s}, "rows": rows}, indent=2))
+    return 0 if all(not m["error"] for r in rows for m in r["setups"].values()) else 1
+
+
+def report_row(label: str, kind: str, ds: Dataset, jobs: int,
+               measured: dict[str, Measured]) -> dict[str, object]:  # fmt: skip
+    base = measured[BASE.name]
+    base_s = statistics.median(base.times) if base.times else None
+    out: dict[str, dict[str, object]] = {}
+    for name, m in measured.items():
+        med = statistics.median(m.times) if m.times else None
+        speed = base_s / med if (base_s and med) else None
+        out[name] = {"median_seconds": med, "runs": m.times, "server_rss_mib": max(m.rss, default=0),
+                     "speedup": speed, "error": m.error}
+        shown = f"{med:10.2f}" if med is not None else f"{'error':>10}"
+        sp = f"{speed:8.2f}×" if speed is not None else f"{'-':>9}"
+        runs = ", ".join(f"{t:.2f}" for t in m.times)
+        print(f"{label:<30}{name:>8}{shown}{sp}{max(m.rss, default=0):16.0f}  ({runs})", flush=True)
+    return {"row": f"{kind}-{ds.name}-J{jobs}", "label": label, "kind": kind, "files": ds.count,
+            "file_size": ds.size, "jobs": jobs, "setups": out}
 
 
 if __name__ == "__main__":

@@ -94,6 +94,17 @@ TOOLS = (
          ("git", "annex", "add", "."), ("git", "annex", "get", ".")),
 )
 GIT_ANNEX = TOOLS[1]
+FLOOR = "floor"
+
+# The least a verified local get of one file can cost: read it, hash it and
+# write it durably, overlapped (cat | tee to sha256sum | dd conv=fdatasync).
+FLOOR_SCRIPT = """set -e
+mkfifo "$3"
+sha256sum "$3" > /dev/null &
+cat "$1" | tee "$3" | dd of="$2" bs=1M conv=fdatasync status=none
+wait $!
+rm -f "$2" "$3"
+"""
 
 
 def log(msg: str) -> None:
@@ -240,10 +251,26 @@ class Bench:
                 note = "; ".join(filter(None, [note, f"{links} files hard-linked, not copied"]))
         return sample, note
 
+    def floor_run(self, ds: Dataset, i: int) -> Sample:
+        """Time FLOOR_SCRIPT on the git-annex source's object of ``ds`` (one file)."""
+        objects = self.source(GIT_ANNEX, ds) / ".git" / "annex" / "objects"
+        (obj,) = [p for p in objects.rglob("*") if p.is_file() and not p.name.endswith(".lck")]
+        out = self.root / "floor"
+        out.mkdir(exist_ok=True)
+        cmd = ["bash", "-c", FLOOR_SCRIPT, "floor", str(obj), str(out / "copy"), str(out / "fifo")]
+        return self.runner.measure(cmd, out, f"floor-{ds.name}-{i + 1}")
+
     def run_row(self, row: Row) -> RowResult:
         ds = self.datasets[row.dataset]
         results = {t.name: ToolResult(t.name) for t in self.tools}
+        if row.op == "get" and ds.count == 1:
+            results[FLOOR] = ToolResult(FLOOR, note="cat | tee >sha256sum | dd conv=fdatasync")
         for i in range(self.runs):
+            if FLOOR in results and not results[FLOOR].error:
+                try:
+                    results[FLOOR].samples.append(self.floor_run(ds, i))
+                except (ToolError, ValueError) as e:
+                    results[FLOOR].error = str(e)
             for tool in self.tools:
                 res = results[tool.name]
                 if res.error:

@@ -44,7 +44,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +154,23 @@ def add_object(git: Repo, obj: ShaFile) -> None:
     """Store a loose object: dulwich writes it through ``<sha>.lock`` as well,
     which a killed process can leave behind."""
     retrying(lambda: git.object_store.add_object(obj))
+
+
+PACK_THRESHOLD = 64  # more new objects than this go into one pack, not loose files
+
+
+def store_objects(git: Repo, objects: Iterable[ShaFile], *, pack: bool = True) -> None:
+    """Few objects: loose files.  Many: one pack, written at once (a loose object
+    costs a directory, a lock file and a rename each; no existence checks for a
+    pack: a duplicate in a pack is harmless and checking costs more than it saves)."""
+    store = git.object_store
+    fresh = list({bytes(o.id): o for o in objects}.values())
+    if pack and len(fresh) > PACK_THRESHOLD:
+        store.add_objects([(o, None) for o in fresh])
+        return
+    for o in fresh:
+        if o.id not in store:
+            add_object(git, o)
 
 
 def explain(error: BaseException) -> BaseException:

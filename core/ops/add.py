@@ -78,6 +78,7 @@ class Adder:
         self.progress = progress or NullProgress()
         self.index: Index = repo.git.open_index()  # a snapshot: what needs adding
         self.staged: dict[bytes, IndexEntry] = {}
+        self.blobs: list[Blob] = []  # stored together just before the index is written
         self.ignore = IgnoreFilterManager.from_repo(repo.git)
         cfg = repo.config
         state_config = repo.state.config()
@@ -186,6 +187,8 @@ class Adder:
         """Put the collected entries into the index, read afresh under ``index.lock``."""
         if not self.staged:
             return
+        gitlock.store_objects(self.repo.git, self.blobs)
+        self.blobs.clear()
         with gitlock.locked_index(self.repo.git) as index:
             for name, entry in self.staged.items():
                 index[name] = entry
@@ -229,7 +232,7 @@ class Adder:
 
     def _stage(self, rel: str, data: bytes, st: os.stat_result, mode: int) -> None:
         blob = Blob.from_string(data)
-        gitlock.add_object(self.repo.git, blob)
+        self.blobs.append(blob)
         self.staged[os.fsencode(rel)] = index_entry_from_stat(st, blob.id, mode)
 
 

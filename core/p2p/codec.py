@@ -296,8 +296,13 @@ class ReceiveBuffer:
         return line
 
     def take(self, limit: int) -> bytes:
-        """At most ``limit`` bytes, possibly none."""
-        chunk = bytes(self._data[:limit])
-        del self._data[:limit]
+        """At most ``limit`` bytes, possibly none (one copy: payloads pass through here)."""
+        if limit >= len(self._data):
+            chunk = bytes(self._data)
+            self._data.clear()
+        else:
+            with memoryview(self._data) as view:
+                chunk = view[:limit].tobytes()
+            del self._data[:limit]
         self._scanned = max(0, self._scanned - len(chunk))
         return chunk

@@ -106,7 +106,7 @@ logger = logging.getLogger(__name__)
 WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
 
 T = TypeVar("T")
-SEND_CHUNK = 1 << 18
+SEND_CHUNK = 1 << 20  # one thread hand-off per MiB read (the pipe holds 1 MiB)
 LOCK_PROOF_SECONDS = 600.0  # spec 6.2: how long a P2P lock proves a copy
 GREETING_TIMEOUT = 60.0
 Connector = Callable[[], Awaitable[Link]]
@@ -238,13 +238,17 @@ class P2PClient:
         await self.ch.send(Get(offset, file, key))
         got = 0
         valid: bool | None = None
-        batch = bytearray()  # one thread hand-off per WRITE_BATCH, not per chunk
+        batch: list[bytes] = []  # one thread hand-off per WRITE_BATCH, not per chunk
+        batched = 0
 
         async def flush() -> None:
+            nonlocal batched
             if batch:
-                await asyncio.to_thread(into.write, bytes(batch))
-                advance(len(batch))
+                data = b"".join(batch)
                 batch.clear()
+                batched = 0
+                await asyncio.to_thread(into.write, data)
+                advance(len(data))
 
         try:
             while True:
@@ -252,9 +256,10 @@ class P2PClient:
                 if ev is PAUSED:
                     break
                 if isinstance(ev, Payload):
-                    batch += ev.data
+                    batch.append(ev.data)
+                    batched += len(ev.data)
                     got += len(ev.data)
-                    if len(batch) >= WRITE_BATCH:
+                    if batched >= WRITE_BATCH:
                         await flush()
                     continue
                 await flush()

@@ -42,7 +42,7 @@ from core.p2p.messages import Message
 
 logger = logging.getLogger(__name__)
 
-READ_SIZE = 1 << 16
+READ_SIZE = 1 << 18  # asyncio's transports read at most 256 KiB at a time
 DEFAULT_READ_TIMEOUT = 120.0  # a peer silent this long is gone (style 5: finite)
 DEFAULT_WRITE_TIMEOUT = 120.0
 CLOSE_TIMEOUT = 5.0

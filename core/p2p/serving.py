@@ -341,7 +341,8 @@ class _Put:
     failed: str | None = None
     busy: bool = False  # another transfer holds the key's lock: abort at DATA
     extra: list[str] = field(default_factory=list)
-    pending: bytearray = field(default_factory=bytearray)  # received, not yet written
+    pending: list[bytes] = field(default_factory=list)  # received, not yet written
+    pending_bytes: int = 0
 
 
 # (client uuid, token) -> the repository this token opens, or None (refused)
@@ -609,16 +610,18 @@ class Session:
         put = self._put
         if put is None or put.failed is not None:
             return  # consume and ignore: the reply will be FAILURE
-        put.pending += data
-        if len(put.pending) >= WRITE_BATCH:  # one thread hand-off per batch
+        put.pending.append(data)  # joined once per batch: no bytearray regrowth
+        put.pending_bytes += len(data)
+        if put.pending_bytes >= WRITE_BATCH:  # one thread hand-off per batch
             await self._write_pending(put)
 
     @staticmethod
     async def _write_pending(put: _Put) -> None:
         if not put.pending or put.failed is not None:
             return
-        data = bytes(put.pending)
+        data = b"".join(put.pending)
         put.pending.clear()
+        put.pending_bytes = 0
         try:
             await asyncio.to_thread(put.incoming.write, data)
         except (ContentVerifyError, DiskFull) as e:  # more bytes than the key's size; no room

@@ -66,7 +66,6 @@ ORIGIN_BRANCH = Ref(b"refs/remotes/origin/git-annex")
 EMPTY_TREE = ObjectID(b"4b825dc642cb6eb9a060e54bf8d69288fbee4904")
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
-PACK_THRESHOLD = 64  # more new objects than this go into one pack, not loose files
 CACHE_LIMIT = 4096  # trees and commit->tree entries kept in memory per branch
 # A root tree of a big branch has thousands of entries, and every commit makes
 # a new one: the cache is bounded by entries too (a few hundred bytes each).
@@ -526,16 +525,7 @@ class AnnexBranch:
         return ObjectID(bytes(c.id))
 
     def _add_objects(self, objects: list[ShaFile], *, pack: bool = True) -> None:
-        """Few objects: loose files.  Many: one pack (no existence checks: a
-        duplicate in a pack is harmless and checking costs more than it saves)."""
-        store = self.repo.object_store
-        fresh = list({ObjectID(bytes(o.id)): o for o in objects}.values())
-        if pack and len(fresh) > PACK_THRESHOLD:
-            store.add_objects([(o, None) for o in fresh])
-            return
-        for o in fresh:
-            if o.id not in store:
-                gitlock.add_object(self.repo, o)
+        gitlock.store_objects(self.repo, objects, pack=pack)
 
     # --- creation (4.2) -------------------------------------------------------
 

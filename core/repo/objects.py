@@ -318,30 +318,59 @@ class ObjectStore:
             yield held
 
 
-class _ThreadedHasher:
-    """Hashes on a helper thread so hashing and writing overlap (both release the GIL).
+class _Worker:
+    """Applies ``fn`` to queued chunks on a helper thread, in order.
 
-    At most ``depth`` chunks wait, so memory stays flat whatever the file size.
-    ``hexdigest`` or ``close`` always joins the thread.
+    Hashing (hashlib) and file writes both release the GIL, so a worker lets
+    them run while the caller receives the next chunk.  At most ``depth``
+    chunks wait, so memory stays flat whatever the file size.  The first
+    exception ``fn`` raises is kept, later chunks are dropped, and ``raise_error``
+    or ``close`` re-raises it in the caller; ``close`` always joins the thread.
     """
 
-    def __init__(self, hasher: Hasher, depth: int = 4) -> None:
-        self._hasher = hasher
+    def __init__(self, fn: Callable[[bytes], object], name: str, depth: int = 4) -> None:
+        self._fn = fn
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._thread = threading.Thread(target=self._run, name="hasher", daemon=True)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while (chunk := self._queue.get()) is not None:
-            self._hasher.update(chunk)
+            if self.error is None:
+                try:
+                    self._fn(chunk)
+                except BaseException as e:  # handed to the caller by raise_error
+                    self.error = e
 
-    def update(self, data: bytes, /) -> None:
+    def put(self, data: bytes) -> None:
+        self.raise_error()
         self._queue.put(data)
 
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
     def close(self) -> None:
+        """Wait until every queued chunk is done; re-raise what failed."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        self.raise_error()
+
+
+class _ThreadedHasher:
+    """A ``Hasher`` fed on a helper thread (``_Worker``)."""
+
+    def __init__(self, hasher: Hasher) -> None:
+        self._hasher = hasher
+        self._worker = _Worker(hasher.update, "hasher")
+
+    def update(self, data: bytes, /) -> None:
+        self._worker.put(data)
+
+    def close(self) -> None:
+        self._worker.close()
 
     def hexdigest(self) -> str:
         self.close()
@@ -371,6 +400,7 @@ class Incoming:
         self._lock = contextlib.ExitStack()
         self._locked = False
         self._file: BinaryIO | None = None
+        self._writer: _Worker | None = None  # writes on a thread for big files
         self._hasher: Hasher | _ThreadedHasher | None = key.receiving_hasher()
         self.written = 0
 
@@ -405,10 +435,14 @@ class Incoming:
                     break
                 self._hasher.update(buf)
                 remaining -= len(buf)
-        if self._hasher is not None and (self.key.size or 0) - start >= THREADED_HASH_FROM:
-            self._hasher = _ThreadedHasher(self._hasher)
         f.seek(start)
         self._file = f
+        if (self.key.size or 0) - start >= THREADED_HASH_FROM:
+            # Receiving, writing and hashing overlap: the caller hands a chunk
+            # over and goes back to the network while two threads write and hash.
+            self._writer = _Worker(self._write_file, "writer")
+            if self._hasher is not None:
+                self._hasher = _ThreadedHasher(self._hasher)
         self.written = start
         return start
 
@@ -421,7 +455,10 @@ class Incoming:
             raise ContentVerifyError(str(self.key), f"{self.key.size} bytes", "more")
         try:
             with disk_full_as_error(self.store.tmp):
-                self._file.write(data)
+                if self._writer is not None:
+                    self._writer.put(data)  # raises what an earlier write raised
+                else:
+                    self._file.write(data)
         except DiskFull:
             self.discard()  # give the space back; the transfer starts over later
             raise
@@ -429,14 +466,20 @@ class Incoming:
             self._hasher.update(data)
         self.written += len(data)
 
+    def _write_file(self, data: bytes) -> None:
+        assert self._file is not None  # closed only after the writer is joined
+        self._file.write(data)
+
     def commit(self) -> Path:
         if self._file is None:
             self.open()
         assert self._file is not None
         try:
             with disk_full_as_error(self.store.tmp):
+                if self._writer is not None:
+                    self._writer.close()  # every byte written, or its error raised
                 self._file.flush()
-                os.fdatasync(self._file.fileno())
+                os.fdatasync(self._file.fileno())  # once per file, after the last write
         except DiskFull:
             self.discard()
             raise
@@ -481,8 +524,12 @@ class Incoming:
             self.close()
 
     def _close_file(self) -> None:
-        if isinstance(self._hasher, _ThreadedHasher):
-            self._hasher.close()
+        """Join the threads (their errors were raised by write or commit) and close."""
+        for worker in (self._writer, self._hasher):
+            if isinstance(worker, (_Worker, _ThreadedHasher)):
+                with contextlib.suppress(Exception):
+                    worker.close()
+        self._writer = None
         f, self._file = self._file, None
         if f is not None:
             with disk_full_as_error(self.store.tmp):

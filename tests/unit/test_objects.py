@@ -169,6 +169,66 @@ def test_disk_full_drops_the_partial_file(tmp_path: Path, step: str) -> None:
     inc.close()  # nothing left to fail
 
 
+class _FullWrites(_FullDisk):
+    """Only writes fail: flush and close would succeed on what was written."""
+
+    def flush(self) -> None:
+        self.real.flush()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.real.close()  # type: ignore[attr-defined]
+
+    def fileno(self) -> int:
+        return self.real.fileno()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_disk_full_on_the_writer_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails on the writer thread fails the transfer in the caller
+    (at a later write or at the latest at commit) and drops the partial file."""
+    import threading
+
+    import core.repo.objects as objects
+
+    monkeypatch.setattr(objects, "THREADED_HASH_FROM", 0)
+    s = store(tmp_path)
+    before = threading.active_count()
+    inc = s.incoming(K)
+    inc.open()
+    inc._file = _FullWrites(inc._file)  # type: ignore[assignment]
+    with pytest.raises(DiskFull):
+        for i in range(len(DATA)):
+            inc.write(DATA[i : i + 1])
+        inc.commit()
+    assert not inc.tmp.exists() and not s.has(K)
+    inc.close()
+    assert threading.active_count() == before
+
+
+def test_threaded_path_refuses_a_corrupt_chunk_in_the_middle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many chunks through the writer and hasher threads: one flipped byte far
+    from both ends is still caught, and nothing is kept under the key."""
+    import core.repo.objects as objects
+
+    monkeypatch.setattr(objects, "THREADED_HASH_FROM", 0)
+    data = os.urandom(64 * 1024 + 17)
+    key = Key.parse(f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.bin")
+    bad = bytearray(data)
+    bad[40_000] ^= 1
+    s = store(tmp_path)
+    with s.incoming(key) as inc:
+        for i in range(0, len(bad), 1000):
+            inc.write(bytes(bad[i : i + 1000]))
+        with pytest.raises(ContentVerifyError):
+            inc.commit()
+    assert not s.has(key) and not (s.tmp / key.file_name()).exists()
+    with s.incoming(key) as inc:
+        for i in range(0, len(data), 1000):
+            inc.write(data[i : i + 1000])
+        assert inc.commit().read_bytes() == data
+
+
 def _stored(tmp_path: Path) -> ObjectStore:
     s = store(tmp_path)
     with s.incoming(K) as inc:
