@@ -21,12 +21,9 @@ required content.  The locks are held until the content is gone.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.errors import (
     CoreError,
@@ -50,7 +47,6 @@ from core.remotes import (
 from core.repo import transfers
 from core.repo.clusters import is_cluster_uuid
 from core.repo.key import Key
-from core.repo.objects import Incoming
 from core.repo.preferred import wants_get
 from core.repo.repository import AnnexRepo, trust_levels
 
@@ -90,86 +86,22 @@ def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = 
             source, so no other source is tried).
         RemoteError: no source could provide it.
     """
-    started = start_get(repo, key, progress, source)
-    return started if isinstance(started, str) else started.finish()
-
-
-class Arrival:
-    """Content of ``key`` received (and hashed) into ``inc`` from ``remote``,
-    not yet committed.
-
-    ``commit_in`` lets a helper thread run ``Incoming.commit`` (fdatasync,
-    verify, rename under the key), so the wait for the disk overlaps the next
-    transfer; ``finish`` (on the caller's thread: the git-annex branch's
-    transaction is per thread) waits for it, logs the copy while the transfer
-    lock is still held, and closes the ``Incoming``.  When the commit fails
-    (the content did not verify, the disk filled), ``finish`` tries the other
-    sources as ``get_key`` always did.
-    """
-
-    def __init__(self, repo: AnnexRepo, key: Key, progress: Progress, source: str | None,
-                 remote: Remote, inc: Incoming, errors: list[str], tried: set[str]) -> None:  # fmt: skip
-        self.repo, self.key, self.progress, self.source = repo, key, progress, source
-        self.remote, self.inc, self.errors, self.tried = remote, inc, errors, tried
-        self._commit: Future[Path] | None = None
-
-    def commit_in(self, pool: Executor) -> None:
-        self._commit = pool.submit(self.inc.commit)
-
-    def finish(self) -> str:
-        try:
-            if self._commit is None:
-                self.inc.commit()
-            else:
-                self._commit.result()
-        except TransferBusy:
-            self.inc.close()
-            raise
-        except CoreError as e:
-            self.inc.close()
-            self.errors.append(f"{self.remote.info.name}: {e}")
-            return _finish(start_get(self.repo, self.key, self.progress, self.source,
-                                     self.errors, self.tried))  # fmt: skip
-        except BaseException:
-            self.inc.close()
-            raise
-        try:
-            self.repo.keep_received(self.key)  # still under the transfer lock, as every receiver
-        finally:
-            self.inc.close()
-        return f"from {self.remote.info.name}"
-
-
-def _finish(started: str | Arrival) -> str:
-    return started if isinstance(started, str) else started.finish()
-
-
-def start_get(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = None,
-              errors: list[str] | None = None, tried: set[str] | None = None) -> str | Arrival:
-    """Receive ``key`` from the first source that gives it: a note when there is
-    nothing to do, else the ``Arrival`` to finish.  Raises as ``get_key``."""
     if repo.objects.has(key):
         return "already present"
     repo.require_writable()
-    errors = [] if errors is None else errors
-    tried = set() if tried is None else tried
+    errors: list[str] = []
     for remote in _sources(repo, key, source):
-        if remote.info.name in tried:
-            continue
-        tried.add(remote.info.name)
-        inc = repo.objects.incoming(key, remote.info.uuid or "")
-        try:
-            remote.retrieve(key, inc, lambda n: progress.advance(0, n))
-        except CoreError as e:
-            inc.close()
-            if isinstance(e, TransferBusy):
+        with repo.objects.incoming(key, remote.info.uuid or "") as inc:
+            try:
+                remote.retrieve(key, inc, lambda n: progress.advance(0, n))
+                inc.commit()
+            except TransferBusy:
                 raise  # no other remote can help: the key is being written
-            errors.append(f"{remote.info.name}: {e}")
-            continue
-        except BaseException:
-            inc.close()
-            raise
-        return Arrival(repo, key, progress, source, remote, inc, errors, tried)
+            except CoreError as e:
+                errors.append(f"{remote.info.name}: {e}")
+                continue
+            repo.keep_received(key)  # still under the transfer lock, as every receiver
+        return f"from {remote.info.name}"
     if not errors:
         raise RemoteError(f"{key}: no reachable remote has this content")
     raise RemoteError("; ".join(errors))
@@ -325,53 +257,21 @@ def drop_key(repo: AnnexRepo, key: Key, files: list[AnnexedFile], remote_name: s
 # --- commands over files ------------------------------------------------------
 
 
-Finish = Callable[[], str]
-
-
 def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progress,
-         act: Callable[[AnnexedFile], str | Finish]) -> list[Outcome]:
-    """``act`` on every file, one outcome each, in order.
-
-    ``act`` may return a ``Finish`` instead of its note: that file is finished
-    after the next file's ``act`` (so a commit running on a helper thread
-    overlaps the next transfer), or before it when both share a key.
-    """
+         act: Callable[[AnnexedFile], str]) -> list[Outcome]:
     total = sum(f.key.size or 0 for f in files)
     progress.start(what, len(files), total)
     out: list[Outcome] = []
-    pending: list[tuple[AnnexedFile, Finish]] = []  # at most one
-
-    def outcome(f: AnnexedFile, get_note: Finish) -> None:
-        try:
-            out.append(Outcome(f.path, f.key, True, get_note()))
-        except (CoreError, OSError) as e:
-            out.append(Outcome(f.path, f.key, False, _reason(e)))
-        progress.advance(1, 0, f.path)
-
-    def settle() -> None:
-        while pending:
-            outcome(*pending.pop())
-
     try:
         with repo.branch.transaction():
             for f in files:
-                if pending and pending[0][0].key == f.key:
-                    settle()
                 try:
-                    result = act(f)
+                    note = act(f)
+                    out.append(Outcome(f.path, f.key, True, note))
                 except (CoreError, OSError) as e:
-                    settle()
-                    outcome(f, functools.partial(_raise, e))
-                    continue
-                settle()
-                if isinstance(result, str):
-                    outcome(f, functools.partial(str, result))
-                else:
-                    pending.append((f, result))
-            settle()
+                    out.append(Outcome(f.path, f.key, False, _reason(e)))
+                progress.advance(1, 0, f.path)
     finally:
-        with contextlib.suppress(Exception):  # interrupted: still log what arrived
-            settle()
         try:
             repo.branch.commit()
         except CoreError as e:  # the journal keeps every line for the next commit
@@ -379,10 +279,6 @@ def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progres
         close_remotes(repo)
         progress.finish()
     return out
-
-
-def _raise(e: BaseException) -> str:
-    raise e
 
 
 def _reason(e: CoreError | OSError) -> str:
@@ -403,26 +299,16 @@ def _by_key(files: Iterable[AnnexedFile]) -> dict[Key, list[AnnexedFile]]:
 
 def get(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
         progress: Progress | None = None) -> list[Outcome]:
-    """Get every file's content; each key's commit (fdatasync, verify, rename)
-    runs on a helper thread while the next key is received (``Arrival``)."""
     p = progress or NullProgress()
     files = list(annexed_files(repo, paths))
     by_key = _by_key(annexed_files(repo))
 
-    def populated(note: str, f: AnnexedFile) -> str:
+    def act(f: AnnexedFile) -> str:
+        note = get_key(repo, f.key, p, source)
         populate_unlocked(repo, by_key[f.key])  # every file using the key, as git-annex
         return note
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as pool:
-
-        def act(f: AnnexedFile) -> str | Finish:
-            started = start_get(repo, f.key, p, source)
-            if isinstance(started, str):
-                return populated(started, f)
-            started.commit_in(pool)
-            return lambda: populated(started.finish(), f)
-
-        return _run(repo, "get", files, p, act)
+    return _run(repo, "get", files, p, act)
 
 
 def copy(repo: AnnexRepo, paths: Iterable[str] = (), to: str | None = None,

@@ -62,42 +62,6 @@ def test_corrupt_remote_content_not_stored(tmp_path: Path) -> None:
 
 
 @pytest.mark.interop
-def test_pipelined_get_refuses_a_corrupt_file_between_good_ones(tmp_path: Path) -> None:
-    """get commits each file on a helper thread while the next one arrives: a
-    file whose content does not verify is still refused (nothing under its key,
-    nothing in annex/tmp, not logged here), the files around it arrive, two
-    files sharing content both get it, and the outcomes keep the files' order."""
-    origin = AnnexRepo.init(tmp_path / "origin", "origin repo")
-    datas = {f"f{i}.bin": os.urandom(50_000 + i) for i in range(6)}
-    datas["f4copy.bin"] = datas["f4.bin"]  # next to f4.bin: the same key back to back
-    for name, data in datas.items():
-        (origin.path / name).write_bytes(data)
-    os.chdir(origin.path)
-    add(origin, ["."])
-    git(origin.path, "commit", "-q", "-m", "files")
-    obj = (origin.path / "f2.bin").resolve()
-    obj.parent.chmod(0o755)
-    obj.chmod(0o644)
-    obj.write_bytes(b"x" * len(datas["f2.bin"]))
-    git(tmp_path, "clone", "-q", str(origin.path), str(tmp_path / "clone"))
-    clone = AnnexRepo.open(tmp_path / "clone")
-    os.chdir(clone.path)
-    names = sorted(datas)
-    outcomes = get(clone, names)
-    assert [o.path for o in outcomes] == names
-    bad = outcomes[names.index("f2.bin")]
-    assert not bad.ok and "did not verify" in bad.note
-    assert not clone.objects.has(bad.key)
-    assert clone.uuid not in {c.uuid for x in whereis(clone, ["f2.bin"]) for c in x.copies}
-    assert not list((clone.gitdir / "annex" / "tmp").glob("*"))
-    for o in outcomes:
-        if o.path != "f2.bin":
-            assert o.ok, o.note
-            assert (clone.path / o.path).read_bytes() == datas[o.path]
-    annex(clone.path, "fsck", "-q", *[n for n in names if n != "f2.bin"])
-
-
-@pytest.mark.interop
 def test_drop_needs_verified_copies(tmp_path: Path) -> None:
     origin, clone = origin_and_clone(tmp_path)
     ok(get(clone, ["."]))
