@@ -277,8 +277,8 @@ class DeviceHub:
 
     async def _refresher(self) -> None:
         while True:
+            self._refresh.clear()  # before: a refresh asked during the reload is kept
             await self.reload()
-            self._refresh.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.timings.devices_refresh):
                     await self._refresh.wait()
