@@ -115,8 +115,29 @@ class TransferStatus:
     error: str | None = None
 
 
+class _Reached:
+    """A remote's or a cluster node's peer rule: unreachable (``reachable`` False)
+    waits; an error while reachable or not yet tried fails."""
+
+    name: str
+    reachable: bool | None
+    error: str | None
+
+    @property
+    def peer_name(self) -> str:
+        return self.name
+
+    @property
+    def failure(self) -> str | None:
+        return self.error if self.reachable is not False else None
+
+    @property
+    def waiting(self) -> bool:
+        return self.reachable is False
+
+
 @dataclass(frozen=True)
-class RemoteStatus:
+class RemoteStatus(_Reached):
     name: str
     uuid: str | None
     kind: str
@@ -135,19 +156,6 @@ class RemoteStatus:
     nodes: tuple[str, ...] = ()
     transport: str = ""  # how it is reached: ssh, p2p, folder, http... (RemoteInfo.transport)
 
-    @property
-    def peer_name(self) -> str:
-        return self.name
-
-    @property
-    def failure(self) -> str | None:
-        """Failing, not waiting: an unreachable remote (``reachable`` False) waits."""
-        return self.error if self.reachable is not False else None
-
-    @property
-    def waiting(self) -> bool:
-        return self.reachable is False
-
     def state_words(self) -> str:
         """Its state in the words ``annexsync status`` and the GUI share."""
         if self.failure:
@@ -158,7 +166,7 @@ class RemoteStatus:
 
 
 @dataclass(frozen=True)
-class NodeStatus:
+class NodeStatus(_Reached):
     """One node of a cluster (issue 17): what the location logs say it holds,
     and whether it answered the last probe (through the gateway, or directly
     when this repository is the gateway)."""
@@ -169,19 +177,6 @@ class NodeStatus:
     keys: int = 0
     bytes: int = 0
     error: str | None = None  # why the last probe failed, in words
-
-    @property
-    def peer_name(self) -> str:
-        return self.name
-
-    @property
-    def failure(self) -> str | None:
-        """As a remote's: an unreachable node waits, it does not fail."""
-        return self.error if self.reachable is not False else None
-
-    @property
-    def waiting(self) -> bool:
-        return self.reachable is False
 
 
 @dataclass(frozen=True)
