@@ -31,9 +31,8 @@ def test_cluster_view_with_a_node_down(make_app: Any, run: Any, wait: Any, tmp_p
     root.mkdir()
     g, client = client_of_our_gateway(root, monkeypatch)
     (g.root / "node1").rename(g.root / "node1.away")
-    # the core pushes main too (a non-bare gateway would refuse it and leave
-    # origin pending, which keeps the headline at "Syncing")
-    git(g.gw, "config", "receive.denyCurrentBranch", "updateInstead")
+    # gw is non-bare with main checked out: git refuses our push of main there, so it
+    # goes to synced/main (repository-format.md 8.2 step 6); origin still ends synced
     annex(client, "wanted", "origin-extra", "nothing")  # the copies stay where they are
     app = make_app("a", show=False)
     run(app.core.add_repository(str(client), create=False))
@@ -52,6 +51,9 @@ def test_cluster_view_with_a_node_down(make_app: Any, run: Any, wait: Any, tmp_p
     assert {r[1] for r in nodes} == {"2"}  # keys each holds, from the location logs
     wait(lambda: "origin-node1" in window.headline.text(), 60, "the headline names node1")
     assert window.headline.text() == "Waiting for origin-node1"
+    (origin,) = [r for r in app.core.status.repos[0].remotes if r.name == "origin"]
+    assert not origin.pending and origin.error is None, origin
+    assert git(g.gw, "rev-parse", "synced/main") == git(client, "rev-parse", "main")
 
     view.file.setText("a.txt")
     view.check.click()
