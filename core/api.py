@@ -531,20 +531,16 @@ class Core:
         self.activity("Resumed syncing")
 
     async def sync_now(self, repo: str | None = None) -> None:
-        """Merge, reconnect every remote, push, rescan (a crashed worker restarts)."""
+        """Merge, reconnect every remote, push, rescan (a crashed worker restarts);
+        nothing waits out a back-off: not a remote's, not a paired device's push."""
         workers = [self._worker(repo)] if repo else list(self._workers.values())
+        self.hub.sync_now(workers[0].path if repo else None)
         for w in workers:
             task = self._tasks.get(w.path)
             if task is not None and task.done():
                 self._start_worker(w.path)
                 continue
-            w.need_receive = True
-            w.scan_keys = None
-            w.desync_all()
-            for r in w.remotes.values():
-                if r.reachable is False:
-                    r.reachable = None  # try again now
-                r.retry_at = None
+            w.sync_now()
         self.netwatch.kick()
 
     async def add_repository(self, path: str, *, create: bool,

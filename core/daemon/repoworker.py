@@ -289,6 +289,17 @@ class RepoWorker:
     def kick(self) -> None:
         self.wake.set()
 
+    def sync_now(self) -> None:
+        """The person's "Sync now": merge, reconnect every remote, push and rescan at
+        once; no back-off is waited out (a failed job's, a remote's push retry) and an
+        unreachable remote is tried again."""
+        self.need_receive, self.scan_keys, self.retry_at = True, None, None
+        for r in self.remotes.values():
+            if r.reachable is False:
+                r.reachable = None
+            r.retry_at = None
+        self.desync_all()
+
     # --- running ---------------------------------------------------------------------
 
     async def run(self) -> None:

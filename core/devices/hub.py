@@ -294,6 +294,11 @@ class DeviceHub:
         if self.pushes is not None:
             self.pushes.branch_moved(path)
 
+    def sync_now(self, path: str | None = None) -> None:
+        """pushes: the person asked to sync ``path`` (None: all) now; no back-off waits."""
+        if self.pushes is not None:
+            self.pushes.sync_now(path)
+
     def scheduler_pushes(self, path: str, device_id: str) -> bool:
         """pushes: whether the push scheduler pushes ``path`` to the device now."""
         return self.pushes is not None and self.pushes.serves(path, device_id)

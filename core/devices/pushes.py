@@ -25,7 +25,8 @@ What becomes a scheduler event:
   (``set_records``, every ``devices_refresh`` = 30 s): so a transient refusal
   (records not loaded yet on the other side) delays, never stops, syncing.
 * ``branch_moved(path)`` (the repository worker committed, merged a
-  resolution or changed the location log) is ``LocalCommit``.
+  resolution or changed the location log) is ``LocalCommit``; ``sync_now``
+  (the person's "Sync now") is ``SyncNow``.
 * ``on_control`` (a received IQ): ``route`` finds the shared repository from
   ``dev`` and ``repo`` -- a device that is not paired, or a uuid that is not
   that device's, is refused ``not-authorized`` and logged, nothing changes --
@@ -290,6 +291,15 @@ class PushHub:
         r = self._repos.get(str(path))
         if r is not None:
             self._feed(r, ev.LocalCommit())
+
+    def sync_now(self, path: str | None = None) -> None:
+        """The person's "Sync now" (``Core.sync_now``) for ``path`` (None: every
+        repository): a device in back-off after a failed push, or taken for
+        unreachable while XMPP shows it online, is tried at once (``ev.SyncNow``)."""
+        self._revive()
+        for r in list(self._repos.values()):
+            if path is None or r.path == str(path):
+                self._feed(r, ev.SyncNow())
 
     async def on_control(self, jid: str, control: Control) -> str:
         """The signalling receiver: route, let the machine decide, answer (module header)."""

@@ -173,6 +173,11 @@ class Tick:
     """Time passed (the adapter's timer from ``WakeAt`` fired)."""
 
 
+@dataclass(frozen=True)
+class SyncNow:
+    """The person asked to sync now: nothing waits out a back-off; ask what we missed."""
+
+
 Event = (
     Connected
     | Disconnected
@@ -188,6 +193,7 @@ Event = (
     | JobWaiting
     | JobFinished
     | Tick
+    | SyncNow
 )
 
 # --------------------------------------------------------------- actions out

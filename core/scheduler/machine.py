@@ -41,6 +41,8 @@ push are actions.  Rules:
    first expires what is due, so no job outlives its deadline.  A failed or
    timed-out outgoing push keeps the device dirty and backs off (30 s doubling
    to 30 min) before advertising again (B.51: a failure is a failure).
+   ``SyncNow`` (the person's "Sync now") ends every back-off and refusal wait
+   at once and asks every device for what we missed, as ``Connected`` does.
 6. **Pairing of start and end.**  ``_TRANSITIONS`` is the only place a job's
    phase changes.  Entering RUNNING emits ``StartJob``; leaving it emits
    exactly one ``EndJob`` (finish, failure, timeout, refusal, presence lost,
@@ -93,6 +95,7 @@ from core.scheduler.events import (
     Sender,
     SendPushRequest,
     StartJob,
+    SyncNow,
     Tick,
     Wait,
     WakeAt,
@@ -508,6 +511,12 @@ class Scheduler:
     def _on_tick(self, event: Tick, actions: list[Action]) -> None:
         pass
 
+    def _on_sync_now(self, event: SyncNow, actions: list[Action]) -> None:
+        """Rule 5: the person asked; a device in back-off is tried at once (``_flush``)."""
+        for peer in self._peers.values():
+            self._healthy(peer)
+            peer.wants_pull = True
+
     _HANDLERS: dict[type, Callable[[Any, Any, list[Action]], None]] = {
         Connected: _on_connected,
         Disconnected: _on_disconnected,
@@ -523,4 +532,5 @@ class Scheduler:
         JobWaiting: _on_waiting,
         JobFinished: _on_finished,
         Tick: _on_tick,
+        SyncNow: _on_sync_now,
     }

@@ -9,6 +9,7 @@ test checks that ``stop()`` leaves no task behind.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -263,3 +264,24 @@ async def test_latin1_name_syncs_and_its_conflict_resolves(tmp_path: Path) -> No
         await wait_for(lambda: not repo(p.a, p.pa).conflicts, "A's conflict gone")
         assert (p.pa / original).read_bytes() == b"from B\n"
         await wait_for(lambda: (p.pb / original).read_bytes() == b"from B\n", "B follows")
+
+
+async def test_sync_now_runs_a_failed_job_at_once(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A commit failed (a git holds index.lock) and waits out its back-off (10 min
+    here); the lock gone, "Sync now" commits at once instead."""
+    monkeypatch.setenv("ANNEXSYNC_LOCK_WAIT", "0.3")  # a held lock fails the job quickly
+    core = Core(tmp_path / "cfg", timings=dataclasses.replace(
+        FAST, job_retry_base=600.0, job_retry_max=600.0))  # fmt: skip
+    path = tmp_path / "Sync"
+    async with running(core):
+        await core.add_repository(str(path), create=True, description="A")
+        await wait_for(lambda: synced(core) and repo(core, path).uuid, "ready")
+        lock = path / ".git" / "index.lock"
+        lock.write_bytes(b"DIRC")  # another git's lock, not stale
+        (path / "a.txt").write_text("a\n")
+        await wait_for(lambda: "index.lock" in (repo(core, path).error or ""), "the failed commit")
+        lock.unlink()
+        await core.sync_now(str(path))
+        await wait_for(lambda: "a.txt" in git(path, "ls-tree", "--name-only", "HEAD", check=False)
+                       and synced(core), "committed at once", 15)  # fmt: skip

@@ -241,3 +241,32 @@ async def test_connection_killed_mid_push_aborts_cleans_up_and_resumes(
             await until(lambda: "laptop.txt" in _files_sync(desktop), 20, "the commit arrived")
             await until(lambda: idle([laptop, desktop]), 10, "all ended")
             assert laptop.job.running == 0 and desktop.job.running == 0
+
+
+async def test_sync_now_retries_a_device_in_back_off_at_once(xmpp_server: Prosody,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    """The person's "Sync now" (``Core.sync_now`` -> ``PushHub.sync_now``): the phone's
+    git refused our push once (a pre-receive hook), so the laptop backs off 30 s
+    (B.51); the hook gone, Sync now pushes at once instead of after the back-off."""
+    alice, carol = xmpp_server.register("alice", "pw"), xmpp_server.register("carol", "pw")
+    repos = await make_repos(tmp_path, ["laptop", "phone"])
+    devs = make_devs(xmpp_server, repos, {"laptop": alice, "phone": carol})
+    laptop, phone = devs["laptop"], devs["phone"]
+    hook = phone.path / ".git" / "hooks" / "pre-receive"
+    async with running(laptop, phone):
+        await all_see_all([laptop, phone])
+        await until(lambda: idle([laptop, phone]), 10, "quiet")
+        hook.write_text("#!/bin/sh\necho 'not now' >&2\nexit 1\n")
+        hook.chmod(0o755)
+        await laptop.commit("late.txt")
+
+        def failed() -> bool:
+            return any(p.outcome == "failed" and p.direction == "outgoing"
+                       for p in laptop.hub.statuses())  # fmt: skip
+
+        await until(failed, 15, "the refused push")
+        hook.unlink()
+        await asyncio.sleep(1)  # the back-off holds: nothing is pushed by itself meanwhile
+        assert "late.txt" not in _files_sync(phone)
+        laptop.hub.sync_now(str(laptop.path))
+        await until(lambda: "late.txt" in _files_sync(phone), 10, "pushed at once (back-off 30 s)")

@@ -37,6 +37,7 @@ from core.scheduler.events import (
     Sender,
     SendPushRequest,
     StartJob,
+    SyncNow,
     Tick,
     Wait,
     WakeAt,
@@ -323,6 +324,29 @@ def test_b51_failed_push_keeps_dirty_and_backs_off_doubling() -> None:
     (job,) = starts(d(AdvertiseAnswered(A.device_id, True)))
     d(JobFinished(job.job_id, True))
     assert not d.s.dirty(A.device_id)
+
+
+def test_sync_now_ends_the_back_off_at_once() -> None:
+    """The person's "Sync now": a device in back-off after a failed push is advertised to
+    at once, not 30 s later; the next failure backs off from 30 s again; and every
+    present device is asked for what we missed."""
+    d = Driver()
+    d.online(A)
+    d(LocalCommit())
+    for _ in range(3):  # failures: the back-off grew to 120 s
+        (job,) = starts(d(AdvertiseAnswered(A.device_id, True)))
+        d(JobFinished(job.job_id, False, "git push failed"))
+        d(Tick(), at=d.s.next_wake())
+    (job,) = starts(d(AdvertiseAnswered(A.device_id, True)))
+    failed_at = d.now
+    d(JobFinished(job.job_id, False, "git push failed"))
+    assert SendAdvertise(A.device_id) not in d(Tick(), at=failed_at + 1)
+    acts = d(SyncNow(), at=failed_at + 2)
+    assert SendAdvertise(A.device_id) in acts
+    assert SendPushRequest(A.device_id) in acts
+    (job,) = starts(d(AdvertiseAnswered(A.device_id, True)))
+    d(JobFinished(job.job_id, False, "git push failed"))
+    assert d.s.next_wake() == d.now + 30
 
 
 def test_commit_during_a_push_is_advertised_after_it() -> None:

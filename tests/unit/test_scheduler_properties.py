@@ -38,6 +38,7 @@ from core.scheduler.events import (
     Sender,
     SendPushRequest,
     StartJob,
+    SyncNow,
     Tick,
     Wait,
     WakeAt,
@@ -65,6 +66,7 @@ ops = st.one_of(
     st.tuples(st.just("time"), st.sampled_from([0.5, 10, 29, 30, 61, 125, 700, 2000])),
     st.tuples(st.just("disconnect")),
     st.tuples(st.just("connect")),
+    st.tuples(st.just("sync now")),
 )
 
 
@@ -108,6 +110,8 @@ class World:
             return Disconnected()
         if kind == "connect":
             return Connected()
+        if kind == "sync now":
+            return SyncNow()
         dev = DEVICES[int(op[1])]  # type: ignore[call-overload]
         if kind == "presence":
             return PresenceChanged(jid(dev), dev.device_id, bool(op[2]), bool(op[3]))
