@@ -504,7 +504,7 @@ class RepoWorker:
 
     def _schedule_push(self) -> None:
         for r in self.remotes.values():
-            if r.info.push and not r.info.readonly and not self._scheduler_pushes(r):
+            if r.info.push and not r.info.readonly and not self._handed_over(r):
                 r.pending = True  # (the scheduler owes its own pushes: branch_moved below)
         at = self.host.now() + self.t.push_delay
         self.push_at = at if self.push_at is None else min(self.push_at, at)
@@ -590,12 +590,6 @@ class RepoWorker:
         when we committed (``branch_moved``) and pushes when the device wants it.
         The worker's round still pulls from it and moves content with it; a device
         reached over the LAN only is pushed to here, as any remote."""
-        if not self._scheduler_pushes(r):
-            return False
-        r.pending = False
-        return True
-
-    def _scheduler_pushes(self, r: RemoteState) -> bool:
         return r.info.kind is RemoteKind.PAIRED and \
             self.host.scheduler_pushes(self.path, device_of(r.info))
 
@@ -609,6 +603,7 @@ class RepoWorker:
 
     async def _push(self, r: RemoteState) -> None:
         if self._handed_over(r):
+            r.pending = False  # owed by the scheduler now, not by this worker
             return
         now = self.host.now()
         r.push_deadline = now + self.t.push_timeout
