@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from measure import p2phttp_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -60,41 +61,17 @@ def sh(cmd: list[str], cwd: Path, timeout: float = 3600) -> str:
     return p.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def server(tool: str, repo: Path, jobs: int) -> Iterator[int]:
     """A p2phttp server on ``repo``; yields its port, stops it by its PID."""
-    port = free_port()
     if tool == "ga":
         cmd = ["git", "annex", "p2phttp", "--clusterjobs", str(len(NODES))]
     else:
         cmd = [str(BIN / "python"), "-m", "core.cli", "p2phttp"]
-    cmd += ["--bind", "127.0.0.1", "--port", str(port), "--wideopen", f"-J{jobs}"]
-    log = (repo.parent / f"{tool}-server.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=repo, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"{tool} p2phttp did not start (see {log.name})")
-            time.sleep(0.05)
+    cmd += ["--wideopen", f"-J{jobs}"]
+    with (repo.parent / f"{tool}-server.log").open("wb") as log, \
+            p2phttp_server(cmd, repo, {**os.environ, "PYTHONPATH": str(ROOT)}, log) as (port, _):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
-        log.close()
 
 
 def make_files(d: Path, count: int, size: int) -> None:

@@ -8,13 +8,18 @@ caller can report one tool's failure and go on with the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 WRAPPER = Path(__file__).with_name("rss.py")
 TAIL_LINES = 12
@@ -126,3 +131,38 @@ def write_gitconfig(home: Path) -> None:
         "[protocol \"file\"]\n\tallow = always\n"
         "[annex]\n\talwayscommit = true\n"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def p2phttp_server(cmd: list[str], repo: Path, env: dict[str, str] | None = None,
+                   log: IO[bytes] | None = None,
+                   ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:  # fmt: skip
+    """``cmd`` (a p2phttp command line without --bind and --port) serving ``repo`` on a
+    free loopback port; yields the port once it accepts, and the process.  Output goes
+    to ``log`` (default: nowhere); the server is stopped by its PID afterwards."""
+    port = free_port()
+    out = log if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen([*cmd, "--bind", "127.0.0.1", "--port", str(port)], cwd=repo,
+                            env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"`{' '.join(cmd)}` did not start serving {repo}")
+            time.sleep(0.05)
+        yield port, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)

@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from measure import p2phttp_server
 from p2p import annexed_objects, verify
 from report import Dataset
 
@@ -53,12 +53,6 @@ def sh(cmd: list[str], cwd: Path, timeout: float = 3600) -> None:
     p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tree_hwm_mib(pid: int) -> float:
@@ -78,31 +72,13 @@ def tree_hwm_mib(pid: int) -> float:
 
 @contextlib.contextmanager
 def server(tool: str, repo: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = free_port()
     if tool == "git-annex":
         cmd = ["git", "annex", "p2phttp"]
     else:
         cmd = [str(BIN / "python"), "-m", "core.cli", "p2phttp"]
-    cmd += ["--bind", "127.0.0.1", "--port", str(port), "--wideopen", "-J4"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"{tool} server did not start")
-            time.sleep(0.05)
-        yield port, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+    cmd += ["--wideopen", "-J4"]
+    with p2phttp_server(cmd, repo, {**os.environ, "PYTHONPATH": str(ROOT)}) as running:
+        yield running
 
 
 def make_files(d: Path, count: int, size: int) -> None:

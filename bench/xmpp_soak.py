@@ -45,6 +45,7 @@ class Soak:
         self.expected: dict[str, float] = {}  # file -> commit time
         self.seen: dict[tuple[str, str], float] = {}  # (device, file) -> first seen
         self.deadlocks = self.stalls = 0
+        self.times: dict[str, list[float]] = {"round": [], "kill": []}  # to convergence
 
     def ended(self) -> int:
         return sum(1 for d in self.devs for p in d.hub.statuses() if p.outcome is not None) + \
@@ -131,10 +132,44 @@ class Soak:
         own = {f: f.rsplit("-", 1)[1].removesuffix(".txt") for f in self.expected}
         return sorted(t - self.expected[f] for (d, f), t in self.seen.items() if own[f] != d)
 
+    async def run(self, rounds: int, kills: int, every: bool = False) -> None:
+        """The rounds, then the kills, each until converged; prints each one's time
+        (``every``) or only those past ``stall``."""
+        await self.converge()
+        for what, count, act in (("round", rounds, lambda i: self.commit_all(f"r{i}")),
+                                 ("kill", kills, self.kill)):  # fmt: skip
+            for i in range(count):
+                await act(i)
+                took = await self.converge()
+                self.times[what].append(took)
+                if every or took > self.stall:
+                    print(f"{what} {i}: converged after {took:.1f} s", flush=True)
 
-def _progress(what: str, i: int, took: float, stall: float) -> None:
-    if took > stall:
-        print(f"{what} {i}: converged after {took:.1f} s", flush=True)
+    def report(self) -> int:
+        """Print the figures; 1 when a goal (no deadlock, stall or lost commit) is missed."""
+        lost = len(self.expected) * len(self.devs) - len(self.seen)
+        lat = self.latencies()
+        print(f"rounds: {len(self.times['round'])}, kills mid-push: {len(self.times['kill'])}, "
+              f"commits: {len(self.expected)}")
+        print(f"deadlocks: {self.deadlocks}, stalls (> {self.stall:g} s): {self.stalls}, "
+              f"lost commits: {lost}")
+        if lat:
+            print(f"latency to another device (s): n={len(lat)} min={lat[0]:.3f} "
+                  f"p50={statistics.median(lat):.3f} p90={percentile(lat, 0.9):.3f} "
+                  f"p99={percentile(lat, 0.99):.3f} max={lat[-1]:.3f}")
+        for label, xs in ((k, sorted(v)) for k, v in self.times.items()):
+            if xs:
+                print(f"{label} to convergence (s): p50={statistics.median(xs):.3f} "
+                      f"p90={percentile(xs, 0.9):.3f} max={xs[-1]:.3f}")
+        outcomes: dict[str, int] = {}
+        for d in self.devs:
+            for p in d.hub.statuses():
+                if p.outcome not in (None, "done"):
+                    key = f"{p.outcome}: {p.reason}"
+                    outcomes[key] = outcomes.get(key, 0) + 1
+        for key, n in sorted(outcomes.items()):
+            print(f"last push not done ({n}x): {key}")
+        return 0 if (self.deadlocks, self.stalls, lost) == (0, 0, 0) else 1
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -149,47 +184,18 @@ async def soak(server: Prosody, root: Path, rounds: int, kills: int, stall: floa
         devs = make_devs(server, repos, {"laptop": alice, "desktop": alice, "phone": carol},
                          via={k: r.address for k, r in relays.items()})  # fmt: skip
         s = Soak(list(devs.values()), relays, stall)
-        round_times: list[float] = []
-        kill_times: list[float] = []
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(run_dev(d)) for d in devs.values()]
-            await s.converge()
-            for i in range(rounds):
-                await s.commit_all(f"r{i}")
-                round_times.append(await s.converge())
-                _progress("round", i, round_times[-1], stall)
-            for i in range(kills):
-                await s.kill(i)
-                kill_times.append(await s.converge())
-                _progress("kill", i, kill_times[-1], stall)
+            await s.run(rounds, kills)
             quiet = time.monotonic()
             while (s.active() or not await s.look()) and time.monotonic() - quiet < 60:
                 await asyncio.sleep(0.2)
             await s.look()
             for t in tasks:
                 t.cancel()
-    lost = len(s.expected) * len(devs) - len(s.seen)
-    lat = s.latencies()
-    print(f"rounds: {rounds}, kills mid-push: {kills}, commits: {len(s.expected)}")
-    print(f"deadlocks: {s.deadlocks}, stalls (> {stall:g} s): {s.stalls}, lost commits: {lost}")
-    if lat:
-        print(f"latency to another device (s): n={len(lat)} min={lat[0]:.3f} "
-              f"p50={statistics.median(lat):.3f} p90={percentile(lat, 0.9):.3f} "
-              f"p99={percentile(lat, 0.99):.3f} max={lat[-1]:.3f}")
-    for label, xs in (("round", sorted(round_times)), ("kill", sorted(kill_times))):
-        if xs:
-            print(f"{label} to convergence (s): p50={statistics.median(xs):.3f} "
-                  f"p90={percentile(xs, 0.9):.3f} max={xs[-1]:.3f}")
-    outcomes: dict[str, int] = {}
-    for d in devs.values():
-        for p in d.hub.statuses():
-            if p.outcome not in (None, "done"):
-                key = f"{p.outcome}: {p.reason}"
-                outcomes[key] = outcomes.get(key, 0) + 1
-    for key, n in sorted(outcomes.items()):
-        print(f"last push not done ({n}x): {key}")
+    code = s.report()
     print(f"reconnects: laptop {devs['laptop'].link.sessions - 1}, phone {devs['phone'].link.sessions - 1}")
-    return 0 if (s.deadlocks, s.stalls, lost) == (0, 0, 0) else 1
+    return code
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import statistics
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -25,13 +24,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from xmpp_soak import Soak, percentile  # noqa: E402
+from xmpp_soak import Soak  # noqa: E402
 
 from core.devices.pushes import PushHub  # noqa: E402
 from core.settings import load_settings, save_settings  # noqa: E402
 from core.xmpp.client import XmppLink  # noqa: E402
-from tests.conftest import git, isolate_home  # noqa: E402
-from tests.integration.paired_helpers import Device, device, make_repo, pair, start, stop  # noqa: E402
+from tests.conftest import isolate_home  # noqa: E402
+from tests.integration.paired_helpers import Device, start, stop, three_devices  # noqa: E402
 from tests.integration.xmpp_helpers import Relay  # noqa: E402
 from tests.secret_service import secret_service  # noqa: E402
 from tests.xmpp_server import Prosody, prosody  # noqa: E402
@@ -87,17 +86,7 @@ class DaemonDev:
 
 
 def _devices(root: Path, server: Prosody, via: dict[str, str]) -> list[Device]:
-    alice, carol = server.register("alice", "pw"), server.register("carol", "pw")
-    first = make_repo(root / "laptop", "laptop")
-    (first / "README").write_text("shared\n")
-    git(first, "add", "README")
-    git(first, "commit", "-q", "-m", "start")
-    devs = [device(root, "laptop", server, alice, first)]
-    devs += [device(root, name, server, jid, make_repo(root / name, name, first))
-             for name, jid in (("desktop", alice), ("phone", carol))]  # fmt: skip
-    for i, a in enumerate(devs):
-        for b in devs[i + 1:]:
-            pair(a, b)
+    devs = three_devices(root, server)
     for d in devs:
         if d.name in via:
             save_settings(d.cfg, load_settings(d.cfg).replace(xmpp_server=via[d.name]))
@@ -112,46 +101,12 @@ async def soak(server: Prosody, root: Path, rounds: int, kills: int, stall: floa
             for d in devs:
                 await asyncio.to_thread(start, d)
             s = Soak([DaemonDev(d) for d in devs], relays, stall)  # type: ignore[arg-type]
-            return await _run(s, rounds, kills)
+            await s.run(rounds, kills, every=True)
+            await s.look()
+            return s.report()
         finally:
             for d in devs:
                 await asyncio.to_thread(stop, d)
-
-
-async def _run(s: Soak, rounds: int, kills: int) -> int:
-    round_times: list[float] = []
-    kill_times: list[float] = []
-    await s.converge()
-    for i in range(rounds):
-        await s.commit_all(f"r{i}")
-        round_times.append(await s.converge())
-        print(f"round {i}: {round_times[-1]:.1f} s", flush=True)
-    for i in range(kills):
-        await s.kill(i)
-        kill_times.append(await s.converge())
-        print(f"kill {i}: {kill_times[-1]:.1f} s", flush=True)
-    await s.look()
-    lost = len(s.expected) * len(s.devs) - len(s.seen)
-    lat = s.latencies()
-    print(f"rounds: {rounds}, kills mid-push: {kills}, commits: {len(s.expected)}")
-    print(f"deadlocks: {s.deadlocks}, stalls (> {s.stall:g} s): {s.stalls}, lost commits: {lost}")
-    if lat:
-        print(f"latency to another device (s): n={len(lat)} min={lat[0]:.3f} "
-              f"p50={statistics.median(lat):.3f} p90={percentile(lat, 0.9):.3f} "
-              f"p99={percentile(lat, 0.99):.3f} max={lat[-1]:.3f}")
-    for label, xs in (("round", sorted(round_times)), ("kill", sorted(kill_times))):
-        if xs:
-            print(f"{label} to convergence (s): p50={statistics.median(xs):.3f} "
-                  f"p90={percentile(xs, 0.9):.3f} max={xs[-1]:.3f}")
-    outcomes: dict[str, int] = {}
-    for d in s.devs:
-        for p in d.hub.statuses():
-            if p.outcome not in (None, "done"):
-                key = f"{p.outcome}: {p.reason}"
-                outcomes[key] = outcomes.get(key, 0) + 1
-    for key, n in sorted(outcomes.items()):
-        print(f"last push not done ({n}x): {key}")
-    return 0 if (s.deadlocks, s.stalls, lost) == (0, 0, 0) else 1
 
 
 def main() -> None:

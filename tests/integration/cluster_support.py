@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,17 +68,27 @@ def finish_gateway(g: Gateway, update: list[str] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """The reference gateway with p2phttp running; fake ssh set for the module."""
+def built_gateway(tmp_path_factory: pytest.TempPathFactory, name: str,
+                  ssh: bool = False) -> Iterator[Gateway]:  # fmt: skip
+    """The reference gateway for a test module, in a home of its own (``ssh``: the
+    fake ssh set up, so ``localhost:`` URLs run the remote command here)."""
     with pytest.MonkeyPatch.context() as mp:
         isolate_home(tmp_path_factory.mktemp("home"), mp)
-        root = tmp_path_factory.mktemp("cluster")
-        install_fake_ssh(root, mp)
+        root = tmp_path_factory.mktemp(name)
+        if ssh:
+            install_fake_ssh(root, mp)
         g = build_gateway(root)
         finish_gateway(g)
-        with git_annex_p2phttp(g.gw, "--wideopen", "-J4", "--clusterjobs", "3") as server:
-            g.port = server.port
-            yield g
+        yield g
+
+
+@contextlib.contextmanager
+def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The reference gateway with p2phttp running; fake ssh set for the module."""
+    with built_gateway(tmp_path_factory, "cluster", ssh=True) as g, \
+            git_annex_p2phttp(g.gw, "--wideopen", "-J4", "--clusterjobs", "3") as server:
+        g.port = server.port
+        yield g
 
 
 def clone_client(g: Gateway, where: Path, transport: str, ours: bool = True) -> Path:
@@ -114,6 +125,21 @@ def client_of_our_gateway(root: Path, mp: pytest.MonkeyPatch) -> tuple[Gateway, 
     return g, client
 
 
+def add_file(repo: Path, name: str) -> str:
+    """A new file with content no other test has, added and committed by git-annex;
+    its key."""
+    (repo / name).write_text(f"{name} {uuid.uuid4()}\n")
+    annex(repo, "add", "-q", name)
+    git(repo, "commit", "-q", "-m", name)
+    return annex(repo, "lookupkey", name).strip()
+
+
+def fsck_all(g: Gateway, client: Path) -> None:
+    """git-annex's fsck finds the client, the gateway and every node sound."""
+    for repo in (client, g.gw, *(g.root / n for n in NODES)):
+        annex(repo, "fsck", "-q")
+
+
 def present_uuids(repo: Path, key: str) -> set[str]:
     """What the location log in ``repo`` says, read by real git-annex."""
     out = annex(repo, "whereis", "--key", key, "--json")
@@ -138,6 +164,6 @@ def content_path(repo: Path, key: str) -> Path | None:
     return repo / out if out else None
 
 
-__all__ = ["NODES", "Gateway", "build_gateway", "client_of_our_gateway", "clone_client",
-           "content_path", "finish_gateway",
+__all__ = ["NODES", "Gateway", "add_file", "build_gateway", "built_gateway",
+           "client_of_our_gateway", "clone_client", "content_path", "finish_gateway", "fsck_all",
            "logged_lines", "present_uuids", "running_gateway", "uuid_of"]  # fmt: skip

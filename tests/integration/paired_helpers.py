@@ -84,6 +84,23 @@ def pair(a: Device, b: Device, psk: bytes = b"p" * 32) -> None:
             record, PairSecret(psk, other.ident.public_key, time.time()))
 
 
+def three_devices(root: Path, server: Prosody) -> list[Device]:
+    """laptop and desktop on alice, phone on carol, each paired with the two others;
+    one shared history (a README) in git-annex repositories cloned from the laptop's."""
+    alice, carol = server.register("alice", "pw"), server.register("carol", "pw")
+    first = make_repo(root / "laptop", "laptop")
+    (first / "README").write_text("shared\n")
+    git(first, "add", "README")
+    git(first, "commit", "-q", "-m", "start")
+    devs = [device(root, "laptop", server, alice, first)]
+    devs += [device(root, name, server, jid, make_repo(root / name, name, first))
+             for name, jid in (("desktop", alice), ("phone", carol))]  # fmt: skip
+    for i, a in enumerate(devs):
+        for b in devs[i + 1:]:
+            pair(a, b)
+    return devs
+
+
 def start(d: Device) -> None:
     """Run the device's daemon on a loop in a thread, online on XMPP."""
     d.thread = LoopThread(f"daemon {d.name}")

@@ -50,29 +50,25 @@ from core.p2p.serving import ServedRepo
 from core.p2p.transport import Link, open_subprocess
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo
-from tests.conftest import annex, git, isolate_home, run
+from tests.conftest import annex, git, run
 from tests.integration.cluster_support import (
     NODES,
     Gateway,
-    build_gateway,
+    add_file,
+    built_gateway,
     clone_client,
     content_path,
-    finish_gateway,
+    fsck_all,
     logged_lines,
 )
-from tests.integration.test_p2p_support import RawPeer, install_fake_ssh, joined
+from tests.integration.test_p2p_support import RawPeer, joined
 
 pytestmark = pytest.mark.interop
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with pytest.MonkeyPatch.context() as mp:
-        isolate_home(tmp_path_factory.mktemp("home"), mp)
-        root = tmp_path_factory.mktemp("ours")
-        install_fake_ssh(root, mp)
-        g = build_gateway(root)
-        finish_gateway(g)
+    with built_gateway(tmp_path_factory, "ours", ssh=True) as g:
         yield g
 
 
@@ -82,27 +78,15 @@ def _client(g: Gateway, where: Path) -> Path:
     return c
 
 
-def _add(repo: Path, name: str) -> str:
-    (repo / name).write_text(f"{name} {uuid.uuid4()}\n")
-    annex(repo, "add", "-q", name)
-    git(repo, "commit", "-q", "-m", name)
-    return annex(repo, "lookupkey", name).strip()
-
-
 def _gateway_lines(g: Gateway, key: str) -> dict[str, str]:
     return logged_lines(g.gw, key)
-
-
-def _fsck_all(g: Gateway, client: Path) -> None:
-    for repo in (client, g.gw, *(g.root / n for n in NODES)):
-        annex(repo, "fsck", "-q")
 
 
 def test_copy_get_drop_through_our_gateway(gateway: Gateway, tmp_path: Path) -> None:
     """13.2-2/4/5: fanout to every node, logs on both sides, get back, drop from all."""
     g = gateway
     client = _client(g, tmp_path / "c")
-    key = _add(client, "f.txt")
+    key = add_file(client, "f.txt")
     me = git(client, "config", "annex.uuid").strip()
     nodes = g.node_uuids()
 
@@ -122,7 +106,7 @@ def test_copy_get_drop_through_our_gateway(gateway: Gateway, tmp_path: Path) -> 
     assert _gateway_lines(g, key) == dict.fromkeys(nodes, "0")
     for n in NODES:
         assert content_path(g.root / n, key) is None, n
-    _fsck_all(g, client)
+    fsck_all(g, client)
 
 
 def _status(out: str) -> bool:
@@ -139,9 +123,9 @@ def test_node_down_and_node_failing_mid_put(gateway: Gateway, tmp_path: Path) ->
     client = _client(g, tmp_path / "c")
     me = git(client, "config", "annex.uuid").strip()
     u1, u2, u3 = (g.uuids[n] for n in NODES)
-    had = _add(client, "had.txt")
+    had = add_file(client, "had.txt")
     annex(client, "copy", "-q", "--to", "origin-mycluster", "had.txt")  # on all three
-    key = _add(client, "new.txt")
+    key = add_file(client, "new.txt")
     away = g.root / "node1.away"
     (g.root / "node1").rename(away)
     git(g.root / "node3", "config", "annex.diskreserve", "1000000G")
@@ -165,7 +149,7 @@ def test_node_down_and_node_failing_mid_put(gateway: Gateway, tmp_path: Path) ->
         away.rename(g.root / "node1")
         git(g.root / "node3", "config", "--unset", "annex.diskreserve")
     assert content_path(g.root / "node1", had) is not None  # it was never touched
-    _fsck_all(g, client)
+    fsck_all(g, client)
 
 
 def _peer(g: Gateway, target: str, version: int) -> RawPeer:
@@ -231,7 +215,7 @@ def test_proxied_nodes_lock_and_extra(gateway: Gateway, tmp_path: Path) -> None:
     """13.2-6/9: a drop proven by locking nodes through us; a proxied non-cluster remote."""
     g = gateway
     client = _client(g, tmp_path / "c")
-    key = _add(client, "p.txt")
+    key = add_file(client, "p.txt")
     annex(client, "copy", "-q", "--to", "origin-mycluster", "p.txt")
     annex(client, "numcopies", "2")
     annex(client, "drop", "-q", "p.txt")  # locks two origin-node* (LOCKCONTENT through us)
@@ -248,7 +232,7 @@ def test_proxied_nodes_lock_and_extra(gateway: Gateway, tmp_path: Path) -> None:
     assert content_path(g.root / "extra", key) is None
     assert logged_lines(client, key)[extra] == "0"
     annex(client, "numcopies", "1")
-    _fsck_all(g, client)
+    fsck_all(g, client)
     annex(g.root / "extra", "fsck", "-q")
 
 
@@ -256,7 +240,7 @@ def test_node_preferred_content_from_a_client_sync(gateway: Gateway, tmp_path: P
     """13.2-3: ``wanted origin-node3 nothing`` synced from a client steers the next PUT."""
     g = gateway
     client = _client(g, tmp_path / "c")
-    key = _add(client, "w.txt")
+    key = add_file(client, "w.txt")
     u1, u2, u3 = (g.uuids[n] for n in NODES)
     annex(client, "wanted", "origin-node3", "nothing")
     try:
@@ -268,7 +252,7 @@ def test_node_preferred_content_from_a_client_sync(gateway: Gateway, tmp_path: P
     finally:
         annex(client, "wanted", "origin-node3", "anything")
         annex(client, "sync", "-q", "--no-content", "origin")
-    _fsck_all(g, client)
+    fsck_all(g, client)
 
 
 def test_node_connection_dies_mid_put(gateway: Gateway) -> None:
@@ -375,7 +359,7 @@ def test_drop_from_cluster_with_remove_before(gateway: Gateway, tmp_path: Path) 
     cluster, which we translate to each node's clock (5.8)."""
     g = gateway
     client = _client(g, tmp_path / "c")
-    key = _add(client, "t.txt")
+    key = add_file(client, "t.txt")
     annex(client, "copy", "-q", "--to", "origin-mycluster", "t.txt")
     annex(client, "copy", "-q", "--to", "origin-extra", "t.txt")
     annex(client, "drop", "-q", "t.txt")  # the local copy goes: extra and nodes remain
@@ -386,4 +370,4 @@ def test_drop_from_cluster_with_remove_before(gateway: Gateway, tmp_path: Path) 
     for n in NODES:
         assert content_path(g.root / n, key) is None, n
     assert content_path(g.root / "extra", key) is not None
-    _fsck_all(g, client)
+    fsck_all(g, client)

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import annex, git, isolate_home
+from tests.conftest import annex, git
 from tests.integration.cluster_support import (
     NODES,
     Gateway,
-    build_gateway,
+    add_file,
+    built_gateway,
     clone_client,
     content_path,
-    finish_gateway,
+    fsck_all,
     logged_lines,
 )
 from tests.integration.test_p2phttp_support import CLIENT_UUID, our_p2phttp
@@ -36,10 +37,7 @@ pytestmark = pytest.mark.interop
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with pytest.MonkeyPatch.context() as mp:
-        isolate_home(tmp_path_factory.mktemp("home"), mp)
-        g = build_gateway(tmp_path_factory.mktemp("http"))
-        finish_gateway(g)
+    with built_gateway(tmp_path_factory, "http") as g:
         yield g
 
 
@@ -55,18 +53,6 @@ def _client(g: Gateway, where: Path) -> Path:
     return clone_client(g, where, "http", ours=False)
 
 
-def _add(repo: Path, name: str) -> str:
-    (repo / name).write_text(f"{name} {uuid.uuid4()}\n")
-    annex(repo, "add", "-q", name)
-    git(repo, "commit", "-q", "-m", name)
-    return annex(repo, "lookupkey", name).strip()
-
-
-def _fsck_all(g: Gateway, client: Path) -> None:
-    for repo in (client, g.gw, *(g.root / n for n in NODES)):
-        annex(repo, "fsck", "-q")
-
-
 def _success(out: str) -> bool:
     return bool(json.loads(out.splitlines()[-1])["success"])
 
@@ -76,7 +62,7 @@ def test_copy_get_drop_over_http(served: Gateway, tmp_path: Path) -> None:
     writes them (clusters.md 2.4), get back, drop from every node."""
     g = served
     client = _client(g, tmp_path / "c")
-    key = _add(client, "f.txt")
+    key = add_file(client, "f.txt")
     me = git(client, "config", "annex.uuid").strip()
     nodes = g.node_uuids()
 
@@ -96,7 +82,7 @@ def test_copy_get_drop_over_http(served: Gateway, tmp_path: Path) -> None:
     assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "0")
     for n in NODES:
         assert content_path(g.root / n, key) is None, n
-    _fsck_all(g, client)
+    fsck_all(g, client)
 
 
 def test_node_down_and_node_failing_mid_put_over_http(served: Gateway, tmp_path: Path) -> None:
@@ -107,9 +93,9 @@ def test_node_down_and_node_failing_mid_put_over_http(served: Gateway, tmp_path:
     client = _client(g, tmp_path / "c")
     me = git(client, "config", "annex.uuid").strip()
     u1, u2, u3 = (g.uuids[n] for n in NODES)
-    had = _add(client, "had.txt")
+    had = add_file(client, "had.txt")
     annex(client, "copy", "-q", "--to", "origin-mycluster", "had.txt")  # on all three
-    key = _add(client, "new.txt")
+    key = add_file(client, "new.txt")
     away = g.root / "node1.away"
     (g.root / "node1").rename(away)
     git(g.root / "node3", "config", "annex.diskreserve", "1000000G")
@@ -137,7 +123,7 @@ def test_node_down_and_node_failing_mid_put_over_http(served: Gateway, tmp_path:
         away.rename(g.root / "node1")
         git(g.root / "node3", "config", "--unset", "annex.diskreserve")
     assert content_path(g.root / "node1", had) is not None  # it was never touched
-    _fsck_all(g, client)
+    fsck_all(g, client)
 
 
 def _post(g: Gateway, target: str, path: str, body: bytes | None = None,

@@ -13,16 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from tests.integration.paired_helpers import (
-    Device,
-    device,
-    head_files,
-    make_repo,
-    pair,
-    start,
-    stop,
-    wait,
-)
+from tests.integration.paired_helpers import Device, head_files, start, stop, three_devices, wait
 from tests.xmpp_server import Prosody
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(110)]
@@ -42,17 +33,7 @@ def _head(d: Device) -> str:
 
 def test_three_daemons_commit_at_once_and_converge_with_the_default_job(
         tmp_path: Path, xmpp_server: Prosody, real_keyring: object) -> None:  # fmt: skip
-    alice, carol = xmpp_server.register("alice", "pw"), xmpp_server.register("carol", "pw")
-    first = make_repo(tmp_path / "laptop", "laptop")
-    (first / "README").write_text("shared\n")
-    git(first, "add", "README")
-    git(first, "commit", "-q", "-m", "start")
-    devs = [device(tmp_path, "laptop", xmpp_server, alice, first)]
-    devs += [device(tmp_path, name, xmpp_server, jid, make_repo(tmp_path / name, name, first))
-             for name, jid in (("desktop", alice), ("phone", carol))]  # fmt: skip
-    for i, a in enumerate(devs):
-        for b in devs[i + 1:]:
-            pair(a, b)
+    devs = three_devices(tmp_path, xmpp_server)
     try:
         for d in devs:
             start(d)
