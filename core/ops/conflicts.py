@@ -427,14 +427,17 @@ def version_origins(repo: AnnexRepo, variants: Iterable[str],
     origin is read from the location log (5.5): the repository that first
     recorded having that content is the one where the version was written.
     It is named ``THIS_DEVICE``, by the git remote (``remote_names``: uuid to
-    name), else by its description; "" when unknown (content never logged).
+    name), else by its description; "" when unknown: content never logged, or
+    the same first repository for two versions.  One repository wrote only
+    one of them, and which is not known yet: the other's log has not arrived,
+    only the line of a repository that received its content (a remote that
+    uploaded it here logs us), so a name would be wrong for one of them.
     """
     descriptions = repo.state.descriptions()
+    firsts = [_first_location(repo, v) for v in variants]
     out = []
-    for v in variants:
-        key = index_key(repo, v)
-        uuid = repo.state.first_location(key) if key else None
-        if uuid is None:
+    for uuid in firsts:
+        if uuid is None or firsts.count(uuid) > 1:
             out.append("")
         elif uuid == repo.uuid:
             out.append(THIS_DEVICE)
@@ -442,3 +445,7 @@ def version_origins(repo: AnnexRepo, variants: Iterable[str],
             out.append(remote_names.get(uuid) or descriptions.get(uuid) or uuid)
     return tuple(out)
 
+
+def _first_location(repo: AnnexRepo, variant: str) -> str | None:
+    key = index_key(repo, variant)
+    return repo.state.first_location(key) if key else None

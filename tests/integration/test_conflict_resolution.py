@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from core.daemon.jobs import find_conflicts, keep_variant
+from core.daemon.jobs import conflicts, find_conflicts, keep_variant
 from core.ops.add import add
 from core.ops.conflicts import FIX_MESSAGE
 from core.ops.sync import SyncResult, commit_worktree, list_remotes, merge_ref, pull, push, sync
 from core.ops.transfer import get, sync_content
 from core.repo.repository import AnnexRepo
-from tests.conftest import git
+from tests.conftest import annex, git
 
 
 def _open(path: Path) -> AnnexRepo:
@@ -250,3 +250,39 @@ def test_a_matching_tree_in_common_history_does_not_count(tmp_path: Path) -> Non
         result = SyncResult()
         assert merge_ref(repo, b"refs/remotes/t/main", result)
     assert sorted(git(ours, "ls-files").split()) == ["g.txt", "s.txt"]
+
+
+# --- whose version is which (issue 19: the conflict view names devices) -------
+
+
+@pytest.mark.interop
+def test_a_version_whose_log_has_not_arrived_names_no_device(tmp_path: Path) -> None:
+    """B uploads its version's content to A (real git-annex ``copy --to``), which logs
+    A as having it; A merges B's edit before B's location log reaches it.  Both
+    versions then have A as their first location, and B's must not be called
+    "this device": neither is named until B's log arrives, then each is."""
+    pa, pb = tmp_path / "A", tmp_path / "B"
+    pa.mkdir()
+    git(pa, "init", "-q")
+    AnnexRepo.init(pa, "A").close()
+    _add(pa, "seed.txt", "seed\n")
+    git(tmp_path, "clone", "-q", str(pa), "B")
+    AnnexRepo.init(pb, "B").close()
+    git(pb, "remote", "rename", "origin", "a")
+    git(pa, "remote", "add", "b", str(pb))
+    for path, text in ((pa, "from A\n"), (pb, "from B\n")):
+        (path / "seed.txt").unlink()
+        _add(path, "seed.txt", text)
+    annex(pb, "copy", "-q", "--to", "a", "seed.txt")
+    with _open(pa) as repo:
+        pull(repo, _remote(repo, "b"), SyncResult(), merge=False)  # no git-annex merge yet
+    assert _merge(pa, "refs/remotes/b/main").resolved == ["seed.txt"]
+
+    def origins() -> dict[str, str]:
+        (c,) = conflicts(str(pa))
+        return {(pa / v).read_text(): c.origin(v) for v in c.variants}
+
+    assert origins() == {"from A\n": "", "from B\n": ""}
+    with _open(pa) as repo:
+        repo.branch.merge_refs()  # B's location log arrives
+    assert origins() == {"from A\n": "this device", "from B\n": "b"}
