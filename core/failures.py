@@ -67,7 +67,7 @@ _RULES: tuple[tuple[Reason, tuple[str, ...]], ...] = (
     (Reason.NOT_REPOSITORY, ("does not appear to be a git repository", "not a git repository",
                              "' not found", "returned error: 404", "repository not found")),
     (Reason.REJECTED, ("[rejected]", "[remote rejected]", "refused our pushes",
-                       "non-fast-forward", "could not push to")),
+                       "refused the push of", "non-fast-forward", "could not push to")),
     (Reason.CONNECTION_LOST, ("connection closed", "closed the connection", "connection reset",
                               "early eof", "hung up unexpectedly", "unexpected disconnect",
                               "broken pipe")),

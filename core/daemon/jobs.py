@@ -339,11 +339,12 @@ def push_remote(path: str, name: str) -> RemoteOutcome:
         syncops.push(repo, info, retry)
         if name not in retry.errors:
             return RemoteOutcome(True, changed=bool(retry.merged))
-        return _push_single_writer(repo, info)
+        return _push_single_writer(repo, info, retry.errors[name])
 
 
-def _push_single_writer(repo: AnnexRepo, info: RemoteInfo) -> RemoteOutcome:
-    """Refs only we write, so they cannot conflict: refs/synced/<uuid>/... (spec 3.1 step 5)."""
+def _push_single_writer(repo: AnnexRepo, info: RemoteInfo, refused: str) -> RemoteOutcome:
+    """Refs only we write, so they cannot conflict: refs/synced/<uuid>/... (spec 3.1 step 5).
+    Refused too: the error is what the ordinary push was refused (``refused``)."""
     branch = repo.current_branch()
     specs = [f"+{syncops.ANNEX_BRANCH}:refs/synced/{repo.uuid}/git-annex"]
     if branch:
@@ -354,7 +355,7 @@ def _push_single_writer(repo: AnnexRepo, info: RemoteInfo) -> RemoteOutcome:
         return RemoteOutcome(False, classify(e), failures.error_text(e))
     if all(pushed.values()):
         return RemoteOutcome(True)
-    return RemoteOutcome(False, False, f"{info.name} refused our pushes")
+    return RemoteOutcome(False, False, refused)
 
 
 def pull_remote(path: str, name: str) -> RemoteOutcome:

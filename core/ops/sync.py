@@ -22,9 +22,10 @@ Theory of operation
 5. content, only when ``content=True``: the ``content_sync`` hook (the
    transfer code's job), then steps 1, 3 and 4 again as 8.2 says;
 6. per remote (skipping annex-readonly and annex-push=false, and remotes
-   already holding our tips): push B to B; if refused, B to synced/B; force
-   git-annex to synced/git-annex; then git-annex to git-annex, whose refusal
-   is expected and ignored.
+   already holding our tips): push B to B; if refused (a non-bare remote with
+   B checked out), B to synced/B; force git-annex to synced/git-annex; then
+   git-annex to git-annex, whose refusal is expected and ignored.  B refused
+   under both names is an error of that remote, as is synced/git-annex refused.
 
 Settled merges: before asking git, ``merge_ref`` checks whether one side
 already holds a state of the other *by content* (``_settle``), looking at the
@@ -634,6 +635,10 @@ def push(repo: AnnexRepo, remote: Remote, result: SyncResult) -> None:
     result.pushed[remote.name] = outcome
     if not outcome.get("refs/heads/synced/git-annex", False):
         result.errors.setdefault(remote.name, f"could not push to {remote.name}")
+    elif b is not None and not (outcome.get(b) or outcome.get(f"refs/heads/synced/{branch}")):
+        # The location logs went; the branch reached the remote under neither name.
+        result.errors.setdefault(remote.name, f"{remote.name} refused the push of {branch}, "
+                                              f"also as synced/{branch}")
 
 
 def _push_paired(repo: AnnexRepo, remote: Remote, branch: str | None,

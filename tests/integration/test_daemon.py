@@ -285,3 +285,41 @@ async def test_sync_now_runs_a_failed_job_at_once(tmp_path: Path,
         await core.sync_now(str(path))
         await wait_for(lambda: "a.txt" in git(path, "ls-tree", "--name-only", "HEAD", check=False)
                        and synced(core), "committed at once", 15)  # fmt: skip
+
+
+_POLICY = """#!/bin/sh
+case "$1" in refs/heads/synced/main|refs/synced/*) echo "policy: not $1" >&2; exit 1;; esac
+"""
+
+
+@pytest.mark.interop
+async def test_branch_refused_under_every_name_is_an_error_in_words(tmp_path: Path) -> None:
+    """A non-bare remote refuses our main (checked out there) and its update hook refuses
+    synced/main and our single-writer refs: the status says so (an error, not "synced"),
+    while the location logs still reach it (synced/git-annex)."""
+    server = tmp_path / "server"
+    server.mkdir()
+    git(server, "init", "-q", "-b", "main")
+    git(server, "annex", "init", "server")
+    hook = server / ".git" / "hooks" / "update"
+    hook.write_text(_POLICY)
+    hook.chmod(0o755)
+    core = Core(tmp_path / "cfg", timings=FAST)
+    local = tmp_path / "laptop"
+    async with running(core):
+        await core.add_repository(str(local), create=True, description="laptop")
+        (local / "a.txt").write_text("a\n")
+        await core.add_remote(str(local), "server", str(server))
+
+        def refused() -> bool:
+            (r,) = repo(core, local).remotes
+            return r.error is not None and "synced/main" in (r.detail or "")
+
+        await wait_for(refused, "the refusal in the status", 20)
+        (r,) = repo(core, local).remotes
+        assert r.state_words() == "failing: refused our changes", r
+        assert r.detail == "server refused the push of main, also as synced/main", r
+        assert health(core) is Health.ERROR
+        await wait_for(lambda: git(server, "rev-parse", "synced/git-annex", check=False).strip()
+                       == git(local, "rev-parse", "git-annex").strip(), "the logs pushed", 20)
+    assert "synced/main" not in git(server, "for-each-ref")
