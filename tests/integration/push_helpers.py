@@ -15,11 +15,14 @@ test's own commits take the device's ``lock`` (the daemon's repository lock).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.devices.paired import PairedDevice, SharedRepo, Transports
 from core.devices.pushes import PushControl, PushHub
@@ -34,18 +37,48 @@ GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.
 
 
 async def git(path: Path | str, *args: str, check: bool = True) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "git", "-C", str(path), *args, env=GIT_ENV,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)  # fmt: skip
+    proc = await _spawn("git", "-C", str(path), *args,
+                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)  # fmt: skip
     try:
         out, err = await proc.communicate()
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _end(proc)
     if check and proc.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)}: {err.decode().strip()}")
     return out.decode().strip()
+
+
+# Cancelled git processes (a kill in bench/xmpp_soak.py cuts a push: its job task is
+# cancelled) must be reaped by asyncio's child watcher alone (Python 3.11: a thread in
+# ``waitpid(pid)`` per child).  Anything that polls the ``Popen`` first -- its
+# ``send_signal``/``kill``, or the transport's ``close`` (run when a process is left
+# unawaited, and by ``create_subprocess_exec`` itself when it is cancelled while the
+# process starts) -- may reap a child that has just exited before that thread does,
+# which then warns "Unknown child process pid N, will report returncode 255".
+
+
+async def _spawn(*argv: str, **kw: Any) -> asyncio.subprocess.Process:
+    """``create_subprocess_exec`` that a cancellation cannot cut mid-start (see above):
+    the start finishes, then the process is ended and reaped as ``_end`` does."""
+    start = asyncio.ensure_future(asyncio.create_subprocess_exec(*argv, env=GIT_ENV, **kw))
+    try:
+        return await asyncio.shield(start)
+    except asyncio.CancelledError:
+        await _end(await start)
+        raise
+
+
+async def _end(proc: asyncio.subprocess.Process) -> None:
+    """Kill ``proc`` if it still runs and wait for the child watcher to reap it.
+
+    Not ``proc.kill()``, which polls (see above): until the watcher reaps it, an
+    exited child is a zombie that keeps its pid, so ``os.kill`` reaches no other
+    process.
+    """
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
 
 
 async def make_repos(root: Path, names: list[str]) -> dict[str, tuple[Path, str]]:
@@ -107,9 +140,11 @@ def _agreed(path: Path, tree: str, head: str, theirs: str) -> str:
 
 
 async def _ancestor(path: Path, a: str, b: str) -> bool:
-    proc = await asyncio.create_subprocess_exec("git", "-C", str(path), "merge-base", "--is-ancestor",
-                                                a, b, env=GIT_ENV)  # fmt: skip
-    return await proc.wait() == 0
+    proc = await _spawn("git", "-C", str(path), "merge-base", "--is-ancestor", a, b)
+    try:
+        return await proc.wait() == 0
+    finally:
+        await _end(proc)
 
 
 @dataclass
