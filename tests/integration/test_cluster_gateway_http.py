@@ -278,6 +278,7 @@ def test_get_of_a_corrupted_copy_is_signalled_invalid(served: Gateway, tmp_path:
         out = annex(client, "get", "--json", "--from", "origin-mycluster", "i.bin", check=False)
         assert not _success(out), out
     assert content_path(client, key) is None
+    assert not _partial(client, key).exists()  # nothing kept, not even for a resume
     annex(client, "get", "-q", "--from", "origin-mycluster", "i.bin")
     assert (client / "i.bin").read_bytes() == data
     _fsck_all(g, client)
