@@ -228,3 +228,24 @@ async def _raw(g: Gateway, token: str, *lines: str) -> list[str]:
         return out
     finally:
         writer.close()
+
+
+def test_our_own_client_through_the_tcp_gateway(served: Gateway, tmp_path: Path) -> None:
+    """annexsync's client on the same address (token in git config): the
+    SUCCESS-PLUS and removal lists land in its location log too."""
+    g = served
+    url, token = _address(g, "mycluster").rsplit(":", 1)
+    client = tmp_path / "c"
+    git(tmp_path, "clone", "-q", str(g.gw), str(client))
+    run(["annexsync", "init", "c"], client)
+    git(client, "remote", "add", "cl", url)
+    git(client, "config", "remote.cl.annexsync-p2p-authtoken", token)
+    key = _add(client, "o.txt")
+    me = git(client, "config", "annex.uuid").strip()
+    nodes = g.node_uuids()
+    run(["annexsync", "copy", "--to", "cl", "o.txt"], client)
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "1")}
+    run(["annexsync", "drop", "--from", "cl", "o.txt"], client)
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "0")}
+    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "0")
+    _fsck_all(g, client)
