@@ -188,6 +188,9 @@ def test_tokens_open_what_they_name_and_proxied_sessions_refuse_git(served: Gate
     stray = "0123456789abcdef" * 4
     add_proxied_token(g.gw / ".git", stray, str(uuid.uuid4()))  # not in proxy.log
     key = Key.parse("SHA256E-s1--" + "0" * 64)
+    refused = run(["annexsync", "p2p-gen-address", "node9", "--address", "127.0.0.1:1"], g.gw,
+                  check=False)  # fmt: skip
+    assert refused.returncode == 1 and "node9 is not a cluster or proxied remote" in refused.stderr
 
     async def scenario() -> None:
         for token in ("f" * 64, stray):
