@@ -93,6 +93,7 @@ logger = logging.getLogger(__name__)
 
 OPEN_TIMEOUT = 30.0  # opening one node connection, greeting and VERSION included
 NODE_READ_TIMEOUT = 120.0  # one node reply (a node hashing a large PUT answers late)
+HASH_BATCH = 1 << 20  # GET content hashed on a helper thread this much at a time
 
 
 @dataclass(frozen=True)
@@ -189,30 +190,56 @@ class _ContentCheck:
     start, can hash).  A node's corrupted copy is then answered INVALID, which
     the client discards (p2p-protocol 6.7; over HTTP the last byte is held
     back, p2phttp.md 5.2), rather than relayed as valid; git-annex's gateway
-    relays the node's VALID unchecked.  Keys without a hash: size only."""
+    relays the node's VALID unchecked.  Keys without a hash: size only.
+
+    Hashing runs on a helper thread, a batch at a time, while the relay goes
+    on (hashlib releases the GIL); at most one batch is in flight."""
 
     key: Key
     expected: int | None  # bytes the node must send
     hasher: Hasher | None
     seen: int = 0
+    _batch: list[bytes] = field(default_factory=list)
+    _batched: int = 0
+    _hashing: asyncio.Future[None] | None = None
 
     @classmethod
     def of(cls, key: Key, offset: int) -> _ContentCheck:
         expected = None if key.size is None else max(key.size - offset, 0)
         return cls(key, expected, key.new_hasher() if offset == 0 else None)
 
-    def update(self, data: bytes) -> None:
+    async def update(self, data: bytes) -> None:
         self.seen += len(data)
-        if self.hasher is not None:
-            self.hasher.update(data)
+        if self.hasher is None:
+            return
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= HASH_BATCH:
+            await self._settle()
+            batch, self._batch, self._batched = self._batch, [], 0
+            self._hashing = asyncio.get_running_loop().run_in_executor(
+                None, _hash_all, self.hasher, batch)  # fmt: skip
 
-    def failure(self) -> str | None:
+    async def _settle(self) -> None:
+        hashing, self._hashing = self._hashing, None
+        if hashing is not None:
+            await hashing
+
+    async def failure(self) -> str | None:
         """Why the content is not the key's; None when it is (as far as known)."""
+        await self._settle()
         if self.expected is not None and self.seen != self.expected:
             return f"{self.seen} bytes where {self.expected} were due"
-        if self.hasher is not None and self.hasher.hexdigest() != self.key.expected_digest():
-            return "its content does not match the key (a corrupted copy)"
+        if self.hasher is not None:
+            _hash_all(self.hasher, self._batch)
+            if self.hasher.hexdigest() != self.key.expected_digest():
+                return "its content does not match the key (a corrupted copy)"
         return None
+
+
+def _hash_all(hasher: Hasher, batch: list[bytes]) -> None:
+    for data in batch:
+        hasher.update(data)
 
 
 @dataclass
@@ -384,10 +411,10 @@ class GatewaySession(Session):
         while True:
             ev = await client.next()
             if isinstance(ev, Payload):
-                check.update(ev.data)
+                await check.update(ev.data)
                 await self.ch.send(ev)
                 continue
-            why = check.failure()
+            why = await check.failure()
             if why is not None and isinstance(ev, PayloadEnd) and ev.valid:
                 logger.warning("cluster node %s sent %s: %s; answered INVALID", node.name,
                                msg.key, why)  # fmt: skip

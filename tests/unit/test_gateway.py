@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 from pathlib import Path
 
-from core.p2p.gateway import _ContentCheck
+from core.p2p.gateway import HASH_BATCH, _ContentCheck
 from core.p2p.listener import add_proxied_token, creds_tokens, proxied_tokens
 from core.repo.key import Key
 
@@ -14,16 +16,28 @@ KEY = Key.parse(f"SHA256E-s{len(DATA)}--{hashlib.sha256(DATA).hexdigest()}.txt")
 
 
 def _check(key: Key, offset: int, *chunks: bytes) -> str | None:
-    check = _ContentCheck.of(key, offset)
-    for c in chunks:
-        check.update(c)
-    return check.failure()
+    async def run() -> str | None:
+        check = _ContentCheck.of(key, offset)
+        for c in chunks:
+            await check.update(c)
+        return await check.failure()
+
+    return asyncio.run(run())
 
 
 def test_content_relayed_from_the_start_is_hashed() -> None:
     assert _check(KEY, 0, DATA[:5], DATA[5:]) is None
     bad = bytes([DATA[0] ^ 1]) + DATA[1:]
     assert "does not match the key" in (_check(KEY, 0, bad) or "")
+
+
+def test_large_content_is_hashed_in_batches() -> None:
+    data = os.urandom(3 * HASH_BATCH + 5)
+    key = Key.parse(f"SHA256-s{len(data)}--{hashlib.sha256(data).hexdigest()}")
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    assert _check(key, 0, *chunks) is None
+    chunks[20] = bytes(len(chunks[20]))
+    assert _check(key, 0, *chunks) is not None
 
 
 def test_from_an_offset_only_the_size_is_known() -> None:
