@@ -313,7 +313,7 @@ def build_parser(full: bool = False) -> argparse.ArgumentParser:
         epilog="With no COMMAND, annexsync starts the tray app (the sync assistant with its "
                "window); with no display it runs `annexsync daemon` instead. No COMMAND "
                "below starts the tray app.")
-    p.add_argument("--version", action=_VersionAction, help="show the version and exit")
+    p.add_argument("--version", action=_VersionAction, help="show program's version number and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.add_argument("--config-dir", type=Path, default=None,
                    help="the daemon's config directory (default: $ANNEXSYNC_CONFIG_DIR, "
