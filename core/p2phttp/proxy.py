@@ -99,8 +99,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READ_TIMEOUT = 300.0  # a reply from the session: above the gateway's node timeouts
-BODY_CHUNK = 1 << 20
-WIDE_READ = 1 << 20
+BODY_CHUNK = 1 << 20  # body bytes gathered into one payload chunk
+WIDE_READ = 4 << 20  # all a pipe buffers (twice its limit, plus a line or two)
 
 
 class SessionHost:
@@ -151,9 +151,10 @@ async def _alone(coro: Coroutine[Any, Any, None], name: str) -> None:
 
 
 class _WideChannel(Channel):
-    """A server channel that reads up to ``WIDE_READ`` at once: content sent
-    over the in-process pipe arrives in fewer, larger payload events
-    (the P2P machine cuts payloads at whatever the read returned)."""
+    """A server channel that reads whatever the pipe holds at once: a payload
+    chunk written whole arrives as one payload event (the P2P machine cuts
+    payloads at whatever the read returned), so a node writes it without
+    joining pieces."""
 
     async def _read(self, deadline: float, limit: float) -> bytes:
         try:
@@ -340,12 +341,15 @@ async def _send_body(request: web.Request, req: m.ApiRequest, c: P2PClient, have
     received = 0
     pace = settings.pace()
     loop = asyncio.get_running_loop()
+    gathered = _Gathered(c)
     while received <= length:
         try:
             async with asyncio.timeout_at(pace.deadline()):
                 chunk = await request.content.read(BODY_CHUNK)
         except Exception as e:  # noqa: BLE001 - a stall or a broken body: cut short
             logger.info("put %s cut short: %s", req.key, e or type(e).__name__)
+            with contextlib.suppress(CoreError, OSError):  # the nodes keep it for resume
+                await gathered.flush()
             raise _CutShort from e
         pace.moved(len(chunk), loop.time())
         if not chunk:
@@ -355,12 +359,36 @@ async def _send_body(request: web.Request, req: m.ApiRequest, c: P2PClient, have
         if skip:
             cut = min(skip, len(part))
             part, skip = part[cut:], skip - cut
-        if part:
-            await c.ch.send(Payload(chunk if len(part) == len(chunk) else bytes(part)))
+        await gathered.add(chunk if len(part) == len(chunk) else bytes(part))
+    await gathered.flush()
     if received < length:
         raise _CutShort
     (reply,) = await c.exchange(Valid() if received == length else Invalid())
     return reply
+
+
+class _Gathered:
+    """Body chunks sent on as payload chunks of about ``BODY_CHUNK``: one join
+    here instead of one at every node, and fewer events on every hop."""
+
+    def __init__(self, c: P2PClient) -> None:
+        self.c = c
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    async def add(self, data: bytes) -> None:
+        if data:
+            self.parts.append(data)
+            self.size += len(data)
+        if self.size >= BODY_CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.parts:
+            data = b"".join(self.parts)
+            self.parts.clear()
+            self.size = 0
+            await self.c.ch.send(Payload(data))
 
 
 async def _download(request: web.Request, req: m.ApiRequest, c: P2PClient) -> web.StreamResponse:
