@@ -9,8 +9,11 @@ links, so a socket pair there costs a send and a receive system call per
 chunk, two kernel copies and an event-loop wake-up per 256 KiB read.  Both
 ends run on the same event loop, so ``memory_streams`` joins them directly:
 
-- ``write`` hands the bytes to the other end's ``StreamReader`` at once (no
-  copy of a ``bytes`` object; the reader's buffer takes it).
+- ``write`` hands the bytes to the other end's reader at once, and that
+  reader's ``read`` returns the written ``bytes`` objects themselves (or a
+  leading part of one), so a chunk of content crosses the pipe uncopied.
+  The reader serves ``read`` only, all a P2P channel uses; its line readers
+  refuse, rather than miss bytes kept outside their buffer.
 - Flow control is the reader's own: past twice its ``limit`` it pauses
   "reading", which here pauses the other end's writer, so ``drain`` waits
   exactly as on a socket whose peer stopped reading, and resumes once the
@@ -29,7 +32,9 @@ check every line), so the sessions cannot tell this from a socket.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, NoReturn, SupportsIndex
 
 STREAM_LIMIT = 1 << 20  # a writer waits once the reader holds twice this
 
@@ -98,6 +103,84 @@ class _PipeEnd(asyncio.Transport):
         return default
 
 
+class _ChunkReader(asyncio.StreamReader):
+    """A ``StreamReader`` keeping the written chunks whole (module docstring).
+
+    Built on the base class's waiter, EOF, exception and pause state (the
+    same that its own ``read`` uses), with ``held`` bytes counted for flow
+    control in place of its buffer's length.
+    """
+
+    # the base class's state this reader shares (asyncio/streams.py)
+    _eof: bool
+    _paused: bool
+    _exception: BaseException | None
+    _transport: asyncio.ReadTransport | None
+    _limit: int
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._chunks: deque[bytes] = deque()
+        self._start = 0  # bytes of the first chunk already read
+        self._held = 0
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        assert not self._eof, "feed_data after feed_eof"
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        if not chunk:
+            return
+        self._chunks.append(chunk)
+        self._held += len(chunk)
+        self._wakeup_waiter()  # type: ignore[attr-defined]
+        if self._transport is not None and not self._paused and self._held > 2 * self._limit:
+            self._transport.pause_reading()
+            self._paused = True
+
+    async def read(self, n: int = -1) -> bytes:
+        if n < 0:  # to EOF, as StreamReader.read(-1)
+            return b"".join([chunk async for chunk in self._to_eof()])
+        if self._exception is not None:
+            raise self._exception
+        if n == 0:
+            return b""
+        if not self._chunks and not self._eof:
+            await self._wait_for_data("read")  # type: ignore[attr-defined]
+        if not self._chunks:
+            return b""
+        first, start = self._chunks[0], self._start
+        if len(first) - start <= n:
+            self._chunks.popleft()
+            self._start = 0
+            data = first[start:] if start else first
+        else:
+            self._start = start + n
+            data = first[start : start + n]
+        self._held -= len(data)
+        self._maybe_resume_transport()
+        return data
+
+    async def _to_eof(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read(self._limit):
+            yield chunk
+
+    def _maybe_resume_transport(self) -> None:
+        if self._paused and self._held <= self._limit and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+
+    def at_eof(self) -> bool:
+        return bool(self._eof) and not self._chunks
+
+    async def readline(self) -> NoReturn:
+        raise NotImplementedError("an in-process pipe serves read() only")
+
+    async def readuntil(self, separator: Any = b"\n") -> NoReturn:
+        raise NotImplementedError("an in-process pipe serves read() only")
+
+    async def readexactly(self, n: int) -> NoReturn:
+        raise NotImplementedError("an in-process pipe serves read() only")
+
+
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -107,7 +190,7 @@ def memory_streams(limit: int = STREAM_LIMIT) -> tuple[Streams, Streams]:
     ends: list[_PipeEnd] = []
     streams: list[Streams] = []
     for _ in range(2):
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        reader = _ChunkReader(limit, loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         end = _PipeEnd(loop, protocol)
         protocol.connection_made(end)

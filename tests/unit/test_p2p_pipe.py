@@ -24,8 +24,9 @@ def test_bytes_both_ways_in_order() -> None:
         wa.write(memoryview(b"two"))
         await wa.drain()
         wb.write(bytearray(b"back"))
-        assert await rb.readexactly(7) == b"one two"
-        assert await ra.readexactly(4) == b"back"
+        assert await rb.read(100) == b"one "
+        assert await rb.read(100) == b"two"
+        assert await ra.read(100) == b"back"
 
     run(go)
 
@@ -92,5 +93,33 @@ def test_p2p_channels_over_the_pipe() -> None:
             await ours.send(Version(4))
         assert isinstance(await ours.next_event(), ConnectionClosed)
         await ours.aclose()
+
+    run(go)
+
+
+def test_a_written_chunk_is_read_whole_and_uncopied_or_in_parts() -> None:
+    async def go() -> None:
+        (_, wa), (rb, _) = memory_streams()
+        chunk = b"x" * 1000
+        wa.write(chunk)
+        assert await rb.read(4096) is chunk  # the object itself: no copy
+        wa.write(b"0123456789")
+        wa.write(b"ab")
+        assert await rb.read(4) == b"0123"
+        assert await rb.read(100) == b"456789"  # the rest of that chunk
+        wa.close()
+        assert await rb.read() == b"ab"  # to EOF
+        assert rb.at_eof()
+
+    run(go)
+
+
+def test_line_readers_refuse_rather_than_miss_bytes() -> None:
+    async def go() -> None:
+        (_, wa), (rb, _) = memory_streams()
+        wa.write(b"line\n")
+        with pytest.raises(NotImplementedError):
+            await rb.readline()
+        assert await rb.read(100) == b"line\n"
 
     run(go)
