@@ -287,8 +287,9 @@ class ServedRepo:
         """
         with self._branch_lock:
             try:
-                for uuid in (self.uuid,) if uuids is None else uuids:
-                    self.repo.state.set_location(key, uuid, present)
+                with self.repo.branch.transaction():  # one journal write for all the lines
+                    for uuid in (self.uuid,) if uuids is None else uuids:
+                        self.repo.state.set_location(key, uuid, present)
             except CoreError as e:  # content moved anyway; the log is advisory
                 logger.warning("could not record %s in the location log: %s", key, e)
                 return
