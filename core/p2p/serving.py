@@ -295,8 +295,9 @@ class ServedRepo:
         """
         with self._branch_lock:
             try:
-                for uuid in (self.uuid,) if uuids is None else uuids:
-                    self.repo.state.set_location(key, uuid, present)
+                with self.repo.branch.transaction():  # one journal write for all the lines
+                    for uuid in (self.uuid,) if uuids is None else uuids:
+                        self.repo.state.set_location(key, uuid, present)
             except CoreError as e:  # content moved anyway; the log is advisory
                 logger.warning("could not record %s in the location log: %s", key, e)
                 return
@@ -612,8 +613,7 @@ class Session:
             return
         busy = False
         try:
-            await asyncio.to_thread(s.repo.require_writable)
-            offset = await asyncio.to_thread(inc.open)
+            offset = await asyncio.to_thread(_open_writable, s.repo, inc)  # one thread hop
         except TransferBusy:  # offer what annex/tmp holds; fail at DATA (spec 6.5)
             busy, offset = True, await asyncio.to_thread(lambda: inc.offset)
         except (DiskReserveError, DiskFull) as e:
@@ -674,8 +674,7 @@ class Session:
             if put.failed is None:
                 # Verified whatever VALID/INVALID said: spec 6.5 allows trusting
                 # VALID, but nothing unverified is kept here.
-                await asyncio.to_thread(put.incoming.commit)
-                await asyncio.to_thread(s.keep, put.key)
+                await asyncio.to_thread(_commit_and_keep, s, put)  # one thread hop
             elif put.incoming.written > put.offset:
                 await asyncio.to_thread(put.incoming.discard)
             # else: DATA 0 + INVALID, the agreed abandon (6.5): keep the partial file
@@ -721,6 +720,16 @@ class Session:
                     await self._write_pending(put)  # what arrived is kept for resume
                 finally:
                     await asyncio.to_thread(put.incoming.close)
+
+
+def _open_writable(repo: AnnexRepo, inc: Incoming) -> int:
+    repo.require_writable()
+    return inc.open()
+
+
+def _commit_and_keep(served: ServedRepo, put: _Put) -> None:
+    put.incoming.commit()  # verified before it is kept
+    served.keep(put.key)
 
 
 def _one_line(text: str) -> str:
