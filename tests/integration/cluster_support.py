@@ -125,10 +125,10 @@ def client_of_our_gateway(root: Path, mp: pytest.MonkeyPatch) -> tuple[Gateway, 
     return g, client
 
 
-def add_file(repo: Path, name: str) -> str:
-    """A new file with content no other test has, added and committed by git-annex;
-    its key."""
-    (repo / name).write_text(f"{name} {uuid.uuid4()}\n")
+def add_file(repo: Path, name: str, data: bytes | None = None) -> str:
+    """A new file (``data``, else content no other test has), added and committed by
+    git-annex; its key."""
+    (repo / name).write_bytes(data or f"{name} {uuid.uuid4()}\n".encode())
     annex(repo, "add", "-q", name)
     git(repo, "commit", "-q", "-m", name)
     return annex(repo, "lookupkey", name).strip()
