@@ -90,6 +90,7 @@ from typing import BinaryIO, TypeVar
 from aiohttp import HttpVersion11, web
 
 from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
+from core.p2p import sendfile
 from core.p2p.gateway import cluster_target, local_node_path
 from core.p2p.limits import Pace, one_line
 from core.p2p.serving import ServedRepo, monotonic_seconds
@@ -673,14 +674,19 @@ async def _download(request: web.Request, req: m.ApiRequest, s: Served,
             await resp.write_eof()
             return resp
         hold_back = req.version is not None  # the plain path never shortens (5.3)
-        await asyncio.to_thread(f.seek, offset)
         pace = request.app[SETTINGS].pace()
-        await _send(s, resp, f, length - 1 if hold_back else length, pace)
+        body = length - 1 if hold_back else length
+        if sendfile.kind(request.transport) is not None:
+            await _send_direct(request, f, offset, body, pace)
+        else:
+            await asyncio.to_thread(f.seek, offset)
+            await _send(s, resp, f, body, pace)
         if hold_back:
             after = os.fstat(f.fileno())
             assert before is not None
             if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
-                await _send(s, resp, f, 1, pace)
+                last = await s.run(os.pread, f.fileno(), 1, offset + body)
+                await _write_paced(resp, last, pace)
             else:
                 logger.info("%s changed while being sent; sending one byte less", key)
         await resp.write_eof()
@@ -703,15 +709,42 @@ def _open_object(s: Served, key: Key) -> BinaryIO | None:
 async def _send(s: Served, resp: web.StreamResponse, f: BinaryIO, count: int,
                 pace: Pace) -> None:  # fmt: skip
     """Send ``count`` bytes of ``f``; a reader slower than ``pace`` gets TimeoutError."""
-    loop = asyncio.get_running_loop()
     while count > 0:
         chunk = await s.run(f.read, min(SEND_CHUNK, count))
         if not chunk:
             raise ConnectionError("object shrank while being sent")
         count -= len(chunk)
-        async with asyncio.timeout_at(pace.deadline()):
-            await resp.write(chunk)
-        pace.moved(len(chunk), loop.time())
+        await _write_paced(resp, chunk, pace)
+
+
+async def _write_paced(resp: web.StreamResponse, data: bytes, pace: Pace) -> None:
+    if not data:
+        raise ConnectionError("object shrank while being sent")
+    async with asyncio.timeout_at(pace.deadline()):
+        await resp.write(data)
+    pace.moved(len(data), asyncio.get_running_loop().time())
+
+
+async def _send_direct(request: web.Request, f: BinaryIO, offset: int, count: int,
+                       pace: Pace) -> None:  # fmt: skip
+    """``count`` bytes of ``f`` from ``offset`` by ``sendfile``, as one HTTP chunk
+    (HTTP/1.1) or raw (HTTP/1.0); the response's headers went out already.
+
+    aiohttp's own writer frames what it writes after this (the held-back
+    byte, the final chunk); this chunk's framing is written here because its
+    bytes bypass that writer.
+    """
+    transport = request.transport
+    if not count or transport is None:
+        return  # no empty chunk: "0" would end the body
+    loop = asyncio.get_running_loop()
+    chunked = request.version >= HttpVersion11
+    if chunked:
+        transport.write(b"%x\r\n" % count)
+    await sendfile.send_range(transport, f, offset, count, deadline=pace.deadline,
+                              moved=lambda n: pace.moved(n, loop.time()))  # fmt: skip
+    if chunked:
+        transport.write(b"\r\n")
 
 
 HANDLERS: dict[m.Op, Handler] = {
