@@ -51,10 +51,11 @@ number of requests served):
 - Logs: one line of bounded length per failed or aborted request, and for
   every malformed one (``gate.http_logger``).
 
-Streaming (spec 5.2, 5.9, pitfall 3): downloads are sent chunk by chunk from
-the object file with ``X-git-annex-data-length``; on versioned routes the last
-byte is held back until the file is checked unchanged (size and mtime), and
-left out if it changed.  Uploads stream through ``Incoming`` into
+Streaming (spec 5.2, 5.9, pitfall 3): downloads are sent from the object file
+with ``X-git-annex-data-length``, by ``sendfile`` over a plain socket (one
+chunk, ``core.p2p.sendfile``) and chunk by chunk through aiohttp otherwise
+(TLS); on versioned routes the last byte is held back until the file is
+checked unchanged (size and mtime), and left out if it changed.  Uploads stream through ``Incoming`` into
 ``annex/tmp`` and are renamed under the key only once size and hash verify; a
 body cut short stays for resume (``putoffset``), an overlong one is
 discarded.  ``Incoming`` holds git-annex's download transfer lock for the
