@@ -227,6 +227,8 @@ def test_lock_blocks_remove_from_other_session(pair: Pair) -> None:
         out = run(["git", "annex", "drop", "--force", "a.txt"], pair.server, check=False)
         assert out.returncode != 0
         assert holder.request(UnlockContent()) == []
+        # UNLOCKCONTENT has no reply: a reply to the next request shows it was handled
+        assert holder.request(CheckPresent(key)) == [Success()]
         (ts,) = other.request(GetTimestamp())
         assert isinstance(ts, Timestamp)
         assert other.request(RemoveBefore(max(ts.timestamp - 1, 0), key)) == [Failure()]
