@@ -9,6 +9,7 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from core.errors import CoreError
 
@@ -238,18 +239,86 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands defined in other modules: name -> (module, the help `annexsync
+# --help` shows).  Only the module of the command being run is imported, when
+# argparse reaches its name (``_CommandParser``), so `annexsync add` does not
+# load the P2P, HTTP, XMPP and daemon code (~0.1 s of CPU per command).  The
+# help here must match the module's own (tests/unit/test_cli_lazy.py).
+ELSEWHERE: dict[str, tuple[str, str]] = {
+    "p2pstdio": ("core.p2p.shell", "serve a repository over the P2P protocol on stdio"),
+    "configlist": ("core.p2p.shell", "print the repository's annex.uuid"),
+    "inannex": ("core.p2p.shell", "exit 0 when the content of every key is present"),
+    "notifychanges": ("core.p2p.shell", "not available"),
+    "daemon": ("core.daemon.cli", "run the sync assistant without a window"),
+    "status": ("core.daemon.cli", "show what the sync assistant is doing"),
+    "p2phttp": ("core.p2phttp.cli", "serve repositories over the git-annex P2P HTTP API"),
+    "p2p-listen": ("core.p2p.listen",
+                   "serve repositories to P2P peers over TCP (p2p-annex:: remotes)"),
+    "xmpp": ("core.xmpp.cli", "the XMPP account your devices meet on"),
+    "pair": ("core.pairing.cli", "pair this device with another one by a short code"),
+    "devices": ("core.pairing.cli", "list the paired devices (as `pair list`)"),
+    "forget": ("core.pairing.cli", "forget a paired device (as `pair forget`)"),
+    "initcluster": ("core.clustercli", "make this repository the gateway of a new cluster"),
+    "extendcluster": ("core.clustercli",
+                      "become another gateway of the cluster a remote gateway serves"),
+    "updatecluster": ("core.clustercli", "record the configured nodes of this gateway's "
+                      "clusters, then what it proxies"),
+    "updateproxy": ("core.clustercli", "record what this repository proxies"),
+}  # fmt: skip
+
+
+def registered_parsers(module: str, prog: str = "annexsync") -> dict[str, argparse.ArgumentParser]:
+    """The subcommand parsers ``module.register`` builds, by name (imports ``module``)."""
+    sub = argparse.ArgumentParser(prog=prog).add_subparsers()
+    importlib.import_module(module).register(sub)
+    return dict(sub.choices)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser; for a command of ``ELSEWHERE`` a stand-in that
+    builds the real parser from its module only when the command is parsed."""
+
+    def __init__(self, *args: Any, deferred: tuple[str, str] | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self.deferred = deferred  # (module, command name)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:  # fmt: skip
+        if self.deferred is None:
+            return super().parse_known_args(args, namespace)
+        module, name = self.deferred
+        real = registered_parsers(module, self.prog.removesuffix(f" {name}"))[name]
+        return real.parse_known_args(args, namespace)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the package metadata only when asked (~20 ms)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:  # fmt: skip
+        print(f"annexsync {version()}")
+        parser.exit()
+
+
+def build_parser(full: bool = False) -> argparse.ArgumentParser:
+    """The command line; ``full`` builds every subcommand's parser now (the man page)."""
     p = argparse.ArgumentParser(
         prog="annexsync", description="Sync git-annex repositories.",
         epilog="With no COMMAND, annexsync starts the tray app (the sync assistant with its "
                "window); with no display it runs `annexsync daemon` instead. No COMMAND "
                "below starts the tray app.")
-    p.add_argument("--version", action="version", version=f"annexsync {version()}")
+    p.add_argument("--version", action=_VersionAction, help="show program's version number and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.add_argument("--config-dir", type=Path, default=None,
                    help="the daemon's config directory (default: $ANNEXSYNC_CONFIG_DIR, "
                         "else the platform's user config directory)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
     def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
@@ -290,28 +359,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("smudge", cmd_smudge, "git smudge/clean filter for one file")
     sp.add_argument("--clean", action="store_true")
     sp.add_argument("file", nargs="?", default="")
-    from core.p2p.shell import register as register_p2p_shell
-
-    register_p2p_shell(sub)
-    from core.daemon.cli import register as register_daemon
-
-    register_daemon(sub)
-    from core.p2phttp.cli import register as register_p2phttp
-
-    register_p2phttp(sub)
-    from core.p2p.listen import register as register_p2p_listen
-
-    register_p2p_listen(sub)
-    from core.xmpp.cli import register as register_xmpp
-
-    register_xmpp(sub)
-    from core.pairing.cli import register as register_pairing
-
-    register_pairing(sub)
-    from core.clustercli import register as register_clusters
-
-    register_clusters(sub)
+    if full:
+        for module in dict.fromkeys(m for m, _ in ELSEWHERE.values()):
+            importlib.import_module(module).register(sub)
+        return p
+    for name, (module, help) in ELSEWHERE.items():
+        sub.add_parser(name, help=help, add_help=False, deferred=(module, name))
     return p
+
+
+def full_parser() -> argparse.ArgumentParser:
+    """Every subcommand's parser built (for argparse-manpage, packaging/share.py)."""
+    return build_parser(full=True)
 
 
 def has_display() -> bool:

@@ -10,7 +10,7 @@ parser, so nothing here is kept twice:
   icon theme spec (rendered here with Qt's SVG renderer), and the one-colour
   ``-symbolic`` icon that panels recolour for light and dark themes;
 - ``metainfo/annexsync.metainfo.xml`` with this version and release date;
-- ``man/man1``: annexsync.1 from ``core.cli.build_parser`` (argparse-manpage),
+- ``man/man1``: annexsync.1 from ``core.cli.full_parser`` (argparse-manpage),
   the helpers' pages from ``packaging/man``.
 """
 
@@ -60,7 +60,7 @@ def man_pages(man1: Path, version: str, date: str) -> None:
     page = man1 / "annexsync.1"
     subprocess.run(
         [str(Path(sys.executable).parent / "argparse-manpage"), "--module", "core.cli",
-         "--function", "build_parser", "--prog", "annexsync", "--project-name", "annexsync",
+         "--function", "full_parser", "--prog", "annexsync", "--project-name", "annexsync",
          "--version", version, "--manual-title", "annexsync manual", "--author",
          "the annexsync developers", "--output", str(page)],
         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -24,6 +24,13 @@ def annex_dirs(path: Path) -> None:
     parts = path.parts
     if "annex" not in parts:
         raise ValueError(f"{path} is not inside a git-annex directory")
+    try:  # mostly only the last one is missing, or none: one system call
+        path.mkdir()
+        return
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        pass
     top = len(parts) - 1 - parts[::-1].index("annex")
     here = Path(*parts[:top])
     for part in parts[top:]:
