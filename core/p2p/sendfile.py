@@ -13,9 +13,10 @@ before anything is written (``kind``), so a caller that frames the bytes
 - a plain socket (TCP, unix): ``loop.sendfile`` (asyncio's native path: it
   waits for the transport's buffer to empty, then calls ``os.sendfile`` as
   the socket becomes writable);
-- a pipe (``p2pstdio``'s stdout): ``os.sendfile`` into the pipe (Linux takes
-  any output descriptor), after the transport's buffer has emptied, waiting
-  for room with ``loop.add_writer``;
+- a pipe transport (``p2pstdio``'s stdout: a pipe, or a socket when sshd
+  hands one): ``os.sendfile`` into it (Linux takes any output descriptor),
+  after the transport's buffer has emptied, waiting for room with
+  ``loop.add_writer``;
 - anything else (TLS encrypts in user space, in-process streams have no
   descriptor): ``kind`` is None and the caller reads and writes as before.
 
@@ -71,7 +72,8 @@ def kind(transport: asyncio.BaseTransport | None) -> Kind | None:
     pipe = transport.get_extra_info("pipe")
     if pipe is not None and isinstance(transport, asyncio.WriteTransport):
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            if stat.S_ISFIFO(os.fstat(pipe.fileno()).st_mode):
+            mode = os.fstat(pipe.fileno()).st_mode
+            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
                 return Kind.PIPE
     return None
 

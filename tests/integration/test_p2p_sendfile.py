@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -58,7 +59,16 @@ async def _over_socket(send: Send) -> bytes:
 
 async def _over_pipe(send: Send) -> bytes:
     """What the reading end of a pipe receives while ``send`` writes to it."""
-    rfd, wfd = os.pipe()
+    return await _over_pipe_transport(send, *os.pipe())
+
+
+async def _over_stdout_socket(send: Send) -> bytes:
+    """The same through a pipe transport over a socket (stdout as sshd may hand it)."""
+    ours, theirs = socket.socketpair()
+    return await _over_pipe_transport(send, theirs.detach(), ours.detach())
+
+
+async def _over_pipe_transport(send: Send, rfd: int, wfd: int) -> bytes:
     chunks: list[bytes] = []
 
     def drain_pipe() -> None:
@@ -94,7 +104,8 @@ def _range_between(source: Path, offset: int, count: int) -> Send:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("over", [_over_socket, _over_pipe], ids=["socket", "pipe"])
+@pytest.mark.parametrize("over", [_over_socket, _over_pipe, _over_stdout_socket],
+                         ids=["socket", "pipe", "stdout-socket"])  # fmt: skip
 @pytest.mark.parametrize("offset", [0, 7])
 async def test_the_range_arrives_whole_and_in_order(
     source: Path, over: Callable[[Send], Awaitable[bytes]], offset: int
