@@ -51,11 +51,10 @@ number of requests served):
 - Logs: one line of bounded length per failed or aborted request, and for
   every malformed one (``gate.http_logger``).
 
-Streaming (spec 5.2, 5.9, pitfall 3): downloads are sent from the object file
-with ``X-git-annex-data-length``, by ``sendfile`` over a plain socket (one
-chunk, ``core.p2p.sendfile``) and chunk by chunk through aiohttp otherwise
-(TLS); on versioned routes the last byte is held back until the file is
-checked unchanged (size and mtime), and left out if it changed.  Uploads stream through ``Incoming`` into
+Streaming (spec 5.2, 5.9, pitfall 3): downloads are sent chunk by chunk from
+the object file with ``X-git-annex-data-length``; on versioned routes the last
+byte is held back until the file is checked unchanged (size and mtime), and
+left out if it changed.  Uploads stream through ``Incoming`` into
 ``annex/tmp`` and are renamed under the key only once size and hash verify; a
 body cut short stays for resume (``putoffset``), an overlong one is
 discarded.  ``Incoming`` holds git-annex's download transfer lock for the
@@ -91,7 +90,6 @@ from typing import BinaryIO, TypeVar
 from aiohttp import HttpVersion11, web
 
 from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
-from core.p2p import sendfile
 from core.p2p.gateway import cluster_target, local_node_path
 from core.p2p.limits import Pace, one_line
 from core.p2p.serving import ServedRepo, monotonic_seconds
@@ -675,19 +673,14 @@ async def _download(request: web.Request, req: m.ApiRequest, s: Served,
             await resp.write_eof()
             return resp
         hold_back = req.version is not None  # the plain path never shortens (5.3)
+        await asyncio.to_thread(f.seek, offset)
         pace = request.app[SETTINGS].pace()
-        body = length - 1 if hold_back else length
-        if sendfile.kind(request.transport) is not None:
-            await _send_direct(request, f, offset, body, pace)
-        else:
-            await asyncio.to_thread(f.seek, offset)
-            await _send(s, resp, f, body, pace)
+        await _send(s, resp, f, length - 1 if hold_back else length, pace)
         if hold_back:
             after = os.fstat(f.fileno())
             assert before is not None
             if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
-                last = await s.run(os.pread, f.fileno(), 1, offset + body)
-                await _write_paced(resp, last, pace)
+                await _send(s, resp, f, 1, pace)
             else:
                 logger.info("%s changed while being sent; sending one byte less", key)
         await resp.write_eof()
@@ -710,42 +703,15 @@ def _open_object(s: Served, key: Key) -> BinaryIO | None:
 async def _send(s: Served, resp: web.StreamResponse, f: BinaryIO, count: int,
                 pace: Pace) -> None:  # fmt: skip
     """Send ``count`` bytes of ``f``; a reader slower than ``pace`` gets TimeoutError."""
+    loop = asyncio.get_running_loop()
     while count > 0:
         chunk = await s.run(f.read, min(SEND_CHUNK, count))
         if not chunk:
             raise ConnectionError("object shrank while being sent")
         count -= len(chunk)
-        await _write_paced(resp, chunk, pace)
-
-
-async def _write_paced(resp: web.StreamResponse, data: bytes, pace: Pace) -> None:
-    if not data:
-        raise ConnectionError("object shrank while being sent")
-    async with asyncio.timeout_at(pace.deadline()):
-        await resp.write(data)
-    pace.moved(len(data), asyncio.get_running_loop().time())
-
-
-async def _send_direct(request: web.Request, f: BinaryIO, offset: int, count: int,
-                       pace: Pace) -> None:  # fmt: skip
-    """``count`` bytes of ``f`` from ``offset`` by ``sendfile``, as one HTTP chunk
-    (HTTP/1.1) or raw (HTTP/1.0); the response's headers went out already.
-
-    aiohttp's own writer frames what it writes after this (the held-back
-    byte, the final chunk); this chunk's framing is written here because its
-    bytes bypass that writer.
-    """
-    transport = request.transport
-    if not count or transport is None:
-        return  # no empty chunk: "0" would end the body
-    loop = asyncio.get_running_loop()
-    chunked = request.version >= HttpVersion11
-    if chunked:
-        transport.write(b"%x\r\n" % count)
-    await sendfile.send_range(transport, f, offset, count, deadline=pace.deadline,
-                              moved=lambda n: pace.moved(n, loop.time()))  # fmt: skip
-    if chunked:
-        transport.write(b"\r\n")
+        async with asyncio.timeout_at(pace.deadline()):
+            await resp.write(chunk)
+        pace.moved(len(chunk), loop.time())
 
 
 HANDLERS: dict[m.Op, Handler] = {

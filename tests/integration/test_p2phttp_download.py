@@ -1,11 +1,9 @@
 """Downloads from our server (spec 5.2, 5.3): the bytes, the length, the held-back byte.
 
-An object of several ``sendfile`` steps arrives whole over HTTP/1.1 (one
-chunk written around the kernel's copy, then aiohttp's framing), HTTP/1.0
-(raw until the close) and TLS (the read-and-write path), from offset 0 and
-from an offset; on a versioned route an object whose mtime changes while it
-is sent arrives one byte short (the only "invalid" signal), on the plain
-route whole.
+An object of several send chunks arrives whole over HTTP/1.1, HTTP/1.0 (raw
+until the close) and TLS, from offset 0 and from an offset; on a versioned
+route an object whose mtime changes while it is sent arrives one byte short
+(the only "invalid" signal), on the plain route whole.
 """
 
 from __future__ import annotations
@@ -19,9 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from core.p2p import sendfile
 from core.p2phttp.auth import AuthPolicy
-from core.p2phttp.server import Settings, ssl_context
+from core.p2phttp.server import SEND_CHUNK, Settings, ssl_context
 from tests.conftest import annex
 from tests.integration.test_p2phttp_support import (
     CLIENT_UUID,
@@ -33,7 +30,7 @@ from tests.integration.test_p2phttp_support import (
 
 pytestmark = pytest.mark.interop  # make_server_repo runs git-annex
 
-BIG = os.urandom(2 * sendfile.STEP + 4321)
+BIG = os.urandom(2 * SEND_CHUNK + 4321)
 CHANGING = os.urandom(16 << 20)  # far more than the socket buffers hold
 
 
