@@ -17,13 +17,19 @@ one run, on the same data:
 
 Every setup is built fresh for each run (gateway, nodes, server), not timed;
 only the ``copy`` is timed.  Afterwards every node must hold every file's
-content (counted in its object directory), or the row fails.
+content (counted in its object directory), or the row fails.  Each server's
+CPU time (user + system, its threads and processes included) is shown next
+to the wall time: on a shared machine it is the steadier figure.
 
 Goals (printed with PASS/FAIL): annexsync's gateway ≥ 3× faster than
 git-annex's on each row; on the many-files row our fan-out takes ≤ 1.3× our
 one-node time; on the large-file row our gateway is within 1.3× of the floor.
 
     python bench/cluster.py [--quick] [--runs N] [--jobs N] [--workdir DIR] [--keep]
+                            [--setups "as gateway,as one node"] [--profile DIR]
+
+``--profile DIR``: our servers run under ``py-spy record`` (collapsed stacks
+in DIR, one file per setup and run; py-spy must be on PATH).
 
 Default rows: 100 × 1 MiB and 1 × 1 GiB (about 3-5 minutes on 2 cores);
 ``--quick``: 20 × 1 MiB and 1 × 64 MiB (about a minute).
@@ -36,6 +42,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -66,18 +73,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Server:
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    def cpu(self) -> float:
+        """User + system seconds the server's process tree used so far."""
+        return cpu_seconds(self.proc.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid``, its threads, its reaped children and its
+    live descendants (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            children = [int(c) for t in Path(f"/proc/{p}/task").iterdir()
+                        for c in (t / "children").read_text().split()]  # fmt: skip
+        except (OSError, ValueError):
+            continue
+        total += sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+        todo += children
+    return total
+
+
 @contextlib.contextmanager
-def server(tool: str, repo: Path, jobs: int) -> Iterator[int]:
-    """A p2phttp server on ``repo``; yields its port, stops it by its PID."""
+def server(tool: str, repo: Path, jobs: int, profile: Path | None = None) -> Iterator[Server]:
+    """A p2phttp server on ``repo``; yields it, stops it by its PID."""
     port = free_port()
     if tool == "ga":
         cmd = ["git", "annex", "p2phttp", "--clusterjobs", str(len(NODES))]
     else:
         cmd = [str(BIN / "python"), "-m", "core.cli", "p2phttp"]
     cmd += ["--bind", "127.0.0.1", "--port", str(port), "--wideopen", f"-J{jobs}"]
+    if profile is not None and tool == "as":
+        cmd = ["py-spy", "record", "--format", "raw", "--rate", "250", "--threads", "--nonblocking",
+               "--output", str(profile), "--", *cmd]  # fmt: skip
     log = (repo.parent / f"{tool}-server.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=repo, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    running = Server(port, proc)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -86,9 +126,12 @@ def server(tool: str, repo: Path, jobs: int) -> Iterator[int]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"{tool} p2phttp did not start (see {log.name})")
             time.sleep(0.05)
-        yield port
+        yield running
     finally:
-        proc.terminate()
+        if profile is not None and tool == "as":  # py-spy writes its output on SIGINT
+            proc.send_signal(signal.SIGINT)
+        else:
+            proc.terminate()
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -139,6 +182,12 @@ def objects(repo: Path) -> int:
 
 
 @dataclass
+class Took:
+    wall: float  # seconds of the copy
+    cpu: float  # the server's user + system seconds during the copy (floor: this process's)
+
+
+@dataclass
 class Client:
     path: Path
     count: int
@@ -157,17 +206,18 @@ class Client:
             sh(["git", "annex", "merge", "-q"], self.path)
         return name
 
-    def copy(self, to: str, jobs: int) -> float:
-        t0 = time.monotonic()
+    def copy(self, to: str, jobs: int, srv: Server) -> Took:
+        cpu0, t0 = srv.cpu(), time.monotonic()
         sh(["git", "annex", "copy", "-q", "--to", to, f"-J{jobs}", "data"], self.path)
-        return time.monotonic() - t0
+        return Took(time.monotonic() - t0, srv.cpu() - cpu0)
 
 
-def gateway_run(tool: str, work: Path, client: Client, jobs: int) -> float:
+def gateway_run(tool: str, work: Path, client: Client, jobs: int,
+                profile: Path | None) -> Took:  # fmt: skip
     gw = make_gateway(work)
-    with server(tool, gw, jobs) as port:
-        name = client.remote(port, str(gw))
-        took = client.copy(f"{name}-mycluster", jobs)
+    with server(tool, gw, jobs, profile) as srv:
+        name = client.remote(srv.port, str(gw))
+        took = client.copy(f"{name}-mycluster", jobs, srv)
     for n in NODES:
         got = objects(work / n)
         if got != client.count:
@@ -175,22 +225,23 @@ def gateway_run(tool: str, work: Path, client: Client, jobs: int) -> float:
     return took
 
 
-def one_node_run(tool: str, work: Path, client: Client, jobs: int) -> float:
+def one_node_run(tool: str, work: Path, client: Client, jobs: int,
+                 profile: Path | None) -> Took:  # fmt: skip
     one = work / "one"
     uuid = init_repo(one)
-    with server(tool, one, jobs) as port:
-        name = client.remote(port, "http://127.0.0.1:1/unused.git", uuid)
-        took = client.copy(name, jobs)
+    with server(tool, one, jobs, profile) as srv:
+        name = client.remote(srv.port, "http://127.0.0.1:1/unused.git", uuid)
+        took = client.copy(name, jobs, srv)
     if objects(one) != client.count:
         raise RuntimeError(f"{tool} one node: {objects(one)} of {client.count} files")
     return took
 
 
-def floor_run(work: Path, data: Path) -> float:
+def floor_run(work: Path, data: Path) -> Took:
     """Copy, hash and write three times (the three copies a fan-out makes)."""
     files = sorted(data.iterdir())
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
+    cpu0, t0 = time.process_time(), time.monotonic()
     for i in range(len(NODES)):
         for src in files:
             h = hashlib.sha256()
@@ -199,18 +250,19 @@ def floor_run(work: Path, data: Path) -> float:
                     h.update(chunk)
                     out.write(chunk)
             h.hexdigest()
-    return time.monotonic() - t0
+    return Took(time.monotonic() - t0, time.process_time() - cpu0)
 
 
-def run_one(setup: str, work: Path, client: Client, data: Path, jobs: int) -> float:
+def run_one(setup: str, work: Path, client: Client, data: Path, jobs: int,
+            profile: Path | None) -> Took:  # fmt: skip
     work.mkdir(parents=True)
     try:
         if setup == "floor":
             return floor_run(work, data)
         tool = setup[:2]
         if setup.endswith("gateway"):
-            return gateway_run(tool, work, client, jobs)
-        return one_node_run(tool, work, client, jobs)
+            return gateway_run(tool, work, client, jobs, profile)
+        return one_node_run(tool, work, client, jobs, profile)
     finally:
         remove(work)
 
@@ -225,28 +277,39 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def report(label: str, count: int, size: int, t: dict[str, float]) -> bool:
+def report(label: str, count: int, size: int, t: dict[str, Took]) -> bool:
+    """Print the row; whether its goals are met (a goal whose setups did not run is skipped)."""
     print(f"\n{label}")
-    for s in SETUPS:
-        rate = count / t[s] if count > 1 else size / t[s] / 1e6
+    for s, took in t.items():
+        rate = count / took.wall if count > 1 else size / took.wall / 1e6
         unit = "files/s" if count > 1 else "MB/s"
-        print(f"  {s:<14}{t[s]:>9.2f} s {rate:>9.1f} {unit}")
-    speedup = t["ga gateway"] / t["as gateway"]
-    ok = speedup >= 3
-    print(f"  annexsync gateway vs git-annex gateway: {speedup:.2f}x faster (goal >= 3x) "
-          f"{verdict(speedup >= 3)}")  # fmt: skip
-    fan = t["as gateway"] / t["as one node"]
-    ga_fan = t["ga gateway"] / t["ga one node"]
-    if count > 1:
+        print(f"  {s:<14}{took.wall:>9.2f} s {rate:>9.1f} {unit}   cpu {took.cpu:>7.2f} s")
+    ok = True
+
+    def ratio(a: str, b: str) -> float | None:
+        return t[a].wall / t[b].wall if a in t and b in t else None
+
+    speedup = ratio("ga gateway", "as gateway")
+    if speedup is not None:
+        ok &= speedup >= 3
+        print(f"  annexsync gateway vs git-annex gateway: {speedup:.2f}x faster (goal >= 3x) "
+              f"{verdict(speedup >= 3)}")  # fmt: skip
+    fan, ga_fan = ratio("as gateway", "as one node"), ratio("ga gateway", "ga one node")
+    ga = f"; git-annex: {ga_fan:.2f}x" if ga_fan is not None else ""
+    if count > 1 and fan is not None:
         ok &= fan <= 1.3
-        print(f"  fan-out to 3 nodes vs one node: {fan:.2f}x (goal <= 1.3x) {verdict(fan <= 1.3)}; "
-              f"git-annex: {ga_fan:.2f}x")  # fmt: skip
-    else:
-        floor = t["as gateway"] / t["floor"]
+        print(f"  fan-out to 3 nodes vs one node: {fan:.2f}x (goal <= 1.3x) "
+              f"{verdict(fan <= 1.3)}{ga}")  # fmt: skip
+    floor = ratio("as gateway", "floor")
+    if count == 1 and floor is not None:
         ok &= floor <= 1.3
-        print(f"  gateway vs three-copy floor: {floor:.2f}x (goal <= 1.3x) {verdict(floor <= 1.3)}; "
-              f"fan-out vs one node {fan:.2f}x, git-annex {ga_fan:.2f}x")  # fmt: skip
+        print(f"  gateway vs three-copy floor: {floor:.2f}x (goal <= 1.3x) {verdict(floor <= 1.3)}"
+              + (f"; fan-out vs one node {fan:.2f}x" if fan is not None else "") + ga)
     return ok
+
+
+def median(runs: list[Took]) -> Took:
+    return Took(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs))
 
 
 def environment(tmp: Path) -> None:
@@ -268,11 +331,21 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=4, help="client -J and servers' -J")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--setups", default=",".join(SETUPS),
+                    help="comma-separated subset of: " + ", ".join(SETUPS))  # fmt: skip
+    ap.add_argument("--rows", default="many,big", help="many, big or both (comma-separated)")
+    ap.add_argument("--profile", type=Path, help="run our servers under py-spy, stacks here")
     args = ap.parse_args()
+    setups = [s.strip() for s in args.setups.split(",") if s.strip()]
+    if unknown := set(setups) - set(SETUPS):
+        ap.error(f"unknown setups: {', '.join(sorted(unknown))}")
     tmp = Path(tempfile.mkdtemp(dir=args.workdir, prefix="cluster-bench-"))
     environment(tmp)
     many, big = (20, 64 << 20) if args.quick else (100, 1 << 30)
     rows = [(f"copy {many} x 1 MiB", many, 1 << 20), (f"copy 1 x {big >> 20} MiB", 1, big)]
+    rows = [r for r, name in zip(rows, ("many", "big"), strict=True) if name in args.rows]
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     print(f"cluster bench: git-annex client -J{args.jobs}, servers -J{args.jobs}, "
           f"{args.runs} run(s) per setup, in {tmp}", flush=True)  # fmt: skip
     ok = True
@@ -284,13 +357,16 @@ def main() -> int:
             make_files(client.path / "data", count, size)
             sh(["git", "annex", "add", "-q", "data"], client.path)
             sh(["git", "commit", "-q", "-m", "data"], client.path)
-            times: dict[str, list[float]] = {s: [] for s in SETUPS}
+            times: dict[str, list[Took]] = {s: [] for s in setups}
             for r in range(args.runs):
-                for s in SETUPS:
-                    work = tmp / f"{s.replace(' ', '-')}-{count}-{r}"
-                    times[s].append(run_one(s, work, client, client.path / "data", args.jobs))
-                    print(f"  {label}: {s} run {r + 1}: {times[s][-1]:.2f} s", flush=True)
-            ok &= report(label, count, size, {s: statistics.median(v) for s, v in times.items()})
+                for s in setups:
+                    name = f"{s.replace(' ', '-')}-{count}-{r}"
+                    profile = args.profile / f"{name}.txt" if args.profile else None
+                    took = run_one(s, tmp / name, client, client.path / "data", args.jobs, profile)
+                    times[s].append(took)
+                    print(f"  {label}: {s} run {r + 1}: {took.wall:.2f} s, cpu {took.cpu:.2f} s",
+                          flush=True)  # fmt: skip
+            ok &= report(label, count, size, {s: median(v) for s, v in times.items()})
             remove(client.path)
     finally:
         if not args.keep:

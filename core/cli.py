@@ -254,6 +254,8 @@ ELSEWHERE: dict[str, tuple[str, str]] = {
     "p2phttp": ("core.p2phttp.cli", "serve repositories over the git-annex P2P HTTP API"),
     "p2p-listen": ("core.p2p.listen",
                    "serve repositories to P2P peers over TCP (p2p-annex:: remotes)"),
+    "p2p-gen-address": ("core.p2p.listen", "give out a cluster or proxied remote of this "
+                        "gateway over the P2P listener"),
     "xmpp": ("core.xmpp.cli", "the XMPP account your devices meet on"),
     "pair": ("core.pairing.cli", "pair this device with another one by a short code"),
     "devices": ("core.pairing.cli", "list the paired devices (as `pair list`)"),

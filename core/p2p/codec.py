@@ -260,22 +260,34 @@ class ReceiveBuffer:
     """Bytes received and not yet consumed: lines, then counted bytes.
 
     ``next_line`` never rescans bytes it has already searched, so feeding one
-    byte at a time stays linear.
+    byte at a time stays linear.  A ``bytes`` chunk fed into an empty buffer
+    is kept as it is until a line is asked for: a payload chunk that arrives
+    alone (as over ``core.p2p.pipe``) leaves through ``take`` uncopied.
     """
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self._data = bytearray()
+        self._whole: bytes | None = None  # only while _data is empty
         self._scanned = 0  # no LF in _data[:_scanned]
         self.max_line = max_line
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._whole) if self._whole is not None else len(self._data)
 
     def __bool__(self) -> bool:
-        return bool(self._data)
+        return bool(self._whole) or bool(self._data)
 
     def feed(self, data: bytes) -> None:
+        if self._whole is None and not self._data and type(data) is bytes:
+            self._whole = data
+            return
+        self._spill()
         self._data += data
+
+    def _spill(self) -> None:
+        if self._whole is not None:
+            self._data += self._whole
+            self._whole = None
 
     def next_line(self) -> bytes | None:
         """The next complete line without its LF (a CR stays), or None.
@@ -284,6 +296,7 @@ class ReceiveBuffer:
             RemoteProtocolError: ``max_line`` bytes arrived without an LF
                 (no ERROR is sent for this, spec 2.1).
         """
+        self._spill()
         end = self._data.find(b"\n", self._scanned)
         if end < 0 or end >= self.max_line:
             if end >= 0 or len(self._data) >= self.max_line:
@@ -296,7 +309,13 @@ class ReceiveBuffer:
         return line
 
     def take(self, limit: int) -> bytes:
-        """At most ``limit`` bytes, possibly none (one copy: payloads pass through here)."""
+        """At most ``limit`` bytes, possibly none (at most one copy: payloads pass through here)."""
+        whole = self._whole
+        if whole is not None:
+            if limit >= len(whole):
+                self._whole = None
+                return whole
+            self._spill()
         if limit >= len(self._data):
             chunk = bytes(self._data)
             self._data.clear()

@@ -18,14 +18,20 @@ connections, moves bytes and writes the gateway's location log.
 - Several nodes are asked in parallel (a TaskGroup per request; at most
   ``node_jobs`` at once when given, p2phttp's ``--clusterjobs``), and every
   node wait is bounded (the node channel's read and write timeouts).
-- A long-running gateway (``annexsync p2phttp``) passes ``local_nodes`` and
-  serves local nodes in its own process (``core.p2phttp.proxy``).
+- Three transports run it: p2pstdio ``--uuid`` (``core.p2p.shell``), the
+  TCP listener (a token naming the cluster, ``core.p2p.listener``) and
+  HTTP; a long-running gateway (``annexsync p2phttp``) passes
+  ``local_nodes`` and serves local nodes in its own process
+  (``core.p2phttp.proxy``).  ``proxied_target`` says what a UUID names here.
 - PUT streams once from the client: each chunk goes to every target still
   taking part before the next is read (lock-step, 5.6 step 4); a target
   that fails is dropped and the others complete.
 - The gateway logs, in its own git-annex branch, exactly the nodes that
   stored (PUT) or removed (REMOVE) content, as each request completes
   (5.13); the journal is committed as ``ServedRepo.record`` does.
+- A GET relayed from offset 0 is checked against the key as it streams
+  (``_ContentCheck``): a node's corrupted copy is answered INVALID, so the
+  client discards it (git-annex's gateway relays it as VALID).
 - LOCKCONTENT on a cluster: FAILURE (5.9).  NOTIFYCHANGE and CONNECT:
   ``ERROR protocol error`` and the session ends (5.10).
 - Differences from git-annex 10.20261026 (section 7), on purpose: an
@@ -80,13 +86,14 @@ from core.p2p.serving import ServedRepo, Session
 from core.p2p.transport import Link, open_subprocess, ssh_command
 from core.remotes import list_remotes
 from core.remotetypes import RemoteInfo
-from core.repo.key import Key
+from core.repo.key import Hasher, Key
 from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
 
 OPEN_TIMEOUT = 30.0  # opening one node connection, greeting and VERSION included
 NODE_READ_TIMEOUT = 120.0  # one node reply (a node hashing a large PUT answers late)
+HASH_BATCH = 1 << 20  # GET content hashed on a helper thread this much at a time
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,65 @@ def node_connector(repo_path: Path, info: RemoteInfo, gateway_uuid: str,
         return await open_subprocess(ssh_command(host, command, port=port))
 
     return run_ssh
+
+
+@dataclass
+class _ContentCheck:
+    """Whether content a GET relays is the key's: its size, and its hash when
+    the GET starts at 0 (from an offset only the client, which holds the
+    start, can hash).  A node's corrupted copy is then answered INVALID, which
+    the client discards (p2p-protocol 6.7; over HTTP the last byte is held
+    back, p2phttp.md 5.2), rather than relayed as valid; git-annex's gateway
+    relays the node's VALID unchecked.  Keys without a hash: size only.
+
+    Hashing runs on a helper thread, a batch at a time, while the relay goes
+    on (hashlib releases the GIL); at most one batch is in flight."""
+
+    key: Key
+    expected: int | None  # bytes the node must send
+    hasher: Hasher | None
+    seen: int = 0
+    _batch: list[bytes] = field(default_factory=list)
+    _batched: int = 0
+    _hashing: asyncio.Future[None] | None = None
+
+    @classmethod
+    def of(cls, key: Key, offset: int) -> _ContentCheck:
+        expected = None if key.size is None else max(key.size - offset, 0)
+        return cls(key, expected, key.new_hasher() if offset == 0 else None)
+
+    async def update(self, data: bytes) -> None:
+        self.seen += len(data)
+        if self.hasher is None:
+            return
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= HASH_BATCH:
+            await self._settle()
+            batch, self._batch, self._batched = self._batch, [], 0
+            self._hashing = asyncio.get_running_loop().run_in_executor(
+                None, _hash_all, self.hasher, batch)  # fmt: skip
+
+    async def _settle(self) -> None:
+        hashing, self._hashing = self._hashing, None
+        if hashing is not None:
+            await hashing
+
+    async def failure(self) -> str | None:
+        """Why the content is not the key's; None when it is (as far as known)."""
+        await self._settle()
+        if self.expected is not None and self.seen != self.expected:
+            return f"{self.seen} bytes where {self.expected} were due"
+        if self.hasher is not None:
+            _hash_all(self.hasher, self._batch)
+            if self.hasher.hexdigest() != self.key.expected_digest():
+                return "its content does not match the key (a corrupted copy)"
+        return None
+
+
+def _hash_all(hasher: Hasher, batch: list[bytes]) -> None:
+    for data in batch:
+        hasher.update(data)
 
 
 @dataclass
@@ -284,8 +350,7 @@ class GatewaySession(Session):
         elif isinstance(msg, LockContent):
             await self.ch.send(Failure())  # 5.9: lock a node, not the cluster
         elif isinstance(msg, (NotifyChange, Connect)):
-            await self.ch.send(Error("protocol error"))  # 5.10
-            self.ended_badly, self._over = "protocol error", True
+            await self._refuse_proxied()  # 5.10
         elif isinstance(msg, Error):
             await self._abandon()
 
@@ -314,17 +379,18 @@ class GatewaySession(Session):
             if isinstance(client, NodeResult):
                 continue
             try:
-                if await self._get_from(client, msg):
+                if await self._get_from(node, client, msg):
                     return
             except (CoreError, OSError, TimeoutError) as e:
                 self._drop(node.uuid, str(e))
         await self.ch.send(Data(0), Invalid())
 
-    async def _get_from(self, client: P2PClient, msg: Get) -> bool:
+    async def _get_from(self, node: Node, client: P2PClient, msg: Get) -> bool:
         """Relay the node's DATA; False (nothing sent) when it lacks the content.
 
         Once bytes went to the client a node failure cannot be hidden: the
-        session ends and the client resumes on its next GET.
+        session ends and the client resumes on its next GET.  Content relayed
+        from its start is checked against the key (``_ContentCheck``).
         """
         await client.ch.send(msg)
         first = await client.next()
@@ -337,22 +403,30 @@ class GatewaySession(Session):
                 await client.ch.send(Failure())
                 return False
             await self.ch.send(Data(0))
-            await self._relay_end(end, client)
+            await self._relay_end(end, client, None)
             return True
         self._get_node = client
+        check = _ContentCheck.of(msg.key, msg.offset)
         await self.ch.send(first)
         while True:
             ev = await client.next()
             if isinstance(ev, Payload):
+                await check.update(ev.data)
                 await self.ch.send(ev)
                 continue
-            await self._relay_end(ev, client)
+            why = await check.failure()
+            if why is not None and isinstance(ev, PayloadEnd) and ev.valid:
+                logger.warning("cluster node %s sent %s: %s; answered INVALID", node.name,
+                               msg.key, why)  # fmt: skip
+            await self._relay_end(ev, client, why)
             return True
 
-    async def _relay_end(self, ev: object, client: P2PClient) -> None:
+    async def _relay_end(self, ev: object, client: P2PClient, bad: str | None) -> None:
+        """The node's VALID/INVALID to the client; INVALID whenever ``bad`` says
+        the content is not the key's (p2phttp.md 5.2: the client discards it)."""
         self._get_node = client
         if isinstance(ev, PayloadEnd):
-            await self.ch.send(Valid() if ev.valid else Invalid())
+            await self.ch.send(Valid() if ev.valid and bad is None else Invalid())
             await client.next()  # PAUSED: the node waits for the client's answer
         elif ev is not PAUSED:
             raise CoreError(f"GET: unexpected {ev!r}")
@@ -543,5 +617,31 @@ def cluster_target(repo: AnnexRepo, uuid: str,
         for r in nodes))
 
 
-__all__ = ["ClusterTarget", "LocalNodes", "cluster_target", "local_node_path", "GatewaySession", "Node",
-           "node_connector"]
+class NotProxied(CoreError):
+    """A UUID this gateway does not serve (clusters.md 5.1), in git-annex-shell's words."""
+
+
+def proxied_target(repo: AnnexRepo, uuid: str,
+                   local_nodes: LocalNodes | None = None) -> ClusterTarget | Path:  # fmt: skip
+    """What ``uuid`` names at this gateway (clusters.md 5.1).
+
+    Only UUIDs in the gateway's own proxy.log entry: a cluster it is a
+    gateway of (served by ``GatewaySession``), or a proxied remote that is a
+    local repository (its path: served as it is, the same answers a relay
+    would give).  A proxied ssh or special remote is not served yet.
+
+    Raises:
+        NotProxied: anything else.
+    """
+    proxied = {p.uuid for p in repo.state.proxies().get(repo.uuid, frozenset())}
+    if uuid not in proxied:
+        raise NotProxied(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
+    target = cluster_target(repo, uuid, local_nodes) or local_node_path(repo, uuid)
+    if target is None:
+        raise NotProxied(f"proxying to {uuid} is not supported by annexsync yet "
+                         "(only clusters and local repositories)")  # fmt: skip
+    return target
+
+
+__all__ = ["ClusterTarget", "GatewaySession", "LocalNodes", "Node", "NotProxied", "cluster_target",
+           "local_node_path", "node_connector", "proxied_target"]

@@ -26,6 +26,13 @@ helper ``git-annex-p2p-annexsync-tcp`` we install; see ``core.p2p.tunnel``):
    through the helper, sends AUTH and records the UUID of AUTH-SUCCESS;
    from then on ``git annex get/copy`` and ``git fetch/push`` (through
    git-annex's ``git-remote-p2p-annex`` and CONNECT) reach us.
+
+A gateway gives out its clusters and proxied repositories the same way:
+``annexsync p2p-gen-address mycluster`` in the gateway makes a token that
+opens only that UUID (``listener.add_proxied_token``) and prints the
+addresses carrying it; a peer that links one reaches the cluster itself
+(``AUTH-SUCCESS <cluster uuid>``), for content only: git goes to the
+gateway's own address.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterable
@@ -42,7 +50,13 @@ from typing import Any
 
 from core.daemon.threads import start_thread_pool
 from core.errors import CoreError, RepoError
-from core.p2p.listener import AUTH_TIMEOUT, MAX_CONNECTIONS, Listener, PairedHandler
+from core.p2p.listener import (
+    AUTH_TIMEOUT,
+    MAX_CONNECTIONS,
+    Listener,
+    PairedHandler,
+    add_proxied_token,
+)
 from core.p2p.serving import ServedRepo
 from core.p2p.tunnel import NETNAME, P2PAddress
 from core.repo.repository import AnnexRepo
@@ -63,6 +77,8 @@ def parse_bind(text: str) -> tuple[str, int]:
         ListenError: not HOST:PORT.
     """
     host, _, port = text.rpartition(":")
+    if "/" in port:
+        raise ListenError(f"{text!r} is not HOST:PORT")
     if port == "0" and host:
         return host.strip("[]"), 0
     try:
@@ -115,6 +131,67 @@ async def serve_repositories(
             await asyncio.to_thread(s.repo.close)
 
 
+# --- tokens for what a gateway proxies -------------------------------------------------
+
+
+def enabled_addresses(gitdir: Path) -> list[str]:
+    """``HOST:PORT`` of each ``annexsync-tcp`` address ``git annex p2p --enable``
+    stored (``annex/creds/p2paddrs``, one ``p2p-annex::`` address a line)."""
+    try:
+        lines = (gitdir / "annex" / "creds" / "p2paddrs").read_text().split()
+    except OSError:
+        return []
+    prefix = P2PAddress(NETNAME, "").url()
+    return [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
+
+
+def gen_proxied_address(repo: AnnexRepo, target: str, addresses: list[str]) -> list[str]:
+    """A new token opening ``target`` (a cluster or proxied repository of this
+    gateway, by its name in proxy.log or its UUID) on the listener, and the
+    ``p2p-annex::annexsync-tcp:HOST:PORT/NAME:TOKEN`` addresses that carry it.
+
+    Raises:
+        ListenError: this repository does not proxy ``target``, or there is
+            no address to give out.
+    """
+    from core.p2p.gateway import NotProxied, proxied_target
+
+    entries = repo.state.proxies().get(repo.uuid, frozenset())
+    uuid = next((p.uuid for p in sorted(entries, key=lambda p: (p.uuid, p.name))
+                 if target in (p.uuid, p.name)), None)  # fmt: skip
+    if uuid is None:
+        raise ListenError(f"{target} is not a cluster or proxied remote of this repository "
+                          "(its proxy.log line, written by updatecluster / updateproxy)")  # fmt: skip
+    try:
+        proxied_target(repo, uuid)
+    except NotProxied as e:
+        raise ListenError(str(e)) from None
+    addresses = addresses or enabled_addresses(repo.gitdir)
+    if not addresses:
+        raise ListenError(f"no {NETNAME} address: give --address HOST:PORT, or run "
+                          f"`ANNEXSYNC_P2P_ADDRESS=HOST:PORT git annex p2p --enable {NETNAME}`")
+    for a in addresses:
+        parse_bind(a)
+    token = secrets.token_hex(32)
+    add_proxied_token(repo.gitdir, token, uuid)
+    name = next(p.name for p in entries if p.uuid == uuid)  # the label (``P2PAddress.host_port``)
+    return [f"{P2PAddress(NETNAME, f'{a}/{name}').url()}:{token}" for a in addresses]
+
+
+def cmd_p2p_gen_address(args: argparse.Namespace) -> int:
+    from core.cli import _repo
+
+    repo = _repo(args)
+    try:
+        lines = gen_proxied_address(repo, args.target, args.address or [])
+    finally:
+        repo.close()
+    print(f"These addresses allow access to {args.target} through this repository. Only share "
+          "them with people you trust with that access.", file=sys.stderr)  # fmt: skip
+    print("\n".join(lines))
+    return 0
+
+
 # --- the command ---------------------------------------------------------------------
 
 
@@ -131,6 +208,18 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--bind", default=DEFAULT_BIND, help=f"HOST:PORT (default {DEFAULT_BIND})")
     sp.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS)
     sp.set_defaults(func=cmd_p2p_listen)
+    sp = subparsers.add_parser(
+        "p2p-gen-address", help="give out a cluster or proxied remote of this gateway over the "
+                                "P2P listener",
+        description="Make a token that opens TARGET (a cluster or proxied remote of this "
+                    "gateway, by name or UUID) on `annexsync p2p-listen`, and print the "
+                    "p2p-annex::annexsync-tcp:HOST:PORT/NAME:TOKEN addresses a peer links with "
+                    "`git annex p2p --link`.")  # fmt: skip
+    sp.add_argument("target", help="cluster or proxied remote: its name in proxy.log, or UUID")
+    sp.add_argument("--address", action="append", metavar="HOST:PORT",
+                    help="the listener's address (default: those `git annex p2p --enable "
+                         f"{NETNAME}` stored)")  # fmt: skip
+    sp.set_defaults(func=cmd_p2p_gen_address)
 
 
 def _announce(listener: Listener) -> None:
@@ -167,5 +256,6 @@ def cmd_p2p_listen(args: argparse.Namespace) -> int:
         return 0
 
 
-__all__ = ["DEFAULT_BIND", "ListenError", "cmd_p2p_listen", "open_served", "parse_bind",
-           "register", "serve_repositories"]  # fmt: skip
+__all__ = ["DEFAULT_BIND", "ListenError", "cmd_p2p_gen_address", "cmd_p2p_listen",
+           "enabled_addresses", "gen_proxied_address", "open_served", "parse_bind", "register",
+           "serve_repositories"]  # fmt: skip

@@ -19,6 +19,24 @@ optionally followed by an address; spec 4.2; written by ``git annex p2p
 many, each peer sees the one its token opens.  After AUTH the session is
 ``server.Session`` in read-write mode (spec 7: networked servers always are).
 
+A gateway serves its clusters and proxied repositories here too (clusters.md
+5, 10).  AUTH cannot name a target UUID (p2pstdio has ``--uuid``, HTTP the
+URL), so the token names it: ``<gitdir>/annex/creds/p2pauth-proxied`` holds
+``TOKEN UUID`` lines (``annexsync p2p-gen-address``), each token opening one
+UUID of that repository's own proxy.log entry, checked at every AUTH
+(``gateway.proxied_target``: a token outlives nothing it no longer proxies).
+git-annex never reads that file, so such a token never opens the gateway
+itself in git-annex's own listener, and ``git annex p2p --gen-addresses``,
+which rewrites ``p2pauth`` keeping only the lines it parses, cannot lose it.
+The peer then gets ``AUTH-SUCCESS <cluster or proxied uuid>`` (the UUID a
+git-annex client linked with ``git annex p2p --link`` records and checks on
+every connection) and is served by a ``serving.Handoff``: a cluster by
+``gateway.GatewaySession`` (the fan-out rules of p2pstdio and p2phttp, one
+copy), a proxied local repository by ``serving.Session`` as it is.  Either
+way NOTIFYCHANGE and CONNECT are ``ERROR protocol error`` (clusters.md 5.10):
+git goes to the gateway itself, with its own token.  Nodes are reached as
+p2pstdio reaches them (our ``p2pstdio`` in a subprocess, ssh).
+
 Misbehaving peers cost one connection, never the listener (the rules are
 ``core.p2p.limits``'):
 
@@ -53,16 +71,20 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
 from core.errors import CoreError
+from core.p2p.gateway import ClusterTarget, GatewaySession, NotProxied, proxied_target
 from core.p2p.limits import AuthThrottle, ConnectionTable, one_line
 from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
-from core.p2p.serving import ServedRepo, Session, new_server_connection
+from core.p2p.serving import Handoff, ServedRepo, Session, new_server_connection
 from core.p2p.sniff import REFUSAL, Replay, Speaks, sniff
+from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +103,34 @@ class NotServed(CoreError):
     """A paired device asked for a repository this listener does not serve."""
 
 
-def creds_tokens(gitdir: Path) -> list[str]:
-    """Tokens from ``annex/creds/p2pauth``, lower-cased (spec 4.2)."""
+PROXIED_TOKENS = "p2pauth-proxied"  # in annex/creds: TOKEN UUID lines (module docstring)
+
+
+def _creds_lines(gitdir: Path, name: str) -> list[list[str]]:
     try:
-        text = (gitdir / "annex" / "creds" / "p2pauth").read_text()
+        text = (gitdir / "annex" / "creds" / name).read_text()
     except OSError:
         return []
-    return [line.split()[0].lower() for line in text.splitlines() if line.strip()]
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+def creds_tokens(gitdir: Path) -> list[str]:
+    """Tokens from ``annex/creds/p2pauth``, lower-cased (spec 4.2)."""
+    return [words[0].lower() for words in _creds_lines(gitdir, "p2pauth")]
+
+
+def proxied_tokens(gitdir: Path) -> list[tuple[str, str]]:
+    """(token, proxied uuid) from ``annex/creds/p2pauth-proxied``, tokens lower-cased."""
+    return [(w[0].lower(), w[1]) for w in _creds_lines(gitdir, PROXIED_TOKENS) if len(w) >= 2]
+
+
+def add_proxied_token(gitdir: Path, token: str, uuid: str) -> None:
+    """Append ``TOKEN UUID`` to ``annex/creds/p2pauth-proxied`` (owner-only, as creds are)."""
+    creds = gitdir / "annex" / "creds"
+    creds.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(creds / PROXIED_TOKENS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as f:
+        f.write(f"{token} {uuid}\n")
 
 
 class Listener:
@@ -132,25 +175,29 @@ class Listener:
         self.paired = paired
         self._tg: asyncio.TaskGroup | None = None
         self._full = False
+        self._proxied: dict[str, ServedRepo] = {}  # proxied local repositories, opened here
+        self._proxied_lock = threading.Lock()
 
     @property
     def active(self) -> int:
         """Connections open now (counted from accept)."""
         return len(self.table)
 
-    def find(self, token: str) -> ServedRepo | None:
-        """The repository ``token`` opens; constant time over every known token."""
+    def find(self, token: str) -> tuple[ServedRepo, str | None] | None:
+        """The repository ``token`` opens, and the proxied UUID it names there
+        (None: the repository itself); constant time over every known token."""
         given = token.lower().encode()
-        found: ServedRepo | None = None
+        found: tuple[ServedRepo, str | None] | None = None
         for i, served in enumerate(self.repos):
-            known = (self.tokens if i == 0 else []) + creds_tokens(served.repo.gitdir)
-            for t in known:  # no early exit
+            own = (self.tokens if i == 0 else []) + creds_tokens(served.repo.gitdir)
+            known = [(t, None) for t in own] + proxied_tokens(served.repo.gitdir)
+            for t, target in known:  # no early exit
                 if hmac.compare_digest(given, t.encode()) and found is None:
-                    found = served
+                    found = (served, target)
         return found
 
     async def authenticate(self, writer: asyncio.StreamWriter, client_uuid: str,
-                           token: str) -> ServedRepo | None:  # fmt: skip
+                           token: str) -> ServedRepo | Handoff | None:  # fmt: skip
         """Check one AUTH; a failure is answered only after the throttle's delay.
 
         Raises:
@@ -158,17 +205,61 @@ class Listener:
                 longer than ``auth_timeout``: the session ends.
         """
         found = await asyncio.to_thread(self.find, token)
+        opened = None if found is None else await self._open(*found)
         peer = _host_of(writer)
-        logger.info("AUTH from %s (%s): %s", peer, one_line(client_uuid, 64),
-                    "refused" if found is None else f"accepted for {found.uuid}")  # fmt: skip
-        if found is not None:
+        said = "refused" if opened is None or found is None else f"accepted for {found[1] or found[0].uuid}"
+        logger.info("AUTH from %s (%s): %s", peer, one_line(client_uuid, 64), said)
+        if opened is not None:
             self.table.busy(writer)
-            return found
+            return opened
         delay = self.throttle.failed(peer)
         if delay > self.auth_timeout:
             raise ConnectionLost(f"too many failed AUTH from {peer}")
         await asyncio.sleep(delay)
         return None
+
+    async def _open(self, served: ServedRepo, uuid: str | None) -> ServedRepo | Handoff | None:
+        """What a token opens: ``served`` itself, or the proxied ``uuid`` served
+        through it (None when the gateway no longer proxies it)."""
+        if uuid is None:
+            return served
+        try:
+            target = await asyncio.to_thread(proxied_target, served.repo, uuid)
+            if isinstance(target, ClusterTarget):
+                return Handoff(partial(self._serve_cluster, served, target))
+            node = await asyncio.to_thread(self._proxied_repo, target, uuid)
+        except CoreError as e:  # NotProxied, or no repository there (RepoError)
+            logger.warning("a token of %s names %s, which it does not serve: %s",
+                           served.repo.path, uuid, one_line(e))  # fmt: skip
+            return None
+        return Handoff(partial(self._serve_proxied, node))
+
+    def _proxied_repo(self, path: Path, uuid: str) -> ServedRepo:
+        """The proxied local repository ``uuid`` at ``path``, shared by its sessions.
+
+        Raises:
+            NotProxied: another repository is there now.
+            RepoError: none is.
+        """
+        with self._proxied_lock:
+            known = self._proxied.get(uuid) or next((s for s in self.repos if s.uuid == uuid), None)
+            if known is not None:
+                return known
+            repo = AnnexRepo.open(path, auto_init=False)
+            if repo.uuid != uuid:
+                repo.close()
+                raise NotProxied(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
+            self._proxied[uuid] = served = ServedRepo(repo)
+            return served
+
+    async def _serve_cluster(self, gateway: ServedRepo, target: ClusterTarget, ch: Channel,
+                             client_uuid: str) -> None:  # fmt: skip
+        await GatewaySession(gateway, ch, target, client_uuid=client_uuid,
+                             idle_timeout=self.idle_timeout).run(greet=True)  # fmt: skip
+
+    async def _serve_proxied(self, node: ServedRepo, ch: Channel, client_uuid: str) -> None:
+        await Session(node, ch, client_uuid=client_uuid, idle_timeout=self.idle_timeout,
+                      proxied=True).run(greet=True)  # fmt: skip
 
     async def run(self, started: asyncio.Event | None = None,
                   on_started: Callable[[Listener], None] | None = None) -> None:  # fmt: skip
@@ -200,6 +291,10 @@ class Listener:
             server.close()
             for served in self.repos:
                 await asyncio.to_thread(served.flush)
+            proxied, self._proxied = list(self._proxied.values()), {}
+            for served in proxied:  # opened here, so closed here
+                await asyncio.to_thread(served.flush)
+                await asyncio.to_thread(served.repo.close)
 
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Count the connection in at once (a burst cannot overrun the cap)."""
@@ -268,5 +363,6 @@ def _host_of(writer: asyncio.StreamWriter) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
-__all__ = ["AUTH_TIMEOUT", "DEFAULT_IDLE_TIMEOUT", "MAX_CONNECTIONS", "Listener", "NotServed",
-           "PairedHandler", "ServedFor", "creds_tokens"]  # fmt: skip
+__all__ = ["AUTH_TIMEOUT", "DEFAULT_IDLE_TIMEOUT", "MAX_CONNECTIONS", "PROXIED_TOKENS", "Listener",
+           "NotServed", "PairedHandler", "ServedFor", "add_proxied_token", "creds_tokens",
+           "proxied_tokens"]  # fmt: skip

@@ -55,6 +55,14 @@ Rules kept here, each from the spec:
   ends the session with ``SessionAborted`` naming what is not available,
   as git-annex-shell does (message on stderr, exit 1; checked with
   10.20261026).
+- A session serving a proxied repository (``proxied``: p2pstdio ``--uuid``,
+  a listener token bound to a proxied UUID) answers NOTIFYCHANGE and CONNECT
+  with ``ERROR protocol error`` and ends, as git-annex's proxy does
+  (clusters.md 5.10); ``gateway.GatewaySession`` (a cluster) does the same.
+- ``authenticate`` may hand the connection over instead of naming a
+  repository (``Handoff``: a listener token that opens a cluster or a
+  proxied repository): the handoff's own session then runs on the same
+  channel, sends AUTH-SUCCESS naming what it serves, and this one ends with it.
 - ``ended_badly`` says why a session ended on a protocol error or on EOF in
   the middle of a PUT's DATA: p2pstdio then exits 1, as
   git-annex-shell does, so the ssh client sees the failure.
@@ -286,8 +294,9 @@ class ServedRepo:
         """
         with self._branch_lock:
             try:
-                for uuid in (self.uuid,) if uuids is None else uuids:
-                    self.repo.state.set_location(key, uuid, present)
+                with self.repo.branch.transaction():  # one journal write for all the lines
+                    for uuid in (self.uuid,) if uuids is None else uuids:
+                        self.repo.state.set_location(key, uuid, present)
             except CoreError as e:  # content moved anyway; the log is advisory
                 logger.warning("could not record %s in the location log: %s", key, e)
                 return
@@ -344,8 +353,17 @@ class _Put:
     pending_bytes: int = 0
 
 
-# (client uuid, token) -> the repository this token opens, or None (refused)
-Authenticator = Callable[[str, str], Awaitable["ServedRepo | None"]]
+@dataclass(frozen=True)
+class Handoff:
+    """What an AUTH opened when it is not a repository served here as it is (a
+    cluster, a proxied repository): ``serve(channel, client_uuid)`` runs the
+    rest of the connection and answers AUTH-SUCCESS itself."""
+
+    serve: Callable[[Channel, str], Awaitable[None]]
+
+
+# (client uuid, token) -> the repository this token opens, a handoff, or None (refused)
+Authenticator = Callable[[str, str], Awaitable["ServedRepo | Handoff | None"]]
 
 
 class Session:
@@ -368,6 +386,8 @@ class Session:
             CONNECT (the paired-device server merges what a push brought).
         client_uuid: the peer's repository (p2pstdio's argument), named in
             the transfer lock of a PUT; AUTH replaces it on networked sessions.
+        proxied: the repository is served as a proxied one (clusters.md
+            5.10): NOTIFYCHANGE and CONNECT are protocol errors.
     """
 
     def __init__(
@@ -382,6 +402,7 @@ class Session:
         client_uuid: str = "",
         own_refs: Callable[[str], str] | None = None,
         after_connect: Callable[[Service, int], Awaitable[None]] | None = None,
+        proxied: bool = False,
     ) -> None:
         self.served = served
         self.client_uuid = client_uuid
@@ -393,6 +414,7 @@ class Session:
         self.networked_extras = networked_extras
         self.own_refs = own_refs
         self.after_connect = after_connect
+        self.proxied = proxied
         self._locked: Key | None = None
         self._put: _Put | None = None
         self._watcher: RefWatcher | None = None
@@ -468,6 +490,10 @@ class Session:
         if isinstance(msg, Auth):
             found = None if self.authenticate is None else await self.authenticate(
                 msg.uuid, msg.token)  # fmt: skip
+            if isinstance(found, Handoff):  # its session answers AUTH-SUCCESS, then ours ends
+                self._auth_deadline, self._over = None, True
+                await found.serve(self.ch, msg.uuid)
+                return
             if found is not None:
                 self.served, self._auth_deadline = found, None
                 self.client_uuid = msg.uuid  # named in the transfer lock of a PUT
@@ -510,6 +536,9 @@ class Session:
     # --- NOTIFYCHANGE and CONNECT (spec 6.8, 6.9; networked only) ----------------
 
     async def _notify_change(self) -> None:
+        if self.proxied:
+            await self._refuse_proxied()
+            return
         if not self.networked_extras:
             raise SessionAborted("change notification not available")
         if self._watcher is None:
@@ -521,6 +550,9 @@ class Session:
         await self.ch.send(Changed(changed))
 
     async def _connect(self, msg: Connect) -> None:
+        if self.proxied:
+            await self._refuse_proxied()
+            return
         if not self.networked_extras:
             raise SessionAborted("relaying to git not supported on this connection")
         self._over = True  # spec 6.8: CONNECT is the last request of a session
@@ -530,6 +562,12 @@ class Session:
         logger.info("%s: %s exited %d", self.ch.peer, msg.service.value, code)
         if self.after_connect is not None:
             await self.after_connect(msg.service, code)
+
+    async def _refuse_proxied(self) -> None:
+        """NOTIFYCHANGE or CONNECT to a proxied repository or a cluster: what
+        git-annex's proxy answers, and the session ends (clusters.md 5.10)."""
+        await self.ch.send(Error("protocol error"))
+        self.ended_badly, self._over = "protocol error", True
 
     # --- GET (spec 6.7) ---------------------------------------------------------
 
@@ -567,8 +605,7 @@ class Session:
             return
         busy = False
         try:
-            await asyncio.to_thread(s.repo.require_writable)
-            offset = await asyncio.to_thread(inc.open)
+            offset = await asyncio.to_thread(_open_writable, s.repo, inc)  # one thread hop
         except TransferBusy:  # offer what annex/tmp holds; fail at DATA (spec 6.5)
             busy, offset = True, await asyncio.to_thread(lambda: inc.offset)
         except (DiskReserveError, DiskFull) as e:
@@ -629,8 +666,7 @@ class Session:
             if put.failed is None:
                 # Verified whatever VALID/INVALID said: spec 6.5 allows trusting
                 # VALID, but nothing unverified is kept here.
-                await asyncio.to_thread(put.incoming.commit)
-                await asyncio.to_thread(s.keep, put.key)
+                await asyncio.to_thread(_commit_and_keep, s, put)  # one thread hop
             elif put.incoming.written > put.offset:
                 await asyncio.to_thread(put.incoming.discard)
             # else: DATA 0 + INVALID, the agreed abandon (6.5): keep the partial file
@@ -678,6 +714,16 @@ class Session:
                     await asyncio.to_thread(put.incoming.close)
 
 
+def _open_writable(repo: AnnexRepo, inc: Incoming) -> int:
+    repo.require_writable()
+    return inc.open()
+
+
+def _commit_and_keep(served: ServedRepo, put: _Put) -> None:
+    put.incoming.commit()  # verified before it is kept
+    served.keep(put.key)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -701,6 +747,6 @@ def new_server_connection(served: ServedRepo, *, networked: bool = False) -> Con
 
 __all__ = [
     "CONTENT_LOCKED", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_READ_TIMEOUT", "RETENTION_SECONDS",
-    "Authenticator", "ServedRepo", "Session", "SessionAborted", "mode_from_env", "monotonic_seconds", "new_server_connection",
+    "Authenticator", "Handoff", "ServedRepo", "Session", "SessionAborted", "mode_from_env", "monotonic_seconds", "new_server_connection",
     "serve_channel",
 ]  # fmt: skip

@@ -20,7 +20,9 @@ old-style ``-- name=value ... --`` fields, which are ignored.
   does (observed with 10.20261026).
 - ``inannex DIR KEY...``: exit 0 when every key's content is present.
 - ``notifychanges DIR``: not available (exit 1 with a message); so are
-  NOTIFYCHANGE and CONNECT inside p2pstdio.
+  NOTIFYCHANGE and CONNECT inside p2pstdio (with ``--uuid`` of a proxied
+  repository or a cluster: ``ERROR protocol error``, as git-annex's proxy
+  answers, clusters.md 5.10).
 - exit 1 also when the session ended on a protocol error or on EOF in the
   middle of a request (a PUT's DATA cut short), as git-annex-shell does.
 
@@ -103,6 +105,7 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
         target = None
         if args.uuid and args.uuid != repo.uuid:
             target = _proxied_target(repo, args.uuid)
+        proxied = target is not None
         if isinstance(target, Path):  # a proxied local repository: serve it directly
             repo.close()
             repo = _open_repo(str(target))
@@ -113,7 +116,7 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
 
         served = ServedRepo(repo, mode=mode_from_env())
         try:
-            ended_badly = asyncio.run(_serve_stdio(served, args.client_uuid, target))
+            ended_badly = asyncio.run(_serve_stdio(served, args.client_uuid, target, proxied))
             if ended_badly:  # git-annex-shell exits 1 here too (checked, 10.20261026)
                 raise ShellError(ended_badly)
         except SessionAborted as e:  # git-annex-shell's way: EOF, stderr, exit 1 (spec 8)
@@ -130,32 +133,24 @@ def _proxied_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | Path:
 
     The git-annex branches pushed here are merged first, as git-annex does
     when it reads the branch, so what clients synced (a node's preferred
-    content) counts at once.  Only UUIDs in this repository's own proxy.log entry: a cluster it is a
-    gateway of (served by ``gateway.GatewaySession``), or a proxied remote
-    that is a local repository (its path: served as it is, the same
-    answers a relay would give).  Anything else is refused with
-    git-annex-shell's words; a proxied ssh or special remote is not
-    served yet, and says so.
+    content) counts at once; then ``gateway.proxied_target`` decides.
     """
-    from core.p2p.gateway import cluster_target, local_node_path
+    from core.p2p.gateway import NotProxied, proxied_target
 
     try:  # what clients pushed (synced/git-annex): node preferred content, nodes (5.13)
         repo.branch.merge_refs()
     except CoreError as e:
         logger.warning("could not merge the git-annex branches: %s", e)
-    proxied = {p.uuid for p in repo.state.proxies().get(repo.uuid, frozenset())}
-    if uuid not in proxied:
-        raise ShellError(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
-    target = cluster_target(repo, uuid) or local_node_path(repo, uuid)
-    if target is None:
-        raise ShellError(f"proxying to {uuid} is not supported by annexsync yet "
-                         "(only clusters and local repositories)")  # fmt: skip
-    return target
+    try:
+        return proxied_target(repo, uuid)
+    except NotProxied as e:
+        raise ShellError(str(e)) from None
 
 
-async def _serve_stdio(served: ServedRepo, client_uuid: str,
-                       target: ClusterTarget | None = None) -> str | None:  # fmt: skip
-    """Serve one session (as a cluster gateway with ``target``); why it ended badly."""
+async def _serve_stdio(served: ServedRepo, client_uuid: str, target: ClusterTarget | None = None,
+                       proxied: bool = False) -> str | None:  # fmt: skip
+    """Serve one session (as a cluster gateway with ``target``; ``proxied``: a
+    repository reached through its gateway, clusters.md 5.10); why it ended badly."""
     from core.p2p.gateway import GatewaySession
     from core.p2p.runtime import Channel
     from core.p2p.serving import Session, new_server_connection
@@ -163,7 +158,7 @@ async def _serve_stdio(served: ServedRepo, client_uuid: str,
 
     link = await stdio_link()
     channel = Channel(new_server_connection(served), link.reader, link.writer, peer="client")
-    session = (Session(served, channel, client_uuid=client_uuid) if target is None
+    session = (Session(served, channel, client_uuid=client_uuid, proxied=proxied) if target is None
                else GatewaySession(served, channel, target, client_uuid=client_uuid))  # fmt: skip
     try:
         await session.run(greet=True)

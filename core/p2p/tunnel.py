@@ -124,10 +124,15 @@ class P2PAddress:
     def host_port(self) -> tuple[str, int]:
         """``HOST:PORT`` of a direct (TCP) address; ``[v6]:PORT`` allowed.
 
+        A ``/LABEL`` after the port is not part of where to connect: it names
+        what the address's token opens (a gateway's cluster,
+        ``annexsync p2p-gen-address``), so that git-annex, which keeps one
+        token per address, can hold the gateway's and its cluster's at once.
+
         Raises:
             ValueError: not HOST:PORT.
         """
-        host, _, port = self.address.rpartition(":")
+        host, _, port = self.address.partition("/")[0].rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{self.address!r} is not HOST:PORT")
         return host.strip("[]"), int(port)

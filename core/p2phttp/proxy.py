@@ -9,9 +9,10 @@ git-annex's p2phttp turns each request for a cluster UUID into the P2P
 exchange the line protocol would run, on a pooled proxy connection
 (clusters.md 10).  We do the same, in process: a ``ClusterPool`` holds P2P
 client connections to ``core.p2p.gateway.GatewaySession``s running in this
-process, each joined to its session by a socket pair.  Every gateway rule
-(which nodes, the answers, the gateway's location log, nodes that are down)
-is therefore the one ``gateway`` and ``fanout`` implement for p2pstdio, not a
+process, each joined to its session by an in-process pipe (``core.p2p.pipe``:
+a socket pair's bytes without the system calls).  Every gateway rule (which
+nodes, the answers, the gateway's location log, nodes that are down) is
+therefore the one ``gateway`` and ``fanout`` implement for p2pstdio, not a
 second copy; this module only translates HTTP to P2P and back.
 
 - The sessions are tasks of ``SessionHost``'s TaskGroup, one long task the
@@ -59,7 +60,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,7 @@ from core.p2p.messages import (
     SuccessPlus,
     Valid,
 )
+from core.p2p.pipe import memory_streams
 from core.p2p.remote import P2PClient
 from core.p2p.runtime import Channel, P2PTimeout
 from core.p2p.serving import ServedRepo, Session, new_server_connection
@@ -98,10 +99,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READ_TIMEOUT = 300.0  # a reply from the session: above the gateway's node timeouts
-BODY_CHUNK = 1 << 20
-SOCKET_BUFFER = 1 << 20
-STREAM_LIMIT = 1 << 20
-WIDE_READ = 1 << 20
+BODY_CHUNK = 1 << 20  # body bytes gathered into one payload chunk
+WIDE_READ = 4 << 20  # all a pipe buffers (twice its limit, plus a line or two)
 
 
 class SessionHost:
@@ -152,9 +151,10 @@ async def _alone(coro: Coroutine[Any, Any, None], name: str) -> None:
 
 
 class _WideChannel(Channel):
-    """A server channel that reads up to ``WIDE_READ`` at once: content sent
-    over the in-process socket pair arrives in fewer, larger payload events
-    (the P2P machine cuts payloads at whatever the read returned)."""
+    """A server channel that reads whatever the pipe holds at once: a payload
+    chunk written whole arrives as one payload event (the P2P machine cuts
+    payloads at whatever the read returned), so a node writes it without
+    joining pieces."""
 
     async def _read(self, deadline: float, limit: float) -> bytes:
         try:
@@ -168,13 +168,8 @@ class _WideChannel(Channel):
 
 async def _serve_pair(host: SessionHost, served: ServedRepo,
                       make: Callable[[Channel], Session], name: str) -> Link:
-    """A session of ``make`` run by ``host`` over a socket pair; our end of it."""
-    ours, theirs = socket.socketpair()
-    for sock in (ours, theirs):  # fewer, larger reads for content
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-    sr, sw = await asyncio.open_connection(sock=theirs, limit=STREAM_LIMIT)
-    cr, cw = await asyncio.open_connection(sock=ours, limit=STREAM_LIMIT)
+    """A session of ``make`` run by ``host`` over an in-process pipe; our end of it."""
+    (sr, sw), (cr, cw) = memory_streams()
     channel = _WideChannel(new_server_connection(served), sr, sw, peer=name)
     host.spawn(make(channel).run(greet=True), name)
     return Link(cr, cw, name)
@@ -346,12 +341,15 @@ async def _send_body(request: web.Request, req: m.ApiRequest, c: P2PClient, have
     received = 0
     pace = settings.pace()
     loop = asyncio.get_running_loop()
+    gathered = _Gathered(c)
     while received <= length:
         try:
             async with asyncio.timeout_at(pace.deadline()):
                 chunk = await request.content.read(BODY_CHUNK)
         except Exception as e:  # noqa: BLE001 - a stall or a broken body: cut short
             logger.info("put %s cut short: %s", req.key, e or type(e).__name__)
+            with contextlib.suppress(CoreError, OSError):  # the nodes keep it for resume
+                await gathered.flush()
             raise _CutShort from e
         pace.moved(len(chunk), loop.time())
         if not chunk:
@@ -361,12 +359,36 @@ async def _send_body(request: web.Request, req: m.ApiRequest, c: P2PClient, have
         if skip:
             cut = min(skip, len(part))
             part, skip = part[cut:], skip - cut
-        if part:
-            await c.ch.send(Payload(chunk if len(part) == len(chunk) else bytes(part)))
+        await gathered.add(chunk if len(part) == len(chunk) else bytes(part))
+    await gathered.flush()
     if received < length:
         raise _CutShort
     (reply,) = await c.exchange(Valid() if received == length else Invalid())
     return reply
+
+
+class _Gathered:
+    """Body chunks sent on as payload chunks of about ``BODY_CHUNK``: one join
+    here instead of one at every node, and fewer events on every hop."""
+
+    def __init__(self, c: P2PClient) -> None:
+        self.c = c
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    async def add(self, data: bytes) -> None:
+        if data:
+            self.parts.append(data)
+            self.size += len(data)
+        if self.size >= BODY_CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.parts:
+            data = b"".join(self.parts)
+            self.parts.clear()
+            self.size = 0
+            await self.c.ch.send(Payload(data))
 
 
 async def _download(request: web.Request, req: m.ApiRequest, c: P2PClient) -> web.StreamResponse:

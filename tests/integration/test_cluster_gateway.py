@@ -218,6 +218,17 @@ def test_raw_protocol_answers(gateway: Gateway) -> None:
         peer.proc.kill()
 
 
+def test_notifychange_to_a_proxied_repository_is_a_protocol_error(gateway: Gateway) -> None:
+    """5.10 for a proxied remote (``extra``, served as it is): ``ERROR protocol
+    error`` and exit 1, as git-annex's proxy answers (not "not available")."""
+    peer = _peer(gateway, gateway.uuids["extra"], 4)
+    try:
+        assert peer.request(NotifyChange()) == [Error("protocol error")]
+        assert peer.close() == 1
+    finally:
+        peer.proc.kill()
+
+
 def test_unknown_uuid_refused(gateway: Gateway) -> None:
     """5.1: a UUID the gateway does not proxy (here, a cluster it is not a gateway of)."""
     other = "ac111111-2222-8333-4444-555555555555"

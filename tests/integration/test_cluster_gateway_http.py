@@ -10,7 +10,9 @@ pooled node connection outlives a test.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import urllib.error
 import urllib.request
 import uuid
@@ -55,8 +57,8 @@ def _client(g: Gateway, where: Path) -> Path:
     return clone_client(g, where, "http", ours=False)
 
 
-def _add(repo: Path, name: str) -> str:
-    (repo / name).write_text(f"{name} {uuid.uuid4()}\n")
+def _add(repo: Path, name: str, data: bytes | None = None) -> str:
+    (repo / name).write_bytes(data or f"{name} {uuid.uuid4()}\n".encode())
     annex(repo, "add", "-q", name)
     git(repo, "commit", "-q", "-m", name)
     return annex(repo, "lookupkey", name).strip()
@@ -204,3 +206,79 @@ def test_raw_http_answers(served: Gateway) -> None:
     with pytest.raises(urllib.error.HTTPError) as e:
         _post(g, other, f"v4/checkpresent?{q}")
     assert e.value.code == 404
+
+
+@contextlib.contextmanager
+def _corrupted(g: Gateway, key: str, offsets: list[int]) -> Iterator[None]:
+    """Every node's copy of ``key`` with the bytes at ``offsets`` flipped (same
+    size, same file), put right again at the end."""
+    saved = []
+    for n in NODES:
+        path = content_path(g.root / n, key)
+        assert path is not None, n
+        saved.append((path, path.read_bytes(), path.stat().st_mode))
+
+    def write(path: Path, data: bytes, mode: int) -> None:
+        path.chmod(mode | 0o200)
+        path.write_bytes(data)
+        path.chmod(mode)
+
+    try:
+        for path, data, mode in saved:
+            bad = bytearray(data)
+            for o in offsets:
+                bad[o] ^= 0xFF
+            write(path, bytes(bad), mode)
+        yield
+    finally:
+        for path, data, mode in saved:
+            write(path, data, mode)
+
+
+def _partial(client: Path, key: str) -> Path:
+    return client / ".git" / "annex" / "tmp" / key
+
+
+def test_get_resumed_from_an_offset(served: Gateway, tmp_path: Path) -> None:
+    """A git-annex client resuming an interrupted get asks the ``key`` endpoint
+    from the size of its partial file (p2phttp.md 5.2, ``offset``); the cluster
+    path relays from there.  Every node's copy is wrong in bytes the client
+    already holds, so only a transfer that starts at the offset verifies."""
+    g = served
+    client = _client(g, tmp_path / "c")
+    data = os.urandom(300_000)
+    key = _add(client, "r.bin", data)
+    annex(client, "copy", "-q", "--to", "origin-mycluster", "r.bin")
+    annex(client, "drop", "-q", "--force", "r.bin")
+    half = len(data) // 2
+    _partial(client, key).parent.mkdir(parents=True, exist_ok=True)
+    _partial(client, key).write_bytes(data[:half])  # an interrupted get left this
+    with _corrupted(g, key, [0, half - 1]):
+        annex(client, "get", "-q", "--from", "origin-mycluster", "r.bin")
+    assert (client / "r.bin").read_bytes() == data
+    _fsck_all(g, client)
+
+
+def test_get_of_a_corrupted_copy_is_signalled_invalid(served: Gateway, tmp_path: Path) -> None:
+    """A node whose copy is corrupted (same size): the gateway checks what it
+    relays against the key and answers INVALID, so over HTTP the last byte is
+    held back (p2phttp.md 5.2); the git-annex client keeps nothing, and gets
+    the content once the copies are right again."""
+    g = served
+    client = _client(g, tmp_path / "c")
+    data = os.urandom(100_000)
+    key = _add(client, "i.bin", data)
+    annex(client, "copy", "-q", "--to", "origin-mycluster", "i.bin")
+    annex(client, "drop", "-q", "--force", "i.bin")
+    cluster = g.uuids["mycluster"]
+    with _corrupted(g, key, [len(data) // 2]):
+        headers, body = _get(g, cluster, f"v4/key/{key}?clientuuid={CLIENT_UUID}")
+        assert headers["X-git-annex-data-length"] == str(len(data))
+        assert len(body) == len(data) - 1  # INVALID: the last byte held back
+        out = annex(client, "get", "--json", "--from", "origin-mycluster", "i.bin", check=False)
+        assert not _success(out), out
+    assert content_path(client, key) is None
+    assert not _partial(client, key).exists()  # nothing kept, not even for a resume
+    annex(client, "get", "-q", "--from", "origin-mycluster", "i.bin")
+    assert (client / "i.bin").read_bytes() == data
+    _fsck_all(g, client)

@@ -179,3 +179,20 @@ def test_receive_buffer_line_cap() -> None:
     buf.feed(b"y" * MAX_LINE)
     with pytest.raises(RemoteProtocolError):
         buf.next_line()
+
+
+def test_a_payload_chunk_fed_alone_leaves_uncopied() -> None:
+    """A chunk fed into an empty buffer is kept whole: ``take`` hands out the
+    object itself; lines and partial takes still see every byte in order."""
+    buf = ReceiveBuffer()
+    chunk = b"p" * 1000
+    buf.feed(chunk)
+    assert len(buf) == 1000 and buf.take(5000) is chunk and not buf
+    buf.feed(b"DATA 3\n")
+    buf.feed(b"abcNEXT")
+    assert buf.next_line() == b"DATA 3"
+    assert buf.take(3) == b"abc"
+    buf.feed(b" LINE\n")
+    assert buf.next_line() == b"NEXT LINE"
+    buf.feed(b"xyz")
+    assert buf.take(2) == b"xy" and buf.take(5) == b"z" and len(buf) == 0

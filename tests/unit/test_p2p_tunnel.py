@@ -44,9 +44,19 @@ def test_parse_p2p_url_refuses(url: str) -> None:
 def test_host_port() -> None:
     assert P2PAddress("tcp", "[::1]:22").host_port() == ("::1", 22)
     assert P2PAddress("tcp", "h:1").url() == "p2p-annex::tcp:h:1"
-    for bad in ("h", "h:", ":1", "h:+1", "h:70000", "h:0"):
+    for bad in ("h", "h:", ":1", "h:+1", "h:70000", "h:0", "h/x:1"):
         with pytest.raises(ValueError):
             P2PAddress("tcp", bad).host_port()
+    # a /LABEL after the port (a gateway's cluster) is not where to connect
+    assert P2PAddress("annexsync-tcp", "[::1]:9/my/cluster").host_port() == ("::1", 9)
+
+
+def test_a_bind_address_has_no_label() -> None:
+    from core.p2p.listen import ListenError, parse_bind
+
+    assert parse_bind("127.0.0.1:0") == ("127.0.0.1", 0)
+    with pytest.raises(ListenError):
+        parse_bind("127.0.0.1:9416/mycluster")
 
 
 def test_service_argv_disables_hooks(tmp_path: Path) -> None:
