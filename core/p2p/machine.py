@@ -304,17 +304,34 @@ class Connection:
         except LocalProtocolError as e:
             raise self._fail(e) from None
 
+    def send_payload_length(self, length: int) -> None:
+        """Count ``length`` payload bytes that the runtime puts on the wire
+        itself (``sendfile``), exactly as ``send(Payload(...))`` of that many.
+
+        Raises:
+            LocalProtocolError: not announced by our DATA (terminal).
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            self._count_payload(length)
+        except LocalProtocolError as e:
+            raise self._fail(e) from None
+
     def _send_payload(self, data: bytes) -> bytes:
-        if not data:
-            return b""  # nothing to count; also after DATA 0
-        if self._tx_left is None or len(data) > self._tx_left:
+        self._count_payload(len(data))
+        return data
+
+    def _count_payload(self, length: int) -> None:
+        if not length:
+            return  # nothing to count; also after DATA 0
+        if self._tx_left is None or length > self._tx_left:
             raise LocalProtocolError(
-                f"payload of {len(data)} bytes not announced (left: {self._tx_left})"
+                f"payload of {length} bytes not announced (left: {self._tx_left})"
             )
-        self._tx_left -= len(data)
+        self._tx_left -= length
         if self._tx_left == 0:
             self._payload_done(self.role)
-        return data
 
     def _send_message(self, msg: Message) -> bytes:
         if self._tx_left is not None:

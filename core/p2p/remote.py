@@ -107,7 +107,6 @@ WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
 SMALL_BATCH = 1 << 18  # ... for files of up to 4 batches (see ``_batch_size``)
 
 T = TypeVar("T")
-SEND_CHUNK = 1 << 20  # one thread hand-off per MiB read (the pipe holds 1 MiB)
 LOCK_PROOF_SECONDS = 600.0  # spec 6.2: how long a P2P lock proves a copy
 GREETING_TIMEOUT = 60.0
 Connector = Callable[[], Awaitable[Link]]
@@ -350,14 +349,7 @@ class P2PClient:
     async def _send_payload(self, f: BinaryIO, offset: int, size: int, advance: Advance) -> None:
         left = max(size - offset, 0)
         await self.ch.send(Data(left))
-        await asyncio.to_thread(f.seek, offset)
-        while left:
-            chunk = await asyncio.to_thread(f.read, min(SEND_CHUNK, left))
-            if not chunk:  # shrank: cannot abort DATA in band (spec 2.3)
-                raise ConnectionLost(f"{f.name} shrank while being sent")
-            left -= len(chunk)
-            await self.ch.send(Payload(chunk))
-            advance(len(chunk))
+        await self.ch.send_file(f, offset, left, advance)  # shrank: a cut (spec 2.3)
 
     async def _request(self, msg: Message) -> list[Event]:
         await self.ch.send(msg)

@@ -132,7 +132,7 @@ from core.p2p.messages import (
     Valid,
 )
 from core.p2p.notify import RefWatcher
-from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost, P2PTimeout
+from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, P2PTimeout
 from core.p2p.state import Mode, State
 from core.p2p.tunnel import serve_connect
 from core.repo.key import Key
@@ -144,7 +144,6 @@ logger = logging.getLogger(__name__)
 
 COMMIT_INTERVAL = 1.0  # seconds between git-annex branch commits while serving
 
-SEND_CHUNK = 1 << 20
 WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
 RETENTION_SECONDS = 600  # spec 6.2: a peer's lock is good for 10 minutes
 DEFAULT_IDLE_TIMEOUT = 3600.0  # between requests (git-annex keeps sessions open)
@@ -585,14 +584,7 @@ class Session:
             before = os.fstat(f.fileno())
             left = max(before.st_size - msg.offset, 0)
             await self.ch.send(Data(left))
-            if left:
-                await asyncio.to_thread(f.seek, msg.offset)
-            while left:
-                chunk = await asyncio.to_thread(f.read, min(SEND_CHUNK, left))
-                if not chunk:  # shrank under us: no way to abort in band (spec 2.3)
-                    raise ConnectionLost(f"{msg.key} shrank while being sent")
-                left -= len(chunk)
-                await self.ch.send(Payload(chunk))
+            await self.ch.send_file(f, msg.offset, left)  # shrank: a cut (spec 2.3)
             after = os.fstat(f.fileno())
             same = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
             await self.ch.send(Valid() if same else Invalid())

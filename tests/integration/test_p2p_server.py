@@ -188,6 +188,29 @@ def test_get_from_offset_and_missing(pair: Pair) -> None:
         assert peer.close() == 0
 
 
+def test_get_of_an_object_changed_while_sent_ends_invalid(pair: Pair) -> None:
+    """A payload of many ``sendfile`` steps into the pipe arrives whole and
+    VALID; when the object's mtime changes after its first bytes went out, the
+    server ends it INVALID (spec 6.7) and the client must not keep it."""
+    data = os.urandom(8 << 20)  # far more than the pipe holds
+    key = Key.parse(_new_content(pair.server, "big.bin", data))
+    obj = pair.server / annex(pair.server, "contentlocation", str(key)).strip()
+    peer = _server_peer(pair)
+    try:
+        assert joined(peer.request(Get(0, b"", key))) == [Data(len(data)), Payload(data),
+                                                          PayloadEnd(True)]  # fmt: skip
+        assert peer.request(Success()) == []
+        peer.write(Get(0, b"", key))
+        assert peer.proc.stdout is not None
+        peer.conn.receive_data(os.read(peer.proc.stdout.fileno(), 1 << 12))  # the first bytes
+        st = obj.stat()
+        os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert joined(peer.until_our_turn()) == [Data(len(data)), Payload(data), PayloadEnd(False)]
+        assert peer.request(Failure()) == []
+    finally:
+        assert peer.close() == 0
+
+
 def test_lock_blocks_remove_from_other_session(pair: Pair) -> None:
     key = Key.parse(_key(pair.server, "a.txt"))
     holder = _server_peer(pair)
@@ -204,6 +227,8 @@ def test_lock_blocks_remove_from_other_session(pair: Pair) -> None:
         out = run(["git", "annex", "drop", "--force", "a.txt"], pair.server, check=False)
         assert out.returncode != 0
         assert holder.request(UnlockContent()) == []
+        # UNLOCKCONTENT has no reply: a reply to the next request shows it was handled
+        assert holder.request(CheckPresent(key)) == [Success()]
         (ts,) = other.request(GetTimestamp())
         assert isinstance(ts, Timestamp)
         assert other.request(RemoveBefore(max(ts.timestamp - 1, 0), key)) == [Failure()]

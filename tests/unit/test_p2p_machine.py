@@ -358,6 +358,33 @@ def test_payload_overrun_is_local_error() -> None:
         p.c.send(Payload(b"four"))
 
 
+def test_payload_sent_by_length_counts_as_payload() -> None:
+    """``send_payload_length`` (the runtime's sendfile) moves the machine as
+    ``send(Payload)`` of as many bytes would, and is refused the same way."""
+    p = Pair(4)
+    p.s.receive_data(p.c.send(Get(0, b"", K12)))
+    assert p.s.next_event() == Get(0, b"", K12)
+    p.s.send(Data(12))
+    p.s.send_payload_length(5)
+    with pytest.raises(LocalProtocolError):
+        p.s.send(Valid())  # 7 bytes still owed
+    q = Pair(4)
+    q.s.receive_data(q.c.send(Get(0, b"", K12)))
+    q.s.next_event()
+    wire = q.s.send(Data(12))
+    q.s.send_payload_length(12)
+    wire += HELLO + q.s.send(Valid())
+    q.c.receive_data(wire)
+    assert [q.c.next_event() for _ in range(3)] == [Data(12), Payload(HELLO), PayloadEnd(True)]
+    r = Pair(4)
+    r.request(Put(b"", MISSING))
+    r.c.send(Data(3))
+    with pytest.raises(LocalProtocolError):
+        r.c.send_payload_length(4)
+    with pytest.raises(LocalProtocolError):
+        r.c.send_payload_length(1)  # terminal after the error
+
+
 # --- the table, exhaustively, and fuzzing ------------------------------------------
 
 
