@@ -43,7 +43,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from measure import p2phttp_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -65,12 +66,6 @@ def sh(cmd: list[str], cwd: Path, timeout: float = 3600) -> str:
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
     return p.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -105,39 +100,20 @@ def cpu_seconds(pid: int) -> float:
 @contextlib.contextmanager
 def server(tool: str, repo: Path, jobs: int, profile: Path | None = None) -> Iterator[Server]:
     """A p2phttp server on ``repo``; yields it, stops it by its PID."""
-    port = free_port()
     if tool == "ga":
         cmd = ["git", "annex", "p2phttp", "--clusterjobs", str(len(NODES))]
     else:
         cmd = [str(BIN / "python"), "-m", "core.cli", "p2phttp"]
-    cmd += ["--bind", "127.0.0.1", "--port", str(port), "--wideopen", f"-J{jobs}"]
-    if profile is not None and tool == "as":
+    cmd += ["--wideopen", f"-J{jobs}"]
+    profiled = profile is not None and tool == "as"
+    if profiled:
         cmd = ["py-spy", "record", "--format", "raw", "--rate", "250", "--threads", "--nonblocking",
                "--output", str(profile), "--", *cmd]  # fmt: skip
-    log = (repo.parent / f"{tool}-server.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=repo, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    running = Server(port, proc)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"{tool} p2phttp did not start (see {log.name})")
-            time.sleep(0.05)
-        yield running
-    finally:
-        if profile is not None and tool == "as":  # py-spy writes its output on SIGINT
-            proc.send_signal(signal.SIGINT)
-        else:
-            proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
-        log.close()
+    with (repo.parent / f"{tool}-server.log").open("wb") as log, p2phttp_server(
+        cmd, repo, {**os.environ, "PYTHONPATH": str(ROOT)}, log,
+        signal.SIGINT if profiled else signal.SIGTERM,
+    ) as (port, proc):  # fmt: skip
+        yield Server(port, proc)
 
 
 def make_files(d: Path, count: int, size: int) -> None:

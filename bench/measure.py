@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -141,11 +142,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def p2phttp_server(cmd: list[str], repo: Path, env: dict[str, str] | None = None,
-                   log: IO[bytes] | None = None,
+                   log: IO[bytes] | None = None, stop: int = signal.SIGTERM,
                    ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:  # fmt: skip
     """``cmd`` (a p2phttp command line without --bind and --port) serving ``repo`` on a
     free loopback port; yields the port once it accepts, and the process.  Output goes
-    to ``log`` (default: nowhere); the server is stopped by its PID afterwards."""
+    to ``log`` (default: nowhere); the server is stopped by its PID afterwards with
+    ``stop`` (py-spy writes its profile on SIGINT)."""
     port = free_port()
     out = log if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([*cmd, "--bind", "127.0.0.1", "--port", str(port)], cwd=repo,
@@ -160,7 +162,7 @@ def p2phttp_server(cmd: list[str], repo: Path, env: dict[str, str] | None = None
             time.sleep(0.05)
         yield port, proc
     finally:
-        proc.terminate()
+        proc.send_signal(stop)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:

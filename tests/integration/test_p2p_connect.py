@@ -337,6 +337,23 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError(f"nothing listening on {port}")
 
 
+def _fetch_past_git_annex_race(repo: Path, remote: str) -> None:
+    """``git fetch``, tried again when git-annex lost the end of upload-pack's output.
+
+    git-annex 10.20261026's remotedaemon sometimes sends CONNECTDONE before the
+    last bytes upload-pack wrote (the final ``0000`` flush after the pack):
+    traced on our client, 1 fetch in 5 here, the DATA never comes, before or
+    after CONNECTDONE, and git says "unexpected disconnect while reading
+    sideband packet".  Not ours to mend; any other failure fails the test.
+    """
+    for _ in range(3):
+        p = run(repo, "git", "fetch", remote, check=False)
+        if p.returncode == 0:
+            return
+        assert "unexpected disconnect while reading sideband packet" in p.stderr, p.stderr
+    raise AssertionError(f"git fetch {remote} failed three times:\n{p.stderr}")
+
+
 @needs_git_annex
 @pytest.mark.interop
 def test_our_client_reaches_git_annex_remotedaemon(
@@ -366,7 +383,7 @@ def test_our_client_reaches_git_annex_remotedaemon(
         git(ours, "remote", "add", "ga", f"p2p-annex::annexsync-tcp:127.0.0.1:{port}")
         git(ours, "config", "remote.ga.annexsync-p2p-authtoken", token)
         git(ours, "config", "remote.ga.annex-uuid", ga_uuid)
-        git(ours, "fetch", "ga")  # our git-remote-annexsync, CONNECT to git-annex
+        _fetch_past_git_annex_race(ours, "ga")  # our git-remote-annexsync, CONNECT to git-annex
         assert _head(ours, "refs/remotes/ga/main") == _head(ga)
         assert _head(ours, "refs/remotes/ga/git-annex") == _head(ga, "git-annex")
 
