@@ -167,3 +167,30 @@ def content_path(repo: Path, key: str) -> Path | None:
 __all__ = ["NODES", "Gateway", "add_file", "build_gateway", "built_gateway",
            "client_of_our_gateway", "clone_client", "content_path", "finish_gateway", "fsck_all",
            "logged_lines", "present_uuids", "running_gateway", "uuid_of"]  # fmt: skip
+
+
+def copy_get_drop(g: Gateway, client: Path, remote: str) -> None:
+    """One file through ``remote`` (the cluster, by whichever path): fan-out to every
+    node, logs on both sides as a git-annex gateway writes them (clusters.md 2.4, no
+    cluster line), get back, drop from every node, fsck clean everywhere."""
+    key = add_file(client, "f.txt")
+    me = git(client, "config", "annex.uuid").strip()
+    nodes = g.node_uuids()
+
+    annex(client, "copy", "-q", "--to", remote, "f.txt")
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "1")}
+    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "1")  # no cluster line
+    for n in NODES:
+        assert content_path(g.root / n, key) is not None, n
+    assert "(4 copies)" in annex(client, "whereis", "f.txt")
+
+    annex(client, "drop", "-q", "--force", "f.txt")
+    annex(client, "get", "-q", "--from", remote, "f.txt")
+    assert content_path(client, key) is not None
+
+    annex(client, "drop", "-q", "--from", remote, "f.txt")
+    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "0")}
+    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "0")
+    for n in NODES:
+        assert content_path(g.root / n, key) is None, n
+    fsck_all(g, client)

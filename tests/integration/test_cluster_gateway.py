@@ -58,6 +58,7 @@ from tests.integration.cluster_support import (
     built_gateway,
     clone_client,
     content_path,
+    copy_get_drop,
     fsck_all,
     logged_lines,
 )
@@ -86,27 +87,7 @@ def test_copy_get_drop_through_our_gateway(gateway: Gateway, tmp_path: Path) -> 
     """13.2-2/4/5: fanout to every node, logs on both sides, get back, drop from all."""
     g = gateway
     client = _client(g, tmp_path / "c")
-    key = add_file(client, "f.txt")
-    me = git(client, "config", "annex.uuid").strip()
-    nodes = g.node_uuids()
-
-    annex(client, "copy", "-q", "--to", "origin-mycluster", "f.txt")
-    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "1")}
-    assert _gateway_lines(g, key) == dict.fromkeys(nodes, "1")  # no cluster line
-    for n in NODES:
-        assert content_path(g.root / n, key) is not None, n
-    assert "(4 copies)" in annex(client, "whereis", "f.txt")
-
-    annex(client, "drop", "-q", "--force", "f.txt")
-    annex(client, "get", "-q", "--from", "origin-mycluster", "f.txt")
-    assert content_path(client, key) is not None
-
-    annex(client, "drop", "-q", "--from", "origin-mycluster", "f.txt")
-    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "0")}
-    assert _gateway_lines(g, key) == dict.fromkeys(nodes, "0")
-    for n in NODES:
-        assert content_path(g.root / n, key) is None, n
-    fsck_all(g, client)
+    copy_get_drop(g, client, 'origin-mycluster')
 
 
 def _status(out: str) -> bool:

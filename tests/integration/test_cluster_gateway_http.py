@@ -29,6 +29,7 @@ from tests.integration.cluster_support import (
     built_gateway,
     clone_client,
     content_path,
+    copy_get_drop,
     fsck_all,
     logged_lines,
 )
@@ -64,27 +65,7 @@ def test_copy_get_drop_over_http(served: Gateway, tmp_path: Path) -> None:
     writes them (clusters.md 2.4), get back, drop from every node."""
     g = served
     client = _client(g, tmp_path / "c")
-    key = add_file(client, "f.txt")
-    me = git(client, "config", "annex.uuid").strip()
-    nodes = g.node_uuids()
-
-    annex(client, "copy", "-q", "--to", "origin-mycluster", "f.txt")
-    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "1")}
-    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "1")  # no cluster line
-    for n in NODES:
-        assert content_path(g.root / n, key) is not None, n
-    assert "(4 copies)" in annex(client, "whereis", "f.txt")
-
-    annex(client, "drop", "-q", "--force", "f.txt")
-    annex(client, "get", "-q", "--from", "origin-mycluster", "f.txt")
-    assert content_path(client, key) is not None
-
-    annex(client, "drop", "-q", "--from", "origin-mycluster", "f.txt")
-    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "0")}
-    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "0")
-    for n in NODES:
-        assert content_path(g.root / n, key) is None, n
-    fsck_all(g, client)
+    copy_get_drop(g, client, 'origin-mycluster')
 
 
 def test_node_down_and_node_failing_mid_put_over_http(served: Gateway, tmp_path: Path) -> None:

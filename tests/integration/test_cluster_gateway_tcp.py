@@ -34,6 +34,7 @@ from tests.integration.cluster_support import (
     add_file,
     built_gateway,
     content_path,
+    copy_get_drop,
     fsck_all,
     logged_lines,
 )
@@ -97,26 +98,7 @@ def test_copy_get_drop_through_the_tcp_gateway(served: Gateway, tmp_path: Path) 
     run(["git", "annex", "p2p", "--link", "--name", "gw"], client, input=own + "\n")
     assert git(client, "config", "remote.gw.annex-uuid").strip() == g.uuids["gw"]
 
-    key = add_file(client, "f.txt")
-    me = git(client, "config", "annex.uuid").strip()
-    nodes = g.node_uuids()
-    annex(client, "copy", "-q", "--to", "cl", "f.txt")
-    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "1")}
-    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "1")  # no cluster line
-    for n in NODES:
-        assert content_path(g.root / n, key) is not None, n
-    assert "(4 copies)" in annex(client, "whereis", "f.txt")
-
-    annex(client, "drop", "-q", "--force", "f.txt")
-    annex(client, "get", "-q", "--from", "cl", "f.txt")
-    assert content_path(client, key) is not None
-
-    annex(client, "drop", "-q", "--from", "cl", "f.txt")
-    assert logged_lines(client, key) == {me: "1", **dict.fromkeys(nodes, "0")}
-    assert logged_lines(g.gw, key) == dict.fromkeys(nodes, "0")
-    for n in NODES:
-        assert content_path(g.root / n, key) is None, n
-    fsck_all(g, client)
+    copy_get_drop(g, client, 'cl')
 
 
 def _success(out: str) -> bool:
