@@ -206,17 +206,23 @@ def _partial(client: Path, key: str) -> Path:
     return client / ".git" / "annex" / "tmp" / key
 
 
+def _only_in_the_cluster(g: Gateway, where: Path, name: str, data: bytes) -> tuple[Path, str]:
+    """A client whose file ``name`` (``data``) went to the cluster and was dropped here."""
+    client = _client(g, where)
+    key = add_file(client, name, data)
+    annex(client, "copy", "-q", "--to", "origin-mycluster", name)
+    annex(client, "drop", "-q", "--force", name)
+    return client, key
+
+
 def test_get_resumed_from_an_offset(served: Gateway, tmp_path: Path) -> None:
     """A git-annex client resuming an interrupted get asks the ``key`` endpoint
     from the size of its partial file (p2phttp.md 5.2, ``offset``); the cluster
     path relays from there.  Every node's copy is wrong in bytes the client
     already holds, so only a transfer that starts at the offset verifies."""
     g = served
-    client = _client(g, tmp_path / "c")
     data = os.urandom(300_000)
-    key = add_file(client, "r.bin", data)
-    annex(client, "copy", "-q", "--to", "origin-mycluster", "r.bin")
-    annex(client, "drop", "-q", "--force", "r.bin")
+    client, key = _only_in_the_cluster(g, tmp_path / "c", "r.bin", data)
     half = len(data) // 2
     _partial(client, key).parent.mkdir(parents=True, exist_ok=True)
     _partial(client, key).write_bytes(data[:half])  # an interrupted get left this
@@ -232,11 +238,8 @@ def test_get_of_a_corrupted_copy_is_signalled_invalid(served: Gateway, tmp_path:
     held back (p2phttp.md 5.2); the git-annex client keeps nothing, and gets
     the content once the copies are right again."""
     g = served
-    client = _client(g, tmp_path / "c")
     data = os.urandom(100_000)
-    key = add_file(client, "i.bin", data)
-    annex(client, "copy", "-q", "--to", "origin-mycluster", "i.bin")
-    annex(client, "drop", "-q", "--force", "i.bin")
+    client, key = _only_in_the_cluster(g, tmp_path / "c", "i.bin", data)
     cluster = g.uuids["mycluster"]
     with _corrupted(g, key, [len(data) // 2]):
         headers, body = _get(g, cluster, f"v4/key/{key}?clientuuid={CLIENT_UUID}")
