@@ -239,3 +239,46 @@ def test_plus_lists_reach_the_caller(tmp_path: Path) -> None:
         await b.aclose()
 
     run(go)
+
+
+STDIO_WRITER = """
+import asyncio
+from core.p2p.transport import stdio_link
+
+async def main():
+    link = await stdio_link()
+    for i in range({lines}):
+        link.writer.write(b"%07d " % i + b"x" * 4088 + b"\\n")
+        await link.writer.drain()
+    await link.aclose()
+
+asyncio.run(main())
+"""
+
+
+def test_stdio_is_flushed_before_exit() -> None:
+    """The p2pstdio server's stdout: what it wrote before it closed reaches a
+    slow reader, though the pipe and the writer's buffer were full when it
+    closed and the process exits right after (a client would miss its last
+    replies otherwise)."""
+    import subprocess
+    import sys
+    import time
+
+    lines = 768  # 3 MiB: more than the pipe (1 MiB) and the writer's buffer hold
+    proc = subprocess.Popen([sys.executable, "-c", STDIO_WRITER.format(lines=lines)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    got = bytearray()
+    try:
+        while chunk := proc.stdout.read1(64 << 10):  # ~3 MB/s: the writer is always ahead
+            got += chunk
+            time.sleep(0.02)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+    expected = b"".join(b"%07d " % i + b"x" * 4088 + b"\n" for i in range(lines))
+    assert len(got) == len(expected)
+    assert got == expected
