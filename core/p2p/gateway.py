@@ -643,5 +643,20 @@ def proxied_target(repo: AnnexRepo, uuid: str,
     return target
 
 
+def open_proxied(path: Path, uuid: str) -> AnnexRepo:
+    """The proxied local repository ``uuid`` at ``path`` (``proxied_target``'s
+    answer), opened; the caller closes it.
+
+    Raises:
+        NotProxied: another repository is there now.
+        RepoError: none is.
+    """
+    repo = AnnexRepo.open(path, auto_init=False)
+    if repo.uuid != uuid:
+        repo.close()
+        raise NotProxied(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
+    return repo
+
+
 __all__ = ["ClusterTarget", "GatewaySession", "LocalNodes", "Node", "NotProxied", "cluster_target",
-           "local_node_path", "node_connector", "proxied_target"]
+           "local_node_path", "node_connector", "open_proxied", "proxied_target"]

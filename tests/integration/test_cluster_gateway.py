@@ -203,6 +203,25 @@ def test_unknown_uuid_refused(gateway: Gateway) -> None:
     assert f"expected repository UUID {other}" in out.stderr
 
 
+def test_another_repository_where_a_proxied_one_was_is_refused(gateway: Gateway) -> None:
+    """5.1: ``extra``'s path now holds another repository (its UUID is not the
+    one asked for): refused with both UUIDs, nothing served."""
+    g = gateway
+    extra, away = g.root / "extra", g.root / "extra.away"
+    extra.rename(away)
+    try:
+        git(g.root, "init", "-q", str(extra))
+        annex(extra, "init", "-q", "impostor")
+        out = run(["annexsync", "p2pstdio", str(g.gw), str(uuid.uuid4()), "--uuid",
+                   g.uuids["extra"]], g.gw, check=False, input="")  # fmt: skip
+        assert out.returncode == 1 and out.stdout == ""
+        assert (f"expected repository UUID {g.uuids['extra']} but found UUID "
+                f"{git(extra, 'config', 'annex.uuid').strip()}") in out.stderr  # fmt: skip
+    finally:
+        run(["rm", "-rf", str(extra)], g.root)
+        away.rename(extra)
+
+
 def test_proxied_nodes_lock_and_extra(gateway: Gateway, tmp_path: Path) -> None:
     """13.2-6/9: a drop proven by locking nodes through us; a proxied non-cluster remote."""
     g = gateway
