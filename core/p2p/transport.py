@@ -54,27 +54,39 @@ class Link:
     async def aclose(self) -> None:
         """Close our end (what was written goes out first, bounded); reap the process
         (bounded, kills if needed). Never raises."""
-        with contextlib.suppress(Exception):
-            self.writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await self.writer.wait_closed()
-        if self.flusher is not None:
-            await asyncio.to_thread(self.flusher.join, CLOSE_TIMEOUT)
-        if self.process is not None:
-            await reap(self.process)
+        try:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self.writer.wait_closed()
+            if self.flusher is not None:
+                await asyncio.to_thread(self.flusher.join, CLOSE_TIMEOUT)
+        finally:
+            if self.process is not None:
+                await reap(self.process)
 
 
 async def reap(proc: asyncio.subprocess.Process) -> None:
-    """Wait for ``proc`` to end, killing it after CLOSE_TIMEOUT. Never raises."""
+    """Wait for ``proc`` to end, killing it after CLOSE_TIMEOUT, or at once when
+    the wait is cancelled.  Never raises (but a cancellation passes through).
+
+    A process that ended unseen (asyncio not told yet) is not signalled:
+    ``Process.kill`` checks with ``waitpid`` first, and raises
+    ProcessLookupError once asyncio has closed it.
+    """
     if proc.returncode is not None:
         return
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await proc.wait()
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        pass
+    finally:  # timed out, or cancelled: it must end all the same
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    if proc.returncode is None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await proc.wait()

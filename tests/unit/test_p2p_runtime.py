@@ -282,3 +282,52 @@ def test_stdio_is_flushed_before_exit() -> None:
     expected = b"".join(b"%07d " % i + b"x" * 4088 + b"\n" for i in range(lines))
     assert len(got) == len(expected)
     assert got == expected
+
+
+def test_a_cancelled_close_still_ends_the_process() -> None:
+    """Link.aclose cancelled while it waits for the process (a TaskGroup or a
+    timeout ending around it): the process is killed all the same, not left
+    running with nobody to wait for it."""
+    import signal
+
+    from core.p2p.transport import open_subprocess
+
+    async def go() -> None:
+        link = await open_subprocess(["sleep", "60"])  # ignores EOF on stdin
+        assert link.process is not None
+        try:
+            closing = asyncio.create_task(link.aclose())
+            await asyncio.sleep(0.3)  # waiting for it to exit
+            closing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+            async with asyncio.timeout(10):
+                assert await link.process.wait() == -signal.SIGKILL
+        finally:
+            if link.process.returncode is None:
+                link.process.kill()
+                await link.process.wait()
+
+    run(go)
+
+
+def test_reap_of_a_process_that_ended_unseen() -> None:
+    """The process exits while the loop is busy, so asyncio has not seen it yet
+    when reap gives up waiting and kills: nothing raises, no other process is
+    signalled, and its own exit status is kept."""
+    import time
+
+    from core.p2p import transport
+
+    async def go() -> None:
+        proc = await asyncio.create_subprocess_exec("sh", "-c", "exit 3")
+        time.sleep(0.5)  # it ends and is reaped by the child watcher; the loop does not look
+        saved = transport.CLOSE_TIMEOUT
+        transport.CLOSE_TIMEOUT = 0  # give up at once: kill something that already ended
+        try:
+            await transport.reap(proc)
+        finally:
+            transport.CLOSE_TIMEOUT = saved
+        assert proc.returncode == 3
+
+    run(go)
