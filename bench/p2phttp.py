@@ -17,7 +17,8 @@ times, taking turns, and the median is reported; after each run every file is
 checked where it should have arrived (present, right size, hashes to its key).
 
 Rows: 1 × 1 GiB ``-J1`` and 1,000 × 1 MiB ``-J4`` (the defaults, ``--rows``),
-``--jobs`` for more, ``--small`` for 10,000 × 1 KiB.  ``--scale F`` shrinks
+``--jobs`` for more (the annexsync client, which has no ``-J``, only in the
+first), ``--small`` for 10,000 × 1 KiB.  ``--scale F`` shrinks
 every size and count for a quick run.  Printed: median seconds per set-up, the
 speedup against ga>ga (git-annex's time ÷ ours) and each server's peak RSS
 (VmHWM of the server process tree).
@@ -238,9 +239,11 @@ def main() -> int:
             for kind in ("get", "copy") if args.copy else ("get",):
                 jobs = [int(j) for j in args.jobs.split(",")] if args.jobs else [
                     1 if ds.count == 1 else 4]
-                for j in jobs:
+                for i, j in enumerate(jobs):
                     label = f"{kind} {ds.label} -J{j}"
-                    measured = measure_row(tmp, files, ds, kind, j, args.runs, list(SETUPS))
+                    # the annexsync client has no -J: its set-ups run in the first row only
+                    setups = [s for s in SETUPS if i == 0 or s.client == "git-annex"]
+                    measured = measure_row(tmp, files, ds, kind, j, args.runs, setups)
                     rows.append(report_row(label, kind, ds, j, measured))
             shutil.rmtree(files, ignore_errors=True)
     finally:

@@ -129,9 +129,13 @@ def _local_path(repo_path: Path, url: str) -> Path | None:
 
 
 def local_node_path(repo: AnnexRepo, uuid: str) -> Path | None:
-    """Where the proxied remote ``uuid`` is, when it is a local repository."""
+    """Where the proxied remote ``uuid`` is, when it is a local repository that
+    git config still has us proxy (``clustersetup.proxy_configured``)."""
+    from core.ops.clustersetup import proxy_configured
+
+    cfg = repo.git.get_config_stack()
     for r in list_remotes(repo):
-        if r.uuid == uuid and r.via is None and r.url:
+        if r.uuid == uuid and r.via is None and r.url and proxy_configured(repo, cfg, r):
             path = _local_path(repo.path, r.url)
             if path is not None:
                 return path
@@ -627,8 +631,9 @@ def proxied_target(repo: AnnexRepo, uuid: str,
 
     Only UUIDs in the gateway's own proxy.log entry: a cluster it is a
     gateway of (served by ``GatewaySession``), or a proxied remote that is a
-    local repository (its path: served as it is, the same answers a relay
-    would give).  A proxied ssh or special remote is not served yet.
+    local repository git config still has it proxy (its path: served as it
+    is, the same answers a relay would give).  A proxied ssh or special
+    remote is not served yet.
 
     Raises:
         NotProxied: anything else.
@@ -638,10 +643,26 @@ def proxied_target(repo: AnnexRepo, uuid: str,
         raise NotProxied(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
     target = cluster_target(repo, uuid, local_nodes) or local_node_path(repo, uuid)
     if target is None:
-        raise NotProxied(f"proxying to {uuid} is not supported by annexsync yet "
-                         "(only clusters and local repositories)")  # fmt: skip
+        raise NotProxied(f"not configured to proxy for repository {uuid} (annexsync proxies "
+                         "clusters, and local repositories whose remote has annex-proxy "
+                         "or is a node of a cluster here)")  # fmt: skip
     return target
 
 
+def open_proxied(path: Path, uuid: str) -> AnnexRepo:
+    """The proxied local repository ``uuid`` at ``path`` (``proxied_target``'s
+    answer), opened; the caller closes it.
+
+    Raises:
+        NotProxied: another repository is there now.
+        RepoError: none is.
+    """
+    repo = AnnexRepo.open(path, auto_init=False)
+    if repo.uuid != uuid:
+        repo.close()
+        raise NotProxied(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
+    return repo
+
+
 __all__ = ["ClusterTarget", "GatewaySession", "LocalNodes", "Node", "NotProxied", "cluster_target",
-           "local_node_path", "node_connector", "proxied_target"]
+           "local_node_path", "node_connector", "open_proxied", "proxied_target"]
