@@ -289,10 +289,13 @@ def test_node_preferred_content_from_a_client_sync(gateway: Gateway, tmp_path: P
     fsck_all(g, client)
 
 
-def test_node_connection_dies_mid_put(gateway: Gateway) -> None:
+@pytest.mark.parametrize("warm", [False, True], ids=["nodes-opened-by-this-put", "nodes-open"])
+def test_node_connection_dies_mid_put(gateway: Gateway, warm: bool) -> None:
     """A node that ends its session in the middle of DATA (its transfer lock is
     held elsewhere, so its p2pstdio exits at DATA) leaves the PUT; the others
-    complete and the answer and the gateway's log name only them."""
+    complete and the answer and the gateway's log name only them.  ``warm``:
+    a first PUT opened every node, so this one is sent to each in turn and
+    the replies read in turn (``_exchange_each``), not by a task per node."""
     g = gateway
     u1, u2, u3 = (g.uuids[n] for n in NODES)
     key, data = _content()
@@ -300,8 +303,15 @@ def test_node_connection_dies_mid_put(gateway: Gateway) -> None:
         inc.open()  # git-annex's transfer lock on node3, as a second transfer holds it
         peer = _peer(g, g.uuids["mycluster"], 4)
         try:
+            if warm:
+                first, first_data = _content()
+                assert peer.request(Put(b"w.txt", first)) == [PutFrom(0)]
+                assert peer.request(Data(len(first_data)), Payload(first_data),
+                                    Valid()) == [SuccessPlus((u1, u2, u3))]  # fmt: skip
             assert peer.request(Put(b"d.txt", key)) == [PutFrom(0)]
             assert peer.request(Data(len(data)), Payload(data), Valid()) == [SuccessPlus((u1, u2))]
+            # the session goes on without node3
+            assert peer.request(CheckPresent(key)) == [Success()]
             assert peer.close() == 0
         finally:
             peer.proc.kill()
