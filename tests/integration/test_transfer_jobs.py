@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,13 @@ THROTTLE = """#!{python}
 # git-annex-shell with its output slowed down: 64 KiB, then a pause.
 import os, subprocess, sys, time
 child = subprocess.Popen(["git-annex-shell", *sys.argv[1:]], stdout=subprocess.PIPE)
-while d := os.read(child.stdout.fileno(), 65536):
-    os.write(1, d)
-    time.sleep(0.03)
+try:
+    while d := os.read(child.stdout.fileno(), 65536):
+        os.write(1, d)
+        time.sleep(0.03)
+except BrokenPipeError:  # the client went away
+    pass
+child.stdout.close()
 child.wait()
 """
 
@@ -163,6 +168,27 @@ def test_get_j3_over_ssh_then_fsck(repos: Repos) -> None:
     assert annex(repos.clone, "find", "--in", "here", "data").split() == present(repos.clone)
     no_servers_left(repos.server)
     no_transfer_leftovers(repos.clone)
+
+
+def test_in_process_every_session_ends_with_the_command(repos: Repos,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """No server and no worker thread outlives ``get``/``copy`` (the process
+    goes on: a session left open would keep its server running)."""
+    from core.ops.transfer import copy, get
+    from core.repo.repository import AnnexRepo
+
+    monkeypatch.chdir(repos.clone)
+    threads = threading.active_count()
+    target = repos.tmp / "target"
+    _point(repos.clone, "target", target, _server(target, 0, 0))
+    with AnnexRepo.open(repos.clone) as repo:
+        assert all(o.ok for o in get(repo, ["data"], jobs=3))
+        assert servers_of(repos.server) == []
+        assert all(o.ok for o in copy(repo, ["data"], to="target", jobs=3))
+        assert servers_of(target) == []
+    assert threading.active_count() == threads
+    fsck_clean(repos.clone)
+    fsck_clean(target, "--all")
 
 
 def test_annex_jobs_config_sets_the_sessions(repos: Repos) -> None:
