@@ -120,6 +120,7 @@ class Setup:
     client: str  # "annexsync" or "git-annex"
     shell: str  # remote.origin.annex-shell
     about: str
+    jobs: int | None = None  # the client's -J on many-file rows; None: the tool's --jobs/--ga-jobs
 
     @property
     def init(self) -> list[str]:
@@ -310,7 +311,10 @@ class P2PBench:
 
     def jobs_for(self, setup: Setup, ds: Dataset) -> int | None:
         """The -J this set-up's client gets on ``ds``: none for a single file."""
-        return self.jobs.get(setup.client) if ds.count > 1 else None
+        if ds.count == 1:
+            return None
+        jobs = setup.jobs if setup.jobs is not None else self.jobs.get(setup.client)
+        return jobs if jobs and jobs > 1 else None
 
     @property
     def runner(self) -> Runner:
@@ -485,6 +489,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ga-jobs", type=int, default=1, metavar="N",
                    help="-J of the git-annex client on the many-file rows (default 1, "
                         "git-annex's own default)")
+    p.add_argument("--compare-jobs", type=int, action="append", default=[], metavar="N",
+                   help="also measure our client to git-annex-shell at -JN, taking turns with "
+                        "the others (a reference pairing 0 per value; e.g. 1 for before -J)")
     add_common_options(p)
     return p.parse_args(argv)
 
@@ -509,6 +516,11 @@ def loadavg() -> str:
 
 def run_p2p(args: argparse.Namespace, root: Path) -> tuple[list[tuple[Pairing, list[RowResult]]], bool]:
     rows, pairings, setups = select(args)
+    for n in args.compare_jobs:
+        ref = replace(AS_SH, name=f"as>shell-J{n}", jobs=n,
+                      about=f"annexsync client at -J{n}, git-annex-shell")
+        setups.append(ref)
+        pairings.append(Pairing(0, ref, GA_SH, 2.0, f"reference: our client at -J{n} vs git-annex"))
     home = root / "home"
     write_gitconfig(home)
     with open(home / ".gitconfig", "a") as f:
