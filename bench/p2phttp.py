@@ -244,6 +244,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--jobs", default="", help="-J values for every row (default: 1 for "
                     "the big file, 4 for many files)")
     ap.add_argument("--copy", action="store_true", help="also copy --to rows")
+    ap.add_argument("--rows", default="large,many", help="datasets: large, many (and tiny "
+                    "with --small)")
     ap.add_argument("--setups", default="", help="only these set-ups, e.g. 'as>ga' (ga>ga, "
                     "the baseline, always runs)")
     ap.add_argument("--runs", type=int, default=3, help="runs per set-up (median taken)")
@@ -266,6 +268,8 @@ def main() -> int:
     sets = [Dataset("large", 1, int((1 << 30) * s)), Dataset("many", int(1000 * s), 1 << 20)]
     if args.small:
         sets.append(Dataset("tiny", int(10000 * s), 1024))
+    names = {r.strip() for r in args.rows.split(",")} | ({"tiny"} if args.small else set())
+    sets = [d for d in sets if d.name in names]
     print(f"p2phttp: median of {args.runs} runs; speedup = ga>ga's time ÷ the set-up's; "
           f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("  -J: every row passes the same -J to both clients (git-annex's and annexsync's)")

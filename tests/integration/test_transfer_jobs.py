@@ -191,6 +191,19 @@ def test_in_process_every_session_ends_with_the_command(repos: Repos,
     fsck_clean(target, "--all")
 
 
+def test_get_j3_from_a_path_remote(repos: Repos) -> None:
+    """The same pool for a repository on this machine (no sessions at all)."""
+    local = repos.tmp / "local"
+    git(repos.tmp, "clone", "-q", str(repos.server), str(local))
+    run(["annexsync", "init"], local)
+    git(local, "remote", "add", "near", str(repos.server))
+    p = run(["annexsync", "get", "-J3", "--from", "near", "."], local)
+    got = _outcomes(p.stdout)
+    assert len(got) == COUNT + 2 and all(got.values()), p.stdout
+    fsck_clean(local)
+    assert sessions(repos.ssh_log) == 0
+
+
 def test_annex_jobs_config_sets_the_sessions(repos: Repos) -> None:
     git(repos.clone, "config", "annex.jobs", "2")
     run(["annexsync", "get", "data/f000.bin", "data/f001.bin", "data/f002.bin"], repos.clone)
