@@ -385,16 +385,19 @@ def test_p2phttp_server_killed_mid_run(tmp_path: Path, monkeypatch: pytest.Monke
     r = _make(tmp_path, monkeypatch, count=200, size=1 << 20)
     with git_annex_p2phttp(r.server, "--wideopen", "-J4") as srv:
         _http(r, srv.port)
+        server = (b"p2phttp", str(srv.port).encode())  # git, and git-annex under it
         proc = _start(r.clone, "get", "-J3", ".")
         try:
             _when_some_arrived(r.clone, proc)
-            for pid in processes(b"p2phttp", str(srv.port).encode()):  # git and git-annex
+            for pid in processes(*server):
                 os.kill(pid, signal.SIGKILL)
             out, err = proc.communicate(timeout=WAIT)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            for pid in processes(*server):  # a killed git leaves git-annex behind
+                os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 1, out + err
     got = _outcomes(out)
     assert not all(got.values()), out  # the run did not just finish before the kill
