@@ -86,10 +86,11 @@ def test_a_bug_in_one_worker_stops_the_others_and_is_raised(repo: AnnexRepo) -> 
 
     def work(r: AnnexRepo, item: int, p: Progress) -> int:
         started.append(item)
-        if item == 3:
+        if item == 0:
+            time.sleep(0.2)  # items 1 and 2 are in flight meanwhile
             raise KeyError("a bug")
         try:
-            for _ in range(200):  # a transfer in flight: reports bytes as it goes
+            for _ in range(2000):  # a transfer in flight (10 s): reports bytes as it goes
                 p.advance(0, 1)
                 time.sleep(0.005)
         except Stopped:
