@@ -652,11 +652,10 @@ async def _download(request: web.Request, req: m.ApiRequest, s: Served,
                     access: Access) -> web.StreamResponse:  # fmt: skip
     """Spec 5.2, 5.3: body length is the validity signal."""
     key = _key(req)
-    f = await s.run(_open_object, s, key)
+    offset = req.offset or 0
+    f, before = await s.run(_open_object, s, key, offset)  # one thread hop: find, open, seek
     try:
-        before = os.fstat(f.fileno()) if f is not None else None
         size = before.st_size if before is not None else 0
-        offset = req.offset or 0
         length = max(size - offset, 0) if f is not None else 0
         resp = web.StreamResponse(headers={"Content-Type": m.OCTET_STREAM,
                                            m.DATA_LENGTH: str(length)})  # fmt: skip
@@ -669,46 +668,56 @@ async def _download(request: web.Request, req: m.ApiRequest, s: Served,
         if request.method == "HEAD" or f is None or not length:
             await resp.write_eof()
             return resp
-        hold_back = req.version is not None  # the plain path never shortens (5.3)
-        await asyncio.to_thread(f.seek, offset)
         pace = request.app[SETTINGS].pace()
-        await _send(s, resp, f, length - 1 if hold_back else length, pace)
-        if hold_back:
+        last = await _send(s, resp, f, length, pace, hold_last=req.version is not None)
+        if last is not None:  # the plain path never shortens (5.3)
             after = os.fstat(f.fileno())
             assert before is not None
             if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
-                await _send(s, resp, f, 1, pace)
+                await resp.write(last)
             else:
                 logger.info("%s changed while being sent; sending one byte less", key)
         await resp.write_eof()
         return resp
     finally:
         if f is not None:
-            await asyncio.to_thread(f.close)
+            f.close()  # read-only: nothing to flush, no need for a thread
 
 
-def _open_object(s: Served, key: Key) -> BinaryIO | None:
+def _open_object(s: Served, key: Key, offset: int) -> tuple[BinaryIO, os.stat_result] | tuple[None, None]:
+    """The object open at ``offset`` (when it has bytes there) and its stat."""
     path = s.repo.objects.find(key)
     if path is None:
-        return None
+        return None, None
     try:
-        return path.open("rb")
+        f = path.open("rb")
     except OSError:
-        return None
+        return None, None
+    st = os.fstat(f.fileno())
+    if 0 < offset < st.st_size:
+        f.seek(offset)
+    return f, st
 
 
 async def _send(s: Served, resp: web.StreamResponse, f: BinaryIO, count: int,
-                pace: Pace) -> None:  # fmt: skip
-    """Send ``count`` bytes of ``f``; a reader slower than ``pace`` gets TimeoutError."""
+                pace: Pace, *, hold_last: bool = False) -> bytes | None:  # fmt: skip
+    """Send ``count`` bytes of ``f``; a reader slower than ``pace`` gets
+    TimeoutError.  ``hold_last``: the last byte is read but not sent, and
+    returned, for the caller to send once it knows the object did not change
+    while it was read (5.3)."""
     loop = asyncio.get_running_loop()
     while count > 0:
         chunk = await s.run(f.read, min(SEND_CHUNK, count))
         if not chunk:
             raise ConnectionError("object shrank while being sent")
         count -= len(chunk)
+        held = chunk[-1:] if hold_last and not count else None
         async with asyncio.timeout_at(pace.deadline()):
-            await resp.write(chunk)
+            await resp.write(memoryview(chunk)[:-1] if held else chunk)
         pace.moved(len(chunk), loop.time())
+        if held is not None:
+            return held
+    return None
 
 
 HANDLERS: dict[m.Op, Handler] = {
