@@ -31,9 +31,9 @@ from core.errors import (
     ExpressionError,
     PartialRemoval,
     RemoteError,
-    TransferBusy,
 )
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
+from core.ops.receiving import LOCAL_JOBS, Receivers, Serialized, receive_key
 from core.progress import NullProgress, Progress
 from core.remotes import (
     Remote,
@@ -89,22 +89,11 @@ def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = 
     if repo.objects.has(key):
         return "already present"
     repo.require_writable()
-    errors: list[str] = []
-    for remote in _sources(repo, key, source):
-        with repo.objects.incoming(key, remote.info.uuid or "") as inc:
-            try:
-                remote.retrieve(key, inc, lambda n: progress.advance(0, n))
-                inc.commit()
-            except TransferBusy:
-                raise  # no other remote can help: the key is being written
-            except CoreError as e:
-                errors.append(f"{remote.info.name}: {e}")
-                continue
-            repo.keep_received(key)  # still under the transfer lock, as every receiver
-        return f"from {remote.info.name}"
-    if not errors:
-        raise RemoteError(f"{key}: no reachable remote has this content")
-    raise RemoteError("; ".join(errors))
+    name, inc = receive_key(key, _sources(repo, key, source), repo.objects.incoming,
+                            lambda n: progress.advance(0, n))
+    with inc:  # still under the transfer lock, as every receiver
+        repo.keep_received(key)
+    return f"from {name}"
 
 
 def copy_key_to(repo: AnnexRepo, key: Key, remote: Remote, progress: Progress) -> str:
@@ -258,12 +247,15 @@ def drop_key(repo: AnnexRepo, key: Key, files: list[AnnexedFile], remote_name: s
 
 
 def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progress,
-         act: Callable[[AnnexedFile], str]) -> list[Outcome]:
+         act: Callable[[AnnexedFile], str],
+         workers: contextlib.AbstractContextManager[object] | None = None) -> list[Outcome]:
+    """``act`` on each file in order, in one transaction; ``workers`` (what ``act``
+    hands work to) are closed before the remotes they use."""
     total = sum(f.key.size or 0 for f in files)
     progress.start(what, len(files), total)
     out: list[Outcome] = []
     try:
-        with repo.branch.transaction():
+        with repo.branch.transaction(), workers or contextlib.nullcontext():
             for f in files:
                 try:
                     note = act(f)
@@ -298,17 +290,22 @@ def _by_key(files: Iterable[AnnexedFile]) -> dict[Key, list[AnnexedFile]]:
 
 
 def get(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
-        progress: Progress | None = None) -> list[Outcome]:
-    p = progress or NullProgress()
+        progress: Progress | None = None, jobs: int = LOCAL_JOBS) -> list[Outcome]:
+    """Get the content of ``paths``; from path remotes ``jobs`` files at once
+    (``core.ops.receiving``), outcomes in the order of the files."""
+    p = Serialized(progress or NullProgress())
     files = list(annexed_files(repo, paths))
     by_key = _by_key(annexed_files(repo))
+    receivers = Receivers(repo, (f.key for f in files), p,
+                          sources=lambda key: _sources(repo, key, source),
+                          get_key=lambda key: get_key(repo, key, p, source), jobs=jobs)
 
     def act(f: AnnexedFile) -> str:
-        note = get_key(repo, f.key, p, source)
+        note = receivers.get_key(f.key)
         populate_unlocked(repo, by_key[f.key])  # every file using the key, as git-annex
         return note
 
-    return _run(repo, "get", files, p, act)
+    return _run(repo, "get", files, p, act, receivers)
 
 
 def copy(repo: AnnexRepo, paths: Iterable[str] = (), to: str | None = None,
