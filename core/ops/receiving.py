@@ -3,32 +3,33 @@
 Theory of operation
 -------------------
 Receiving a file from a path remote is reading, hashing, writing and one
-``fdatasync``: all of them release the GIL, and each alone leaves either the
-CPU or the disk idle while the other works.  ``Receivers`` runs the receiving
-half of a get (``receive_key``: the transfer lock, the temporary
-file, the hash, the fdatasync, the check against the key and the rename under
-it) for the files *ahead* of the one being handled, on a small pool of worker
-threads, with at most ``window`` keys in flight.
+``fdatasync``: all of them release the GIL, and one file at a time leaves
+the CPU idle while the disk syncs and the disk idle while the CPU hashes.
+``Receivers`` runs the receiving half of a get (``receive_key``: the transfer
+lock, the temporary file, the hash, the fdatasync, the check against the key
+and the rename under it) for the files *ahead* of the one being handled, on
+a small pool of worker threads, at most ``window`` keys in flight.
 
 Everything else stays on the caller's thread, in file order, as in a get of
 one file at a time: choosing the sources (the location log), writing the
-location line (``AnnexRepo.keep_received``, one writer of the journal),
+location line (``AnnexRepo.keep_received``: one writer of the journal),
 populating unlocked files, the outcome of each file.  A worker hands its
 committed ``Incoming`` over with the transfer lock still held, and the caller
-logs the content before it lets the lock go -- the order every receiver keeps.
+logs the content before it lets the lock go, the order every receiver keeps.
 A worker never touches the git-annex branch.
 
-Only keys whose every source is a path remote go to the pool; any other
-remote (a network session is one conversation at a time) is served on the
-caller's thread by the caller's ``get_key`` (``transfer.get_key``), as before.  Progress from the workers
-goes through ``Serialized``.
+Only keys whose every source is a path remote go to the pool; the others (a
+network session is one conversation at a time) are got on the caller's
+thread by the caller's ``get_key``, as before.  Progress reported by the
+workers goes through ``Serialized``.
 
 ``close`` always runs (it is the context manager's exit): workers stop at
-their next chunk (``Incoming`` keeps a partial file in ``annex/tmp`` for a
-later resume, as an interrupted get of one file does; nothing half-written is
-ever under a key), keys not started are cancelled, the running ones are
-joined, and content a worker already verified and moved under its key is
-logged before its lock is released, so no kept copy goes unrecorded.
+their next chunk (``Incoming`` keeps the partial file in ``annex/tmp`` for a
+later resume, as an interrupted get of one file does; nothing half-written
+is ever under a key), keys not started are cancelled, running ones joined.
+Content a worker verified and moved under its key stays in ``_received``
+until it is logged, so when Ctrl-C cuts ``get_key`` short (or comes before
+it), ``close`` logs it: no kept copy goes unrecorded.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ class Receivers:
         self.window = 2 * jobs  # keys received (or being received) but not yet taken
         self._upcoming = iter(keys)
         self._seen: set[Key] = set()
-        self._ahead: dict[Key, Future[tuple[str, Incoming]]] = {}
+        self._ahead: dict[Key, Future[None]] = {}
+        self._received: dict[Key, tuple[str, Incoming]] = {}  # under its key, maybe not logged
         self._pool = ThreadPoolExecutor(jobs, thread_name_prefix="receive") if jobs > 1 else None
         self._stopping = False
 
@@ -138,9 +140,11 @@ class Receivers:
         future = self._ahead.pop(key, None)
         if future is None:
             return self.get_key_here(key)
-        name, inc = future.result()  # raises what the receiving raised
+        future.result()  # raises what the receiving raised
+        name, inc = self._received[key]
         with inc:  # the transfer lock goes after the location line
             self.repo.keep_received(key)
+        del self._received[key]  # not on an error: ``close`` settles it
         return f"from {name}"
 
     def _fill(self) -> None:
@@ -150,8 +154,11 @@ class Receivers:
                 return
             sources = self._local_sources(key)
             if sources:
-                self._ahead[key] = self._pool.submit(
-                    receive_key, key, sources, self.repo.objects.incoming, self._advance)
+                self._ahead[key] = self._pool.submit(self._receive, key, sources)
+
+    def _receive(self, key: Key, sources: list[Remote]) -> None:
+        """On a worker: receive ``key``; the caller logs it (``get_key``, else ``close``)."""
+        self._received[key] = receive_key(key, sources, self.repo.objects.incoming, self._advance)
 
     def _local_sources(self, key: Key) -> list[Remote] | None:
         """The sources of ``key`` when it is to be received on the pool, else None."""
@@ -175,19 +182,24 @@ class Receivers:
         self.progress.advance(0, nbytes)
 
     def close(self) -> None:
-        """Stop the workers; log what they verified and kept (see the module docstring)."""
+        """Stop the workers; log what they kept and nobody logged yet.
+
+        That is content under its key whose ``get_key`` was cut short (Ctrl-C
+        while waiting for it or while logging it) or never came.  Logging it
+        again is harmless (the log changes only when the line does); content
+        ``keep_received`` gave up is no longer there and is not logged.
+        """
         self._stopping = True
         for future in self._ahead.values():
             future.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        for key, future in self._ahead.items():
-            if future.cancelled() or future.exception() is not None:
-                continue
-            _, inc = future.result()
-            with inc, contextlib.suppress(CoreError):  # keep_received said it; the content went
-                self.repo.keep_received(key)
         self._ahead.clear()
+        for key, (_, inc) in list(self._received.items()):
+            with inc, contextlib.suppress(CoreError):  # keep_received said why; the content went
+                if self.repo.objects.has(key):
+                    self.repo.keep_received(key)
+            del self._received[key]
 
     def __enter__(self) -> Receivers:
         return self
