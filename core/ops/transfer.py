@@ -265,7 +265,7 @@ def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progres
                 progress.advance(1, 0, f.path)
     finally:
         try:
-            repo.branch.commit()
+            repo.branch.commit(pack=True)  # a command's one commit: maybe many lines
         except CoreError as e:  # the journal keeps every line for the next commit
             logger.warning("could not commit the git-annex branch: %s", e)
         close_remotes(repo)
