@@ -37,7 +37,7 @@ _FIELD_ORDER = "smSC"
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | memoryview, /) -> None: ...
 
     def hexdigest(self) -> str: ...
 
@@ -70,7 +70,7 @@ class _Blake2Parallel:
         self._block = block
         self._pos = 0
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: bytes | memoryview, /) -> None:
         view = memoryview(data)
         block, stripe = self._block, self._block * len(self._leaves)
         view = self._blocks(view, min(len(view), -self._pos % stripe))
