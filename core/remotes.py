@@ -385,8 +385,14 @@ class PathRemote:
 
 def _feed(f: BufferedReader, offset: int, into: Incoming, advance: Advance) -> None:
     """Copy ``f`` from ``offset`` into ``into`` through one reused buffer (a fresh
-    1 MiB per read costs the allocator's page faults on every chunk)."""
+    1 MiB per read costs the allocator's page faults on every chunk), or in
+    fresh chunks when ``into`` queues them for its threads (a big file)."""
     f.seek(offset)
+    if into.queues_chunks:
+        while chunk := f.read(CHUNK):
+            into.write(chunk)
+            advance(len(chunk))
+        return
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     while n := f.readinto(buf):

@@ -447,6 +447,12 @@ class Incoming:
         self.written = start
         return start
 
+    @property
+    def queues_chunks(self) -> bool:
+        """Whether ``write`` hands chunks to threads (a big file; known after ``open``):
+        then a caller's reused buffer is copied, so fresh ``bytes`` are cheaper."""
+        return self._writer is not None
+
     def write(self, data: bytes | memoryview) -> None:
         """Append and hash ``data``; its buffer is the caller's again once this
         returns (a big file's writer and hasher threads queue a copy)."""
