@@ -38,6 +38,7 @@ class Sample:
     seconds: float
     maxrss_mib: float  # largest single process (exact, getrusage)
     tree_mib: float  # largest summed RSS of the live tree (sampled /proc)
+    cpu_seconds: float = 0.0  # user + system of every process the wrapper reaped
 
 
 @dataclass
@@ -105,7 +106,7 @@ class Runner:
             output = report.get("error") or read_text(log)
             raise self.failure(cmd, cwd, what, str(output))
         return Sample(report["seconds"], report["maxrss_kib"] / KIB_PER_MIB,
-                      report["tree_kib"] / KIB_PER_MIB)
+                      report["tree_kib"] / KIB_PER_MIB, report.get("cpu_seconds", 0.0))
 
 
 def read_text(path: Path) -> str:

@@ -120,14 +120,16 @@ class Setup:
     client: str  # "annexsync" or "git-annex"
     shell: str  # remote.origin.annex-shell
     about: str
+    jobs: int | None = None  # the client's -J on many-file rows; None: the tool's --jobs/--ga-jobs
 
     @property
     def init(self) -> list[str]:
         return ["annexsync", "init"] if self.client == "annexsync" else ["git", "annex", "init", "-q"]
 
-    def command(self, op: str) -> list[str]:
+    def command(self, op: str, jobs: int | None = None) -> list[str]:
         base = ["annexsync"] if self.client == "annexsync" else ["git", "annex"]
-        return base + (["get", "."] if op == "get" else ["copy", "--to", "origin", "."])
+        return (base + (["get", "."] if op == "get" else ["copy", "--to", "origin", "."])
+                + ([f"-J{jobs}"] if jobs else []))
 
 
 AS_AS = Setup("as>as", "annexsync", "annexsync", "annexsync client, annexsync p2pstdio server")
@@ -214,6 +216,7 @@ class SetupResult:
     sessions: set[int] = field(default_factory=set)
     lags: list[float] = field(default_factory=list)
     unfinished: int = 0  # servers still running SERVER_WAIT after the client exited
+    jobs: int | None = None  # the client's -J
 
     def add(self, sample: Sample, s: Sessions) -> None:
         self.tool.samples.append(sample)
@@ -225,7 +228,9 @@ class SetupResult:
     def finish_note(self) -> None:
         if not self.server_peaks:
             return
-        parts = [f"server {max(self.server_peaks):.1f} MiB",
+        cpu = sorted(s.cpu_seconds for s in self.tool.samples)
+        parts = [f"-J{self.jobs or 1}", f"cpu (tree) median {cpu[len(cpu) // 2]:.2f} s",
+                 f"server {max(self.server_peaks):.1f} MiB",
                  "sessions " + "/".join(str(n) for n in sorted(self.sessions))]
         if max(self.lags) >= 0.1:
             parts.append(f"server ran on {max(self.lags):.2f} s after the client")
@@ -302,6 +307,14 @@ def verify(objects: Path, rels: list[str], ds: Dataset) -> None:
 class P2PBench:
     bench: Bench  # the add/get harness: data, git-annex's source repository, runner
     fake: FakeSsh
+    jobs: dict[str, int | None] = field(default_factory=dict)  # client tool -> -J on many-file rows
+
+    def jobs_for(self, setup: Setup, ds: Dataset) -> int | None:
+        """The -J this set-up's client gets on ``ds``: none for a single file."""
+        if ds.count == 1:
+            return None
+        jobs = setup.jobs if setup.jobs is not None else self.jobs.get(setup.client)
+        return jobs if jobs and jobs > 1 else None
 
     @property
     def runner(self) -> Runner:
@@ -343,7 +356,7 @@ class P2PBench:
             os.sync()
             self.fake.reset()
             started = time.time()
-            sample = self.runner.measure(setup.command(row.op), client, label)
+            sample = self.runner.measure(setup.command(row.op, self.jobs_for(setup, ds)), client, label)
             # The wrapper's own start-up (~30 ms) makes the client's end look earlier.
             sessions = self.fake.sessions(started + sample.seconds)
             rels = annexed_objects(client)
@@ -369,12 +382,15 @@ class P2PBench:
                     log(f"[{row.name}] {setup.name} failed:\n{e}")
                     continue
                 res.add(sample, sess)
-                log(f"[{row.name}] run {i + 1}/{self.bench.runs} {setup.name}: "
-                    f"{sample.seconds:.2f} s, peak {sample.maxrss_mib:.1f} MiB, "
+                jobs = self.jobs_for(setup, self.bench.datasets[row.dataset])
+                log(f"[{row.name}] run {i + 1}/{self.bench.runs} {setup.name} -J{jobs or 1}: "
+                    f"{sample.seconds:.2f} s, cpu {sample.cpu_seconds:.2f} s, "
+                    f"peak {sample.maxrss_mib:.1f} MiB, "
                     f"server {sess.peak_mib:.1f} MiB, {sess.started} session(s), "
                     f"server lag {sess.lag:.2f} s")
-        for res in results.values():
-            res.finish_note()
+        for setup in setups:
+            results[setup.name].jobs = self.jobs_for(setup, self.bench.datasets[row.dataset])
+            results[setup.name].finish_note()
         return results
 
 
@@ -467,6 +483,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pairs", action="append", metavar="N[,N]",
                    help="only these pairings (1, 2, 3); the baseline is always measured")
     p.add_argument("--runs", type=int, default=3, help="runs per set-up and row (median taken)")
+    p.add_argument("--jobs", type=int, default=4, metavar="N",
+                   help="-J of the annexsync client on the many-file rows (default 4; 1 = "
+                        "no -J); the 1-file rows never get -J")
+    p.add_argument("--ga-jobs", type=int, default=1, metavar="N",
+                   help="-J of the git-annex client on the many-file rows (default 1, "
+                        "git-annex's own default)")
+    p.add_argument("--compare-jobs", type=int, action="append", default=[], metavar="N",
+                   help="also measure our client to git-annex-shell at -JN, taking turns with "
+                        "the others (a reference pairing 0 per value; e.g. 1 for before -J)")
     add_common_options(p)
     return p.parse_args(argv)
 
@@ -491,6 +516,11 @@ def loadavg() -> str:
 
 def run_p2p(args: argparse.Namespace, root: Path) -> tuple[list[tuple[Pairing, list[RowResult]]], bool]:
     rows, pairings, setups = select(args)
+    for n in args.compare_jobs:
+        ref = replace(AS_SH, name=f"as>shell-J{n}", jobs=n,
+                      about=f"annexsync client at -J{n}, git-annex-shell")
+        setups.append(ref)
+        pairings.append(Pairing(0, ref, GA_SH, 2.0, f"reference: our client at -J{n} vs git-annex"))
     home = root / "home"
     write_gitconfig(home)
     with open(home / ".gitconfig", "a") as f:
@@ -511,10 +541,13 @@ def run_p2p(args: argparse.Namespace, root: Path) -> tuple[list[tuple[Pairing, l
         "  set-ups (client>server): " + "; ".join(f"{s.name} = {s.about}" for s in setups),
         "  peak = largest process RSS of the whole tree, client and server (getrusage); "
         "tree = sampled sum; server = p2pstdio server's peak",
+        f"  -J on the many-file rows: annexsync client -J{args.jobs}, git-annex client "
+        f"-J{args.ga_jobs}; the 1-file rows run without -J",
     ]), flush=True)
     bench = Bench(runner, root, datasets, args.runs)
     bench.warm_up()
-    p2p = P2PBench(bench, fake)
+    p2p = P2PBench(bench, fake, {"annexsync": args.jobs if args.jobs > 1 else None,
+                                 "git-annex": args.ga_jobs if args.ga_jobs > 1 else None})
     measured: dict[str, dict[str, SetupResult]] = {}
     for row in rows:
         log(f"== {row.name}: {row.about} ({datasets[row.dataset].label}); load {loadavg()}")

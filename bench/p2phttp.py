@@ -12,15 +12,17 @@ thing that differs.  For each server and row: a fresh client clone with
 Set-ups (client>server): ``ga>ga`` is the baseline (git-annex at both ends);
 ``ga>as`` is the git-annex client against ``annexsync p2phttp`` (the issue's
 rows); ``as>as`` and ``as>ga`` measure the annexsync client (``annexsync get
---from``/``copy --to``, which has no ``-J``).  Every set-up is run ``--runs``
+--from``/``copy --to``).  Both clients get the row's ``-J``.  Every set-up is run ``--runs``
 times, taking turns, and the median is reported; after each run every file is
 checked where it should have arrived (present, right size, hashes to its key).
 
 Rows: 1 × 1 GiB ``-J1`` and 1,000 × 1 MiB ``-J4`` (the defaults, ``--rows``),
-``--jobs`` for more, ``--small`` for 10,000 × 1 KiB.  ``--scale F`` shrinks
+``--jobs`` for more (the annexsync client, which has no ``-J``, only in the
+first), ``--small`` for 10,000 × 1 KiB.  ``--scale F`` shrinks
 every size and count for a quick run.  Printed: median seconds per set-up, the
-speedup against ga>ga (git-annex's time ÷ ours) and each server's peak RSS
-(VmHWM of the server process tree).
+speedup against ga>ga (git-annex's time ÷ ours), the CPU seconds (user +
+system) of the client command and of the server's process tree during it, and
+each server's peak RSS (VmHWM of the server process tree).
 
     python bench/p2phttp.py [--scale 0.25] [--small] [--runs 3] [--copy] [--json PATH]
 """
@@ -31,6 +33,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -130,7 +133,8 @@ class Setup:
 
     def command(self, kind: str, jobs: int, remote: str) -> list[str]:
         if self.client == "annexsync":
-            return ["annexsync", kind, "--from" if kind == "get" else "--to", remote, "data"]
+            return ["annexsync", kind, "--from" if kind == "get" else "--to", remote,
+                    f"-J{jobs}", "data"]  # fmt: skip
         return ["git", "annex", kind, "-q", "--from" if kind == "get" else "--to", remote,
                 f"-J{jobs}", "data"]  # fmt: skip
 
@@ -144,10 +148,46 @@ SETUPS = (Setup("git-annex", "annexsync"), BASE, Setup("annexsync", "annexsync")
 class Measured:
     times: list[float] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
+    client_cpu: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
     error: str = ""
 
 
-def run_row(tmp: Path, files: Path, ds: Dataset, kind: str, jobs: int, setup: Setup) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Took:
+    seconds: float
+    rss_mib: float
+    client_cpu: float  # user + system of the timed command (and what it waited for)
+    server_cpu: float  # user + system of the server's process tree meanwhile
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system seconds of ``pid`` and its descendants so far (/proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total / tick
+
+
+def timed(cmd: list[str], cwd: Path, server_pid: int) -> tuple[float, float, float]:
+    """Wall seconds, the command's CPU and the server's CPU while it ran."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = tree_cpu(server_pid)
+    t0 = time.monotonic()
+    sh(cmd, cwd)
+    took = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return took, cpu, tree_cpu(server_pid) - server_before
+
+
+def run_row(tmp: Path, files: Path, ds: Dataset, kind: str, jobs: int, setup: Setup) -> Took:
     work = Path(tempfile.mkdtemp(dir=tmp, prefix=f"{setup.name.replace('>', '-')}-{kind}-"))
     try:
         srv = work / "srv"
@@ -155,11 +195,9 @@ def run_row(tmp: Path, files: Path, ds: Dataset, kind: str, jobs: int, setup: Se
             uuid = setup_repo(srv, files)
             with server(setup.server, srv) as (port, proc):
                 c = client_for(work, srv, uuid, port, "client", setup.client)
-                t0 = time.monotonic()
-                sh(setup.command(kind, jobs, "origin"), c)
-                took = time.monotonic() - t0
+                took, cpu, server_cpu = timed(setup.command(kind, jobs, "origin"), c, proc.pid)
                 verify(c / ".git/annex/objects", annexed_objects(c), ds)
-                return took, tree_hwm_mib(proc.pid)
+                return Took(took, tree_hwm_mib(proc.pid), cpu, server_cpu)
         uuid = setup_repo(srv, None)
         src = work / "src"
         setup_repo(src, files)
@@ -171,11 +209,9 @@ def run_row(tmp: Path, files: Path, ds: Dataset, kind: str, jobs: int, setup: Se
                          ("remote.srv.url", "http://127.0.0.1:1/unused.git"),
                          ("remote.srv.annexUrl", f"annex+http://127.0.0.1:{port}/git-annex/")):  # fmt: skip
                 sh(["git", "config", k, v], src)
-            t0 = time.monotonic()
-            sh(setup.command(kind, jobs, "srv"), src)
-            took = time.monotonic() - t0
+            took, cpu, server_cpu = timed(setup.command(kind, jobs, "srv"), src, proc.pid)
             verify(srv / ".git/annex/objects", annexed_objects(src), ds)
-            return took, tree_hwm_mib(proc.pid)
+            return Took(took, tree_hwm_mib(proc.pid), cpu, server_cpu)
     finally:
         sh(["chmod", "-R", "u+w", str(work)], tmp)
         shutil.rmtree(work, ignore_errors=True)
@@ -190,13 +226,15 @@ def measure_row(tmp: Path, files: Path, ds: Dataset, kind: str, jobs: int,
             if m.error:
                 continue
             try:
-                took, rss = run_row(tmp, files, ds, kind, jobs, setup)
+                took = run_row(tmp, files, ds, kind, jobs, setup)
             except Exception as e:  # the tool failed or the check did: shown, bench goes on
                 m.error = str(e)[-1500:]
                 print(f"  {setup.name} failed: {m.error}", file=sys.stderr, flush=True)
                 continue
-            m.times.append(took)
-            m.rss.append(rss)
+            m.times.append(took.seconds)
+            m.rss.append(took.rss_mib)
+            m.client_cpu.append(took.client_cpu)
+            m.server_cpu.append(took.server_cpu)
     return out
 
 
@@ -207,6 +245,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--jobs", default="", help="-J values for every row (default: 1 for "
                     "the big file, 4 for many files)")
     ap.add_argument("--copy", action="store_true", help="also copy --to rows")
+    ap.add_argument("--rows", default="large,many", help="datasets: large, many (and tiny "
+                    "with --small)")
+    ap.add_argument("--setups", default="", help="only these set-ups, e.g. 'as>ga' (ga>ga, "
+                    "the baseline, always runs)")
     ap.add_argument("--runs", type=int, default=3, help="runs per set-up (median taken)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -227,9 +269,15 @@ def main() -> int:
     sets = [Dataset("large", 1, int((1 << 30) * s)), Dataset("many", int(1000 * s), 1 << 20)]
     if args.small:
         sets.append(Dataset("tiny", int(10000 * s), 1024))
+    names = {r.strip() for r in args.rows.split(",")} | ({"tiny"} if args.small else set())
+    sets = [d for d in sets if d.name in names]
     print(f"p2phttp: median of {args.runs} runs; speedup = ga>ga's time ÷ the set-up's; "
           f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"{'row':<30}{'set-up':>8}{'median s':>10}{'speedup':>9}{'server RSS MiB':>16}  runs")
+    print("  -J: every row passes the same -J to both clients (git-annex's and annexsync's)")
+    print(f"{'row':<30}{'set-up':>8}{'median s':>10}{'speedup':>9}{'client cpu':>11}"
+          f"{'server cpu':>11}{'server RSS MiB':>16}  runs")
+    wanted = {w.strip() for w in args.setups.split(",") if w.strip()}
+    setups = [st for st in SETUPS if st is BASE or not wanted or st.name in wanted]
     rows = []
     try:
         for ds in sets:
@@ -240,7 +288,7 @@ def main() -> int:
                     1 if ds.count == 1 else 4]
                 for j in jobs:
                     label = f"{kind} {ds.label} -J{j}"
-                    measured = measure_row(tmp, files, ds, kind, j, args.runs, list(SETUPS))
+                    measured = measure_row(tmp, files, ds, kind, j, args.runs, setups)
                     rows.append(report_row(label, kind, ds, j, measured))
             shutil.rmtree(files, ignore_errors=True)
     finally:
@@ -260,12 +308,17 @@ def report_row(label: str, kind: str, ds: Dataset, jobs: int,
     for name, m in measured.items():
         med = statistics.median(m.times) if m.times else None
         speed = base_s / med if (base_s and med) else None
+        ccpu = statistics.median(m.client_cpu) if m.client_cpu else None
+        scpu = statistics.median(m.server_cpu) if m.server_cpu else None
         out[name] = {"median_seconds": med, "runs": m.times, "server_rss_mib": max(m.rss, default=0),
-                     "speedup": speed, "error": m.error}
+                     "speedup": speed, "error": m.error, "client_cpu_seconds": ccpu,
+                     "server_cpu_seconds": scpu}
         shown = f"{med:10.2f}" if med is not None else f"{'error':>10}"
         sp = f"{speed:8.2f}×" if speed is not None else f"{'-':>9}"
+        cpus = "".join(f"{c:11.2f}" if c is not None else f"{'-':>11}" for c in (ccpu, scpu))
         runs = ", ".join(f"{t:.2f}" for t in m.times)
-        print(f"{label:<30}{name:>8}{shown}{sp}{max(m.rss, default=0):16.0f}  ({runs})", flush=True)
+        print(f"{label:<30}{name:>8}{shown}{sp}{cpus}{max(m.rss, default=0):16.0f}  ({runs})",
+              flush=True)
     return {"row": f"{kind}-{ds.name}-J{jobs}", "label": label, "kind": kind, "files": ds.count,
             "file_size": ds.size, "jobs": jobs, "setups": out}
 

@@ -18,6 +18,10 @@ wrapper's own counters cover that command's process tree and nothing else:
   miss peaks shorter than the interval, and it counts shared pages (libraries)
   once per process.
 
+* ``cpu_seconds``: user + system time of every descendant reaped here
+  (``getrusage(RUSAGE_CHILDREN)``): the command and whatever it started that
+  ended within the reaping grace, servers included.
+
 Wall time is measured here around ``Popen``/``wait`` and so excludes the
 wrapper's own interpreter start-up.  The command's stdout and stderr go to
 ``--log``; the JSON report is the only thing this script prints.
@@ -141,7 +145,8 @@ def run(cmd: list[str], cwd: str, log: str, timeout: float, interval: float) -> 
     reap_all(proc.pid)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"rc": rc, "seconds": seconds, "maxrss_kib": usage.ru_maxrss,
-            "tree_kib": max(sampler.peak_kib, usage.ru_maxrss), "timed_out": timed_out}
+            "tree_kib": max(sampler.peak_kib, usage.ru_maxrss), "timed_out": timed_out,
+            "cpu_seconds": usage.ru_utime + usage.ru_stime}
 
 
 def main(argv: list[str] | None = None) -> int:

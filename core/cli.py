@@ -115,16 +115,32 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def jobs_arg(text: str) -> int:
+    """``-J N`` or ``-J cpus`` (argparse type; git-annex's spelling)."""
+    from core.ops.jobs import parse_jobs
+
+    try:
+        return parse_jobs(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_get(args: argparse.Namespace) -> int:
+    from core.ops.jobs import jobs_for
     from core.ops.transfer import get
 
-    return _print_outcomes("get", get(_repo(args), args.paths, args.source, TerminalProgress()), args.json)
+    repo = _repo(args)
+    outcomes = get(repo, args.paths, args.source, TerminalProgress(), jobs_for(repo, args.jobs))
+    return _print_outcomes("get", outcomes, args.json)
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    from core.ops.jobs import jobs_for
     from core.ops.transfer import copy
 
-    outcomes = copy(_repo(args), args.paths, args.to, args.source, TerminalProgress())
+    repo = _repo(args)
+    outcomes = copy(repo, args.paths, args.to, args.source, TerminalProgress(),
+                    jobs_for(repo, args.jobs))  # fmt: skip
     return _print_outcomes("copy", outcomes, args.json)
 
 
@@ -343,6 +359,10 @@ def build_parser(full: bool = False) -> argparse.ArgumentParser:
         sp.add_argument("--from", dest="source")
         if name == "copy":
             sp.add_argument("--to")
+        if name != "drop":
+            sp.add_argument("-J", "--jobs", type=jobs_arg, default=None, metavar="N",
+                            help="transfers at once, each over its own connection (N or "
+                                 "cpus; default: annex.jobs, else 1)")
         sp.add_argument("--json", action="store_true")
     sp = command("whereis", cmd_whereis, "list the repositories holding each file")
     sp.add_argument("paths", nargs="*")

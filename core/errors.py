@@ -267,6 +267,18 @@ class MergeFailed(GitCommandError):
 # --- encrypted sessions (core/session) ----------------------------------------
 
 
+WRONG_DEVICE_REASON = "the session was meant for another device"
+
+
+def refusal_text(who: str, reason: str, *, by_peer: bool) -> str:
+    """How a refused session reads, for the log, the status and the CLI."""
+    if by_peer and reason == WRONG_DEVICE_REASON:  # a stale address: not a trust problem
+        return f"{who}'s address answered as another device (its address may have changed)"
+    if by_peer:
+        return f"{who} no longer trusts this device: {reason}"
+    return f"refused a session from {who}: {reason}"
+
+
 class SessionRefused(RemoteError):
     """A session handshake failed: the other device could not prove the
     pairing (unknown device, wrong static key, wrong pair secret), or it said
@@ -282,9 +294,7 @@ class SessionRefused(RemoteError):
     def __init__(self, peer_device_id: str, reason: str, *, by_peer: bool = False,
                  name: str | None = None) -> None:  # fmt: skip
         who = name or f"device {peer_device_id}"  # its name, where the caller knows it
-        text = (f"{who} no longer trusts this device: {reason}" if by_peer
-                else f"refused a session from {who}: {reason}")
-        super().__init__(text)
+        super().__init__(refusal_text(who, reason, by_peer=by_peer))
         self.peer_device_id = peer_device_id
         self.reason = reason
         self.by_peer = by_peer

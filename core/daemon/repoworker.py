@@ -534,10 +534,12 @@ class RepoWorker:
         if got.merged or got.annex_tip != self.annex_tip:
             # New files, or new location information (a peer may also push our
             # git-annex branch directly, 8.2 step 6): downloads may be due.
+            first_look = self.annex_tip is None
             self.annex_tip = got.annex_tip
             self.scan_keys = None  # new files or new location information
             self._conflicts_stale = True
-            self.host.activity(f"Merged changes into {Path(self.path).name}")
+            if got.merged or not first_look:  # the branch as we found it is no news
+                self.host.activity(f"Merged changes into {Path(self.path).name}")
             self.host.branch_moved(self.path)  # paired devices learn the merge
         if got.resolved:
             self._schedule_push()

@@ -6,8 +6,11 @@ Each config directory is one device.  On first run ``load_or_create`` makes a
 random device id and an X25519 key pair.  The private key goes to the OS
 keyring first (service ``annexsync``, name ``device-key:<device id>``, so
 several instances can share one Secret Service); only after the keyring took
-it is ``device.json`` (id, name, public key) written, atomically.  So a
-keyring that refuses leaves nothing behind, and a later run tries again.
+it is ``device.json`` (id, name, public key) written, atomically and only if
+no other process wrote one meanwhile (a hard link, never a replace: the loser
+takes the winner's identity and deletes its own key).  So a keyring that
+refuses leaves nothing behind, a later run tries again, and two processes
+starting together agree on one identity.
 
 A ``device.json`` whose private key is missing from the keyring is an error
 (``IdentityError``), never a silent new identity: paired devices pinned the
@@ -111,9 +114,18 @@ def load_or_create(config_dir: Path, name: str | None = None) -> DeviceIdentity:
     secrets.store(KEY_SERVICE, key_name(ident.device_id), raw)
     d = Path(config_dir)
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / (IDENTITY_FILE + ".tmp")
-    tmp.write_text(json.dumps({"device_id": ident.device_id, "name": ident.name,
-                               "public_key": ident.public_key.hex()}, indent=2) + "\n")
-    os.replace(tmp, d / IDENTITY_FILE)
+    tmp = d / f"{IDENTITY_FILE}.{os.getpid()}.{ident.device_id}.tmp"
+    try:
+        tmp.write_text(json.dumps({"device_id": ident.device_id, "name": ident.name,
+                                   "public_key": ident.public_key.hex()}, indent=2) + "\n")
+        os.link(tmp, d / IDENTITY_FILE)  # never replaces one another process just made
+    except FileExistsError:
+        # the tray app and a command started together: the first one's identity wins
+        secrets.delete(KEY_SERVICE, key_name(ident.device_id))
+        winner = load_identity(config_dir)
+        assert winner is not None
+        return winner
+    finally:
+        tmp.unlink(missing_ok=True)
     logger.info("made the identity of this device, %s", ident.short_id)
     return ident

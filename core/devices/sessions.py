@@ -185,6 +185,7 @@ async def serve_device(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
             return None
         try:
             secure = await accept_session(reader, writer, creds.get, name=name,
+                                          own_device_id=identity.device_id,
                                           on_refused=on_refused)  # fmt: skip
         except SessionRefused as e:
             track.end("refused", e.reason)

@@ -82,6 +82,16 @@ def _can_proxy(repo: AnnexRepo, r: RemoteInfo, why: str) -> bool:
     return True
 
 
+def proxy_configured(repo: AnnexRepo, cfg: StackedConfig, r: RemoteInfo) -> bool:
+    """Whether git config still has this repository proxy ``r`` (what git-annex-shell
+    checks before it serves a proxied UUID; proxy.log alone is not enough, so a
+    change to the git-annex branch cannot make it proxy a remote):
+    ``remote.R.annex-proxy``, or R a node of one of this repository's clusters."""
+    clusters = (_remote_cfg(cfg, r.name, "annex-cluster-node") or "").split()
+    return (parse_bool(_remote_cfg(cfg, r.name, "annex-proxy"), False)
+            or not my_clusters(repo).keys().isdisjoint(clusters))  # fmt: skip
+
+
 def _configured(repo: AnnexRepo) -> list[RemoteInfo]:
     """Remotes with git config of their own (git and special remotes, not proxied ones)."""
     return [r for r in list_remotes(repo) if r.via is None and r.kind is not RemoteKind.PAIRED]

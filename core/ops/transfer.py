@@ -11,6 +11,8 @@ remote) is reported in its outcome; the other files go on.  Content is
 written by one transfer at a time: ``Incoming`` holds git-annex's download
 transfer lock, ``copy_key_to`` its upload lock (``repo/transfers.py``); a busy
 lock fails the transfer with ``TransferBusy`` as git-annex fails it.
+``get`` and ``copy`` take ``jobs`` (``-J``): the keys are spread over that
+many workers, each with its own sessions (``core.ops.jobs``).
 Drops follow git-annex's rules: the repository losing its copy needs enough
 *verified* copies elsewhere — trusted ones on the log's word, semitrusted ones
 only while this process holds a lock on them (or, for remotes that cannot
@@ -33,7 +35,8 @@ from core.errors import (
     RemoteError,
 )
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
-from core.ops.receiving import LOCAL_JOBS, Receivers, Serialized, receive_key
+from core.ops.jobs import run_jobs
+from core.ops.receiving import Receivers, Serialized, receive_key
 from core.progress import NullProgress, Progress
 from core.remotes import (
     Remote,
@@ -246,23 +249,46 @@ def drop_key(repo: AnnexRepo, key: Key, files: list[AnnexedFile], remote_name: s
 # --- commands over files ------------------------------------------------------
 
 
+Act = Callable[[AnnexRepo, AnnexedFile, Progress], str]
+
+
 def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progress,
-         act: Callable[[AnnexedFile], str],
-         workers: contextlib.AbstractContextManager[object] | None = None) -> list[Outcome]:
-    """``act`` on each file in order, in one transaction; ``workers`` (what ``act``
-    hands work to) are closed before the remotes they use."""
+         act: Act, jobs: int = 1,
+         ahead: contextlib.AbstractContextManager[object] | None = None) -> list[Outcome]:  # fmt: skip
+    """``act`` on every file, on ``jobs`` workers (``core.ops.jobs``); one outcome per file.
+
+    One item per key: the files sharing a key go to one worker, one after the
+    other, so no two workers ever move the same content.  With one job the
+    whole run is one journal transaction, as before; with more, each worker's
+    log line is a transaction of its own (the journal lock, held by one
+    thread for the whole run, would shut the others out).  ``ahead`` (what a
+    one-job ``act`` hands work to: ``Receivers``) is closed inside the
+    transaction, before the remotes it uses.
+    """
     total = sum(f.key.size or 0 for f in files)
     progress.start(what, len(files), total)
-    out: list[Outcome] = []
+    per_key: dict[Key, list[int]] = {}
+    for i, f in enumerate(files):
+        per_key.setdefault(f.key, []).append(i)
+
+    def work(r: AnnexRepo, indexes: list[int], p: Progress) -> list[tuple[int, Outcome]]:
+        out = []
+        for i in indexes:
+            f = files[i]
+            try:
+                out.append((i, Outcome(f.path, f.key, True, act(r, f, p))))
+            except (CoreError, OSError) as e:
+                out.append((i, Outcome(f.path, f.key, False, _reason(e))))
+            p.advance(1, 0, f.path)
+        return out
+
     try:
-        with repo.branch.transaction(), workers or contextlib.nullcontext():
-            for f in files:
-                try:
-                    note = act(f)
-                    out.append(Outcome(f.path, f.key, True, note))
-                except (CoreError, OSError) as e:
-                    out.append(Outcome(f.path, f.key, False, _reason(e)))
-                progress.advance(1, 0, f.path)
+        if jobs == 1:
+            with repo.branch.transaction(), ahead or contextlib.nullcontext():
+                done = run_jobs(repo, list(per_key.values()), work, 1, progress)
+        else:
+            list_remotes(repo)  # UUIDs not yet known are learned here once, not per worker
+            done = run_jobs(repo, list(per_key.values()), work, jobs, progress)
     finally:
         try:
             repo.branch.commit(pack=True)  # a command's one commit: maybe many lines
@@ -270,7 +296,8 @@ def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progres
             logger.warning("could not commit the git-annex branch: %s", e)
         close_remotes(repo)
         progress.finish()
-    return out
+    outcomes = dict(pair for group in done for pair in group)
+    return [outcomes[i] for i in range(len(files))]
 
 
 def _reason(e: CoreError | OSError) -> str:
@@ -290,35 +317,44 @@ def _by_key(files: Iterable[AnnexedFile]) -> dict[Key, list[AnnexedFile]]:
 
 
 def get(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
-        progress: Progress | None = None, jobs: int = LOCAL_JOBS) -> list[Outcome]:
-    """Get the content of ``paths``; from path remotes ``jobs`` files at once
-    (``core.ops.receiving``), outcomes in the order of the files."""
-    p = Serialized(progress or NullProgress())
+        progress: Progress | None = None, jobs: int = 1) -> list[Outcome]:
+    """Get the content of ``paths`` on ``jobs`` workers (``-J``).  With one job
+    (the default), files from path remotes are still received a few at once,
+    ahead of the file being handled (``core.ops.receiving``)."""
+    p: Progress = progress or NullProgress()
     files = list(annexed_files(repo, paths))
     by_key = _by_key(annexed_files(repo))
-    receivers = Receivers(repo, (f.key for f in files), p,
-                          sources=lambda key: _sources(repo, key, source),
-                          get_key=lambda key: get_key(repo, key, p, source), jobs=jobs)
+    receivers = None
+    if jobs == 1:
+        p = Serialized(p)
+        receivers = Receivers(repo, (f.key for f in files), p,
+                              sources=lambda key: _sources(repo, key, source),
+                              get_key=lambda key: get_key(repo, key, p, source))
 
-    def act(f: AnnexedFile) -> str:
-        note = receivers.get_key(f.key)
-        populate_unlocked(repo, by_key[f.key])  # every file using the key, as git-annex
+    def act(r: AnnexRepo, f: AnnexedFile, p: Progress) -> str:
+        note = receivers.get_key(f.key) if receivers is not None else get_key(r, f.key, p, source)
+        populate_unlocked(r, by_key[f.key])  # every file using the key, as git-annex
         return note
 
-    return _run(repo, "get", files, p, act, receivers)
+    return _run(repo, "get", files, p, act, jobs, receivers)
 
 
 def copy(repo: AnnexRepo, paths: Iterable[str] = (), to: str | None = None,
-         source: str | None = None, progress: Progress | None = None) -> list[Outcome]:
+         source: str | None = None, progress: Progress | None = None,
+         jobs: int = 1) -> list[Outcome]:  # fmt: skip
     if (to is None) == (source is None):
         raise CoreError("copy needs exactly one of --to or --from")
     if source is not None:
-        return get(repo, paths, source, progress)
+        return get(repo, paths, source, progress, jobs)
     p = progress or NullProgress()
     assert to is not None
-    remote = open_remote(repo, find_remote(repo, to))
+    open_remote(repo, find_remote(repo, to))  # an unknown or unreachable remote fails here, once
     files = [f for f in annexed_files(repo, paths) if repo.objects.has(f.key)]
-    return _run(repo, "copy", files, p, lambda f: copy_key_to(repo, f.key, remote, p))
+
+    def act(r: AnnexRepo, f: AnnexedFile, p: Progress) -> str:
+        return copy_key_to(r, f.key, open_remote(r, find_remote(r, to)), p)
+
+    return _run(repo, "copy", files, p, act, jobs)
 
 
 def drop(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
@@ -326,7 +362,7 @@ def drop(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
     p = progress or NullProgress()
     files = list(annexed_files(repo, paths))
     by_key = _by_key(annexed_files(repo))
-    return _run(repo, "drop", files, p, lambda f: drop_key(repo, f.key, by_key[f.key], source))
+    return _run(repo, "drop", files, p, lambda r, f, _p: drop_key(r, f.key, by_key[f.key], source))
 
 
 # --- content sync (git annex sync --content, spec 8.2 step 5) -------------------

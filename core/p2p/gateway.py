@@ -15,9 +15,14 @@ connections, moves bytes and writes the gateway's location log.
   session; a node that could not be opened stays "unreachable" for the
   session, so one dead node costs one bounded wait (``OPEN_TIMEOUT``), not
   one per request.
-- Several nodes are asked in parallel (a TaskGroup per request; at most
-  ``node_jobs`` at once when given, p2phttp's ``--clusterjobs``), and every
-  node wait is bounded (the node channel's read and write timeouts).
+- Several nodes are asked in parallel, and every node wait is bounded (the
+  node channel's read and write timeouts).  A request whose nodes are all
+  open goes to each in turn, then their replies are read in turn
+  (``_exchange_each``): the nodes work at once, with no task per node, and a
+  silent node costs its read timeout, after which the replies of the others
+  are already there.  Otherwise, and with ``node_jobs`` (p2phttp's
+  ``--clusterjobs``: at most that many nodes at once), a TaskGroup per
+  request (``_each``).
 - Three transports run it: p2pstdio ``--uuid`` (``core.p2p.shell``), the
   TCP listener (a token naming the cluster, ``core.p2p.listener``) and
   HTTP; a long-running gateway (``annexsync p2phttp``) passes
@@ -53,7 +58,7 @@ from pathlib import Path
 
 from core.errors import CoreError
 from core.p2p import fanout
-from core.p2p.events import PAUSED, Payload, PayloadEnd
+from core.p2p.events import PAUSED, Event, Payload, PayloadEnd
 from core.p2p.fanout import NodeResult
 from core.p2p.messages import (
     AlreadyHave,
@@ -129,9 +134,13 @@ def _local_path(repo_path: Path, url: str) -> Path | None:
 
 
 def local_node_path(repo: AnnexRepo, uuid: str) -> Path | None:
-    """Where the proxied remote ``uuid`` is, when it is a local repository."""
+    """Where the proxied remote ``uuid`` is, when it is a local repository that
+    git config still has us proxy (``clustersetup.proxy_configured``)."""
+    from core.ops.clustersetup import proxy_configured
+
+    cfg = repo.git.get_config_stack()
     for r in list_remotes(repo):
-        if r.uuid == uuid and r.via is None and r.url:
+        if r.uuid == uuid and r.via is None and r.url and proxy_configured(repo, cfg, r):
             path = _local_path(repo.path, r.url)
             if path is not None:
                 return path
@@ -249,6 +258,7 @@ class _Put:
     offsets: dict[str, int]
     results: dict[str, NodeResult] = field(default_factory=dict)
     position: int = 0  # bytes of the key the client's stream has reached
+    length: int | None = None  # the client's DATA
 
 
 class GatewaySession(Session):
@@ -321,6 +331,37 @@ class GatewaySession(Session):
         async with asyncio.TaskGroup() as tg:
             for n in nodes:
                 tg.create_task(one(n))
+        return [out[n.uuid] for n in nodes]
+
+    async def _exchange_each(self, nodes: list[Node], events: Callable[[Node], tuple[Message, ...]],
+                             judge: Callable[[Node, P2PClient, list[Event]], NodeResult],
+                             ) -> list[NodeResult]:  # fmt: skip
+        """Send each node ``events(node)`` and ``judge`` its reply; results in
+        ``nodes``' order (module docstring: sent to all, then read in turn)."""
+        if self._slots is not None or any(
+                not isinstance(self._nodes.get(n.uuid), P2PClient) for n in nodes):  # fmt: skip
+
+            async def exchange(node: Node, client: P2PClient) -> NodeResult:
+                return judge(node, client, await client.exchange(*events(node)))
+
+            return await self._each(nodes, exchange)
+        out: dict[str, NodeResult] = {}
+        asked: list[tuple[Node, P2PClient]] = []
+        for node in nodes:
+            client = await self._open(node)
+            if isinstance(client, NodeResult):
+                out[node.uuid] = client
+                continue
+            try:
+                await client.ch.send(*events(node))
+                asked.append((node, client))
+            except (CoreError, OSError, TimeoutError) as e:
+                out[node.uuid] = self._drop(node.uuid, str(e))
+        for node, client in asked:
+            try:
+                out[node.uuid] = judge(node, client, await client.reply())
+            except (CoreError, OSError, TimeoutError) as e:
+                out[node.uuid] = self._drop(node.uuid, str(e))
         return [out[n.uuid] for n in nodes]
 
     def _by_uuid(self, uuids: list[str]) -> list[Node]:
@@ -449,18 +490,18 @@ class GatewaySession(Session):
 
         targets = self._by_uuid(await asyncio.to_thread(choose))
 
-        async def offer(node: Node, client: P2PClient) -> NodeResult:
-            (reply,) = await client.exchange(msg)
-            if isinstance(reply, PutFrom):
-                put.offsets[node.uuid] = reply.offset
+        def offer(node: Node, client: P2PClient, reply: list[Event]) -> NodeResult:
+            (answer,) = reply
+            if isinstance(answer, PutFrom):
+                put.offsets[node.uuid] = answer.offset
                 put.targets[node.uuid] = client
                 return NodeResult(node.uuid)
-            if isinstance(reply, (AlreadyHave, AlreadyHavePlus)):
-                return NodeResult(node.uuid, already=True, plus=getattr(reply, "uuids", ()))
-            return NodeResult(node.uuid, error=getattr(reply, "text", None) or "refused")
+            if isinstance(answer, (AlreadyHave, AlreadyHavePlus)):
+                return NodeResult(node.uuid, already=True, plus=getattr(answer, "uuids", ()))
+            return NodeResult(node.uuid, error=getattr(answer, "text", None) or "refused")
 
         put = _Put(msg.key, {}, {})
-        results = await self._each(targets, offer)
+        results = await self._exchange_each(targets, lambda node: (msg,), offer)
         version = self.ch.conn.version
         answer = fanout.offer_answer(self.target.uuid, version, results)
         if answer is not None or not put.targets:
@@ -476,13 +517,16 @@ class GatewaySession(Session):
         put = self._gput
         if put is None:
             return
+        put.length = length
         total = put.position + length
-
-        async def announce(node: Node, client: P2PClient) -> NodeResult:
-            await client.ch.send(Data(max(total - put.offsets[node.uuid], 0)))
-            return NodeResult(node.uuid)
-
-        await self._to_targets(put, announce)
+        # No reply to wait for: each in turn, no task per node (a DATA line
+        # only waits when that node's buffer is full).
+        for uuid, client in list(put.targets.items()):
+            try:
+                await client.ch.send(Data(max(total - put.offsets[uuid], 0)))
+            except (CoreError, OSError, TimeoutError) as e:
+                put.targets.pop(uuid, None)
+                put.results[uuid] = self._drop(uuid, str(e))
 
     async def _payload(self, data: bytes) -> None:
         put = self._gput
@@ -502,15 +546,6 @@ class GatewaySession(Session):
                 put.targets.pop(uuid, None)
                 put.results[uuid] = self._drop(uuid, str(e))
 
-    async def _to_targets(self, put: _Put,
-                          fn: Callable[[Node, P2PClient], Awaitable[NodeResult]]) -> None:  # fmt: skip
-        """``fn`` on the targets still taking part; a failing one leaves the PUT."""
-        results = await self._each(self._by_uuid(list(put.targets)), fn)
-        for r in results:
-            if r.error is not None:
-                put.targets.pop(r.node, None)
-                put.results[r.node] = r
-
     async def _put_done(self, valid: bool | None) -> None:
         await self._put_finish(Invalid() if valid is False else Valid())
 
@@ -519,19 +554,23 @@ class GatewaySession(Session):
         if put is None:
             return
 
-        async def finish(node: Node, client: P2PClient) -> NodeResult:
-            (reply,) = await client.exchange(end)
-            if isinstance(reply, (Success, SuccessPlus)):
-                return NodeResult(node.uuid, ok=True, plus=getattr(reply, "uuids", ()))
-            return NodeResult(node.uuid, error=getattr(reply, "text", None) or "refused")
+        def finish(node: Node, client: P2PClient, reply: list[Event]) -> NodeResult:
+            (answer,) = reply
+            if isinstance(answer, (Success, SuccessPlus)):
+                return NodeResult(node.uuid, ok=True, plus=getattr(answer, "uuids", ()))
+            return NodeResult(node.uuid, error=getattr(answer, "text", None) or "refused")
 
-        for r in await self._each(self._by_uuid(list(put.targets)), finish):
+        for r in await self._exchange_each(self._by_uuid(list(put.targets)), lambda node: (end,),
+                                           finish):  # fmt: skip
             put.results[r.node] = r
         results = [put.results[u] for u in self.target.node_uuids if u in put.results]
         stored = fanout.collected(self.target.uuid, results)
         if stored:
             await asyncio.to_thread(self.served.record, put.key, True, stored)
-        self._log_failures(put.key, results)
+        abandoned = isinstance(end, Invalid) and put.length == 0
+        # DATA 0 + INVALID is the agreed abandon (a putoffset probe): each
+        # node's FAILURE is its agreement, not a failure to log
+        self._log_failures(put.key, [r for r in results if not abandoned or not r.reached])
         await self.ch.send(fanout.put_answer(self.target.uuid, self.ch.conn.version, results))
 
     def _log_failures(self, key: Key, results: list[NodeResult]) -> None:
@@ -542,20 +581,21 @@ class GatewaySession(Session):
     # --- REMOVE, GETTIMESTAMP (5.7, 5.8) ----------------------------------------------
 
     async def _remove(self, msg: Remove | RemoveBefore) -> None:
-        async def remove(node: Node, client: P2PClient) -> NodeResult:
-            before = None
-            if isinstance(msg, RemoveBefore):
-                before = msg.timestamp
-                if self._own_stamp is not None and node.uuid in self._stamps:
-                    before = self._stamps[node.uuid] + (msg.timestamp - self._own_stamp)
-            reply = await client.exchange(Remove(msg.key) if before is None
-                                          else RemoveBefore(before, msg.key))  # fmt: skip
+        def request(node: Node) -> tuple[Message, ...]:
+            if not isinstance(msg, RemoveBefore):
+                return (msg,)
+            before = msg.timestamp
+            if self._own_stamp is not None and node.uuid in self._stamps:
+                before = self._stamps[node.uuid] + (msg.timestamp - self._own_stamp)
+            return (RemoveBefore(before, msg.key),)
+
+        def result(node: Node, client: P2PClient, reply: list[Event]) -> NodeResult:
             (r,) = reply
             ok = isinstance(r, (Success, SuccessPlus))
             return NodeResult(node.uuid, ok=ok, plus=getattr(r, "uuids", ()),
                               error=None if ok else (getattr(r, "text", None) or "refused"))
 
-        results = await self._each(list(self.target.nodes), remove)
+        results = await self._exchange_each(list(self.target.nodes), request, result)
         removed = fanout.collected(self.target.uuid, results)
         if removed:
             await asyncio.to_thread(self.served.record, msg.key, False, removed)
@@ -627,8 +667,9 @@ def proxied_target(repo: AnnexRepo, uuid: str,
 
     Only UUIDs in the gateway's own proxy.log entry: a cluster it is a
     gateway of (served by ``GatewaySession``), or a proxied remote that is a
-    local repository (its path: served as it is, the same answers a relay
-    would give).  A proxied ssh or special remote is not served yet.
+    local repository git config still has it proxy (its path: served as it
+    is, the same answers a relay would give).  A proxied ssh or special
+    remote is not served yet.
 
     Raises:
         NotProxied: anything else.
@@ -638,10 +679,26 @@ def proxied_target(repo: AnnexRepo, uuid: str,
         raise NotProxied(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
     target = cluster_target(repo, uuid, local_nodes) or local_node_path(repo, uuid)
     if target is None:
-        raise NotProxied(f"proxying to {uuid} is not supported by annexsync yet "
-                         "(only clusters and local repositories)")  # fmt: skip
+        raise NotProxied(f"not configured to proxy for repository {uuid} (annexsync proxies "
+                         "clusters, and local repositories whose remote has annex-proxy "
+                         "or is a node of a cluster here)")  # fmt: skip
     return target
 
 
+def open_proxied(path: Path, uuid: str) -> AnnexRepo:
+    """The proxied local repository ``uuid`` at ``path`` (``proxied_target``'s
+    answer), opened; the caller closes it.
+
+    Raises:
+        NotProxied: another repository is there now.
+        RepoError: none is.
+    """
+    repo = AnnexRepo.open(path, auto_init=False)
+    if repo.uuid != uuid:
+        repo.close()
+        raise NotProxied(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
+    return repo
+
+
 __all__ = ["ClusterTarget", "GatewaySession", "LocalNodes", "Node", "NotProxied", "cluster_target",
-           "local_node_path", "node_connector", "proxied_target"]
+           "local_node_path", "node_connector", "open_proxied", "proxied_target"]

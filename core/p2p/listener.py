@@ -79,12 +79,11 @@ from functools import partial
 from pathlib import Path
 
 from core.errors import CoreError
-from core.p2p.gateway import ClusterTarget, GatewaySession, NotProxied, proxied_target
+from core.p2p.gateway import ClusterTarget, GatewaySession, open_proxied, proxied_target
 from core.p2p.limits import AuthThrottle, ConnectionTable, one_line
 from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
 from core.p2p.serving import Handoff, ServedRepo, Session, new_server_connection
 from core.p2p.sniff import REFUSAL, Replay, Speaks, sniff
-from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
 
@@ -245,11 +244,7 @@ class Listener:
             known = self._proxied.get(uuid) or next((s for s in self.repos if s.uuid == uuid), None)
             if known is not None:
                 return known
-            repo = AnnexRepo.open(path, auto_init=False)
-            if repo.uuid != uuid:
-                repo.close()
-                raise NotProxied(f"expected repository UUID {uuid} but found UUID {repo.uuid}")
-            self._proxied[uuid] = served = ServedRepo(repo)
+            self._proxied[uuid] = served = ServedRepo(open_proxied(path, uuid))
             return served
 
     async def _serve_cluster(self, gateway: ServedRepo, target: ClusterTarget, ch: Channel,

@@ -362,6 +362,10 @@ class P2PClient:
         await self.ch.send(*events)
         return await _reply(self.ch)
 
+    async def reply(self) -> list[Event]:
+        """The reply to what was sent (events up to our turn)."""
+        return await _reply(self.ch)
+
     async def next(self) -> Event | Sentinel:
         """The next event; EOF raises ``ConnectionLost``."""
         return await _next(self.ch)

@@ -29,17 +29,24 @@ Rules kept here, each from the spec:
   check: that is the client's job (6.3).
 - GET streams the object from the offset, then VALID, or ``DATA 0`` +
   INVALID when the content is absent (6.7).
-- PUT takes git-annex's download transfer lock for the client's uuid
-  (``Incoming.open``, ``repo/transfers.py``), offers ``PUT-FROM <size of
-  annex/tmp/KEY>`` (resume, 6.5), appends the payload and keeps it only if
-  it verifies against the key, whatever VALID/INVALID said: nothing
-  unverified is ever stored.  A payload cut short stays in ``annex/tmp`` for
-  the next PUT.  DATA-PRESENT (6.6) succeeds if the content is in the store
-  by then.  When another transfer of the key holds the lock (any session,
-  any process, git-annex-shell included) the PUT-FROM still offers the
-  temporary file's size, and the DATA that follows ends the session with
-  ``transfer already in progress, or unable to take transfer lock`` and no
-  reply, as git-annex-shell does (spec 6.5, verified).
+- PUT offers ``PUT-FROM <size of annex/tmp/KEY>`` (resume, 6.5) without
+  touching anything; git-annex's download transfer lock for the client's
+  uuid (``Incoming.open``, ``repo/transfers.py``) is taken at the DATA that
+  follows, as git-annex-shell takes it, and the partial file must still
+  have the size offered.  The payload is appended and kept only if it
+  verifies against the key, whatever VALID/INVALID said: nothing
+  unverified is ever stored.  A payload cut short stays in ``annex/tmp``
+  for the next PUT.  ``DATA 0`` + INVALID that does not complete the key
+  (the agreed abandon; a gateway's offset probe, clusters.md 10) takes no
+  lock and writes nothing.  DATA-PRESENT (6.6) succeeds if the content is
+  in the store by then.  When another transfer of the key holds the lock
+  (any session, any process, git-annex-shell included) the DATA ends the
+  session with ``transfer already in progress, or unable to take transfer
+  lock`` and no reply, as git-annex-shell does (spec 6.5, verified).
+- A PUT's disk work runs in at most three thread hand-offs (the offer; the
+  lock at DATA; the last bytes, the check, the rename and the log line at
+  the end), plus one per ``WRITE_BATCH`` of a larger file, and the offset
+  probe in one.
 - A successful PUT (or DATA-PRESENT) logs the key present under the served
   UUID, a REMOVE logs it absent, and the git-annex branch is committed, as
   git-annex-shell does (6.5).  A PUT whose location line cannot be written
@@ -345,9 +352,11 @@ class ServedRepo:
 class _Put:
     key: Key
     incoming: Incoming
-    offset: int
+    offset: int  # PUT-FROM: the partial file's size when offered
     failed: str | None = None
-    busy: bool = False  # another transfer holds the key's lock: abort at DATA
+    locked: bool = False  # ``incoming.open`` was called: closing it needs a thread
+    due: int = 0  # payload bytes announced by DATA
+    received: int = 0
     extra: list[str] = field(default_factory=list)
     pending: list[bytes] = field(default_factory=list)  # received, not yet written
     pending_bytes: int = 0
@@ -522,7 +531,7 @@ class Session:
         elif isinstance(msg, Put):
             await self._put_offer(msg)
         elif isinstance(msg, Data):
-            self._put_length(msg.length)
+            await self._put_length(msg.length)
         elif isinstance(msg, DataPresent):
             await self._data_present()
         elif isinstance(msg, Error):  # client abandoned a PUT or GET (spec 6.5, 6.7, 8)
@@ -594,46 +603,44 @@ class Session:
     # --- PUT (spec 6.5, 6.6) ----------------------------------------------------
 
     async def _put_offer(self, msg: Put) -> None:
-        s = self.served
-        if await asyncio.to_thread(s.repo.objects.has, msg.key):
+        try:  # a key we cannot verify is refused here, before PUT-FROM asks for data
+            offer = await asyncio.to_thread(_offer, self.served.repo, msg.key, self.client_uuid)
+        except (CoreError, OSError) as e:
+            await self.ch.send(Error(_one_line(str(e))))
+            return
+        if offer is None:
             await self.ch.send(AlreadyHave())
             return
-        try:  # a key we cannot verify is refused here, before PUT-FROM asks for data
-            inc = s.repo.objects.incoming(msg.key, self.client_uuid)
-        except CoreError as e:
-            await self.ch.send(Error(_one_line(str(e))))
-            return
-        busy = False
-        try:
-            offset = await asyncio.to_thread(_open_writable, s.repo, inc)  # one thread hop
-        except TransferBusy:  # offer what annex/tmp holds; fail at DATA (spec 6.5)
-            busy, offset = True, await asyncio.to_thread(lambda: inc.offset)
-        except (DiskReserveError, DiskFull) as e:
-            # No room: take the payload and answer FAILURE, so the client's
-            # other files still go through this session (git-annex-shell
-            # 10.20261026 exits here instead, which costs the client a new
-            # connection).
-            offset = await asyncio.to_thread(lambda: inc.offset)
-            self._put = _Put(msg.key, inc, offset, failed=str(e))
-            await self.ch.send(PutFrom(offset))
-            return
-        except (CoreError, OSError) as e:
-            await asyncio.to_thread(inc.close)
-            await self.ch.send(Error(_one_line(str(e))))
-            return
-        self._put = _Put(msg.key, inc, offset, busy=busy)
-        await self.ch.send(PutFrom(offset))
+        # No room: PUT-FROM all the same, take the payload and answer FAILURE,
+        # so the client's other files still go through this session
+        # (git-annex-shell 10.20261026 exits here instead, which costs the
+        # client a new connection).
+        self._put = offer
+        await self.ch.send(PutFrom(offer.offset))
 
-    def _put_length(self, length: int) -> None:
+    async def _put_length(self, length: int) -> None:
+        """DATA: the lock is taken now, unless the reply will be FAILURE anyway
+        (a size that does not make the key's: ``DATA 0`` + INVALID, the probe)."""
         put = self._put
         if put is None:
             return
-        if put.busy:
-            logger.info("PUT %s: %s", put.key, TransferBusy.MESSAGE)
-            raise SessionAborted(TransferBusy.MESSAGE)
+        put.due = length
         size = put.key.size
-        if size is not None and put.offset + length != size:
+        if put.failed is None and size is not None and put.offset + length != size:
             put.failed = f"DATA {length} from offset {put.offset} does not make {size} bytes"
+        if put.failed is not None:
+            return
+        put.locked = True
+        try:
+            start = await asyncio.to_thread(put.incoming.open, put.offset)
+        except TransferBusy as e:
+            logger.info("PUT %s: %s", put.key, TransferBusy.MESSAGE)
+            raise SessionAborted(TransferBusy.MESSAGE) from e
+        except (CoreError, OSError) as e:  # no room any more; an unwritable annex/tmp
+            put.failed = str(e)
+            return
+        if start != put.offset:  # another writer cut the partial file after our offer
+            put.failed = f"annex/tmp holds {start} bytes where PUT-FROM offered {put.offset}"
 
     async def _payload(self, data: bytes) -> None:
         put = self._put
@@ -641,39 +648,19 @@ class Session:
             return  # consume and ignore: the reply will be FAILURE
         put.pending.append(data)  # joined once per batch: no bytearray regrowth
         put.pending_bytes += len(data)
-        if put.pending_bytes >= WRITE_BATCH:  # one thread hand-off per batch
-            await self._write_pending(put)
-
-    @staticmethod
-    async def _write_pending(put: _Put) -> None:
-        if not put.pending or put.failed is not None:
-            return
-        data = b"".join(put.pending)
-        put.pending.clear()
-        put.pending_bytes = 0
-        try:
-            await asyncio.to_thread(put.incoming.write, data)
-        except (ContentVerifyError, DiskFull) as e:  # more bytes than the key's size; no room
-            put.failed = str(e)
+        put.received += len(data)
+        # one thread hand-off per batch; the last one goes with the check at the end
+        if put.pending_bytes >= WRITE_BATCH and put.received < put.due:
+            await asyncio.to_thread(_write_pending, put)
 
     async def _put_done(self, valid: bool | None) -> None:
         put, self._put = self._put, None
         if put is None:
             return
-        s = self.served
-        await self._write_pending(put)
-        try:
-            if put.failed is None:
-                # Verified whatever VALID/INVALID said: spec 6.5 allows trusting
-                # VALID, but nothing unverified is kept here.
-                await asyncio.to_thread(_commit_and_keep, s, put)  # one thread hop
-            elif put.incoming.written > put.offset:
-                await asyncio.to_thread(put.incoming.discard)
-            # else: DATA 0 + INVALID, the agreed abandon (6.5): keep the partial file
-        except RepoError as e:  # did not verify; no room; could not be recorded
-            put.failed = str(e)
-        finally:
-            await asyncio.to_thread(put.incoming.close)
+        if put.locked:
+            await asyncio.to_thread(_finish_put, self.served, put)  # one thread hop
+        else:  # refused at DATA: nothing was opened or written
+            put.incoming.close()
         if put.failed is not None:
             logger.info("PUT %s refused (%s): %s", put.key, valid, put.failed)
         await self.ch.send(Success() if put.failed is None else Failure())
@@ -682,11 +669,7 @@ class Session:
         put, self._put = self._put, None
         if put is None:
             return
-        s = self.served
-        await asyncio.to_thread(put.incoming.close)
-        has = await asyncio.to_thread(s.repo.objects.has, put.key)
-        if has:
-            await asyncio.to_thread(s.record, put.key, True)
+        has = await asyncio.to_thread(_content_present, self.served, put)
         await self.ch.send(Success() if has else Failure())
 
     # --- ending transactions ------------------------------------------------------
@@ -707,21 +690,78 @@ class Session:
         try:
             await self._unlock()
         finally:
-            if put is not None:
-                try:
-                    await self._write_pending(put)  # what arrived is kept for resume
-                finally:
-                    await asyncio.to_thread(put.incoming.close)
+            if put is not None and put.locked:  # what arrived is kept for resume
+                await asyncio.to_thread(_keep_partial, put)
+            elif put is not None:
+                put.incoming.close()
 
 
-def _open_writable(repo: AnnexRepo, inc: Incoming) -> int:
+def _offer(repo: AnnexRepo, key: Key, source: str) -> _Put | None:
+    """PUT: None when the content is here; else the transfer to offer, from
+    the partial file's size (no lock yet: ``Session._put_length`` takes it).
+
+    Raises:
+        CoreError: a key we cannot verify; a repository we do not write.
+    """
+    if repo.objects.has(key):
+        return None
+    inc = repo.objects.incoming(key, source)
     repo.require_writable()
-    return inc.open()
+    put = _Put(key, inc, inc.offset)
+    if key.size is not None:
+        try:
+            repo.objects.check_reserve(max(key.size - put.offset, 0))
+        except (DiskReserveError, DiskFull) as e:
+            put.failed = str(e)
+    return put
 
 
-def _commit_and_keep(served: ServedRepo, put: _Put) -> None:
-    put.incoming.commit()  # verified before it is kept
-    served.keep(put.key)
+def _write_pending(put: _Put) -> None:
+    """Append what arrived (on a thread); a failure marks the PUT failed."""
+    if not put.pending or put.failed is not None:
+        return
+    data = b"".join(put.pending)
+    put.pending.clear()
+    put.pending_bytes = 0
+    try:
+        put.incoming.write(data)
+    except (ContentVerifyError, DiskFull) as e:  # more bytes than the key's size; no room
+        put.failed = str(e)
+
+
+def _finish_put(served: ServedRepo, put: _Put) -> None:
+    """The end of a PUT whose lock was taken (on a thread): the last bytes, then
+    keep it only if it verifies (whatever VALID/INVALID said: spec 6.5 allows
+    trusting VALID, but nothing unverified is kept here), or give up what this
+    PUT wrote; the lock is released in every case."""
+    try:
+        _write_pending(put)
+        if put.failed is None:
+            put.incoming.commit()  # verified before it is kept
+            served.keep(put.key)
+        elif put.incoming.written > put.offset:
+            put.incoming.discard()
+    except RepoError as e:  # did not verify; no room; could not be recorded
+        put.failed = str(e)
+    finally:
+        put.incoming.close()
+
+
+def _keep_partial(put: _Put) -> None:
+    """An abandoned PUT: what arrived stays for resume; the lock is released."""
+    try:
+        _write_pending(put)
+    finally:
+        put.incoming.close()
+
+
+def _content_present(served: ServedRepo, put: _Put) -> bool:
+    """DATA-PRESENT (6.6): the content is in the store now (logged if so)."""
+    put.incoming.close()
+    if not served.repo.objects.has(put.key):
+        return False
+    served.record(put.key, True)
+    return True
 
 
 def _one_line(text: str) -> str:

@@ -108,10 +108,8 @@ def cmd_p2pstdio(args: argparse.Namespace) -> int:
         proxied = target is not None
         if isinstance(target, Path):  # a proxied local repository: serve it directly
             repo.close()
-            repo = _open_repo(str(target))
+            repo = _open_proxied(target, args.uuid)
             target = None
-            if repo.uuid != args.uuid:
-                raise ShellError(f"expected repository UUID {args.uuid} but found UUID {repo.uuid}")
         from core.p2p.serving import ServedRepo, SessionAborted, mode_from_env
 
         served = ServedRepo(repo, mode=mode_from_env())
@@ -145,6 +143,19 @@ def _proxied_target(repo: AnnexRepo, uuid: str) -> ClusterTarget | Path:
         return proxied_target(repo, uuid)
     except NotProxied as e:
         raise ShellError(str(e)) from None
+
+
+def _open_proxied(path: Path, uuid: str) -> AnnexRepo:
+    """``gateway.open_proxied``, with git-annex-shell's words for what fails."""
+    from core.p2p.gateway import NotProxied, open_proxied
+
+    resolve_dir(str(path))  # GIT_ANNEX_SHELL_DIRECTORY bounds it too, as before
+    try:
+        return open_proxied(path, uuid)
+    except NotProxied as e:
+        raise ShellError(str(e)) from None
+    except CoreError:
+        raise ShellError("Not a git-annex or gcrypt repository.") from None
 
 
 async def _serve_stdio(served: ServedRepo, client_uuid: str, target: ClusterTarget | None = None,

@@ -52,28 +52,41 @@ class Link:
     flusher: threading.Thread | None = None  # stdio relay still writing out
 
     async def aclose(self) -> None:
-        """Close our end; reap the process (bounded, kills if needed). Never raises."""
-        with contextlib.suppress(Exception):
-            self.writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await self.writer.wait_closed()
-        if self.flusher is not None:
-            await asyncio.to_thread(self.flusher.join, CLOSE_TIMEOUT)
-        if self.process is not None:
-            await reap(self.process)
+        """Close our end (what was written goes out first, bounded); reap the process
+        (bounded, kills if needed). Never raises."""
+        try:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self.writer.wait_closed()
+            if self.flusher is not None:
+                await asyncio.to_thread(self.flusher.join, CLOSE_TIMEOUT)
+        finally:
+            if self.process is not None:
+                await reap(self.process)
 
 
 async def reap(proc: asyncio.subprocess.Process) -> None:
-    """Wait for ``proc`` to end, killing it after CLOSE_TIMEOUT. Never raises."""
+    """Wait for ``proc`` to end, killing it after CLOSE_TIMEOUT, or at once when
+    the wait is cancelled.  Never raises (but a cancellation passes through).
+
+    A process that ended unseen (asyncio not told yet) is not signalled:
+    ``Process.kill`` checks with ``waitpid`` first, and raises
+    ProcessLookupError once asyncio has closed it.
+    """
     if proc.returncode is not None:
         return
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await proc.wait()
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        pass
+    finally:  # timed out, or cancelled: it must end all the same
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    if proc.returncode is None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await proc.wait()
@@ -143,9 +156,31 @@ async def stdio_link() -> Link:
     stdin = os.fdopen(os.dup(in_fd), "rb", buffering=0)
     stdout = os.fdopen(os.dup(out_fd), "wb", buffering=0)
     await loop.connect_read_pipe(lambda: protocol, stdin)
-    transport, wprotocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdout)
+    transport, wprotocol = await loop.connect_write_pipe(_WritePipeProtocol, stdout)
     writer = asyncio.StreamWriter(transport, wprotocol, None, loop)
     return Link(reader, writer, "stdio")
+
+
+class _WritePipeProtocol(asyncio.streams.FlowControlMixin):
+    """A write pipe's protocol that ``StreamWriter.wait_closed`` can wait on.
+
+    asyncio's ``FlowControlMixin`` has no close waiter, so ``wait_closed``
+    raised and the process could exit with replies still in the transport's
+    buffer.  A closing pipe transport writes its buffer out before it calls
+    ``connection_lost``, so that is when everything written has gone.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
+        return self._closed  # what StreamWriter.wait_closed awaits
 
 
 def grow_pipe(fd: int) -> None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from dulwich.config import StackedConfig
 
+from core.cli import jobs_arg
 from core.errors import CoreError
 from core.p2phttp.auth import AuthPolicy, users_from_env
 from core.p2phttp.models import DEFAULT_PORT
@@ -63,7 +64,7 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--certfile", type=Path)
     sp.add_argument("--privatekeyfile", type=Path)
     sp.add_argument("--chainfile", type=Path, action="append", default=[])
-    sp.add_argument("-J", "--jobs", type=_jobs, default=None)
+    sp.add_argument("-J", "--jobs", type=jobs_arg, default=None)
     sp.add_argument("--cpus", type=int, default=None)
     sp.add_argument("--authenv", action="store_true")
     sp.add_argument("--authenv-http", action="store_true")
@@ -80,17 +81,6 @@ def register(subparsers: Any) -> None:
     sp.set_defaults(func=cmd_p2phttp)
 
 
-def _jobs(text: str) -> int:
-    if text == "cpus":
-        import os
-
-        return max(os.cpu_count() or 1, 1)
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError("jobs must be at least 1")
-    return n
-
-
 def _positive(text: str) -> int:
     n = int(text)
     if n < 1:
@@ -99,7 +89,7 @@ def _positive(text: str) -> int:
 
 
 def _configured_jobs() -> int | None:
-    from core.repo.repository import config_value
+    from core.ops.jobs import configured_jobs
 
     try:
         from dulwich.repo import Repo
@@ -107,13 +97,7 @@ def _configured_jobs() -> int | None:
         cfg = Repo.discover(".").get_config_stack()
     except Exception:  # noqa: BLE001 - outside a repository: global config only
         cfg = StackedConfig.default()
-    value = config_value(cfg, b"annex", b"jobs")
-    if value is None:
-        return None
-    try:
-        return _jobs(value.strip())
-    except (ValueError, argparse.ArgumentTypeError):
-        return None
+    return configured_jobs(cfg)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

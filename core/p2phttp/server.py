@@ -90,7 +90,7 @@ from typing import BinaryIO, TypeVar
 from aiohttp import HttpVersion11, web
 
 from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
-from core.p2p.gateway import cluster_target, local_node_path
+from core.p2p.gateway import cluster_target, local_node_path, open_proxied
 from core.p2p.limits import Pace, one_line
 from core.p2p.serving import ServedRepo, monotonic_seconds
 from core.p2phttp import models as m
@@ -228,12 +228,9 @@ class Repositories:
                 logger.info("not proxying %s: only clusters and local repositories are", uuid)
                 continue
             try:
-                node = AnnexRepo.open(path, auto_init=False)
-            except RepoError as e:
+                node = open_proxied(path, uuid)
+            except CoreError as e:  # none there (RepoError), or another one (NotProxied)
                 logger.info("not proxying %s at %s: %s", uuid, path, e)
-                continue
-            if node.uuid != uuid:
-                node.close()
                 continue
             self._by_uuid[uuid] = Served(node, s.jobs, s.clock)
             logger.info("proxying %s (%s)", path, uuid)

@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from noise.connection import Keypair, NoiseConnection
 
-from core.errors import LocalProtocolError, RemoteProtocolError, SessionRefused
+from core.errors import WRONG_DEVICE_REASON, LocalProtocolError, RemoteProtocolError, SessionRefused
 from core.session.frames import MAX_FRAME, Frame, FrameBuffer, Kind, format_frame
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class Refusal(enum.Enum):
 _REFUSAL_TEXT = {
     Refusal.UNKNOWN_PEER: "the device is not paired with this one",
     Refusal.PROOF_FAILED: "the device could not prove the pairing (wrong key or pair secret)",
-    Refusal.WRONG_DEVICE: "the session was meant for another device",
+    Refusal.WRONG_DEVICE: WRONG_DEVICE_REASON,
     Refusal.UNSUPPORTED: "the device speaks another session protocol version",
 }
 
@@ -221,9 +221,11 @@ class SessionMachine:
     emits ``PeerHello`` and waits for ``accept``.
     """
 
-    def __init__(self, state: State, creds: PeerCredentials | None, max_buffer: int | None) -> None:
+    def __init__(self, state: State, creds: PeerCredentials | None, max_buffer: int | None,
+                 own_device_id: str | None = None) -> None:  # fmt: skip
         self.state = state
         self.creds = creds
+        self._own_id = creds.own_device_id if creds else own_device_id
         self.peer_device_id = creds.peer_device_id if creds else ""
         self._rx = FrameBuffer() if max_buffer is None else FrameBuffer(max_buffer)
         self._out = bytearray()
@@ -238,9 +240,11 @@ class SessionMachine:
         return cls(State.NEW, creds, max_buffer)
 
     @classmethod
-    def responder(cls, creds: PeerCredentials | None = None, *,
-                  max_buffer: int | None = None) -> SessionMachine:
-        return cls(State.WAIT_HELLO, creds, max_buffer)
+    def responder(cls, creds: PeerCredentials | None = None, *, max_buffer: int | None = None,
+                  own_device_id: str | None = None) -> SessionMachine:  # fmt: skip
+        """``own_device_id`` (without ``creds``): a HELLO meant for another device
+        is refused as WRONG_DEVICE before any ``PeerHello``."""
+        return cls(State.WAIT_HELLO, creds, max_buffer, own_device_id)
 
     # --- moves ----------------------------------------------------------------
 
@@ -415,10 +419,10 @@ class SessionMachine:
         self._hello = body
         self.peer_device_id = parts[1].decode("ascii")
         own = parts[2].decode("ascii")
+        if self._own_id is not None and own != self._own_id:
+            raise self._refused(Refusal.WRONG_DEVICE, by_peer=False)
         if self.creds is None:
             return PeerHello(self.peer_device_id, own)
-        if own != self.creds.own_device_id:
-            raise self._refused(Refusal.WRONG_DEVICE, by_peer=False)
         if self.peer_device_id != self.creds.peer_device_id:
             raise self._refused(Refusal.UNKNOWN_PEER, by_peer=False)
         self.state = State.WAIT_KEYS

@@ -38,7 +38,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import LocalProtocolError, ProtocolError, RemoteUnavailable, SessionRefused
+from core.errors import (
+    LocalProtocolError,
+    ProtocolError,
+    RemoteUnavailable,
+    SessionRefused,
+    refusal_text,
+)
 from core.session.machine import (
     NEED_DATA,
     Closed,
@@ -78,9 +84,7 @@ class RefusedSession:
 
     @property
     def text(self) -> str:
-        if self.by_peer:
-            return f"{self.peer_device_id} no longer trusts this device: {self.reason}"
-        return f"refused a session from {self.peer_device_id}: {self.reason}"
+        return refusal_text(self.peer_device_id, self.reason, by_peer=self.by_peer)
 
 
 Report = Callable[[RefusedSession], None]
@@ -215,14 +219,18 @@ async def connect_session(reader: asyncio.StreamReader, writer: asyncio.StreamWr
 
 
 async def accept_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                         lookup: Lookup, **options: Any) -> SecureStream:
+                         lookup: Lookup, *, own_device_id: str | None = None,
+                         **options: Any) -> SecureStream:
     """Answer a session as the responder; ``lookup`` maps the device id the
-    initiator names to its credentials (None: not paired, refused).
+    initiator names to its credentials (None: not paired, refused).  With
+    ``own_device_id``, a session meant for another device is refused as such
+    first, whoever sent it.
 
     Raises:
         the same as ``connect_session``.
     """
-    return await _open(reader, writer, SessionMachine.responder(), lookup, **options)
+    machine = SessionMachine.responder(own_device_id=own_device_id)
+    return await _open(reader, writer, machine, lookup, **options)
 
 
 async def _open(

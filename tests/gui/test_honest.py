@@ -75,6 +75,19 @@ def _wait_shown(app: Any, wait: Any, health: Health, what: str) -> None:
     wait(lambda: shown_health(app) is health, BOUND, what)
 
 
+def _wait_settled(app: Any, wait: Any, run: Any, config_dir: Path, health: Health,
+                  what: str) -> None:
+    """The icon shows ``health`` and ``status --json`` says it too: a round that
+    follows (a push of what the last one logged) may show another state for a
+    moment, and the CLI, a process of its own, answers later than the icon."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        _wait_shown(app, wait, health, what)
+        if cli_json(config_dir, run)["health"] == health.value:
+            return
+        assert time.monotonic() < deadline, f"status --json never said {health.value}"
+
+
 # --- scenarios ---------------------------------------------------------------------
 
 
@@ -185,12 +198,7 @@ def test_a_folder_that_disappears_is_an_error_until_it_is_back(
     wait(lambda: any("folder not found" in t for _, t in recorded), 10, "notified")
     (tmp_path / "moved").rename(folder)
     # The folder's return starts a full round; icon and CLI agree once it is done.
-    deadline = time.monotonic() + BOUND
-    while True:
-        _wait_shown(app, wait, Health.SYNCED, "synced once the folder is back")
-        if cli_json(config_root / "a", run)["health"] == "synced":
-            break
-        assert time.monotonic() < deadline, "status --json never said synced"
+    _wait_settled(app, wait, run, config_root / "a", Health.SYNCED, "synced once the folder is back")
 
 
 def test_a_cancelled_transfer_is_not_synced(make_core: Any, make_app: Any, wait: Any, run: Any,
@@ -214,7 +222,8 @@ def test_a_cancelled_transfer_is_not_synced(make_core: Any, make_app: Any, wait:
                if win.transfers_model.transfer(r).state == "running")
     win.transfers.selectRow(row)
     win.cancel_button.click()  # the person cancels it
-    _wait_shown(app, wait, Health.ATTENTION, "attention: the content is not where it is wanted")
+    _wait_settled(app, wait, run, config_root / "a", Health.ATTENTION,
+                  "attention: the content is not where it is wanted")
     tip = "annexsync: 1 file not copied (transfer cancelled or failed)"
     sees(app, Health.ATTENTION, tip, "1 file(s) not copied: transfer cancelled or failed", run,
          config_root / "a")

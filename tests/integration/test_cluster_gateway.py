@@ -203,6 +203,48 @@ def test_unknown_uuid_refused(gateway: Gateway) -> None:
     assert f"expected repository UUID {other}" in out.stderr
 
 
+def test_another_repository_where_a_proxied_one_was_is_refused(gateway: Gateway) -> None:
+    """5.1: ``extra``'s path now holds another repository (its UUID is not the
+    one asked for): refused with both UUIDs, nothing served."""
+    g = gateway
+    extra, away = g.root / "extra", g.root / "extra.away"
+    extra.rename(away)
+    try:
+        git(g.root, "init", "-q", str(extra))
+        annex(extra, "init", "-q", "impostor")
+        out = run(["annexsync", "p2pstdio", str(g.gw), str(uuid.uuid4()), "--uuid",
+                   g.uuids["extra"]], g.gw, check=False, input="")  # fmt: skip
+        assert out.returncode == 1 and out.stdout == ""
+        assert (f"expected repository UUID {g.uuids['extra']} but found UUID "
+                f"{git(extra, 'config', 'annex.uuid').strip()}") in out.stderr  # fmt: skip
+    finally:
+        run(["rm", "-rf", str(extra)], g.root)
+        away.rename(extra)
+
+
+def test_a_remote_no_longer_proxied_is_not_served(gateway: Gateway) -> None:
+    """5.1: proxy.log still lists ``extra`` and node1, but git config no longer
+    has the gateway proxy them (``annex-proxy`` off; node1 a node of a cluster
+    this gateway is not): refused, as git-annex-shell refuses."""
+    g = gateway
+
+    def refused(name: str) -> None:
+        out = run(["annexsync", "p2pstdio", str(g.gw), str(uuid.uuid4()), "--uuid",
+                   g.uuids[name]], g.gw, check=False, input="")  # fmt: skip
+        assert out.returncode == 1 and out.stdout == "", name
+        assert f"not configured to proxy for repository {g.uuids[name]}" in out.stderr
+
+    git(g.gw, "config", "remote.extra.annex-proxy", "false")
+    git(g.gw, "config", "remote.node1.annex-cluster-node", "othercluster")
+    try:
+        refused("extra")
+        refused("node1")
+    finally:
+        git(g.gw, "config", "remote.extra.annex-proxy", "true")
+        git(g.gw, "config", "remote.node1.annex-cluster-node", "mycluster")
+    assert _peer(g, g.uuids["extra"], 4).close() == 0  # served again
+
+
 def test_proxied_nodes_lock_and_extra(gateway: Gateway, tmp_path: Path) -> None:
     """13.2-6/9: a drop proven by locking nodes through us; a proxied non-cluster remote."""
     g = gateway
@@ -247,10 +289,13 @@ def test_node_preferred_content_from_a_client_sync(gateway: Gateway, tmp_path: P
     fsck_all(g, client)
 
 
-def test_node_connection_dies_mid_put(gateway: Gateway) -> None:
+@pytest.mark.parametrize("warm", [False, True], ids=["nodes-opened-by-this-put", "nodes-open"])
+def test_node_connection_dies_mid_put(gateway: Gateway, warm: bool) -> None:
     """A node that ends its session in the middle of DATA (its transfer lock is
     held elsewhere, so its p2pstdio exits at DATA) leaves the PUT; the others
-    complete and the answer and the gateway's log name only them."""
+    complete and the answer and the gateway's log name only them.  ``warm``:
+    a first PUT opened every node, so this one is sent to each in turn and
+    the replies read in turn (``_exchange_each``), not by a task per node."""
     g = gateway
     u1, u2, u3 = (g.uuids[n] for n in NODES)
     key, data = _content()
@@ -258,8 +303,15 @@ def test_node_connection_dies_mid_put(gateway: Gateway) -> None:
         inc.open()  # git-annex's transfer lock on node3, as a second transfer holds it
         peer = _peer(g, g.uuids["mycluster"], 4)
         try:
+            if warm:
+                first, first_data = _content()
+                assert peer.request(Put(b"w.txt", first)) == [PutFrom(0)]
+                assert peer.request(Data(len(first_data)), Payload(first_data),
+                                    Valid()) == [SuccessPlus((u1, u2, u3))]  # fmt: skip
             assert peer.request(Put(b"d.txt", key)) == [PutFrom(0)]
             assert peer.request(Data(len(data)), Payload(data), Valid()) == [SuccessPlus((u1, u2))]
+            # the session goes on without node3
+            assert peer.request(CheckPresent(key)) == [Success()]
             assert peer.close() == 0
         finally:
             peer.proc.kill()

@@ -252,3 +252,23 @@ def test_get_of_a_corrupted_copy_is_signalled_invalid(served: Gateway, tmp_path:
     annex(client, "get", "-q", "--from", "origin-mycluster", "i.bin")
     assert (client / "i.bin").read_bytes() == data
     fsck_all(g, client)
+
+
+def test_putoffset_probes_log_no_failure(gateway: Gateway, tmp_path: Path) -> None:
+    """git-annex's client asks putoffset before each put: the gateway answers
+    it with a PUT that every node agrees to abandon (DATA 0 + INVALID).  Their
+    FAILUREs are that agreement, so the gateway's log stays quiet: a warning
+    there means a node really failed."""
+    g = gateway
+    with our_p2phttp(g.gw, "--wideopen", "-J4") as server:
+        g.port = server.port
+        client = _client(g, tmp_path / "c")
+        keys = [add_file(client, f"probe{i}.txt") for i in range(3)]
+        annex(client, "copy", "-q", "--to", "origin-mycluster", ".")
+        server.proc.terminate()
+        server.proc.wait(30)
+        assert server.proc.stderr is not None
+        log = server.proc.stderr.read().decode()
+    for key in keys:
+        assert content_path(g.root / "node1", key) is not None
+    assert "failed" not in log, log

@@ -1,4 +1,5 @@
-"""get of many files from a path remote, several at once (core.ops.receiving).
+"""get of many files from a path remote, several at once (core.ops.receiving: the
+default one job, whose path-remote files are still received ahead on worker threads).
 
 The origin is made by real git-annex; real git-annex checks every clone
 afterwards (``fsck`` must neither fail nor have to fix the location log).
@@ -84,7 +85,7 @@ def _present_means_logged_and_whole(repo: AnnexRepo, files: dict[str, bytes]) ->
 
 def test_parallel_get_is_sound(origin_and_clone: tuple[Path, AnnexRepo, dict[str, bytes]]) -> None:
     _, clone, files = origin_and_clone
-    outcomes = get(clone, ["."], jobs=3)
+    outcomes = get(clone, ["."])
     assert [o.path for o in outcomes] == [f.path for f in annexed_files(clone, ["."])]
     assert all(o.ok for o in outcomes), [(o.path, o.note) for o in outcomes if not o.ok]
     notes = {o.path: o.note for o in outcomes}
@@ -106,7 +107,7 @@ def test_corrupt_source_in_the_middle_is_refused_and_the_rest_arrive(
     obj.parent.chmod(0o755)
     obj.chmod(0o644)
     obj.write_bytes(b"x" * len(files[bad]))  # same size, other bytes
-    outcomes = get(clone, ["."], jobs=3)
+    outcomes = get(clone, ["."])
     failed = [o for o in outcomes if not o.ok]
     assert [o.path for o in failed] == [bad]
     assert "did not verify" in failed[0].note
@@ -144,14 +145,14 @@ def test_interrupted_get_keeps_only_whole_logged_content(
 ) -> None:
     _, clone, files = origin_and_clone
     with pytest.raises(KeyboardInterrupt):
-        get(clone, ["."], progress=_InterruptAfter(8), jobs=3)
+        get(clone, ["."], progress=_InterruptAfter(8))
     present = _present_means_logged_and_whole(clone, files)
     assert 8 <= present < len(files) - 1  # the workers were ahead; not all came
     transfer = clone.gitdir / "annex" / "transfer"
     assert not [p for p in transfer.rglob("*") if p.is_file()], "transfer locks or info left"
     assert not [t for t in threading.enumerate() if t.name.startswith("receive")]
     _fsck_clean(clone)
-    again = get(clone, ["."], jobs=3)  # what was cut off (a partial file) is resumed
+    again = get(clone, ["."])  # what was cut off (a partial file) is resumed
     assert all(o.ok for o in again)
     assert _present_means_logged_and_whole(clone, files) == len(files) - 1
     _no_leftovers(clone)
@@ -191,12 +192,3 @@ def test_ctrl_c_to_the_get_command(tmp_path: Path) -> None:
     present = _present_means_logged_and_whole(clone, files)
     assert 0 < present < len(files)
     _fsck_clean(clone)
-
-
-def test_one_job_is_the_sequential_get(origin_and_clone: tuple[Path, AnnexRepo, dict[str, bytes]]) -> None:
-    _, clone, files = origin_and_clone
-    outcomes = get(clone, ["f01.bin", "f02.bin"], jobs=1)
-    assert [(o.path, o.ok, o.note) for o in outcomes] == [
-        ("f01.bin", True, "from origin"), ("f02.bin", True, "from origin")]
-    assert not [t for t in threading.enumerate() if t.name.startswith("receive")]
-    _present_means_logged_and_whole(clone, files)

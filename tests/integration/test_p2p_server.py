@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,72 @@ def test_put_cut_then_resumed_by_real_client(pair: Pair) -> None:
     assert "PUT-FROM 70000" in out
     assert "DATA 130000" in out
     assert content_of(s, key) == data
+
+
+def _transfer_files(repo: Path) -> list[Path]:
+    return [p for p in (repo / ".git" / "annex" / "transfer").rglob("*") if p.is_file()]
+
+
+def test_offset_probe_takes_no_transfer_lock(pair: Pair) -> None:
+    """PUT, then DATA 0 + INVALID short of the key (the offset probe a gateway
+    runs for a putoffset, clusters.md 10) takes no lock and writes nothing:
+    it is answered while another session holds the key's lock in the middle
+    of its DATA, its session goes on, and the writer is not disturbed."""
+    data = os.urandom(200_000)
+    key = Key("SHA256E", hashlib.sha256(data).hexdigest() + ".bin", size=len(data))
+    writer, prober = _server_peer(pair), _server_peer(pair)
+    try:
+        assert writer.request(Put(b"f.bin", key)) == [PutFrom(0)]
+        writer.write(Data(len(data)), Payload(data[:70_000]))
+        deadline = time.monotonic() + 20  # the writer's server takes the lock at DATA
+        while not _transfer_files(pair.server) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _transfer_files(pair.server)
+        (offer,) = prober.request(Put(b"f.bin", key))
+        assert isinstance(offer, PutFrom)
+        assert prober.request(Data(0), Invalid()) == [Failure()]  # not the end of the session
+        assert prober.request(CheckPresent(key)) == [Failure()]
+        assert writer.request(Payload(data[70_000:]), Valid()) == [Success()]
+        # A probe with no other transfer running leaves no transfer file either.
+        assert prober.request(Put(b"", key)) == [AlreadyHave()]
+    finally:
+        assert writer.close() == 0
+        assert prober.close() == 0
+    assert content_of(pair.server, str(key)) == data
+    assert not _transfer_files(pair.server)
+
+
+def test_offer_holds_no_lock_until_data(pair: Pair) -> None:
+    """PUT-FROM takes no lock (git-annex-shell takes it at DATA): a second
+    session offered the same key stores it first, and the first one's DATA
+    then finds the partial file gone and answers FAILURE without writing."""
+    data = os.urandom(200_000)
+    key = Key("SHA256E", hashlib.sha256(data).hexdigest() + ".bin", size=len(data))
+    first, second = _server_peer(pair), _server_peer(pair)
+    tmp = pair.server / ".git" / "annex" / "tmp" / key.file_name()
+    try:  # a partial file of 70,000 bytes, offered to both
+        assert first.request(Put(b"", key)) == [PutFrom(0)]
+        first.write(Data(len(data)), Payload(data[:70_000]))
+        first.close()  # cut in the middle of DATA (exit 1, as git-annex-shell)
+        assert tmp.stat().st_size == 70_000
+        first = _server_peer(pair)
+        assert first.request(Put(b"", key)) == [PutFrom(70_000)]
+        assert second.request(Put(b"", key)) == [PutFrom(70_000)]
+        # the second sends the wrong bytes: refused, and its partial file deleted
+        rest = b"X" * (len(data) - 70_000)
+        assert second.request(Data(len(rest)), Payload(rest), Valid()) == [Failure()]
+        assert not tmp.exists()
+        # the first's bytes would land at 0, not at 70,000: refused unwritten
+        assert first.request(Data(len(data) - 70_000), Payload(data[70_000:]),
+                             Valid()) == [Failure()]  # fmt: skip
+        assert tmp.stat().st_size == 0  # opened under the lock, nothing written
+        assert first.request(Put(b"", key)) == [PutFrom(0)]
+        assert first.request(Data(len(data)), Payload(data), Valid()) == [Success()]
+    finally:
+        assert first.close() == 0
+        assert second.close() == 0
+    assert content_of(pair.server, str(key)) == data
+    assert not _transfer_files(pair.server)
 
 
 def test_get_from_offset_and_missing(pair: Pair) -> None:

@@ -105,3 +105,24 @@ def test_refusal_reported_for_the_status() -> None:
     assert texts == ["dev-b no longer trusts this device: the device is not paired with this one",
                      "refused a session from dev-a: the device is not paired with this one"]
     assert all(PSK.hex() not in repr(s) for s in seen)
+
+
+def test_a_listener_that_is_another_device_says_so() -> None:
+    """An address that now reaches another device (dev-c) is told apart from a
+    device that forgot us: both ends' words say the session was meant for
+    another device."""
+    seen: list[RefusedSession] = []
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        with pytest.raises(SessionRefused):
+            await accept_session(r, w, {}.get, own_device_id="dev-c", on_refused=seen.append)
+
+    async def client(port: int) -> None:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        with pytest.raises(SessionRefused):
+            await connect_session(r, w, A, name="desk", on_refused=seen.append)
+
+    run(with_server(serve, client))
+    assert sorted(s.text for s in seen) == [
+        "dev-b's address answered as another device (its address may have changed)",
+        "refused a session from dev-a: the session was meant for another device"]

@@ -128,3 +128,28 @@ def test_remote_types_do_not_import_the_factory() -> None:
     for module in ("core/devices/paired.py", "core/devices/hub.py", "core/p2p/tunnel.py"):
         text = (Path(core.remotetypes.__file__ or "").parent.parent / module).read_text()
         assert "from core.remotes import" not in text, module
+
+
+def test_processes_making_the_identity_at_once_agree_on_one(
+        tmp_path: Path, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The tray app and a command started together both find no identity:
+    the first one written wins, the other takes it, and no key is orphaned."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.devices import identity
+
+    both_looked = threading.Barrier(2)
+    real_store = identity.secrets.store
+
+    def store(service: str, name: str, value: str) -> None:
+        both_looked.wait(10)  # each has seen that there is no device.json yet
+        real_store(service, name, value)
+
+    monkeypatch.setattr(identity.secrets, "store", store)
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda _: load_or_create(tmp_path), range(2))
+    assert a == b == load_identity(tmp_path)
+    keys = [name for _, name in memory_keyring.store if name.startswith("device-key:")]
+    assert keys == [key_name(a.device_id)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["device.json"]

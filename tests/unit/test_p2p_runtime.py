@@ -239,3 +239,95 @@ def test_plus_lists_reach_the_caller(tmp_path: Path) -> None:
         await b.aclose()
 
     run(go)
+
+
+STDIO_WRITER = """
+import asyncio
+from core.p2p.transport import stdio_link
+
+async def main():
+    link = await stdio_link()
+    for i in range({lines}):
+        link.writer.write(b"%07d " % i + b"x" * 4088 + b"\\n")
+        await link.writer.drain()
+    await link.aclose()
+
+asyncio.run(main())
+"""
+
+
+def test_stdio_is_flushed_before_exit() -> None:
+    """The p2pstdio server's stdout: what it wrote before it closed reaches a
+    slow reader, though the pipe and the writer's buffer were full when it
+    closed and the process exits right after (a client would miss its last
+    replies otherwise)."""
+    import subprocess
+    import sys
+    import time
+
+    lines = 768  # 3 MiB: more than the pipe (1 MiB) and the writer's buffer hold
+    proc = subprocess.Popen([sys.executable, "-c", STDIO_WRITER.format(lines=lines)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    got = bytearray()
+    try:
+        while chunk := proc.stdout.read1(64 << 10):  # ~3 MB/s: the writer is always ahead
+            got += chunk
+            time.sleep(0.02)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+    expected = b"".join(b"%07d " % i + b"x" * 4088 + b"\n" for i in range(lines))
+    assert len(got) == len(expected)
+    assert got == expected
+
+
+def test_a_cancelled_close_still_ends_the_process() -> None:
+    """Link.aclose cancelled while it waits for the process (a TaskGroup or a
+    timeout ending around it): the process is killed all the same, not left
+    running with nobody to wait for it."""
+    import signal
+
+    from core.p2p.transport import open_subprocess
+
+    async def go() -> None:
+        link = await open_subprocess(["sleep", "60"])  # ignores EOF on stdin
+        assert link.process is not None
+        try:
+            closing = asyncio.create_task(link.aclose())
+            await asyncio.sleep(0.3)  # waiting for it to exit
+            closing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+            async with asyncio.timeout(10):
+                assert await link.process.wait() == -signal.SIGKILL
+        finally:
+            if link.process.returncode is None:
+                link.process.kill()
+                await link.process.wait()
+
+    run(go)
+
+
+def test_reap_of_a_process_that_ended_unseen() -> None:
+    """The process exits while the loop is busy, so asyncio has not seen it yet
+    when reap gives up waiting and kills: nothing raises, no other process is
+    signalled, and its own exit status is kept."""
+    import time
+
+    from core.p2p import transport
+
+    async def go() -> None:
+        proc = await asyncio.create_subprocess_exec("sh", "-c", "exit 3")
+        time.sleep(0.5)  # it ends and is reaped by the child watcher; the loop does not look
+        saved = transport.CLOSE_TIMEOUT
+        transport.CLOSE_TIMEOUT = 0  # give up at once: kill something that already ended
+        try:
+            await transport.reap(proc)
+        finally:
+            transport.CLOSE_TIMEOUT = saved
+        assert proc.returncode == 3
+
+    run(go)

@@ -161,6 +161,24 @@ def test_responder_with_other_peer_refuses() -> None:
     assert err.reason == Refusal.UNKNOWN_PEER.text and err.peer_device_id == "dev-c"
 
 
+def test_a_stale_address_is_told_apart_from_an_unpaired_device() -> None:
+    """A hello meant for dev-b reaching another device (dev-c, which knows nothing
+    of dev-a: an address now someone else's) is refused as meant for another
+    device, before any lookup, and the initiator's words say so, not "no longer
+    trusts"."""
+    i, r = SessionMachine.initiator(A), SessionMachine.responder(own_device_id="dev-c")
+    i.start()
+    err = refused(r, i.data_to_send())
+    assert err.reason == Refusal.WRONG_DEVICE.text and not err.by_peer
+    err = refused(i, r.data_to_send())
+    assert err.by_peer and err.reason == Refusal.WRONG_DEVICE.text
+    assert "answered as another device" in str(err) and "trust" not in str(err)
+    # the device it was meant for still gets a PeerHello to look the sender up
+    i, r = SessionMachine.initiator(A), SessionMachine.responder(own_device_id="dev-b")
+    i.start()
+    assert relay(i, r) == [PeerHello("dev-a", "dev-b")]
+
+
 def test_session_for_other_ids_cannot_be_replayed_under_these() -> None:
     """The prologue binds both device ids: the same keys under other ids
     give a handshake that does not verify here."""

@@ -1,0 +1,116 @@
+"""The job pool of get/copy (``core.ops.jobs``): order, ownership, stopping, config."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.ops.jobs import Stopped, configured_jobs, jobs_for, parse_jobs, run_jobs
+from core.progress import NullProgress, Progress
+from core.repo.repository import AnnexRepo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> AnnexRepo:
+    return AnnexRepo.init(tmp_path / "r", "jobs")
+
+
+class Counting(NullProgress):
+    def __init__(self) -> None:
+        self.items = 0
+        self.bytes = 0
+
+    def advance(self, items: int = 0, nbytes: int = 0, current: str = "") -> None:
+        n = self.items + items  # a read-modify-write: racy unless the pool serialises it
+        time.sleep(0)
+        self.items = n
+        self.bytes += nbytes
+
+
+def test_parse_jobs() -> None:
+    assert parse_jobs("3") == 3
+    assert parse_jobs(" 2 ") == 2
+    assert parse_jobs("cpus") >= 1
+    for bad in ("0", "-1", "x", "", "1.5", "+2"):
+        with pytest.raises(ValueError):
+            parse_jobs(bad)
+
+
+def test_annex_jobs_from_config(repo: AnnexRepo) -> None:
+    assert configured_jobs(repo.git.get_config_stack()) is None
+    assert jobs_for(repo, None) == 1  # git-annex's default
+    cfg = repo.git.get_config()
+    for value, want in ((b"3", 3), (b"cpus", parse_jobs("cpus")), (b"lots", None)):
+        cfg.set((b"annex",), b"jobs", value)
+        cfg.write_to_path()
+        assert configured_jobs(repo.git.get_config_stack()) == want
+    cfg.set((b"annex",), b"jobs", b"3")
+    cfg.write_to_path()
+    assert jobs_for(repo, None) == 3
+    assert jobs_for(repo, 2) == 2  # -J wins
+
+
+def test_results_in_order_each_worker_its_own_handle(repo: AnnexRepo) -> None:
+    seen: dict[str, set[int]] = {}
+    lock = threading.Lock()
+
+    def work(r: AnnexRepo, item: int, p: Progress) -> int:
+        assert r is not repo and r.path == repo.path
+        with lock:
+            seen.setdefault(threading.current_thread().name, set()).add(id(r))
+        time.sleep(0.01)
+        p.advance(1, 10)
+        return item * 2
+
+    progress = Counting()
+    assert run_jobs(repo, list(range(40)), work, 3, progress) == [i * 2 for i in range(40)]
+    assert len(seen) == 3 and all(len(handles) == 1 for handles in seen.values())
+    assert (progress.items, progress.bytes) == (40, 400)
+
+
+def test_one_job_runs_inline_on_the_callers_handle(repo: AnnexRepo) -> None:
+    def work(r: AnnexRepo, item: int, p: Progress) -> str:
+        assert r is repo
+        return threading.current_thread().name
+
+    assert set(run_jobs(repo, [1, 2, 3], work, 1, NullProgress())) == {
+        threading.current_thread().name}
+
+
+def test_a_bug_in_one_worker_stops_the_others_and_is_raised(repo: AnnexRepo) -> None:
+    started: list[int] = []
+    stopped: list[int] = []
+
+    def work(r: AnnexRepo, item: int, p: Progress) -> int:
+        started.append(item)
+        if item == 0:
+            time.sleep(0.2)  # items 1 and 2 are in flight meanwhile
+            raise KeyError("a bug")
+        try:
+            for _ in range(2000):  # a transfer in flight (10 s): reports bytes as it goes
+                p.advance(0, 1)
+                time.sleep(0.005)
+        except Stopped:
+            stopped.append(item)
+            raise
+        return item
+
+    with pytest.raises(KeyError, match="a bug"):
+        run_jobs(repo, list(range(50)), work, 3, NullProgress())
+    assert len(started) < 10  # no new item after the failure
+    assert stopped  # the transfers in flight ended at their next byte report
+
+
+def test_finished_files_are_counted_while_stopping(repo: AnnexRepo) -> None:
+    def work(r: AnnexRepo, item: int, p: Progress) -> int:
+        if item == 0:
+            raise RuntimeError("stop")
+        time.sleep(0.05)
+        p.advance(1, 0)  # not a byte report: never raises
+        return item
+
+    with pytest.raises(RuntimeError):
+        run_jobs(repo, [0, 1, 2], work, 3, NullProgress())
