@@ -161,16 +161,17 @@ PACK_THRESHOLD = 64  # more new objects than this go into one pack, not loose fi
 
 def store_objects(git: Repo, objects: Iterable[ShaFile], *, pack: bool = True) -> None:
     """Few objects: loose files.  Many: one pack, written at once (a loose object
-    costs a directory, a lock file and a rename each; no existence checks for a
-    pack: a duplicate in a pack is harmless and checking costs more than it saves)."""
+    costs a directory, a lock file and a rename each).  No existence checks of
+    our own: a duplicate in a pack is harmless, and dulwich's ``add_object``
+    already skips (and freshens) a loose object that is there; asking the
+    store first looked through every pack for each new object."""
     store = git.object_store
     fresh = list({bytes(o.id): o for o in objects}.values())
     if pack and len(fresh) > PACK_THRESHOLD:
         store.add_objects([(o, None) for o in fresh])
         return
     for o in fresh:
-        if o.id not in store:
-            add_object(git, o)
+        add_object(git, o)
 
 
 def explain(error: BaseException) -> BaseException:

@@ -38,6 +38,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Iterator
+from io import BufferedReader
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -347,10 +348,7 @@ class PathRemote:
     def retrieve(self, key: Key, into: Incoming, advance: Advance) -> None:
         offset = into.open()
         with self.repo.objects.open(key) as f:
-            f.seek(offset)
-            while chunk := f.read(CHUNK):
-                into.write(chunk)
-                advance(len(chunk))
+            _feed(f, offset, into, advance)
 
     def store(self, key: Key, source: Path, advance: Advance) -> tuple[str, ...]:
         from core.ops.files import follow_content
@@ -362,10 +360,7 @@ class PathRemote:
             with self.repo.objects.incoming(key, self.local_uuid) as inc:
                 offset = inc.open()
                 with source.open("rb") as f:
-                    f.seek(offset)
-                    while chunk := f.read(CHUNK):
-                        inc.write(chunk)
-                        advance(len(chunk))
+                    _feed(f, offset, inc, advance)
                 inc.commit()
                 self.repo.keep_received(key)  # under the transfer lock, as every receiver
         else:
@@ -386,3 +381,20 @@ class PathRemote:
 
     def close(self) -> None:
         self.repo.close()
+
+
+def _feed(f: BufferedReader, offset: int, into: Incoming, advance: Advance) -> None:
+    """Copy ``f`` from ``offset`` into ``into`` through one reused buffer (a fresh
+    1 MiB per read costs the allocator's page faults on every chunk), or in
+    fresh chunks when ``into`` queues them for its threads (a big file)."""
+    f.seek(offset)
+    if into.queues_chunks:
+        while chunk := f.read(CHUNK):
+            into.write(chunk)
+            advance(len(chunk))
+        return
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := f.readinto(buf):
+        into.write(view[:n])
+        advance(n)

@@ -33,10 +33,10 @@ from core.errors import (
     ExpressionError,
     PartialRemoval,
     RemoteError,
-    TransferBusy,
 )
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
 from core.ops.jobs import run_jobs
+from core.ops.receiving import Receivers, Serialized, receive_key
 from core.progress import NullProgress, Progress
 from core.remotes import (
     Remote,
@@ -92,22 +92,11 @@ def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = 
     if repo.objects.has(key):
         return "already present"
     repo.require_writable()
-    errors: list[str] = []
-    for remote in _sources(repo, key, source):
-        with repo.objects.incoming(key, remote.info.uuid or "") as inc:
-            try:
-                remote.retrieve(key, inc, lambda n: progress.advance(0, n))
-                inc.commit()
-            except TransferBusy:
-                raise  # no other remote can help: the key is being written
-            except CoreError as e:
-                errors.append(f"{remote.info.name}: {e}")
-                continue
-            repo.keep_received(key)  # still under the transfer lock, as every receiver
-        return f"from {remote.info.name}"
-    if not errors:
-        raise RemoteError(f"{key}: no reachable remote has this content")
-    raise RemoteError("; ".join(errors))
+    name, inc = receive_key(key, _sources(repo, key, source), repo.objects.incoming,
+                            lambda n: progress.advance(0, n))
+    with inc:  # still under the transfer lock, as every receiver
+        repo.keep_received(key)
+    return f"from {name}"
 
 
 def copy_key_to(repo: AnnexRepo, key: Key, remote: Remote, progress: Progress) -> str:
@@ -264,14 +253,17 @@ Act = Callable[[AnnexRepo, AnnexedFile, Progress], str]
 
 
 def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progress,
-         act: Act, jobs: int = 1) -> list[Outcome]:  # fmt: skip
+         act: Act, jobs: int = 1,
+         ahead: contextlib.AbstractContextManager[object] | None = None) -> list[Outcome]:  # fmt: skip
     """``act`` on every file, on ``jobs`` workers (``core.ops.jobs``); one outcome per file.
 
     One item per key: the files sharing a key go to one worker, one after the
     other, so no two workers ever move the same content.  With one job the
     whole run is one journal transaction, as before; with more, each worker's
     log line is a transaction of its own (the journal lock, held by one
-    thread for the whole run, would shut the others out).
+    thread for the whole run, would shut the others out).  ``ahead`` (what a
+    one-job ``act`` hands work to: ``Receivers``) is closed inside the
+    transaction, before the remotes it uses.
     """
     total = sum(f.key.size or 0 for f in files)
     progress.start(what, len(files), total)
@@ -292,14 +284,14 @@ def _run(repo: AnnexRepo, what: str, files: list[AnnexedFile], progress: Progres
 
     try:
         if jobs == 1:
-            with repo.branch.transaction():
+            with repo.branch.transaction(), ahead or contextlib.nullcontext():
                 done = run_jobs(repo, list(per_key.values()), work, 1, progress)
         else:
             list_remotes(repo)  # UUIDs not yet known are learned here once, not per worker
             done = run_jobs(repo, list(per_key.values()), work, jobs, progress)
     finally:
         try:
-            repo.branch.commit()
+            repo.branch.commit(pack=True)  # a command's one commit: maybe many lines
         except CoreError as e:  # the journal keeps every line for the next commit
             logger.warning("could not commit the git-annex branch: %s", e)
         close_remotes(repo)
@@ -326,16 +318,25 @@ def _by_key(files: Iterable[AnnexedFile]) -> dict[Key, list[AnnexedFile]]:
 
 def get(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
         progress: Progress | None = None, jobs: int = 1) -> list[Outcome]:
-    p = progress or NullProgress()
+    """Get the content of ``paths`` on ``jobs`` workers (``-J``).  With one job
+    (the default), files from path remotes are still received a few at once,
+    ahead of the file being handled (``core.ops.receiving``)."""
+    p: Progress = progress or NullProgress()
     files = list(annexed_files(repo, paths))
     by_key = _by_key(annexed_files(repo))
+    receivers = None
+    if jobs == 1:
+        p = Serialized(p)
+        receivers = Receivers(repo, (f.key for f in files), p,
+                              sources=lambda key: _sources(repo, key, source),
+                              get_key=lambda key: get_key(repo, key, p, source))
 
     def act(r: AnnexRepo, f: AnnexedFile, p: Progress) -> str:
-        note = get_key(r, f.key, p, source)
+        note = receivers.get_key(f.key) if receivers is not None else get_key(r, f.key, p, source)
         populate_unlocked(r, by_key[f.key])  # every file using the key, as git-annex
         return note
 
-    return _run(repo, "get", files, p, act, jobs)
+    return _run(repo, "get", files, p, act, jobs, receivers)
 
 
 def copy(repo: AnnexRepo, paths: Iterable[str] = (), to: str | None = None,

@@ -88,16 +88,7 @@ def journal_path(name: str) -> str:
     Read greedily; a path component starting with ``_`` does not survive the
     round trip (no branch path has one).
     """
-    out: list[str] = []
-    i = 0
-    while i < len(name):
-        if name.startswith("__", i):
-            out.append("_")
-            i += 2
-        else:
-            out.append("/" if name[i] == "_" else name[i])
-            i += 1
-    return "".join(out)
+    return "_".join(part.replace("_", "/") for part in name.split("__"))
 
 
 def complete_lines(data: bytes) -> bytes:
@@ -353,14 +344,17 @@ class AnnexBranch:
 
     # --- committing (6.4 B) ---------------------------------------------------
 
-    def commit(self, message: str = "update") -> ObjectID | None:
+    def commit(self, message: str = "update", *, pack: bool = False) -> ObjectID | None:
         """Commit every journal file; return the new commit, or None if nothing changed.
 
-        Always loose objects, never a pack: servers call this about once a
-        second for as long as they run, and every pack dulwich writes stays
-        open (two descriptors) in its pack cache, so packs here would grow the
+        Loose objects unless ``pack``: servers call this about once a second
+        for as long as they run, and every pack dulwich writes stays open (two
+        descriptors) in its pack cache, so packs there would grow the
         descriptor count with every commit.  git-annex also writes its journal
-        commits as loose objects and leaves packing to ``git gc``.
+        commits as loose objects and leaves packing to ``git gc``.  A command
+        that ends after one commit of many lines (``get`` of 1,000 files: two
+        thousand objects) passes ``pack=True``: above ``gitlock.PACK_THRESHOLD``
+        objects they go into one pack, not a file, lock and rename each.
 
         Raises:
             DiskFull: no room for the new objects; the journal is left as it was.
@@ -368,7 +362,7 @@ class AnnexBranch:
                 keeps every line.
         """
         with self._lock.held():
-            return self._commit_locked(message, {}, pack=False)
+            return self._commit_locked(message, {}, pack=pack)
 
     def commit_or_keep(self, message: str = "update", wait: float = 1.0) -> bool:
         """``commit``, but a held branch lock or a full disk only leaves the lines in the journal.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,11 +32,12 @@ from core.errors import BadKey, UnverifiableBackend
 MAX_KEY_FILE_BYTES = 240
 MAX_EXTENSION_BYTES = 64  # including the dot, for *E backends (spec 1.1)
 _SLASH_BACKENDS = frozenset({"URL", "VURL", "WORM"})
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _FIELD_ORDER = "smSC"
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | memoryview, /) -> None: ...
 
     def hexdigest(self) -> str: ...
 
@@ -68,7 +70,7 @@ class _Blake2Parallel:
         self._block = block
         self._pos = 0
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: bytes | memoryview, /) -> None:
         view = memoryview(data)
         block, stripe = self._block, self._block * len(self._leaves)
         view = self._blocks(view, min(len(view), -self._pos % stripe))
@@ -202,7 +204,7 @@ class Key:
             text.encode()
         except UnicodeEncodeError:
             raise BadKey(text, "not valid UTF-8") from None
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        if _CONTROL.search(text):
             raise BadKey(text, "control character in key")
         if self.backend.endswith("E"):
             dot = self.name.find(".")

@@ -42,6 +42,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from io import BufferedReader
 from pathlib import Path
 from typing import BinaryIO
 
@@ -153,7 +154,7 @@ class ObjectStore:
         return self.find(key) is not None
 
     @contextlib.contextmanager
-    def open(self, key: Key) -> Iterator[BinaryIO]:
+    def open(self, key: Key) -> Iterator[BufferedReader]:
         p = self.find(key)
         if p is None:
             raise ContentMissing(str(key), str(self.gitdir))
@@ -366,8 +367,8 @@ class _ThreadedHasher:
         self._hasher = hasher
         self._worker = _Worker(hasher.update, "hasher")
 
-    def update(self, data: bytes, /) -> None:
-        self._worker.put(data)
+    def update(self, data: bytes | memoryview, /) -> None:
+        self._worker.put(bytes(data))  # Incoming.write made it bytes: no copy
 
     def close(self) -> None:
         self._worker.close()
@@ -446,17 +447,27 @@ class Incoming:
         self.written = start
         return start
 
-    def write(self, data: bytes) -> None:
+    @property
+    def queues_chunks(self) -> bool:
+        """Whether ``write`` hands chunks to threads (a big file; known after ``open``):
+        then a caller's reused buffer is copied, so fresh ``bytes`` are cheaper."""
+        return self._writer is not None
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append and hash ``data``; its buffer is the caller's again once this
+        returns (a big file's writer and hasher threads queue a copy)."""
         if self._file is None:
             self.open()
         assert self._file is not None
         if self.key.size is not None and self.written + len(data) > self.key.size:
             self.discard()
             raise ContentVerifyError(str(self.key), f"{self.key.size} bytes", "more")
+        if self._writer is not None:
+            data = bytes(data)  # the one copy, shared by both threads (none if bytes)
         try:
             with disk_full_as_error(self.store.tmp):
                 if self._writer is not None:
-                    self._writer.put(data)  # raises what an earlier write raised
+                    self._writer.put(bytes(data))  # raises what an earlier write raised
                 else:
                     self._file.write(data)
         except DiskFull:

@@ -1,0 +1,208 @@
+"""``get`` of many files: content from repositories on this machine, a few files at once.
+
+Theory of operation
+-------------------
+Receiving a file from a path remote is reading, hashing, writing and one
+``fdatasync``: all of them release the GIL, and one file at a time leaves
+the CPU idle while the disk syncs and the disk idle while the CPU hashes.
+``Receivers`` runs the receiving half of a get (``receive_key``: the transfer
+lock, the temporary file, the hash, the fdatasync, the check against the key
+and the rename under it) for the files *ahead* of the one being handled, on
+a small pool of worker threads, at most ``window`` keys in flight.
+
+Everything else stays on the caller's thread, in file order, as in a get of
+one file at a time: choosing the sources (the location log), writing the
+location line (``AnnexRepo.keep_received``: one writer of the journal),
+populating unlocked files, the outcome of each file.  A worker hands its
+committed ``Incoming`` over with the transfer lock still held, and the caller
+logs the content before it lets the lock go, the order every receiver keeps.
+A worker never touches the git-annex branch.
+
+Only keys whose every source is a path remote go to the pool; the others (a
+network session is one conversation at a time) are got on the caller's
+thread by the caller's ``get_key``, as before.  Progress reported by the
+workers goes through ``Serialized``.
+
+``close`` always runs (it is the context manager's exit): workers stop at
+their next chunk (``Incoming`` keeps the partial file in ``annex/tmp`` for a
+later resume, as an interrupted get of one file does; nothing half-written
+is ever under a key), keys not started are cancelled, running ones joined.
+Content a worker verified and moved under its key stays in ``_received``
+until it is logged, so when Ctrl-C cuts ``get_key`` short (or comes before
+it), ``close`` logs it: no kept copy goes unrecorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from core.errors import CoreError, RemoteError, TransferBusy
+from core.progress import Progress
+from core.remotetypes import Remote, RemoteKind
+from core.repo.key import Key
+from core.repo.objects import Incoming
+from core.repo.repository import AnnexRepo
+
+logger = logging.getLogger(__name__)
+
+LOCAL_JOBS = 3  # files received at once from path remotes (2 cores: CPU and disk overlap)
+
+
+def receive_key(key: Key, sources: Sequence[Remote], incoming: Callable[[Key, str], Incoming],
+                advance: Callable[[int], None]) -> tuple[str, Incoming]:
+    """Receive ``key`` from the first of ``sources`` that delivers content matching it.
+
+    Returns the remote's name and the committed ``Incoming``, which still
+    holds the transfer lock: the caller logs the content (``keep_received``)
+    and then closes it.  Touches the object store only, never the branch, so
+    it may run on a worker thread (``Receivers``).
+
+    Raises:
+        TransferBusy: another transfer is bringing ``key`` here.
+        RemoteError: no source could provide it.
+    """
+    errors: list[str] = []
+    for remote in sources:
+        inc = incoming(key, remote.info.uuid or "")
+        try:
+            remote.retrieve(key, inc, advance)
+            inc.commit()
+        except TransferBusy:
+            inc.close()
+            raise  # no other remote can help: the key is being written
+        except CoreError as e:
+            inc.close()
+            errors.append(f"{remote.info.name}: {e}")
+            continue
+        except BaseException:
+            inc.close()
+            raise
+        return remote.info.name, inc
+    if not errors:
+        raise RemoteError(f"{key}: no reachable remote has this content")
+    raise RemoteError("; ".join(errors))
+
+
+class Serialized:
+    """A ``Progress`` safe to call from several threads (one lock around each call)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+
+    def start(self, what: str, items: int, total_bytes: int | None) -> None:
+        with self._lock:
+            self._progress.start(what, items, total_bytes)
+
+    def advance(self, items: int = 0, nbytes: int = 0, current: str = "") -> None:
+        with self._lock:
+            self._progress.advance(items, nbytes, current)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._progress.finish()
+
+
+class _Stopped(Exception):
+    """Raised in a worker when ``Receivers.close`` asks it to stop (not a CoreError:
+    no other source is tried)."""
+
+
+class Receivers:
+    """Gets the keys of ``keys`` in that order, receiving the coming ones ahead on ``jobs`` threads.
+
+    ``sources(key)`` lists the remotes to try, cheapest first; ``get_key(key)``
+    gets a key on the caller's thread (what is not for the pool).
+    """
+
+    def __init__(self, repo: AnnexRepo, keys: Iterable[Key], progress: Progress,
+                 sources: Callable[[Key], list[Remote]], get_key: Callable[[Key], str],
+                 jobs: int = LOCAL_JOBS) -> None:  # fmt: skip
+        self.repo = repo
+        self.progress = progress
+        self.sources = sources
+        self.get_key_here = get_key
+        self.window = 2 * jobs  # keys received (or being received) but not yet taken
+        self._upcoming = iter(keys)
+        self._seen: set[Key] = set()
+        self._ahead: dict[Key, Future[None]] = {}
+        self._received: dict[Key, tuple[str, Incoming]] = {}  # under its key, maybe not logged
+        self._pool = ThreadPoolExecutor(jobs, thread_name_prefix="receive") if jobs > 1 else None
+        self._stopping = False
+
+    def get_key(self, key: Key) -> str:
+        """What ``get_key`` does for ``key``, from the pool when it was sent there."""
+        self._fill()
+        future = self._ahead.pop(key, None)
+        if future is None:
+            return self.get_key_here(key)
+        future.result()  # raises what the receiving raised
+        name, inc = self._received[key]
+        with inc:  # the transfer lock goes after the location line
+            self.repo.keep_received(key)
+        del self._received[key]  # not on an error: ``close`` settles it
+        return f"from {name}"
+
+    def _fill(self) -> None:
+        while self._pool is not None and len(self._ahead) < self.window:
+            key = next(self._upcoming, None)
+            if key is None:
+                return
+            sources = self._local_sources(key)
+            if sources:
+                self._ahead[key] = self._pool.submit(self._receive, key, sources)
+
+    def _receive(self, key: Key, sources: list[Remote]) -> None:
+        """On a worker: receive ``key``; the caller logs it (``get_key``, else ``close``)."""
+        self._received[key] = receive_key(key, sources, self.repo.objects.incoming, self._advance)
+
+    def _local_sources(self, key: Key) -> list[Remote] | None:
+        """The sources of ``key`` when it is to be received on the pool, else None."""
+        if key in self._seen:
+            return None
+        self._seen.add(key)
+        if self.repo.objects.has(key):
+            return None
+        try:
+            self.repo.require_writable()
+        except CoreError:
+            return None  # said per file by get_key
+        sources = self.sources(key)
+        if not sources or any(r.info.kind is not RemoteKind.PATH for r in sources):
+            return None
+        return sources
+
+    def _advance(self, nbytes: int) -> None:
+        if self._stopping:
+            raise _Stopped
+        self.progress.advance(0, nbytes)
+
+    def close(self) -> None:
+        """Stop the workers; log what they kept and nobody logged yet.
+
+        That is content under its key whose ``get_key`` was cut short (Ctrl-C
+        while waiting for it or while logging it) or never came.  Logging it
+        again is harmless (the log changes only when the line does); content
+        ``keep_received`` gave up is no longer there and is not logged.
+        """
+        self._stopping = True
+        for future in self._ahead.values():
+            future.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._ahead.clear()
+        for key, (_, inc) in list(self._received.items()):
+            with inc, contextlib.suppress(CoreError):  # keep_received said why; the content went
+                if self.repo.objects.has(key):
+                    self.repo.keep_received(key)
+            del self._received[key]
+
+    def __enter__(self) -> Receivers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

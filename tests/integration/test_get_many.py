@@ -1,0 +1,194 @@
+"""get of many files from a path remote, several at once (core.ops.receiving: the
+default one job, whose path-remote files are still received ahead on worker threads).
+
+The origin is made by real git-annex; real git-annex checks every clone
+afterwards (``fsck`` must neither fail nor have to fix the location log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.ops.files import annexed_files
+from core.ops.transfer import get
+from core.repo.key import Key
+from core.repo.repository import AnnexRepo
+from tests.conftest import annex, git
+
+pytestmark = pytest.mark.interop
+
+COUNT = 24
+BAD = 11  # the file whose source is corrupted
+
+
+def _contents() -> dict[str, bytes]:
+    files = {f"f{i:02d}.bin": os.urandom(1000 + i * 37_000) for i in range(COUNT)}
+    files["same.bin"] = files["f03.bin"]  # two files, one key
+    files["big.bin"] = os.urandom(17 << 20)  # written on Incoming's own writer thread
+    return files
+
+
+@pytest.fixture
+def origin_and_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                     ) -> tuple[Path, AnnexRepo, dict[str, bytes]]:
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q")
+    annex(origin, "init", "-q", "origin")
+    files = _contents()
+    for name, data in files.items():
+        (origin / name).write_bytes(data)
+    annex(origin, "add", "-q", ".")
+    git(origin, "commit", "-q", "-m", "files")
+    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "clone"))
+    monkeypatch.chdir(tmp_path / "clone")
+    return origin, AnnexRepo.open(tmp_path / "clone"), files
+
+
+def _fsck_clean(repo: AnnexRepo) -> None:
+    """Real git-annex finds every present object sound and the log right about it."""
+    out = annex(repo.path, "fsck")
+    assert "fixing" not in out and "failed" not in out, out
+
+
+def _no_leftovers(repo: AnnexRepo) -> None:
+    assert not list((repo.gitdir / "annex" / "tmp").glob("*"))
+    transfer = repo.gitdir / "annex" / "transfer"
+    assert not [p for p in transfer.rglob("*") if p.is_file()], "transfer locks or info left"
+    assert not [t for t in threading.enumerate() if t.name.startswith("receive")]
+
+
+def _present_means_logged_and_whole(repo: AnnexRepo, files: dict[str, bytes]) -> int:
+    """Every object under its key is complete and logged here; returns how many keys."""
+    present: set[Key] = set()
+    for f in annexed_files(repo):
+        path = repo.objects.find(f.key)
+        logged = repo.uuid in repo.state.locations(f.key)
+        if path is None:
+            assert not logged, f.path
+            continue
+        present.add(f.key)
+        assert logged, f"{f.path}: content kept but not in the location log"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == \
+            hashlib.sha256(files[f.path]).hexdigest(), f.path
+    return len(present)
+
+
+def test_parallel_get_is_sound(origin_and_clone: tuple[Path, AnnexRepo, dict[str, bytes]]) -> None:
+    _, clone, files = origin_and_clone
+    outcomes = get(clone, ["."])
+    assert [o.path for o in outcomes] == [f.path for f in annexed_files(clone, ["."])]
+    assert all(o.ok for o in outcomes), [(o.path, o.note) for o in outcomes if not o.ok]
+    notes = {o.path: o.note for o in outcomes}
+    assert {notes["f03.bin"], notes["same.bin"]} == {"from origin", "already present"}
+    for name, data in files.items():
+        assert (clone.path / name).read_bytes() == data
+    assert _present_means_logged_and_whole(clone, files) == len(files) - 1  # one shared key
+    _no_leftovers(clone)
+    _fsck_clean(clone)
+    assert annex(clone.path, "find", "--not", "--in=here") == ""
+
+
+def test_corrupt_source_in_the_middle_is_refused_and_the_rest_arrive(
+    origin_and_clone: tuple[Path, AnnexRepo, dict[str, bytes]],
+) -> None:
+    origin, clone, files = origin_and_clone
+    bad = f"f{BAD:02d}.bin"
+    obj = (origin / bad).resolve()
+    obj.parent.chmod(0o755)
+    obj.chmod(0o644)
+    obj.write_bytes(b"x" * len(files[bad]))  # same size, other bytes
+    outcomes = get(clone, ["."])
+    failed = [o for o in outcomes if not o.ok]
+    assert [o.path for o in failed] == [bad]
+    assert "did not verify" in failed[0].note
+    assert not clone.objects.has(failed[0].key)
+    assert clone.uuid not in clone.state.locations(failed[0].key)
+    for name, data in files.items():
+        if name != bad:
+            assert (clone.path / name).read_bytes() == data
+    _present_means_logged_and_whole(clone, files)
+    _no_leftovers(clone)
+    _fsck_clean(clone)
+
+
+class _InterruptAfter:
+    """A progress whose caller's thread gets Ctrl-C after ``n`` files (as from a terminal)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def start(self, what: str, items: int, total_bytes: int | None) -> None:
+        pass
+
+    def advance(self, items: int = 0, nbytes: int = 0, current: str = "") -> None:
+        if items and threading.current_thread() is threading.main_thread():
+            self.n -= 1
+            if self.n == 0:
+                raise KeyboardInterrupt
+
+    def finish(self) -> None:
+        pass
+
+
+def test_interrupted_get_keeps_only_whole_logged_content(
+    origin_and_clone: tuple[Path, AnnexRepo, dict[str, bytes]],
+) -> None:
+    _, clone, files = origin_and_clone
+    with pytest.raises(KeyboardInterrupt):
+        get(clone, ["."], progress=_InterruptAfter(8))
+    present = _present_means_logged_and_whole(clone, files)
+    assert 8 <= present < len(files) - 1  # the workers were ahead; not all came
+    transfer = clone.gitdir / "annex" / "transfer"
+    assert not [p for p in transfer.rglob("*") if p.is_file()], "transfer locks or info left"
+    assert not [t for t in threading.enumerate() if t.name.startswith("receive")]
+    _fsck_clean(clone)
+    again = get(clone, ["."])  # what was cut off (a partial file) is resumed
+    assert all(o.ok for o in again)
+    assert _present_means_logged_and_whole(clone, files) == len(files) - 1
+    _no_leftovers(clone)
+
+
+def test_ctrl_c_to_the_get_command(tmp_path: Path) -> None:
+    """SIGINT to ``annexsync get`` while it receives: nothing half-written under a
+    key, everything kept is logged, git-annex's fsck is clean."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q")
+    annex(origin, "init", "-q", "origin")
+    files = {f"g{i:03d}.bin": os.urandom(1 << 20) for i in range(150)}
+    for name, data in files.items():
+        (origin / name).write_bytes(data)
+    annex(origin, "add", "-q", ".")
+    git(origin, "commit", "-q", "-m", "files")
+    git(tmp_path, "clone", "-q", str(origin), str(tmp_path / "clone"))
+    clone_path = tmp_path / "clone"
+    objects = clone_path / ".git" / "annex" / "objects"
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "get", "."], cwd=clone_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (objects.is_dir() and any(objects.rglob("*.bin"))):
+            assert proc.poll() is None, "get ended before it was interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (proc.returncode, err)  # interrupted, not finished first
+    clone = AnnexRepo.open(clone_path)
+    present = _present_means_logged_and_whole(clone, files)
+    assert 0 < present < len(files)
+    _fsck_clean(clone)
