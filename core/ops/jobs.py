@@ -30,7 +30,7 @@ What the workers share, and what keeps it safe:
   one item, so two workers never race for one key's transfer lock;
 - the index (unlocked files): ``index.lock``, created exclusively and waited
   for (``core.gitlock``);
-- the caller's ``Progress``: one lock around it (``_SharedProgress``).
+- the caller's ``Progress``: one lock around it (``SharedProgress``).
 
 Stopping (style 5: every task has an owner, cleanup always runs): the first
 exception a worker's work lets out (per-file failures are results, so this
@@ -115,12 +115,13 @@ class Stopped(Exception):  # noqa: N818 - a signal to a worker, never shown to t
     """Raised inside a worker's transfer once the pool is stopping."""
 
 
-class _SharedProgress:
-    """The caller's ``Progress`` behind one lock, and where transfers learn to stop."""
+class SharedProgress:
+    """The caller's ``Progress`` behind one lock, and where transfers learn to stop
+    (``stop``: set, a byte report raises ``Stopped``)."""
 
-    def __init__(self, progress: Progress, stop: threading.Event) -> None:
+    def __init__(self, progress: Progress, stop: threading.Event | None = None) -> None:
         self._progress = progress
-        self._stop = stop
+        self.stop = stop or threading.Event()
         self._lock = threading.Lock()
 
     def start(self, what: str, items: int, total_bytes: int | None) -> None:
@@ -130,7 +131,7 @@ class _SharedProgress:
     def advance(self, items: int = 0, nbytes: int = 0, current: str = "") -> None:
         # Only byte reports stop: they come from inside a transfer, whose own
         # cleanup then runs; a finished file is still counted.
-        if nbytes and self._stop.is_set():
+        if nbytes and self.stop.is_set():
             raise Stopped()
         with self._lock:
             self._progress.advance(items, nbytes, current)
@@ -146,7 +147,7 @@ class _Pool(Generic[T, R]):
         self.items = items
         self.work = work
         self.stop = threading.Event()
-        self.progress = _SharedProgress(progress, self.stop)
+        self.progress = SharedProgress(progress, self.stop)
         self.results: dict[int, R] = {}
         self._lock = threading.Lock()
         self._next = 0
@@ -219,4 +220,4 @@ def run_jobs(repo: AnnexRepo, items: Sequence[T], work: Work[T, R], jobs: int,
     return pool.run(min(jobs, len(items)))
 
 
-__all__ = ["DEFAULT_JOBS", "Stopped", "configured_jobs", "jobs_for", "parse_jobs", "run_jobs"]
+__all__ = ["DEFAULT_JOBS", "SharedProgress", "Stopped", "configured_jobs", "jobs_for", "parse_jobs", "run_jobs"]

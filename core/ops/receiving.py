@@ -21,7 +21,7 @@ A worker never touches the git-annex branch.
 Only keys whose every source is a path remote go to the pool; the others (a
 network session is one conversation at a time) are got on the caller's
 thread by the caller's ``get_key``, as before.  Progress reported by the
-workers goes through ``Serialized``.
+workers goes through ``jobs.SharedProgress``, which also stops them.
 
 ``close`` always runs (it is the context manager's exit): workers stop at
 their next chunk (``Incoming`` keeps the partial file in ``annex/tmp`` for a
@@ -36,12 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from core.errors import CoreError, RemoteError, TransferBusy
-from core.progress import Progress
+from core.ops.jobs import SharedProgress
 from core.remotetypes import Remote, RemoteKind
 from core.repo.key import Key
 from core.repo.objects import Incoming
@@ -87,31 +86,6 @@ def receive_key(key: Key, sources: Sequence[Remote], incoming: Callable[[Key, st
     raise RemoteError("; ".join(errors))
 
 
-class Serialized:
-    """A ``Progress`` safe to call from several threads (one lock around each call)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._lock = threading.Lock()
-
-    def start(self, what: str, items: int, total_bytes: int | None) -> None:
-        with self._lock:
-            self._progress.start(what, items, total_bytes)
-
-    def advance(self, items: int = 0, nbytes: int = 0, current: str = "") -> None:
-        with self._lock:
-            self._progress.advance(items, nbytes, current)
-
-    def finish(self) -> None:
-        with self._lock:
-            self._progress.finish()
-
-
-class _Stopped(Exception):
-    """Raised in a worker when ``Receivers.close`` asks it to stop (not a CoreError:
-    no other source is tried)."""
-
-
 class Receivers:
     """Gets the keys of ``keys`` in that order, receiving the coming ones ahead on ``jobs`` threads.
 
@@ -119,7 +93,7 @@ class Receivers:
     gets a key on the caller's thread (what is not for the pool).
     """
 
-    def __init__(self, repo: AnnexRepo, keys: Iterable[Key], progress: Progress,
+    def __init__(self, repo: AnnexRepo, keys: Iterable[Key], progress: SharedProgress,
                  sources: Callable[[Key], list[Remote]], get_key: Callable[[Key], str],
                  jobs: int = LOCAL_JOBS) -> None:  # fmt: skip
         self.repo = repo
@@ -132,7 +106,6 @@ class Receivers:
         self._ahead: dict[Key, Future[None]] = {}
         self._received: dict[Key, tuple[str, Incoming]] = {}  # under its key, maybe not logged
         self._pool = ThreadPoolExecutor(jobs, thread_name_prefix="receive") if jobs > 1 else None
-        self._stopping = False
 
     def get_key(self, key: Key) -> str:
         """What ``get_key`` does for ``key``, from the pool when it was sent there."""
@@ -177,9 +150,7 @@ class Receivers:
         return sources
 
     def _advance(self, nbytes: int) -> None:
-        if self._stopping:
-            raise _Stopped
-        self.progress.advance(0, nbytes)
+        self.progress.advance(0, nbytes)  # raises Stopped once ``close`` began
 
     def close(self) -> None:
         """Stop the workers; log what they kept and nobody logged yet.
@@ -189,7 +160,7 @@ class Receivers:
         again is harmless (the log changes only when the line does); content
         ``keep_received`` gave up is no longer there and is not logged.
         """
-        self._stopping = True
+        self.progress.stop.set()
         for future in self._ahead.values():
             future.cancel()
         if self._pool is not None:

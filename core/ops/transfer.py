@@ -35,8 +35,8 @@ from core.errors import (
     RemoteError,
 )
 from core.ops.files import AnnexedFile, annexed_files, depopulate_unlocked, populate_unlocked
-from core.ops.jobs import run_jobs
-from core.ops.receiving import Receivers, Serialized, receive_key
+from core.ops.jobs import SharedProgress, run_jobs
+from core.ops.receiving import Receivers, receive_key
 from core.progress import NullProgress, Progress
 from core.remotes import (
     Remote,
@@ -326,7 +326,7 @@ def get(repo: AnnexRepo, paths: Iterable[str] = (), source: str | None = None,
     by_key = _by_key(annexed_files(repo))
     receivers = None
     if jobs == 1:
-        p = Serialized(p)
+        p = SharedProgress(p)
         receivers = Receivers(repo, (f.key for f in files), p,
                               sources=lambda key: _sources(repo, key, source),
                               get_key=lambda key: get_key(repo, key, p, source))
