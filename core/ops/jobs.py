@@ -42,7 +42,12 @@ remote's own cleanup runs (the session is closed, the transfer lock
 released; a partial download stays in ``annex/tmp`` for resume, as with
 git-annex).  A transfer that reports nothing (a silent server) ends at its
 read timeout.  The calling thread waits for every worker's cleanup, then
-re-raises what stopped the pool.
+re-raises what stopped the pool.  It waits on a condition the workers signal
+as they end, never in ``Thread.join``: on Python 3.11 a ``join`` that Ctrl-C
+interrupts marks the thread it waited for as ended while it still runs, so
+a later ``join`` -- and the interpreter's own wait at exit -- returns at once
+and the process can exit in the middle of that worker's transfer (its
+transfer lock and info files left behind).
 """
 
 from __future__ import annotations
@@ -150,6 +155,8 @@ class _Pool(Generic[T, R]):
         self.progress = SharedProgress(progress, self.stop)
         self.results: dict[int, R] = {}
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)
+        self._running = 0
         self._next = 0
         self.error: BaseException | None = None
 
@@ -188,19 +195,34 @@ class _Pool(Generic[T, R]):
             finally:
                 repo.close()
 
-    def run(self, workers: int) -> list[R]:
-        threads = [threading.Thread(target=self.worker, name=f"annexsync-job-{n + 1}")
-                   for n in range(workers)]  # fmt: skip
+    def _run_worker(self) -> None:
         try:
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            self.worker()
+        finally:
+            with self._ended:
+                self._running -= 1
+                self._ended.notify_all()
+
+    def _wait_for_workers(self) -> None:
+        with self._ended:
+            while self._running:
+                self._ended.wait()
+
+    def run(self, workers: int) -> list[R]:
+        try:
+            for n in range(workers):
+                with self._lock:
+                    self._running += 1
+                try:
+                    threading.Thread(target=self._run_worker, name=f"annexsync-job-{n + 1}").start()
+                except BaseException:
+                    with self._lock:
+                        self._running -= 1
+                    raise
+            self._wait_for_workers()
         finally:  # Ctrl-C here: stop the workers, wait for their cleanup, re-raise
             self.stop.set()
-            for t in threads:
-                if t.ident is not None:  # started
-                    t.join()
+            self._wait_for_workers()
         if self.error is not None:
             raise self.error
         return [self.results[i] for i in range(len(self.items))]

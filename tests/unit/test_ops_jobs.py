@@ -114,3 +114,37 @@ def test_finished_files_are_counted_while_stopping(repo: AnnexRepo) -> None:
 
     with pytest.raises(RuntimeError):
         run_jobs(repo, [0, 1, 2], work, 3, NullProgress())
+
+
+def test_ctrl_c_waits_for_every_workers_cleanup(repo: AnnexRepo) -> None:
+    """A real SIGINT while the pool runs: ``run_jobs`` raises KeyboardInterrupt
+    only after every worker's transfer has cleaned up.  (On Python 3.11 a
+    ``Thread.join`` that Ctrl-C interrupts marks its thread as ended while it
+    still runs: a pool waiting in ``join`` let the process exit mid-transfer,
+    its transfer lock files left behind.)"""
+    import os
+    import signal
+
+    running: list[int] = []
+    cleaned: list[int] = []
+    lock = threading.Lock()
+
+    def work(r: AnnexRepo, item: int, p: Progress) -> int:
+        with lock:
+            running.append(item)
+            if len(running) == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, once all three are busy
+        try:
+            while True:  # a transfer: its byte reports raise Stopped once stopping
+                p.advance(0, 1)
+                time.sleep(0.01)
+        finally:  # the session closed, the lock released: the first worker (whose
+            # join Ctrl-C interrupts) takes longest
+            first = threading.current_thread().name.endswith("-1")
+            time.sleep(0.6 if first else 0.05)
+            with lock:
+                cleaned.append(item)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(repo, [0, 1, 2], work, 3, NullProgress())
+    assert sorted(cleaned) == [0, 1, 2]
