@@ -133,9 +133,11 @@ def test_the_daemons_sync_with_an_online_paired_device_by_themselves(
         start(b)
         data = os.urandom(300_000)
         (a.repo / "new.bin").write_bytes(data)  # the daemon adds and commits it
-        wait(lambda: "new.bin" in head_files(b.repo) and has_content(b.repo, "new.bin"), 40,
+        # the content arrives first, then B's worker fills the unlocked file: wait
+        # for the file as a person sees it, not for the object alone
+        wait(lambda: "new.bin" in head_files(b.repo) and has_content(b.repo, "new.bin")
+             and (b.repo / "new.bin").read_bytes() == data, 40,
              "the new file and its content on B")
-        assert (b.repo / "new.bin").read_bytes() == data
         annex(b.repo, "fsck", "--quiet", "new.bin")
         assert b.core is not None and a.core is not None
         (repo_b,) = b.core.status.repos
