@@ -123,7 +123,9 @@ def load_or_create(config_dir: Path, name: str | None = None) -> DeviceIdentity:
         # the tray app and a command started together: the first one's identity wins
         secrets.delete(KEY_SERVICE, key_name(ident.device_id))
         winner = load_identity(config_dir)
-        assert winner is not None
+        if winner is None:  # the winner's file went again (removed by hand)
+            raise IdentityError(f"{d / IDENTITY_FILE} vanished while this device's "
+                                "identity was being made: start again") from None
         return winner
     finally:
         tmp.unlink(missing_ok=True)
