@@ -16,13 +16,12 @@ connections, moves bytes and writes the gateway's location log.
   session, so one dead node costs one bounded wait (``OPEN_TIMEOUT``), not
   one per request.
 - Several nodes are asked in parallel, and every node wait is bounded (the
-  node channel's read and write timeouts).  A request whose nodes are all
-  open goes to each in turn, then their replies are read in turn
-  (``_exchange_each``): the nodes work at once, with no task per node, and a
-  silent node costs its read timeout, after which the replies of the others
-  are already there.  Otherwise, and with ``node_jobs`` (p2phttp's
-  ``--clusterjobs``: at most that many nodes at once), a TaskGroup per
-  request (``_each``).
+  node channel's read and write timeouts).  A request goes to each node in
+  turn, then their replies are read in turn (``_exchange_each``): the nodes
+  work at once, with no task per node, and a silent node costs its read
+  timeout, after which the replies of the others are already there.  With
+  ``node_jobs`` (p2phttp's ``--clusterjobs``) nodes are asked so in groups of
+  that many.  Nodes not yet open are opened first, in parallel (``_ready``).
 - Three transports run it: p2pstdio ``--uuid`` (``core.p2p.shell``), the
   TCP listener (a token naming the cluster, ``core.p2p.listener``) and
   HTTP; a long-running gateway (``annexsync p2phttp``) passes
@@ -272,7 +271,7 @@ class GatewaySession(Session):
         super().__init__(served, channel, **kwargs)  # type: ignore[arg-type]
         self.target = target
         self.open_timeout = open_timeout
-        self._slots = asyncio.Semaphore(node_jobs) if node_jobs else None
+        self._node_jobs = node_jobs
         self._nodes: dict[str, P2PClient | NodeResult] = {}  # open, or why not
         self._gput: _Put | None = None
         self._get_node: P2PClient | None = None
@@ -309,59 +308,44 @@ class GatewaySession(Session):
             self._closing.append(old)
         return result
 
-    async def _each(self, nodes: list[Node],
-                    fn: Callable[[Node, P2PClient], Awaitable[NodeResult]]) -> list[NodeResult]:  # fmt: skip
-        """``fn`` on every node in parallel; results in ``nodes``' order."""
-        out: dict[str, NodeResult] = {}
-
-        async def one(node: Node) -> None:
-            async with self._slots or contextlib.nullcontext():
-                await each_node(node)
-
-        async def each_node(node: Node) -> None:
-            client = await self._open(node)
-            if isinstance(client, NodeResult):
-                out[node.uuid] = client
-                return
-            try:
-                out[node.uuid] = await fn(node, client)
-            except (CoreError, OSError, TimeoutError) as e:
-                out[node.uuid] = self._drop(node.uuid, str(e))
-
-        async with asyncio.TaskGroup() as tg:
-            for n in nodes:
-                tg.create_task(one(n))
-        return [out[n.uuid] for n in nodes]
+    async def _ready(self, nodes: list[Node]) -> dict[str, P2PClient | NodeResult]:
+        """Each node's connection, or why there is none; the ones never tried
+        are opened in parallel (one dead node costs one bounded wait)."""
+        fresh = [n for n in nodes if n.uuid not in self._nodes]
+        if len(fresh) > 1:
+            async with asyncio.TaskGroup() as tg:
+                for n in fresh:
+                    tg.create_task(self._open(n))
+        return {n.uuid: await self._open(n) for n in nodes}
 
     async def _exchange_each(self, nodes: list[Node], events: Callable[[Node], tuple[Message, ...]],
                              judge: Callable[[Node, P2PClient, list[Event]], NodeResult],
                              ) -> list[NodeResult]:  # fmt: skip
         """Send each node ``events(node)`` and ``judge`` its reply; results in
-        ``nodes``' order (module docstring: sent to all, then read in turn)."""
-        if self._slots is not None or any(
-                not isinstance(self._nodes.get(n.uuid), P2PClient) for n in nodes):  # fmt: skip
-
-            async def exchange(node: Node, client: P2PClient) -> NodeResult:
-                return judge(node, client, await client.exchange(*events(node)))
-
-            return await self._each(nodes, exchange)
+        ``nodes``' order.  In groups of ``node_jobs`` nodes (all of them without
+        it): sent to each, then the replies read in turn (module docstring).
+        A node whose send, reply or ``judge`` fails (CoreError, OSError,
+        TimeoutError) is dropped for the session."""
+        clients = await self._ready(nodes)
         out: dict[str, NodeResult] = {}
-        asked: list[tuple[Node, P2PClient]] = []
-        for node in nodes:
-            client = await self._open(node)
-            if isinstance(client, NodeResult):
-                out[node.uuid] = client
-                continue
-            try:
-                await client.ch.send(*events(node))
-                asked.append((node, client))
-            except (CoreError, OSError, TimeoutError) as e:
-                out[node.uuid] = self._drop(node.uuid, str(e))
-        for node, client in asked:
-            try:
-                out[node.uuid] = judge(node, client, await client.reply())
-            except (CoreError, OSError, TimeoutError) as e:
-                out[node.uuid] = self._drop(node.uuid, str(e))
+        group = self._node_jobs or len(nodes) or 1
+        for start in range(0, len(nodes), group):
+            asked: list[tuple[Node, P2PClient]] = []
+            for node in nodes[start : start + group]:
+                client = clients[node.uuid]
+                if isinstance(client, NodeResult):
+                    out[node.uuid] = client
+                    continue
+                try:
+                    await client.ch.send(*events(node))
+                    asked.append((node, client))
+                except (CoreError, OSError, TimeoutError) as e:
+                    out[node.uuid] = self._drop(node.uuid, str(e))
+            for node, client in asked:
+                try:
+                    out[node.uuid] = judge(node, client, await client.reply())
+                except (CoreError, OSError, TimeoutError) as e:
+                    out[node.uuid] = self._drop(node.uuid, str(e))
         return [out[n.uuid] for n in nodes]
 
     def _by_uuid(self, uuids: list[str]) -> list[Node]:
@@ -603,11 +587,14 @@ class GatewaySession(Session):
         await self.ch.send(fanout.remove_answer(self.target.uuid, self.ch.conn.version, results))
 
     async def _timestamp(self) -> None:
-        async def stamp(node: Node, client: P2PClient) -> NodeResult:
-            self._stamps[node.uuid] = await client.timestamp()
+        def stamp(node: Node, client: P2PClient, reply: list[Event]) -> NodeResult:
+            (answer,) = reply
+            if not isinstance(answer, Timestamp):
+                raise CoreError(f"GETTIMESTAMP: {answer!r}")
+            self._stamps[node.uuid] = answer.timestamp
             return NodeResult(node.uuid, ok=True)
 
-        await self._each(list(self.target.nodes), stamp)
+        await self._exchange_each(list(self.target.nodes), lambda node: (GetTimestamp(),), stamp)
         self._own_stamp = self.served.clock()
         await self.ch.send(Timestamp(self._own_stamp))
 

@@ -49,9 +49,16 @@ Rules kept here, each from the spec:
   probe in one.
 - A successful PUT (or DATA-PRESENT) logs the key present under the served
   UUID, a REMOVE logs it absent, and the git-annex branch is committed, as
-  git-annex-shell does (6.5).  A PUT whose location line cannot be written
-  (a full disk) gives the content up again and answers FAILURE
-  (``AnnexRepo.keep_received``); a PUT with no room for the content answers
+  git-annex-shell does (6.5).  The line is in the journal before the reply
+  (git-annex reads the journal: every reader sees it at once); the commit
+  follows at most once a second in the request's thread, or, in a
+  long-running server (``commit_later``: ``annexsync p2phttp``), off the
+  request's path once the lines settle (``commit_settled``: after a second
+  without a new line, at most five seconds late): no reply waits for a
+  commit, and a burst of uploads costs a commit per five seconds, not per
+  second.  A PUT whose location line cannot be written (a full disk) gives
+  the content up again and answers FAILURE (``AnnexRepo.keep_received``);
+  a PUT with no room for the content answers
   PUT-FROM, takes the payload and answers FAILURE: the session goes on.
   In a non-bare repository the unlocked files using the key follow: filled
   after a PUT, back to their pointer after a REMOVE (``files.follow_content``).
@@ -150,6 +157,8 @@ from core.repo.repository import AnnexRepo
 logger = logging.getLogger(__name__)
 
 COMMIT_INTERVAL = 1.0  # seconds between git-annex branch commits while serving
+COMMIT_QUIET = 1.0  # ``commit_later``: committed once no line came for this long...
+COMMIT_LATEST = 5.0  # ... or this long after the first line the branch lacks
 
 WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
 RETENTION_SECONDS = 600  # spec 6.2: a peer's lock is good for 10 minutes
@@ -202,13 +211,19 @@ class ServedRepo:
         *,
         mode: Mode = Mode.READ_WRITE,
         clock: Callable[[], int] = monotonic_seconds,
+        commit_later: bool = False,
     ) -> None:
+        """``commit_later``: requests only journal their lines; the owner calls
+        ``commit_settled`` when ``commit_due_at`` says (a long-running server)."""
         self.repo = repo
         self.uuid = repo.uuid
         self.mode = mode
         self.clock = clock
+        self.commit_later = commit_later
         self._branch_lock = threading.Lock()
         self._dirty = False
+        self._dirty_since = 0.0  # the first line the branch lacks, then the last one
+        self._changed = 0.0
         self._committed = 0.0
         self._locks_lock = threading.Lock()
         self._held: dict[Key, _Held] = {}
@@ -277,8 +292,7 @@ class ServedRepo:
                 logger.info("REMOVE %s: %s", key, e)
                 return False
             if removed:
-                self._dirty = True
-                self._commit_due()
+                self._journaled()
         if removed:
             self._follow(key, False)
         return True
@@ -297,7 +311,8 @@ class ServedRepo:
 
         The line goes to the journal at once (readers, git-annex's included,
         see it there); the branch is committed at most once a second while
-        content keeps arriving, and by ``flush`` when serving ends.
+        content keeps arriving (with ``commit_later``: by ``commit_settled``,
+        off the request's path), and by ``flush`` when serving ends.
         """
         with self._branch_lock:
             try:
@@ -307,8 +322,7 @@ class ServedRepo:
             except CoreError as e:  # content moved anyway; the log is advisory
                 logger.warning("could not record %s in the location log: %s", key, e)
                 return
-            self._dirty = True
-            self._commit_due()
+            self._journaled()
 
     def keep(self, key: Key) -> None:
         """Log content a PUT brought, or give it up (``AnnexRepo.keep_received``).
@@ -319,33 +333,51 @@ class ServedRepo:
         """
         with self._branch_lock:
             self.repo.keep_received(key)
-            self._dirty = True
-            self._commit_due()
+            self._journaled()
         self._follow(key, True)
 
-    def _commit_due(self) -> None:
-        if time.monotonic() - self._committed < COMMIT_INTERVAL:
-            return
-        try:
+    def _journaled(self) -> None:
+        """A line went to the journal (branch lock held): commit now if due,
+        or leave it to ``commit_settled`` (``commit_later``)."""
+        now = time.monotonic()
+        if not self._dirty:
+            self._dirty, self._dirty_since = True, now
+        self._changed = now
+        if not self.commit_later and now - self._committed >= COMMIT_INTERVAL:
             self._commit()
-        except CoreError as e:  # the journal keeps the lines for the next commit
-            logger.warning("could not commit the location log: %s", e)
+
+    def commit_due_at(self) -> float | None:
+        """When (``time.monotonic``) ``commit_settled`` commits: ``COMMIT_QUIET``
+        after the last line, at most ``COMMIT_LATEST`` after the first; None
+        when the branch has every line."""
+        if not self._dirty:
+            return None
+        return min(self._changed + COMMIT_QUIET, self._dirty_since + COMMIT_LATEST)
+
+    def commit_settled(self) -> None:
+        """Commit the journal if ``commit_due_at`` has come (blocking)."""
+        with self._branch_lock:
+            due = self.commit_due_at()
+            if due is not None and time.monotonic() >= due:
+                self._commit()
 
     def flush(self) -> None:
         """Commit what ``record`` left in the journal."""
         with self._branch_lock:
             if self._dirty:
-                try:
-                    self._commit()
-                except CoreError as e:
-                    logger.warning("could not commit the location log: %s", e)
+                self._commit()
 
     def _commit(self) -> None:
         """A branch lock held by someone else leaves the lines in the journal
         (``commit_or_keep``): the content is stored, so the upload succeeded."""
-        if self.repo.branch.commit_or_keep():
-            self._dirty = False
+        try:
+            if self.repo.branch.commit_or_keep():
+                self._dirty = False
+        except (CoreError, OSError) as e:  # the journal keeps the lines for the next commit
+            logger.warning("could not commit the location log: %s", e)
         self._committed = time.monotonic()
+        if self._dirty:  # tried again after a pause, not at every turn
+            self._dirty_since = self._changed = self._committed
 
 
 @dataclass

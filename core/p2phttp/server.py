@@ -26,7 +26,11 @@ Repository semantics are ``core.p2p.serving.ServedRepo``'s, the same object
 the P2P server uses and already checked against git-annex: content locks with
 ``.rtm`` retention, removal refused while locked, remove-before against the
 boot clock, location log and branch commit after a store or removal.  All
-blocking work runs in a thread through ``Served.run``.
+blocking work runs in a thread through ``Served.run``.  The location line is
+journaled before the reply; the branch commit is the committer task's
+(``_commit_settled``, one per server): once a repository's lines settle,
+so a burst of uploads costs each repository one commit, off the requests'
+path (``ServedRepo.commit_later``).
 
 Resources, all bounded and released in ``finally`` (nothing grows with the
 number of requests served):
@@ -89,6 +93,7 @@ from typing import BinaryIO, TypeVar
 
 from aiohttp import HttpVersion11, web
 
+from core.daemon.threads import run_blocking
 from core.errors import ContentVerifyError, CoreError, RepoError, TransferBusy
 from core.p2p.gateway import cluster_target, local_node_path, open_proxied
 from core.p2p.limits import Pace, one_line
@@ -113,6 +118,7 @@ IO_TIMEOUT = 60.0  # the window of the pace a transfer must keep
 MIN_RATE = 1024  # bytes per second, averaged over each io_timeout window
 HEADER_TIMEOUT = 30.0  # to send complete request headers
 SOMETHING_WRONG = "Something went wrong"
+COMMIT_TICK = 0.25  # how often the committer looks for settled journals (seconds)
 R = TypeVar("R")
 
 
@@ -149,7 +155,7 @@ class Served:
     """One repository and its worker slots."""
 
     def __init__(self, repo: AnnexRepo, jobs: int, clock: Callable[[], int]) -> None:
-        self.served = ServedRepo(repo, clock=clock)
+        self.served = ServedRepo(repo, clock=clock, commit_later=True)  # by ``_commit_settled``
         self.workers = asyncio.Semaphore(jobs)
 
     @property
@@ -383,15 +389,30 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await repos.host.start()
     if not repos.all():
         await asyncio.to_thread(repos.open_initial)
-    reaper = asyncio.get_running_loop().create_task(_reap(locks), name="p2phttp-lock-reaper")
+    loop = asyncio.get_running_loop()
+    reaper = loop.create_task(_reap(locks), name="p2phttp-lock-reaper")
+    committer = loop.create_task(_commit_settled(repos), name="p2phttp-committer")
     try:
         yield
     finally:
-        reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reaper
+        for task in (reaper, committer):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await locks.release_all()
         await repos.aclose()
+
+
+async def _commit_settled(repos: Repositories) -> None:
+    """Commit each served repository's journal once its lines settle, off the
+    requests' path (``ServedRepo.commit_later``); ``close`` commits the rest."""
+    while True:
+        await asyncio.sleep(COMMIT_TICK)
+        now = time.monotonic()
+        for s in repos.all():
+            due = s.served.commit_due_at()
+            if due is not None and due <= now:
+                await run_blocking(s.served.commit_settled)
 
 
 async def _reap(locks: LockTable) -> None:

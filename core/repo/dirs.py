@@ -10,6 +10,8 @@ components from ``annex`` down: when the git directory is gone the first
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 
@@ -24,18 +26,23 @@ def annex_dirs(path: Path) -> None:
     parts = path.parts
     if "annex" not in parts:
         raise ValueError(f"{path} is not inside a git-annex directory")
-    try:  # mostly only the last one is missing, or none: one system call
+    if os.path.isdir(path):  # mostly there already: one stat, no exception
+        return
+    _make(path, len(parts) - parts[::-1].index("annex"))
+
+
+def _make(path: Path, annex_depth: int) -> None:
+    """mkdir ``path``, and first its missing parents up to ``annex`` (whose
+    own parts count is ``annex_depth``): upwards only as far as needed, so a
+    new object directory costs a failed mkdir or two, not one per level."""
+    try:
         path.mkdir()
         return
     except FileExistsError:
         return
     except FileNotFoundError:
-        pass
-    top = len(parts) - 1 - parts[::-1].index("annex")
-    here = Path(*parts[:top])
-    for part in parts[top:]:
-        here = here / part
-        try:
-            here.mkdir()
-        except FileExistsError:
-            pass
+        if len(path.parts) <= annex_depth:
+            raise  # ``annex``'s parent, the git directory, is gone
+    _make(path.parent, annex_depth)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir()

@@ -68,6 +68,14 @@ def test_copy_get_drop_over_http(served: Gateway, tmp_path: Path) -> None:
     copy_get_drop(g, client, 'origin-mycluster')
 
 
+def test_copy_get_drop_with_clusterjobs_one(gateway: Gateway, tmp_path: Path) -> None:
+    """``--clusterjobs 1``: every request asks the nodes in groups of one, one
+    group after the other; the outcome is the same as all at once."""
+    with our_p2phttp(gateway.gw, "--wideopen", "-J2", "--clusterjobs", "1") as server:
+        gateway.port = server.port
+        copy_get_drop(gateway, _client(gateway, tmp_path / "c"), "origin-mycluster")
+
+
 def test_node_down_and_node_failing_mid_put_over_http(served: Gateway, tmp_path: Path) -> None:
     """clusters.md 7 done better over HTTP: node1 moved away (unreachable),
     node3 refusing the data (``annex.diskreserve``: PUT-FROM, DATA, FAILURE);

@@ -16,10 +16,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from core.p2p.serving import COMMIT_LATEST
 from core.p2phttp.auth import AuthPolicy, User, format_basic
 from core.p2phttp.server import LOCKS, REPOS, Settings
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo
+from core.repo.state import location_log_path
 from tests.integration.test_p2phttp_support import (
     CLIENT_UUID,
     fd_count,
@@ -135,6 +137,44 @@ async def test_bad_input(served: tuple[Path, str, str]) -> None:
         await _raw(server.port, b"\x00\x01garbage\r\n\r\n")
         async with s.get(f"{base}/v4/key/{k12}?{Q}") as r:
             assert await r.read() == b"hello world\n"
+
+
+@pytest.mark.asyncio
+async def test_puts_are_journaled_before_the_reply_and_committed_while_serving(
+        served: tuple[Path, str, str]) -> None:  # fmt: skip
+    """Each stored key's line is in the journal (which git-annex reads) when
+    the reply comes; the committer moves the lines into the branch once they
+    settle, while the server still runs, in fewer commits than requests."""
+    repo, uuid, _ = served
+    datas = [os.urandom(1000) + bytes([i]) for i in range(6)]
+    keys = [f"SHA256E-s{len(d)}--{hashlib.sha256(d).hexdigest()}.bin" for d in datas]
+    settings = Settings(repositories=[repo], policy=AuthPolicy(wideopen=True), jobs=4)
+    with AnnexRepo.open(repo) as r:
+        tip = r.branch.tip()
+    async with in_process(settings) as server, aiohttp.ClientSession() as s:
+        base = f"http://127.0.0.1:{server.port}/git-annex/{uuid}/v4"
+        for key, data in zip(keys, datas, strict=True):
+            async with s.post(f"{base}/put?key={key}&{Q}", data=data,
+                              headers={"X-git-annex-data-length": str(len(data))}) as resp:  # fmt: skip
+                assert (await resp.json())["stored"] is True
+            with AnnexRepo.open(repo) as r:  # the line is there for every reader
+                assert uuid in r.state.locations(Key.parse(key))
+        async with asyncio.timeout(COMMIT_LATEST + 20):
+            while True:
+                with AnnexRepo.open(repo) as r:
+                    if not r.branch.journal_files():
+                        break
+                await asyncio.sleep(0.1)
+        with AnnexRepo.open(repo) as r:
+            commits, at = 0, r.branch.tip()
+            while at != tip:
+                commits += 1
+                (at,) = r.git.object_store[at].parents
+            tree = r.git.object_store[r.branch.tip()].tree
+            for key in keys:  # in the branch itself now
+                log = r.branch.read_tree_file(tree, location_log_path(key))
+                assert f" 1 {uuid}" in (log or b"").decode()
+    assert 1 <= commits < len(keys)
 
 
 @pytest.mark.asyncio
