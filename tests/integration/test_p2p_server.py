@@ -150,6 +150,33 @@ def test_put_payload_is_verified(pair: Pair) -> None:
     assert not any((pair.server / ".git" / "annex" / "tmp").iterdir())
 
 
+def test_big_put_read_on_a_thread_is_verified(pair: Pair) -> None:
+    """A payload above ``THREADED_HASH_FROM`` goes from the pipe through the
+    buffer ring (``FdReader``, ``Channel.receive_payload``, ``Incoming.write_from``): one
+    flipped byte in its middle is refused with nothing kept, the right bytes
+    are stored, and the requests after each payload are read as requests."""
+    from core.repo.objects import THREADED_HASH_FROM
+
+    data = os.urandom(THREADED_HASH_FROM + 12_345)
+    key = Key("SHA256E", hashlib.sha256(data).hexdigest() + ".bin", size=len(data))
+    bad = bytearray(data)
+    bad[len(data) // 2] ^= 1
+    tmp = pair.server / ".git" / "annex" / "tmp" / key.file_name()
+    peer = _server_peer(pair)
+    try:
+        for body, answer in ((bytes(bad), Failure()), (data, Success())):
+            assert peer.request(Put(b"f.bin", key)) == [PutFrom(0)]
+            peer.write(Data(len(body)))
+            for i in range(0, len(body), 300_000):
+                peer.write(Payload(body[i : i + 300_000]))
+            assert peer.request(Valid()) == [answer]
+            assert not tmp.exists()
+            assert peer.request(CheckPresent(key)) == [answer]
+    finally:
+        assert peer.close() == 0
+    assert content_of(pair.server, str(key)) == data
+
+
 def test_put_cut_then_resumed_by_real_client(pair: Pair) -> None:
     c, s = pair.client, pair.server
     data = os.urandom(200_000)

@@ -71,6 +71,15 @@ def _eof_within(peer: RawPeer, seconds: float) -> bool:
     return bool(ready) and os.read(fd, 65536) == b""
 
 
+def _wait_for(path: Path, seconds: float = 20) -> None:
+    """Until ``path`` exists: a server opens a PUT's temporary file only once it
+    holds the transfer lock, so the next peer's DATA is the second one."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
 def _died(peer: RawPeer, words: bytes) -> None:
     """Ended as git-annex-shell ends on a local failure: EOF, words on stderr, exit 1."""
     assert peer.close() == 1
@@ -95,6 +104,7 @@ def test_second_put_of_a_key_is_refused(annex_repo: Path, first: str, second: st
     try:
         assert a.request(Put(b"f.bin", key)) == [PutFrom(0)]
         a.write(Data(len(data)), Payload(data[:100_000]))
+        _wait_for(annex_repo / ".git" / "annex" / "tmp" / key.file_name())  # A has the lock
         (offer,) = b.request(Put(b"f.bin", key))
         assert isinstance(offer, PutFrom)  # git-annex-shell offers, then fails at DATA
         b.write(Data(len(data) - offer.offset))
