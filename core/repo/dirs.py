@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def annex_dirs(path: Path) -> None:
+def annex_dirs(path: Path) -> bool:
     """``path.mkdir(parents=True, exist_ok=True)`` for a path below ``<gitdir>/annex``,
-    creating nothing above ``annex``.
+    creating nothing above ``annex``; True when ``path`` itself was made here.
 
     Raises:
         FileNotFoundError: the git directory is gone.
@@ -24,18 +24,27 @@ def annex_dirs(path: Path) -> None:
     parts = path.parts
     if "annex" not in parts:
         raise ValueError(f"{path} is not inside a git-annex directory")
-    try:  # mostly only the last one is missing, or none: one system call
-        path.mkdir()
-        return
-    except FileExistsError:
-        return
-    except FileNotFoundError:
-        pass
-    top = len(parts) - 1 - parts[::-1].index("annex")
-    here = Path(*parts[:top])
-    for part in parts[top:]:
-        here = here / part
+    top = len(parts) - parts[::-1].index("annex")  # components up to ``annex``
+    missing: list[Path] = []
+    here = path
+    while True:  # up from the deepest: mostly one system call, one per missing level
         try:
             here.mkdir()
         except FileExistsError:
-            pass
+            if here == path:
+                return False
+            break
+        except FileNotFoundError:
+            if len(here.parts) <= top:  # ``annex``'s parent, the git directory, is gone
+                raise
+            missing.append(here)
+            here = here.parent
+            continue
+        break
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:  # made meanwhile by another writer
+            if d == path:
+                return False
+    return True

@@ -193,8 +193,8 @@ class ObjectStore:
             if move_in is not None:
                 move_in.unlink()
             return dest
-        annex_dirs(dest.parent)
-        dest.parent.chmod(0o755)
+        if not annex_dirs(dest.parent):  # a directory made just now is writable
+            dest.parent.chmod(0o755)
         try:
             if move_in is not None:
                 os.replace(move_in, dest)
