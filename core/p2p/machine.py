@@ -147,6 +147,15 @@ class Connection:
     def our_turn(self) -> bool:
         return self.role in TURN[self._state]
 
+    @property
+    def payload_unread(self) -> int:
+        """Payload bytes the peer still owes that are not buffered here: what
+        a runtime may read from the transport itself (``received_payload_length``).
+        0 unless a payload is being received and the buffer is empty."""
+        if self._error is not None or self._rx_left is None or self._buffer:
+            return 0
+        return self._rx_left
+
     # --- input ---------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
@@ -186,11 +195,8 @@ class Connection:
 
     def _read(self) -> Event | Sentinel:
         if self._rx_left is not None:
-            chunk = self._buffer.take(self._rx_left)
+            chunk = self._take_payload()
             if chunk:
-                self._rx_left -= len(chunk)
-                if self._rx_left == 0:
-                    self._payload_done(self.role.peer)
                 return Payload(chunk)
             return self._closed() if self._eof else NEED_DATA
         line = self._buffer.next_line()
@@ -198,6 +204,49 @@ class Connection:
             return self._closed() if self._eof else NEED_DATA
         logger.debug("%s < %r", self.role.value, redact(line))
         return self._got_line(line)
+
+    def _take_payload(self) -> bytes:
+        assert self._rx_left is not None
+        chunk = self._buffer.take(self._rx_left)
+        if chunk:
+            self._rx_left -= len(chunk)
+            if self._rx_left == 0:
+                self._payload_done(self.role.peer)
+        return chunk
+
+    def take_buffered_payload(self) -> bytes:
+        """The payload bytes buffered here (at most what is owed), counted as
+        received; ``b""`` when none.  With ``payload_unread`` and
+        ``received_payload_length`` a runtime takes a payload past the events.
+
+        Raises:
+            ProtocolError: the machine failed earlier.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._rx_left is None:
+            return b""
+        return self._take_payload()
+
+    def received_payload_length(self, length: int) -> None:
+        """Count ``length`` payload bytes the runtime read from the transport
+        itself, exactly as if they had come through ``receive_data`` and
+        ``next_event`` (the receiving twin of ``send_payload_length``).
+
+        Raises:
+            LocalProtocolError: more than ``payload_unread`` (terminal).
+        """
+        if self._error is not None:
+            raise self._error
+        if not length:
+            return
+        if length > self.payload_unread:
+            raise self._fail(LocalProtocolError(
+                f"{length} payload bytes read past the machine (unread: {self.payload_unread})"))  # fmt: skip
+        assert self._rx_left is not None
+        self._rx_left -= length
+        if self._rx_left == 0:
+            self._payload_done(self.role.peer)
 
     def _closed(self) -> Event:
         cut_short = bool(self._buffer) or self._rx_left is not None

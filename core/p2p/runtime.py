@@ -20,7 +20,10 @@ it:
   bounded time.
 
 Content never goes through here whole: payloads travel as the chunks the
-caller hands to ``send`` and the chunks ``next_event`` yields (spec 2.3).
+caller hands to ``send`` and the chunks ``next_event`` yields (spec 2.3),
+or, over an ``fdread.FdReader``, ``receive_payload`` lets a sink on a
+worker thread read a payload straight from the descriptor into its own
+buffers (the machine still counts every byte).
 
 Errors (style 4): ``P2PTimeout`` (a ``TimeoutError`` too) and
 ``ConnectionLost`` (an ``OSError``-ish "broken") are both
@@ -35,15 +38,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from core.errors import RemoteUnavailable
 from core.p2p import sendfile
 from core.p2p.events import NEED_DATA, Event, Payload, Sentinel
+from core.p2p.fdread import FdReader
 from core.p2p.machine import Connection
 from core.p2p.messages import Message
 
 logger = logging.getLogger(__name__)
+
+ReadInto = Callable[[memoryview], int]  # fills a leading part of the view; 0 at EOF
+PayloadSink = Callable[[ReadInto, int], object]  # (read_into, count), on a worker thread
 
 READ_SIZE = 1 << 18  # asyncio's transports read at most 256 KiB at a time
 DEFAULT_READ_TIMEOUT = 120.0  # a peer silent this long is gone (style 5: finite)
@@ -64,6 +71,15 @@ class ConnectionLost(RemoteUnavailable):
     """The transport broke (peer gone, pipe closed) while we used it."""
 
 
+class ByteReader(Protocol):
+    """What a ``Channel`` reads from: an ``asyncio.StreamReader``, or an
+    ``fdread.FdReader`` (which can also hand a payload to a thread)."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+    def at_eof(self) -> bool: ...
+
+
 class Channel:
     """One ``Connection`` over one asyncio stream pair.
 
@@ -78,7 +94,7 @@ class Channel:
     def __init__(
         self,
         conn: Connection,
-        reader: asyncio.StreamReader,
+        reader: ByteReader,
         writer: asyncio.StreamWriter,
         *,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
@@ -120,6 +136,62 @@ class Channel:
         except (ConnectionError, OSError) as e:
             logger.debug("%s: read failed: %s", self.peer, e)
             return b""  # the machine turns EOF into ConnectionClosed
+
+    async def receive_payload(self, sink: PayloadSink) -> bool:
+        """Hand the payload being received to ``sink`` on a worker thread, read
+        straight from the descriptor into the sink's own buffer (an
+        ``FdReader``); False, touching nothing, when this channel cannot (any
+        other reader, EOF already seen): the payload then comes as
+        ``Payload`` events.
+
+        ``sink(read_into, count)`` calls ``read_into(view)`` for the payload's
+        remaining ``count`` bytes; each call fills a leading part of ``view``
+        and returns its length, 0 at EOF.  Reads never go past the payload,
+        so the line after it stays for the machine; every byte read is
+        counted by the machine even when ``sink`` fails, and what the sink
+        did not take comes as ``Payload`` events after.
+
+        Raises:
+            P2PTimeout: the peer was silent for ``read_timeout`` mid-payload.
+            Whatever ``sink`` raised.
+        """
+        reader = self.reader
+        if not isinstance(reader, FdReader) or reader.at_eof():
+            return False
+        head = memoryview(self.conn.take_buffered_payload())
+        left = self.conn.payload_unread
+        if not head and not left:
+            return False
+        got = 0  # read from the descriptor; counted by the machine in finally
+
+        def read_into(view: memoryview) -> int:
+            nonlocal head, got
+            if head:
+                n = min(len(view), len(head))
+                view[:n] = head[:n]
+                head = head[n:]
+                return n
+            if got >= left:
+                return 0
+            n = reader.read_into(view[: left - got], self.read_timeout)
+            got += n
+            return n
+
+        reader.arm()
+        work = asyncio.get_running_loop().run_in_executor(None, sink, read_into, len(head) + left)
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:  # nothing may write the receiver's file after we return
+            reader.wake()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await work
+            raise
+        except TimeoutError:
+            raise P2PTimeout(f"waiting for {self.peer}", self.read_timeout) from None
+        finally:
+            self.conn.received_payload_length(got)
+        return True
 
     async def send(self, *events: Message | Payload) -> None:
         """Put ``events`` on the wire in order and drain.
@@ -208,6 +280,6 @@ class Channel:
 
 
 __all__ = [
-    "CLOSE_TIMEOUT", "DEFAULT_READ_TIMEOUT", "DEFAULT_WRITE_TIMEOUT", "Channel",
+    "ByteReader", "CLOSE_TIMEOUT", "PayloadSink", "ReadInto", "DEFAULT_READ_TIMEOUT", "DEFAULT_WRITE_TIMEOUT", "Channel",
     "ConnectionLost", "P2PTimeout",
 ]  # fmt: skip

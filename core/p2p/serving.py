@@ -46,7 +46,10 @@ Rules kept here, each from the spec:
 - A PUT's disk work runs in at most three thread hand-offs (the offer; the
   lock at DATA; the last bytes, the check, the rename and the log line at
   the end), plus one per ``WRITE_BATCH`` of a larger file, and the offset
-  probe in one.
+  probe in one.  Where the channel reads a descriptor itself (p2pstdio on
+  a pipe: ``fdread.FdReader``) the whole payload is one more hand-off
+  instead: ``Channel.receive_payload`` runs ``Incoming.write_from`` on a
+  thread, reading the pipe straight into its reused buffers.
 - A successful PUT (or DATA-PRESENT) logs the key present under the served
   UUID, a REMOVE logs it absent, and the git-annex branch is committed, as
   git-annex-shell does (6.5).  The line is in the journal before the reply
@@ -564,6 +567,7 @@ class Session:
             await self._put_offer(msg)
         elif isinstance(msg, Data):
             await self._put_length(msg.length)
+            await self._receive_direct()
         elif isinstance(msg, DataPresent):
             await self._data_present()
         elif isinstance(msg, Error):  # client abandoned a PUT or GET (spec 6.5, 6.7, 8)
@@ -673,6 +677,19 @@ class Session:
             return
         if start != put.offset:  # another writer cut the partial file after our offer
             put.failed = f"annex/tmp holds {start} bytes where PUT-FROM offered {put.offset}"
+
+    async def _receive_direct(self) -> None:
+        """The payload straight from the descriptor into the temporary file
+        where the channel can (``Channel.receive_payload``); else, or for
+        what is left after a failure, ``_payload`` takes it chunk by chunk."""
+        put = self._put
+        if put is None or put.failed is not None or not put.locked:
+            return
+        try:
+            if await self.ch.receive_payload(put.incoming.write_from):
+                put.received = put.incoming.written - put.offset
+        except (ContentVerifyError, DiskFull) as e:  # more bytes than the key's size; no room
+            put.failed = str(e)
 
     async def _payload(self, data: bytes) -> None:
         put = self._put

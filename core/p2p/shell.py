@@ -165,9 +165,9 @@ async def _serve_stdio(served: ServedRepo, client_uuid: str, target: ClusterTarg
     from core.p2p.gateway import GatewaySession
     from core.p2p.runtime import Channel
     from core.p2p.serving import Session, new_server_connection
-    from core.p2p.transport import stdio_link
+    from core.p2p.transport import stdio_server
 
-    link = await stdio_link()
+    link = await stdio_server()
     channel = Channel(new_server_connection(served), link.reader, link.writer, peer="client")
     session = (Session(served, channel, client_uuid=client_uuid, proxied=proxied) if target is None
                else GatewaySession(served, channel, target, client_uuid=client_uuid))  # fmt: skip

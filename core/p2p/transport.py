@@ -12,6 +12,9 @@ does not care which one it is (spec 1: one message set, three transports):
   EOF), then waits a bounded time and kills what is left.
 - ``open_tcp``: a networked peer (spec 4.2), with a connect timeout.
 - ``stdio_link``: the ssh transport's server side: our stdin/stdout.
+- ``stdio_server``: the same for the p2pstdio server, stdin read by hand
+  (``fdread.FdReader``) where it is a pipe or a socket, so that a PUT's
+  payload goes from the pipe into the receiver's buffers on a thread.
 - ``ssh_command``: how git-annex builds the ssh command line (spec 4.1,
   12.2 step 1), honouring ``GIT_ANNEX_USE_GIT_SSH`` with ``GIT_SSH_COMMAND``
   or ``GIT_SSH``.
@@ -32,7 +35,8 @@ import threading
 from dataclasses import dataclass
 
 from core.errors import RemoteUnavailable
-from core.p2p.runtime import CLOSE_TIMEOUT
+from core.p2p.fdread import FdReader
+from core.p2p.runtime import CLOSE_TIMEOUT, ByteReader
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +59,41 @@ class Link:
         """Close our end (what was written goes out first, bounded); reap the process
         (bounded, kills if needed). Never raises."""
         try:
-            with contextlib.suppress(Exception):
-                self.writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await self.writer.wait_closed()
+            await _close_writer(self.writer)
             if self.flusher is not None:
                 await asyncio.to_thread(self.flusher.join, CLOSE_TIMEOUT)
         finally:
             if self.process is not None:
                 await reap(self.process)
+
+
+async def _close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close ``writer``; what was written goes out first (bounded). Never raises."""
+    with contextlib.suppress(Exception):
+        writer.close()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await writer.wait_closed()
+
+
+@dataclass
+class StdioServer:
+    """Our stdin/stdout for the p2pstdio server (``stdio_server``)."""
+
+    reader: ByteReader
+    writer: asyncio.StreamWriter
+    fallback: Link | None = None  # stdin or stdout a regular file: ``stdio_link``'s
+
+    async def aclose(self) -> None:
+        """Close both ends (what was written goes out first, bounded). Never raises."""
+        if self.fallback is not None:
+            await self.fallback.aclose()
+            return
+        try:
+            await _close_writer(self.writer)
+        finally:
+            if isinstance(self.reader, FdReader):
+                self.reader.close()
 
 
 async def reap(proc: asyncio.subprocess.Process) -> None:
@@ -154,11 +183,34 @@ async def stdio_link() -> Link:
     reader = asyncio.StreamReader(limit=STREAM_LIMIT)
     protocol = asyncio.StreamReaderProtocol(reader)
     stdin = os.fdopen(os.dup(in_fd), "rb", buffering=0)
-    stdout = os.fdopen(os.dup(out_fd), "wb", buffering=0)
     await loop.connect_read_pipe(lambda: protocol, stdin)
+    return Link(reader, await _stdout_writer(out_fd), "stdio")
+
+
+async def stdio_server() -> StdioServer:
+    """Our own stdin/stdout for the p2pstdio server: as ``stdio_link``, but a
+    pipe or socket on stdin is read by an ``FdReader`` (no asyncio transport),
+    so ``runtime.Channel.receive_payload`` can take a PUT's payload on a thread."""
+    in_fd, out_fd = sys.stdin.fileno(), sys.stdout.fileno()
+    if not (_streamable(in_fd) and _streamable(out_fd)):
+        link = await stdio_link()
+        return StdioServer(link.reader, link.writer, link)
+    for fd in (in_fd, out_fd):
+        grow_pipe(fd)
+    reader = FdReader(os.dup(in_fd))
+    try:
+        return StdioServer(reader, await _stdout_writer(out_fd))
+    except BaseException:
+        reader.close()
+        raise
+
+
+async def _stdout_writer(out_fd: int) -> asyncio.StreamWriter:
+    """A stream writer on a duplicate of ``out_fd`` (a pipe, socket or terminal)."""
+    loop = asyncio.get_running_loop()
+    stdout = os.fdopen(os.dup(out_fd), "wb", buffering=0)
     transport, wprotocol = await loop.connect_write_pipe(_WritePipeProtocol, stdout)
-    writer = asyncio.StreamWriter(transport, wprotocol, None, loop)
-    return Link(reader, writer, "stdio")
+    return asyncio.StreamWriter(transport, wprotocol, None, loop)
 
 
 class _WritePipeProtocol(asyncio.streams.FlowControlMixin):
@@ -234,4 +286,7 @@ def ssh_command(
     return ["ssh", "-T", *opts, host, remote_command]
 
 
-__all__ = ["CONNECT_TIMEOUT", "Link", "open_subprocess", "open_tcp", "ssh_command", "stdio_link"]
+__all__ = [
+    "CONNECT_TIMEOUT", "Link", "StdioServer", "open_subprocess", "open_tcp", "ssh_command",
+    "stdio_link", "stdio_server",
+]  # fmt: skip

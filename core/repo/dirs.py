@@ -10,14 +10,13 @@ components from ``annex`` down: when the git directory is gone the first
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
 
-def annex_dirs(path: Path) -> None:
+def annex_dirs(path: Path) -> bool:
     """``path.mkdir(parents=True, exist_ok=True)`` for a path below ``<gitdir>/annex``,
-    creating nothing above ``annex``.
+    creating nothing above ``annex``; True when ``path`` itself was made here.
 
     Raises:
         FileNotFoundError: the git directory is gone.
@@ -26,23 +25,27 @@ def annex_dirs(path: Path) -> None:
     parts = path.parts
     if "annex" not in parts:
         raise ValueError(f"{path} is not inside a git-annex directory")
-    if os.path.isdir(path):  # mostly there already: one stat, no exception
-        return
-    _make(path, len(parts) - parts[::-1].index("annex"))
+    if os.path.isdir(path):  # mostly there already: one stat, no failing mkdir
+        return False
+    return _make(path, len(parts) - parts[::-1].index("annex"))
 
 
-def _make(path: Path, annex_depth: int) -> None:
+def _make(path: Path, annex_depth: int) -> bool:
     """mkdir ``path``, and first its missing parents up to ``annex`` (whose
     own parts count is ``annex_depth``): upwards only as far as needed, so a
-    new object directory costs a failed mkdir or two, not one per level."""
+    new object directory costs one mkdir per missing level.  True when this
+    call made ``path`` (not another writer meanwhile)."""
     try:
         path.mkdir()
-        return
+        return True
     except FileExistsError:
-        return
+        return False
     except FileNotFoundError:
         if len(path.parts) <= annex_depth:
             raise  # ``annex``'s parent, the git directory, is gone
     _make(path.parent, annex_depth)
-    with contextlib.suppress(FileExistsError):
+    try:
         path.mkdir()
+    except FileExistsError:  # made meanwhile by another writer
+        return False
+    return True

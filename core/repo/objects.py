@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from io import BufferedReader
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
 
 from core.errors import ContentMissing, ContentVerifyError, DiskFull, DiskReserveError, RepoError
 from core.repo import transfers
@@ -54,8 +54,11 @@ from core.repo.lockpool import Held, LockBusy, hold
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 CHUNK = 1 << 20
 THREADED_HASH_FROM = 16 << 20  # below this, a thread costs more than it saves
+RECEIVE_BUFFER = 1 << 20  # write_from's buffer: one pipe's worth (transport.PIPE_SIZE)
 DEFAULT_DISK_RESERVE = 100_000_000  # git-annex 10.2026 reports "+100 megabytes reserved"
 
 
@@ -190,8 +193,8 @@ class ObjectStore:
             if move_in is not None:
                 move_in.unlink()
             return dest
-        annex_dirs(dest.parent)
-        dest.parent.chmod(0o755)
+        if not annex_dirs(dest.parent):  # a directory made just now is writable
+            dest.parent.chmod(0o755)
         try:
             if move_in is not None:
                 os.replace(move_in, dest)
@@ -319,7 +322,7 @@ class ObjectStore:
             yield held
 
 
-class _Worker:
+class _Worker(Generic[T]):
     """Applies ``fn`` to queued chunks on a helper thread, in order.
 
     Hashing (hashlib) and file writes both release the GIL, so a worker lets
@@ -327,11 +330,14 @@ class _Worker:
     chunks wait, so memory stays flat whatever the file size.  The first
     exception ``fn`` raises is kept, later chunks are dropped, and ``raise_error``
     or ``close`` re-raises it in the caller; ``close`` always joins the thread.
+    ``done`` is told of every chunk once it is written or dropped.
     """
 
-    def __init__(self, fn: Callable[[bytes], object], name: str, depth: int = 4) -> None:
+    def __init__(self, fn: Callable[[T], object], name: str, depth: int = 4,
+                 done: Callable[[T], object] | None = None) -> None:  # fmt: skip
         self._fn = fn
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._done = done
+        self._queue: queue.Queue[T | None] = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -343,8 +349,10 @@ class _Worker:
                     self._fn(chunk)
                 except BaseException as e:  # handed to the caller by raise_error
                     self.error = e
+            if self._done is not None:
+                self._done(chunk)
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: T) -> None:
         self.raise_error()
         self._queue.put(data)
 
@@ -358,6 +366,61 @@ class _Worker:
             self._queue.put(None)
             self._thread.join()
         self.raise_error()
+
+
+class _BufferRing:
+    """Reused buffers handed to consumers on helper threads (``Incoming.write_from``).
+
+    The caller fills a ``buffer()`` and ``hand``s the filled part over; each
+    consumer (hash, write) takes it on a thread of its own (``_Worker``), and
+    the buffer comes back once every consumer is done with it.  ``depth``
+    buffers of ``size`` bytes: memory is flat, and no chunk is copied in user
+    space.  The first consumer error is raised by ``buffer``, ``hand`` or
+    ``close``; ``close`` always joins the threads.
+    """
+
+    def __init__(self, consumers: list[Callable[[memoryview], object]], size: int,
+                 depth: int = 3) -> None:  # fmt: skip
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(depth):
+            self._free.put(bytearray(size))
+        self._users: dict[int, int] = {}  # id(buffer) -> consumers still on it
+        self._lock = threading.Lock()
+        self._workers: list[_Worker[memoryview]] = [
+            _Worker(fn, "receiver", depth, done=self._give_back) for fn in consumers]  # fmt: skip
+
+    def _give_back(self, view: memoryview) -> None:
+        buf = view.obj
+        assert isinstance(buf, bytearray)
+        with self._lock:
+            self._users[id(buf)] -= 1
+            if self._users[id(buf)]:
+                return
+        self._free.put(buf)
+
+    def buffer(self) -> memoryview:
+        """A free buffer (waits for the consumers to give one back)."""
+        for w in self._workers:
+            w.raise_error()
+        return memoryview(self._free.get())
+
+    def hand(self, filled: memoryview) -> None:
+        """Give ``filled`` (a leading part of a ``buffer()``) to every consumer."""
+        with self._lock:
+            self._users[id(filled.obj)] = len(self._workers)
+        for w in self._workers:
+            w.put(filled)
+
+    def close(self) -> None:
+        """Every handed buffer consumed; re-raise what failed."""
+        errors = []
+        for w in self._workers:
+            try:
+                w.close()
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 class _ThreadedHasher:
@@ -376,6 +439,11 @@ class _ThreadedHasher:
     def hexdigest(self) -> str:
         self.close()
         return self._hasher.hexdigest()
+
+    def unwrap(self) -> Hasher:
+        """The hasher itself, once every queued chunk is in it."""
+        self.close()
+        return self._hasher
 
 
 class Incoming:
@@ -401,7 +469,8 @@ class Incoming:
         self._lock = contextlib.ExitStack()
         self._locked = False
         self._file: BinaryIO | None = None
-        self._writer: _Worker | None = None  # writes on a thread for big files
+        self._writer: _Worker[bytes] | None = None  # writes on a thread for big files
+        self._threaded = False  # write() hands chunks to threads (started at its first call)
         self._hasher: Hasher | _ThreadedHasher | None = key.receiving_hasher()
         self.written = 0
 
@@ -438,12 +507,7 @@ class Incoming:
                 remaining -= len(buf)
         f.seek(start)
         self._file = f
-        if (self.key.size or 0) - start >= THREADED_HASH_FROM:
-            # Receiving, writing and hashing overlap: the caller hands a chunk
-            # over and goes back to the network while two threads write and hash.
-            self._writer = _Worker(self._write_file, "writer")
-            if self._hasher is not None:
-                self._hasher = _ThreadedHasher(self._hasher)
+        self._threaded = (self.key.size or 0) - start >= THREADED_HASH_FROM
         self.written = start
         return start
 
@@ -451,7 +515,16 @@ class Incoming:
     def queues_chunks(self) -> bool:
         """Whether ``write`` hands chunks to threads (a big file; known after ``open``):
         then a caller's reused buffer is copied, so fresh ``bytes`` are cheaper."""
-        return self._writer is not None
+        return self._threaded or self._writer is not None
+
+    def _thread(self) -> None:
+        """Receiving, writing and hashing overlap in ``write``: the caller
+        hands a chunk over and goes back to the network while two threads
+        write and hash."""
+        self._threaded = False
+        self._writer = _Worker(self._write_file, "writer")
+        if self._hasher is not None and not isinstance(self._hasher, _ThreadedHasher):
+            self._hasher = _ThreadedHasher(self._hasher)
 
     def write(self, data: bytes | memoryview) -> None:
         """Append and hash ``data``; its buffer is the caller's again once this
@@ -462,6 +535,8 @@ class Incoming:
         if self.key.size is not None and self.written + len(data) > self.key.size:
             self.discard()
             raise ContentVerifyError(str(self.key), f"{self.key.size} bytes", "more")
+        if self._threaded:
+            self._thread()
         if self._writer is not None:
             data = bytes(data)  # the one copy, shared by both threads (none if bytes)
         try:
@@ -476,6 +551,65 @@ class Incoming:
         if self._hasher is not None:
             self._hasher.update(data)
         self.written += len(data)
+
+    def write_from(self, read_into: Callable[[memoryview], int], count: int) -> int:
+        """Append up to ``count`` bytes that ``read_into`` puts in a reused
+        buffer (0: the input ended), hashed and written on this thread or, for
+        a big payload, on two helpers (``_BufferRing``); the bytes appended.  For a caller on a worker thread reading a transport
+        itself (``runtime.Channel.receive_payload``): no copy per chunk, memory
+        flat.  Same checks and errors as ``write``; an error from
+        ``read_into`` leaves what was appended for resume.
+        """
+        if self._file is None:
+            self.open()
+        assert self._file is not None
+        if self.key.size is not None and self.written + count > self.key.size:
+            self.discard()
+            raise ContentVerifyError(str(self.key), f"{self.key.size} bytes", "more")
+        self._unthread()
+        f, hasher = self._file, self._hasher
+        assert not isinstance(hasher, _ThreadedHasher)
+        ring = None
+        if count >= THREADED_HASH_FROM:  # hashing, writing and reading overlap
+            consumers: list[Callable[[memoryview], object]] = [f.write]
+            if hasher is not None:
+                consumers.append(hasher.update)
+            ring = _BufferRing(consumers, RECEIVE_BUFFER)
+        single = None if ring else memoryview(bytearray(min(count, RECEIVE_BUFFER)))
+        done = 0
+        try:
+            with disk_full_as_error(self.store.tmp):
+                try:
+                    while done < count:
+                        buf = ring.buffer() if ring else single
+                        assert buf is not None
+                        n = read_into(buf[: count - done])
+                        if not n:
+                            break
+                        if ring:
+                            ring.hand(buf[:n])
+                        else:
+                            if hasher is not None:
+                                hasher.update(buf[:n])
+                            f.write(buf[:n])
+                        done += n
+                        self.written += n
+                finally:
+                    if ring:
+                        ring.close()  # every byte written and hashed, or the error raised
+        except DiskFull:
+            self.discard()  # as in write: the space goes back
+            raise
+        return done
+
+    def _unthread(self) -> None:
+        """Back to hashing and writing on the caller's thread (``write_from``
+        after ``write``; a later ``write`` goes on without threads)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if isinstance(self._hasher, _ThreadedHasher):
+            self._hasher = self._hasher.unwrap()
 
     def _write_file(self, data: bytes) -> None:
         assert self._file is not None  # closed only after the writer is joined

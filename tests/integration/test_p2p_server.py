@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from core.p2p import (
     Version,
 )
 from core.repo.key import Key
+from core.repo.objects import THREADED_HASH_FROM
 from tests.conftest import annex, git, run
 from tests.integration.test_p2p_support import (
     CLIENT_UUID,
@@ -148,6 +150,56 @@ def test_put_payload_is_verified(pair: Pair) -> None:
         assert peer.close() == 0
     assert content_of(pair.server, str(key)) == good
     assert not any((pair.server / ".git" / "annex" / "tmp").iterdir())
+
+
+def test_big_put_read_on_a_thread_is_verified(pair: Pair) -> None:
+    """A payload above ``THREADED_HASH_FROM`` goes from the pipe through the
+    buffer ring (``FdReader``, ``Channel.receive_payload``, ``Incoming.write_from``): one
+    flipped byte in its middle is refused with nothing kept, the right bytes
+    are stored, and the requests after each payload are read as requests."""
+    data = os.urandom(THREADED_HASH_FROM + 12_345)
+    key = Key("SHA256E", hashlib.sha256(data).hexdigest() + ".bin", size=len(data))
+    bad = bytearray(data)
+    bad[len(data) // 2] ^= 1
+    tmp = pair.server / ".git" / "annex" / "tmp" / key.file_name()
+    peer = _server_peer(pair)
+    try:
+        for body, answer in ((bytes(bad), Failure()), (data, Success())):
+            assert peer.request(Put(b"f.bin", key)) == [PutFrom(0)]
+            peer.write(Data(len(body)))
+            for i in range(0, len(body), 300_000):
+                peer.write(Payload(body[i : i + 300_000]))
+            assert peer.request(Valid()) == [answer]
+            assert not tmp.exists()
+            assert peer.request(CheckPresent(key)) == [answer]
+    finally:
+        assert peer.close() == 0
+    assert content_of(pair.server, str(key)) == data
+
+
+def test_ctrl_c_mid_payload_keeps_the_partial_and_no_lock(pair: Pair) -> None:
+    """SIGINT while the payload's thread waits on the pipe: the server ends at
+    once (the thread is woken, not left for the read timeout), what arrived
+    stays in annex/tmp for resume, no transfer lock or info file is left, and
+    nothing is stored under the key."""
+    data = os.urandom(THREADED_HASH_FROM + (4 << 20))
+    key = Key("SHA256E", hashlib.sha256(data).hexdigest() + ".bin", size=len(data))
+    tmp = pair.server / ".git" / "annex" / "tmp" / key.file_name()
+    peer = _server_peer(pair)
+    assert peer.request(Put(b"f.bin", key)) == [PutFrom(0)]
+    peer.write(Data(len(data)), Payload(data[: THREADED_HASH_FROM]))
+    deadline = time.monotonic() + 30
+    while not (tmp.exists() and tmp.stat().st_size == THREADED_HASH_FROM):
+        assert time.monotonic() < deadline, "the first part never reached annex/tmp"
+        time.sleep(0.05)
+    started = time.monotonic()
+    peer.proc.send_signal(signal.SIGINT)
+    assert peer.proc.wait(30) != 0
+    assert time.monotonic() - started < 4  # CLOSE_TIMEOUT (5 s) was not waited out
+    transfer = pair.server / ".git" / "annex" / "transfer"
+    assert not [p for p in transfer.rglob("*") if p.is_file()]
+    assert tmp.stat().st_size == THREADED_HASH_FROM
+    assert not list((pair.server / ".git" / "annex" / "objects").rglob(key.file_name()))
 
 
 def test_put_cut_then_resumed_by_real_client(pair: Pair) -> None:

@@ -72,10 +72,12 @@ def _eof_within(peer: RawPeer, seconds: float) -> bool:
 
 
 def _wait_for(path: Path, seconds: float = 20) -> None:
+    """Until ``path`` exists: a server opens a PUT's temporary file only once it
+    holds the transfer lock, so the next peer's DATA is the second one."""
     deadline = time.monotonic() + seconds
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
+        time.sleep(0.01)
 
 
 def _died(peer: RawPeer, words: bytes) -> None:
@@ -102,9 +104,7 @@ def test_second_put_of_a_key_is_refused(annex_repo: Path, first: str, second: st
     try:
         assert a.request(Put(b"f.bin", key)) == [PutFrom(0)]
         a.write(Data(len(data)), Payload(data[:100_000]))
-        # Both servers take the transfer lock at DATA, then open the temporary
-        # file: once it is there, A is known to hold the lock.
-        _wait_for(annex_repo / ".git" / "annex" / "tmp" / str(key))
+        _wait_for(annex_repo / ".git" / "annex" / "tmp" / key.file_name())  # A has the lock
         (offer,) = b.request(Put(b"f.bin", key))
         assert isinstance(offer, PutFrom)  # git-annex-shell offers, then fails at DATA
         b.write(Data(len(data) - offer.offset))

@@ -34,3 +34,15 @@ def test_annex_dirs_makes_what_is_below_annex(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         annex_dirs(tmp_path / "gone" / ".git" / "annex" / "journal")
     assert not (tmp_path / "gone").exists()
+
+
+def test_annex_dirs_says_whether_it_made_the_directory(tmp_path: Path) -> None:
+    """True only when ``path`` itself was made: ``ObjectStore._place`` then skips
+    making it writable (a directory made just now is)."""
+    gitdir = tmp_path / ".git"
+    gitdir.mkdir()
+    key_dir = gitdir / "annex" / "objects" / "ab" / "cd" / "K"
+    assert annex_dirs(key_dir) is True and key_dir.is_dir()
+    assert annex_dirs(key_dir) is False
+    assert annex_dirs(key_dir.parent / "K2") is True  # one level missing
+    assert annex_dirs(gitdir / "annex") is False

@@ -6,6 +6,7 @@ import hashlib
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,97 @@ def test_object_directory_stays_read_only_under_concurrent_lockers(tmp_path: Pat
     for t in threads:
         t.join(60)
     assert stat.S_IMODE(p.parent.stat().st_mode) == 0o555
+
+
+# --- write_from: a payload read into the receiver's own buffers ------------------------
+
+
+def _reading(data: bytes, step: int = 1 << 30, fail_at: int | None = None) -> tuple[
+        Callable[[memoryview], int], set[int]]:  # fmt: skip
+    """A ``read_into`` serving ``data`` at most ``step`` bytes a call (TimeoutError
+    once ``fail_at`` bytes went out), and the ids of the buffers it filled."""
+    pos = 0
+    buffers: set[int] = set()
+
+    def read_into(view: memoryview) -> int:
+        nonlocal pos
+        if fail_at is not None and pos >= fail_at:
+            raise TimeoutError("peer silent")
+        buffers.add(id(view.obj))
+        n = min(len(view), step, len(data) - pos)
+        view[:n] = data[pos : pos + n]
+        pos += n
+        return n
+
+    return read_into, buffers
+
+
+@pytest.fixture(params=["one thread", "ring"])
+def receiving(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``write_from`` both ways: hashed and written in line, or through the
+    buffer ring (small buffers, so a payload takes many turns of it)."""
+    import core.repo.objects as objects
+
+    monkeypatch.setattr(objects, "RECEIVE_BUFFER", 1000)
+    if request.param == "ring":
+        monkeypatch.setattr(objects, "THREADED_HASH_FROM", 0)
+    return str(request.param)
+
+
+def test_write_from_stores_only_what_verifies(tmp_path: Path, receiving: str) -> None:
+    import threading
+
+    data = os.urandom(64 * 1024 + 17)
+    key = Key.parse(f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.bin")
+    bad = bytearray(data)
+    bad[40_000] ^= 1
+    s = store(tmp_path)
+    before = threading.active_count()
+    with s.incoming(key) as inc:
+        assert inc.write_from(_reading(bytes(bad), step=777)[0], len(bad)) == len(bad)
+        with pytest.raises(ContentVerifyError):
+            inc.commit()
+    assert not s.has(key) and not (s.tmp / key.file_name()).exists()
+    read_into, buffers = _reading(data, step=777)
+    with s.incoming(key) as inc:
+        inc.write_from(read_into, len(data))
+        assert inc.commit().read_bytes() == data
+    assert len(buffers) <= 3  # reused, whatever the size: memory stays flat
+    assert threading.active_count() == before
+
+
+def test_write_from_cut_short_is_kept_for_resume(tmp_path: Path, receiving: str) -> None:
+    data = os.urandom(10_000)
+    key = Key.parse(f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.bin")
+    s = store(tmp_path)
+    with s.incoming(key) as inc:  # the input ends after 4,000 bytes
+        assert inc.write_from(_reading(data[:4000], step=999)[0], len(data)) == 4000
+    with s.incoming(key) as inc:  # the peer goes silent after 6,000
+        assert inc.open() == 4000
+        with pytest.raises(TimeoutError):
+            inc.write_from(_reading(data[4000:], fail_at=2000)[0], len(data) - 4000)
+    assert not s.has(key)
+    with s.incoming(key) as inc:
+        assert inc.open() == 6000
+        inc.write_from(_reading(data[6000:])[0], len(data) - 6000)
+        assert inc.commit().read_bytes() == data
+
+
+def test_write_from_refuses_more_than_the_key(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    with s.incoming(K) as inc, pytest.raises(ContentVerifyError):
+        inc.write_from(_reading(DATA + b"x")[0], len(DATA) + 1)
+    assert not s.has(K) and not (s.tmp / K.file_name()).exists()
+
+
+def test_write_from_disk_full_drops_the_partial_file(tmp_path: Path, receiving: str) -> None:
+    data = os.urandom(10_000)
+    key = Key.parse(f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.bin")
+    s = store(tmp_path)
+    inc = s.incoming(key)
+    inc.open()
+    inc._file = _FullWrites(inc._file)  # type: ignore[assignment]
+    with pytest.raises(DiskFull):
+        inc.write_from(_reading(data, step=500)[0], len(data))
+    assert not inc.tmp.exists() and not s.has(key)
+    inc.close()

@@ -509,3 +509,42 @@ def test_fresh_server_takes_any_bytes(chunks: list[bytes], networked: bool, mode
     if not networked:
         s.send(AuthSuccess(SERVER_UUID))
     _feed_and_drain(s, chunks, bytewise=False)
+
+
+@pytest.mark.parametrize("v", [0, 1])
+def test_payload_read_past_the_machine_counts_as_received(v: int) -> None:
+    """``take_buffered_payload``/``received_payload_length``: a runtime reading the
+    payload itself leaves the machine where the bytes through it would have."""
+    s = server()
+    s.send(AuthSuccess(SERVER_UUID))
+    s.receive_data(b"VERSION %d\nPUT f %s\n" % (v, str(K12).encode()))
+    offered = s.next_event()
+    assert isinstance(offered, VersionOffered)
+    s.send(offered.reply)
+    assert isinstance(s.next_event(), Put)
+    s.send(PutFrom(0))
+    assert s.payload_unread == 0 and s.take_buffered_payload() == b""  # no DATA yet
+    s.receive_data(b"DATA 12\nhell")
+    assert s.next_event() == Data(12)
+    assert s.payload_unread == 0  # bytes are buffered: they go first
+    assert s.take_buffered_payload() == b"hell"
+    assert s.payload_unread == 8
+    s.received_payload_length(5)
+    assert s.payload_unread == 3
+    with pytest.raises(LocalProtocolError):
+        s.received_payload_length(4)  # more than the peer owes: our bug, terminal
+    assert s.state is State.ERROR
+
+
+def test_payload_read_past_the_machine_to_its_end() -> None:
+    s = server()
+    s.send(AuthSuccess(SERVER_UUID))
+    s.receive_data(b"VERSION 1\nPUT f %s\nDATA 12\n" % str(K12).encode())
+    s.send(s.next_event().reply)  # type: ignore[union-attr]
+    assert isinstance(s.next_event(), Put)
+    s.send(PutFrom(0))
+    assert s.next_event() == Data(12)
+    s.received_payload_length(12)
+    assert s.payload_unread == 0 and s.next_event() is NEED_DATA
+    s.receive_data(b"VALID\n")
+    assert s.next_event() == PayloadEnd(True)
