@@ -64,6 +64,9 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
+    # Captured output may hold a non-UTF-8 file name as surrogates (surrogateescape):
+    # a pytest-xdist worker could not send such a report (UnicodeEncodeError ends it)
+    report.sections = [(title, _printable(text)) for title, text in report.sections]
     if call.when != "call" or not report.passed:
         return
     defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
@@ -74,6 +77,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         report.longrepr = ("runs git-annex but is not marked interop" if ran else
                            "marked interop but never runs git-annex")
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def isolate_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

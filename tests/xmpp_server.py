@@ -9,12 +9,14 @@ test asks for a rate (``limits="10kb/s"``).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +60,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_CERTS: Path | None = None
+
+
+def _certificate() -> tuple[Path, Path]:
+    """A self-signed key and certificate for DOMAIN, made once per process (an RSA key
+    takes a noticeable part of a second): every server copies the pair into its own
+    directory; the pair's directory goes at exit."""
+    global _CERTS
+    if _CERTS is None:
+        made = Path(tempfile.mkdtemp(prefix="annexsync-test-cert-"))
+        atexit.register(shutil.rmtree, made, ignore_errors=True)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+             "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN}",
+             "-keyout", str(made / f"{DOMAIN}.key"), "-out", str(made / f"{DOMAIN}.crt")],
+            check=True, capture_output=True, timeout=30)  # fmt: skip
+        _CERTS = made
+    return _CERTS / f"{DOMAIN}.key", _CERTS / f"{DOMAIN}.crt"
+
+
 @dataclass
 class Prosody:
     dir: Path
@@ -82,11 +104,8 @@ class Prosody:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         (self.dir / "certs").mkdir(exist_ok=True)
         if self.tls and not self.cert.exists():
-            subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-                 "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN}",
-                 "-keyout", str(self.dir / "certs" / f"{DOMAIN}.key"), "-out", str(self.cert)],
-                check=True, capture_output=True, timeout=30)  # fmt: skip
+            for made in _certificate():
+                shutil.copy(made, self.dir / "certs" / made.name)
         limits = f'limits = {{ c2s = {{ rate = "{self.limits}" }} }}' if self.limits else ""
         self.cfg.write_text(CONFIG.format(d=self.dir, port=self.port, domain=DOMAIN,
                                           tls='"tls";' if self.tls else "",
