@@ -52,10 +52,12 @@ transfer lock and info files left behind).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from core.progress import Progress
@@ -210,15 +212,17 @@ class _Pool(Generic[T, R]):
 
     def run(self, workers: int) -> list[R]:
         try:
-            for n in range(workers):
-                with self._lock:
-                    self._running += 1
-                try:
-                    threading.Thread(target=self._run_worker, name=f"annexsync-job-{n + 1}").start()
-                except BaseException:
+            with _ctrl_c_held_back():
+                for n in range(workers):
                     with self._lock:
-                        self._running -= 1
-                    raise
+                        self._running += 1
+                    try:
+                        threading.Thread(target=self._run_worker,
+                                         name=f"annexsync-job-{n + 1}").start()
+                    except RuntimeError:  # no thread could be made: it never runs
+                        with self._lock:
+                            self._running -= 1
+                        raise
             self._wait_for_workers()
         finally:  # Ctrl-C here: stop the workers, wait for their cleanup, re-raise
             self.stop.set()
@@ -226,6 +230,26 @@ class _Pool(Generic[T, R]):
         if self.error is not None:
             raise self.error
         return [self.results[i] for i in range(len(self.items))]
+
+
+@contextlib.contextmanager
+def _ctrl_c_held_back() -> Iterator[None]:
+    """Ctrl-C while the workers start is raised once they all have: raised
+    inside ``Thread.start`` it may come after the thread began to run, and
+    the count of workers to wait for would miss that one (its cleanup not
+    awaited).  Only the main thread sees Ctrl-C, and only it may hold it back."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if caught:
+            raise KeyboardInterrupt
 
 
 def run_jobs(repo: AnnexRepo, items: Sequence[T], work: Work[T, R], jobs: int,
