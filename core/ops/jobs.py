@@ -47,7 +47,9 @@ as they end, never in ``Thread.join``: on Python 3.11 a ``join`` that Ctrl-C
 interrupts marks the thread it waited for as ended while it still runs, so
 a later ``join`` -- and the interpreter's own wait at exit -- returns at once
 and the process can exit in the middle of that worker's transfer (its
-transfer lock and info files left behind).
+transfer lock and info files left behind).  For the same reason Ctrl-C is
+held back while the workers start (``_ctrl_c_held_back``): raised inside
+``Thread.start`` it could leave a running worker out of the count.
 """
 
 from __future__ import annotations
