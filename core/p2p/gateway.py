@@ -84,7 +84,7 @@ from core.p2p.messages import (
     Timestamp,
     Valid,
 )
-from core.p2p.remote import P2PClient, parse_ssh_url, shell_command
+from core.p2p.remote import P2PClient, parse_ssh_url, shell_command, timestamp_of
 from core.p2p.runtime import Channel
 from core.p2p.serving import ServedRepo, Session
 from core.p2p.transport import Link, open_subprocess, ssh_command
@@ -588,10 +588,7 @@ class GatewaySession(Session):
 
     async def _timestamp(self) -> None:
         def stamp(node: Node, client: P2PClient, reply: list[Event]) -> NodeResult:
-            (answer,) = reply
-            if not isinstance(answer, Timestamp):
-                raise CoreError(f"GETTIMESTAMP: {answer!r}")
-            self._stamps[node.uuid] = answer.timestamp
+            self._stamps[node.uuid] = timestamp_of(reply)
             return NodeResult(node.uuid, ok=True)
 
         await self._exchange_each(list(self.target.nodes), lambda node: (GetTimestamp(),), stamp)

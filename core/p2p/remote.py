@@ -212,10 +212,7 @@ class P2PClient:
         await self.ch.send(UnlockContent())  # bare: pitfall 4
 
     async def timestamp(self) -> int:
-        (reply,) = await self._request(GetTimestamp())
-        if not isinstance(reply, Timestamp):
-            raise _refusal(reply, "GETTIMESTAMP")
-        return reply.timestamp
+        return timestamp_of(await self._request(GetTimestamp()))
 
     async def remove(self, key: Key, before: int | None = None) -> bool:
         return (await self.remove_plus(key, before))[0]
@@ -414,6 +411,17 @@ def _plus(reply: list[Event]) -> tuple[str, ...]:
     if len(reply) == 1 and isinstance(reply[0], (SuccessPlus, FailurePlus, AlreadyHavePlus)):
         return reply[0].uuids
     return ()
+
+
+def timestamp_of(reply: list[Event]) -> int:
+    """The answer to GETTIMESTAMP in ``reply``.
+
+    Raises:
+        RemoteRefused: any other reply.
+    """
+    if len(reply) == 1 and isinstance(reply[0], Timestamp):
+        return reply[0].timestamp
+    raise _refusal(reply[0] if reply else None, "GETTIMESTAMP")
 
 
 def _refusal(reply: object, what: str) -> RemoteRefused:
@@ -654,5 +662,5 @@ def tcp_remote(info: RemoteInfo, our_uuid: str, token: str | None) -> P2PRemote:
 
 __all__ = [
     "LOCK_PROOF_SECONDS", "Connector", "P2PClient", "P2PRemote", "earliest_lock_expiry",
-    "parse_ssh_url", "shell_command", "shell_words", "ssh_remote", "tcp_remote",
+    "parse_ssh_url", "shell_command", "shell_words", "ssh_remote", "tcp_remote", "timestamp_of",
 ]  # fmt: skip
