@@ -542,7 +542,7 @@ class Incoming:
         try:
             with disk_full_as_error(self.store.tmp):
                 if self._writer is not None:
-                    self._writer.put(bytes(data))  # raises what an earlier write raised
+                    self._writer.put(bytes(data))  # bytes already: no copy; raises an earlier error
                 else:
                     self._file.write(data)
         except DiskFull:
@@ -555,10 +555,11 @@ class Incoming:
     def write_from(self, read_into: Callable[[memoryview], int], count: int) -> int:
         """Append up to ``count`` bytes that ``read_into`` puts in a reused
         buffer (0: the input ended), hashed and written on this thread or, for
-        a big payload, on two helpers (``_BufferRing``); the bytes appended.  For a caller on a worker thread reading a transport
-        itself (``runtime.Channel.receive_payload``): no copy per chunk, memory
-        flat.  Same checks and errors as ``write``; an error from
-        ``read_into`` leaves what was appended for resume.
+        a big payload, on two helpers (``_BufferRing``); the bytes appended.
+        For a caller on a worker thread reading a transport itself
+        (``runtime.Channel.receive_payload``): no copy per chunk, memory flat.
+        Same checks and errors as ``write``; an error from ``read_into``
+        leaves what was appended for resume.
         """
         if self._file is None:
             self.open()
