@@ -297,7 +297,8 @@ def report(label: str, count: int, size: int, t: dict[str, Took]) -> bool:
 
 
 def median(runs: list[Took]) -> Took:
-    return Took(*(statistics.median(getattr(r, f) for r in runs) for f in ("wall", "cpu", "client")))
+    fields = ("wall", "cpu", "client")
+    return Took(*(statistics.median(getattr(r, f) for r in runs) for f in fields))
 
 
 def environment(tmp: Path) -> None:
