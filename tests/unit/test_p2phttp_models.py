@@ -1,4 +1,4 @@
-"""Pure tests of ``core.p2phttp.models``, ``auth`` and ``client.Endpoint`` (spec 2.1, 4-7)."""
+"""Pure tests of ``core.p2phttp.models``, ``auth``, ``client.Endpoint`` (spec 2.1, 4-7) and the committer's schedule."""
 
 from __future__ import annotations
 
@@ -149,3 +149,15 @@ def test_auth_rules() -> None:
     assert parse_basic("Basic " + base64.b64encode(b"alice").decode()) == ("alice", None)
     with pytest.raises(m.HttpError):
         parse_basic("Bearer x")
+
+
+def test_the_committer_sleeps_until_the_earliest_due_commit_and_at_most_a_quiet_spell() -> None:
+    from core.p2p.serving import COMMIT_QUIET
+    from core.p2phttp.server import COMMIT_PAUSE, until_next_commit
+
+    now = 100.0
+    assert until_next_commit([], now) == COMMIT_QUIET  # idle: once a second
+    assert until_next_commit([None, None], now) == COMMIT_QUIET
+    assert until_next_commit([None, now + 0.3, now + 0.7], now) == pytest.approx(0.3)
+    assert until_next_commit([now + 4.0], now) == COMMIT_QUIET  # a new line may come meanwhile
+    assert until_next_commit([now - 2.0], now) == COMMIT_PAUSE  # overdue: soon, but not a spin
