@@ -104,8 +104,11 @@ def test_a_bug_in_one_worker_stops_the_others_and_is_raised(repo: AnnexRepo) -> 
     assert stopped  # the transfers in flight ended at their next byte report
 
 
-def _ctrl_c_from_the_first_worker(repo: AnnexRepo) -> tuple[list[int], list[int]]:
-    """One pool of 8 whose first worker sends SIGINT at once: (began, cleaned up)."""
+def _ctrl_c_in_a_pool(repo: AnnexRepo, count: int, kill_at: int,
+                      first_cleanup: float = 0.05) -> tuple[list[int], list[int]]:  # fmt: skip
+    """A pool of ``count`` workers, each a transfer until it is stopped; a real
+    SIGINT once ``kill_at`` of them began.  The first worker's cleanup takes
+    ``first_cleanup`` s, the others' 0.05 s.  Returns (began, cleaned up)."""
     import os
     import signal
 
@@ -116,19 +119,20 @@ def _ctrl_c_from_the_first_worker(repo: AnnexRepo) -> tuple[list[int], list[int]
     def work(r: AnnexRepo, item: int, p: Progress) -> int:
         with lock:
             running.append(item)
-        if item == 0:
-            os.kill(os.getpid(), signal.SIGINT)
+            if len(running) == kill_at:
+                os.kill(os.getpid(), signal.SIGINT)
         try:
-            while True:
+            while True:  # a transfer: its byte reports raise Stopped once stopping
                 p.advance(0, 1)
                 time.sleep(0.005)
-        finally:
-            time.sleep(0.05)  # the session closing
+        finally:  # the session closing, its lock released
+            first = threading.current_thread().name.endswith("-1")
+            time.sleep(first_cleanup if first else 0.05)
             with lock:
                 cleaned.append(item)
 
     with pytest.raises(KeyboardInterrupt):
-        run_jobs(repo, list(range(8)), work, 8, NullProgress())
+        run_jobs(repo, list(range(count)), work, count, NullProgress())
     with lock:
         return sorted(running), sorted(cleaned)
 
@@ -139,8 +143,26 @@ def test_ctrl_c_while_the_workers_start_waits_for_every_one(repo: AnnexRepo) -> 
     run, a KeyboardInterrupt used to leave it out of the count the caller
     waits on: the old pool failed 3 of 3 runs of this test.)"""
     for _ in range(20):
-        began, cleaned = _ctrl_c_from_the_first_worker(repo)
+        began, cleaned = _ctrl_c_in_a_pool(repo, 8, kill_at=1)  # the first worker sends it
         assert cleaned == began
+
+
+def test_ctrl_c_held_back_while_the_workers_start_is_raised_after() -> None:
+    """The guard itself, deterministically (the pool test above needs a SIGINT
+    to land in a window of a few instructions): a Ctrl-C inside it is raised
+    only as it ends, and Python's own handler is back."""
+    import os
+    import signal
+
+    from core.ops.jobs import _ctrl_c_held_back
+
+    went_on = False
+    with pytest.raises(KeyboardInterrupt), _ctrl_c_held_back():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler has run by now
+        went_on = True
+    assert went_on
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_finished_files_are_counted_while_stopping(repo: AnnexRepo) -> None:
@@ -161,29 +183,5 @@ def test_ctrl_c_waits_for_every_workers_cleanup(repo: AnnexRepo) -> None:
     ``Thread.join`` that Ctrl-C interrupts marks its thread as ended while it
     still runs: a pool waiting in ``join`` let the process exit mid-transfer,
     its transfer lock files left behind.)"""
-    import os
-    import signal
-
-    running: list[int] = []
-    cleaned: list[int] = []
-    lock = threading.Lock()
-
-    def work(r: AnnexRepo, item: int, p: Progress) -> int:
-        with lock:
-            running.append(item)
-            if len(running) == 3:
-                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, once all three are busy
-        try:
-            while True:  # a transfer: its byte reports raise Stopped once stopping
-                p.advance(0, 1)
-                time.sleep(0.01)
-        finally:  # the session closed, the lock released: the first worker (whose
-            # join Ctrl-C interrupts) takes longest
-            first = threading.current_thread().name.endswith("-1")
-            time.sleep(0.6 if first else 0.05)
-            with lock:
-                cleaned.append(item)
-
-    with pytest.raises(KeyboardInterrupt):
-        run_jobs(repo, [0, 1, 2], work, 3, NullProgress())
-    assert sorted(cleaned) == [0, 1, 2]
+    began, cleaned = _ctrl_c_in_a_pool(repo, 3, kill_at=3, first_cleanup=0.6)
+    assert began == cleaned == [0, 1, 2]  # the first worker (whose join Ctrl-C interrupts) last
