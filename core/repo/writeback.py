@@ -20,8 +20,7 @@ thread that writes the file.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -33,20 +32,21 @@ STEP = 8 << 20  # bytes written before their writeback is started
 _SYNC_FILE_RANGE_WRITE = 2
 
 
+@functools.cache
 def _load() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range``, looked up once, on first use (ctypes costs an import)."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.sync_file_range
+        libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's
+        fn = libc.sync_file_range  # (ctypes.util.find_library would run ldconfig)
     except (OSError, AttributeError):
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
     fn.restype = ctypes.c_int
     return fn
-
-
-_sync_file_range = _load()
 
 
 class Writeback:
@@ -56,7 +56,7 @@ class Writeback:
         self._fd = fd
         self._started = start  # writeback asked for up to here
         self._end = start  # written up to here
-        self._on = _sync_file_range is not None
+        self._call = _load()
 
     @property
     def requested(self) -> int:
@@ -66,13 +66,14 @@ class Writeback:
     def wrote(self, n: int) -> None:
         """``n`` more bytes were written at the end; maybe start their writeback."""
         self._end += n
-        if not self._on or self._end - self._started < STEP:
+        if self._call is None or self._end - self._started < STEP:
             return
-        assert _sync_file_range is not None
-        if _sync_file_range(self._fd, self._started, self._end - self._started,
-                            _SYNC_FILE_RANGE_WRITE) != 0:  # fmt: skip
+        if self._call(self._fd, self._started, self._end - self._started,
+                      _SYNC_FILE_RANGE_WRITE) != 0:  # fmt: skip
+            import ctypes
+
             logger.debug("sync_file_range: %s", os.strerror(ctypes.get_errno()))
-            self._on = False  # not on this file system: the final fdatasync does it all
+            self._call = None  # not on this file system: the final fdatasync does it all
             return
         self._started = self._end
 

@@ -12,7 +12,7 @@ import pytest
 from core.repo import writeback
 from core.repo.writeback import STEP, Writeback
 
-needs_call = pytest.mark.skipif(writeback._sync_file_range is None, reason="not on this system")
+needs_call = pytest.mark.skipif(writeback._load() is None, reason="not on this system")
 
 
 @needs_call
