@@ -94,7 +94,14 @@ from core.p2p.messages import (
     Valid,
     Version,
 )
-from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, ConnectionLost
+from core.p2p.runtime import (
+    DEFAULT_READ_TIMEOUT,
+    ByteReader,
+    Channel,
+    ConnectionLost,
+    PayloadSink,
+    ReadInto,
+)
 from core.p2p.transport import Link, open_subprocess, ssh_command
 from core.p2p.tunnel import DIRECT_NETNAMES, open_p2p_link, parse_p2p_url, relay_connect
 from core.remotes import Advance, RemoteInfo
@@ -253,6 +260,13 @@ class P2PClient:
                 ev = await _next(self.ch)
                 if ev is PAUSED:
                     break
+                if isinstance(ev, Data):  # straight into ``into`` where the channel can
+                    before = into.written
+                    try:
+                        await self.ch.receive_payload(_reporting(into.write_from, advance))
+                    finally:
+                        got += into.written - before
+                    continue
                 if isinstance(ev, Payload):
                     batch.append(ev.data)
                     batched += len(ev.data)
@@ -323,7 +337,7 @@ class P2PClient:
     async def connect_service(
         self,
         service: Service,
-        local_in: asyncio.StreamReader,
+        local_in: ByteReader,
         local_out: asyncio.StreamWriter,
         idle_timeout: float | None = None,
     ) -> int:
@@ -366,6 +380,23 @@ class P2PClient:
     async def next(self) -> Event | Sentinel:
         """The next event; EOF raises ``ConnectionLost``."""
         return await _next(self.ch)
+
+
+def _reporting(sink: PayloadSink, advance: Advance) -> PayloadSink:
+    """``sink`` with each read's bytes told to ``advance`` on the event loop's
+    thread (``sink`` runs on a worker: ``Channel.receive_payload``)."""
+    loop = asyncio.get_running_loop()
+
+    def run(read_into: ReadInto, count: int) -> object:
+        def counted(view: memoryview) -> int:
+            n = read_into(view)
+            if n:
+                loop.call_soon_threadsafe(advance, n)
+            return n
+
+        return sink(counted, count)
+
+    return run
 
 
 def _batch_size(size: int | None) -> int:

@@ -2,14 +2,20 @@
 
 Theory of operation
 -------------------
-Every transport ends up as an ``asyncio.StreamReader``/``StreamWriter``
-pair wrapped in a ``Link``, so ``runtime.Channel`` and everything above it
-does not care which one it is (spec 1: one message set, three transports):
+Every transport ends up as a reader (``runtime.ByteReader``: an
+``asyncio.StreamReader`` or an ``fdread.FdReader``) and an
+``asyncio.StreamWriter`` wrapped in a ``Link``, so ``runtime.Channel`` and
+everything above it does not care which one it is (spec 1: one message set,
+three transports):
 
 - ``open_subprocess``: the ssh transport's client side (spec 4.1): run
   ``ssh HOST "git-annex-shell 'p2pstdio' ..."`` (or any command) and talk
-  over its stdin/stdout.  ``aclose`` closes stdin (the server exits 0 on
-  EOF), then waits a bounded time and kills what is left.
+  over its stdin/stdout.  Its stdout is a pipe of ours read by an
+  ``FdReader``, so a GET's payload goes from the pipe into the receiver's
+  reused buffers on a thread (``Channel.receive_payload``), as a PUT's does
+  on our server: no asyncio read-ahead, no copy per chunk.  ``aclose``
+  closes stdin (the server exits 0 on EOF), then waits a bounded time and
+  kills what is left, and closes the reader.
 - ``open_tcp``: a networked peer (spec 4.2), with a connect timeout.
 - ``stdio_link``: the ssh transport's server side: our stdin/stdout.
 - ``stdio_server``: the same for the p2pstdio server, stdin read by hand
@@ -49,7 +55,7 @@ PIPE_SIZE = 1 << 20  # fewer wake-ups per payload than the 64 KiB default
 class Link:
     """An open byte stream, and the process behind it if any."""
 
-    reader: asyncio.StreamReader
+    reader: ByteReader  # an asyncio.StreamReader, or an FdReader (a subprocess)
     writer: asyncio.StreamWriter
     name: str
     process: asyncio.subprocess.Process | None = None
@@ -63,8 +69,12 @@ class Link:
             if self.flusher is not None:
                 await asyncio.to_thread(self.flusher.join, CLOSE_TIMEOUT)
         finally:
-            if self.process is not None:
-                await reap(self.process)
+            try:
+                if self.process is not None:
+                    await reap(self.process)
+            finally:
+                if isinstance(self.reader, FdReader):
+                    self.reader.close()
 
 
 async def _close_writer(writer: asyncio.StreamWriter) -> None:
@@ -127,23 +137,22 @@ async def open_subprocess(argv: list[str], env: dict[str, str] | None = None) ->
     Raises:
         RemoteUnavailable: the program could not be started.
     """
+    ours, theirs = os.pipe2(os.O_CLOEXEC)  # its stdout, read by hand (FdReader)
     try:
+        grow_pipe(ours)
         proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-            limit=STREAM_LIMIT,
-        )
-    except OSError as e:
-        raise RemoteUnavailable(f"cannot run {argv[0]}: {e}") from e
-    assert proc.stdin is not None and proc.stdout is not None
-    # The reader's transport is not public API: without it the pipe keeps its size.
-    for transport in (proc.stdin.transport, getattr(proc.stdout, "_transport", None)):
-        pipe = transport.get_extra_info("pipe") if transport is not None else None
-        if pipe is not None:
-            grow_pipe(pipe.fileno())
-    return Link(proc.stdout, proc.stdin, shlex.join(argv[:3]), proc)
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=theirs, env=env,
+        )  # fmt: skip
+    except BaseException as e:
+        os.close(ours)
+        if isinstance(e, OSError):
+            raise RemoteUnavailable(f"cannot run {argv[0]}: {e}") from e
+        raise
+    finally:
+        os.close(theirs)  # the child has its copy: EOF comes when it exits
+    assert proc.stdin is not None
+    grow_pipe(proc.stdin.transport.get_extra_info("pipe").fileno())
+    return Link(FdReader(ours), proc.stdin, shlex.join(argv[:3]), proc)
 
 
 async def open_tcp(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> Link:

@@ -69,7 +69,7 @@ from pathlib import Path
 from core.errors import CoreError, RemoteRefused, RemoteUnavailable
 from core.p2p.events import DONE, ConnectionClosed, Payload
 from core.p2p.messages import ConnectDone, Data, Error, Service
-from core.p2p.runtime import CLOSE_TIMEOUT, Channel, ConnectionLost, P2PTimeout
+from core.p2p.runtime import CLOSE_TIMEOUT, ByteReader, Channel, ConnectionLost, P2PTimeout
 from core.p2p.transport import Link, open_subprocess, open_tcp, reap
 from core.remotetypes import PAIRED_NETNAME
 
@@ -288,7 +288,7 @@ async def _peer_to_git(ch: Channel, proc: asyncio.subprocess.Process,
 # --- client half ------------------------------------------------------------------------
 
 
-async def relay_connect(ch: Channel, local_in: asyncio.StreamReader,
+async def relay_connect(ch: Channel, local_in: ByteReader,
                         local_out: asyncio.StreamWriter, *, idle_timeout: float) -> int:  # fmt: skip
     """After ``CONNECT`` was sent: relay until the server's CONNECTDONE.
 
@@ -321,7 +321,7 @@ async def relay_connect(ch: Channel, local_in: asyncio.StreamReader,
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _local_to_peer(ch: Channel, local_in: asyncio.StreamReader) -> None:
+async def _local_to_peer(ch: Channel, local_in: ByteReader) -> None:
     with contextlib.suppress(ConnectionLost, OSError):
         while chunk := await local_in.read(RELAY_CHUNK):
             if ch.conn.finished:
@@ -530,7 +530,7 @@ def net_helper_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _splice(reader: ByteReader, writer: asyncio.StreamWriter) -> None:
     """Copy until EOF, then half-close; bounded per write."""
     with contextlib.suppress(ConnectionError, OSError):
         while chunk := await reader.read(RELAY_CHUNK):

@@ -51,6 +51,7 @@ from core.repo import transfers
 from core.repo.dirs import annex_dirs
 from core.repo.key import Hasher, Key
 from core.repo.lockpool import Held, LockBusy, hold
+from core.repo.writeback import Writeback
 
 logger = logging.getLogger(__name__)
 
@@ -572,7 +573,13 @@ class Incoming:
         assert not isinstance(hasher, _ThreadedHasher)
         ring = None
         if count >= THREADED_HASH_FROM:  # hashing, writing and reading overlap
-            consumers: list[Callable[[memoryview], object]] = [f.write]
+            writeback = Writeback(f.fileno(), self.written)  # the disk writes meanwhile too
+
+            def write(view: memoryview) -> None:
+                f.write(view)
+                writeback.wrote(len(view))
+
+            consumers: list[Callable[[memoryview], object]] = [write]
             if hasher is not None:
                 consumers.append(hasher.update)
             ring = _BufferRing(consumers, RECEIVE_BUFFER)
