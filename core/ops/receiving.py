@@ -136,9 +136,9 @@ class Receivers:
         except BaseException:
             inc.close()
             raise  # still in ``_received``: ``close`` settles it
-        del self._received[key]
         assert self._pool is not None  # a future came from it
         self._pool.submit(_release, key, inc)  # the lock goes after the line, off this thread
+        del self._received[key]  # after: Ctrl-C between the two leaves it to ``close``
         return f"from {name}"
 
     def _fill(self) -> None:
