@@ -15,7 +15,11 @@ one file at a time: choosing the sources (the location log), writing the
 location line (``AnnexRepo.keep_received``: one writer of the journal),
 populating unlocked files, the outcome of each file.  A worker hands its
 committed ``Incoming`` over with the transfer lock still held, and the caller
-logs the content before it lets the lock go, the order every receiver keeps.
+logs the content before it lets the lock go, the order every receiver keeps;
+the letting go (git-annex's lock and info files: three unlinks) is handed
+back to the pool, off the caller's path, and ``close`` waits for it.  The
+caller takes the keys in file order, so the window is wide: one slow
+fdatasync at the head of the line must not leave the other workers idle.
 A worker never touches the git-annex branch.
 
 Only keys whose every source is a path remote go to the pool; the others (a
@@ -49,6 +53,10 @@ from core.repo.repository import AnnexRepo
 logger = logging.getLogger(__name__)
 
 LOCAL_JOBS = 3  # files received at once from path remotes (2 cores: CPU and disk overlap)
+# Keys received ahead per job (each holds its transfer lock: two descriptors).
+# With 2 the caller waited a third of its time on the head of the line while
+# the other workers, window full, sat idle (py-spy, issue 20).
+WINDOW_PER_JOB = 8
 
 
 def receive_key(key: Key, sources: Sequence[Remote], incoming: Callable[[Key, str], Incoming],
@@ -86,6 +94,14 @@ def receive_key(key: Key, sources: Sequence[Remote], incoming: Callable[[Key, st
     raise RemoteError("; ".join(errors))
 
 
+def _release(key: Key, inc: Incoming) -> None:
+    """Let a logged key's transfer lock go (on a worker: nobody waits for it)."""
+    try:
+        inc.close()
+    except OSError as e:  # the content is kept and logged: only the lock files are left
+        logger.warning("%s: releasing the transfer lock: %s", key, e)
+
+
 class Receivers:
     """Gets the keys of ``keys`` in that order, receiving the coming ones ahead on ``jobs`` threads.
 
@@ -100,7 +116,7 @@ class Receivers:
         self.progress = progress
         self.sources = sources
         self.get_key_here = get_key
-        self.window = 2 * jobs  # keys received (or being received) but not yet taken
+        self.window = WINDOW_PER_JOB * jobs  # keys received (or being received) but not yet taken
         self._upcoming = iter(keys)
         self._seen: set[Key] = set()
         self._ahead: dict[Key, Future[None]] = {}
@@ -115,9 +131,14 @@ class Receivers:
             return self.get_key_here(key)
         future.result()  # raises what the receiving raised
         name, inc = self._received[key]
-        with inc:  # the transfer lock goes after the location line
+        try:
             self.repo.keep_received(key)
-        del self._received[key]  # not on an error: ``close`` settles it
+        except BaseException:
+            inc.close()
+            raise  # still in ``_received``: ``close`` settles it
+        assert self._pool is not None  # a future came from it
+        self._pool.submit(_release, key, inc)  # the lock goes after the line, off this thread
+        del self._received[key]  # after: Ctrl-C between the two leaves it to ``close``
         return f"from {name}"
 
     def _fill(self) -> None:

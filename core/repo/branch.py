@@ -70,6 +70,11 @@ CACHE_LIMIT = 4096  # trees and commit->tree entries kept in memory per branch
 # A root tree of a big branch has thousands of entries, and every commit makes
 # a new one: the cache is bounded by entries too (a few hundred bytes each).
 TREE_ENTRIES_LIMIT = 20_000
+# Blobs read (location logs, mostly a few hundred bytes): a get reads a key's
+# log when choosing its sources and again when logging it here.  By sha, so
+# never stale; bounded by bytes, and big blobs are not kept.
+BLOB_CACHE_BYTES = 4 << 20
+BLOB_CACHE_MAX = 64 << 10  # a blob bigger than this is read from git each time
 
 Change = Callable[[bytes | None], bytes | None]
 
@@ -188,6 +193,8 @@ class AnnexBranch:
         self._tree_cache: dict[ObjectID, Tree] = {}
         self._tree_entries = 0  # entries of the cached trees: what their memory grows with
         self._commit_trees: dict[ObjectID, ObjectID] = {}
+        self._blobs: dict[ObjectID, bytes] = {}
+        self._blob_bytes = 0
 
     # --- reading --------------------------------------------------------------
 
@@ -224,8 +231,24 @@ class AnnexBranch:
             if tree is None or part not in tree:
                 return None
             _mode, sha = tree[part]
+        return self._blob(sha)
+
+    def _blob(self, sha: ObjectID) -> bytes | None:
+        data = self._blobs.get(sha)
+        if data is not None:
+            return data
         obj = self.repo.object_store[sha]
-        return obj.data if isinstance(obj, Blob) else None
+        if not isinstance(obj, Blob):
+            return None
+        data = obj.data
+        if len(data) > min(BLOB_CACHE_MAX, BLOB_CACHE_BYTES):
+            return data
+        if self._blob_bytes + len(data) > BLOB_CACHE_BYTES:
+            self._blobs.clear()
+            self._blob_bytes = 0
+        self._blobs[sha] = data
+        self._blob_bytes += len(data)
+        return data
 
     def journal_files(self) -> dict[str, bytes]:
         """branch path -> content of every journal file (complete lines)."""

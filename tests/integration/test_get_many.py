@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from core.ops import receiving
 from core.ops.files import annexed_files
 from core.ops.transfer import get
 from core.repo.key import Key
@@ -142,8 +143,10 @@ class _InterruptAfter:
 
 def test_interrupted_get_keeps_only_whole_logged_content(
     origin_and_clone: tuple[Path, AnnexRepo, dict[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, clone, files = origin_and_clone
+    monkeypatch.setattr(receiving, "WINDOW_PER_JOB", 2)  # so the cut finds keys not yet received
     with pytest.raises(KeyboardInterrupt):
         get(clone, ["."], progress=_InterruptAfter(8))
     present = _present_means_logged_and_whole(clone, files)

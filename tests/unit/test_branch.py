@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import UnsupportedRepository
+from core.repo import branch as branch_module
 from core.repo.branch import (
     BRANCH,
     EMPTY_TREE,
@@ -206,6 +207,26 @@ def test_many_changes_are_fast(repo: Repo) -> None:
     assert show(repo, "000/000/K0.log") == "1s 1 u\n"
     assert elapsed < 10, elapsed
     git(repo.path, "fsck", "--strict")
+
+
+def test_blob_reads_follow_the_branch_and_stay_bounded(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blobs are cached by sha (a get reads a key's log twice): a read after a
+    commit -- ours or another writer's moving the ref -- sees the new blob, and
+    the cache never holds more than its byte budget."""
+    monkeypatch.setattr(branch_module, "BLOB_CACHE_BYTES", 100)
+    b = make(repo)
+    b.create()
+    other = make(Repo(repo.path))  # another process's view of the same branch
+    for i in range(16):  # the log outgrows the budget: then it is read from git each time
+        writer = b if i % 2 else other
+        writer.change(LOC, lambda old, i=i: (old or b"") + f"{i}s 1 u{i}\n".encode())
+        writer.commit()
+        got = b.read(LOC)
+        assert got is not None and got.splitlines()[-1] == f"{i}s 1 u{i}".encode()
+        assert b._blob_bytes <= 100
+    assert show(repo, LOC).splitlines()[-1] == "15s 1 u15"
 
 
 # --- merging ------------------------------------------------------------------
