@@ -471,6 +471,7 @@ class Incoming:
         self._locked = False
         self._file: BinaryIO | None = None
         self._writer: _Worker[bytes] | None = None  # writes on a thread for big files
+        self.writeback: Writeback | None = None  # a big file's, once its writer runs
         self._threaded = False  # write() hands chunks to threads (started at its first call)
         self._hasher: Hasher | _ThreadedHasher | None = key.receiving_hasher()
         self.written = 0
@@ -523,7 +524,7 @@ class Incoming:
         hands a chunk over and goes back to the network while two threads
         write and hash."""
         self._threaded = False
-        self._writer = _Worker(self._write_file, "writer")
+        self._writer = _Worker(self._big_write(), "writer")
         if self._hasher is not None and not isinstance(self._hasher, _ThreadedHasher):
             self._hasher = _ThreadedHasher(self._hasher)
 
@@ -573,13 +574,7 @@ class Incoming:
         assert not isinstance(hasher, _ThreadedHasher)
         ring = None
         if count >= THREADED_HASH_FROM:  # hashing, writing and reading overlap
-            writeback = Writeback(f.fileno(), self.written)  # the disk writes meanwhile too
-
-            def write(view: memoryview) -> None:
-                f.write(view)
-                writeback.wrote(len(view))
-
-            consumers: list[Callable[[memoryview], object]] = [write]
+            consumers: list[Callable[[memoryview], object]] = [self._big_write()]
             if hasher is not None:
                 consumers.append(hasher.update)
             ring = _BufferRing(consumers, RECEIVE_BUFFER)
@@ -619,9 +614,20 @@ class Incoming:
         if isinstance(self._hasher, _ThreadedHasher):
             self._hasher = self._hasher.unwrap()
 
-    def _write_file(self, data: bytes) -> None:
-        assert self._file is not None  # closed only after the writer is joined
-        self._file.write(data)
+    def _big_write(self) -> Callable[[bytes | memoryview], None]:
+        """The append of a big file's writer thread (``write``, ``write_from``):
+        each also starts the writeback of what is behind it (``Writeback``),
+        so the disk writes while more arrives and ``commit``'s fdatasync finds
+        little left.  The file is closed only after that thread is joined."""
+        f = self._file
+        assert f is not None
+        self.writeback = writeback = Writeback(f.fileno(), self.written)
+
+        def write(data: bytes | memoryview) -> None:
+            f.write(data)
+            writeback.wrote(len(data))
+
+        return write
 
     def commit(self) -> Path:
         if self._file is None:

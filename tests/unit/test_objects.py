@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ContentMissing, ContentVerifyError, DiskFull, DiskReserveError, TransferBusy
+from core.repo import writeback
 from core.repo.key import Key
 from core.repo.objects import ContentLocked, ObjectStore
 
@@ -397,3 +398,26 @@ def test_write_from_disk_full_drops_the_partial_file(tmp_path: Path, receiving: 
         inc.write_from(_reading(data, step=500)[0], len(data))
     assert not inc.tmp.exists() and not s.has(key)
     inc.close()
+
+
+@pytest.mark.skipif(writeback._load() is None, reason="no sync_file_range here")
+@pytest.mark.parametrize("way", ["write", "write_from"])
+def test_a_big_files_writeback_starts_while_it_is_written(tmp_path: Path, way: str) -> None:
+    """Both ways a big file arrives (a server's PUT relayed in chunks; a pipe
+    read straight into the ring) start its writeback behind the writer, so the
+    fdatasync before it is kept finds little left; the content still verifies."""
+    import core.repo.objects as objects
+    from core.repo.writeback import STEP
+
+    data = os.urandom(objects.THREADED_HASH_FROM + 2 * STEP + 5)
+    key = Key.parse(f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.bin")
+    s = store(tmp_path)
+    with s.incoming(key) as inc:
+        if way == "write":
+            for i in range(0, len(data), 1 << 20):
+                inc.write(data[i : i + (1 << 20)])
+        else:
+            inc.write_from(_reading(data, step=1 << 20)[0], len(data))
+        assert inc.commit().read_bytes() == data
+        assert inc.writeback is not None
+        assert inc.writeback.requested >= len(data) - STEP
