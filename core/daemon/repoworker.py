@@ -291,9 +291,10 @@ class RepoWorker:
 
     def sync_now(self) -> None:
         """The person's "Sync now": merge, reconnect every remote, push and rescan at
-        once; no back-off is waited out (a failed job's, a remote's push retry) and an
-        unreachable remote is tried again."""
+        once; no back-off is waited out (a failed job's, a remote's push retry), an
+        unreachable remote is tried again and what they cancelled is queued again."""
         self.need_receive, self.scan_keys, self.retry_at = True, None, None
+        self.host.queue.release(self.path)  # what the person cancelled is wanted again
         for r in self.remotes.values():
             if r.reachable is False:
                 r.reachable = None

@@ -26,7 +26,10 @@ content in a thread, finish under the repository lock).  Outcomes:
 
 * done -> kept in ``recent`` for display;
 * ``Cancelled`` (user) -> cancelled; a download keeps its partial file, so the
-  next attempt resumes (``Incoming``);
+  next attempt resumes (``Incoming``).  The cancel holds: the same (repository,
+  direction, key) is not queued again by a scan until the person's "Sync now"
+  (``release``), and it stays in the status (ATTENTION) however many other
+  transfers follow;
 * could not reach the remote -> the next candidate remote is tried at once;
   when none is left the entry is dropped silently and ``unreachable(repo,
   remote)`` is reported, the rescan on reconnect queues it again (4, 6.1);
@@ -137,6 +140,7 @@ class TransferQueue:
         self.retry_base = retry_base
         self._queued: deque[Transfer] = deque()
         self._running: dict[int, Transfer] = {}
+        self._held: dict[tuple[str, str, Key], Transfer] = {}  # cancelled by the person
         self.recent: deque[Transfer] = deque(maxlen=RECENT)
         self._next_id = 1
         self._wake = asyncio.Event()
@@ -150,8 +154,9 @@ class TransferQueue:
 
     async def put(self, repo: str, direction: str, key: Key, path: str, remotes: list[str],
                   front: bool = False) -> Transfer | None:
-        """Queue a transfer (None: already queued or running). Waits while the queue is full."""
-        if not remotes or self._known((repo, direction, key)):
+        """Queue a transfer (None: already queued or running, or cancelled by the
+        person and not released since). Waits while the queue is full."""
+        if not remotes or self._known((repo, direction, key)) or (repo, direction, key) in self._held:
             return None
         async with self._room:
             await self._room.wait_for(lambda: len(self._queued) < self.capacity)
@@ -171,13 +176,21 @@ class TransferQueue:
         for t in list(self._queued):
             if t.id == transfer_id:
                 self._queued.remove(t)
+                self._held[t.ident()] = t
                 self._finish(t, "cancelled")
                 return True
         t2 = self._running.get(transfer_id)
         if t2 is not None and t2.meter is not None:
+            self._held[t2.ident()] = t2
             t2.meter.cancel.set()
             return True
         return False
+
+    def release(self, repo: str) -> None:
+        """The person's "Sync now": what they cancelled in ``repo`` may be queued again."""
+        for ident in [i for i in self._held if i[0] == repo]:
+            del self._held[ident]
+        self._changed()
 
     def drop_remote(self, repo: str, remote: str) -> None:
         """Forget queued transfers that can only use ``remote`` (it became unreachable)."""
@@ -201,6 +214,7 @@ class TransferQueue:
 
     def transfers(self, repo: str) -> tuple[TransferStatus, ...]:
         items = [*self._running.values(), *self._queued, *reversed(self.recent)]
+        items += [t for t in self._held.values() if all(t is not i for i in items)]
         return tuple(t.status() for t in items if t.repo == repo)
 
     def queued(self, repo: str) -> int:
@@ -291,6 +305,8 @@ class TransferQueue:
         return "requeued", error
 
     def _finish(self, t: Transfer, state: str) -> None:
+        if state != "cancelled" and self._held.get(t.ident()) is t:
+            del self._held[t.ident()]  # it ended otherwise before the cancel reached it
         t.state = "failed" if state == "dropped" else state
         t.speed = 0.0
         if state == "done" and t.key.size is not None:

@@ -142,6 +142,35 @@ async def test_cancel_running_and_queued() -> None:
                                                                "b": "cancelled"}
 
 
+async def test_a_cancel_holds_until_released_and_stays_shown() -> None:
+    """A scan does not queue what the person cancelled again (their Cancel
+    would be undone within a round), the status keeps showing it however many
+    transfers follow, and "Sync now" (``release``) lets it be queued again."""
+    s = Script()
+    async with queue(s, slots=1) as q:
+        a = await q.put("/r", "upload", key(1), "a", ["x"])
+        b = await q.put("/r", "upload", key(2), "b", ["x"])
+        assert a is not None and b is not None
+        await until(lambda: s.started)
+        assert q.cancel(a.id) and q.cancel(b.id)  # running, queued
+        await until(q.idle)
+        assert await q.put("/r", "upload", key(1), "a", ["x"]) is None  # the next scan
+        assert await q.put("/r", "upload", key(2), "b", ["x"]) is None
+        s.release.setdefault("elsewhere", asyncio.Event()).set()
+        assert await q.put("/other", "upload", key(1), "elsewhere", ["x"]) is not None
+        for n in range(3, 30):  # more than RECENT others after them
+            s.release.setdefault(f"f{n}", asyncio.Event()).set()
+            assert await q.put("/r", "upload", key(n), f"f{n}", ["x"]) is not None
+        await until(lambda: all(t.state == "done" for t in q.transfers("/r")
+                                if t.path.startswith("f")), 10)  # fmt: skip
+        shown = {t.path: t.state for t in q.transfers("/r")}
+        assert shown["a"] == shown["b"] == "cancelled"
+        q.release("/r")
+        s.release.setdefault("a", asyncio.Event()).set()
+        assert await q.put("/r", "upload", key(1), "a", ["x"]) is not None
+        await until(lambda: any(t.path == "a" and t.state == "done" for t in q.transfers("/r")))
+
+
 async def test_paused_queue_starts_nothing() -> None:
     s = Script()
     paused = [True]
