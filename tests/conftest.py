@@ -6,7 +6,9 @@ lives next to the test interpreter, so that directory goes first on PATH.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +29,7 @@ BIN = str(Path(sys.executable).parent)
 # appends a byte to the file named by ANNEX_RUNS, which is fresh for every test.
 ANNEX_RUNS = "ANNEXSYNC_TEST_ANNEX_RUNS"
 _SHIMS = Path(tempfile.mkdtemp(prefix="annexsync-shims-"))
+atexit.register(shutil.rmtree, _SHIMS, ignore_errors=True)  # one per process
 for _name in ("git-annex", "git-annex-shell"):
     _shim = _SHIMS / _name
     _shim.write_text(f'#!/bin/sh\n[ -n "${ANNEX_RUNS}" ] && printf x >> "${ANNEX_RUNS}"\n'

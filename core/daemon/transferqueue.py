@@ -38,7 +38,10 @@ content in a thread, finish under the repository lock).  Outcomes:
   list shows it).
 
 Progress arrives from the worker thread through ``report`` (thread-safe,
-throttled to ``PROGRESS_INTERVAL``) and is applied on the loop.
+throttled to ``PROGRESS_INTERVAL``) and is applied on the loop.  The bandwidth
+limit is kept there too: the thread sleeps as long as the bytes so far are
+ahead of it, however long that is (one chunk of a transfer may be worth
+seconds at the limit); a cancel ends the sleep and the transfer at once.
 """
 
 from __future__ import annotations
@@ -326,7 +329,9 @@ class TransferQueue:
             # Sleep so the average rate since the last report stays under the limit.
             ahead = (done - last_done) / limit - (now - last_time)
             if ahead > 0:
-                threading.Event().wait(min(ahead, 1.0))
+                cancel = t.meter.cancel if t.meter is not None else threading.Event()
+                if cancel.wait(ahead):
+                    raise Cancelled()
                 now = self.clock()
         if now - last_time < PROGRESS_INTERVAL and done != (t.key.size or -1):
             return

@@ -119,7 +119,10 @@ class Adder:
     def _wanted(self, rel: str, path: Path) -> bool:
         if self._ignored(rel):
             return False
-        st = path.lstat()
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return False  # gone since its directory was listed (say a merge renamed it)
         if stat.S_ISLNK(st.st_mode):
             entry = _index_get(self.index, rel)
             if entry is None or entry.mode != MODE_LINK:

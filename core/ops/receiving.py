@@ -27,6 +27,14 @@ network session is one conversation at a time) are got on the caller's
 thread by the caller's ``get_key``, as before.  Progress reported by the
 workers goes through ``jobs.SharedProgress``, which also stops them.
 
+No room on the disk (``DiskReserveError``, ``DiskFull``) is this disk's, not
+a source's: no other source is tried.  A key received ahead shares the disk
+with the other writes of the moment (keys ahead of it, the caller's copy of
+an unlocked file, which it deletes again when it does not fit), so when its
+turn comes a key the pool could not fit is tried once more on the caller's
+thread, once the keys in flight have ended, as a get of one file at a time
+would: it fails only when it does not fit then.
+
 ``close`` always runs (it is the context manager's exit): workers stop at
 their next chunk (``Incoming`` keeps the partial file in ``annex/tmp`` for a
 later resume, as an interrupted get of one file does; nothing half-written
@@ -41,9 +49,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from core.errors import CoreError, RemoteError, TransferBusy
+from core.errors import CoreError, DiskFull, DiskReserveError, RemoteError, TransferBusy
 from core.ops.jobs import SharedProgress
 from core.remotetypes import Remote, RemoteKind
 from core.repo.key import Key
@@ -70,6 +78,7 @@ def receive_key(key: Key, sources: Sequence[Remote], incoming: Callable[[Key, st
 
     Raises:
         TransferBusy: another transfer is bringing ``key`` here.
+        DiskReserveError, DiskFull: no room for it here (from any source).
         RemoteError: no source could provide it.
     """
     errors: list[str] = []
@@ -78,9 +87,9 @@ def receive_key(key: Key, sources: Sequence[Remote], incoming: Callable[[Key, st
         try:
             remote.retrieve(key, inc, advance)
             inc.commit()
-        except TransferBusy:
+        except (TransferBusy, DiskReserveError, DiskFull):
             inc.close()
-            raise  # no other remote can help: the key is being written
+            raise  # no other remote can help: the key is being written, or no room here
         except CoreError as e:
             inc.close()
             errors.append(f"{remote.info.name}: {e}")
@@ -129,7 +138,11 @@ class Receivers:
         future = self._ahead.pop(key, None)
         if future is None:
             return self.get_key_here(key)
-        future.result()  # raises what the receiving raised
+        try:
+            future.result()  # raises what the receiving raised
+        except (DiskReserveError, DiskFull):  # maybe room held for a moment by other writes
+            wait(self._ahead.values())
+            return self.get_key_here(key)  # once more, alone (module header)
         name, inc = self._received[key]
         try:
             self.repo.keep_received(key)

@@ -87,6 +87,7 @@ def get_key(repo: AnnexRepo, key: Key, progress: Progress, source: str | None = 
     Raises:
         TransferBusy: another transfer is bringing ``key`` here (whatever its
             source, so no other source is tried).
+        DiskReserveError, DiskFull: no room for it here (no other source tried).
         RemoteError: no source could provide it.
     """
     if repo.objects.has(key):

@@ -59,7 +59,53 @@ st = os.statvfs(sys.argv[1])
 with open(os.path.join(sys.argv[1], "filler"), "wb") as f:
     f.write(b"\\0" * (st.f_bavail * st.f_frsize - int(sys.argv[2])))
 """
-ENV = {"PY": sys.executable, "INSPECT": INSPECT, "FILL": FILL}
+# Get argv[1] then argv[2] through ``Receivers`` (both received ahead on its pool) on a
+# full disk whose filler file goes between the two, once the pool has tried argv[2]:
+# the room a key needs may be taken for a moment by other writes.
+RECEIVE = """
+import json, os, sys, threading
+from pathlib import Path
+from core.ops.jobs import SharedProgress
+from core.ops.receiving import Receivers
+from core.ops.transfer import get_key
+from core.progress import NullProgress
+from core.remotes import list_remotes, open_remote
+from core.repo.key import Key
+from core.repo.repository import AnnexRepo
+
+class Told:
+    \"\"\"A real source that says when a receive from it has ended.\"\"\"
+    def __init__(self, remote, ended):
+        self.remote, self.ended = remote, ended
+    def __getattr__(self, name):
+        return getattr(self.remote, name)
+    def retrieve(self, key, into, advance):
+        try:
+            self.remote.retrieve(key, into, advance)
+        finally:
+            self.ended[key].set()
+
+keys = [Key.parse(k) for k in sys.argv[1:3]]
+ended = {k: threading.Event() for k in keys}
+out = {}
+with AnnexRepo.open(Path(".")) as repo:
+    p = SharedProgress(NullProgress())
+    def sources(key):
+        return [Told(open_remote(repo, i), ended) for i in list_remotes(repo)
+                if i.uuid in repo.state.locations(key)]
+    with Receivers(repo, keys, p, sources, lambda key: get_key(repo, key, p)) as r:
+        for key in keys:
+            try:
+                out[str(key)] = r.get_key(key)
+            except Exception as e:
+                out[str(key)] = type(e).__name__ + ": " + str(e)
+            if key == keys[0]:
+                assert ended[keys[1]].wait(30), "the pool never tried the second key"
+                os.remove("filler")
+    repo.branch.commit()
+print(json.dumps({"file": "receive", "outcomes": out}))
+"""
+ENV = {"PY": sys.executable, "INSPECT": INSPECT, "FILL": FILL, "RECEIVE": RECEIVE}
 
 
 @pytest.fixture(autouse=True)
@@ -133,13 +179,35 @@ def test_get_fails_the_file_that_does_not_fit_and_fetches_the_others(tmp_path: P
     assert "Traceback" not in p.stderr, p.stderr
     outcomes, codes, (state,) = reports(p.stdout)
     assert codes == [1], p.stdout + p.stderr
-    assert outcomes["s1.txt"]["success"] and outcomes["s2.txt"]["success"]
+    assert outcomes["s1.txt"]["success"] and outcomes["s2.txt"]["success"], p.stdout
     assert not outcomes["huge.bin"]["success"]
     assert "not enough free space" in str(outcomes["huge.bin"]["note"])
     assert not outcomes["big.bin"]["success"]
     assert "no space left" in str(outcomes["big.bin"]["note"])
     assert {keys["s1.txt"], keys["s2.txt"]} <= set(state["recorded"])
     assert keys["huge.bin"] not in state["present"]
+    assert_consistent(state)
+
+
+def test_a_key_the_pool_found_no_room_for_is_tried_again_when_its_turn_comes(
+        tmp_path: Path) -> None:
+    """The pool receives keys ahead; the room one needs may be held for a moment
+    by other writes (here: a filler file, gone by the key's turn).  That key is
+    tried again then, so it fails only when it does not fit at its turn."""
+    origin, clone = tmp_path / "origin", tmp_path / "clone"
+    keys = make_origin(origin, locked={"first.bin": os.urandom(50_000),
+                                       "second.bin": os.urandom(50_000)}, unlocked={})
+    make_clone(origin, clone)
+    first, second = keys["first.bin"], keys["second.bin"]
+    p = on_small_disk(clone, "2M", f'"$PY" -c "$FILL" . 0 && "$PY" -c "$RECEIVE" {first} {second}'
+                      f' && "$PY" -c "$INSPECT" . {first} {second}')
+    assert "Traceback" not in p.stderr, p.stderr
+    outcomes, _, (state,) = reports(p.stdout)
+    got = outcomes["receive"]["outcomes"]
+    assert isinstance(got, dict)
+    assert "not enough free space" in got[first], got  # the disk was full at its turn
+    assert got[second] == "from origin", got  # at its turn there was room
+    assert state["present"] == [second]
     assert_consistent(state)
 
 

@@ -123,18 +123,26 @@ def test_corrupt_source_in_the_middle_is_refused_and_the_rest_arrive(
 
 
 class _InterruptAfter:
-    """A progress whose caller's thread gets Ctrl-C after ``n`` files (as from a terminal)."""
+    """A progress whose caller's thread gets Ctrl-C after ``n`` files (as from a terminal),
+    once the workers are ahead: ``n`` objects are here (the ``n`` files may share keys)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, repo: AnnexRepo) -> None:
         self.n = n
+        self.objects = repo.gitdir / "annex" / "objects"
 
     def start(self, what: str, items: int, total_bytes: int | None) -> None:
         pass
+
+    def _ahead(self, count: int) -> bool:
+        return sum(1 for p in self.objects.rglob("*") if p.is_file() and p.suffix != ".lck") >= count
 
     def advance(self, items: int = 0, nbytes: int = 0, current: str = "") -> None:
         if items and threading.current_thread() is threading.main_thread():
             self.n -= 1
             if self.n == 0:
+                deadline = time.monotonic() + 30  # the workers are busy ahead, so not long
+                while not self._ahead(8) and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 raise KeyboardInterrupt
 
     def finish(self) -> None:
@@ -148,7 +156,7 @@ def test_interrupted_get_keeps_only_whole_logged_content(
     _, clone, files = origin_and_clone
     monkeypatch.setattr(receiving, "WINDOW_PER_JOB", 2)  # so the cut finds keys not yet received
     with pytest.raises(KeyboardInterrupt):
-        get(clone, ["."], progress=_InterruptAfter(8))
+        get(clone, ["."], progress=_InterruptAfter(8, clone))
     present = _present_means_logged_and_whole(clone, files)
     assert 8 <= present < len(files) - 1  # the workers were ahead; not all came
     transfer = clone.gitdir / "annex" / "transfer"

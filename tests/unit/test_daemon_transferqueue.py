@@ -4,6 +4,7 @@ unreachable remotes, cancel, bounded put."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -203,3 +204,29 @@ async def test_cancelled_is_not_a_core_error() -> None:
     from core.errors import CoreError
 
     assert not issubclass(Cancelled, CoreError)
+
+
+async def test_bandwidth_limit_holds_for_a_chunk_worth_seconds_and_a_cancel_ends_it() -> None:
+    """A chunk worth more than a second at the limit (1 MiB at 150 kB/s: 7 s) is held
+    back all that time, not one second; a cancel ends the wait and the transfer."""
+    sent: dict[str, float] = {}
+
+    async def runner(t: Transfer, meter: TransferMeter) -> None:
+        def send() -> None:
+            meter.advance(0, t.key.size or 0)  # one chunk
+            sent[t.path] = time.monotonic()
+
+        await asyncio.to_thread(send)
+
+    async with queue(runner, bandwidth=lambda: 10_000) as q:  # type: ignore[arg-type]
+        start = time.monotonic()
+        await q.put("/r", "upload", key(25_000), "a", ["x"])
+        await until(q.idle, timeout=10)
+        assert sent["a"] - start >= 2.3  # 25 kB at 10 kB/s: 2.5 s
+        slow = await q.put("/r", "upload", key(1_000_000), "b", ["x"])  # 100 s
+        assert slow is not None
+        await until(lambda: q.transfers("/r")[0].state == "running")
+        await asyncio.sleep(0.2)
+        q.cancel(slow.id)
+        await until(q.idle, timeout=2)
+        assert "b" not in sent and q.transfers("/r")[0].state == "cancelled"
