@@ -384,14 +384,26 @@ class P2PClient:
 
 def _reporting(sink: PayloadSink, advance: Advance) -> PayloadSink:
     """``sink`` with each read's bytes told to ``advance`` on the event loop's
-    thread (``sink`` runs on a worker: ``Channel.receive_payload``)."""
+    thread (``sink`` runs on a worker: ``Channel.receive_payload``).  What
+    ``advance`` raises there (``jobs.Stopped``: the operation is stopping) is
+    raised by the worker's next read, so the transfer stops as it does when
+    ``advance`` is called in line; the partial file stays for resume."""
     loop = asyncio.get_running_loop()
+    raised: list[Exception] = []
+
+    def tell(n: int) -> None:
+        try:
+            advance(n)
+        except Exception as e:  # noqa: BLE001 - handed to the worker, raised there
+            raised.append(e)
 
     def run(read_into: ReadInto, count: int) -> object:
         def counted(view: memoryview) -> int:
+            if raised:
+                raise raised[0]
             n = read_into(view)
             if n:
-                loop.call_soon_threadsafe(advance, n)
+                loop.call_soon_threadsafe(tell, n)
             return n
 
         return sink(counted, count)

@@ -230,7 +230,16 @@ def test_client_endpoints_each_version(tmp_path: Path, version: int) -> None:
             await kept.start()
             assert not await c.remove(k12)  # 500 while locked
             await kept.release()
-            assert await c.remove(k12)
+            # git-annex's server answers the unlock before its worker has
+            # dropped the lock (seen once in a full run): a REMOVE right after
+            # may still be refused, so it is asked again for a bounded time
+            removed = await c.remove(k12)
+            for _ in range(50):
+                if removed:
+                    break
+                await asyncio.sleep(0.1)
+                removed = await c.remove(k12)
+            assert removed
             if version >= 3:
                 now = await c.timestamp()
                 assert now is not None

@@ -50,6 +50,12 @@ def test_the_scheduler_alone_pushes_to_an_online_paired_device(
     try:
         start(a)
         start(b)
+        # each online to the other first: a device not seen on XMPP within
+        # the presence wait is the worker's to push to (on a loaded machine)
+        for one in (a.core, b.core):
+            assert one is not None
+            wait(lambda c=one: any(d.presence == "online" and d.paired for d in c.status.devices),
+                 30, "the other device online")  # fmt: skip
         (a.repo / "new.txt").write_text("from the laptop\n")  # the daemon commits it
         wait(lambda: "new.txt" in head_files(b.repo), 30, "the commit on B")
         assert a.core is not None
