@@ -83,8 +83,9 @@ def repos(tmp_path: Path) -> Repos:
     return server, AnnexRepo.init(tmp_path / "receiver", "receiver"), data, key
 
 
-def test_big_get_goes_from_the_pipe_into_the_buffers(repos: Repos) -> None:
-    server, receiver, data, key = repos
+def _get(repos: Repos) -> tuple[Counting, list[int]]:
+    """GET the key from the server into the receiver: how it was written, the progress told."""
+    server, receiver, _data, key = repos
     inc = Counting(receiver, key)
     progress: list[int] = []
 
@@ -94,6 +95,12 @@ def test_big_get_goes_from_the_pipe_into_the_buffers(repos: Repos) -> None:
             inc.commit()
 
     _with_server(server, get)
+    return inc, progress
+
+
+def test_big_get_goes_from_the_pipe_into_the_buffers(repos: Repos) -> None:
+    _server, receiver, data, key = repos
+    inc, progress = _get(repos)
     assert (inc.by_write_from, inc.by_write) == (len(data), 0)
     assert sum(progress) == len(data)
     found = receiver.objects.find(key)
@@ -101,19 +108,11 @@ def test_big_get_goes_from_the_pipe_into_the_buffers(repos: Repos) -> None:
 
 
 def test_resumed_get_hashes_what_was_there(repos: Repos) -> None:
-    server, receiver, data, key = repos
+    _server, receiver, data, key = repos
     have = 3 << 20
     receiver.objects.tmp.mkdir(parents=True, exist_ok=True)
     (receiver.objects.tmp / key.file_name()).write_bytes(data[:have])
-    inc = Counting(receiver, key)
-    progress: list[int] = []
-
-    async def get(c: P2PClient) -> None:
-        with inc:
-            await c.get(key, inc, progress.append)
-            inc.commit()
-
-    _with_server(server, get)
+    inc, progress = _get(repos)
     assert inc.by_write_from == len(data) - have
     assert sum(progress) == len(data) - have
     found = receiver.objects.find(key)

@@ -129,24 +129,11 @@ async def test_unreachable_remote_tries_the_next_then_drops() -> None:
     assert q.transfers("/r") == ()  # dropped silently; the rescan on reconnect requeues
 
 
-async def test_cancel_running_and_queued() -> None:
-    s = Script()
-    async with queue(s, slots=1) as q:
-        a = await q.put("/r", "download", key(1), "a", ["x"])
-        b = await q.put("/r", "download", key(2), "b", ["x"])
-        assert a is not None and b is not None
-        await until(lambda: s.started)
-        assert q.cancel(b.id) and q.cancel(a.id)
-        assert not q.cancel(999)
-        await until(q.idle)
-        assert {t.path: t.state for t in q.transfers("/r")} == {"a": "cancelled",
-                                                               "b": "cancelled"}
-
-
-async def test_a_cancel_holds_until_released_and_stays_shown() -> None:
-    """A scan does not queue what the person cancelled again (their Cancel
-    would be undone within a round), the status keeps showing it however many
-    transfers follow, and "Sync now" (``release``) lets it be queued again."""
+async def test_cancel_running_and_queued_holds_until_released() -> None:
+    """Both are cancelled; a scan does not queue what the person cancelled
+    again (their Cancel would be undone within a round), the status keeps
+    showing it however many transfers follow, and "Sync now" (``release``)
+    lets it be queued again."""
     s = Script()
     async with queue(s, slots=1) as q:
         a = await q.put("/r", "upload", key(1), "a", ["x"])
@@ -154,7 +141,10 @@ async def test_a_cancel_holds_until_released_and_stays_shown() -> None:
         assert a is not None and b is not None
         await until(lambda: s.started)
         assert q.cancel(a.id) and q.cancel(b.id)  # running, queued
+        assert not q.cancel(999)
         await until(q.idle)
+        assert {t.path: t.state for t in q.transfers("/r")} == {"a": "cancelled",
+                                                               "b": "cancelled"}
         assert await q.put("/r", "upload", key(1), "a", ["x"]) is None  # the next scan
         assert await q.put("/r", "upload", key(2), "b", ["x"]) is None
         s.release.setdefault("elsewhere", asyncio.Event()).set()
