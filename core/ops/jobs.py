@@ -48,7 +48,7 @@ interrupts marks the thread it waited for as ended while it still runs, so
 a later ``join`` -- and the interpreter's own wait at exit -- returns at once
 and the process can exit in the middle of that worker's transfer (its
 transfer lock and info files left behind).  For the same reason Ctrl-C is
-held back while the workers start (``_ctrl_c_held_back``): raised inside
+held back while the workers start (``ctrl_c_held_back``): raised inside
 ``Thread.start`` it could leave a running worker out of the count.
 """
 
@@ -214,7 +214,7 @@ class _Pool(Generic[T, R]):
 
     def run(self, workers: int) -> list[R]:
         try:
-            with _ctrl_c_held_back():
+            with ctrl_c_held_back():
                 for n in range(workers):
                     with self._lock:
                         self._running += 1
@@ -235,7 +235,7 @@ class _Pool(Generic[T, R]):
 
 
 @contextlib.contextmanager
-def _ctrl_c_held_back() -> Iterator[None]:
+def ctrl_c_held_back() -> Iterator[None]:
     """Ctrl-C while the workers start is raised once they all have: raised
     inside ``Thread.start`` it may come after the thread began to run, and
     the count of workers to wait for would miss that one (its cleanup not
@@ -268,4 +268,4 @@ def run_jobs(repo: AnnexRepo, items: Sequence[T], work: Work[T, R], jobs: int,
     return pool.run(min(jobs, len(items)))
 
 
-__all__ = ["DEFAULT_JOBS", "SharedProgress", "Stopped", "configured_jobs", "jobs_for", "parse_jobs", "run_jobs"]
+__all__ = ["DEFAULT_JOBS", "SharedProgress", "Stopped", "configured_jobs", "ctrl_c_held_back", "jobs_for", "parse_jobs", "run_jobs"]

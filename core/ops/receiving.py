@@ -35,6 +35,12 @@ turn comes a key the pool could not fit is tried once more on the caller's
 thread, once the keys in flight have ended, as a get of one file at a time
 would: it fails only when it does not fit then.
 
+Ctrl-C is held back while keys go to the pool and while ``close`` waits
+(``jobs.ctrl_c_held_back``).  Raised inside the ``Thread.start`` of a
+submit, it left that thread running but unknown to the pool, and raised
+inside ``close``'s wait it cut the wait short: either way a key kept
+afterwards was never logged.
+
 ``close`` always runs (it is the context manager's exit): workers stop at
 their next chunk (``Incoming`` keeps the partial file in ``annex/tmp`` for a
 later resume, as an interrupted get of one file does; nothing half-written
@@ -52,7 +58,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from core.errors import CoreError, DiskFull, DiskReserveError, RemoteError, TransferBusy
-from core.ops.jobs import SharedProgress
+from core.ops.jobs import SharedProgress, ctrl_c_held_back
 from core.remotetypes import Remote, RemoteKind
 from core.repo.key import Key
 from core.repo.objects import Incoming
@@ -150,18 +156,20 @@ class Receivers:
             inc.close()
             raise  # still in ``_received``: ``close`` settles it
         assert self._pool is not None  # a future came from it
-        self._pool.submit(_release, key, inc)  # the lock goes after the line, off this thread
-        del self._received[key]  # after: Ctrl-C between the two leaves it to ``close``
+        with ctrl_c_held_back():  # so the pool releases it or ``close`` does, never both
+            self._pool.submit(_release, key, inc)  # the lock goes after the line, off this thread
+            del self._received[key]
         return f"from {name}"
 
     def _fill(self) -> None:
-        while self._pool is not None and len(self._ahead) < self.window:
-            key = next(self._upcoming, None)
-            if key is None:
-                return
-            sources = self._local_sources(key)
-            if sources:
-                self._ahead[key] = self._pool.submit(self._receive, key, sources)
+        with ctrl_c_held_back():  # a submit may start a thread: see ``jobs.ctrl_c_held_back``
+            while self._pool is not None and len(self._ahead) < self.window:
+                key = next(self._upcoming, None)
+                if key is None:
+                    return
+                sources = self._local_sources(key)
+                if sources:
+                    self._ahead[key] = self._pool.submit(self._receive, key, sources)
 
     def _receive(self, key: Key, sources: list[Remote]) -> None:
         """On a worker: receive ``key``; the caller logs it (``get_key``, else ``close``)."""
@@ -193,18 +201,23 @@ class Receivers:
         while waiting for it or while logging it) or never came.  Logging it
         again is harmless (the log changes only when the line does); content
         ``keep_received`` gave up is no longer there and is not logged.
+
+        A second Ctrl-C is raised once this is done (the workers end at their
+        next chunk): on Python 3.11 a ``join`` it cut short would mark a
+        running worker ended, and what it kept then would go unlogged.
         """
         self.progress.stop.set()
-        for future in self._ahead.values():
-            future.cancel()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        self._ahead.clear()
-        for key, (_, inc) in list(self._received.items()):
-            with inc, contextlib.suppress(CoreError):  # keep_received said why; the content went
-                if self.repo.objects.has(key):
-                    self.repo.keep_received(key)
-            del self._received[key]
+        with ctrl_c_held_back():
+            for future in self._ahead.values():
+                future.cancel()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            self._ahead.clear()
+            for key, (_, inc) in list(self._received.items()):
+                with inc, contextlib.suppress(CoreError):  # keep_received said why; the content went
+                    if self.repo.objects.has(key):
+                        self.repo.keep_received(key)
+                del self._received[key]
 
     def __enter__(self) -> Receivers:
         return self

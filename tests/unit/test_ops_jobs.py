@@ -147,17 +147,17 @@ def test_ctrl_c_while_the_workers_start_waits_for_every_one(repo: AnnexRepo) -> 
         assert cleaned == began
 
 
-def test_ctrl_c_held_back_while_the_workers_start_is_raised_after() -> None:
+def testctrl_c_held_back_while_the_workers_start_is_raised_after() -> None:
     """The guard itself, deterministically (the pool test above needs a SIGINT
     to land in a window of a few instructions): a Ctrl-C inside it is raised
     only as it ends, and Python's own handler is back."""
     import os
     import signal
 
-    from core.ops.jobs import _ctrl_c_held_back
+    from core.ops.jobs import ctrl_c_held_back
 
     went_on = False
-    with pytest.raises(KeyboardInterrupt), _ctrl_c_held_back():
+    with pytest.raises(KeyboardInterrupt), ctrl_c_held_back():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)  # the handler has run by now
         went_on = True
