@@ -217,7 +217,8 @@ class TransferQueue:
 
     def transfers(self, repo: str) -> tuple[TransferStatus, ...]:
         items = [*self._running.values(), *self._queued, *reversed(self.recent)]
-        items += [t for t in self._held.values() if all(t is not i for i in items)]
+        shown = {id(t) for t in items}
+        items += [t for t in self._held.values() if id(t) not in shown]
         return tuple(t.status() for t in items if t.repo == repo)
 
     def queued(self, repo: str) -> int:
