@@ -39,14 +39,20 @@ Request -> exchange (answers shaped per API version by ``models``):
 - ``key``: GET; ``DATA n`` gives ``X-git-annex-data-length``, the last byte
   is held back until VALID and left out on INVALID (p2phttp.md 5.2);
   ``DATA 0`` + INVALID (no node has it) is the empty 200 git-annex sends.
-- ``putoffset``: PUT, then the PUT is abandoned with ``DATA 0`` + INVALID
-  (what git-annex's gateway does, clusters.md 10); ALREADY-HAVE(-PLUS):
-  ``alreadyhave``.
-- ``put``: PUT, ``DATA`` from the body (skipping what the nodes already
-  hold), VALID only when the body had exactly ``X-git-annex-data-length``
-  bytes; a body cut short closes the connection, which abandons the PUT at
-  every node (their partial files stay for resume).  ``data-present``:
-  DATA-PRESENT.
+- ``putoffset``: PUT; ALREADY-HAVE(-PLUS): ``alreadyhave``.  A PUT-FROM
+  offer is kept open on its connection for ``PARK_SECONDS`` (``_Parked``):
+  git-annex's client sends the ``put`` of that key right after, and it
+  continues the same PUT, so the nodes are offered the key once per file, not
+  twice.  (git-annex's gateway abandons the probe with ``DATA 0`` + INVALID
+  and asks again, clusters.md 10: the same answers, one exchange with every
+  node more.)  An offer left waiting is abandoned so (``DATA 0`` + INVALID)
+  once it is older than that, when another request comes or at the end; an
+  open offer holds no lock at any node (they lock at DATA).
+- ``put``: PUT (or the open offer of a putoffset), ``DATA`` from the body
+  (skipping what the nodes already hold), VALID only when the body had
+  exactly ``X-git-annex-data-length`` bytes; a body cut short closes the
+  connection, which abandons the PUT at every node (their partial files stay
+  for resume).  ``data-present``: DATA-PRESENT.
 - ``remove``: REMOVE.  ``remove-before``: GETTIMESTAMP, then REMOVE-BEFORE on
   the same connection, so the session translates the client's deadline to
   each node's clock with fresh readings (clusters.md 5.8).
@@ -60,7 +66,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +109,7 @@ logger = logging.getLogger(__name__)
 READ_TIMEOUT = 300.0  # a reply from the session: above the gateway's node timeouts
 BODY_CHUNK = 1 << 20  # body bytes gathered into one payload chunk
 WIDE_READ = 4 << 20  # all a pipe buffers (twice its limit, plus a line or two)
+PARK_SECONDS = 10.0  # a putoffset's open offer waits this long for its put
 
 
 class SessionHost:
@@ -216,6 +225,7 @@ class ClusterPool:
         self.node_jobs = node_jobs
         self.nodes = nodes
         self._idle: list[P2PClient] = []
+        self._parked: dict[Key, _Parked] = {}  # at most ``keep``
 
     async def _open(self) -> P2PClient:
         """A new session (cluster membership read now, 5.13) and our end of it."""
@@ -230,31 +240,88 @@ class ClusterPool:
                                        read_timeout=READ_TIMEOUT)  # fmt: skip
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[P2PClient]:
-        """A connection for one request; back to the pool only if it ended in step."""
-        client = None
-        while self._idle and client is None:
+    async def connection(self, put: Key | None = None) -> AsyncIterator[_Lease]:
+        """A connection for one request; back to the pool only if it ended in
+        step, or parked with its open offer (``_Lease.park``).  ``put``: the
+        key of a put, which takes over a putoffset's open offer of it."""
+        await self._expire(time.monotonic())
+        parked = self._parked.pop(put, None) if put is not None else None
+        lease = None
+        if parked is not None and parked.client.usable:
+            lease = _Lease(parked.client, parked.offer)
+        elif parked is not None:
+            await parked.client.aclose()
+        while self._idle and lease is None:
             c = self._idle.pop()
             if c.usable:
-                client = c
+                lease = _Lease(c)
             else:
                 await c.aclose()
-        if client is None:
-            client = await self._open()
+        if lease is None:
+            lease = _Lease(await self._open())
         done = False
         try:
-            yield client
+            yield lease
             done = True
         finally:
-            if done and client.usable and len(self._idle) < self.keep:
-                self._idle.append(client)
+            if done and lease.parked is not None and lease.offer and lease.client.usable:
+                until = time.monotonic() + PARK_SECONDS
+                await self._park(lease.parked, _Parked(lease.client, lease.offer, until))
             else:
-                await client.aclose()
+                await self._give_back(lease.client, done)
+
+    async def _give_back(self, client: P2PClient, in_step: bool) -> None:
+        if in_step and client.usable and len(self._idle) < self.keep:
+            self._idle.append(client)
+        else:
+            await client.aclose()
+
+    async def _park(self, key: Key, parked: _Parked) -> None:
+        old = self._parked.pop(key, None)
+        self._parked[key] = parked
+        if old is not None:
+            await self._abandon(old)
+        while len(self._parked) > self.keep:  # the oldest first (insertion order)
+            await self._abandon(self._parked.pop(next(iter(self._parked))))
+
+    async def _expire(self, now: float) -> None:
+        for key in [k for k, p in self._parked.items() if p.until <= now]:
+            await self._abandon(self._parked.pop(key))
+
+    async def _abandon(self, parked: _Parked) -> None:
+        """End an open offer as git-annex's probe does: DATA 0 + INVALID."""
+        try:
+            await parked.client.exchange(Data(0), Invalid())
+        except (CoreError, OSError) as e:
+            logger.info("abandoning an open offer: %s", e)
+            await parked.client.aclose()
+            return
+        await self._give_back(parked.client, True)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
-        for c in idle:
-            await c.aclose()
+        parked, self._parked = list(self._parked.values()), {}
+        for c in [*idle, *(p.client for p in parked)]:
+            await c.aclose()  # a closed connection abandons its open offer at every node
+
+
+@dataclass
+class _Lease:
+    """A pooled connection lent to one request, with the open offer it took over."""
+
+    client: P2PClient
+    offer: PutFrom | None = None  # a putoffset's PUT-FROM, its PUT still open
+    parked: Key | None = None  # set by a putoffset: keep ``offer`` open for its put
+
+    def park(self, key: Key, offer: PutFrom) -> None:
+        self.offer, self.parked = offer, key
+
+
+@dataclass
+class _Parked:
+    client: P2PClient
+    offer: PutFrom
+    until: float  # monotonic: abandoned from then on
 
 
 # --- requests ---------------------------------------------------------------------
@@ -276,19 +343,19 @@ async def handle(request: web.Request, req: m.ApiRequest, pool: ClusterPool,
     if req.op is m.Op.GETTIMESTAMP:
         return _json(m.timestamp_body(pool.served.clock()))
     try:
-        async with pool.connection() as c:
+        async with pool.connection(_key(req) if req.op is m.Op.PUT else None) as lease:
             if req.op is m.Op.KEY:
-                return await _download(request, req, c)
-            return _json(await _exchange(request, req, c, settings))
+                return await _download(request, req, lease.client)
+            return _json(await _exchange(request, req, lease, settings))
     except _CutShort:
         return _json(m.stored_body(req.api_version, False))
     except RemoteRefused as e:
         raise m.HttpError(500, str(e)) from e
 
 
-async def _exchange(request: web.Request, req: m.ApiRequest, c: P2PClient,
+async def _exchange(request: web.Request, req: m.ApiRequest, lease: _Lease,
                     settings: Settings) -> m.Json:  # fmt: skip
-    key, v = _key(req), req.api_version
+    key, v, c = _key(req), req.api_version, lease.client
     if req.op is m.Op.CHECKPRESENT:
         return m.present_body(await c.check_present(key))
     if req.op in (m.Op.REMOVE, m.Op.REMOVE_BEFORE):
@@ -300,14 +367,14 @@ async def _exchange(request: web.Request, req: m.ApiRequest, c: P2PClient,
             logger.info("remove %s from cluster: %s", key, e)
             removed, plus = False, ()
         return m.removed_body(v, removed, plus)
-    offer = await _offer(c, req, key)
+    offer = lease.offer or await _offer(c, req, key)
     if not isinstance(offer, PutFrom):
         done = isinstance(offer, (AlreadyHave, AlreadyHavePlus))
         if req.op is m.Op.PUTOFFSET:
             return m.offset_body(v, None if done else 0, _plus(offer))
         return m.stored_body(v, done, _plus(offer))
     if req.op is m.Op.PUTOFFSET:
-        await c.exchange(Data(0), Invalid())  # the probe's agreed abandon
+        lease.park(key, offer)  # open for the put that follows (module docstring)
         return m.offset_body(v, offer.offset)
     reply: object
     if req.data_present:

@@ -264,9 +264,10 @@ def test_get_of_a_corrupted_copy_is_signalled_invalid(served: Gateway, tmp_path:
 
 def test_putoffset_probes_log_no_failure(gateway: Gateway, tmp_path: Path) -> None:
     """git-annex's client asks putoffset before each put: the gateway answers
-    it with a PUT that every node agrees to abandon (DATA 0 + INVALID).  Their
-    FAILUREs are that agreement, so the gateway's log stays quiet: a warning
-    there means a node really failed."""
+    it with a PUT, which the put continues, or which every node agrees to
+    abandon (DATA 0 + INVALID) when no put comes in time.  Their FAILUREs are
+    that agreement, so the gateway's log stays quiet: a warning there means a
+    node really failed."""
     g = gateway
     with our_p2phttp(g.gw, "--wideopen", "-J4") as server:
         g.port = server.port
@@ -280,3 +281,65 @@ def test_putoffset_probes_log_no_failure(gateway: Gateway, tmp_path: Path) -> No
     for key in keys:
         assert content_path(g.root / "node1", key) is not None
     assert "failed" not in log, log
+
+
+def test_a_putoffset_offer_is_continued_by_its_put(gateway: Gateway, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """git-annex's client asks putoffset, then put, for every file: the put
+    continues the PUT the putoffset opened, so each node is offered each key
+    once, not twice (proxy's ``_Parked``).  An open offer no put comes for is
+    abandoned once it is old: the nodes keep nothing of it, and a put of the
+    key later opens a fresh one."""
+    import asyncio
+
+    from core.p2p import serving
+    from core.p2phttp import proxy
+    from core.p2phttp.auth import AuthPolicy
+    from core.p2phttp.server import Settings
+    from tests.integration.test_p2phttp_support import in_process
+
+    g = gateway
+    offered: list[str] = []
+    offer = serving._offer
+
+    def counted(repo: object, key: object, source: str) -> object:
+        offered.append(str(key))
+        return offer(repo, key, source)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(serving, "_offer", counted)
+    cluster = g.uuids["mycluster"]
+
+    async def main() -> None:
+        settings = Settings(repositories=[g.gw], policy=AuthPolicy(wideopen=True), jobs=4)
+        async with in_process(settings) as server:
+            g.port = server.port
+            client = await asyncio.to_thread(_client, g, tmp_path / "c")
+            keys = [await asyncio.to_thread(add_file, client, f"o{i}.txt") for i in range(3)]
+            await asyncio.to_thread(annex, client, "copy", "-q", "--to", "origin-mycluster", ".")
+            assert sorted(offered) == sorted(keys * len(NODES))  # once per node, not twice
+            for node in NODES:
+                for key in keys:
+                    assert content_path(g.root / node, key) is not None
+
+            offered.clear()
+            key = await asyncio.to_thread(add_file, client, "late.txt")
+            q = f"key={key}&clientuuid={CLIENT_UUID}"
+            _, _, out = await asyncio.to_thread(_post, g, cluster, f"v4/putoffset?{q}")
+            assert json.loads(out) == {"offset": 0}
+            park, proxy.PARK_SECONDS = proxy.PARK_SECONDS, 0.0
+            try:
+                await asyncio.to_thread(_post, g, cluster, f"v4/checkpresent?{q}")  # abandons it
+            finally:
+                proxy.PARK_SECONDS = park
+            for node in NODES:
+                partial = g.root / node / ".git" / "annex" / "tmp" / key
+                assert not partial.exists()
+                assert not list((g.root / node / ".git" / "annex" / "transfer").rglob(f"*{key}"))
+            await asyncio.to_thread(annex, client, "copy", "-q", "--to", "origin-mycluster",
+                                    "late.txt")  # fmt: skip
+            assert sorted(offered) == [key] * (2 * len(NODES))  # the old offer, then a new one
+            for node in NODES:
+                assert content_path(g.root / node, key) is not None
+
+    asyncio.run(main())
+    fsck_all(g, _client(g, tmp_path / "check"))
