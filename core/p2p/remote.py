@@ -106,12 +106,10 @@ from core.p2p.transport import Link, open_subprocess, ssh_command
 from core.p2p.tunnel import DIRECT_NETNAMES, open_p2p_link, parse_p2p_url, relay_connect
 from core.remotes import Advance, RemoteInfo
 from core.repo.key import Key
-from core.repo.objects import Incoming
+from core.repo.objects import Incoming, write_batch
 
 logger = logging.getLogger(__name__)
 
-WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
-SMALL_BATCH = 1 << 18  # ... for files of up to 4 batches (see ``_batch_size``)
 
 T = TypeVar("T")
 LOCK_PROOF_SECONDS = 600.0  # spec 6.2: how long a P2P lock proves a copy
@@ -244,7 +242,7 @@ class P2PClient:
         valid: bool | None = None
         batch: list[bytes] = []  # one thread hand-off per batch, not per chunk
         batched = 0
-        limit = _batch_size(key.size)
+        limit = write_batch(key.size)
 
         async def flush() -> None:
             nonlocal batched
@@ -409,14 +407,6 @@ def _reporting(sink: PayloadSink, advance: Advance) -> PayloadSink:
         return sink(counted, count)
 
     return run
-
-
-def _batch_size(size: int | None) -> int:
-    """Bytes gathered per write of a GET: a big file's go in ``WRITE_BATCH``es
-    (few thread hand-offs); a small file's in quarters, so most of it is
-    written and hashed while the rest arrives and the server waits less for
-    our SUCCESS (1 MiB files: 4.2 ms -> ~1 ms between VALID and SUCCESS)."""
-    return WRITE_BATCH if size is None or size > 4 * WRITE_BATCH else SMALL_BATCH
 
 
 async def _next(ch: Channel, timeout: float | None = None) -> Event | Sentinel:

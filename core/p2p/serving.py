@@ -45,7 +45,7 @@ Rules kept here, each from the spec:
   lock`` and no reply, as git-annex-shell does (spec 6.5, verified).
 - A PUT's disk work runs in at most three thread hand-offs (the offer; the
   lock at DATA; the last bytes, the check, the rename and the log line at
-  the end), plus one per ``WRITE_BATCH`` of a larger file, and the offset
+  the end), plus one per ``objects.write_batch`` of a larger file, and the offset
   probe in one.  Where the channel reads a descriptor itself (p2pstdio on
   a pipe: ``fdread.FdReader``) the whole payload is one more hand-off
   instead: ``Channel.receive_payload`` runs ``Incoming.write_from`` on a
@@ -154,7 +154,7 @@ from core.p2p.state import Mode, State
 from core.p2p.tunnel import serve_connect
 from core.repo.key import Key
 from core.repo.lockpool import Held
-from core.repo.objects import ContentLocked, Incoming
+from core.repo.objects import ContentLocked, Incoming, write_batch
 from core.repo.repository import AnnexRepo
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,6 @@ COMMIT_INTERVAL = 1.0  # seconds between git-annex branch commits while serving
 COMMIT_QUIET = 1.0  # ``commit_later``: committed once no line came for this long...
 COMMIT_LATEST = 5.0  # ... or this long after the first line the branch lacks
 
-WRITE_BATCH = 1 << 20  # bytes gathered before a write is handed to a thread
 RETENTION_SECONDS = 600  # spec 6.2: a peer's lock is good for 10 minutes
 DEFAULT_IDLE_TIMEOUT = 3600.0  # between requests (git-annex keeps sessions open)
 _IDLE_STATES = frozenset({State.IDLE, State.START, State.LOCKED, State.GET_RESULT})
@@ -699,7 +698,7 @@ class Session:
         put.pending_bytes += len(data)
         put.received += len(data)
         # one thread hand-off per batch; the last one goes with the check at the end
-        if put.pending_bytes >= WRITE_BATCH and put.received < put.due:
+        if put.pending_bytes >= write_batch(put.key.size) and put.received < put.due:
             await asyncio.to_thread(_write_pending, put)
 
     async def _put_done(self, valid: bool | None) -> None:

@@ -100,6 +100,7 @@ from core.p2p.serving import ServedRepo, Session, new_server_connection
 from core.p2p.transport import Link
 from core.p2phttp import models as m
 from core.repo.key import Key
+from core.repo.objects import write_batch
 
 if TYPE_CHECKING:
     from core.p2phttp.server import Settings
@@ -107,7 +108,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READ_TIMEOUT = 300.0  # a reply from the session: above the gateway's node timeouts
-BODY_CHUNK = 1 << 20  # body bytes gathered into one payload chunk
 WIDE_READ = 4 << 20  # all a pipe buffers (twice its limit, plus a line or two)
 PARK_SECONDS = 10.0  # a putoffset's open offer waits this long for its put
 
@@ -408,11 +408,11 @@ async def _send_body(request: web.Request, req: m.ApiRequest, c: P2PClient, have
     received = 0
     pace = settings.pace()
     loop = asyncio.get_running_loop()
-    gathered = _Gathered(c)
+    gathered = _Gathered(c, write_batch(_key(req).size))
     while received <= length:
         try:
             async with asyncio.timeout_at(pace.deadline()):
-                chunk = await request.content.read(BODY_CHUNK)
+                chunk = await request.content.read(gathered.batch)
         except Exception as e:  # noqa: BLE001 - a stall or a broken body: cut short
             logger.info("put %s cut short: %s", req.key, e or type(e).__name__)
             with contextlib.suppress(CoreError, OSError):  # the nodes keep it for resume
@@ -435,11 +435,13 @@ async def _send_body(request: web.Request, req: m.ApiRequest, c: P2PClient, have
 
 
 class _Gathered:
-    """Body chunks sent on as payload chunks of about ``BODY_CHUNK``: one join
-    here instead of one at every node, and fewer events on every hop."""
+    """Body chunks sent on as payload chunks of about ``batch`` bytes (what a
+    node writes at once, ``objects.write_batch``): one join here instead of
+    one at every node, and fewer events on every hop."""
 
-    def __init__(self, c: P2PClient) -> None:
+    def __init__(self, c: P2PClient, batch: int) -> None:
         self.c = c
+        self.batch = batch
         self.parts: list[bytes] = []
         self.size = 0
 
@@ -447,7 +449,7 @@ class _Gathered:
         if data:
             self.parts.append(data)
             self.size += len(data)
-        if self.size >= BODY_CHUNK:
+        if self.size >= self.batch:
             await self.flush()
 
     async def flush(self) -> None:

@@ -105,13 +105,12 @@ from core.p2phttp.gate import Gate, default_max_connections, http_logger, listen
 from core.p2phttp.proxy import ClusterPool, SessionHost, local_nodes
 from core.repo import transfers
 from core.repo.key import Key
-from core.repo.objects import ContentLocked
+from core.repo.objects import ContentLocked, write_batch
 from core.repo.repository import AnnexRepo, annex_uuid_at
 
 logger = logging.getLogger(__name__)
 
 SEND_CHUNK = 1 << 20
-WRITE_BATCH = 1 << 20
 LOCK_SECONDS = 600.0  # spec 5.10
 KEEPLOCKED_TIMEOUT = 1200.0  # the git-annex client's Keep-Alive: timeout=1200
 IO_TIMEOUT = 60.0  # the window of the pace a transfer must keep
@@ -632,6 +631,7 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
         skip = have - offset
         received = 0
         buf = bytearray()
+        batch = write_batch(key.size)
         while True:
             try:
                 async with asyncio.timeout_at(pace.deadline()):
@@ -658,7 +658,7 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
                 cut = min(skip, len(chunk))
                 chunk, skip = chunk[cut:], skip - cut
             buf += chunk
-            if len(buf) >= WRITE_BATCH:
+            if len(buf) >= batch:
                 await s.run(inc.write, bytes(buf))
                 buf.clear()
         if buf:
