@@ -785,6 +785,21 @@ class RepoWorker:
                 continue
             await self.host.queue.put(self.path, p.direction, p.key, p.path, list(p.remotes),
                                       front=str(p.key) in front)
+        await self._forget_moot()
+
+    async def _forget_moot(self) -> None:
+        """Cancelled or failed transfers whose content got where it is wanted
+        another way (a device pushed it, git-annex by hand): they would keep the
+        status at ATTENTION, and a cancelled one held back, until "Sync now"."""
+        for t in self.status().unfinished():
+            try:
+                needed = await run_blocking(jobs.still_needed, self.path, t.direction,
+                                            Key.parse(t.key), t.path, t.remote)  # fmt: skip
+            except CoreError as e:  # not known to be moot: it stays shown
+                logger.info("%s: is %s still needed? %s", self.path, t.path, e)
+                continue
+            if not needed:
+                self.host.queue.forget(t.id)
 
     def _refused(self, key: Key, path: str) -> None:
         """A wanted file whose backend we cannot verify: said once per file, never fetched."""

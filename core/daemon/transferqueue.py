@@ -29,7 +29,8 @@ content in a thread, finish under the repository lock).  Outcomes:
   next attempt resumes (``Incoming``).  The cancel holds: the same (repository,
   direction, key) is not queued again by a scan until the person's "Sync now"
   (``release``), and it stays in the status (ATTENTION) however many other
-  transfers follow;
+  transfers follow, unless its content gets where it is wanted another way
+  (``forget``, after the repository's next scan);
 * could not reach the remote -> the next candidate remote is tried at once;
   when none is left the entry is dropped silently and ``unreachable(repo,
   remote)`` is reported, the rescan on reconnect queues it again (4, 6.1);
@@ -193,6 +194,16 @@ class TransferQueue:
         """The person's "Sync now": what they cancelled in ``repo`` may be queued again."""
         for ident in [i for i in self._held if i[0] == repo]:
             del self._held[ident]
+        self._changed()
+
+    def forget(self, transfer_id: int) -> None:
+        """A cancelled or failed transfer made moot (its content got where it is
+        wanted another way): out of the status, and no longer held back."""
+        for t in [t for t in (*self.recent, *self._held.values()) if t.id == transfer_id]:
+            if t in self.recent:
+                self.recent.remove(t)
+            if self._held.get(t.ident()) is t:
+                del self._held[t.ident()]
         self._changed()
 
     def drop_remote(self, repo: str, remote: str) -> None:

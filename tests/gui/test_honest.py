@@ -28,7 +28,7 @@ from PySide6.QtGui import QIcon, QImage
 
 from core.status import Conflict, Health
 from gui.icons import state_icon
-from tests.conftest import git
+from tests.conftest import annex, git
 from tests.gui.conftest import make_repo
 
 BOUND = 40.0
@@ -201,8 +201,11 @@ def test_a_folder_that_disappears_is_an_error_until_it_is_back(
     _wait_settled(app, wait, run, config_root / "a", Health.SYNCED, "synced once the folder is back")
 
 
-def test_a_cancelled_transfer_is_not_synced(make_core: Any, make_app: Any, wait: Any, run: Any,
-                                            tmp_path: Path, config_root: Path) -> None:
+def _cancel_an_upload(make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path,
+                      config_root: Path) -> tuple[Any, Path, Path]:  # fmt: skip
+    """A repository synced with a clone ``b``; the upload of a new big.bin to
+    b, slowed to 150 kB/s, cancelled by the person in the window: ATTENTION,
+    in words.  Returns the app, the folder and b."""
     folder, other = tmp_path / "r", tmp_path / "b"
     app = _app_with_repo(make_core, make_app, wait, run, folder)
     core = app.core
@@ -227,6 +230,13 @@ def test_a_cancelled_transfer_is_not_synced(make_core: Any, make_app: Any, wait:
     tip = "annexsync: 1 file not copied (transfer cancelled or failed)"
     sees(app, Health.ATTENTION, tip, "1 file(s) not copied: transfer cancelled or failed", run,
          config_root / "a")
+    return app, folder, other
+
+
+def test_a_cancelled_transfer_is_not_synced(make_core: Any, make_app: Any, wait: Any, run: Any,
+                                            tmp_path: Path, config_root: Path) -> None:
+    app, folder, other = _cancel_an_upload(make_core, make_app, wait, run, tmp_path, config_root)
+    core = app.core
     # What made it honest: b holds a pointer, not the content.
     objects = other / ".git" / "annex" / "objects"
     assert (other / "big.bin").exists() or git(folder, "ls-files", "big.bin").strip()
@@ -303,3 +313,19 @@ def test_offline_then_back_reconnects_and_pushes(make_core: Any, make_app: Any, 
     sees(app, Health.SYNCED, "annexsync: everything synced", "Everything synced", run,
          config_root / "a")
     assert "Network is back" in [a.text for a in app.bridge.status.alerts]
+
+
+@pytest.mark.interop
+def test_a_cancelled_transfer_made_moot_another_way_is_synced(
+    make_core: Any, make_app: Any, wait: Any, run: Any, tmp_path: Path, config_root: Path,
+) -> None:
+    """The person cancels the upload, then copies the file by hand with real
+    git-annex: the content is where it is wanted, so after the next scan the
+    tray says synced, without "Sync now" (the cancelled transfer used to keep
+    it at ATTENTION until then)."""
+    app, folder, other = _cancel_an_upload(make_core, make_app, wait, run, tmp_path, config_root)
+    annex(folder, "copy", "-q", "--to", "b", "big.bin")
+    assert list((other / ".git" / "annex" / "objects").rglob("*.bin"))
+    _wait_settled(app, wait, run, config_root / "a", Health.SYNCED,
+                  "synced: the content got to b another way")
+    assert not [t for t in app.bridge.status.repos[0].transfers if t.state == "cancelled"]

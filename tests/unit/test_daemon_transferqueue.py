@@ -162,6 +162,23 @@ async def test_cancel_running_and_queued_holds_until_released() -> None:
         await until(lambda: any(t.path == "a" and t.state == "done" for t in q.transfers("/r")))
 
 
+async def test_a_moot_cancelled_transfer_is_forgotten() -> None:
+    """``forget``: out of the status (no ATTENTION for content that got where
+    it is wanted another way) and no longer held back from a later scan."""
+    s = Script()
+    async with queue(s, slots=1) as q:
+        a = await q.put("/r", "upload", key(1), "a", ["x"])
+        assert a is not None
+        await until(lambda: s.started)
+        assert q.cancel(a.id)
+        await until(q.idle)
+        assert [t.state for t in q.transfers("/r")] == ["cancelled"]
+        q.forget(a.id)
+        assert q.transfers("/r") == ()
+        s.release.setdefault("a", asyncio.Event()).set()
+        assert await q.put("/r", "upload", key(1), "a", ["x"]) is not None
+
+
 async def test_paused_queue_starts_nothing() -> None:
     s = Script()
     paused = [True]
