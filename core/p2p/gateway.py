@@ -36,6 +36,10 @@ connections, moves bytes and writes the gateway's location log.
 - A GET relayed from offset 0 is checked against the key as it streams
   (``_ContentCheck``): a node's corrupted copy is answered INVALID, so the
   client discards it (git-annex's gateway relays it as VALID).
+- REMOVE-BEFORE goes to each node with the deadline in that node's clock,
+  from the last GETTIMESTAMP of this connection (5.8); a node with no such
+  reading is not asked (git-annex passes the deadline unchanged, a time in
+  no clock of the node's: a removal past the lock that proves another copy).
 - LOCKCONTENT on a cluster: FAILURE (5.9).  NOTIFYCHANGE and CONNECT:
   ``ERROR protocol error`` and the session ends (5.10).
 - Differences from git-annex 10.20261026 (section 7), on purpose: an
@@ -568,9 +572,8 @@ class GatewaySession(Session):
         def request(node: Node) -> tuple[Message, ...]:
             if not isinstance(msg, RemoveBefore):
                 return (msg,)
-            before = msg.timestamp
-            if self._own_stamp is not None and node.uuid in self._stamps:
-                before = self._stamps[node.uuid] + (msg.timestamp - self._own_stamp)
+            assert self._own_stamp is not None  # else not asked (below)
+            before = self._stamps[node.uuid] + (msg.timestamp - self._own_stamp)
             return (RemoveBefore(before, msg.key),)
 
         def result(node: Node, client: P2PClient, reply: list[Event]) -> NodeResult:
@@ -579,7 +582,12 @@ class GatewaySession(Session):
             return NodeResult(node.uuid, ok=ok, plus=getattr(r, "uuids", ()),
                               error=None if ok else (getattr(r, "text", None) or "refused"))
 
-        results = await self._exchange_each(list(self.target.nodes), request, result)
+        asked, unstamped = list(self.target.nodes), []
+        if isinstance(msg, RemoveBefore):  # a deadline in no node's clock: not asked
+            asked = [n for n in asked if self._own_stamp is not None and n.uuid in self._stamps]
+            unstamped = [NodeResult(n.uuid, error="REMOVE-BEFORE without its GETTIMESTAMP")
+                         for n in self.target.nodes if n not in asked]  # fmt: skip
+        results = [*await self._exchange_each(asked, request, result), *unstamped]
         removed = fanout.collected(self.target.uuid, results)
         if removed:
             await asyncio.to_thread(self.served.record, msg.key, False, removed)

@@ -34,13 +34,16 @@ from core.p2p.messages import (
     Error,
     Failure,
     Get,
+    GetTimestamp,
     LockContent,
     NotifyChange,
     Put,
     PutFrom,
     Remove,
+    RemoveBefore,
     Success,
     SuccessPlus,
+    Timestamp,
     Valid,
     Version,
 )
@@ -181,6 +184,33 @@ def test_raw_protocol_answers(gateway: Gateway) -> None:
         assert peer.close() == 0
     finally:
         peer.proc.kill()
+
+
+def test_remove_before_needs_a_gettimestamp_first(gateway: Gateway) -> None:
+    """5.8 done safer: a REMOVE-BEFORE deadline is in the gateway's clock, and
+    only the connection's last GETTIMESTAMP tells each node's.  Without one no
+    node is asked (git-annex would pass the deadline on unchanged, a time in
+    no node's clock) and the content stays; after one, every node removes."""
+    g = gateway
+    cluster, nodes = g.uuids["mycluster"], tuple(g.uuids[n] for n in NODES)
+    key, data = _content()
+    peer = _peer(g, cluster, 4)
+    try:
+        assert peer.request(Put(b"t.txt", key)) == [PutFrom(0)]
+        assert peer.request(Data(len(data)), Payload(data), Valid()) == [SuccessPlus(nodes)]
+        assert peer.request(RemoveBefore(10**12, key)) == [
+            Error("REMOVE-BEFORE without its GETTIMESTAMP")]
+        for n in NODES:
+            assert content_path(g.root / n, str(key)) is not None, n
+        (stamp,) = peer.request(GetTimestamp())
+        assert isinstance(stamp, Timestamp)
+        assert peer.request(RemoveBefore(stamp.timestamp + 600, key)) == [SuccessPlus(nodes)]
+        assert peer.close() == 0
+    finally:
+        peer.proc.kill()
+    for n in NODES:
+        assert content_path(g.root / n, str(key)) is None, n
+    assert _gateway_lines(g, str(key)) == dict.fromkeys(nodes, "0")
 
 
 def test_notifychange_to_a_proxied_repository_is_a_protocol_error(gateway: Gateway) -> None:
