@@ -286,7 +286,9 @@ class ClusterPool:
 
     async def _expire(self, now: float) -> None:
         for key in [k for k, p in self._parked.items() if p.until <= now]:
-            await self._abandon(self._parked.pop(key))
+            parked = self._parked.pop(key, None)  # another request may have taken it meanwhile
+            if parked is not None:
+                await self._abandon(parked)
 
     async def _abandon(self, parked: _Parked) -> None:
         """End an open offer as git-annex's probe does: DATA 0 + INVALID."""
