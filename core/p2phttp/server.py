@@ -599,18 +599,12 @@ async def _put(request: web.Request, req: m.ApiRequest, s: Served,
     except CoreError as e:
         logger.info("put %s: %s", key, e)
         return _json(m.stored_body(v, False))
-    try:
-        stored = await _receive(request, req, s, key)
-        if stored:
-            await s.run(s.served.keep, key)
-    except RepoError as e:  # not recorded (a full disk): the content was given up
-        logger.info("put %s: %s", key, e)
-        stored = False
-    return _json(m.stored_body(v, stored))
+    return _json(m.stored_body(v, await _receive(request, req, s, key)))
 
 
 async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key) -> bool:
-    """Stream the body into ``Incoming``; True when stored under ``key`` (spec 5.9).
+    """Stream the body into ``Incoming``; True when stored under ``key`` and
+    logged (spec 5.9); a line the log could not take gives the content up.
 
     ``Incoming`` holds the download transfer lock for the client's uuid: a
     concurrent upload of the key (any session or process) gets a 500, as
@@ -667,6 +661,7 @@ async def _receive(request: web.Request, req: m.ApiRequest, s: Served, key: Key)
             logger.info("put %s: got %d of %d bytes", key, received, length)
             return False
         await s.run(inc.commit)
+        await s.run(s.served.keep, key)  # logged under the transfer lock, as every receiver
         return True
     except TransferBusy as e:
         logger.info("put %s: %s", key, e)

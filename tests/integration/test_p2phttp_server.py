@@ -178,6 +178,44 @@ async def test_puts_are_journaled_before_the_reply_and_committed_while_serving(
 
 
 @pytest.mark.asyncio
+async def test_a_put_is_logged_under_its_transfer_lock(served: tuple[Path, str, str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The location line is written while the PUT still holds git-annex's
+    transfer lock, the order every receiver keeps: a line that cannot be
+    written gives the content up, and no other transfer of the key may have
+    found it present and answered "stored" in between."""
+    from core.p2p.serving import ServedRepo
+    from core.repo import transfers
+    from core.repo.lockpool import LockBusy, hold
+
+    repo, uuid, _ = served
+    held: list[bool] = []
+    keep = ServedRepo.keep
+
+    def checking_keep(self: ServedRepo, key: Key) -> None:
+        for p in transfers.lock_paths(self.repo.gitdir, transfers.DOWNLOAD, CLIENT_UUID, key):
+            try:
+                with hold(p, exclusive=True, create=False):
+                    held.append(False)
+            except FileNotFoundError:  # released: the last holder deletes the file
+                held.append(False)
+            except LockBusy:
+                held.append(True)
+        keep(self, key)
+
+    monkeypatch.setattr(ServedRepo, "keep", checking_keep)
+    settings = Settings(repositories=[repo], policy=AuthPolicy(wideopen=True))
+    async with in_process(settings) as server, aiohttp.ClientSession() as s:
+        base = f"http://127.0.0.1:{server.port}/git-annex/{uuid}/v4"
+        async with s.post(f"{base}/put?key={DKEY}&{Q}", data=DATA,
+                          headers={"X-git-annex-data-length": str(len(DATA))}) as resp:  # fmt: skip
+            assert (await resp.json())["stored"] is True
+    assert held == [True, True]  # both of a download's locks
+    with AnnexRepo.open(repo) as r:
+        assert uuid in r.state.locations(Key.parse(DKEY))
+
+
+@pytest.mark.asyncio
 async def test_lock_expires_without_keeplocked(served: tuple[Path, str, str]) -> None:
     repo, uuid, k12 = served
     settings = Settings(repositories=[repo], policy=AuthPolicy(wideopen=True), lock_seconds=1.0)
