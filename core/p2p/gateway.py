@@ -584,9 +584,12 @@ class GatewaySession(Session):
 
         asked, unstamped = list(self.target.nodes), []
         if isinstance(msg, RemoveBefore):  # a deadline in no node's clock: not asked
-            asked = [n for n in asked if self._own_stamp is not None and n.uuid in self._stamps]
+            def known(n: Node) -> bool:  # stamped, or down (said as such by _exchange_each)
+                return (self._own_stamp is not None and n.uuid in self._stamps
+                        or isinstance(self._nodes.get(n.uuid), NodeResult))
+            asked = [n for n in asked if known(n)]
             unstamped = [NodeResult(n.uuid, error="REMOVE-BEFORE without its GETTIMESTAMP")
-                         for n in self.target.nodes if n not in asked]  # fmt: skip
+                         for n in self.target.nodes if not known(n)]  # fmt: skip
         results = [*await self._exchange_each(asked, request, result), *unstamped]
         removed = fanout.collected(self.target.uuid, results)
         if removed:
