@@ -262,6 +262,37 @@ def test_get_of_a_corrupted_copy_is_signalled_invalid(served: Gateway, tmp_path:
     fsck_all(g, client)
 
 
+def test_a_put_from_past_its_open_offer_is_refused(served: Gateway) -> None:
+    """A putoffset's open offer said "from 0"; a put of that key from offset 5
+    (bytes no node holds) takes the offer over and is refused, with nothing
+    kept at any node; a put from 0 after that stores the key everywhere."""
+    import hashlib
+
+    g = served
+    cluster, nodes = g.uuids["mycluster"], [g.uuids[n] for n in NODES]
+    data = f"raw {uuid.uuid4()}\n".encode()
+    key = f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.txt"
+    q = f"key={key}&clientuuid={CLIENT_UUID}"
+
+    def post(path: str, body: bytes | None = None, **headers: str) -> object:
+        status, _, out = _post(g, cluster, path, body, headers)
+        assert status == 200
+        return json.loads(out)
+
+    assert post(f"v4/putoffset?{q}") == {"offset": 0}
+    assert post(f"v4/put?{q}&offset=5", data[5:],
+                **{"X-git-annex-data-length": str(len(data) - 5)}) == {
+        "plusuuids": [], "stored": False}  # fmt: skip
+    for n in NODES:
+        assert content_path(g.root / n, key) is None
+        assert not (g.root / n / ".git" / "annex" / "tmp" / key).exists()
+    assert post(f"v4/putoffset?{q}") == {"offset": 0}
+    assert post(f"v4/put?{q}", data, **{"X-git-annex-data-length": str(len(data))}) == {
+        "plusuuids": nodes, "stored": True}  # fmt: skip
+    for n in NODES:
+        assert content_path(g.root / n, key) is not None
+
+
 def test_putoffset_probes_log_no_failure(gateway: Gateway, tmp_path: Path) -> None:
     """git-annex's client asks putoffset before each put: the gateway answers
     it with a PUT, which the put continues, or which every node agrees to
