@@ -62,6 +62,19 @@ def _check(before: Figures, after: Figures, what: str) -> None:
     assert after.rss_kib - before.rss_kib < RSS_BOUND_KIB
 
 
+def _quiet(pid: int, seconds: float = 6.0) -> Figures:
+    """The server's figures with the fewest descriptors over ``seconds``: four
+    repositories' branch commits (each up to ``COMMIT_LATEST`` after its last
+    line) and closing connections hold some for a moment after a load."""
+    best = figures(pid)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        f = figures(pid)
+        best = f if f.fds < best.fds else best
+    return best
+
+
 def _branch_commits(repo: Path) -> int:
     out = subprocess.run(["git", "rev-list", "--count", "git-annex"], cwd=repo,
                          capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
@@ -91,6 +104,62 @@ def test_p2phttp_resources_return_to_their_start(tmp_path: Path) -> None:
     assert sum(done.values()) == LOAD and all(" " not in k for k in done), done
     assert _branch_commits(server.path) > commits  # the uploads committed the branch
     _check(before, after, "annexsync p2phttp")
+
+
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
+@pytest.mark.interop  # the cluster is made by real git-annex
+def test_p2phttp_cluster_gateway_resources_return_to_their_start(tmp_path: Path) -> None:
+    """The same mixed load against a 3-node cluster our p2phttp serves as its
+    gateway: pooled gateway sessions, their in-process node sessions and the
+    putoffset offers left open (the load's putoffsets are never followed by
+    their put, so the pool keeps and abandons them) do not grow."""
+    from tests.integration.cluster_support import NODES, build_gateway, finish_gateway
+
+    g = build_gateway(tmp_path)
+    finish_gateway(g)
+    cluster = g.uuids["mycluster"]
+    argv = ["p2phttp", "--bind", "127.0.0.1", "--port", "0", "--wideopen", "-J2"]
+    with start_server(argv, g.gw, HTTP_PORT) as (proc, port):
+        asyncio.run(p2phttp_load(port, cluster, WARMUP))
+        before = _quiet(proc.pid)
+        commits = [_branch_commits(p) for p in (g.gw, *(g.root / n for n in NODES))]
+        done = asyncio.run(p2phttp_load(port, cluster, LOAD, start=WARMUP))
+        after = settle(proc.pid, before.fds)
+    assert sum(done.values()) == LOAD and all(" " not in k for k in done), done
+    # the puts and removes reached the gateway's log and every node's
+    later = [_branch_commits(p) for p in (g.gw, *(g.root / n for n in NODES))]
+    assert all(a > b for a, b in zip(later, commits, strict=True)), (commits, later)
+    _check(before, after, "annexsync p2phttp, cluster gateway")
+
+
+@pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
+@pytest.mark.interop  # the cluster is made by real git-annex
+def test_p2phttp_cluster_gateway_tasks_return_to_their_start(tmp_path: Path) -> None:
+    """In process, where tasks can be counted: the gateway's sessions, their
+    node sessions and the open putoffset offers do not grow with the load.
+    The pool keeps at most ``-J`` idle connections and ``-J`` open offers,
+    each a gateway session and one per node: that much may differ between
+    two moments, never more (open offers kept without bound: 198 -> 856)."""
+    from tests.integration.cluster_support import NODES, build_gateway, finish_gateway
+
+    g = build_gateway(tmp_path)
+    finish_gateway(g)
+    cluster = g.uuids["mycluster"]
+    settings = Settings(repositories=[g.gw], policy=AuthPolicy(wideopen=True), jobs=2)
+
+    async def go() -> tuple[int, int, dict[str, int]]:
+        async with in_process(settings) as srv:
+            await p2phttp_load(srv.port, cluster, WARMUP)
+            await asyncio.sleep(0.5)
+            before = len(asyncio.all_tasks())
+            done = await p2phttp_load(srv.port, cluster, LOAD // 3, start=WARMUP)
+            await asyncio.sleep(0.5)
+            return before, len(asyncio.all_tasks()), done
+
+    before, after, done = asyncio.run(go())
+    print(f"\ncluster gateway in process: {before} tasks before, {after} after {LOAD // 3} requests")
+    assert sum(done.values()) == LOAD // 3 and all(" " not in k for k in done), done
+    assert after <= before + 2 * settings.jobs * (1 + len(NODES))
 
 
 @pytest.mark.slow  # a stress/soak run: tests/run runs it in the slow step
