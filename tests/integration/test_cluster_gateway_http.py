@@ -11,6 +11,7 @@ pooled node connection outlives a test.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import urllib.error
@@ -132,20 +133,28 @@ def _get(g: Gateway, target: str, path: str) -> tuple[dict[str, str], bytes]:
         return dict(resp.headers), resp.read()
 
 
-def test_raw_http_answers(served: Gateway) -> None:
-    """clusters.md 10's table, request by request, against our gateway."""
-    import hashlib
+class _Raw:
+    """Raw API requests to the cluster of ``g`` about one new small file."""
 
-    g = served
-    cluster, nodes = g.uuids["mycluster"], [g.uuids[n] for n in NODES]
-    data = f"raw {uuid.uuid4()}\n".encode()
-    key = f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.txt"
-    q = f"key={key}&clientuuid={CLIENT_UUID}"
+    def __init__(self, g: Gateway) -> None:
+        self.g = g
+        self.cluster = g.uuids["mycluster"]
+        self.nodes = [g.uuids[n] for n in NODES]
+        self.data = f"raw {uuid.uuid4()}\n".encode()
+        self.key = f"SHA256E-s{len(self.data)}--{hashlib.sha256(self.data).hexdigest()}.txt"
+        self.q = f"key={self.key}&clientuuid={CLIENT_UUID}"
 
-    def post(path: str, body: bytes | None = None, **headers: str) -> object:
-        status, _, out = _post(g, cluster, path, body, headers)
+    def post(self, path: str, body: bytes | None = None, **headers: str) -> object:
+        status, _, out = _post(self.g, self.cluster, path, body, headers)
         assert status == 200
         return json.loads(out)
+
+
+def test_raw_http_answers(served: Gateway) -> None:
+    """clusters.md 10's table, request by request, against our gateway."""
+    g = served
+    raw = _Raw(g)
+    cluster, nodes, data, key, q, post = raw.cluster, raw.nodes, raw.data, raw.key, raw.q, raw.post
 
     assert post(f"v4/checkpresent?{q}") == {"present": False}
     assert _get(g, cluster, f"v4/key/{key}?clientuuid={CLIENT_UUID}")[1] == b""
@@ -266,18 +275,9 @@ def test_a_put_from_past_its_open_offer_is_refused(served: Gateway) -> None:
     """A putoffset's open offer said "from 0"; a put of that key from offset 5
     (bytes no node holds) takes the offer over and is refused, with nothing
     kept at any node; a put from 0 after that stores the key everywhere."""
-    import hashlib
-
     g = served
-    cluster, nodes = g.uuids["mycluster"], [g.uuids[n] for n in NODES]
-    data = f"raw {uuid.uuid4()}\n".encode()
-    key = f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.txt"
-    q = f"key={key}&clientuuid={CLIENT_UUID}"
-
-    def post(path: str, body: bytes | None = None, **headers: str) -> object:
-        status, _, out = _post(g, cluster, path, body, headers)
-        assert status == 200
-        return json.loads(out)
+    raw = _Raw(g)
+    nodes, data, key, q, post = raw.nodes, raw.data, raw.key, raw.q, raw.post
 
     assert post(f"v4/putoffset?{q}") == {"offset": 0}
     assert post(f"v4/put?{q}&offset=5", data[5:],
