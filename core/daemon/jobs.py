@@ -493,16 +493,30 @@ class TransferMeter:
 
 
 def still_needed(path: str, direction: str, key: Key, fpath: str, remote: str) -> bool:
-    """The re-check before a transfer starts (spec 4)."""
+    """The re-check before a transfer starts (spec 4): missing where it goes,
+    and, for an upload, still here to send."""
     with _open(path) as repo:
-        preferred = repo.state.preferred_content()
-        if direction == "download":
-            return not repo.objects.has(key) and _wanted(
-                repo, key, fpath, repo.uuid, preferred.get(repo.uuid))
-        info = find_remote(repo, remote)  # a proxied remote (a cluster) too
-        uuid = info.uuid or ""
-        return (repo.objects.has(key) and uuid not in repo.state.locations(key)
-                and _wanted(repo, key, fpath, uuid, preferred.get(uuid)))
+        return (_missing(repo, direction, key, fpath, remote)
+                and (direction == "download" or repo.objects.has(key)))  # fmt: skip
+
+
+def moot(path: str, direction: str, key: Key, fpath: str, remote: str) -> bool:
+    """A cancelled or failed transfer's content is where it is wanted now (or
+    no longer wanted there).  Not the same as not ``still_needed``: an upload
+    whose content is gone from here is not moot, the remote still lacks it."""
+    with _open(path) as repo:
+        return not _missing(repo, direction, key, fpath, remote)
+
+
+def _missing(repo: AnnexRepo, direction: str, key: Key, fpath: str, remote: str) -> bool:
+    """The content is wanted where the transfer takes it, and not there."""
+    preferred = repo.state.preferred_content()
+    if direction == "download":
+        return not repo.objects.has(key) and _wanted(
+            repo, key, fpath, repo.uuid, preferred.get(repo.uuid))
+    uuid = find_remote(repo, remote).uuid or ""  # a proxied remote (a cluster) too
+    return uuid not in repo.state.locations(key) and _wanted(repo, key, fpath, uuid,
+                                                             preferred.get(uuid))
 
 
 def run_transfer(path: str, direction: str, key: Key, remote: str, meter: TransferMeter) -> str:

@@ -793,12 +793,12 @@ class RepoWorker:
         status at ATTENTION, and a cancelled one held back, until "Sync now"."""
         for t in self.status().unfinished():
             try:
-                needed = await run_blocking(jobs.still_needed, self.path, t.direction,
-                                            Key.parse(t.key), t.path, t.remote)  # fmt: skip
+                moot = await run_blocking(jobs.moot, self.path, t.direction, Key.parse(t.key),
+                                          t.path, t.remote)  # fmt: skip
             except CoreError as e:  # not known to be moot: it stays shown
                 logger.info("%s: is %s still needed? %s", self.path, t.path, e)
                 continue
-            if not needed:
+            if moot:
                 self.host.queue.forget(t.id)
 
     def _refused(self, key: Key, path: str) -> None:
