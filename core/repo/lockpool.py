@@ -10,9 +10,13 @@ the process holds on it.  Our servers (p2phttp, the TCP listener, the daemon)
 serve many sessions in one process, on several threads, so the fcntl lock
 alone excludes nobody inside the process.
 
-``hold`` therefore keeps, per lock file, one entry under one
-``threading.Lock``: the single descriptor this process has open on it, its
-mode and how many holders share it.  A request conflicting with an entry
+``hold`` therefore keeps, per lock file, one entry: the single descriptor
+this process has open on it, its mode and how many holders share it.  Each
+lock file's entry is guarded by one of ``STRIPES`` ``threading.Lock``s (its
+path's hash picks it), not one for the whole process: opening, creating and
+deleting a lock file are file-system calls that can take milliseconds under
+load, and a cluster gateway runs a dozen transfers at once in three
+repositories; one guard made every one of them wait for the others' calls.  A request conflicting with an entry
 (exclusive against anything, shared against exclusive) is refused at once;
 otherwise the first holder opens the file and takes the fcntl lock,
 non-blocking, and later shared holders only count.  The last holder closes
@@ -26,8 +30,8 @@ file between our ``open`` and our ``lockf``, and a lock on a deleted file
 excludes nobody.  Then we open the path again (a few times) before giving up.
 
 Rules kept here and nowhere else: no descriptor of a lock file is ever opened
-outside this pool; the conflict decision and the fcntl call happen under one
-guard; ``unlink=True`` deletes the lock file while it is still locked, as
+outside this pool; the conflict decision and the fcntl call happen under the
+lock file's guard; ``unlink=True`` deletes the lock file while it is still locked, as
 git-annex's transfer cleanup does, so nobody can lock the old file after it.
 """
 
@@ -64,8 +68,20 @@ class _Entry:
     count: int
 
 
-_guard = threading.Lock()
-_entries: dict[str, _Entry] = {}
+STRIPES = 64  # guards; lock files that share one wait for each other's calls
+
+
+class _Stripe:
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.entries: dict[str, _Entry] = {}
+
+
+_stripes = tuple(_Stripe() for _ in range(STRIPES))
+
+
+def _stripe(key: str) -> _Stripe:
+    return _stripes[hash(key) % STRIPES]
 
 
 class Held:
@@ -82,8 +98,9 @@ class Held:
         removes a retention timestamp only when it can lock exclusively).
         A refused fcntl request leaves the shared lock as it was.
         """
-        with _guard:
-            e = _entries[self._key]
+        stripe = _stripe(self._key)
+        with stripe.guard:
+            e = stripe.entries[self._key]
             if e.exclusive:
                 return True
             if e.count != 1 or not _try_lockf(e.fd, True):
@@ -143,14 +160,15 @@ def hold(
         FileNotFoundError: ``create`` is false, or the directory is missing.
     """
     key = os.path.abspath(path)
-    with _guard:
-        e = _entries.get(key)
+    stripe = _stripe(key)
+    with stripe.guard:
+        e = stripe.entries.get(key)
         if e is not None:
             if exclusive or e.exclusive:
                 raise LockBusy(path)
             e.count += 1
         else:
-            _entries[key] = _Entry(_open_locked(path, exclusive, create, mode), exclusive, 1)
+            stripe.entries[key] = _Entry(_open_locked(path, exclusive, create, mode), exclusive, 1)
     try:
         yield Held(key, path)
     finally:
@@ -158,12 +176,13 @@ def hold(
 
 
 def _release(key: str, path: Path, unlink: bool) -> None:
-    with _guard:
-        e = _entries[key]
+    stripe = _stripe(key)
+    with stripe.guard:
+        e = stripe.entries[key]
         e.count -= 1
         if e.count:
             return
-        del _entries[key]
+        del stripe.entries[key]
         if unlink and e.exclusive:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -172,8 +191,10 @@ def _release(key: str, path: Path, unlink: bool) -> None:
 
 def held_here(path: Path) -> bool:
     """Whether any holder in this process has ``path`` locked (tests, reports)."""
-    with _guard:
-        return os.path.abspath(path) in _entries
+    key = os.path.abspath(path)
+    stripe = _stripe(key)
+    with stripe.guard:
+        return key in stripe.entries
 
 
 __all__ = ["Held", "LockBusy", "held_here", "hold"]

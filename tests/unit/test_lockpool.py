@@ -111,7 +111,8 @@ def test_a_lock_on_a_deleted_file_is_not_trusted(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(lockpool, "_try_lockf", cleanup_in_between)
     with hold(lck, exclusive=True):
         assert len(calls) == 2  # the orphan was dropped, the path opened again
-        entry = lockpool._entries[os.path.abspath(lck)]
+        key = os.path.abspath(lck)
+        entry = lockpool._stripe(key).entries[key]
         assert os.fstat(entry.fd).st_ino == lck.stat().st_ino
 
 
@@ -146,3 +147,46 @@ def test_download_lock_excludes_another_process(tmp_path: Path) -> None:
         _end(other)
     with transfers.download(tmp_path, "u", K):
         pass
+
+
+def test_a_slow_lock_file_does_not_hold_up_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creating a lock file can take milliseconds on a busy file system; a
+    gateway's dozen transfers must not queue behind each other's calls.
+    Here one lock's fcntl call hangs; a lock on another file is granted
+    meanwhile."""
+    import threading
+
+    slow = tmp_path / "slow.lck"
+    other = next(p for i in range(1000) if lockpool._stripe(os.path.abspath(
+        p := tmp_path / f"other{i}.lck")) is not lockpool._stripe(os.path.abspath(slow)))  # fmt: skip
+    entered, release = threading.Event(), threading.Event()
+    real = lockpool._try_lockf
+
+    def hanging(fd: int, exclusive: bool) -> bool:
+        if os.fstat(fd).st_ino == slow.stat().st_ino:
+            entered.set()
+            release.wait(10)
+        return real(fd, exclusive)
+
+    monkeypatch.setattr(lockpool, "_try_lockf", hanging)
+
+    def hold_slow() -> None:
+        with hold(slow, exclusive=True):
+            pass
+
+    t = threading.Thread(target=hold_slow)
+    t.start()
+    try:
+        assert entered.wait(5)
+        granted = threading.Event()
+
+        def hold_other() -> None:
+            with hold(other, exclusive=True):
+                granted.set()
+
+        u = threading.Thread(target=hold_other, daemon=True)
+        u.start()
+        assert granted.wait(2), "a lock on another file waited for the slow one"
+    finally:
+        release.set()
+        t.join(10)
