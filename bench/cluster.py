@@ -16,7 +16,11 @@ one run, on the same data:
   process: read, SHA-256 and write each file three times, one after another.
 
 Every setup is built fresh for each run (gateway, nodes, server), not timed;
-only the ``copy`` is timed.  Afterwards every node must hold every file's
+only the ``copy`` is timed, and its scratch repositories are deleted right
+after it.  The setups take turns: run r starts with the r-th setup of the
+list, so no setup always follows the same one (on this project's machines a
+setup pays for its predecessor: on an ext4 without a journal for the inodes
+it deleted, in a VM for the page-cache memory it freed).  Afterwards every node must hold every file's
 content (counted in its object directory), or the row fails.  Each server's
 CPU time (user + system, its threads and processes included) is shown next
 to the wall time: on a shared machine it is the steadier figure.  So is the
@@ -348,7 +352,8 @@ def main() -> int:
             sh(["git", "commit", "-q", "-m", "data"], client.path)
             times: dict[str, list[Took]] = {s: [] for s in setups}
             for r in range(args.runs):
-                for s in setups:
+                turn = r % len(setups)
+                for s in setups[turn:] + setups[:turn]:
                     name = f"{s.replace(' ', '-')}-{count}-{r}"
                     profile = args.profile / f"{name}.txt" if args.profile else None
                     took = run_one(s, tmp / name, client, client.path / "data", args.jobs, profile)
