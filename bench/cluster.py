@@ -33,9 +33,14 @@ one-node time; on the large-file row our gateway is within 1.3× of the floor.
 
     python bench/cluster.py [--quick] [--runs N] [--jobs N] [--workdir DIR] [--keep]
                             [--setups "as gateway,as one node"] [--profile DIR]
+                            [--node-dirs D1,D2,D3]
 
 ``--profile DIR``: our servers run under ``py-spy record`` (collapsed stacks
 in DIR, one file per setup and run; py-spy must be on PATH).
+
+``--node-dirs D1,D2,D3``: node i's repository in Di (three file systems,
+say), one node's in D1; the default keeps everything in one scratch
+directory, so the three nodes share one disk and one file system.
 
 Default rows: 100 × 1 MiB and 1 × 1 GiB (about 3-5 minutes on 2 cores);
 ``--quick``: 20 × 1 MiB and 1 × 64 MiB (about a minute).
@@ -66,6 +71,12 @@ BIN = ROOT / ".venv" / "bin"
 NODES = ("node1", "node2", "node3")
 SETUPS = ("ga gateway", "as gateway", "ga one node", "as one node", "floor")
 CHUNK = 1 << 20
+NODE_ROOTS: list[Path] = []  # --node-dirs: node i's repositories under NODE_ROOTS[i]
+
+
+def node_dir(work: Path, i: int, name: str) -> Path:
+    """Where the i-th node's repository of a run goes (``work`` unless --node-dirs)."""
+    return NODE_ROOTS[i] / work.name / name if NODE_ROOTS else work / name
 
 
 def sh(cmd: list[str], cwd: Path, timeout: float = 3600) -> str:
@@ -154,10 +165,11 @@ def make_gateway(work: Path) -> Path:
     gw = work / "gw"
     init_repo(gw)
     sh(["git", "annex", "initcluster", "mycluster"], gw)
-    for n in NODES:
-        sh(["git", "clone", "-q", str(gw), str(work / n)], work)
-        sh(["git", "annex", "init", "-q", n], work / n)
-        sh(["git", "remote", "add", n, str(work / n)], gw)
+    for i, n in enumerate(NODES):
+        node = node_dir(work, i, n)
+        sh(["git", "clone", "-q", str(gw), str(node)], work)
+        sh(["git", "annex", "init", "-q", n], node)
+        sh(["git", "remote", "add", n, str(node)], gw)
         sh(["git", "config", f"remote.{n}.annex-cluster-node", "mycluster"], gw)
     sh(["git", "annex", "updatecluster"], gw)
     sh(["git", "fetch", "-q", "--all"], gw)
@@ -209,8 +221,8 @@ def gateway_run(tool: str, work: Path, client: Client, jobs: int,
     with server(tool, gw, jobs, profile) as srv:
         name = client.remote(srv.port, str(gw))
         took = client.copy(f"{name}-mycluster", jobs, srv)
-    for n in NODES:
-        got = objects(work / n)
+    for i, n in enumerate(NODES):
+        got = objects(node_dir(work, i, n))
         if got != client.count:
             raise RuntimeError(f"{tool} gateway: {n} holds {got} of {client.count} files")
     return took
@@ -218,7 +230,7 @@ def gateway_run(tool: str, work: Path, client: Client, jobs: int,
 
 def one_node_run(tool: str, work: Path, client: Client, jobs: int,
                  profile: Path | None) -> Took:  # fmt: skip
-    one = work / "one"
+    one = node_dir(work, 0, "one")
     uuid = init_repo(one)
     with server(tool, one, jobs, profile) as srv:
         name = client.remote(srv.port, "http://127.0.0.1:1/unused.git", uuid)
@@ -256,6 +268,8 @@ def run_one(setup: str, work: Path, client: Client, data: Path, jobs: int,
         return one_node_run(tool, work, client, jobs, profile)
     finally:
         remove(work)
+        for root in NODE_ROOTS:
+            remove(root / work.name)
 
 
 def remove(path: Path) -> None:
@@ -328,7 +342,13 @@ def main() -> int:
                     help="comma-separated subset of: " + ", ".join(SETUPS))  # fmt: skip
     ap.add_argument("--rows", default="many,big", help="many, big or both (comma-separated)")
     ap.add_argument("--profile", type=Path, help="run our servers under py-spy, stacks here")
+    ap.add_argument("--node-dirs", help="three comma-separated directories (say, three file "
+                    "systems): node i's repository in the i-th (one node's in the first)")  # fmt: skip
     args = ap.parse_args()
+    if args.node_dirs:
+        NODE_ROOTS[:] = [Path(d).resolve() for d in args.node_dirs.split(",")]
+        if len(NODE_ROOTS) != len(NODES):
+            ap.error(f"--node-dirs needs {len(NODES)} directories")
     setups = [s.strip() for s in args.setups.split(",") if s.strip()]
     if unknown := set(setups) - set(SETUPS):
         ap.error(f"unknown setups: {', '.join(sorted(unknown))}")
