@@ -9,7 +9,7 @@ one run, on the same data:
 - ``ga gateway``: ``git annex p2phttp --clusterjobs 3`` serving a cluster of
   three git nodes (made by ``git annex initcluster`` / ``updatecluster``);
 - ``as gateway``: ``annexsync p2phttp`` serving the same kind of gateway
-  repository (its nodes reached with our own ``p2pstdio``);
+  repository (its local nodes served inside the server process);
 - ``ga one node`` / ``as one node``: the same client copying to one plain
   repository served by each p2phttp (one copy instead of three);
 - ``floor``: three copies made by the shortest honest program, in this
