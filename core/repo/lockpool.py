@@ -11,18 +11,20 @@ serve many sessions in one process, on several threads, so the fcntl lock
 alone excludes nobody inside the process.
 
 ``hold`` therefore keeps, per lock file, one entry: the single descriptor
-this process has open on it, its mode and how many holders share it.  Each
-lock file's entry is guarded by one of ``STRIPES`` ``threading.Lock``s (its
-path's hash picks it), not one for the whole process: opening, creating and
-deleting a lock file are file-system calls that can take milliseconds under
-load, and a cluster gateway runs a dozen transfers at once in three
-repositories; one guard made every one of them wait for the others' calls.  A request conflicting with an entry
-(exclusive against anything, shared against exclusive) is refused at once;
-otherwise the first holder opens the file and takes the fcntl lock,
-non-blocking, and later shared holders only count.  The last holder closes
-the descriptor.  Every lock here is non-blocking: a busy lock raises
-``LockBusy`` and the caller decides (git-annex fails the transfer, the
-server answers as git-annex does).
+this process has open on it, its mode and how many holders share it.  A
+request conflicting with an entry (exclusive against anything, shared
+against exclusive) is refused at once; otherwise the first holder opens the
+file and takes the fcntl lock, non-blocking, and later shared holders only
+count.  The last holder closes the descriptor.  Every lock here is
+non-blocking: a busy lock raises ``LockBusy`` and the caller decides
+(git-annex fails the transfer, the server answers as git-annex does).
+
+Each lock file's entry is guarded by one of ``STRIPES`` ``threading.Lock``s,
+picked by its path's hash, not by one for the whole process: creating,
+opening and deleting a lock file are file-system calls that can take
+milliseconds on a busy disk, and a cluster gateway runs a dozen transfers in
+four repositories at once; under one guard each waited for all the others'
+calls.
 
 After the fcntl lock is granted the path must still name the locked file
 (git-annex's checkSaneLock): a holder that finished may have deleted the lock
@@ -31,8 +33,9 @@ excludes nobody.  Then we open the path again (a few times) before giving up.
 
 Rules kept here and nowhere else: no descriptor of a lock file is ever opened
 outside this pool; the conflict decision and the fcntl call happen under the
-lock file's guard; ``unlink=True`` deletes the lock file while it is still locked, as
-git-annex's transfer cleanup does, so nobody can lock the old file after it.
+lock file's guard; ``unlink=True`` deletes the lock file while it is still
+locked, as git-annex's transfer cleanup does, so nobody can lock the old file
+after it.
 """
 
 from __future__ import annotations
