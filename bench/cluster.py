@@ -20,12 +20,13 @@ only the ``copy`` is timed, and its scratch repositories are deleted right
 after it.  The setups take turns: run r starts with the r-th setup of the
 list, so no setup always follows the same one (on this project's machines a
 setup pays for its predecessor: on an ext4 without a journal for the inodes
-it deleted, in a VM for the page-cache memory it freed).  Afterwards every node must hold every file's
-content (counted in its object directory), or the row fails.  Each server's
-CPU time (user + system, its threads and processes included) is shown next
-to the wall time: on a shared machine it is the steadier figure.  So is the
-git-annex client's (its whole process tree): on 2 cores a client busy for
-most of the wall time bounds the row whatever the server does.
+it deleted, in a VM for the page-cache memory it freed).  Afterwards every
+node must hold every file's content (counted in its object directory), or
+the row fails.  Each server's CPU time (user + system, its threads and
+processes included) is shown next to the wall time: on a shared machine it
+is the steadier figure.  So is the git-annex client's (its whole process
+tree): on 2 cores a client busy for most of the wall time bounds the row
+whatever the server does.
 
 Goals (printed with PASS/FAIL): annexsync's gateway ≥ 3× faster than
 git-annex's on each row; on the many-files row our fan-out takes ≤ 1.3× our
