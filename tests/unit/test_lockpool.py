@@ -156,9 +156,12 @@ def test_a_slow_lock_file_does_not_hold_up_another(tmp_path: Path, monkeypatch: 
     meanwhile."""
     import threading
 
+    def stripe(path: Path) -> object:
+        return lockpool._stripe(os.path.abspath(path))
+
     slow = tmp_path / "slow.lck"
-    other = next(p for i in range(1000) if lockpool._stripe(os.path.abspath(
-        p := tmp_path / f"other{i}.lck")) is not lockpool._stripe(os.path.abspath(slow)))  # fmt: skip
+    others = (tmp_path / f"other{i}.lck" for i in range(1000))
+    other = next(p for p in others if stripe(p) is not stripe(slow))  # another guard
     entered, release = threading.Event(), threading.Event()
     real = lockpool._try_lockf
 
