@@ -151,7 +151,6 @@ from core.p2p.messages import (
 from core.p2p.notify import RefWatcher
 from core.p2p.runtime import DEFAULT_READ_TIMEOUT, Channel, P2PTimeout
 from core.p2p.state import Mode, State
-from core.p2p.tunnel import serve_connect
 from core.repo.key import Key
 from core.repo.lockpool import Held
 from core.repo.objects import ContentLocked, Incoming, write_batch
@@ -594,6 +593,8 @@ class Session:
         await self.ch.send(Changed(changed))
 
     async def _connect(self, msg: Connect) -> None:
+        from core.p2p.tunnel import serve_connect  # rare: not imported by every session's start
+
         if self.proxied:
             await self._refuse_proxied()
             return

@@ -162,15 +162,18 @@ async def _serve_stdio(served: ServedRepo, client_uuid: str, target: ClusterTarg
                        proxied: bool = False) -> str | None:  # fmt: skip
     """Serve one session (as a cluster gateway with ``target``; ``proxied``: a
     repository reached through its gateway, clusters.md 5.10); why it ended badly."""
-    from core.p2p.gateway import GatewaySession
     from core.p2p.runtime import Channel
     from core.p2p.serving import Session, new_server_connection
     from core.p2p.transport import stdio_server
 
     link = await stdio_server()
     channel = Channel(new_server_connection(served), link.reader, link.writer, peer="client")
-    session = (Session(served, channel, client_uuid=client_uuid, proxied=proxied) if target is None
-               else GatewaySession(served, channel, target, client_uuid=client_uuid))  # fmt: skip
+    if target is None:
+        session = Session(served, channel, client_uuid=client_uuid, proxied=proxied)
+    else:  # a gateway's module only when serving as one: git-annex starts p2pstdio per command
+        from core.p2p.gateway import GatewaySession
+
+        session = GatewaySession(served, channel, target, client_uuid=client_uuid)
     try:
         await session.run(greet=True)
     finally:

@@ -18,6 +18,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dulwich.config import ConfigFile, StackedConfig
 from dulwich.refs import Ref
@@ -27,8 +28,11 @@ from core.errors import NotARepository, RepoError, UnsupportedRepository
 from core.repo.branch import AnnexBranch
 from core.repo.key import Key
 from core.repo.objects import DEFAULT_DISK_RESERVE, ObjectStore
-from core.repo.preferred import Context, parse_size
+from core.repo.patterns import parse_size
 from core.repo.state import AnnexState
+
+if TYPE_CHECKING:  # the expression language is imported where it is evaluated
+    from core.repo.preferred import Context
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +296,8 @@ class AnnexRepo:
 
     def match_context(self, key: Key, path: str | None, uuid: str) -> Context:
         """What a preferred/required content expression of ``uuid`` is evaluated on."""
+        from core.repo.preferred import Context
+
         st = self.state
         return Context(
             path=path,

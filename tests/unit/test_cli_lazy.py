@@ -76,3 +76,21 @@ def test_version_is_printed_on_stdout() -> None:
     p = subprocess.run([sys.executable, "-m", "core.cli", "--version"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     assert p.stdout.startswith("annexsync ")
+
+
+def test_a_plain_p2pstdio_session_loads_no_gateway(tmp_path: Path) -> None:
+    """git-annex starts ``p2pstdio`` once per command over ssh, so its start-up
+    is paid per command: a session for the repository itself loads neither
+    the cluster gateway, nor the preferred-content language, nor the CONNECT
+    tunnel (together ~40 ms of imports)."""
+    from core.repo.repository import AnnexRepo
+
+    repo = AnnexRepo.init(tmp_path / "r", "r")
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "core.cli", "p2pstdio",
+                        str(repo.path), repo.uuid], cwd=ROOT, input="VERSION 1\n",
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert p.stdout.startswith(f"AUTH-SUCCESS {repo.uuid}\nVERSION 1\n"), p.stdout + p.stderr
+    loaded = {line.split("|")[-1].strip() for line in p.stderr.splitlines()
+              if line.startswith("import time:")}  # fmt: skip
+    assert "core.p2p.serving" in loaded  # what a session needs is there
+    assert not {"core.p2p.gateway", "core.repo.preferred", "core.p2p.tunnel"} & loaded
