@@ -49,7 +49,12 @@ a later ``join`` -- and the interpreter's own wait at exit -- returns at once
 and the process can exit in the middle of that worker's transfer (its
 transfer lock and info files left behind).  For the same reason Ctrl-C is
 held back while the workers start (``ctrl_c_held_back``): raised inside
-``Thread.start`` it could leave a running worker out of the count.
+``Thread.start`` it could leave a running worker out of the count.  And the
+wait wakes every ``WAKE`` seconds: the kernel may hand a SIGINT to any
+thread of the process, and Python runs its handler only in the main thread,
+when that thread runs bytecode; a main thread asleep in an untimed lock wait
+slept on while the workers transferred forever (1 run in a few hundred of
+the pool's Ctrl-C test, under load).
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ Work = Callable[["AnnexRepo", T, Progress], R]
 # Without -J and annex.jobs: git-annex's default, one job (see docs/design.md,
 # "Concurrent transfers", for the measurements behind keeping it).
 DEFAULT_JOBS = 1
+WAKE = 0.2  # seconds between the waiting main thread's looks at a pending Ctrl-C
 
 
 # --- how many ---------------------------------------------------------------------
@@ -210,7 +216,7 @@ class _Pool(Generic[T, R]):
     def _wait_for_workers(self) -> None:
         with self._ended:
             while self._running:
-                self._ended.wait()
+                self._ended.wait(WAKE)  # timed: a Ctrl-C another thread took is seen
 
     def run(self, workers: int) -> list[R]:
         try:

@@ -165,6 +165,39 @@ def testctrl_c_held_back_while_the_workers_start_is_raised_after() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_that_a_worker_thread_took_still_stops_the_pool(repo: AnnexRepo) -> None:
+    """The kernel may hand a process's SIGINT to any of its threads; Python
+    runs the handler only in the main thread, once it runs bytecode.  Here a
+    worker takes the SIGINT itself while the main thread waits for the pool:
+    the pool must still stop its workers and raise KeyboardInterrupt.  (An
+    untimed wait slept on while the workers transferred forever; a timer ends
+    them after 5 s so that this test fails instead of hanging.)"""
+    import signal
+
+    give_up = threading.Event()
+    gave_up: list[int] = []
+
+    def work(r: AnnexRepo, item: int, p: Progress) -> int:
+        if item == 0:
+            time.sleep(0.3)  # the main thread is waiting by now
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this thread
+        while not give_up.is_set():  # a transfer: its byte reports raise Stopped
+            p.advance(0, 1)
+            time.sleep(0.005)
+        gave_up.append(item)
+        return item
+
+    timer = threading.Timer(5, give_up.set)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_jobs(repo, [0, 1, 2], work, 3, NullProgress())
+    finally:
+        give_up.set()
+        timer.cancel()
+    assert not gave_up  # stopped by the pool, not by the timer
+
+
 def test_finished_files_are_counted_while_stopping(repo: AnnexRepo) -> None:
     def work(r: AnnexRepo, item: int, p: Progress) -> int:
         if item == 0:
