@@ -60,7 +60,7 @@ from core.remotes import (
 )
 from core.repo.key import Key
 from core.repo.repository import AnnexRepo, init_git
-from core.status import Conflict
+from core.status import Conflict, TransferStatus
 
 logger = logging.getLogger(__name__)
 
@@ -500,12 +500,21 @@ def still_needed(path: str, direction: str, key: Key, fpath: str, remote: str) -
                 and (direction == "download" or repo.objects.has(key)))  # fmt: skip
 
 
-def moot(path: str, direction: str, key: Key, fpath: str, remote: str) -> bool:
-    """A cancelled or failed transfer's content is where it is wanted now (or
-    no longer wanted there).  Not the same as not ``still_needed``: an upload
-    whose content is gone from here is not moot, the remote still lacks it."""
+def moot(path: str, transfers: Sequence[TransferStatus]) -> tuple[int, ...]:
+    """The ids of the cancelled or failed ``transfers`` whose content is where it
+    is wanted now (or no longer wanted there); the repository is opened once.
+    Not the same as not ``still_needed``: an upload whose content is gone from
+    here is not moot, the remote still lacks it.  One that cannot be judged
+    (its remote gone from the config) is not moot: it stays shown."""
+    out = []
     with _open(path) as repo:
-        return not _missing(repo, direction, key, fpath, remote)
+        for t in transfers:
+            try:
+                if not _missing(repo, t.direction, Key.parse(t.key), t.path, t.remote):
+                    out.append(t.id)
+            except CoreError as e:
+                logger.info("%s: is %s still needed? %s", path, t.path, e)
+    return tuple(out)
 
 
 def _missing(repo: AnnexRepo, direction: str, key: Key, fpath: str, remote: str) -> bool:

@@ -791,15 +791,16 @@ class RepoWorker:
         """Cancelled or failed transfers whose content got where it is wanted
         another way (a device pushed it, git-annex by hand): they would keep the
         status at ATTENTION, and a cancelled one held back, until "Sync now"."""
-        for t in self.status().unfinished():
-            try:
-                moot = await run_blocking(jobs.moot, self.path, t.direction, Key.parse(t.key),
-                                          t.path, t.remote)  # fmt: skip
-            except CoreError as e:  # not known to be moot: it stays shown
-                logger.info("%s: is %s still needed? %s", self.path, t.path, e)
-                continue
-            if moot:
-                self.host.queue.forget(t.id)
+        unfinished = self.status().unfinished()
+        if not unfinished:
+            return
+        try:
+            moot = await run_blocking(jobs.moot, self.path, unfinished)
+        except CoreError as e:  # not known to be moot: they stay shown
+            logger.info("%s: are the unfinished transfers still needed? %s", self.path, e)
+            return
+        for transfer_id in moot:
+            self.host.queue.forget(transfer_id)
 
     def _refused(self, key: Key, path: str) -> None:
         """A wanted file whose backend we cannot verify: said once per file, never fetched."""

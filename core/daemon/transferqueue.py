@@ -199,11 +199,10 @@ class TransferQueue:
     def forget(self, transfer_id: int) -> None:
         """A cancelled or failed transfer made moot (its content got where it is
         wanted another way): out of the status, and no longer held back."""
-        for t in [t for t in (*self.recent, *self._held.values()) if t.id == transfer_id]:
-            if t in self.recent:
-                self.recent.remove(t)
-            if self._held.get(t.ident()) is t:
-                del self._held[t.ident()]
+        for t in [t for t in self.recent if t.id == transfer_id]:
+            self.recent.remove(t)
+        for ident in [i for i, t in self._held.items() if t.id == transfer_id]:
+            del self._held[ident]
         self._changed()
 
     def drop_remote(self, repo: str, remote: str) -> None:

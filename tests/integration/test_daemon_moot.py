@@ -13,6 +13,7 @@ import pytest
 
 from core.daemon import jobs
 from core.repo.key import Key
+from core.status import TransferStatus
 from tests.conftest import annex, git
 
 pytestmark = pytest.mark.interop
@@ -35,7 +36,8 @@ def test_an_upload_whose_content_left_here_is_not_moot(tmp_path: Path) -> None:
 
     def both(name: str) -> tuple[bool, bool]:
         args = (str(a), "upload", keys[name], name, "b")
-        return jobs.still_needed(*args), jobs.moot(*args)
+        cancelled = TransferStatus(7, str(a), name, str(keys[name]), "upload", "b", state="cancelled")
+        return jobs.still_needed(*args), jobs.moot(str(a), [cancelled]) == (7,)
 
     assert both("copied.bin") == (True, False)  # wanted there, not there yet
     annex(a, "copy", "-q", "--to", "b", "copied.bin")
